@@ -1,0 +1,8 @@
+module.exports = {
+  displayName: 'message-relay',
+  preset: '../../jest.preset.js',
+  rootDir: '.',
+  globalSetup: '../../libs/testing/src/jest/global-setup.ts',
+  globalTeardown: '../../libs/testing/src/jest/global-teardown.ts',
+  testTimeout: 120000,
+};

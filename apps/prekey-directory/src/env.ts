@@ -1,0 +1,13 @@
+import type { z } from 'zod';
+import { url } from '@sotto/platform/config';
+import { serviceEnvSchema } from '@sotto/platform/grpc';
+
+export const directoryEnv = serviceEnvSchema(
+  { grpc: '127.0.0.1:7401', metrics: '127.0.0.1:9401' },
+  {
+    DATABASE_URL: url(['postgres', 'postgresql']),
+    // Rate limits for bundle fetches live in Redis, shared by every replica.
+    REDIS_URL: url(['redis', 'rediss']),
+  },
+);
+export type DirectoryEnv = z.output<typeof directoryEnv>;

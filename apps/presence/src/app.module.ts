@@ -1,0 +1,10 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { RedisModule } from '@sotto/platform/redis';
+import type { PresenceEnv } from './env';
+
+@Module({})
+export class AppModule {
+  static register(env: PresenceEnv): DynamicModule {
+    return { module: AppModule, imports: [RedisModule.forRoot({ url: env.REDIS_URL })] };
+  }
+}

@@ -1,0 +1,9 @@
+import type { z } from 'zod';
+import { url } from '@sotto/platform/config';
+import { serviceEnvSchema } from '@sotto/platform/grpc';
+
+export const presenceEnv = serviceEnvSchema(
+  { grpc: '127.0.0.1:7403', metrics: '127.0.0.1:9403' },
+  { REDIS_URL: url(['redis', 'rediss']) },
+);
+export type PresenceEnv = z.output<typeof presenceEnv>;

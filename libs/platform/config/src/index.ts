@@ -1,0 +1,2 @@
+export { EnvironmentError, parseEnvironment, formatEnvironmentError } from './environment';
+export { hostPort, url, logLevel, positiveInt, commaList, HostPort } from './schema';

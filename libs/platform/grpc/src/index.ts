@@ -1,0 +1,4 @@
+export { runService, ServiceSpec, serviceEnvSchema, CommonServiceEnv } from './run-service';
+export { grpcClientOptions } from './client-options';
+export { GrpcExceptionFilter, grpcError } from './errors';
+export { GrpcMetricsInterceptor } from './metrics.interceptor';

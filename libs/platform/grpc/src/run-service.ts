@@ -1,0 +1,190 @@
+import 'reflect-metadata';
+import { dirname } from 'node:path';
+import { Module, type DynamicModule } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
+import type { Server } from '@grpc/grpc-js';
+import type { PackageDefinition } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { z } from 'zod';
+import { HEALTH_PROTO_PATH, PROTO_LOADER_OPTIONS, type ServiceContract } from '@sotto/contracts';
+import { EnvironmentError, hostPort, logLevel, parseEnvironment, positiveInt } from '@sotto/platform/config';
+import { Readiness, ReadinessModule } from '@sotto/platform/health';
+import { createLogger, NestPinoLogger, type Logger } from '@sotto/platform/logging';
+import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '@sotto/platform/metrics';
+import { GrpcExceptionFilter } from './errors';
+import { GrpcMetricsInterceptor } from './metrics.interceptor';
+
+/** Variables every service reads; each service's schema adds its own. */
+export function commonServiceEnv(defaults: { grpc: string; metrics: string }) {
+  return {
+    GRPC_ADDR: hostPort().default(defaults.grpc as `${string}:${number}`),
+    METRICS_ADDR: hostPort().default(defaults.metrics as `${string}:${number}`),
+    LOG_LEVEL: logLevel().default('info'),
+    /** How long in-flight calls and streams get to finish on SIGTERM. */
+    SHUTDOWN_GRACE_MS: positiveInt().default(15_000),
+    /** Set by a supervisor (npm start, the test harness): exit if it dies. */
+    SOTTO_PARENT_PID: positiveInt().optional(),
+  };
+}
+
+export type CommonServiceEnv = z.output<z.ZodObject<ReturnType<typeof commonServiceEnv>>>;
+
+/** A service's environment schema: the common variables plus its own. */
+export function serviceEnvSchema<Shape extends z.ZodRawShape>(
+  defaults: { grpc: string; metrics: string },
+  shape: Shape,
+) {
+  return z.object({ ...commonServiceEnv(defaults), ...shape });
+}
+
+export interface ServiceSpec<S extends z.ZodType<CommonServiceEnv>> {
+  /** The app's name: `prekey-directory`, `gateway`, … */
+  readonly name: string;
+  readonly contract: ServiceContract;
+  readonly env: S;
+  readonly module: (env: z.output<S>) => DynamicModule;
+}
+
+const HEALTH_POLL_MS = 5_000;
+
+/**
+ * Starts one Sotto service: validated environment, JSON logs, the gRPC
+ * server with grpc.health.v1 and server reflection, Prometheus metrics and
+ * readiness on an HTTP port, and an orderly stop on SIGTERM or SIGINT.
+ * Never returns normally; exits non-zero if the service cannot start.
+ */
+export async function runService<S extends z.ZodType<CommonServiceEnv>>(spec: ServiceSpec<S>): Promise<void> {
+  let env: z.output<S>;
+  try {
+    env = parseEnvironment(spec.env);
+  } catch (error) {
+    if (error instanceof EnvironmentError) {
+      process.stderr.write(`${spec.name}: ${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+
+  const logger = createLogger(spec.name, env.LOG_LEVEL);
+  process.on('uncaughtException', (error) => fail(logger, 'uncaught exception', error));
+  process.on('unhandledRejection', (error) => fail(logger, 'unhandled promise rejection', error));
+
+  try {
+    await start(spec, env, logger);
+  } catch (error) {
+    fail(logger, 'failed to start', error);
+  }
+}
+
+function fail(logger: Logger, message: string, error: unknown): never {
+  logger.fatal({ err: error }, message);
+  logger.flush();
+  process.exit(1);
+}
+
+async function start<S extends z.ZodType<CommonServiceEnv>>(
+  spec: ServiceSpec<S>,
+  env: z.output<S>,
+  logger: Logger,
+): Promise<void> {
+  const registry = createMetricsRegistry(spec.name);
+  const serviceNames = ['', ...spec.contract.services];
+  const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'NOT_SERVING'])));
+  let grpcServer: Server | undefined;
+
+  @Module({ imports: [ReadinessModule, spec.module(env)] })
+  class ServiceRootModule {}
+
+  const app = await NestFactory.createMicroservice<MicroserviceOptions>(ServiceRootModule, {
+    transport: Transport.GRPC,
+    logger: new NestPinoLogger(logger),
+    options: {
+      url: env.GRPC_ADDR,
+      package: spec.contract.package,
+      protoPath: [...spec.contract.protoFiles, HEALTH_PROTO_PATH],
+      loader: {
+        ...PROTO_LOADER_OPTIONS,
+        includeDirs: [...(PROTO_LOADER_OPTIONS.includeDirs ?? []), dirname(HEALTH_PROTO_PATH)],
+      },
+      gracefulShutdown: true,
+      onLoadPackageDefinition: (definition: PackageDefinition, server: Server) => {
+        grpcServer = server;
+        new ReflectionService(definition).addToServer(server);
+        health.addToServer(server);
+      },
+    },
+  });
+  app.useGlobalFilters(new GrpcExceptionFilter(logger));
+  app.useGlobalInterceptors(new GrpcMetricsInterceptor(registry));
+  await app.listen();
+
+  const readiness = app.get(Readiness);
+  const setHealth = (next: ServingStatus): void => serviceNames.forEach((name) => health.setStatus(name, next));
+  const refreshHealth = async (): Promise<void> => {
+    const report = await readiness.report();
+    setHealth(report.ready ? 'SERVING' : 'NOT_SERVING');
+    if (!report.ready) logger.warn({ checks: report.checks }, 'not ready');
+  };
+  await refreshHealth();
+  const poll = setInterval(() => void refreshHealth(), HEALTH_POLL_MS);
+
+  const [metricsHost, metricsPort] = splitHostPort(env.METRICS_ADDR);
+  const metrics: MetricsServer = await startMetricsServer({
+    host: metricsHost,
+    port: metricsPort,
+    registry,
+    readiness: () => readiness.report(),
+  });
+  logger.info({ grpc: env.GRPC_ADDR, metrics: metrics.address }, `${spec.name} listening`);
+
+  let stopping = false;
+  const stop = async (reason: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason }, `${spec.name} stopping`);
+    clearInterval(poll);
+    readiness.markShuttingDown();
+    setHealth('NOT_SERVING');
+    const deadline = setTimeout(() => {
+      logger.error({ graceMs: env.SHUTDOWN_GRACE_MS }, 'calls still open at the end of the grace period; closing them');
+      grpcServer?.forceShutdown();
+    }, env.SHUTDOWN_GRACE_MS);
+    try {
+      // Runs every module's shutdown hooks: consumers commit, pools close.
+      await app.close();
+      await metrics.close();
+      logger.info(`${spec.name} stopped`);
+      logger.flush();
+      process.exit(0);
+    } catch (error) {
+      fail(logger, 'error while stopping', error);
+    } finally {
+      clearTimeout(deadline);
+    }
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+
+  const parentPid = env.SOTTO_PARENT_PID;
+  if (parentPid !== undefined) {
+    setInterval(() => {
+      if (!isAlive(parentPid)) void stop(`supervisor ${parentPid} exited`);
+    }, 1_000).unref();
+  }
+}
+
+function splitHostPort(address: string): [string, number] {
+  const index = address.lastIndexOf(':');
+  return [address.slice(0, index).replace(/^\[|\]$/g, ''), Number(address.slice(index + 1))];
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

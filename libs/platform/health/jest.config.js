@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'platform-health',
+  preset: '../../../jest.preset.js',
+  rootDir: '.',
+};

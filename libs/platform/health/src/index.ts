@@ -1,0 +1,1 @@
+export { Readiness, ReadinessCheck, ReadinessReport, ReadinessModule } from './readiness';

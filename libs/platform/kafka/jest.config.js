@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'platform-kafka',
+  preset: '../../../jest.preset.js',
+  rootDir: '.',
+};

@@ -1,0 +1,1 @@
+export { createLogger, Logger, NestPinoLogger } from './logger';

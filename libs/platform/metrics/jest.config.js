@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'platform-metrics',
+  preset: '../../../jest.preset.js',
+  rootDir: '.',
+};

@@ -1,0 +1,1 @@
+export { createMetricsRegistry, startMetricsServer, MetricsServer } from './server';

@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'platform-postgres',
+  preset: '../../../jest.preset.js',
+  rootDir: '.',
+};

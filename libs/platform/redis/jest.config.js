@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'platform-redis',
+  preset: '../../../jest.preset.js',
+  rootDir: '.',
+};

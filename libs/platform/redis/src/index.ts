@@ -1,0 +1,2 @@
+export { RedisModule, REDIS } from './redis.module';
+export type { Redis } from 'ioredis';
