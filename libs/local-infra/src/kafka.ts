@@ -1,0 +1,221 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { ManagedProcess } from './process';
+import { freePort } from './ports';
+import { repoRoot } from './repo-root';
+import { javaBinary, run, which } from './system';
+import { silentLogger, type Logger, type RunningKafka, type StartOptions } from './types';
+
+const READY_TIMEOUT_MS = 120_000;
+const NODE_ID = 1;
+
+/** Path of the Maven build file that resolves the broker jars. */
+export function kafkaPom(): string {
+  return join(repoRoot(), 'tools', 'kafka', 'pom.xml');
+}
+
+/**
+ * Where the resolved classpath is cached. Keyed by the pom's hash so Maven runs only when the pom
+ * changes; tools/ci/install-system-deps.sh writes the same file.
+ */
+export function kafkaClasspathCacheFile(): string {
+  const hash = createHash('sha256').update(readFileSync(kafkaPom())).digest('hex').slice(0, 16);
+  return join(repoRoot(), '.sotto', 'cache', `kafka-classpath-${hash}.txt`);
+}
+
+let classpathInFlight: Promise<string> | undefined;
+
+/** The broker's classpath, from the cache or else from Maven (~/.m2 keeps the jars between runs). */
+export function kafkaClasspath(logger: Logger = silentLogger): Promise<string> {
+  classpathInFlight ??= resolveClasspath(logger).finally(() => {
+    classpathInFlight = undefined;
+  });
+  return classpathInFlight;
+}
+
+async function resolveClasspath(logger: Logger): Promise<string> {
+  const cacheFile = kafkaClasspathCacheFile();
+  if (existsSync(cacheFile)) {
+    const cached = readFileSync(cacheFile, 'utf8').trim();
+    // ~/.m2 may have been wiped since; then resolve again.
+    if (cached !== '' && cached.split(':').every((jar) => existsSync(jar))) return cached;
+  }
+  const mvn = which('mvn');
+  if (mvn === undefined) {
+    throw new Error('mvn not found on PATH; it is needed to fetch Kafka. Install the Debian package maven');
+  }
+  logger.info('kafka: resolving broker jars with Maven (first run or tools/kafka/pom.xml changed)');
+  mkdirSync(join(cacheFile, '..'), { recursive: true });
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  const result = await run(mvn, [
+    '-q', '-B', '-Dstyle.color=never', '-f', kafkaPom(), 'dependency:build-classpath', `-Dmdep.outputFile=${tmp}`,
+  ]);
+  if (result.code !== 0 || !existsSync(tmp)) {
+    rmSync(tmp, { force: true });
+    throw new Error(`kafka: Maven could not resolve the broker jars (exit ${String(result.code)}):\n${result.output.trim()}`);
+  }
+  // Rename so a concurrent reader never sees a half-written file.
+  renameSync(tmp, cacheFile);
+  return readFileSync(cacheFile, 'utf8').trim();
+}
+
+/** A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (Kafka's Uuid format). */
+function newClusterId(): string {
+  for (;;) {
+    const id = Buffer.from(new Uint8Array(randomBytes(16))).toString('base64url');
+    if (!id.startsWith('-')) return id; // Kafka rejects ids that look like command-line flags
+  }
+}
+
+function serverProperties(dataDir: string, port: number, controllerPort: number): string {
+  const props: Record<string, string | number | boolean> = {
+    'process.roles': 'broker,controller',
+    'node.id': NODE_ID,
+    // A static voter set: the controller's address lives only in this file, not in the metadata
+    // log, so the next start may pick different ports.
+    'controller.quorum.voters': `${NODE_ID}@127.0.0.1:${controllerPort}`,
+    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}`,
+    'controller.listener.names': 'CONTROLLER',
+    'inter.broker.listener.name': 'PLAINTEXT',
+    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'log.dirs': join(dataDir, 'data'),
+    'num.partitions': 8,
+    'auto.create.topics.enable': false,
+    'default.replication.factor': 1,
+    'min.insync.replicas': 1,
+    'offsets.topic.replication.factor': 1,
+    // Fewer internal partitions than the default 50: the first consumer group starts faster.
+    'offsets.topic.num.partitions': 8,
+    'transaction.state.log.replication.factor': 1,
+    'transaction.state.log.min.isr': 1,
+    'transaction.state.log.num.partitions': 8,
+    'share.coordinator.state.topic.replication.factor': 1,
+    'share.coordinator.state.topic.min.isr': 1,
+    'group.initial.rebalance.delay.ms': 0,
+  };
+  return `${Object.entries(props)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join('\n')}\n`;
+}
+
+function log4j2Properties(logFile: string): string {
+  // Kafka's logs go to a size-bounded file in the data dir, never to the parent's stdout.
+  return [
+    'status = warn',
+    'appender.file.type = RollingFile',
+    'appender.file.name = FILE',
+    `appender.file.fileName = ${logFile}`,
+    `appender.file.filePattern = ${logFile}.%i`,
+    'appender.file.layout.type = PatternLayout',
+    'appender.file.layout.pattern = [%d] %p %m (%c)%n',
+    'appender.file.policies.type = Policies',
+    'appender.file.policies.size.type = SizeBasedTriggeringPolicy',
+    'appender.file.policies.size.size = 50MB',
+    'appender.file.strategy.type = DefaultRolloverStrategy',
+    'appender.file.strategy.max = 3',
+    'rootLogger.level = INFO',
+    'rootLogger.appenderRef.file.ref = FILE',
+    // Request-level chatter is noise for local use.
+    'logger.request.name = kafka.request.logger',
+    'logger.request.level = WARN',
+    '',
+  ].join('\n');
+}
+
+async function probe(brokers: string[]): Promise<void> {
+  const kafka = new Kafka({
+    clientId: 'sotto-local-infra-probe',
+    brokers,
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 2000,
+    requestTimeout: 5000,
+    retry: { retries: 0 },
+  });
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    const cluster = await admin.describeCluster();
+    if (cluster.brokers.length === 0) throw new Error('no brokers registered yet');
+    await admin.listTopics();
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+export async function startKafka(opts: StartOptions): Promise<RunningKafka> {
+  const logger = opts.logger ?? silentLogger;
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const java = javaBinary();
+  if (java === undefined) {
+    throw new Error('java not found ($JAVA_HOME/bin/java or PATH); install the Debian package default-jre-headless');
+  }
+  const classpath = await kafkaClasspath(logger);
+
+  const port = opts.port ?? (await freePort());
+  let controllerPort = await freePort();
+  while (controllerPort === port) controllerPort = await freePort();
+
+  const logFile = join(dataDir, 'kafka.log');
+  const outFile = join(dataDir, 'kafka.out'); // JVM stdout/stderr: crashes before log4j starts
+  const propsFile = join(dataDir, 'server.properties');
+  const log4jFile = join(dataDir, 'log4j2.properties');
+  // Ports change between runs, so both files are rewritten on every start.
+  writeFileSync(propsFile, serverProperties(dataDir, port, controllerPort));
+  writeFileSync(log4jFile, log4j2Properties(logFile));
+  const jvmArgs = [
+    '-Xms256m',
+    '-Xmx768m',
+    '-XX:+UseG1GC',
+    '-XX:MaxGCPauseMillis=20',
+    '-XX:+ExitOnOutOfMemoryError',
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${log4jFile}`,
+    `-Dkafka.logs.dir=${dataDir}`,
+    '-cp',
+    classpath,
+  ];
+
+  const clusterIdFile = join(dataDir, 'cluster-id');
+  const logDir = join(dataDir, 'data');
+  if (!existsSync(join(logDir, 'meta.properties'))) {
+    // Format once; the cluster id is kept so a half-done format can be retried with the same id.
+    if (!existsSync(clusterIdFile)) writeFileSync(clusterIdFile, `${newClusterId()}\n`);
+    const clusterId = readFileSync(clusterIdFile, 'utf8').trim();
+    rmSync(logDir, { recursive: true, force: true });
+    logger.info(`kafka: formatting storage in ${logDir} (cluster ${clusterId})`);
+    const result = await run(java, [...jvmArgs, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile], {
+      cwd: dataDir,
+    });
+    if (result.code !== 0) {
+      throw new Error(`kafka: storage format failed (exit ${String(result.code)}):\n${result.output.trim()}`);
+    }
+  }
+
+  const brokers = [`127.0.0.1:${port}`];
+  const started = Date.now();
+  const child = await ManagedProcess.spawn({
+    name: 'kafka',
+    command: java,
+    args: [...jvmArgs, 'kafka.Kafka', propsFile],
+    cwd: dataDir,
+    outputFile: outFile,
+    logFiles: [logFile, outFile],
+    // SIGTERM runs Kafka's shutdown hook: controlled shutdown, logs flushed and closed cleanly.
+    stopSignal: 'SIGTERM',
+    pidFile: join(dataDir, 'kafka.pid'),
+    marker: propsFile,
+    logger,
+  });
+  try {
+    await child.waitReady(() => probe(brokers), READY_TIMEOUT_MS);
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+  logger.info(`kafka ready on ${brokers[0]} in ${Date.now() - started} ms (pid ${child.pid})`);
+  return { name: 'kafka', pid: child.pid, brokers, stop: () => child.stop() };
+}

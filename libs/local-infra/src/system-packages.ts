@@ -1,0 +1,48 @@
+import { isRoot, javaBinary, postgresBinDir, run, which } from './system';
+
+/**
+ * What local infrastructure needs from the OS, as (is it there?, Debian package that provides it).
+ * Keep in sync with tools/ci/install-system-deps.sh.
+ */
+const REQUIREMENTS: ReadonlyArray<{ present: () => boolean; pkg: string }> = [
+  { present: () => which('redis-server') !== undefined, pkg: 'redis-server' },
+  { present: () => postgresBinDir() !== undefined, pkg: 'postgresql' },
+  { present: () => which('softhsm2-util') !== undefined, pkg: 'softhsm2' },
+  { present: () => which('kcat') !== undefined, pkg: 'kcat' },
+  { present: () => javaBinary() !== undefined, pkg: 'default-jre-headless' },
+  { present: () => which('mvn') !== undefined, pkg: 'maven' },
+];
+
+export function missingSystemPackages(): string[] {
+  return REQUIREMENTS.filter((r) => !r.present()).map((r) => r.pkg);
+}
+
+/**
+ * Installs missing packages with apt-get when running as root; otherwise throws an error naming
+ * exactly the packages to install.
+ */
+export async function ensureSystemPackages(): Promise<void> {
+  const missing = missingSystemPackages();
+  if (missing.length === 0) return;
+  const command = `apt-get install -y ${missing.join(' ')}`;
+  if (!isRoot() || which('apt-get') === undefined) {
+    throw new Error(`missing system packages: ${missing.join(' ')}. Install them with: sudo ${command}`);
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const update = await run('apt-get', ['update'], { env });
+  if (update.code !== 0) {
+    throw new Error(`apt-get update failed (exit ${String(update.code)}):\n${tail(update.output)}`);
+  }
+  const install = await run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env });
+  if (install.code !== 0) {
+    throw new Error(`${command} failed (exit ${String(install.code)}):\n${tail(install.output)}`);
+  }
+  const still = missingSystemPackages();
+  if (still.length > 0) {
+    throw new Error(`still missing after apt-get install: ${still.join(' ')}`);
+  }
+}
+
+function tail(output: string): string {
+  return output.trimEnd().split('\n').slice(-30).join('\n');
+}

@@ -1,0 +1,71 @@
+import { credentials, loadPackageDefinition, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { HEALTH_PROTO_PATH } from '@sotto/contracts';
+
+type ServingStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+
+interface HealthClient {
+  Check(
+    request: { service: string },
+    options: { deadline: Date },
+    callback: (error: ServiceError | null, response?: { status: ServingStatus }) => void,
+  ): void;
+  close(): void;
+}
+
+type HealthClientConstructor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => HealthClient;
+
+let constructorCache: HealthClientConstructor | undefined;
+
+function healthClientConstructor(): HealthClientConstructor {
+  if (!constructorCache) {
+    const definition = loadPackageDefinition(loadSync(HEALTH_PROTO_PATH, { enums: String })) as unknown as {
+      grpc: { health: { v1: { Health: HealthClientConstructor } } };
+    };
+    constructorCache = definition.grpc.health.v1.Health;
+  }
+  return constructorCache;
+}
+
+/** One grpc.health.v1 Check: the status, or the error text if the server did not answer. */
+export async function checkHealth(address: string, service = '', timeoutMs = 2_000): Promise<ServingStatus | string> {
+  const Health = healthClientConstructor();
+  const client = new Health(address, credentials.createInsecure());
+  try {
+    return await new Promise((resolve) => {
+      client.Check({ service }, { deadline: new Date(Date.now() + timeoutMs) }, (error, response) =>
+        resolve(error ? error.details || error.message : (response?.status ?? 'UNKNOWN')),
+      );
+    });
+  } finally {
+    client.close();
+  }
+}
+
+/** Waits until the server at `address` reports SERVING; rejects on timeout or if `abort` settles first. */
+export async function waitForServing(
+  address: string,
+  options: { timeoutMs: number; abort?: Promise<unknown> },
+): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  let aborted: unknown;
+  let isAborted = false;
+  void options.abort?.then(
+    (value) => {
+      isAborted = true;
+      aborted = value;
+    },
+    (error: unknown) => {
+      isAborted = true;
+      aborted = error;
+    },
+  );
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    if (isAborted) throw new Error(`stopped before serving: ${String(aborted)}`);
+    last = await checkHealth(address, '', 1_000);
+    if (last === 'SERVING') return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${address} not SERVING after ${options.timeoutMs} ms (last answer: ${last})`);
+}

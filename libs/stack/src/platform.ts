@@ -1,0 +1,64 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '@sotto/local-infra';
+import { startServiceProcess, type ServiceProcess } from './service-process';
+import { SERVICE_NAMES, serviceEnv, type InfraEndpoints, type ServiceAddresses, type ServiceName } from './services';
+
+export interface PlatformOptions {
+  readonly infra: InfraEndpoints;
+  /** The public address; every internal service gets a free loopback port. */
+  readonly gatewayAddr?: string;
+  readonly logDir: string;
+  readonly backupBlobDir: string;
+}
+
+export interface Platform {
+  readonly services: Readonly<Record<ServiceName, ServiceProcess>>;
+  readonly gateway: string;
+  /** Stops the gateway first, so clients leave before the services behind it go. */
+  stop(): Promise<void>;
+}
+
+async function loopbackAddress(): Promise<string> {
+  return `127.0.0.1:${await freePort()}`;
+}
+
+/** Starts all six services and resolves when every one of them is SERVING. */
+export async function startPlatform(options: PlatformOptions): Promise<Platform> {
+  mkdirSync(options.logDir, { recursive: true });
+  mkdirSync(options.backupBlobDir, { recursive: true });
+  const addresses = {} as Record<ServiceName, ServiceAddresses>;
+  for (const name of SERVICE_NAMES) {
+    const grpc = name === 'gateway' && options.gatewayAddr ? options.gatewayAddr : await loopbackAddress();
+    addresses[name] = { grpc, metrics: await loopbackAddress() };
+  }
+
+  const started = await Promise.allSettled(
+    SERVICE_NAMES.map((name) =>
+      startServiceProcess({
+        name,
+        env: serviceEnv(name, addresses, options.infra, options.backupBlobDir),
+        logFile: join(options.logDir, `${name}.log`),
+      }),
+    ),
+  );
+  const running = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const failures = started.flatMap((result) => (result.status === 'rejected' ? [result.reason as Error] : []));
+  if (failures.length > 0) {
+    await Promise.all(running.map((service) => service.stop()));
+    throw new Error(failures.map((failure) => failure.message).join('\n\n'));
+  }
+
+  const services = Object.fromEntries(running.map((service) => [service.name, service])) as Record<
+    ServiceName,
+    ServiceProcess
+  >;
+  return {
+    services,
+    gateway: addresses.gateway.grpc,
+    stop: async () => {
+      await services.gateway.stop();
+      await Promise.all(running.filter((service) => service.name !== 'gateway').map((service) => service.stop()));
+    },
+  };
+}

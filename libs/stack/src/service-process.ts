@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '@sotto/local-infra';
+import { waitForServing } from './health-client';
+import type { ServiceName } from './services';
+
+export interface ServiceProcessOptions {
+  readonly name: ServiceName;
+  /** Added to the parent's environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** The service's stdout and stderr (JSON logs) go here. */
+  readonly logFile: string;
+  readonly readyTimeoutMs?: number;
+}
+
+export interface ServiceProcess {
+  readonly name: ServiceName;
+  readonly pid: number;
+  readonly grpc: string;
+  readonly metrics: string;
+  readonly logFile: string;
+  /** Settles with the exit code (or signal name) when the process ends. */
+  readonly exited: Promise<number | string>;
+  /** SIGTERM (or the given signal), then SIGKILL if it is still running after `graceMs`. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | string>;
+}
+
+function logTail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * Runs one service from its TypeScript sources, exactly as `npm start` does,
+ * and resolves once it answers its gRPC health check with SERVING.
+ */
+export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
+  const root = repoRoot();
+  const log = openSync(options.logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, ['-r', '@swc-node/register', join('apps', options.name, 'src', 'main.ts')], {
+      cwd: root,
+      env: {
+        ...process.env,
+        SWC_NODE_PROJECT: join(root, 'tsconfig.json'),
+        SOTTO_PARENT_PID: String(process.pid),
+        ...options.env,
+      },
+      stdio: ['ignore', log, log],
+      // Its own process group: a terminal's Ctrl-C reaches the supervisor, which stops services in order.
+      detached: true,
+    });
+  } finally {
+    closeSync(log);
+  }
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not start ${options.name}`);
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
+  const grpc = options.env['GRPC_ADDR'];
+  const metrics = options.env['METRICS_ADDR'];
+  if (grpc === undefined || metrics === undefined) throw new Error('GRPC_ADDR and METRICS_ADDR must be set');
+
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', graceMs = 20_000): Promise<number | string> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return exited;
+  };
+
+  try {
+    await waitForServing(grpc, {
+      timeoutMs: options.readyTimeoutMs ?? 60_000,
+      abort: exited.then((code) => `exited with ${code}`),
+    });
+  } catch (error) {
+    await stop('SIGKILL');
+    throw new Error(
+      `${options.name} did not become ready: ${(error as Error).message}\n--- ${options.logFile} ---\n${logTail(options.logFile)}`,
+    );
+  }
+  return { name: options.name, pid, grpc, metrics, logFile: options.logFile, exited, stop };
+}

@@ -1,0 +1,18 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { testInfra } from './infra';
+
+/** A new, empty database on the harness's PostgreSQL, so test files never see each other's rows. */
+export async function createTestDatabase(): Promise<string> {
+  const name = `test_${randomBytes(6).toString('hex')}`;
+  const client = new Client({ connectionString: testInfra().databaseUrl });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(testInfra().databaseUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}

@@ -1,0 +1,5 @@
+export { testInfra, INFRA_ENV } from './infra';
+export { createTestDatabase } from './database';
+export { listServicesByReflection } from './reflection-client';
+export { describeServiceBoot, runServiceToExit } from './service-boot';
+export { startTestService, startTestPlatform, TestService, testLogDir } from './services';

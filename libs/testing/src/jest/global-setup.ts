@@ -1,0 +1,28 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
+import { INFRA_ENV, type TestInfra } from '../infra';
+
+declare global {
+  var __sottoTestInfra: { infra: Infrastructure; workDir: string } | undefined;
+}
+
+/**
+ * One Kafka, Redis and PostgreSQL for the whole test run. When `npm test`
+ * already started them (INFRA_ENV is set), every project reuses that set.
+ */
+export default async function globalSetup(): Promise<void> {
+  if (process.env[INFRA_ENV]) return;
+  await ensureSystemPackages();
+  const workDir = mkdtempSync(join(tmpdir(), 'sotto-test-'));
+  const infra = await startInfrastructure({ dataDir: join(workDir, 'infra') });
+  globalThis.__sottoTestInfra = { infra, workDir };
+  const endpoints: TestInfra = {
+    kafkaBrokers: infra.kafka.brokers,
+    redisUrl: infra.redis.url,
+    databaseUrl: infra.postgres.url,
+    workDir,
+  };
+  process.env[INFRA_ENV] = JSON.stringify(endpoints);
+}

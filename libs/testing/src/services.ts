@@ -1,0 +1,56 @@
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '@sotto/local-infra';
+import {
+  SERVICE_NAMES,
+  serviceEnv,
+  startPlatform,
+  startServiceProcess,
+  type Platform,
+  type ServiceAddresses,
+  type ServiceName,
+  type ServiceProcess,
+} from '@sotto/stack';
+import { createTestDatabase } from './database';
+import { testInfra } from './infra';
+
+export type TestService = ServiceProcess;
+
+/** Where services started by tests write their logs; kept until the run ends, for reading failures. */
+export function testLogDir(): string {
+  const dir = join(testInfra().workDir, 'logs');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * Starts one service against the harness, on free ports, with a database of
+ * its own; `env` overrides or removes (with undefined) any variable.
+ */
+export async function startTestService(
+  name: ServiceName,
+  env: Readonly<Record<string, string | undefined>> = {},
+): Promise<TestService> {
+  const infra = { ...testInfra(), databaseUrl: await createTestDatabase() };
+  const addresses = {} as Record<ServiceName, ServiceAddresses>;
+  for (const service of SERVICE_NAMES) {
+    addresses[service] = { grpc: `127.0.0.1:${await freePort()}`, metrics: `127.0.0.1:${await freePort()}` };
+  }
+  const blobDir = mkdtempSync(join(testInfra().workDir, 'blobs-'));
+  const merged: Record<string, string> = {};
+  for (const [key, value] of Object.entries({ ...serviceEnv(name, addresses, infra, blobDir), ...env })) {
+    if (value !== undefined) merged[key] = value;
+  }
+  return startServiceProcess({
+    name,
+    env: merged,
+    logFile: join(testLogDir(), `${name}-${addresses[name].grpc.split(':')[1]}.log`),
+  });
+}
+
+/** All six services against the harness, as `npm start` runs them, with a database of their own. */
+export async function startTestPlatform(): Promise<Platform> {
+  const infra = { ...testInfra(), databaseUrl: await createTestDatabase() };
+  const dir = mkdtempSync(join(testInfra().workDir, 'platform-'));
+  return startPlatform({ infra, logDir: join(dir, 'logs'), backupBlobDir: join(dir, 'blobs') });
+}

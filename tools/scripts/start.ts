@@ -1,0 +1,241 @@
+/**
+ * `npm start`: the whole platform on one machine. Starts Kafka, Redis and
+ * PostgreSQL (unless KAFKA_BROKERS, REDIS_URL, DATABASE_URL name existing
+ * servers), then the six services; writes .sotto/stack.json; stops everything
+ * in order on Ctrl-C.
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { commaList, hostPort, parseEnvironment, url, EnvironmentError } from '@sotto/platform/config';
+import {
+  ensureSystemPackages,
+  repoRoot,
+  startKafka,
+  startPostgres,
+  startRedis,
+  type RunningServer,
+} from '@sotto/local-infra';
+import { SERVICE_NAMES, startPlatform, type Platform } from '@sotto/stack';
+
+const startEnv = z.object({
+  SOTTO_GATEWAY_ADDR: hostPort().default('127.0.0.1:7400'),
+  /** Where data, logs and stack.json live; `.sotto` in the repository by default. */
+  SOTTO_STATE_DIR: z.string().optional(),
+  KAFKA_BROKERS: commaList().optional(),
+  REDIS_URL: url(['redis', 'rediss']).optional(),
+  DATABASE_URL: url(['postgres', 'postgresql']).optional(),
+});
+
+const say = (message: string): void => void process.stdout.write(`${message}\n`);
+const warn = (message: string): void => void process.stderr.write(`${message}\n`);
+
+interface Lock {
+  pid: number;
+  gateway: string;
+  /** Every process this run started, so a run that was killed can be cleaned up by the next. */
+  children: number[];
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes the run lock, or explains who holds it. Leftovers of a killed run are stopped first. */
+function acquireLock(file: string, gateway: string): (children: number[]) => void {
+  for (;;) {
+    try {
+      const fd = openSync(file, 'wx');
+      const write = (children: number[]): void => {
+        writeFileSync(file, JSON.stringify({ pid: process.pid, gateway, children } satisfies Lock));
+      };
+      writeSync(fd, JSON.stringify({ pid: process.pid, gateway, children: [] } satisfies Lock));
+      closeSync(fd);
+      return write;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let lock: Lock | undefined;
+    try {
+      lock = JSON.parse(readFileSync(file, 'utf8')) as Lock;
+    } catch {
+      lock = undefined;
+    }
+    if (lock && isAlive(lock.pid)) {
+      throw new Error(
+        `Sotto is already running (pid ${lock.pid}, gateway ${lock.gateway}). ` +
+          `Stop it with Ctrl-C in its terminal, or \`kill ${lock.pid}\`, before starting another.`,
+      );
+    }
+    const leftovers = (lock?.children ?? []).filter(isAlive);
+    if (leftovers.length > 0) {
+      warn(`stopping ${leftovers.length} process(es) left behind by a run that did not stop cleanly`);
+      for (const pid of leftovers) killGroup(pid, 'SIGKILL');
+    }
+    rmSync(file, { force: true });
+  }
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+async function assertFree(address: string): Promise<void> {
+  const index = address.lastIndexOf(':');
+  const host = address.slice(0, index);
+  const port = Number(address.slice(index + 1));
+  await new Promise<void>((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          error.code === 'EADDRINUSE'
+            ? `the gateway address ${address} is already in use; set SOTTO_GATEWAY_ADDR to another host:port`
+            : `cannot listen on ${address}: ${error.message}`,
+        ),
+      ),
+    );
+    server.listen(port, host, () => server.close(() => resolve()));
+  });
+}
+
+async function main(): Promise<number> {
+  let env: z.output<typeof startEnv>;
+  try {
+    env = parseEnvironment(startEnv);
+  } catch (error) {
+    if (error instanceof EnvironmentError) {
+      warn(`sotto: ${error.message}`);
+      return 78;
+    }
+    throw error;
+  }
+
+  const root = repoRoot();
+  const stateDir = env.SOTTO_STATE_DIR ?? join(root, '.sotto');
+  const dataDir = join(stateDir, 'data');
+  const logDir = join(stateDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const lockFile = join(stateDir, 'run.lock');
+  const stackFile = join(stateDir, 'stack.json');
+
+  let recordChildren: (children: number[]) => void;
+  try {
+    recordChildren = acquireLock(lockFile, env.SOTTO_GATEWAY_ADDR);
+  } catch (error) {
+    warn(`sotto: ${(error as Error).message}`);
+    return 1;
+  }
+  const infra: RunningServer[] = [];
+  let platform: Platform | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      say('stopping Sotto…');
+      await platform?.stop();
+      await Promise.all(infra.map((server) => server.stop()));
+      rmSync(stackFile, { force: true });
+      rmSync(lockFile, { force: true });
+      say('stopped');
+    })());
+
+  const interrupted = new Promise<number>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.on(signal, () => resolve(0));
+    }
+  });
+
+  const track = (): void =>
+    recordChildren([
+      ...infra.map((server) => server.pid),
+      ...(platform ? Object.values(platform.services).map((service) => service.pid) : []),
+    ]);
+
+  try {
+    await assertFree(env.SOTTO_GATEWAY_ADDR);
+    const needed = [!env.KAFKA_BROKERS, !env.REDIS_URL, !env.DATABASE_URL].some(Boolean);
+    if (needed) await ensureSystemPackages();
+
+    const logger = { info: (m: string) => say(`  ${m}`), warn: (m: string) => warn(`  ${m}`) };
+    const remember = <T extends RunningServer>(server: T): T => {
+      infra.push(server);
+      track();
+      return server;
+    };
+    say('starting infrastructure…');
+    const [kafkaBrokers, redisUrl, databaseUrl] = await Promise.all([
+      env.KAFKA_BROKERS ?? startKafka({ dataDir: join(dataDir, 'kafka'), logger }).then((k) => remember(k).brokers),
+      env.REDIS_URL ?? startRedis({ dataDir: join(dataDir, 'redis'), logger }).then((r) => remember(r).url),
+      env.DATABASE_URL ?? startPostgres({ dataDir: join(dataDir, 'postgres'), logger }).then((p) => remember(p).url),
+    ]);
+    say(`  kafka ${kafkaBrokers.join(',')} · redis ${redisUrl} · postgres ${databaseUrl}`);
+
+    say(`starting ${SERVICE_NAMES.join(', ')}…`);
+    const backupBlobDir = join(dataDir, 'backups');
+    platform = await startPlatform({
+      infra: { kafkaBrokers, redisUrl, databaseUrl },
+      gatewayAddr: env.SOTTO_GATEWAY_ADDR,
+      logDir,
+      backupBlobDir,
+    });
+    track();
+
+    const stack = {
+      gateway: platform.gateway,
+      kafkaBrokers,
+      redisUrl,
+      databaseUrl,
+      services: Object.fromEntries(
+        SERVICE_NAMES.map((name) => [name, { grpc: platform!.services[name].grpc, metrics: platform!.services[name].metrics }]),
+      ),
+    };
+    writeFileSync(stackFile, `${JSON.stringify(stack, null, 2)}\n`);
+    say('');
+    say(`Sotto is running. Gateway: ${platform.gateway}`);
+    say(`Endpoints: ${stackFile}`);
+    say(`Logs: ${logDir}`);
+    say('Press Ctrl-C to stop.');
+
+    // A service that dies on its own takes the platform down with it, loudly.
+    const crashed = Promise.race(
+      Object.values(platform.services).map((service) =>
+        service.exited.then((code) => ({ name: service.name, code, logFile: service.logFile })),
+      ),
+    ).then(({ name, code, logFile }) => {
+      if (stopping) return 0;
+      warn(`${name} exited unexpectedly (${code}); see ${logFile}`);
+      return 1;
+    });
+    const code = await Promise.race([interrupted, crashed]);
+    // Whichever came first, finish the orderly stop before the process ends.
+    await stop();
+    return code;
+  } catch (error) {
+    warn(`sotto: ${(error as Error).message}`);
+    await stop();
+    return 1;
+  }
+}
+
+void main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    warn(`sotto: ${(error as Error).stack ?? String(error)}`);
+    process.exit(1);
+  },
+);

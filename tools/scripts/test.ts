@@ -1,0 +1,86 @@
+/**
+ * `npm test`: starts one Kafka, Redis and PostgreSQL for the whole run, runs
+ * every project's tests with Jest, stops the servers, and ends with the line
+ * `jest: N passed, M failed[, K skipped]`. Extra arguments go to Jest.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureSystemPackages, repoRoot, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
+import { INFRA_ENV } from '@sotto/testing';
+
+interface JestReport {
+  numPassedTests: number;
+  numFailedTests: number;
+  numPendingTests: number;
+  numTodoTests: number;
+  numRuntimeErrorTestSuites: number;
+}
+
+const log = (message: string): void => void process.stderr.write(`[test] ${message}\n`);
+
+async function main(): Promise<number> {
+  const root = repoRoot();
+  await ensureSystemPackages();
+  const workDir = mkdtempSync(join(tmpdir(), 'sotto-test-'));
+  let infra: Infrastructure | undefined;
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    await infra?.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void stop().then(() => process.exit(130)));
+  }
+
+  try {
+    log('starting Kafka, Redis and PostgreSQL for this run');
+    const started = Date.now();
+    infra = await startInfrastructure({ dataDir: join(workDir, 'infra'), logger: { info: log, warn: log } });
+    log(`infrastructure ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+    const reportFile = join(workDir, 'jest-report.json');
+    const env = {
+      ...process.env,
+      [INFRA_ENV]: JSON.stringify({
+        kafkaBrokers: infra.kafka.brokers,
+        redisUrl: infra.redis.url,
+        databaseUrl: infra.postgres.url,
+        workDir,
+      }),
+    };
+    const jest = join(root, 'node_modules', 'jest', 'bin', 'jest.js');
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, [jest, '--json', `--outputFile=${reportFile}`, ...process.argv.slice(2)], {
+        cwd: root,
+        env,
+        stdio: 'inherit',
+      });
+      child.once('exit', (exitCode) => resolve(exitCode ?? 1));
+    });
+
+    let summary = 'jest: 0 passed, 1 failed (Jest wrote no report)';
+    try {
+      const report = JSON.parse(readFileSync(reportFile, 'utf8')) as JestReport;
+      // A test file that cannot even load counts as a failure, not as nothing.
+      const failed = report.numFailedTests + report.numRuntimeErrorTestSuites;
+      const skipped = report.numPendingTests + report.numTodoTests;
+      summary = `jest: ${report.numPassedTests} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`;
+    } catch {
+      // keep the failure summary
+    }
+    await stop();
+    process.stdout.write(`${summary}\n`);
+    return code;
+  } catch (error) {
+    await stop();
+    process.stderr.write(`${(error as Error).message}\n`);
+    process.stdout.write('jest: 0 passed, 1 failed\n');
+    return 1;
+  }
+}
+
+void main().then((code) => process.exit(code));
