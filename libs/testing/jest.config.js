@@ -2,7 +2,7 @@ module.exports = {
   displayName: 'testing',
   preset: '../../jest.preset.js',
   rootDir: '.',
-  globalSetup: './src/jest/global-setup.ts',
-  globalTeardown: './src/jest/global-teardown.ts',
+  globalSetup: './src/jest/global-setup.js',
+  globalTeardown: './src/jest/global-teardown.js',
   testTimeout: 120000,
 };

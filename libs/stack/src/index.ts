@@ -1,4 +1,3 @@
 export { SERVICE_NAMES, ServiceName, InfraEndpoints, serviceEnv, ServiceAddresses } from './services';
-export { checkHealth, waitForServing } from './health-client';
 export { startServiceProcess, ServiceProcess, ServiceProcessOptions } from './service-process';
 export { startPlatform, Platform, PlatformOptions } from './platform';

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '@sotto/local-infra';
-import { waitForServing } from './health-client';
+import { waitForServing } from '@sotto/contracts';
 import type { ServiceName } from './services';
 
 export interface ServiceProcessOptions {

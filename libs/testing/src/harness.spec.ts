@@ -18,8 +18,9 @@ describe('test harness infrastructure', () => {
       await consumer.subscribe({ topics: [topic], fromBeginning: true });
       const received = await new Promise<{ key: string; value: string }>((resolve) => {
         void consumer.run({
-          eachMessage: async ({ message }) => {
+          eachMessage: ({ message }) => {
             resolve({ key: String(message.key), value: String(message.value) });
+            return Promise.resolve();
           },
         });
       });

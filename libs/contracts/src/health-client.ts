@@ -1,8 +1,8 @@
 import { credentials, loadPackageDefinition, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { HEALTH_PROTO_PATH } from '@sotto/contracts';
+import { HEALTH_PROTO_PATH } from './proto-loader';
 
-type ServingStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+export type ServingStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
 
 interface HealthClient {
   Check(
@@ -27,8 +27,8 @@ function healthClientConstructor(): HealthClientConstructor {
   return constructorCache;
 }
 
-/** One grpc.health.v1 Check: the status, or the error text if the server did not answer. */
-export async function checkHealth(address: string, service = '', timeoutMs = 2_000): Promise<ServingStatus | string> {
+/** One grpc.health.v1 Check: the ServingStatus, or the error text if the server did not answer. */
+export async function checkHealth(address: string, service = '', timeoutMs = 2_000): Promise<string> {
   const Health = healthClientConstructor();
   const client = new Health(address, credentials.createInsecure());
   try {

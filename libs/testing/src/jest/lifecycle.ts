@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
@@ -12,7 +12,7 @@ declare global {
  * One Kafka, Redis and PostgreSQL for the whole test run. When `npm test`
  * already started them (INFRA_ENV is set), every project reuses that set.
  */
-export default async function globalSetup(): Promise<void> {
+export async function globalSetup(): Promise<void> {
   if (process.env[INFRA_ENV]) return;
   await ensureSystemPackages();
   const workDir = mkdtempSync(join(tmpdir(), 'sotto-test-'));
@@ -25,4 +25,12 @@ export default async function globalSetup(): Promise<void> {
     workDir,
   };
   process.env[INFRA_ENV] = JSON.stringify(endpoints);
+}
+
+export async function globalTeardown(): Promise<void> {
+  const started = globalThis.__sottoTestInfra;
+  if (!started) return;
+  globalThis.__sottoTestInfra = undefined;
+  await started.infra.stop();
+  rmSync(started.workDir, { recursive: true, force: true });
 }

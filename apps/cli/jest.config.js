@@ -1,0 +1,8 @@
+module.exports = {
+  displayName: 'cli',
+  preset: '../../jest.preset.js',
+  rootDir: '.',
+  globalSetup: '../../libs/testing/src/jest/global-setup.js',
+  globalTeardown: '../../libs/testing/src/jest/global-teardown.js',
+  testTimeout: 120000,
+};

@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'client-sdk',
+  preset: '../../jest.preset.js',
+  rootDir: '.',
+};

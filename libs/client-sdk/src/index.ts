@@ -1,0 +1,1 @@
+export { parseServerAddress, serverStatus, ServerStatus, DEFAULT_SERVER } from './server';

@@ -1,0 +1,2 @@
+require('./register-aliases');
+module.exports = require('./lifecycle.ts').globalSetup;

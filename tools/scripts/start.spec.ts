@@ -1,0 +1,143 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { checkHealth } from '@sotto/contracts';
+import { freePort, repoRoot } from '@sotto/local-infra';
+
+interface Stack {
+  gateway: string;
+  kafkaBrokers: string[];
+  redisUrl: string;
+  databaseUrl: string;
+  services: Record<string, { grpc: string; metrics: string }>;
+}
+
+interface Run {
+  child: ChildProcess;
+  output: () => string;
+  /** Exit code or signal, once npm and every process holding its output (start.ts) are gone. */
+  exited: Promise<number | string>;
+}
+
+const root = repoRoot();
+
+/** Runs `npm start` in a process group of its own, as a terminal would. */
+function npmStart(env: Record<string, string>): Run {
+  const inherited = { ...process.env };
+  for (const name of ['KAFKA_BROKERS', 'REDIS_URL', 'DATABASE_URL', 'SOTTO_TEST_INFRA']) delete inherited[name];
+  const child = spawn('npm', ['start', '--silent'], {
+    cwd: root,
+    env: { ...inherited, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
+  return { child, output: () => output, exited };
+}
+
+async function waitFor(run: Run, text: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let done = false;
+  void run.exited.then(() => (done = true));
+  while (!run.output().includes(text)) {
+    if (done) throw new Error(`npm start exited before printing "${text}":\n${run.output()}`);
+    if (Date.now() > deadline) throw new Error(`no "${text}" after ${timeoutMs} ms:\n${run.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+function killGroup(run: Run): void {
+  try {
+    process.kill(-run.child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('npm start', () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'sotto-start-'));
+  let gateway: string;
+
+  beforeAll(async () => {
+    gateway = `127.0.0.1:${await freePort()}`;
+  });
+
+  afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
+
+  it('runs the platform, refuses a second run, and Ctrl-C leaves no process behind', async () => {
+    const env = { SOTTO_STATE_DIR: stateDir, SOTTO_GATEWAY_ADDR: gateway };
+    const run = npmStart(env);
+    try {
+      await waitFor(run, `Sotto is running. Gateway: ${gateway}`, 180_000);
+
+      const stack = JSON.parse(readFileSync(join(stateDir, 'stack.json'), 'utf8')) as Stack;
+      expect(Object.keys(stack).sort()).toEqual(['databaseUrl', 'gateway', 'kafkaBrokers', 'redisUrl', 'services']);
+      expect(stack.gateway).toBe(gateway);
+      expect(Object.keys(stack.services).sort()).toEqual(
+        ['backup-store', 'gateway', 'key-vault', 'message-relay', 'prekey-directory', 'presence'].sort(),
+      );
+      for (const [name, addresses] of Object.entries(stack.services)) {
+        expect([name, await checkHealth(addresses.grpc)]).toEqual([name, 'SERVING']);
+        expect([name, (await fetch(`http://${addresses.metrics}/readyz`)).status]).toEqual([name, 200]);
+      }
+
+      // Keep a row, to find it again after a restart.
+      const db = new Client({ connectionString: stack.databaseUrl });
+      await db.connect();
+      await db.query('CREATE TABLE persisted (note text)');
+      await db.query("INSERT INTO persisted VALUES ('still here')");
+      await db.end();
+
+      const second = npmStart(env);
+      expect(await second.exited).not.toBe(0);
+      expect(second.output()).toContain('Sotto is already running');
+
+      const lock = JSON.parse(readFileSync(join(stateDir, 'run.lock'), 'utf8')) as { children: number[] };
+      expect(lock.children).toHaveLength(9); // Kafka, Redis, PostgreSQL and six services
+      expect(lock.children.every(isAlive)).toBe(true);
+
+      // What a terminal's Ctrl-C does: SIGINT to the whole foreground process group.
+      process.kill(-run.child.pid!, 'SIGINT');
+      expect([0, 'SIGINT']).toContain(await run.exited);
+      expect(run.output()).toContain('stopped');
+      expect(lock.children.filter(isAlive)).toEqual([]);
+      expect(existsSync(join(stateDir, 'stack.json'))).toBe(false);
+      expect(existsSync(join(stateDir, 'run.lock'))).toBe(false);
+    } finally {
+      killGroup(run);
+    }
+  });
+
+  it('keeps its data across restarts', async () => {
+    const run = npmStart({ SOTTO_STATE_DIR: stateDir, SOTTO_GATEWAY_ADDR: gateway });
+    try {
+      await waitFor(run, 'Sotto is running', 180_000);
+      const stack = JSON.parse(readFileSync(join(stateDir, 'stack.json'), 'utf8')) as Stack;
+      const db = new Client({ connectionString: stack.databaseUrl });
+      await db.connect();
+      const { rows } = await db.query<{ note: string }>('SELECT note FROM persisted');
+      await db.end();
+      expect(rows).toEqual([{ note: 'still here' }]);
+      process.kill(-run.child.pid!, 'SIGINT');
+      expect([0, 'SIGINT']).toContain(await run.exited);
+    } finally {
+      killGroup(run);
+    }
+  });
+});
