@@ -25,8 +25,18 @@ export class RedisModule {
           useFactory: async (readiness: Readiness): Promise<Redis> => {
             const logger = new Logger('Redis');
             const redis = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
-            redis.on('error', (error: Error) => logger.warn(error.message));
-            await redis.connect();
+            let lastError: Error | undefined;
+            redis.on('error', (error: Error) => {
+              lastError = error;
+              logger.warn(error.message);
+            });
+            try {
+              await redis.connect();
+            } catch (error) {
+              redis.disconnect();
+              const { hostname, port } = new URL(options.url);
+              throw new Error(`cannot connect to Redis at ${hostname}:${port || 6379}: ${(lastError ?? (error as Error)).message}`);
+            }
             readiness.register('redis', async () => {
               await redis.ping();
             });

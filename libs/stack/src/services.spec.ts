@@ -1,0 +1,55 @@
+import { SERVICE_NAMES, serviceEnv, type ServiceAddresses, type ServiceName } from './services';
+
+const addresses = Object.fromEntries(
+  SERVICE_NAMES.map((name, index) => [
+    name,
+    { grpc: `127.0.0.1:${7400 + index}`, metrics: `127.0.0.1:${9400 + index}` },
+  ]),
+) as Record<ServiceName, ServiceAddresses>;
+const infra = {
+  kafkaBrokers: ['127.0.0.1:9092', '127.0.0.1:9093'],
+  redisUrl: 'redis://127.0.0.1:6379',
+  databaseUrl: 'postgres://sotto@127.0.0.1:5432/sotto',
+};
+
+describe('serviceEnv', () => {
+  it('gives each service only the storage it owns and the services it calls', () => {
+    const keys = Object.fromEntries(
+      SERVICE_NAMES.map((name) => [name, Object.keys(serviceEnv(name, addresses, infra, '/blobs')).sort()]),
+    );
+    expect(keys).toEqual({
+      gateway: [
+        'BACKUP_STORE_ADDR',
+        'GRPC_ADDR',
+        'KEY_VAULT_ADDR',
+        'MESSAGE_RELAY_ADDR',
+        'METRICS_ADDR',
+        'PREKEY_DIRECTORY_ADDR',
+        'PRESENCE_ADDR',
+        'REDIS_URL',
+      ],
+      'prekey-directory': ['DATABASE_URL', 'GRPC_ADDR', 'METRICS_ADDR', 'REDIS_URL'],
+      'message-relay': [
+        'GRPC_ADDR',
+        'KAFKA_BROKERS',
+        'METRICS_ADDR',
+        'PREKEY_DIRECTORY_ADDR',
+        'PRESENCE_ADDR',
+        'REDIS_URL',
+      ],
+      presence: ['GRPC_ADDR', 'METRICS_ADDR', 'REDIS_URL'],
+      'backup-store': ['BACKUP_BLOB_DIR', 'DATABASE_URL', 'GRPC_ADDR', 'METRICS_ADDR'],
+      'key-vault': ['DATABASE_URL', 'GRPC_ADDR', 'METRICS_ADDR', 'REDIS_URL'],
+    });
+  });
+
+  it('points callers at the right addresses', () => {
+    const relay = serviceEnv('message-relay', addresses, infra, '/blobs');
+    expect(relay).toMatchObject({
+      GRPC_ADDR: addresses['message-relay'].grpc,
+      PREKEY_DIRECTORY_ADDR: addresses['prekey-directory'].grpc,
+      PRESENCE_ADDR: addresses.presence.grpc,
+      KAFKA_BROKERS: '127.0.0.1:9092,127.0.0.1:9093',
+    });
+  });
+});
