@@ -31,7 +31,7 @@ export async function startInfrastructure(opts: { dataDir: string; logger?: Logg
   }
   const results = [kafka, redis, postgres];
   await Promise.all(
-    results.map((r) => (r.status === 'fulfilled' ? r.value.stop().catch(() => undefined) : undefined)),
+    results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.stop().catch(() => undefined)] : [])),
   );
   const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   for (const extra of failures.slice(1)) {

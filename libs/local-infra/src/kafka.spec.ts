@@ -19,11 +19,12 @@ async function readRecord(kafka: RunningKafka, key: string): Promise<string> {
     return await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no record with key ${key} within 60 s`)), 60_000);
       void consumer.run({
-        eachMessage: async ({ message }) => {
+        eachMessage: ({ message }) => {
           if (message.key !== null && Buffer.from(message.key).toString('utf8') === key) {
             clearTimeout(timer);
             resolve(message.value === null ? '' : Buffer.from(message.value).toString('utf8'));
           }
+          return Promise.resolve();
         },
       });
     });

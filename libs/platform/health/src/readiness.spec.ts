@@ -5,7 +5,10 @@ describe('Readiness', () => {
     const readiness = new Readiness();
     readiness.register('postgres', () => Promise.resolve());
     readiness.register('redis', () => Promise.resolve());
-    await expect(readiness.report()).resolves.toEqual({ ready: true, checks: { postgres: 'ok', redis: 'ok' } });
+    await expect(readiness.report()).resolves.toEqual({
+      ready: true,
+      checks: { postgres: 'ok', redis: 'ok' },
+    });
   });
 
   it('names the failing dependency and why', async () => {

@@ -10,7 +10,10 @@ function capture(): { logger: pino.Logger; lines: () => Record<string, unknown>[
       done();
     },
   });
-  const logger = pino({ base: { service: 'test' }, formatters: { level: (label) => ({ level: label }) } }, sink);
+  const logger = pino(
+    { base: { service: 'test' }, formatters: { level: (label) => ({ level: label }) } },
+    sink,
+  );
   return {
     logger,
     lines: () =>
@@ -30,7 +33,12 @@ describe('NestPinoLogger', () => {
     nest.error('boom', 'Error: boom\n    at x', 'Handler');
     expect(lines()).toEqual([
       expect.objectContaining({ level: 'info', service: 'test', msg: 'started', context: 'NestApplication' }),
-      expect.objectContaining({ level: 'error', msg: 'boom', context: 'Handler', stack: 'Error: boom\n    at x' }),
+      expect.objectContaining({
+        level: 'error',
+        msg: 'boom',
+        context: 'Handler',
+        stack: 'Error: boom\n    at x',
+      }),
     ]);
   });
 });

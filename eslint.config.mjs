@@ -1,0 +1,146 @@
+// Type-checked lint for every TypeScript file, and Nx module boundaries built
+// from the `scope:*` / `type:*` tags in each project.json. Formatting is
+// Prettier's job, so no stylistic rules are configured here.
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import js from '@eslint/js';
+import nx from '@nx/eslint-plugin';
+import { defineConfig } from 'eslint/config';
+import tseslint from 'typescript-eslint';
+
+const repoRoot = dirname(fileURLToPath(import.meta.url));
+
+const SPEC_FILES = ['**/*.spec.ts'];
+
+/**
+ * Who may import whom. Every matching constraint must hold, so a project
+ * tagged `scope:server` and `type:app` satisfies both lists at once.
+ * Nx itself forbids importing any `projectType: application`.
+ *
+ * `@nx/enforce-module-boundaries` knows projects, not files, so the one
+ * file-level rule (apps, platform libs and SDKs use the test harness in their
+ * specs only) is made by giving spec files their own copy of the constraints.
+ */
+function depConstraints({ specFiles }) {
+  const harness = specFiles ? ['type:testing'] : [];
+  return [
+    // Scope: who runs where.
+    { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
+    { sourceTag: 'scope:server', onlyDependOnLibsWithTags: ['scope:server', 'scope:shared'] },
+    {
+      sourceTag: 'scope:client',
+      onlyDependOnLibsWithTags: ['scope:client', 'scope:shared'],
+      // Transitively: nothing a client imports may pull in server code.
+      notDependOnLibsWithTags: ['scope:server'],
+    },
+    { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['scope:tools', 'scope:shared', 'scope:server'] },
+
+    // Type: what a project is for.
+    {
+      sourceTag: 'type:app',
+      onlyDependOnLibsWithTags: ['type:platform', 'type:contracts', 'type:sdk', ...harness],
+    },
+    // Contracts are the bottom of the graph: no project of ours, tagged or not.
+    { sourceTag: 'type:contracts', onlyDependOnLibsWithTags: [], notDependOnLibsWithTags: ['*'] },
+    { sourceTag: 'type:platform', onlyDependOnLibsWithTags: ['type:platform', 'type:contracts', ...harness] },
+    {
+      sourceTag: 'type:sdk',
+      onlyDependOnLibsWithTags: ['type:contracts', 'type:platform', ...harness],
+      notDependOnLibsWithTags: ['scope:server'],
+    },
+    { sourceTag: 'type:infra', onlyDependOnLibsWithTags: ['type:infra', 'type:platform', 'type:contracts'] },
+    {
+      sourceTag: 'type:testing',
+      onlyDependOnLibsWithTags: ['type:testing', 'type:infra', 'type:platform', 'type:contracts', 'type:sdk'],
+    },
+    {
+      sourceTag: 'type:tools',
+      onlyDependOnLibsWithTags: ['type:infra', 'type:testing', 'type:platform', 'type:contracts'],
+    },
+  ];
+}
+
+function moduleBoundaries(options) {
+  return [
+    'error',
+    {
+      // No `allow` list: every import of another project goes through its `@sotto/*` alias.
+      allow: [],
+      depConstraints: depConstraints(options),
+      // A library that is import()-ed somewhere must not also be imported
+      // statically, or the lazy load buys nothing; no exceptions so far.
+      checkDynamicDependenciesExceptions: [],
+      // Every npm import must be declared in the root package.json (or the
+      // project's own): nothing that merely happens to be hoisted.
+      banTransitiveDependencies: true,
+      enforceBuildableLibDependency: false,
+    },
+  ];
+}
+
+export default defineConfig(
+  {
+    ignores: [
+      '**/node_modules',
+      'dist',
+      'coverage',
+      '.nx',
+      '.sotto',
+      'libs/contracts/src/generated/**',
+      '**/jest.config.js',
+      'jest.preset.js',
+      'jest.config.js',
+    ],
+  },
+
+  ...nx.configs['flat/base'],
+
+  {
+    files: ['**/*.ts'],
+    extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
+    languageOptions: {
+      parserOptions: {
+        projectService: true,
+        tsconfigRootDir: repoRoot,
+      },
+    },
+    rules: {
+      '@nx/enforce-module-boundaries': moduleBoundaries({ specFiles: false }),
+      '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          caughtErrorsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+        },
+      ],
+    },
+  },
+
+  {
+    files: SPEC_FILES,
+    rules: {
+      '@nx/enforce-module-boundaries': moduleBoundaries({ specFiles: true }),
+      // Jest's asymmetric matchers (expect.objectContaining, expect.any) are typed `any`.
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+    },
+  },
+
+  // The few plain-JavaScript files (Jest global setup shims, tool scripts) run on Node as they are.
+  {
+    files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
+    extends: [js.configs.recommended],
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly', URL: 'readonly' },
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.cjs'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { __dirname: 'readonly', __filename: 'readonly' },
+    },
+  },
+);
