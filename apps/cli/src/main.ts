@@ -28,7 +28,8 @@ function program(): Command {
       if (options.json) {
         process.stdout.write(`${JSON.stringify(status)}\n`);
       } else {
-        process.stdout.write(`${status.server}: ${status.serving ? 'serving' : `not serving (${status.detail})`}\n`);
+        const text = status.serving ? 'serving' : status.detail === 'NOT_SERVING' ? 'not serving' : status.detail;
+        process.stdout.write(`${status.server}: ${text}\n`);
       }
       if (!status.serving) process.exitCode = 1;
     });

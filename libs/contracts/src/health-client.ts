@@ -1,4 +1,4 @@
-import { credentials, loadPackageDefinition, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, status, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { HEALTH_PROTO_PATH } from './proto-loader';
 
@@ -27,6 +27,17 @@ function healthClientConstructor(): HealthClientConstructor {
   return constructorCache;
 }
 
+/** Why a health check got no answer, in words a person can act on. */
+function describeFailure(error: ServiceError, timeoutMs: number): string {
+  if (error.code === status.DEADLINE_EXCEEDED) return `no answer within ${timeoutMs} ms`;
+  if (error.code === status.UNAVAILABLE) {
+    // grpc-js wraps the socket error in prose; the socket error is what matters.
+    const socket = /(connect E[A-Z]+ [^\s,]+?|getaddrinfo E[A-Z]+ [^\s,]+?)\.?(?:\s|$)/.exec(error.details)?.[1];
+    return `unreachable (${socket ?? error.details})`;
+  }
+  return error.details || error.message;
+}
+
 /** One grpc.health.v1 Check: the ServingStatus, or the error text if the server did not answer. */
 export async function checkHealth(address: string, service = '', timeoutMs = 2_000): Promise<string> {
   const Health = healthClientConstructor();
@@ -34,7 +45,7 @@ export async function checkHealth(address: string, service = '', timeoutMs = 2_0
   try {
     return await new Promise((resolve) => {
       client.Check({ service }, { deadline: new Date(Date.now() + timeoutMs) }, (error, response) =>
-        resolve(error ? error.details || error.message : (response?.status ?? 'UNKNOWN')),
+        resolve(error ? describeFailure(error, timeoutMs) : (response?.status ?? 'UNKNOWN')),
       );
     });
   } finally {
