@@ -1,8 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, repoRoot } from '@sotto/local-infra';
-import { startTestService, type TestService } from '@sotto/testing';
+import { freePort, repoRoot, startTestService, type TestService } from '@sotto/testing';
 
 const run = promisify(execFile);
 const bin = join(repoRoot(), 'apps/cli/bin/sotto.js');

@@ -3,3 +3,4 @@ export { createTestDatabase } from './database';
 export { listServicesByReflection } from './reflection-client';
 export { describeServiceBoot, runServiceToExit } from './service-boot';
 export { startTestService, startTestPlatform, TestService, testLogDir } from './services';
+export { freePort, repoRoot } from '@sotto/local-infra';
