@@ -18,15 +18,17 @@ const SPEC_FILES = ['**/*.spec.ts'];
  * Nx itself forbids importing any `projectType: application`.
  *
  * `@nx/enforce-module-boundaries` knows projects, not files, so the one
- * file-level rule (apps, platform libs and SDKs use the test harness in their
- * specs only) is made by giving spec files their own copy of the constraints.
+ * file-level rules (apps, platform libs and SDKs use the test harness, and
+ * server code uses the client SDK, in their specs only) are made by giving spec files their own copy of the constraints.
  */
 function depConstraints({ specFiles }) {
   const harness = specFiles ? ['type:testing'] : [];
+  // Server tests drive a service the way a real client does, through the client SDK.
+  const clients = specFiles ? ['scope:client'] : [];
   return [
     // Scope: who runs where.
     { sourceTag: 'scope:shared', onlyDependOnLibsWithTags: ['scope:shared'] },
-    { sourceTag: 'scope:server', onlyDependOnLibsWithTags: ['scope:server', 'scope:shared'] },
+    { sourceTag: 'scope:server', onlyDependOnLibsWithTags: ['scope:server', 'scope:shared', ...clients] },
     {
       sourceTag: 'scope:client',
       onlyDependOnLibsWithTags: ['scope:client', 'scope:shared'],

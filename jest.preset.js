@@ -15,7 +15,10 @@ module.exports = {
   testMatch: ['<rootDir>/**/*.spec.ts'],
   moduleFileExtensions: ['ts', 'js', 'json'],
   moduleNameMapper,
+  // ESM-only packages Jest must turn into CommonJS; everything else in node_modules is left alone.
+  transformIgnorePatterns: ['/node_modules/(?!@signalapp/libsignal-client/)'],
   transform: {
+    '/node_modules/@signalapp/libsignal-client/.+\\.js$': path.join(__dirname, 'tools/jest/esm-to-cjs.js'),
     '^.+\\.ts$': [
       '@swc/jest',
       {

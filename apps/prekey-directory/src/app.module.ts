@@ -2,7 +2,10 @@ import { join } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { PostgresModule } from '@sotto/platform/postgres';
 import { RedisModule } from '@sotto/platform/redis';
+import { AccountsModule } from './accounts/accounts.module';
+import { DirectoryController } from './directory.controller';
 import type { DirectoryEnv } from './env';
+import { PreKeysModule } from './prekeys/prekeys.module';
 
 export const MIGRATIONS_DIR = join(__dirname, '..', 'migrations');
 
@@ -14,7 +17,13 @@ export class AppModule {
       imports: [
         PostgresModule.forRoot({ url: env.DATABASE_URL, schema: 'directory', migrationsDir: MIGRATIONS_DIR }),
         RedisModule.forRoot({ url: env.REDIS_URL }),
+        AccountsModule,
+        PreKeysModule.register({
+          fetches: env.PREKEY_FETCH_LIMIT,
+          windowSeconds: env.PREKEY_FETCH_WINDOW_SECONDS,
+        }),
       ],
+      controllers: [DirectoryController],
     };
   }
 }

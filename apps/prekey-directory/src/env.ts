@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { url } from '@sotto/platform/config';
+import { positiveInt, url } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 
 export const directoryEnv = serviceEnvSchema(
@@ -8,6 +8,9 @@ export const directoryEnv = serviceEnvSchema(
     DATABASE_URL: url(['postgres', 'postgresql']),
     // Rate limits for bundle fetches live in Redis, shared by every replica.
     REDIS_URL: url(['redis', 'rediss']),
+    /** Bundle fetches one account may make for another per window. */
+    PREKEY_FETCH_LIMIT: positiveInt().default(60),
+    PREKEY_FETCH_WINDOW_SECONDS: positiveInt().default(3600),
   },
 );
 export type DirectoryEnv = z.output<typeof directoryEnv>;

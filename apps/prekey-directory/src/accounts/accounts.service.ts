@@ -1,0 +1,108 @@
+import { Injectable } from '@nestjs/common';
+import { status } from '@grpc/grpc-js';
+import { grpcError } from '@sotto/platform/grpc';
+import { checkRegistrationId, parseIdentityKey, validateKeys } from '../prekeys/key-validation';
+import type { AccountId } from './account-id';
+import {
+  AccountsRepository,
+  PRIMARY_DEVICE_ID,
+  UsernameTakenError,
+  type DeviceSummary,
+} from './accounts.repository';
+import { hashDeviceSecret, newDeviceSecret, verifyDeviceSecret } from './credentials';
+import { canonicalUsername } from './username';
+
+export interface RegistrationInput {
+  readonly username: string;
+  readonly identityKey: Uint8Array;
+  readonly device?:
+    | {
+        readonly registrationId: number;
+        readonly signedPreKey?: { keyId: number; publicKey: Uint8Array; signature: Uint8Array } | undefined;
+        readonly kyberLastResortPreKey?:
+          { keyId: number; publicKey: Uint8Array; signature: Uint8Array } | undefined;
+        readonly oneTimePreKeys: readonly { keyId: number; publicKey: Uint8Array }[];
+        readonly oneTimeKyberPreKeys: readonly {
+          keyId: number;
+          publicKey: Uint8Array;
+          signature: Uint8Array;
+        }[];
+      }
+    | undefined;
+}
+
+@Injectable()
+export class AccountsService {
+  constructor(private readonly accounts: AccountsRepository) {}
+
+  /**
+   * Creates an account and its primary device. Every key is checked and every
+   * signature verified before anything is written; one bad key refuses the
+   * whole request and stores nothing.
+   */
+  async register(
+    input: RegistrationInput,
+  ): Promise<{ accountId: AccountId; deviceId: number; deviceSecret: string }> {
+    const username = canonicalUsername(input.username);
+    const identity = parseIdentityKey(input.identityKey);
+    const device = input.device;
+    if (!device) throw grpcError(status.INVALID_ARGUMENT, 'device: is required');
+    checkRegistrationId(device.registrationId, 'device.registration_id');
+    if (!device.signedPreKey) throw grpcError(status.INVALID_ARGUMENT, 'device.signed_pre_key: is required');
+    if (!device.kyberLastResortPreKey) {
+      throw grpcError(status.INVALID_ARGUMENT, 'device.kyber_last_resort_pre_key: is required');
+    }
+    const keys = validateKeys(
+      identity,
+      {
+        signedPreKey: device.signedPreKey,
+        kyberLastResort: device.kyberLastResortPreKey,
+        oneTimeEc: device.oneTimePreKeys,
+        oneTimeKyber: device.oneTimeKyberPreKeys,
+      },
+      {
+        prefix: 'device',
+        signedPreKey: 'signed_pre_key',
+        kyberLastResort: 'kyber_last_resort_pre_key',
+        oneTimeEc: 'one_time_pre_keys',
+        oneTimeKyber: 'one_time_kyber_pre_keys',
+      },
+    );
+
+    const deviceSecret = newDeviceSecret();
+    try {
+      const accountId = await this.accounts.create({
+        username,
+        identityKey: input.identityKey,
+        registrationId: device.registrationId,
+        credential: hashDeviceSecret(deviceSecret),
+        signedPreKey: device.signedPreKey,
+        kyberLastResort: device.kyberLastResortPreKey,
+        keys,
+      });
+      return { accountId, deviceId: PRIMARY_DEVICE_ID, deviceSecret };
+    } catch (error) {
+      if (error instanceof UsernameTakenError) {
+        throw grpcError(status.ALREADY_EXISTS, `username: ${username} is taken`);
+      }
+      throw error;
+    }
+  }
+
+  async authenticate(accountId: AccountId, deviceId: number, secret: string): Promise<boolean> {
+    return verifyDeviceSecret(secret, await this.accounts.credential(accountId, deviceId));
+  }
+
+  async lookup(username: string): Promise<{ accountId: AccountId; username: string }> {
+    const account = await this.accounts.findByUsername(canonicalUsername(username));
+    if (!account)
+      throw grpcError(status.NOT_FOUND, `username: no account is called ${username.toLowerCase()}`);
+    return { accountId: account.id, username: account.username };
+  }
+
+  async devices(accountId: AccountId): Promise<DeviceSummary[]> {
+    const devices = await this.accounts.devices(accountId);
+    if (devices.length === 0) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+    return devices;
+  }
+}

@@ -1,0 +1,329 @@
+import { randomUUID } from 'node:crypto';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { PublicKey } from '@signalapp/libsignal-client';
+import { generateDeviceKeys, generateOneTimeKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { DirectoryServiceClient } from '@sotto/contracts/generated/client/sotto/directory/v1/directory';
+import { startTestService, type TestService } from '@sotto/testing';
+
+function username(): string {
+  return `user_${randomUUID().slice(0, 8)}`;
+}
+
+async function refusal(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    const { code, details } = error as ServiceError;
+    return { code, details };
+  }
+  throw new Error('expected the call to be refused');
+}
+
+describe('prekey-directory', () => {
+  let service: TestService;
+  let limited: TestService;
+  let client: DirectoryServiceClient;
+
+  beforeAll(async () => {
+    [service, limited] = await Promise.all([
+      startTestService('prekey-directory', { PREKEY_FETCH_LIMIT: '1000' }),
+      startTestService('prekey-directory', { PREKEY_FETCH_LIMIT: '3' }),
+    ]);
+    client = new DirectoryServiceClient(service.grpc, credentials.createInsecure());
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await Promise.all([service?.stop(), limited?.stop()]);
+  });
+
+  const register = (name: string, keys = generateDeviceKeys(5)) =>
+    unary(client.register.bind(client), {
+      username: name,
+      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+      device: publicDeviceKeys(keys),
+    });
+
+  describe('Register', () => {
+    it('creates an account whose device secret authenticates, and nothing else does', async () => {
+      const name = username();
+      const account = await register(name.toUpperCase());
+      expect(account.deviceId).toBe(1);
+      expect(Buffer.from(account.deviceSecret, 'base64url')).toHaveLength(32);
+
+      const check = (secret: string, deviceId = 1) =>
+        unary(client.authenticate.bind(client), {
+          accountId: account.accountId,
+          deviceId,
+          deviceSecret: secret,
+        });
+      expect(await check(account.deviceSecret)).toEqual({ authenticated: true });
+      expect(await check(`${account.deviceSecret}x`)).toEqual({ authenticated: false });
+      expect(await check(account.deviceSecret, 2)).toEqual({ authenticated: false });
+
+      expect(await unary(client.lookupUsername.bind(client), { username: name })).toEqual({
+        accountId: account.accountId,
+        username: name,
+      });
+      const devices = await unary(client.listDevices.bind(client), { accountId: account.accountId });
+      expect(devices.devices).toEqual([{ deviceId: 1, registrationId: expect.any(Number) as number }]);
+    });
+
+    it('refuses a username that is taken in any letter case', async () => {
+      const name = username();
+      await register(name);
+      expect(await refusal(register(name.toUpperCase()))).toEqual({
+        code: status.ALREADY_EXISTS,
+        details: `username: ${name} is taken`,
+      });
+    });
+
+    it('refuses the whole request for one bad signature, naming the key, and stores nothing', async () => {
+      const name = username();
+      const keys = generateDeviceKeys(60);
+      const device = publicDeviceKeys(keys);
+      const tampered = device.oneTimeKyberPreKeys[57];
+      tampered.signature = Buffer.from(
+        tampered.signature.map((byte, index) => (index === 5 ? byte ^ 1 : byte)),
+      );
+      const request = {
+        username: name,
+        identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+        device,
+      };
+      expect(await refusal(unary(client.register.bind(client), request))).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'device.one_time_kyber_pre_keys[57].signature: does not verify against the identity key',
+      });
+      expect((await refusal(unary(client.lookupUsername.bind(client), { username: name }))).code).toBe(
+        status.NOT_FOUND,
+      );
+      // The name is still free: a correct request takes it.
+      await expect(register(name)).resolves.toMatchObject({ deviceId: 1 });
+    });
+
+    it.each([
+      [
+        'a signed prekey signed by another identity',
+        'device.signed_pre_key.signature: does not verify against the identity key',
+      ],
+      ['a malformed identity key', 'identity_key: is not a serialized libsignal public key'],
+      [
+        'a malformed one-time key',
+        'device.one_time_pre_keys[2].public_key: is not a serialized libsignal public key',
+      ],
+      ['a repeated key id', 'device.one_time_pre_keys[1].key_id: repeats key id 1'],
+      ['a registration id of 0', 'device.registration_id: must be between 1 and 16383'],
+      ['a short username', "username: must be 3 to 32 characters of a-z, 0-9, '_' and '.'"],
+      ['no device', 'device: is required'],
+    ])('refuses %s with INVALID_ARGUMENT', async (problem, details) => {
+      const keys = generateDeviceKeys(3);
+      const device = publicDeviceKeys(keys);
+      let name = username();
+      let identityKey = Buffer.from(keys.identity.publicKey.serialize());
+      let withDevice: typeof device | undefined = device;
+      switch (problem) {
+        case 'a signed prekey signed by another identity':
+          device.signedPreKey = publicDeviceKeys(generateDeviceKeys(0)).signedPreKey;
+          break;
+        case 'a malformed identity key':
+          identityKey = Buffer.from([5, 1, 2, 3]);
+          break;
+        case 'a malformed one-time key':
+          device.oneTimePreKeys[2].publicKey = Buffer.alloc(33, 7);
+          break;
+        case 'a repeated key id':
+          device.oneTimePreKeys[1].keyId = device.oneTimePreKeys[0].keyId;
+          break;
+        case 'a registration id of 0':
+          device.registrationId = 0;
+          break;
+        case 'a short username':
+          name = 'ab';
+          break;
+        case 'no device':
+          withDevice = undefined;
+          break;
+      }
+      expect(
+        await refusal(
+          unary(client.register.bind(client), { username: name, identityKey, device: withDevice }),
+        ),
+      ).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details,
+      });
+    });
+
+    it('refuses more than 100 one-time keys with RESOURCE_EXHAUSTED', async () => {
+      expect(await refusal(register(username(), generateDeviceKeys(101)))).toEqual({
+        code: status.RESOURCE_EXHAUSTED,
+        details: 'device.one_time_pre_keys: at most 100 keys per request',
+      });
+    });
+  });
+
+  describe('GetPreKeyBundle', () => {
+    it('hands out each one-time key exactly once under 200 concurrent fetches, then the last-resort Kyber key', async () => {
+      const keys = generateDeviceKeys(100);
+      const target = await register(username(), keys);
+      const requesters = Array.from({ length: 4 }, () => randomUUID());
+      const fetches = await Promise.all(
+        Array.from({ length: 200 }, (_, index) =>
+          unary(client.getPreKeyBundle.bind(client), {
+            requesterAccountId: requesters[index % requesters.length],
+            targetAccountId: target.accountId,
+            targetDeviceId: 1,
+          }),
+        ),
+      );
+      const bundles = fetches.map((fetch) => {
+        expect(fetch.bundles).toHaveLength(1);
+        return fetch.bundles[0];
+      });
+      const ecIds = bundles.flatMap((bundle) => (bundle.oneTimePreKey ? [bundle.oneTimePreKey.keyId] : []));
+      expect(ecIds).toHaveLength(100);
+      expect(new Set(ecIds).size).toBe(100);
+      const kyberOneTime = bundles
+        .filter((bundle) => !bundle.kyberLastResort)
+        .map((bundle) => bundle.kyberPreKey!.keyId);
+      expect(kyberOneTime).toHaveLength(100);
+      expect(new Set(kyberOneTime).size).toBe(100);
+      expect(
+        bundles.filter((bundle) => bundle.kyberLastResort).every((bundle) => bundle.kyberPreKey!.keyId === 1),
+      ).toBe(true);
+      expect(
+        await unary(client.getPreKeyCount.bind(client), { accountId: target.accountId, deviceId: 1 }),
+      ).toEqual({
+        ecCount: 0,
+        kyberCount: 0,
+      });
+
+      // What the directory hands out is what the device published, signatures intact.
+      const identity = PublicKey.deserialize(new Uint8Array(bundles[0].identityKey));
+      expect(identity.equals(keys.identity.publicKey)).toBe(true);
+      for (const bundle of bundles.slice(0, 10)) {
+        const signed = bundle.signedPreKey!;
+        expect(identity.verify(new Uint8Array(signed.publicKey), new Uint8Array(signed.signature))).toBe(
+          true,
+        );
+        const kyber = bundle.kyberPreKey!;
+        expect(identity.verify(new Uint8Array(kyber.publicKey), new Uint8Array(kyber.signature))).toBe(true);
+      }
+    });
+
+    it('counts down by exactly the number of keys handed out', async () => {
+      const target = await register(username(), generateDeviceKeys(20));
+      await Promise.all(
+        Array.from({ length: 7 }, () =>
+          unary(client.getPreKeyBundle.bind(client), {
+            requesterAccountId: randomUUID(),
+            targetAccountId: target.accountId,
+            targetDeviceId: 0,
+          }),
+        ),
+      );
+      expect(
+        await unary(client.getPreKeyCount.bind(client), { accountId: target.accountId, deviceId: 1 }),
+      ).toEqual({
+        ecCount: 13,
+        kyberCount: 13,
+      });
+    });
+
+    it('throttles one requester per target with RESOURCE_EXHAUSTED and a retry delay, and no one else', async () => {
+      const limitedClient = new DirectoryServiceClient(limited.grpc, credentials.createInsecure());
+      try {
+        const keys = generateDeviceKeys(10);
+        const target = await unary(limitedClient.register.bind(limitedClient), {
+          username: username(),
+          identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+          device: publicDeviceKeys(keys),
+        });
+        const fetch = (requesterAccountId: string) =>
+          unary(limitedClient.getPreKeyBundle.bind(limitedClient), {
+            requesterAccountId,
+            targetAccountId: target.accountId,
+            targetDeviceId: 1,
+          });
+        const greedy = randomUUID();
+        for (let i = 0; i < 3; i++) await fetch(greedy);
+        let thrown: ServiceError | undefined;
+        await fetch(greedy).catch((error: ServiceError) => (thrown = error));
+        expect(thrown?.code).toBe(status.RESOURCE_EXHAUSTED);
+        expect(thrown?.details).toMatch(/^too many prekey fetches for this account; retry in \d+ s$/);
+        expect(Number(thrown?.metadata.get('retry-after-ms')[0])).toBeGreaterThan(0);
+        await expect(fetch(randomUUID())).resolves.toBeDefined();
+        // The throttled fetch claimed nothing: 4 fetches succeeded in all.
+        expect(
+          await unary(limitedClient.getPreKeyCount.bind(limitedClient), {
+            accountId: target.accountId,
+            deviceId: 1,
+          }),
+        ).toEqual({ ecCount: 6, kyberCount: 6 });
+      } finally {
+        limitedClient.close();
+      }
+    });
+
+    it('answers NOT_FOUND for an account that does not exist', async () => {
+      expect(
+        await refusal(
+          unary(client.getPreKeyBundle.bind(client), {
+            requesterAccountId: randomUUID(),
+            targetAccountId: randomUUID(),
+            targetDeviceId: 0,
+          }),
+        ),
+      ).toEqual({ code: status.NOT_FOUND, details: 'target_account_id: no such account' });
+    });
+  });
+
+  describe('UploadPreKeys', () => {
+    it('adds verified one-time keys, and a bad one changes nothing', async () => {
+      const keys = generateDeviceKeys(0);
+      const account = await register(username(), keys);
+      const fresh = generateOneTimeKeys(keys.identity, 1000, 50);
+      const upload = publicDeviceKeys({ ...keys, ...fresh });
+      const request = {
+        accountId: account.accountId,
+        deviceId: 1,
+        oneTimePreKeys: upload.oneTimePreKeys,
+        oneTimeKyberPreKeys: upload.oneTimeKyberPreKeys,
+      };
+      expect(await unary(client.uploadPreKeys.bind(client), request)).toEqual({
+        ecCount: 50,
+        kyberCount: 50,
+      });
+
+      const stranger = publicDeviceKeys({
+        ...keys,
+        ...generateOneTimeKeys(generateDeviceKeys(0).identity, 2000, 2),
+      });
+      expect(
+        await refusal(
+          unary(client.uploadPreKeys.bind(client), {
+            ...request,
+            oneTimePreKeys: [],
+            oneTimeKyberPreKeys: stranger.oneTimeKyberPreKeys,
+          }),
+        ),
+      ).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'one_time_kyber_pre_keys[0].signature: does not verify against the identity key',
+      });
+      expect(
+        await unary(client.getPreKeyCount.bind(client), { accountId: account.accountId, deviceId: 1 }),
+      ).toEqual({
+        ecCount: 50,
+        kyberCount: 50,
+      });
+    });
+
+    it('refuses malformed account ids', async () => {
+      expect(
+        await refusal(unary(client.getPreKeyCount.bind(client), { accountId: "x' OR 1=1 --", deviceId: 1 })),
+      ).toEqual({ code: status.INVALID_ARGUMENT, details: 'account_id: is not an account id' });
+    });
+  });
+});

@@ -1,0 +1,187 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
+import type { AccountId } from '../accounts/account-id';
+import type { EcPreKeyInput, SignedPreKeyInput, ValidatedKeys } from './key-validation';
+
+export interface StoredBundle {
+  readonly deviceId: number;
+  readonly registrationId: number;
+  readonly signedPreKey: SignedPreKeyInput;
+  readonly oneTimePreKey?: EcPreKeyInput;
+  readonly kyberPreKey: SignedPreKeyInput;
+  readonly kyberLastResort: boolean;
+}
+
+export interface PreKeyCounts {
+  readonly ec: number;
+  readonly kyber: number;
+}
+
+type Queryable = Pick<PoolClient, 'query'>;
+
+/** Stores one-time keys; a re-sent key id replaces the old key. */
+export async function insertOneTimeKeys(
+  db: Queryable,
+  accountId: AccountId,
+  deviceId: number,
+  keys: Pick<ValidatedKeys, 'oneTimeEc' | 'oneTimeKyber'>,
+): Promise<void> {
+  if (keys.oneTimeEc.length > 0) {
+    await db.query(
+      `INSERT INTO one_time_ec_pre_keys (account_id, device_id, key_id, public_key)
+       SELECT $1, $2, k.key_id, k.public_key FROM unnest($3::integer[], $4::bytea[]) AS k (key_id, public_key)
+       ON CONFLICT (account_id, device_id, key_id) DO UPDATE SET public_key = excluded.public_key`,
+      [
+        accountId,
+        deviceId,
+        keys.oneTimeEc.map((k) => k.keyId),
+        keys.oneTimeEc.map((k) => Buffer.from(k.publicKey)),
+      ],
+    );
+  }
+  if (keys.oneTimeKyber.length > 0) {
+    await db.query(
+      `INSERT INTO one_time_kyber_pre_keys (account_id, device_id, key_id, public_key, signature)
+       SELECT $1, $2, k.key_id, k.public_key, k.signature
+       FROM unnest($3::integer[], $4::bytea[], $5::bytea[]) AS k (key_id, public_key, signature)
+       ON CONFLICT (account_id, device_id, key_id)
+       DO UPDATE SET public_key = excluded.public_key, signature = excluded.signature`,
+      [
+        accountId,
+        deviceId,
+        keys.oneTimeKyber.map((k) => k.keyId),
+        keys.oneTimeKyber.map((k) => Buffer.from(k.publicKey)),
+        keys.oneTimeKyber.map((k) => Buffer.from(k.signature)),
+      ],
+    );
+  }
+}
+
+interface DeviceRow {
+  device_id: number;
+  registration_id: number;
+  signed_pre_key_id: number;
+  signed_pre_key: Buffer;
+  signed_pre_key_signature: Buffer;
+  kyber_last_resort_key_id: number;
+  kyber_last_resort_key: Buffer;
+  kyber_last_resort_signature: Buffer;
+}
+
+/** Prekeys in PostgreSQL. Every claim of a one-time key is one statement that deletes and returns it. */
+@Injectable()
+export class PreKeysRepository {
+  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+
+  /**
+   * One bundle per device (all devices when deviceId is undefined), each with
+   * freshly claimed one-time keys. SKIP LOCKED lets concurrent claims on any
+   * replica take different keys instead of waiting on, or repeating, one.
+   */
+  async claimBundles(accountId: AccountId, deviceId: number | undefined): Promise<StoredBundle[]> {
+    const { rows: devices } = await this.pool.query<DeviceRow>(
+      `SELECT device_id, registration_id, signed_pre_key_id, signed_pre_key, signed_pre_key_signature,
+              kyber_last_resort_key_id, kyber_last_resort_key, kyber_last_resort_signature
+       FROM devices WHERE account_id = $1 AND ($2::integer IS NULL OR device_id = $2) ORDER BY device_id`,
+      [accountId, deviceId ?? null],
+    );
+    return Promise.all(devices.map((device) => this.claimForDevice(accountId, device)));
+  }
+
+  private async claimForDevice(accountId: AccountId, device: DeviceRow): Promise<StoredBundle> {
+    const [ec, kyber] = await Promise.all([
+      this.pool.query<{ key_id: number; public_key: Buffer }>(
+        `DELETE FROM one_time_ec_pre_keys
+         WHERE (account_id, device_id, key_id) IN (
+           SELECT account_id, device_id, key_id FROM one_time_ec_pre_keys
+           WHERE account_id = $1 AND device_id = $2
+           ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING key_id, public_key`,
+        [accountId, device.device_id],
+      ),
+      this.pool.query<{ key_id: number; public_key: Buffer; signature: Buffer }>(
+        `DELETE FROM one_time_kyber_pre_keys
+         WHERE (account_id, device_id, key_id) IN (
+           SELECT account_id, device_id, key_id FROM one_time_kyber_pre_keys
+           WHERE account_id = $1 AND device_id = $2
+           ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING key_id, public_key, signature`,
+        [accountId, device.device_id],
+      ),
+    ]);
+    const oneTimeEc = ec.rows[0];
+    const oneTimeKyber = kyber.rows[0];
+    return {
+      deviceId: device.device_id,
+      registrationId: device.registration_id,
+      signedPreKey: {
+        keyId: device.signed_pre_key_id,
+        publicKey: device.signed_pre_key,
+        signature: device.signed_pre_key_signature,
+      },
+      ...(oneTimeEc ? { oneTimePreKey: { keyId: oneTimeEc.key_id, publicKey: oneTimeEc.public_key } } : {}),
+      kyberPreKey: oneTimeKyber
+        ? {
+            keyId: oneTimeKyber.key_id,
+            publicKey: oneTimeKyber.public_key,
+            signature: oneTimeKyber.signature,
+          }
+        : {
+            keyId: device.kyber_last_resort_key_id,
+            publicKey: device.kyber_last_resort_key,
+            signature: device.kyber_last_resort_signature,
+          },
+      kyberLastResort: oneTimeKyber === undefined,
+    };
+  }
+
+  async count(accountId: AccountId, deviceId: number): Promise<PreKeyCounts> {
+    const { rows } = await this.pool.query<{ ec: number; kyber: number }>(
+      `SELECT (SELECT count(*) FROM one_time_ec_pre_keys WHERE account_id = $1 AND device_id = $2)::integer AS ec,
+              (SELECT count(*) FROM one_time_kyber_pre_keys WHERE account_id = $1 AND device_id = $2)::integer AS kyber`,
+      [accountId, deviceId],
+    );
+    return rows[0] ?? { ec: 0, kyber: 0 };
+  }
+
+  /** A refill: new one-time keys and, optionally, new signed keys, in one transaction. */
+  async store(accountId: AccountId, deviceId: number, keys: ValidatedKeys): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      if (keys.signedPreKey) {
+        await client.query(
+          `UPDATE devices SET signed_pre_key_id = $3, signed_pre_key = $4, signed_pre_key_signature = $5
+           WHERE account_id = $1 AND device_id = $2`,
+          [
+            accountId,
+            deviceId,
+            keys.signedPreKey.keyId,
+            keys.signedPreKey.publicKey,
+            keys.signedPreKey.signature,
+          ],
+        );
+      }
+      if (keys.kyberLastResort) {
+        await client.query(
+          `UPDATE devices SET kyber_last_resort_key_id = $3, kyber_last_resort_key = $4, kyber_last_resort_signature = $5
+           WHERE account_id = $1 AND device_id = $2`,
+          [
+            accountId,
+            deviceId,
+            keys.kyberLastResort.keyId,
+            keys.kyberLastResort.publicKey,
+            keys.kyberLastResort.signature,
+          ],
+        );
+      }
+      await insertOneTimeKeys(client, accountId, deviceId, keys);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}

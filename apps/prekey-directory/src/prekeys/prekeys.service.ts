@@ -1,0 +1,84 @@
+import { Injectable } from '@nestjs/common';
+import { status } from '@grpc/grpc-js';
+import { grpcError } from '@sotto/platform/grpc';
+import type { AccountId } from '../accounts/account-id';
+import { AccountsRepository } from '../accounts/accounts.repository';
+import { FetchRateLimit } from './fetch-rate-limit';
+import { parseIdentityKey, validateKeys, type EcPreKeyInput, type SignedPreKeyInput } from './key-validation';
+import { PreKeysRepository, type PreKeyCounts, type StoredBundle } from './prekeys.repository';
+
+/** No device keeps more one-time keys of each kind than this. */
+export const MAX_STORED_ONE_TIME_KEYS = 1000;
+
+export interface RefillInput {
+  readonly signedPreKey?: SignedPreKeyInput | undefined;
+  readonly kyberLastResortPreKey?: SignedPreKeyInput | undefined;
+  readonly oneTimePreKeys: readonly EcPreKeyInput[];
+  readonly oneTimeKyberPreKeys: readonly SignedPreKeyInput[];
+}
+
+@Injectable()
+export class PreKeysService {
+  constructor(
+    private readonly prekeys: PreKeysRepository,
+    private readonly accounts: AccountsRepository,
+    private readonly rateLimit: FetchRateLimit,
+  ) {}
+
+  async bundles(
+    requester: AccountId,
+    target: AccountId,
+    deviceId: number | undefined,
+  ): Promise<{
+    identityKey: Uint8Array;
+    bundles: StoredBundle[];
+  }> {
+    await this.rateLimit.hit(requester, target);
+    const identityKey = await this.accounts.identityKey(target);
+    if (!identityKey) throw grpcError(status.NOT_FOUND, 'target_account_id: no such account');
+    const bundles = await this.prekeys.claimBundles(target, deviceId);
+    if (bundles.length === 0) throw grpcError(status.NOT_FOUND, 'target_device_id: no such device');
+    return { identityKey, bundles };
+  }
+
+  count(accountId: AccountId, deviceId: number): Promise<PreKeyCounts> {
+    return this.prekeys.count(accountId, deviceId);
+  }
+
+  /** Validates a refill against the account's identity key, then stores it. */
+  async refill(accountId: AccountId, deviceId: number, input: RefillInput): Promise<PreKeyCounts> {
+    const identityKey = await this.accounts.identityKey(accountId);
+    if (!identityKey) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+    const keys = validateKeys(
+      parseIdentityKey(identityKey),
+      {
+        signedPreKey: input.signedPreKey,
+        kyberLastResort: input.kyberLastResortPreKey,
+        oneTimeEc: input.oneTimePreKeys,
+        oneTimeKyber: input.oneTimeKyberPreKeys,
+      },
+      {
+        prefix: '',
+        signedPreKey: 'signed_pre_key',
+        kyberLastResort: 'kyber_last_resort_pre_key',
+        oneTimeEc: 'one_time_pre_keys',
+        oneTimeKyber: 'one_time_kyber_pre_keys',
+      },
+    );
+    const before = await this.prekeys.count(accountId, deviceId);
+    if (before.ec + keys.oneTimeEc.length > MAX_STORED_ONE_TIME_KEYS) {
+      throw grpcError(
+        status.RESOURCE_EXHAUSTED,
+        `one_time_pre_keys: a device keeps at most ${MAX_STORED_ONE_TIME_KEYS}`,
+      );
+    }
+    if (before.kyber + keys.oneTimeKyber.length > MAX_STORED_ONE_TIME_KEYS) {
+      throw grpcError(
+        status.RESOURCE_EXHAUSTED,
+        `one_time_kyber_pre_keys: a device keeps at most ${MAX_STORED_ONE_TIME_KEYS}`,
+      );
+    }
+    await this.prekeys.store(accountId, deviceId, keys);
+    return this.prekeys.count(accountId, deviceId);
+  }
+}
