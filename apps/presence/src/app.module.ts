@@ -1,10 +1,14 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { RedisModule } from '@sotto/platform/redis';
 import type { PresenceEnv } from './env';
+import { StreamsModule } from './streams/streams.module';
 
 @Module({})
 export class AppModule {
   static register(env: PresenceEnv): DynamicModule {
-    return { module: AppModule, imports: [RedisModule.forRoot({ url: env.REDIS_URL })] };
+    return {
+      module: AppModule,
+      imports: [RedisModule.forRoot({ url: env.REDIS_URL }), StreamsModule.register(env.PRESENCE_TTL_MS)],
+    };
   }
 }

@@ -1,0 +1,85 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { status } from '@grpc/grpc-js';
+import { gatewayEvents } from '@sotto/contracts';
+import { grpcError } from '@sotto/platform/grpc';
+import { REDIS, type Redis } from '@sotto/platform/redis';
+import { StreamRegistry, type DeviceKey, type Holder } from './stream-registry';
+
+const TOKEN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+function checkToken(value: string, field: string): string {
+  if (!TOKEN.test(value)) {
+    throw grpcError(
+      status.INVALID_ARGUMENT,
+      `${field}: must be 1 to 128 characters of A-Z, a-z, 0-9, '_', '.', ':', '-'`,
+    );
+  }
+  return value;
+}
+
+export function checkDevice(
+  device: { accountId: string; deviceId: number } | undefined | null,
+  field: string,
+): DeviceKey {
+  if (!device) throw grpcError(status.INVALID_ARGUMENT, `${field}: is required`);
+  checkToken(device.accountId, `${field}.account_id`);
+  if (!Number.isInteger(device.deviceId) || device.deviceId < 1) {
+    throw grpcError(status.INVALID_ARGUMENT, `${field}.device_id: must be 1 or more`);
+  }
+  return { accountId: device.accountId, deviceId: device.deviceId };
+}
+
+/** Presence: stream claims and the events that tell gateways what happened to their streams. */
+@Injectable()
+export class PresenceService {
+  constructor(
+    private readonly registry: StreamRegistry,
+    @Inject(REDIS) private readonly redis: Redis,
+  ) {}
+
+  /** Takes over the device's stream; the displaced gateway, if any, is told to close its stream. */
+  async claim(device: DeviceKey, gatewayId: string, streamId: string): Promise<Holder | undefined> {
+    const holder = {
+      gatewayId: checkToken(gatewayId, 'gateway_id'),
+      streamId: checkToken(streamId, 'stream_id'),
+    };
+    const previous = await this.registry.claim(device, holder);
+    if (previous && previous.streamId !== streamId) {
+      await this.redis.publish(
+        gatewayEvents.channel(previous.gatewayId),
+        gatewayEvents.encode({ device, streamId: previous.streamId, displaced: { byGatewayId: gatewayId } }),
+      );
+    }
+    return previous?.streamId === streamId ? undefined : previous;
+  }
+
+  release(device: DeviceKey, streamId: string): Promise<boolean> {
+    return this.registry.release(device, checkToken(streamId, 'stream_id'));
+  }
+
+  heartbeat(gatewayId: string, devices: readonly DeviceKey[]): Promise<number> {
+    return this.registry.heartbeat(checkToken(gatewayId, 'gateway_id'), devices);
+  }
+
+  locate(devices: readonly DeviceKey[]): Promise<(Holder | undefined)[]> {
+    return this.registry.locate(devices);
+  }
+
+  /** Tells each device's gateway that it has mail; devices without a stream are skipped. */
+  async notify(devices: readonly DeviceKey[]): Promise<number> {
+    const holders = await this.registry.locate(devices);
+    const pipeline = this.redis.pipeline();
+    let notified = 0;
+    holders.forEach((holder, index) => {
+      const device = devices[index];
+      if (!holder || !device) return;
+      pipeline.publish(
+        gatewayEvents.channel(holder.gatewayId),
+        gatewayEvents.encode({ device, streamId: holder.streamId, newMail: {} }),
+      );
+      notified += 1;
+    });
+    if (notified > 0) await pipeline.exec();
+    return notified;
+  }
+}

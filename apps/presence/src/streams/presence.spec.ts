@@ -1,0 +1,160 @@
+import { randomUUID } from 'node:crypto';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
+import { unary } from '@sotto/client-sdk';
+import { gatewayEvents } from '@sotto/contracts';
+import { PresenceServiceClient } from '@sotto/contracts/generated/client/sotto/presence/v1/presence';
+import { startTestService, testInfra, type TestService } from '@sotto/testing';
+
+/** Collects the events published on one gateway's channel. */
+async function listen(
+  gatewayId: string,
+): Promise<{ next: () => Promise<gatewayEvents.Event>; close: () => void }> {
+  const subscriber = new Redis(testInfra().redisUrl);
+  const queue: gatewayEvents.Event[] = [];
+  const waiting: ((event: gatewayEvents.Event) => void)[] = [];
+  subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
+    const event = gatewayEvents.decode(message);
+    const waiter = waiting.shift();
+    if (waiter) waiter(event);
+    else queue.push(event);
+  });
+  await subscriber.subscribe(gatewayEvents.channel(gatewayId));
+  return {
+    next: () => {
+      const ready = queue.shift();
+      return ready ? Promise.resolve(ready) : new Promise((resolve) => waiting.push(resolve));
+    },
+    close: () => subscriber.disconnect(),
+  };
+}
+
+describe('presence', () => {
+  let service: TestService;
+  let shortLived: TestService;
+  let client: PresenceServiceClient;
+
+  beforeAll(async () => {
+    [service, shortLived] = await Promise.all([
+      startTestService('presence'),
+      startTestService('presence', { PRESENCE_TTL_MS: '1500' }),
+    ]);
+    client = new PresenceServiceClient(service.grpc, credentials.createInsecure());
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await Promise.all([service?.stop(), shortLived?.stop()]);
+  });
+
+  const device = () => ({ accountId: randomUUID(), deviceId: 1 });
+  const claim = (d: { accountId: string; deviceId: number }, gatewayId: string, streamId: string) =>
+    unary(client.claimStream.bind(client), { device: d, gatewayId, streamId });
+  const locate = async (...devices: { accountId: string; deviceId: number }[]) =>
+    (await unary(client.locate.bind(client), { devices })).locations.map(({ gatewayId, streamId }) => ({
+      gatewayId,
+      streamId,
+    }));
+
+  it('records a stream, and a second stream of the same device displaces the first with an event', async () => {
+    const phone = device();
+    const gw1 = `gw-${randomUUID()}`;
+    const gw2 = `gw-${randomUUID()}`;
+    expect(await claim(phone, gw1, 's1')).toEqual({ displacedStreamId: '', displacedGatewayId: '' });
+    expect(await locate(phone)).toEqual([{ gatewayId: gw1, streamId: 's1' }]);
+
+    const events = await listen(gw1);
+    try {
+      expect(await claim(phone, gw2, 's2')).toEqual({ displacedStreamId: 's1', displacedGatewayId: gw1 });
+      expect(await events.next()).toEqual({
+        device: phone,
+        streamId: 's1',
+        newMail: undefined,
+        displaced: { byGatewayId: gw2 },
+      });
+      expect(await locate(phone)).toEqual([{ gatewayId: gw2, streamId: 's2' }]);
+    } finally {
+      events.close();
+    }
+  });
+
+  it('releases a stream only for the stream that holds it', async () => {
+    const phone = device();
+    await claim(phone, 'gw-a', 'old');
+    await claim(phone, 'gw-b', 'new');
+    expect(await unary(client.releaseStream.bind(client), { device: phone, streamId: 'old' })).toEqual({
+      released: false,
+    });
+    expect(await locate(phone)).toEqual([{ gatewayId: 'gw-b', streamId: 'new' }]);
+    expect(await unary(client.releaseStream.bind(client), { device: phone, streamId: 'new' })).toEqual({
+      released: true,
+    });
+    expect(await locate(phone)).toEqual([{ gatewayId: '', streamId: '' }]);
+  });
+
+  it('notifies the gateway holding each device and skips devices without a stream', async () => {
+    const online = device();
+    const offline = device();
+    const gw = `gw-${randomUUID()}`;
+    await claim(online, gw, 'stream-1');
+    const events = await listen(gw);
+    try {
+      expect(await unary(client.notify.bind(client), { devices: [online, offline] })).toEqual({
+        notified: 1,
+      });
+      expect(await events.next()).toEqual({
+        device: online,
+        streamId: 'stream-1',
+        newMail: {},
+        displaced: undefined,
+      });
+    } finally {
+      events.close();
+    }
+  });
+
+  it('lets claims expire when their gateway stops heartbeating, and keeps those it heartbeats', async () => {
+    const shortClient = new PresenceServiceClient(shortLived.grpc, credentials.createInsecure());
+    try {
+      const kept = device();
+      const dropped = device();
+      const gw = `gw-${randomUUID()}`;
+      for (const d of [kept, dropped]) {
+        await unary(shortClient.claimStream.bind(shortClient), {
+          device: d,
+          gatewayId: gw,
+          streamId: randomUUID(),
+        });
+      }
+      const deadline = Date.now() + 15_000;
+      let locations: { gatewayId: string }[] = [];
+      while (Date.now() < deadline) {
+        await unary(shortClient.heartbeat.bind(shortClient), { gatewayId: gw, devices: [kept] });
+        locations = (await unary(shortClient.locate.bind(shortClient), { devices: [kept, dropped] }))
+          .locations;
+        if (locations[1]?.gatewayId === '') break;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      expect(locations.map((location) => location.gatewayId)).toEqual([gw, '']);
+    } finally {
+      shortClient.close();
+    }
+  });
+
+  it.each([
+    [{ gatewayId: 'gw', streamId: 's' }, 'device: is required'],
+    [
+      { device: { accountId: 'a', deviceId: 0 }, gatewayId: 'gw', streamId: 's' },
+      'device.device_id: must be 1 or more',
+    ],
+    [
+      { device: { accountId: 'a', deviceId: 1 }, gatewayId: 'has space', streamId: 's' },
+      "gateway_id: must be 1 to 128 characters of A-Z, a-z, 0-9, '_', '.', ':', '-'",
+    ],
+  ])('refuses a bad claim with INVALID_ARGUMENT (%#)', async (request, details) => {
+    const error = await unary(client.claimStream.bind(client), { device: undefined, ...request }).catch(
+      (thrown: ServiceError) => thrown,
+    );
+    expect(error).toMatchObject({ code: status.INVALID_ARGUMENT, details });
+  });
+});

@@ -1,0 +1,101 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { REDIS, type Redis } from '@sotto/platform/redis';
+
+export const PRESENCE_TTL_MS = Symbol('PRESENCE_TTL_MS');
+
+export interface Holder {
+  readonly gatewayId: string;
+  readonly streamId: string;
+}
+
+export interface DeviceKey {
+  readonly accountId: string;
+  readonly deviceId: number;
+}
+
+// A holder is stored as "<gatewayId> <streamId>"; neither contains a space.
+function encodeHolder(holder: Holder): string {
+  return `${holder.gatewayId} ${holder.streamId}`;
+}
+
+function decodeHolder(value: string | null): Holder | undefined {
+  if (!value) return undefined;
+  const [gatewayId = '', streamId = ''] = value.split(' ');
+  return { gatewayId, streamId };
+}
+
+// Take over a device's stream and return the previous holder, in one step.
+const CLAIM = `
+local previous = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return previous
+`;
+
+// Release only if this exact stream still holds the device.
+const RELEASE = `
+local current = redis.call('GET', KEYS[1])
+local suffix = ' ' .. ARGV[1]
+if current and string.sub(current, -string.len(suffix)) == suffix then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+`;
+
+// Extend the claims this gateway still holds; a device since taken by another gateway is left alone.
+const HEARTBEAT = `
+local kept = 0
+for i, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  if current and string.sub(current, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then
+    redis.call('PEXPIRE', key, ARGV[2])
+    kept = kept + 1
+  end
+end
+return kept
+`;
+
+/**
+ * Which gateway holds which device's delivery stream, in Redis. A claim
+ * lives for the TTL unless its gateway heartbeats, so a gateway that dies
+ * without saying so stops receiving events within one TTL.
+ */
+@Injectable()
+export class StreamRegistry {
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(PRESENCE_TTL_MS) private readonly ttlMs: number,
+  ) {}
+
+  // The account in braces: on Redis Cluster, an account's devices share a slot.
+  private key(device: DeviceKey): string {
+    return `sotto:presence:{${device.accountId}}:${device.deviceId}`;
+  }
+
+  async claim(device: DeviceKey, holder: Holder): Promise<Holder | undefined> {
+    const previous = (await this.redis.eval(CLAIM, 1, this.key(device), encodeHolder(holder), this.ttlMs)) as
+      string | null;
+    return decodeHolder(previous);
+  }
+
+  async release(device: DeviceKey, streamId: string): Promise<boolean> {
+    return (await this.redis.eval(RELEASE, 1, this.key(device), streamId)) === 1;
+  }
+
+  async heartbeat(gatewayId: string, devices: readonly DeviceKey[]): Promise<number> {
+    if (devices.length === 0) return 0;
+    return (await this.redis.eval(
+      HEARTBEAT,
+      devices.length,
+      ...devices.map((device) => this.key(device)),
+      gatewayId,
+      this.ttlMs,
+    )) as number;
+  }
+
+  async locate(devices: readonly DeviceKey[]): Promise<(Holder | undefined)[]> {
+    if (devices.length === 0) return [];
+    const values = await this.redis.mget(...devices.map((device) => this.key(device)));
+    return values.map(decodeHolder);
+  }
+}
