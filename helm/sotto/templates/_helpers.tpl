@@ -1,0 +1,204 @@
+{{/*
+Names and labels, as the well-kept public charts write them.
+*/}}
+
+{{- define "sotto.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Release-wide prefix of every object name. A release already named after the chart is not
+repeated ("sotto" -> "sotto", "prod" -> "prod-sotto").
+*/}}
+{{- define "sotto.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sotto.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sotto.labels" -}}
+helm.sh/chart: {{ include "sotto.chart" . }}
+{{ include "sotto.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sotto
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "sotto.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sotto.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Per-component variants. Call with (dict "root" $ "component" "prekey-directory").
+*/}}
+{{- define "sotto.componentFullname" -}}
+{{- printf "%s-%s" (include "sotto.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sotto.componentLabels" -}}
+{{ include "sotto.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "sotto.componentSelectorLabels" -}}
+{{ include "sotto.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "sotto.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sotto.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "sotto.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+The six services: values key, name, ports (the ones the README documents), what storage each
+needs, and which services it calls (DESIGN.md, "Services"). NetworkPolicies are derived from
+`calls`: a service accepts gRPC only from the services that call it; the gateway from anyone.
+*/}}
+{{- define "sotto.components" -}}
+gateway:
+  name: gateway
+  grpcPort: 7400
+  metricsPort: 9400
+  needs: [redis]
+  calls: [prekey-directory, message-relay, presence, backup-store, key-vault]
+prekeyDirectory:
+  name: prekey-directory
+  grpcPort: 7401
+  metricsPort: 9401
+  needs: [postgres, redis]
+  calls: []
+messageRelay:
+  name: message-relay
+  grpcPort: 7402
+  metricsPort: 9402
+  needs: [kafka, redis]
+  calls: [prekey-directory, presence]
+presence:
+  name: presence
+  grpcPort: 7403
+  metricsPort: 9403
+  needs: [redis]
+  calls: []
+backupStore:
+  name: backup-store
+  grpcPort: 7404
+  metricsPort: 9404
+  needs: [postgres, blobs]
+  calls: []
+keyVault:
+  name: key-vault
+  grpcPort: 7405
+  metricsPort: 9405
+  needs: [postgres, redis]
+  calls: []
+{{- end }}
+
+{{/* The gRPC port of the service called `name` (e.g. "presence"). */}}
+{{- define "sotto.grpcPortOf" -}}
+{{- range $key, $c := include "sotto.components" . | fromYaml }}
+{{- if eq $c.name $.name }}{{ $c.grpcPort }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* Where a blob-storing backup-store keeps its files (BACKUP_BLOB_DIR). */}}
+{{- define "sotto.blobDir" -}}
+/var/lib/sotto/blobs
+{{- end }}
+
+{{/*
+Non-secret environment of one component, as ConfigMap data. Call with
+(dict "root" $ "key" "messageRelay" "c" <component>). Everything here is hashed into the pod's
+checksum/config annotation, so a change rolls the pods.
+*/}}
+{{- define "sotto.configData" -}}
+{{- $root := .root }}
+{{- $c := .c }}
+{{- $values := index $root.Values .key }}
+GRPC_ADDR: {{ printf "%s:%v" $root.Values.listenHost $c.grpcPort | quote }}
+METRICS_ADDR: {{ printf "%s:%v" $root.Values.listenHost $c.metricsPort | quote }}
+LOG_LEVEL: {{ default $root.Values.logLevel $values.logLevel | quote }}
+SHUTDOWN_GRACE_MS: {{ $root.Values.shutdownGraceMs | int64 | quote }}
+{{- range $callee := $c.calls }}
+{{ printf "%s_ADDR" ($callee | upper | replace "-" "_") }}: {{ printf "%s:%s" (include "sotto.componentFullname" (dict "root" $root "component" $callee)) (include "sotto.grpcPortOf" (dict "Values" $root.Values "name" $callee)) | quote }}
+{{- end }}
+{{- if has "kafka" $c.needs }}
+{{- with $root.Values.kafka.brokers }}
+KAFKA_BROKERS: {{ join "," . | quote }}
+{{- end }}
+ENVELOPE_TOPIC_PARTITIONS: {{ $values.envelopeTopic.partitions | int64 | quote }}
+ENVELOPE_TOPIC_REPLICATION: {{ $values.envelopeTopic.replication | int64 | quote }}
+{{- end }}
+{{- if has "blobs" $c.needs }}
+BACKUP_BLOB_DIR: {{ include "sotto.blobDir" . | quote }}
+BACKUP_QUOTA_BYTES: {{ $values.quotaBytes | int64 | quote }}
+BACKUP_VERSIONS_KEPT: {{ $values.versionsKept | int64 | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Connection URLs with credentials: only ever from Secrets the operator created.
+*/}}
+{{- define "sotto.secretEnv" -}}
+{{- $root := .root }}
+{{- $c := .c }}
+{{- if has "postgres" $c.needs }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (printf "%s-postgres" (include "sotto.fullname" $root)) $root.Values.postgres.existingSecret }}
+      key: {{ $root.Values.postgres.urlKey }}
+{{- end }}
+{{- if has "redis" $c.needs }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (printf "%s-redis" (include "sotto.fullname" $root)) $root.Values.redis.existingSecret }}
+      key: {{ $root.Values.redis.urlKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+Fails rendering when the backup-store's blob settings cannot work.
+*/}}
+{{- define "sotto.validateBlobStorage" -}}
+{{- $bs := .Values.backupStore }}
+{{- if eq $bs.blobStorage.type "s3" }}
+{{- fail "backupStore.blobStorage.type=s3: the backup-store does not read S3 settings yet; use type=local (see values.yaml)" }}
+{{- end }}
+{{- $local := $bs.blobStorage.local }}
+{{- $several := or (gt (int $bs.replicaCount) 1) $bs.autoscaling.enabled }}
+{{- if and $several (not $local.persistence.enabled) }}
+{{- fail "backupStore: more than one replica (or autoscaling) with an emptyDir blob directory would scatter uploads across pods; set backupStore.replicaCount=1 and autoscaling.enabled=false, or use a ReadWriteMany volume (blobStorage.local.persistence)" }}
+{{- end }}
+{{- if and $several $local.persistence.enabled (not $local.persistence.existingClaim) (not (has "ReadWriteMany" $local.persistence.accessModes)) }}
+{{- fail "backupStore: several replicas share the blob volume, so blobStorage.local.persistence.accessModes must include ReadWriteMany" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,540 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+
+// Lints and renders helm/sotto with the Helm that tools/ci/install-go-tools.sh builds, and checks
+// what an SRE relies on once it is applied: who may talk to whom, where each service finds the
+// others, that pods run locked down, probe, scale and roll on config changes.
+
+const root = join(__dirname, '..', '..');
+const chart = join(root, 'helm', 'sotto');
+const INSTALL_SCRIPT = 'tools/ci/install-go-tools.sh';
+const HELM = join(root, '.sotto', 'tools', 'bin', 'helm');
+const HELM_VERSION = /^HELM_VERSION=(\S+)$/m.exec(readFileSync(join(root, INSTALL_SCRIPT), 'utf8'))?.[1];
+const RELEASE = 'rel';
+const NAMESPACE = 'chat';
+
+/** The six services as README.md and DESIGN.md describe them: ports, who calls whom, secrets. */
+const SERVICES: Record<string, { grpc: number; metrics: number; calls: string[]; secrets: string[] }> = {
+  gateway: {
+    grpc: 7400,
+    metrics: 9400,
+    calls: ['prekey-directory', 'message-relay', 'presence', 'backup-store', 'key-vault'],
+    secrets: ['REDIS_URL'],
+  },
+  'prekey-directory': { grpc: 7401, metrics: 9401, calls: [], secrets: ['DATABASE_URL', 'REDIS_URL'] },
+  'message-relay': {
+    grpc: 7402,
+    metrics: 9402,
+    calls: ['prekey-directory', 'presence'],
+    secrets: ['REDIS_URL'],
+  },
+  presence: { grpc: 7403, metrics: 9403, calls: [], secrets: ['REDIS_URL'] },
+  'backup-store': { grpc: 7404, metrics: 9404, calls: [], secrets: ['DATABASE_URL'] },
+  'key-vault': { grpc: 7405, metrics: 9405, calls: [], secrets: ['DATABASE_URL', 'REDIS_URL'] },
+};
+const NAMES = Object.keys(SERVICES);
+const fullname = (service: string): string => `${RELEASE}-sotto-${service}`;
+const envName = (service: string): string => `${service.toUpperCase().replace(/-/g, '_')}_ADDR`;
+
+type Labels = Record<string, string>;
+interface Metadata {
+  name: string;
+  namespace?: string;
+  labels?: Labels;
+  annotations?: Labels;
+}
+interface Probe {
+  httpGet?: { path: string; port: string | number };
+}
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name: string; key: string } };
+}
+interface Container {
+  name: string;
+  image: string;
+  args?: string[];
+  command?: string[];
+  ports?: { name: string; containerPort: number }[];
+  env?: EnvVar[];
+  envFrom?: { configMapRef?: { name: string } }[];
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  startupProbe?: Probe;
+  resources?: { requests?: Labels; limits?: Labels };
+  securityContext?: {
+    runAsNonRoot?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    capabilities?: { drop?: string[] };
+    seccompProfile?: { type: string };
+  };
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+interface PodSpec {
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type: string } };
+  containers: Container[];
+  volumes?: { name: string; emptyDir?: object; persistentVolumeClaim?: { claimName: string } }[];
+}
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: Metadata;
+  data?: Labels;
+  spec?: unknown;
+}
+interface Deployment extends Manifest {
+  spec: {
+    replicas?: number;
+    selector: { matchLabels: Labels };
+    template: { metadata: Metadata; spec: PodSpec };
+  };
+}
+interface Service extends Manifest {
+  spec: {
+    type: string;
+    selector: Labels;
+    ports: { name: string; port: number; targetPort: string | number }[];
+  };
+}
+interface PeerSelector {
+  podSelector?: { matchLabels?: Labels };
+  namespaceSelector?: object;
+}
+interface NetworkPolicy extends Manifest {
+  spec: {
+    podSelector: { matchLabels: Labels };
+    policyTypes: string[];
+    ingress: { ports: { port: string | number }[]; from?: PeerSelector[] }[];
+  };
+}
+interface Autoscaler extends Manifest {
+  spec: { scaleTargetRef: { apiVersion: string; kind: string; name: string }; minReplicas: number };
+}
+interface DisruptionBudget extends Manifest {
+  spec: { selector: { matchLabels: Labels } };
+}
+interface ServiceMonitor extends Manifest {
+  spec: {
+    selector: { matchLabels: Labels; matchExpressions?: { key: string; operator: string }[] };
+    endpoints: { port: string; path: string }[];
+  };
+}
+interface TestPod extends Manifest {
+  spec: PodSpec;
+}
+
+interface HelmResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let helmChecked = false;
+
+/** Runs the project's Helm; fails (never skips) when it is missing or not the pinned version. */
+function helm(args: string[]): HelmResult {
+  if (!helmChecked) {
+    if (!existsSync(HELM)) {
+      throw new Error(`helm not found at ${HELM}: run ${INSTALL_SCRIPT} (needs Go) to build it`);
+    }
+    const version = spawnSync(HELM, ['version', '--template', '{{.Version}}'], { encoding: 'utf8' }).stdout;
+    if (version !== HELM_VERSION) {
+      throw new Error(`${HELM} is helm ${version}, expected ${HELM_VERSION}: run ${INSTALL_SCRIPT}`);
+    }
+    helmChecked = true;
+  }
+  const result = spawnSync(HELM, args, {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, HELM_NAMESPACE: '' },
+  });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function setArgs(values: string[]): string[] {
+  return values.flatMap((value) => ['--set', value]);
+}
+
+/** `helm template` with these --set values, parsed; a failed render fails the test with Helm's words. */
+function render(values: string[] = []): Manifest[] {
+  const result = helm(['template', RELEASE, chart, '--namespace', NAMESPACE, ...setArgs(values)]);
+  if (result.status !== 0) throw new Error(`helm template failed:\n${result.stderr}`);
+  return parseAllDocuments(result.stdout).flatMap((doc) => {
+    const value = doc.toJS() as Manifest | null;
+    return value === null ? [] : [value];
+  });
+}
+
+function all<T extends Manifest>(manifests: Manifest[], kind: string): T[] {
+  return manifests.filter((m) => m.kind === kind) as T[];
+}
+
+function one<T extends Manifest>(manifests: Manifest[], kind: string, name: string): T {
+  const found = manifests.filter((m) => m.kind === kind && m.metadata.name === name);
+  if (found.length !== 1) throw new Error(`expected one ${kind} ${name}, found ${found.length}`);
+  return found[0] as T;
+}
+
+function selects(selector: Labels, labels: Labels | undefined): boolean {
+  return Object.entries(selector).every(([key, value]) => labels?.[key] === value);
+}
+
+function container(manifests: Manifest[], service: string): Container {
+  const pod = one<Deployment>(manifests, 'Deployment', fullname(service)).spec.template.spec;
+  expect(pod.containers).toHaveLength(1);
+  return pod.containers[0];
+}
+
+/** The environment a service's container starts with: its ConfigMap, then its env entries. */
+function environment(manifests: Manifest[], service: string): Record<string, EnvVar> {
+  const c = container(manifests, service);
+  const env: Record<string, EnvVar> = {};
+  for (const source of c.envFrom ?? []) {
+    const name = source.configMapRef?.name;
+    if (name === undefined) continue;
+    for (const [key, value] of Object.entries(one(manifests, 'ConfigMap', name).data ?? {})) {
+      env[key] = { name: key, value };
+    }
+  }
+  for (const entry of c.env ?? []) env[entry.name] = entry;
+  return env;
+}
+
+function value(env: Record<string, EnvVar>, name: string): string | undefined {
+  return env[name]?.value;
+}
+
+/** Pods (by their Deployment) that a NetworkPolicy's peers select: our own services only. */
+function admittedServices(manifests: Manifest[], peers: PeerSelector[] | undefined): string[] {
+  return NAMES.filter((service) => {
+    const labels = one<Deployment>(manifests, 'Deployment', fullname(service)).spec.template.metadata.labels;
+    return (peers ?? []).some(
+      (peer) => peer.namespaceSelector === undefined && selects(peer.podSelector?.matchLabels ?? {}, labels),
+    );
+  });
+}
+
+const OVERRIDES = [
+  'serviceMonitor.enabled=true',
+  'gateway.service.type=LoadBalancer',
+  'kafka.brokers={kafka-0.kafka:9092,kafka-1.kafka:9092}',
+  ...['gateway', 'prekeyDirectory', 'messageRelay', 'presence', 'backupStore', 'keyVault'].map(
+    (key) => `${key}.autoscaling.enabled=false`,
+  ),
+];
+
+describe('helm/sotto', () => {
+  let defaults: Manifest[];
+  let overridden: Manifest[];
+
+  beforeAll(() => {
+    defaults = render();
+    overridden = render(OVERRIDES);
+  });
+
+  it('passes helm lint --strict with its defaults and with overrides', () => {
+    for (const values of [[], OVERRIDES]) {
+      const result = helm(['lint', '--strict', chart, ...setArgs(values)]);
+      expect({ status: result.status, output: result.stdout + result.stderr }).toEqual({
+        status: 0,
+        output: expect.stringContaining('1 chart(s) linted, 0 chart(s) failed'),
+      });
+    }
+  });
+
+  it('rejects values the schema forbids, in lint and in template, naming the value', () => {
+    for (const bad of ['gateway.replicaCount=many', 'presence.replicacount=2', 'logLevel=loud']) {
+      const lint = helm(['lint', '--strict', chart, '--set', bad]);
+      const template = helm(['template', RELEASE, chart, '--set', bad]);
+      expect(lint.status).not.toBe(0);
+      expect(template.status).not.toBe(0);
+      const key = bad.split('=')[0].split('.').pop() ?? bad;
+      expect(template.stderr).toContain(key);
+    }
+  });
+
+  it('refuses blob settings that would lose or scatter backups', () => {
+    expect(helm(['template', RELEASE, chart, '--set', 'backupStore.blobStorage.type=s3']).stderr).toContain(
+      'does not read S3 settings yet',
+    );
+    expect(helm(['template', RELEASE, chart, '--set', 'backupStore.replicaCount=3']).stderr).toContain(
+      'emptyDir blob directory would scatter uploads',
+    );
+  });
+
+  it('runs each of the six services in its own Deployment of the one image, selecting its main.js', () => {
+    const deployments = all<Deployment>(defaults, 'Deployment');
+    expect(deployments.map((d) => d.metadata.name).sort()).toEqual(NAMES.map(fullname).sort());
+    for (const service of NAMES) {
+      const c = container(defaults, service);
+      expect(c.image).toBe('sotto:0.1.0');
+      expect(c.args).toEqual([`dist/apps/${service}/apps/${service}/src/main.js`]);
+      expect(one<Deployment>(defaults, 'Deployment', fullname(service)).metadata.namespace).toBe(NAMESPACE);
+    }
+  });
+
+  it('runs every pod as uid 10001 on a read-only root filesystem with no capabilities', () => {
+    const pods = [
+      ...all<Deployment>(defaults, 'Deployment').map((d) => d.spec.template.spec),
+      ...all<TestPod>(defaults, 'Pod').map((p) => p.spec),
+    ];
+    expect(pods).toHaveLength(7);
+    for (const pod of pods) {
+      expect(pod.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        runAsUser: 10001,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      for (const c of pod.containers) {
+        expect(c.securityContext).toMatchObject({
+          runAsNonRoot: true,
+          readOnlyRootFilesystem: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] },
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+        expect(c.resources?.requests).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
+        expect(c.resources?.limits).toEqual(expect.objectContaining({ memory: expect.any(String) }));
+      }
+    }
+  });
+
+  it('probes liveness at /healthz and readiness at /readyz on the port METRICS_ADDR binds', () => {
+    for (const [service, ports] of Object.entries(SERVICES)) {
+      const c = container(defaults, service);
+      const env = environment(defaults, service);
+      expect(c.ports).toEqual([
+        expect.objectContaining({ name: 'grpc', containerPort: ports.grpc }),
+        expect.objectContaining({ name: 'metrics', containerPort: ports.metrics }),
+      ]);
+      expect(value(env, 'GRPC_ADDR')).toBe(`0.0.0.0:${ports.grpc}`);
+      expect(value(env, 'METRICS_ADDR')).toBe(`0.0.0.0:${ports.metrics}`);
+      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+      expect(c.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    }
+  });
+
+  it("points every service at each upstream's Service and gRPC port, and at nothing else", () => {
+    for (const [service, { calls }] of Object.entries(SERVICES)) {
+      const env = environment(defaults, service);
+      for (const upstream of NAMES.filter((name) => name !== service)) {
+        const address = value(env, envName(upstream));
+        if (!calls.includes(upstream)) {
+          expect({ service, upstream, address }).toEqual({ service, upstream, address: undefined });
+          continue;
+        }
+        expect({ service, upstream, address }).toEqual({
+          service,
+          upstream,
+          address: `${fullname(upstream)}:${SERVICES[upstream].grpc}`,
+        });
+        // The address leads somewhere: a Service of that name, on that port, to the upstream's pods.
+        const [host, port] = (address ?? '').split(':');
+        const svc = one<Service>(defaults, 'Service', host);
+        expect(svc.spec.ports).toContainEqual(
+          expect.objectContaining({ name: 'grpc', port: Number(port), targetPort: 'grpc' }),
+        );
+        const upstreamPods = one<Deployment>(defaults, 'Deployment', fullname(upstream)).spec.template
+          .metadata;
+        expect(selects(svc.spec.selector, upstreamPods.labels)).toBe(true);
+        expect(NAMES.filter((other) => other !== upstream).map((other) => fullname(other))).not.toContain(
+          host,
+        );
+      }
+    }
+  });
+
+  it('takes DATABASE_URL and REDIS_URL only from Secrets the operator creates', () => {
+    expect(all(defaults, 'Secret')).toEqual([]);
+    for (const [service, { secrets }] of Object.entries(SERVICES)) {
+      const env = environment(defaults, service);
+      for (const name of ['DATABASE_URL', 'REDIS_URL']) {
+        if (!secrets.includes(name)) {
+          expect({ service, name, entry: env[name] }).toEqual({ service, name, entry: undefined });
+          continue;
+        }
+        expect(env[name]).toEqual({
+          name,
+          valueFrom: {
+            secretKeyRef: {
+              name: `${RELEASE}-sotto-${name === 'DATABASE_URL' ? 'postgres' : 'redis'}`,
+              key: name,
+            },
+          },
+        });
+      }
+    }
+    const custom = render([
+      'postgres.existingSecret=pg-creds',
+      'redis.existingSecret=redis-creds,redis.urlKey=url',
+    ]);
+    expect(environment(custom, 'key-vault').DATABASE_URL.valueFrom?.secretKeyRef).toEqual({
+      name: 'pg-creds',
+      key: 'DATABASE_URL',
+    });
+    expect(environment(custom, 'key-vault').REDIS_URL.valueFrom?.secretKeyRef).toEqual({
+      name: 'redis-creds',
+      key: 'url',
+    });
+  });
+
+  it('gives the message-relay its Kafka brokers and a replication factor of 3', () => {
+    const env = environment(overridden, 'message-relay');
+    expect(value(env, 'KAFKA_BROKERS')).toBe('kafka-0.kafka:9092,kafka-1.kafka:9092');
+    expect(value(environment(defaults, 'message-relay'), 'ENVELOPE_TOPIC_REPLICATION')).toBe('3');
+    expect(value(env, 'ENVELOPE_TOPIC_PARTITIONS')).toBe('8');
+    for (const service of NAMES.filter((name) => name !== 'message-relay')) {
+      expect(environment(overridden, service).KAFKA_BROKERS).toBeUndefined();
+    }
+  });
+
+  it('keeps backup blobs on a writable volume: an emptyDir by default, a kept PVC when asked', () => {
+    const check = (manifests: Manifest[]): PodSpec['volumes'] => {
+      const env = environment(manifests, 'backup-store');
+      expect(value(env, 'BACKUP_QUOTA_BYTES')).toBe('2147483648');
+      const pod = one<Deployment>(manifests, 'Deployment', fullname('backup-store')).spec.template.spec;
+      const mount = pod.containers[0].volumeMounts?.find(
+        (m) => m.mountPath === value(env, 'BACKUP_BLOB_DIR'),
+      );
+      expect(mount).toBeDefined();
+      return pod.volumes?.filter((v) => v.name === mount?.name);
+    };
+    expect(check(defaults)).toEqual([{ name: 'blobs', emptyDir: { sizeLimit: '5Gi' } }]);
+
+    const persistent = render(['backupStore.blobStorage.local.persistence.enabled=true']);
+    const claim = one(persistent, 'PersistentVolumeClaim', `${fullname('backup-store')}-blobs`);
+    expect(claim.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    expect(check(persistent)).toEqual([
+      { name: 'blobs', persistentVolumeClaim: { claimName: claim.metadata.name } },
+    ]);
+  });
+
+  it('opens the gateway gRPC port to all, and each internal one only to the services that call it', () => {
+    const policies = all<NetworkPolicy>(defaults, 'NetworkPolicy');
+    expect(policies).toHaveLength(NAMES.length);
+    for (const service of NAMES) {
+      const pods = one<Deployment>(defaults, 'Deployment', fullname(service)).spec.template.metadata.labels;
+      const mine = policies.filter((p) => selects(p.spec.podSelector.matchLabels, pods));
+      expect(mine).toHaveLength(1);
+      const [policy] = mine;
+      expect(policy.spec.policyTypes).toEqual(['Ingress']);
+      const grpcRules = policy.spec.ingress.filter((rule) => rule.ports.some((p) => p.port === 'grpc'));
+      expect(grpcRules).toHaveLength(1);
+      const callers = NAMES.filter((caller) => SERVICES[caller].calls.includes(service));
+      if (service === 'gateway') {
+        expect(grpcRules[0].from).toBeUndefined();
+      } else {
+        expect({ service, admitted: admittedServices(defaults, grpcRules[0].from) }).toEqual({
+          service,
+          admitted: callers,
+        });
+        expect(grpcRules[0].from).toHaveLength(callers.length);
+      }
+      const metricsRule = policy.spec.ingress.find((rule) => rule.ports.some((p) => p.port === 'metrics'));
+      expect(metricsRule?.from).toContainEqual({ podSelector: {} });
+    }
+  });
+
+  it('rolls exactly the pods whose configuration changed (checksum/config)', () => {
+    const checksums = (manifests: Manifest[]): Record<string, string | undefined> =>
+      Object.fromEntries(
+        NAMES.map((service) => [
+          service,
+          one<Deployment>(manifests, 'Deployment', fullname(service)).spec.template.metadata.annotations?.[
+            'checksum/config'
+          ],
+        ]),
+      );
+    const before = checksums(defaults);
+    for (const checksum of Object.values(before)) expect(checksum).toMatch(/^[0-9a-f]{64}$/);
+    const after = checksums(render(['messageRelay.envelopeTopic.partitions=16']));
+    expect(NAMES.filter((service) => before[service] !== after[service])).toEqual(['message-relay']);
+    const louder = checksums(render(['logLevel=debug']));
+    expect(NAMES.filter((service) => before[service] === louder[service])).toEqual([]);
+  });
+
+  it('autoscales with autoscaling/v2 HPAs that own the replica count, and not when disabled', () => {
+    const hpas = all<Autoscaler>(defaults, 'HorizontalPodAutoscaler');
+    // backup-store keeps one replica on its default emptyDir blob volume.
+    const scaled = NAMES.filter((service) => service !== 'backup-store');
+    expect(hpas.map((h) => h.spec.scaleTargetRef.name).sort()).toEqual(scaled.map(fullname).sort());
+    for (const hpa of hpas) {
+      expect(hpa.apiVersion).toBe('autoscaling/v2');
+      expect(hpa.spec.scaleTargetRef).toMatchObject({ apiVersion: 'apps/v1', kind: 'Deployment' });
+      expect(
+        one<Deployment>(defaults, 'Deployment', hpa.spec.scaleTargetRef.name).spec.replicas,
+      ).toBeUndefined();
+    }
+    expect(one<Deployment>(defaults, 'Deployment', fullname('backup-store')).spec.replicas).toBe(1);
+
+    expect(all(overridden, 'HorizontalPodAutoscaler')).toEqual([]);
+    for (const service of NAMES) {
+      expect(
+        one<Deployment>(overridden, 'Deployment', fullname(service)).spec.replicas,
+      ).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('guards every service with a PodDisruptionBudget over its own pods', () => {
+    const pdbs = all<DisruptionBudget>(defaults, 'PodDisruptionBudget');
+    expect(pdbs).toHaveLength(NAMES.length);
+    for (const service of NAMES) {
+      const labels = one<Deployment>(defaults, 'Deployment', fullname(service)).spec.template.metadata.labels;
+      expect(pdbs.filter((pdb) => selects(pdb.spec.selector.matchLabels, labels))).toHaveLength(1);
+      expect(one(defaults, 'PodDisruptionBudget', fullname(service)).apiVersion).toBe('policy/v1');
+    }
+  });
+
+  it('exposes gRPC and metrics on a ClusterIP Service per service; the gateway as a LoadBalancer on request', () => {
+    for (const manifests of [defaults, overridden]) {
+      for (const [service, ports] of Object.entries(SERVICES)) {
+        const svc = one<Service>(manifests, 'Service', fullname(service));
+        expect(svc.spec.ports.map(({ name, port, targetPort }) => ({ name, port, targetPort }))).toEqual([
+          { name: 'grpc', port: ports.grpc, targetPort: 'grpc' },
+          { name: 'metrics', port: ports.metrics, targetPort: 'metrics' },
+        ]);
+      }
+    }
+    const types = (manifests: Manifest[]): string[] =>
+      NAMES.map((service) => one<Service>(manifests, 'Service', fullname(service)).spec.type);
+    expect(types(defaults)).toEqual(NAMES.map(() => 'ClusterIP'));
+    expect(types(overridden)).toEqual(
+      NAMES.map((service) => (service === 'gateway' ? 'LoadBalancer' : 'ClusterIP')),
+    );
+  });
+
+  it('scrapes /metrics of all six services through a ServiceMonitor only when enabled', () => {
+    expect(all(defaults, 'ServiceMonitor')).toEqual([]);
+    const [monitor, ...more] = all<ServiceMonitor>(overridden, 'ServiceMonitor');
+    expect(more).toEqual([]);
+    expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(monitor.spec.endpoints).toEqual([expect.objectContaining({ port: 'metrics', path: '/metrics' })]);
+    const scraped = all<Service>(overridden, 'Service').filter(
+      (svc) =>
+        selects(monitor.spec.selector.matchLabels, svc.metadata.labels) &&
+        (monitor.spec.selector.matchExpressions ?? []).every(
+          (e) => svc.metadata.labels?.[e.key] !== undefined,
+        ),
+    );
+    expect(scraped.map((svc) => svc.metadata.name).sort()).toEqual(NAMES.map(fullname).sort());
+  });
+
+  it('ships a helm test hook that checks the gateway and every /readyz through their Services', () => {
+    const [pod, ...more] = all<TestPod>(defaults, 'Pod');
+    expect(more).toEqual([]);
+    expect(pod.metadata.annotations?.['helm.sh/hook']).toBe('test');
+    const c = pod.spec.containers[0];
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+    expect(env.GATEWAY_GRPC).toBe(`${fullname('gateway')}:7400`);
+    expect((env.READYZ_URLS ?? '').split(/\s+/).sort()).toEqual(
+      NAMES.map((service) => `http://${fullname(service)}:${SERVICES[service].metrics}/readyz`).sort(),
+    );
+    expect(c.command?.slice(0, 2)).toEqual(['node', '-e']);
+  });
+});
