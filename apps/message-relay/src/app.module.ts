@@ -2,7 +2,11 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { KafkaModule } from '@sotto/platform/kafka';
 import { RedisModule } from '@sotto/platform/redis';
 import { RELAY_ENV, type RelayEnv } from './env';
+import { MailboxModule } from './mailbox/mailbox.module';
+import { RelayController } from './relay.controller';
+import { RoutingModule } from './routing/routing.module';
 import { SendModule } from './send/send.module';
+import { UpstreamModule } from './upstream/upstream.module';
 
 @Global()
 @Module({})
@@ -13,8 +17,12 @@ export class AppModule {
       imports: [
         KafkaModule.forRoot({ brokers: env.KAFKA_BROKERS, clientId: 'sotto-message-relay' }),
         RedisModule.forRoot({ url: env.REDIS_URL }),
+        UpstreamModule.register(env),
         SendModule,
+        MailboxModule,
+        RoutingModule,
       ],
+      controllers: [RelayController],
       providers: [{ provide: RELAY_ENV, useValue: env }],
       exports: [RELAY_ENV],
     };

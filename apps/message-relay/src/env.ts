@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { commaList, hostPort, positiveInt, url } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 
@@ -13,6 +13,12 @@ export const relayEnv = serviceEnvSchema(
     ENVELOPE_TOPIC_PARTITIONS: positiveInt().default(8),
     /** 3 on a real cluster; 1 on a single local broker. */
     ENVELOPE_TOPIC_REPLICATION: positiveInt().default(1),
+    /** Every relay of one deployment shares this group; Kafka spreads the partitions over them. */
+    KAFKA_CONSUMER_GROUP: z.string().min(1).default('sotto-message-relay'),
+    /** How long a relay may go silent before Kafka hands its partitions to another. */
+    KAFKA_SESSION_TIMEOUT_MS: positiveInt().default(30_000),
+    /** Test-only: crash at a named point of routing (crash-before-mailbox, crash-before-commit). */
+    SOTTO_FAULT_INJECTION: z.enum(['crash-before-mailbox', 'crash-before-commit']).optional(),
   },
 );
 export type RelayEnv = z.output<typeof relayEnv>;

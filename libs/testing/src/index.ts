@@ -2,5 +2,12 @@ export { testInfra, INFRA_ENV } from './infra';
 export { createTestDatabase } from './database';
 export { listServicesByReflection } from './reflection-client';
 export { describeServiceBoot, runServiceToExit } from './service-boot';
-export { startTestService, startTestPlatform, TestService, testLogDir } from './services';
+export {
+  createTestCluster,
+  startTestService,
+  startTestPlatform,
+  TestCluster,
+  TestService,
+  testLogDir,
+} from './services';
 export { freePort, repoRoot } from '@sotto/local-infra';

@@ -54,3 +54,42 @@ export async function startTestPlatform(): Promise<Platform> {
   const dir = mkdtempSync(join(testInfra().workDir, 'platform-'));
   return startPlatform({ infra, logDir: join(dir, 'logs'), backupBlobDir: join(dir, 'blobs') });
 }
+
+export interface TestCluster {
+  /** Where each service listens (or would, if started). */
+  readonly addresses: Readonly<Record<ServiceName, ServiceAddresses>>;
+  /** Starts one service wired to the others; `env` overrides or removes (undefined) variables. */
+  start(name: ServiceName, env?: Readonly<Record<string, string | undefined>>): Promise<TestService>;
+  /** Stops every service this cluster started that is still running. */
+  stop(): Promise<void>;
+}
+
+/** Services that call each other, sharing one database and one set of addresses, started as a test needs them. */
+export async function createTestCluster(): Promise<TestCluster> {
+  const infra = { ...testInfra(), databaseUrl: await createTestDatabase() };
+  const addresses = {} as Record<ServiceName, ServiceAddresses>;
+  for (const service of SERVICE_NAMES) {
+    addresses[service] = { grpc: `127.0.0.1:${await freePort()}`, metrics: `127.0.0.1:${await freePort()}` };
+  }
+  const blobDir = mkdtempSync(join(testInfra().workDir, 'blobs-'));
+  const started: TestService[] = [];
+  return {
+    addresses,
+    async start(name, env = {}) {
+      const merged: Record<string, string> = {};
+      for (const [key, value] of Object.entries({ ...serviceEnv(name, addresses, infra, blobDir), ...env })) {
+        if (value !== undefined) merged[key] = value;
+      }
+      const service = await startServiceProcess({
+        name,
+        env: merged,
+        logFile: join(testLogDir(), `${name}-${started.length}-${addresses[name].grpc.split(':')[1]}.log`),
+      });
+      started.push(service);
+      return service;
+    },
+    async stop() {
+      await Promise.all(started.map((service) => service.stop()));
+    },
+  };
+}

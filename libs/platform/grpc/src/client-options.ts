@@ -2,7 +2,10 @@ import { Transport, type GrpcOptions } from '@nestjs/microservices';
 import { PROTO_LOADER_OPTIONS, type ServiceContract } from '@sotto/contracts';
 
 /** Options for a NestJS ClientGrpc that calls another service through its contract. */
-export function grpcClientOptions(contract: ServiceContract, url: string): GrpcOptions & { transport: Transport.GRPC } {
+export function grpcClientOptions(
+  contract: ServiceContract,
+  url: string,
+): GrpcOptions & { transport: Transport.GRPC } {
   return {
     transport: Transport.GRPC,
     options: {

@@ -44,6 +44,9 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
       { correlationId, err: exception, handler: handler === undefined ? undefined : typeof handler },
       'unhandled error in gRPC handler',
     );
-    return throwError(() => ({ code: status.INTERNAL, message: `internal error (correlation id ${correlationId})` }));
+    return throwError(() => ({
+      code: status.INTERNAL,
+      message: `internal error (correlation id ${correlationId})`,
+    }));
   }
 }

@@ -8,7 +8,8 @@ function codeName(error: unknown): string {
     typeof error === 'object' && error !== null && 'getError' in error && typeof error.getError === 'function'
       ? (error.getError as () => unknown)()
       : error;
-  const code = typeof candidate === 'object' && candidate !== null ? (candidate as { code?: unknown }).code : undefined;
+  const code =
+    typeof candidate === 'object' && candidate !== null ? (candidate as { code?: unknown }).code : undefined;
   return typeof code === 'number' && status[code] !== undefined ? status[code] : 'INTERNAL';
 }
 

@@ -91,7 +91,9 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
 ): Promise<void> {
   const registry = createMetricsRegistry(spec.name);
   const serviceNames = ['', ...spec.contract.services];
-  const health = new HealthImplementation(Object.fromEntries(serviceNames.map((name) => [name, 'NOT_SERVING'])));
+  const health = new HealthImplementation(
+    Object.fromEntries(serviceNames.map((name) => [name, 'NOT_SERVING'])),
+  );
   let grpcServer: Server | undefined;
 
   @Module({ imports: [ReadinessModule, spec.module(env)] })
@@ -121,7 +123,8 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
   await app.listen();
 
   const readiness = app.get(Readiness);
-  const setHealth = (next: ServingStatus): void => serviceNames.forEach((name) => health.setStatus(name, next));
+  const setHealth = (next: ServingStatus): void =>
+    serviceNames.forEach((name) => health.setStatus(name, next));
   const refreshHealth = async (): Promise<void> => {
     const report = await readiness.report();
     setHealth(report.ready ? 'SERVING' : 'NOT_SERVING');
@@ -148,7 +151,10 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
     readiness.markShuttingDown();
     setHealth('NOT_SERVING');
     const deadline = setTimeout(() => {
-      logger.error({ graceMs: env.SHUTDOWN_GRACE_MS }, 'calls still open at the end of the grace period; closing them');
+      logger.error(
+        { graceMs: env.SHUTDOWN_GRACE_MS },
+        'calls still open at the end of the grace period; closing them',
+      );
       grpcServer?.forceShutdown();
     }, env.SHUTDOWN_GRACE_MS);
     try {

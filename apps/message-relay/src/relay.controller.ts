@@ -1,0 +1,76 @@
+import { Controller } from '@nestjs/common';
+import { status } from '@grpc/grpc-js';
+import { envelopesTopic } from '@sotto/contracts';
+import {
+  RelayServiceControllerMethods,
+  type AckRequest,
+  type AckResponse,
+  type ReadMailboxRequest,
+  type ReadMailboxResponse,
+  type RelayServiceController,
+  type SendRequest,
+  type SendResponse,
+} from '@sotto/contracts/generated/nest/sotto/relay/v1/relay';
+import type { Envelope } from '@sotto/contracts/generated/nest/sotto/common/v1/envelope';
+import { grpcError } from '@sotto/platform/grpc';
+import { MailboxStore, type DeviceAddress } from './mailbox/mailbox.store';
+import { SendService } from './send/send.service';
+
+const MAX_READ = 500;
+const MAX_ACK = 1000;
+
+function device(accountId: string, deviceId: number, field: string): DeviceAddress {
+  if (!accountId) throw grpcError(status.INVALID_ARGUMENT, `${field}account_id: is required`);
+  if (!Number.isInteger(deviceId) || deviceId < 1) {
+    throw grpcError(status.INVALID_ARGUMENT, `${field}device_id: must be 1 or more`);
+  }
+  return { accountId, deviceId };
+}
+
+/** gRPC in, gRPC out for the RelayService contract. */
+@Controller()
+@RelayServiceControllerMethods()
+export class RelayController implements RelayServiceController {
+  constructor(
+    private readonly sender: SendService,
+    private readonly mailboxes: MailboxStore,
+  ) {}
+
+  send(request: SendRequest): Promise<SendResponse> {
+    return this.sender.send(device(request.sourceAccountId, request.sourceDeviceId, 'source_'), {
+      destinationAccountId: request.destinationAccountId,
+      clientTimestampMs: request.clientTimestampMs,
+      ephemeral: request.ephemeral,
+      envelopes: request.envelopes,
+    });
+  }
+
+  async readMailbox(request: ReadMailboxRequest): Promise<ReadMailboxResponse> {
+    const limit = Math.min(Math.max(request.limit, 1), MAX_READ);
+    const after = Number(request.afterSequence);
+    if (!Number.isSafeInteger(after) || after < 0) {
+      throw grpcError(status.INVALID_ARGUMENT, 'after_sequence: must be a whole number');
+    }
+    const { items, drained } = await this.mailboxes.read(
+      device(request.accountId, request.deviceId, ''),
+      after,
+      limit,
+    );
+    return {
+      envelopes: items.map((item) => ({
+        sequence: String(item.sequence),
+        envelope: envelopesTopic.decodeValue(item.envelope) as unknown as Envelope,
+      })),
+      drained,
+    };
+  }
+
+  async ack(request: AckRequest): Promise<AckResponse> {
+    if (request.guids.length > MAX_ACK) {
+      throw grpcError(status.RESOURCE_EXHAUSTED, `guids: at most ${MAX_ACK} per acknowledgement`);
+    }
+    return {
+      deleted: await this.mailboxes.delete(device(request.accountId, request.deviceId, ''), request.guids),
+    };
+  }
+}

@@ -1,0 +1,248 @@
+import { randomUUID } from 'node:crypto';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { EnvelopeType } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
+import { DirectoryServiceClient } from '@sotto/contracts/generated/client/sotto/directory/v1/directory';
+import {
+  MismatchedDevices,
+  RelayServiceClient,
+  type QueuedEnvelope,
+} from '@sotto/contracts/generated/client/sotto/relay/v1/relay';
+import { createTestCluster, type TestCluster } from '@sotto/testing';
+
+interface Account {
+  accountId: string;
+  registrationId: number;
+}
+
+describe('message-relay', () => {
+  let cluster: TestCluster;
+  let directory: DirectoryServiceClient;
+
+  beforeAll(async () => {
+    cluster = await createTestCluster();
+    await Promise.all([cluster.start('prekey-directory'), cluster.start('presence')]);
+    directory = new DirectoryServiceClient(
+      cluster.addresses['prekey-directory'].grpc,
+      credentials.createInsecure(),
+    );
+  });
+
+  afterAll(async () => {
+    directory?.close();
+    await cluster?.stop();
+  });
+
+  async function account(): Promise<Account> {
+    const keys = generateDeviceKeys(1);
+    const { accountId } = await unary(directory.register.bind(directory), {
+      username: `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
+      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+      device: publicDeviceKeys(keys),
+    });
+    return { accountId, registrationId: keys.registrationId };
+  }
+
+  /** A relay of its own consumer group, so what it routes is only what this test waits for. */
+  async function relay(
+    env: Record<string, string> = {},
+  ): Promise<{ client: RelayServiceClient; group: string }> {
+    const group = env['KAFKA_CONSUMER_GROUP'] ?? `relay-test-${randomUUID()}`;
+    const service = await cluster.start('message-relay', {
+      KAFKA_CONSUMER_GROUP: group,
+      KAFKA_SESSION_TIMEOUT_MS: '6000',
+      GRPC_ADDR: `127.0.0.1:${cluster.addresses['message-relay'].grpc.split(':')[1]}`,
+      ...env,
+    });
+    return { client: new RelayServiceClient(service.grpc, credentials.createInsecure()), group };
+  }
+
+  const send = (client: RelayServiceClient, from: Account, to: Account, text: string, overrides = {}) =>
+    unary(client.send.bind(client), {
+      sourceAccountId: from.accountId,
+      sourceDeviceId: 1,
+      destinationAccountId: to.accountId,
+      clientTimestampMs: String(Date.now()),
+      ephemeral: false,
+      envelopes: [
+        {
+          destinationDeviceId: 1,
+          destinationRegistrationId: to.registrationId,
+          type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+          content: Buffer.from(text),
+        },
+      ],
+      ...overrides,
+    });
+
+  /** Reads the mailbox until it holds `count` envelopes; routing is asynchronous by design. */
+  async function mailbox(client: RelayServiceClient, of: Account, count: number): Promise<QueuedEnvelope[]> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const { envelopes } = await unary(client.readMailbox.bind(client), {
+        accountId: of.accountId,
+        deviceId: 1,
+        afterSequence: '0',
+        limit: 100,
+      });
+      if (envelopes.length >= count || Date.now() > deadline) return envelopes;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  it('logs, routes into the mailbox in order, and deletes on acknowledgement', async () => {
+    const { client } = await relay();
+    try {
+      const [alice, bob] = await Promise.all([account(), account()]);
+      const sent: string[] = [];
+      for (const text of ['one', 'two', 'three']) sent.push(...(await send(client, alice, bob, text)).guids);
+      const queued = await mailbox(client, bob, 3);
+      expect(queued.map((item) => item.envelope!.guid)).toEqual(sent);
+      expect(queued.map((item) => Buffer.from(item.envelope!.content).toString())).toEqual([
+        'one',
+        'two',
+        'three',
+      ]);
+      expect(queued[0].envelope).toMatchObject({
+        sourceAccountId: alice.accountId,
+        sourceDeviceId: 1,
+        destinationAccountId: bob.accountId,
+        destinationDeviceId: 1,
+        type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+      });
+      expect(sent.every((guid) => /^[0-9a-f]{8}-[0-9a-f]{4}-7/.test(guid))).toBe(true);
+
+      const ack = await unary(client.ack.bind(client), {
+        accountId: bob.accountId,
+        deviceId: 1,
+        guids: sent.slice(0, 2),
+      });
+      expect(ack).toEqual({ deleted: 2 });
+      const rest = await unary(client.readMailbox.bind(client), {
+        accountId: bob.accountId,
+        deviceId: 1,
+        afterSequence: '0',
+        limit: 100,
+      });
+      expect(rest.envelopes.map((item) => item.envelope!.guid)).toEqual([sent[2]]);
+      expect(rest.drained).toBe(true);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('refuses a wrong device list with FAILED_PRECONDITION and the exact lists', async () => {
+    const { client } = await relay();
+    try {
+      const [alice, bob] = await Promise.all([account(), account()]);
+      const error = (await send(client, alice, bob, 'hi', {
+        envelopes: [
+          {
+            destinationDeviceId: 1,
+            destinationRegistrationId: bob.registrationId + 1,
+            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+            content: Buffer.from('x'),
+          },
+          {
+            destinationDeviceId: 7,
+            destinationRegistrationId: 1,
+            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+            content: Buffer.from('x'),
+          },
+        ],
+      }).catch((thrown: ServiceError) => thrown)) as ServiceError;
+      expect(error.code).toBe(status.FAILED_PRECONDITION);
+      expect(error.details).toBe('device list mismatch: missing [], extra [7], stale [1]');
+      const trailer = error.metadata.get('sotto-mismatched-devices-bin')[0] as Buffer;
+      expect(MismatchedDevices.decode(trailer)).toEqual({
+        missingDeviceIds: [],
+        extraDeviceIds: [7],
+        staleDeviceIds: [1],
+      });
+    } finally {
+      client.close();
+    }
+  });
+
+  it.each([
+    [
+      'an envelope over 256 KiB',
+      { content: Buffer.alloc(256 * 1024 + 1) },
+      status.RESOURCE_EXHAUSTED,
+      'envelopes[0].content: 262145 bytes is over the 262144-byte limit',
+    ],
+    [
+      'an empty envelope',
+      { content: Buffer.alloc(0) },
+      status.INVALID_ARGUMENT,
+      'envelopes[0].content: is required',
+    ],
+    [
+      'no envelope type',
+      { type: EnvelopeType.ENVELOPE_TYPE_UNSPECIFIED },
+      status.INVALID_ARGUMENT,
+      'envelopes[0].type: must be a known envelope type',
+    ],
+  ])('refuses %s', async (_name, change, code, details) => {
+    const { client } = await relay();
+    try {
+      const [alice, bob] = await Promise.all([account(), account()]);
+      const envelope = {
+        destinationDeviceId: 1,
+        destinationRegistrationId: bob.registrationId,
+        type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+        content: Buffer.from('x'),
+        ...change,
+      };
+      const error = (await send(client, alice, bob, '', { envelopes: [envelope] }).catch(
+        (thrown: ServiceError) => thrown,
+      )) as ServiceError;
+      expect({ code: error.code, details: error.details }).toEqual({ code, details });
+    } finally {
+      client.close();
+    }
+  });
+
+  it('answers NOT_FOUND for a destination that does not exist', async () => {
+    const { client } = await relay();
+    try {
+      const alice = await account();
+      const error = (await send(client, alice, { accountId: randomUUID(), registrationId: 1 }, 'hi').catch(
+        (thrown: ServiceError) => thrown,
+      )) as ServiceError;
+      expect({ code: error.code, details: error.details }).toEqual({
+        code: status.NOT_FOUND,
+        details: 'account_id: no such account',
+      });
+    } finally {
+      client.close();
+    }
+  });
+
+  it.each(['crash-before-mailbox', 'crash-before-commit'])(
+    'loses nothing and doubles nothing when the relay is SIGKILLed at %s and restarted',
+    async (point) => {
+      const [alice, bob] = await Promise.all([account(), account()]);
+      const doomed = await relay({ SOTTO_FAULT_INJECTION: point });
+      const sent: string[] = [];
+      try {
+        // Kafka acknowledged each of these before Send answered.
+        for (const text of ['a', 'b', 'c']) sent.push(...(await send(doomed.client, alice, bob, text)).guids);
+      } finally {
+        doomed.client.close();
+      }
+      const replacement = await relay({ KAFKA_CONSUMER_GROUP: doomed.group });
+      try {
+        const queued = await mailbox(replacement.client, bob, 3);
+        // Give a redelivered batch the chance to show up twice before counting.
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        const again = await mailbox(replacement.client, bob, 3);
+        expect(queued.map((item) => item.envelope!.guid)).toEqual(sent);
+        expect(again.map((item) => item.envelope!.guid)).toEqual(sent);
+        expect(again.map((item) => Buffer.from(item.envelope!.content).toString())).toEqual(['a', 'b', 'c']);
+      } finally {
+        replacement.client.close();
+      }
+    },
+  );
+});

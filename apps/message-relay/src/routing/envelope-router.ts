@@ -1,0 +1,102 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import { envelopesTopic } from '@sotto/contracts';
+import { callUpstream } from '@sotto/platform/grpc';
+import { KAFKA } from '@sotto/platform/kafka';
+import { RELAY_ENV, type RelayEnv } from '../env';
+import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
+import { Upstream } from '../upstream/upstream.module';
+import { FaultInjection } from './fault-injection';
+
+/**
+ * Reads sotto.envelopes.v1 and writes each envelope into its device's
+ * mailbox, then tells the device's gateway. Offsets are committed only after
+ * the mailbox writes, so a crash anywhere re-reads the batch: delivery is at
+ * least once, and the mailbox script makes each retry a no-op per GUID.
+ */
+@Injectable()
+export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(EnvelopeRouter.name);
+  private readonly consumer: Consumer;
+
+  constructor(
+    @Inject(KAFKA) kafka: Kafka,
+    @Inject(RELAY_ENV) env: RelayEnv,
+    private readonly mailboxes: MailboxStore,
+    private readonly upstream: Upstream,
+    private readonly faults: FaultInjection,
+  ) {
+    this.consumer = kafka.consumer({
+      groupId: env.KAFKA_CONSUMER_GROUP,
+      sessionTimeout: env.KAFKA_SESSION_TIMEOUT_MS,
+      allowAutoTopicCreation: false,
+    });
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.consumer.connect();
+    // A new group starts at the beginning: nothing logged before it existed is skipped.
+    await this.consumer.subscribe({ topic: envelopesTopic.TOPIC, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.route(payload),
+    });
+  }
+
+  private async route(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    if (!payload.isRunning() || payload.isStale() || batch.messages.length === 0) return;
+    const items: { device: DeviceAddress; guid: string; envelope: Buffer }[] = [];
+    for (const message of batch.messages) {
+      if (!message.value) continue;
+      try {
+        const envelope = envelopesTopic.decodeValue(message.value);
+        items.push({
+          device: { accountId: envelope.destinationAccountId, deviceId: envelope.destinationDeviceId },
+          guid: envelope.guid,
+          envelope: message.value,
+        });
+      } catch (error) {
+        // A record that is not an envelope can never be delivered; retrying it would stall the partition.
+        this.logger.error(
+          `skipping undecodable record at ${batch.partition}/${message.offset}: ${(error as Error).message}`,
+        );
+      }
+    }
+
+    const guids = items.map((item) => item.guid);
+    await this.faults.at('crash-before-mailbox', guids);
+    await this.mailboxes.insertMany(items);
+    await this.faults.at('crash-before-commit', guids);
+
+    const last = batch.messages[batch.messages.length - 1].offset;
+    payload.resolveOffset(last);
+    await this.consumer.commitOffsets([
+      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+    ]);
+    await payload.heartbeat();
+    await this.notify(items.map((item) => item.device));
+  }
+
+  /** Best effort: a device that misses the nudge still gets its mail on its next drain. */
+  private async notify(devices: DeviceAddress[]): Promise<void> {
+    const unique = [...new Map(devices.map((d) => [`${d.accountId}:${d.deviceId}`, d])).values()];
+    if (unique.length === 0) return;
+    try {
+      await callUpstream('presence', this.upstream.presence.notify({ devices: unique }));
+    } catch (error) {
+      this.logger.warn(`could not notify gateways: ${(error as Error).message}`);
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.consumer.disconnect();
+  }
+}

@@ -1,0 +1,141 @@
+import { Injectable } from '@nestjs/common';
+import { Metadata, status } from '@grpc/grpc-js';
+import { EnvelopeType as NestEnvelopeType } from '@sotto/contracts/generated/nest/sotto/common/v1/envelope';
+import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
+import { MismatchedDevices } from '@sotto/contracts/generated/client/sotto/relay/v1/relay';
+import { callUpstream, grpcError } from '@sotto/platform/grpc';
+import type { DeviceAddress } from '../mailbox/mailbox.store';
+import { FaultInjection } from '../routing/fault-injection';
+import { Upstream } from '../upstream/upstream.module';
+import { EnvelopeLog } from './envelope-log';
+import { uuidv7 } from './uuidv7';
+
+/** The largest envelope the relay accepts; bigger payloads belong in attachments. */
+export const MAX_ENVELOPE_BYTES = 256 * 1024;
+/** Trailer that carries the exact device lists of a FAILED_PRECONDITION answer. */
+export const MISMATCHED_DEVICES_TRAILER = 'sotto-mismatched-devices-bin';
+
+export interface OutgoingEnvelope {
+  readonly destinationDeviceId: number;
+  readonly destinationRegistrationId: number;
+  readonly type: NestEnvelopeType | EnvelopeType;
+  readonly content: Uint8Array;
+}
+
+export interface SendInput {
+  readonly destinationAccountId: string;
+  readonly clientTimestampMs: string;
+  readonly ephemeral: boolean;
+  readonly envelopes: readonly OutgoingEnvelope[];
+}
+
+const ENVELOPE_TYPES = new Map<string, EnvelopeType>([
+  ['ENVELOPE_TYPE_PREKEY_MESSAGE', EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE],
+  ['ENVELOPE_TYPE_CIPHERTEXT', EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT],
+  ['ENVELOPE_TYPE_UNIDENTIFIED_SENDER', EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER],
+  ['ENVELOPE_TYPE_SENDER_KEY', EnvelopeType.ENVELOPE_TYPE_SENDER_KEY],
+]);
+
+function invalid(message: string): Error {
+  return grpcError(status.INVALID_ARGUMENT, message);
+}
+
+@Injectable()
+export class SendService {
+  constructor(
+    private readonly upstream: Upstream,
+    private readonly log: EnvelopeLog,
+    private readonly faults: FaultInjection,
+  ) {}
+
+  /**
+   * Accepts one message for every device of the destination account (and the
+   * sender's other devices, when it writes to itself). Answers only once Kafka
+   * has the envelopes: from then on they are durable.
+   */
+  async send(
+    source: DeviceAddress,
+    input: SendInput,
+  ): Promise<{ guids: string[]; serverTimestampMs: string }> {
+    if (!input.destinationAccountId) throw invalid('destination_account_id: is required');
+    if (!/^\d{1,16}$/.test(input.clientTimestampMs))
+      throw invalid('client_timestamp_ms: must be a whole number');
+    if (input.envelopes.length === 0) throw invalid('envelopes: at least one is required');
+    const seen = new Set<number>();
+    const types = input.envelopes.map((envelope, index) => {
+      const field = `envelopes[${index}]`;
+      if (envelope.content.length === 0) throw invalid(`${field}.content: is required`);
+      if (envelope.content.length > MAX_ENVELOPE_BYTES) {
+        throw grpcError(
+          status.RESOURCE_EXHAUSTED,
+          `${field}.content: ${envelope.content.length} bytes is over the ${MAX_ENVELOPE_BYTES}-byte limit`,
+        );
+      }
+      if (seen.has(envelope.destinationDeviceId)) {
+        throw invalid(`${field}.destination_device_id: device ${envelope.destinationDeviceId} appears twice`);
+      }
+      seen.add(envelope.destinationDeviceId);
+      const type = ENVELOPE_TYPES.get(String(envelope.type));
+      if (type === undefined) throw invalid(`${field}.type: must be a known envelope type`);
+      return type;
+    });
+    if (input.ephemeral) {
+      throw grpcError(status.UNIMPLEMENTED, 'ephemeral envelopes arrive with delivery streams');
+    }
+
+    await this.checkDevices(source, input);
+
+    const serverTimestampMs = String(Date.now());
+    const records: Envelope[] = input.envelopes.map((envelope, index) => ({
+      guid: uuidv7(),
+      type: types[index] ?? EnvelopeType.ENVELOPE_TYPE_UNSPECIFIED,
+      sourceAccountId: source.accountId,
+      sourceDeviceId: source.deviceId,
+      destinationAccountId: input.destinationAccountId,
+      destinationDeviceId: envelope.destinationDeviceId,
+      clientTimestampMs: input.clientTimestampMs,
+      serverTimestampMs,
+      ephemeral: false,
+      content: Buffer.from(envelope.content),
+    }));
+    this.faults.accepted(records.map((record) => record.guid));
+    await this.log.append(records);
+    return { guids: records.map((record) => record.guid), serverTimestampMs };
+  }
+
+  /** Refuses a message whose device list is not exactly the destination's, with the lists to fix. */
+  private async checkDevices(source: DeviceAddress, input: SendInput): Promise<void> {
+    const { devices } = await callUpstream(
+      'prekey-directory',
+      this.upstream.directory.listDevices({ accountId: input.destinationAccountId }),
+    );
+    const toSelf = input.destinationAccountId === source.accountId;
+    const expected = new Map(
+      devices
+        .filter((device) => !(toSelf && device.deviceId === source.deviceId))
+        .map((device) => [device.deviceId, device.registrationId]),
+    );
+    const given = new Map(input.envelopes.map((e) => [e.destinationDeviceId, e.destinationRegistrationId]));
+    const mismatch: MismatchedDevices = {
+      missingDeviceIds: [...expected.keys()].filter((id) => !given.has(id)).sort((a, b) => a - b),
+      extraDeviceIds: [...given.keys()].filter((id) => !expected.has(id)).sort((a, b) => a - b),
+      staleDeviceIds: [...given]
+        .filter(([id, registrationId]) => expected.has(id) && expected.get(id) !== registrationId)
+        .map(([id]) => id)
+        .sort((a, b) => a - b),
+    };
+    if (
+      mismatch.missingDeviceIds.length + mismatch.extraDeviceIds.length + mismatch.staleDeviceIds.length ===
+      0
+    )
+      return;
+    const metadata = new Metadata();
+    metadata.set(MISMATCHED_DEVICES_TRAILER, Buffer.from(MismatchedDevices.encode(mismatch).finish()));
+    const list = (ids: number[]): string => `[${ids.join(', ')}]`;
+    throw grpcError(
+      status.FAILED_PRECONDITION,
+      `device list mismatch: missing ${list(mismatch.missingDeviceIds)}, extra ${list(mismatch.extraDeviceIds)}, stale ${list(mismatch.staleDeviceIds)}`,
+      metadata,
+    );
+  }
+}

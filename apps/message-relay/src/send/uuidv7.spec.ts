@@ -1,0 +1,14 @@
+import { uuidv7 } from './uuidv7';
+
+describe('uuidv7', () => {
+  it('has the version and variant bits of RFC 9562 and starts with the time', () => {
+    const guid = uuidv7(0x0189_0a5d_ac96);
+    expect(guid).toMatch(/^01890a5d-ac96-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it('sorts by creation time and never repeats', () => {
+    const guids = Array.from({ length: 1000 }, (_, index) => uuidv7(1_700_000_000_000 + index));
+    expect([...guids].sort()).toEqual(guids);
+    expect(new Set(guids).size).toBe(1000);
+  });
+});
