@@ -1,14 +1,27 @@
-import { Module, type DynamicModule } from '@nestjs/common';
+import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { RedisModule } from '@sotto/platform/redis';
-import type { GatewayEnv } from './env';
+import { AccountsController } from './accounts/accounts.controller';
+import { AuthModule } from './auth/auth.module';
+import { GATEWAY_ENV, type GatewayEnv } from './env';
+import { KeysController } from './keys/keys.controller';
+import { MessagingModule } from './messaging/messaging.module';
 import { UpstreamModule } from './upstream/upstream.module';
 
+@Global()
 @Module({})
 export class AppModule {
   static register(env: GatewayEnv): DynamicModule {
     return {
       module: AppModule,
-      imports: [RedisModule.forRoot({ url: env.REDIS_URL }), UpstreamModule.register(env)],
+      imports: [
+        RedisModule.forRoot({ url: env.REDIS_URL }),
+        UpstreamModule.register(env),
+        AuthModule,
+        MessagingModule,
+      ],
+      controllers: [AccountsController, KeysController],
+      providers: [{ provide: GATEWAY_ENV, useValue: env }],
+      exports: [GATEWAY_ENV],
     };
   }
 }

@@ -1,5 +1,7 @@
-import type { z } from 'zod';
-import { hostPort, url } from '@sotto/platform/config';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { hostPort, positiveInt, url } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 
 export const gatewayEnv = serviceEnvSchema(
@@ -12,6 +14,20 @@ export const gatewayEnv = serviceEnvSchema(
     PRESENCE_ADDR: hostPort().default('127.0.0.1:7403'),
     BACKUP_STORE_ADDR: hostPort().default('127.0.0.1:7404'),
     KEY_VAULT_ADDR: hostPort().default('127.0.0.1:7405'),
+    /** This instance's name in presence; unique per process. */
+    GATEWAY_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,128}$/, {
+        message: "expected 1 to 128 characters of A-Z, a-z, 0-9, '_', '.', ':', '-'",
+      })
+      .default(
+        `${hostname()
+          .replace(/[^A-Za-z0-9_.:-]/g, '-')
+          .slice(0, 80)}-${process.pid}-${randomBytes(4).toString('hex')}`,
+      ),
+    /** How often this gateway renews its stream claims; well under presence's PRESENCE_TTL_MS. */
+    PRESENCE_HEARTBEAT_MS: positiveInt().default(15_000),
   },
 );
 export type GatewayEnv = z.output<typeof gatewayEnv>;
+export const GATEWAY_ENV = Symbol('GATEWAY_ENV');

@@ -11,3 +11,4 @@ export {
   testLogDir,
 } from './services';
 export { freePort, repoRoot } from '@sotto/local-infra';
+export type { Platform } from '@sotto/stack';

@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import { Metadata, credentials, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { EnvelopeType } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
+import {
+  AccountServiceClient,
+  KeysServiceClient,
+  MessagingServiceClient,
+  type ConnectRequest,
+  type ConnectResponse,
+} from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
+import { startTestPlatform, type Platform } from '@sotto/testing';
+
+interface Device {
+  accountId: string;
+  registrationId: number;
+  auth: Metadata;
+}
+
+/** A Connect stream whose messages can be awaited one by one. */
+class Inbox {
+  private readonly queue: ConnectResponse[] = [];
+  private readonly waiting: ((message: ConnectResponse | 'end') => void)[] = [];
+  ended = false;
+
+  constructor(readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>) {
+    call.on('data', (message: ConnectResponse) => this.deliver(message));
+    call.on('end', () => {
+      this.ended = true;
+      this.waiting.splice(0).forEach((resolve) => resolve('end'));
+    });
+    call.on('error', () => undefined);
+  }
+
+  private deliver(message: ConnectResponse): void {
+    const waiter = this.waiting.shift();
+    if (waiter) waiter(message);
+    else this.queue.push(message);
+  }
+
+  next(): Promise<ConnectResponse | 'end'> {
+    const ready = this.queue.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.ended) return Promise.resolve('end');
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  ack(guids: string[]): void {
+    this.call.write({ ack: { guids } });
+  }
+}
+
+describe('gateway, end to end through the public API', () => {
+  let platform: Platform;
+  let accounts: AccountServiceClient;
+  let keys: KeysServiceClient;
+  let messaging: MessagingServiceClient;
+
+  beforeAll(async () => {
+    platform = await startTestPlatform();
+    accounts = new AccountServiceClient(platform.gateway, credentials.createInsecure());
+    keys = new KeysServiceClient(platform.gateway, credentials.createInsecure());
+    messaging = new MessagingServiceClient(platform.gateway, credentials.createInsecure());
+  });
+
+  afterAll(async () => {
+    for (const client of [accounts, keys, messaging]) client?.close();
+    await platform?.stop();
+  });
+
+  async function register(): Promise<Device> {
+    const generated = generateDeviceKeys(20);
+    const registered = await unary(accounts.register.bind(accounts), {
+      username: `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
+      identityKey: Buffer.from(generated.identity.publicKey.serialize()),
+      device: publicDeviceKeys(generated),
+    });
+    const auth = new Metadata();
+    auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
+    return { accountId: registered.accountId, registrationId: generated.registrationId, auth };
+  }
+
+  const send = (from: Device, to: Device, body: string) =>
+    unary(
+      messaging.send.bind(messaging),
+      {
+        destinationAccountId: to.accountId,
+        clientTimestampMs: String(Date.now()),
+        ephemeral: false,
+        envelopes: [
+          {
+            destinationDeviceId: 1,
+            destinationRegistrationId: to.registrationId,
+            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+            content: Buffer.from(body),
+          },
+        ],
+      },
+      { metadata: from.auth },
+    );
+
+  const connect = (device: Device) => new Inbox(messaging.connect(device.auth));
+
+  it('refuses calls without credentials or with a wrong secret, and stores nothing', async () => {
+    const alice = await register();
+    const noCredentials = await unary(accounts.lookupUsername.bind(accounts), { username: 'anyone' }).catch(
+      (error: ServiceError) => error,
+    );
+    expect(noCredentials).toMatchObject({
+      code: status.UNAUTHENTICATED,
+      details: 'authorization: credentials are required',
+    });
+
+    const wrong = new Metadata();
+    wrong.set('authorization', `${alice.accountId}.1:${'A'.repeat(43)}`);
+    const bob = await register();
+    const spoofed = await unary(
+      messaging.send.bind(messaging),
+      { destinationAccountId: bob.accountId, clientTimestampMs: '1', ephemeral: false, envelopes: [] },
+      { metadata: wrong },
+    ).catch((error: ServiceError) => error);
+    expect(spoofed).toMatchObject({
+      code: status.UNAUTHENTICATED,
+      details: 'authorization: unknown device or wrong secret',
+    });
+
+    const inbox = connect(bob);
+    expect(await inbox.next()).toEqual({ queueEmpty: {} });
+    inbox.call.end();
+  });
+
+  it('delivers what was sent while offline, in order, then says the queue is empty; acknowledged mail is gone', async () => {
+    const [alice, bob] = await Promise.all([register(), register()]);
+    const guids: string[] = [];
+    for (const body of ['first', 'second', 'third']) guids.push(...(await send(alice, bob, body)).guids);
+
+    // Routing is asynchronous: reconnect until the backlog is there, as a client would.
+    let received: ConnectResponse[] = [];
+    const deadline = Date.now() + 60_000;
+    while (received.length < 3 && Date.now() < deadline) {
+      const inbox = connect(bob);
+      received = [];
+      for (;;) {
+        const message = await inbox.next();
+        if (message === 'end' || message.queueEmpty) break;
+        if (message.envelope) received.push(message);
+      }
+      inbox.call.end();
+    }
+    expect(received.map((message) => message.envelope!.guid)).toEqual(guids);
+    expect(received.map((message) => Buffer.from(message.envelope!.content).toString())).toEqual([
+      'first',
+      'second',
+      'third',
+    ]);
+    expect(received[0].envelope).toMatchObject({
+      sourceAccountId: alice.accountId,
+      destinationAccountId: bob.accountId,
+    });
+
+    const acking = connect(bob);
+    for (let i = 0; i < 3; i++) expect((await acking.next()) as ConnectResponse).toHaveProperty('envelope');
+    expect(await acking.next()).toEqual({ queueEmpty: {} });
+    acking.ack(guids);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    acking.call.end();
+
+    const after = connect(bob);
+    expect(await after.next()).toEqual({ queueEmpty: {} });
+    after.call.end();
+  });
+
+  it('pushes a message live to a connected device', async () => {
+    const [alice, bob] = await Promise.all([register(), register()]);
+    const inbox = connect(bob);
+    expect(await inbox.next()).toEqual({ queueEmpty: {} });
+    const { guids } = await send(alice, bob, 'live');
+    const pushed = (await inbox.next()) as ConnectResponse;
+    expect(pushed.envelope?.guid).toBe(guids[0]);
+    expect(Buffer.from(pushed.envelope!.content).toString()).toBe('live');
+    inbox.call.end();
+  });
+
+  it('displaces the older stream when the same device connects again', async () => {
+    const bob = await register();
+    const first = connect(bob);
+    expect(await first.next()).toEqual({ queueEmpty: {} });
+    const second = connect(bob);
+    expect(await second.next()).toEqual({ queueEmpty: {} });
+    expect(await first.next()).toEqual({ displaced: {} });
+    expect(await first.next()).toBe('end');
+    second.call.end();
+  });
+
+  it("hands out another account's bundle to an authenticated device", async () => {
+    const [alice, bob] = await Promise.all([register(), register()]);
+    const { bundles } = await unary(
+      keys.getPreKeyBundle.bind(keys),
+      { accountId: bob.accountId, deviceId: 0 },
+      {
+        metadata: alice.auth,
+      },
+    );
+    expect(bundles).toHaveLength(1);
+    expect(bundles[0]).toMatchObject({
+      accountId: bob.accountId,
+      deviceId: 1,
+      registrationId: bob.registrationId,
+    });
+    expect(await unary(keys.getPreKeyCount.bind(keys), {}, { metadata: bob.auth })).toEqual({
+      ecCount: 19,
+      kyberCount: 19,
+    });
+  });
+});

@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { gatewayEvents } from '@sotto/contracts';
+import type { ConnectResponse } from '@sotto/contracts/generated/nest/sotto/gateway/v1/gateway';
+import { callUpstream } from '@sotto/platform/grpc';
+import { REDIS, type Redis } from '@sotto/platform/redis';
+import type { AuthenticatedDevice } from '../auth/authenticator';
+import { GATEWAY_ENV, type GatewayEnv } from '../env';
+import { Upstream } from '../upstream/upstream.module';
+
+const PAGE = 100;
+/** Below this many one-time keys of either kind, a device is asked to upload more. */
+export const PREKEYS_LOW = 10;
+
+/** One device's open Connect stream on this gateway. */
+export class DeliveryStream {
+  readonly id = randomUUID();
+  private lastSequence = '0';
+  private draining = false;
+  private drainAgain = false;
+  private reportedEmpty = false;
+  private closed = false;
+
+  constructor(
+    readonly device: AuthenticatedDevice,
+    private readonly upstream: Upstream,
+    private readonly push: (message: ConnectResponse) => void,
+    private readonly end: () => void,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Sends everything queued after what this stream already sent, in order.
+   * Drains never overlap: a nudge during a drain makes it go round once more.
+   */
+  async drain(): Promise<void> {
+    if (this.draining) {
+      this.drainAgain = true;
+      return;
+    }
+    this.draining = true;
+    try {
+      do {
+        this.drainAgain = false;
+        for (;;) {
+          const page = await callUpstream(
+            'message-relay',
+            this.upstream.relay.readMailbox({
+              ...this.device,
+              afterSequence: this.lastSequence,
+              limit: PAGE,
+            }),
+          );
+          for (const queued of page.envelopes) {
+            if (this.closed) return;
+            if (queued.envelope) this.push({ envelope: queued.envelope });
+            this.lastSequence = queued.sequence;
+          }
+          if (page.drained || page.envelopes.length === 0) break;
+        }
+      } while (this.drainAgain && !this.closed);
+      if (!this.reportedEmpty && !this.closed) {
+        this.reportedEmpty = true;
+        this.push({ queueEmpty: {} });
+        await this.checkPreKeys();
+      }
+    } catch (error) {
+      this.logger.warn(
+        `drain of ${this.device.accountId}.${this.device.deviceId} failed: ${(error as Error).message}`,
+      );
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  async acknowledge(guids: readonly string[]): Promise<void> {
+    if (guids.length === 0) return;
+    await callUpstream('message-relay', this.upstream.relay.ack({ ...this.device, guids: [...guids] }));
+  }
+
+  displace(): void {
+    if (this.closed) return;
+    this.push({ displaced: {} });
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.end();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private async checkPreKeys(): Promise<void> {
+    const counts = await callUpstream(
+      'prekey-directory',
+      this.upstream.directory.getPreKeyCount(this.device),
+    );
+    if (counts.ecCount < PREKEYS_LOW || counts.kyberCount < PREKEYS_LOW) {
+      this.push({ preKeysLow: { ecCount: counts.ecCount, kyberCount: counts.kyberCount } });
+    }
+  }
+}
+
+/**
+ * The delivery streams this gateway holds. Presence records which gateway
+ * holds each device; this gateway listens on its own Redis channel for "new
+ * mail" and "displaced" events about its streams, and heartbeats its claims.
+ */
+@Injectable()
+export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(DeliveryStreams.name);
+  private readonly streams = new Map<string, DeliveryStream>();
+  private subscriber?: Redis;
+  private heartbeat?: NodeJS.Timeout;
+
+  constructor(
+    private readonly upstream: Upstream,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(GATEWAY_ENV) private readonly env: GatewayEnv,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    this.subscriber = this.redis.duplicate();
+    this.subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => this.onEvent(message));
+    await this.subscriber.subscribe(gatewayEvents.channel(this.env.GATEWAY_ID));
+    this.heartbeat = setInterval(() => void this.beat(), this.env.PRESENCE_HEARTBEAT_MS);
+  }
+
+  /** Opens a stream: claims the device in presence (displacing an older stream), then drains its mailbox. */
+  async open(
+    device: AuthenticatedDevice,
+    push: (message: ConnectResponse) => void,
+    end: () => void,
+  ): Promise<DeliveryStream> {
+    const stream: DeliveryStream = new DeliveryStream(
+      device,
+      this.upstream,
+      push,
+      () => {
+        this.streams.delete(stream.id);
+        void callUpstream(
+          'presence',
+          this.upstream.presence.releaseStream({ device, streamId: stream.id }),
+        ).catch((error: Error) => this.logger.warn(`release failed: ${error.message}`));
+        end();
+      },
+      this.logger,
+    );
+    this.streams.set(stream.id, stream);
+    await callUpstream(
+      'presence',
+      this.upstream.presence.claimStream({ device, gatewayId: this.env.GATEWAY_ID, streamId: stream.id }),
+    );
+    void stream.drain();
+    return stream;
+  }
+
+  private onEvent(message: Buffer): void {
+    let event: gatewayEvents.Event;
+    try {
+      event = gatewayEvents.decode(message);
+    } catch {
+      this.logger.warn('ignoring an undecodable gateway event');
+      return;
+    }
+    const stream = this.streams.get(event.streamId);
+    if (!stream) return;
+    if (event.displaced) stream.displace();
+    else if (event.newMail) void stream.drain();
+  }
+
+  private async beat(): Promise<void> {
+    const devices = [...this.streams.values()].map((stream) => stream.device);
+    if (devices.length === 0) return;
+    try {
+      await callUpstream(
+        'presence',
+        this.upstream.presence.heartbeat({ gatewayId: this.env.GATEWAY_ID, devices }),
+      );
+    } catch (error) {
+      this.logger.warn(`presence heartbeat failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** On shutdown every stream ends; its client reconnects to another gateway and gets what was not acknowledged. */
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const stream of [...this.streams.values()]) stream.close();
+    await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
+  }
+}
