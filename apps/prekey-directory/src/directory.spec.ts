@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { PublicKey } from '@signalapp/libsignal-client';
-import { generateDeviceKeys, generateOneTimeKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import {
+  LAST_RESORT_KYBER_ID,
+  generateDeviceKeys,
+  generateOneTimeKeys,
+  publicDeviceKeys,
+  unary,
+} from '@sotto/client-sdk';
 import { DirectoryServiceClient } from '@sotto/contracts/generated/client/sotto/directory/v1/directory';
 import { startTestService, type TestService } from '@sotto/testing';
 
@@ -190,7 +196,7 @@ describe('prekey-directory', () => {
       expect(kyberOneTime).toHaveLength(100);
       expect(new Set(kyberOneTime).size).toBe(100);
       expect(
-        bundles.filter((bundle) => bundle.kyberLastResort).every((bundle) => bundle.kyberPreKey!.keyId === 1),
+        bundles.filter((bundle) => bundle.kyberLastResort).every((bundle) => bundle.kyberPreKey!.keyId === LAST_RESORT_KYBER_ID),
       ).toBe(true);
       expect(
         await unary(client.getPreKeyCount.bind(client), { accountId: target.accountId, deviceId: 1 }),

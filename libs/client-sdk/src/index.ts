@@ -1,5 +1,6 @@
 export { parseServerAddress, serverStatus, ServerStatus, DEFAULT_SERVER } from './server';
 export {
+  LAST_RESORT_KYBER_ID,
   generateDeviceKeys,
   generateOneTimeKeys,
   generateSignedEcKey,
@@ -8,3 +9,6 @@ export {
   GeneratedDeviceKeys,
 } from './keys';
 export { unary, UnaryMethod } from './grpc';
+export { SottoClient, ReceivedMessage } from './client';
+export { SottoError } from './errors';
+export { Profile, HistoryEntry } from './profile';

@@ -2,6 +2,12 @@ import { randomInt } from 'node:crypto';
 import { IdentityKeyPair, KEMKeyPair, PrivateKey } from '@signalapp/libsignal-client';
 import type { DeviceKeys } from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
 
+/**
+ * The last-resort Kyber key shares libsignal's Kyber store with the one-time
+ * keys, which are numbered from 1; it gets an id they never reach.
+ */
+export const LAST_RESORT_KYBER_ID = 0xffffff;
+
 export interface SignedEcKey {
   readonly keyId: number;
   readonly privateKey: PrivateKey;
@@ -52,12 +58,15 @@ export function generateOneTimeKeys(
 }
 
 /** A new device's keys with libsignal: identity, registration id, signed and one-time prekeys. */
-export function generateDeviceKeys(oneTimeKeys = 100, identity = IdentityKeyPair.generate()): GeneratedDeviceKeys {
+export function generateDeviceKeys(
+  oneTimeKeys = 100,
+  identity = IdentityKeyPair.generate(),
+): GeneratedDeviceKeys {
   return {
     identity,
     registrationId: randomInt(1, 0x3fff + 1),
     signedPreKey: generateSignedEcKey(identity, 1),
-    kyberLastResort: generateSignedKyberKey(identity, 1),
+    kyberLastResort: generateSignedKyberKey(identity, LAST_RESORT_KYBER_ID),
     ...generateOneTimeKeys(identity, 1, oneTimeKeys),
   };
 }

@@ -6,14 +6,21 @@ import { createTestDatabase, testInfra } from './index';
 
 describe('test harness infrastructure', () => {
   it('carries a record through Kafka with kafkajs', async () => {
-    const kafka = new Kafka({ clientId: 'harness-test', brokers: [...testInfra().kafkaBrokers], logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({
+      clientId: 'harness-test',
+      brokers: [...testInfra().kafkaBrokers],
+      logLevel: logLevel.NOTHING,
+    });
     const topic = `harness-${randomUUID()}`;
     const admin = kafka.admin();
     const producer = kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
     const consumer = kafka.consumer({ groupId: `harness-${randomUUID()}` });
     await Promise.all([admin.connect(), producer.connect(), consumer.connect()]);
     try {
-      await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true });
+      await admin.createTopics({
+        topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
+        waitForLeaders: true,
+      });
       await producer.send({ topic, acks: -1, messages: [{ key: 'account-1', value: 'ciphertext-bytes' }] });
       await consumer.subscribe({ topics: [topic], fromBeginning: true });
       const received = await new Promise<{ key: string; value: string }>((resolve) => {

@@ -19,7 +19,9 @@ export async function listServicesByReflection(address: string): Promise<string[
     'build/proto/grpc/reflection/v1/reflection.proto',
   );
   const definition = loadPackageDefinition(loadSync(protoPath, { keepCase: false })) as unknown as {
-    grpc: { reflection: { v1: { ServerReflection: new (address: string, creds: unknown) => ReflectionClient } } };
+    grpc: {
+      reflection: { v1: { ServerReflection: new (address: string, creds: unknown) => ReflectionClient } };
+    };
   };
   const client = new definition.grpc.reflection.v1.ServerReflection(address, credentials.createInsecure());
   try {
@@ -27,7 +29,8 @@ export async function listServicesByReflection(address: string): Promise<string[
       const call = client.ServerReflectionInfo();
       call.on('data', (response: ReflectionResponse) => {
         call.end();
-        if (response.listServicesResponse) resolve(response.listServicesResponse.service.map((s) => s.name).sort());
+        if (response.listServicesResponse)
+          resolve(response.listServicesResponse.service.map((s) => s.name).sort());
         else reject(new Error(response.errorResponse?.errorMessage ?? 'unexpected reflection answer'));
       });
       call.on('error', reject);

@@ -49,10 +49,14 @@ export async function startTestService(
 }
 
 /** All six services against the harness, as `npm start` runs them, with a database of their own. */
-export async function startTestPlatform(): Promise<Platform> {
+export async function startTestPlatform(): Promise<
+  Platform & { databaseUrl: string; backupBlobDir: string }
+> {
   const infra = { ...testInfra(), databaseUrl: await createTestDatabase() };
   const dir = mkdtempSync(join(testInfra().workDir, 'platform-'));
-  return startPlatform({ infra, logDir: join(dir, 'logs'), backupBlobDir: join(dir, 'blobs') });
+  const backupBlobDir = join(dir, 'blobs');
+  const platform = await startPlatform({ infra, logDir: join(dir, 'logs'), backupBlobDir });
+  return Object.assign(platform, { databaseUrl: infra.databaseUrl, backupBlobDir });
 }
 
 export interface TestCluster {

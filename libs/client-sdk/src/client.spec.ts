@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { Redis } from 'ioredis';
+import { Client } from 'pg';
+import { IdentityKeyPair } from '@signalapp/libsignal-client';
+import { startTestPlatform, testInfra } from '@sotto/testing';
+import { SottoClient } from './client';
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? walk(join(dir, entry.name)) : [join(dir, entry.name)],
+  );
+}
+
+/** Every byte the servers keep, to look for plaintext in. */
+async function everythingStored(databaseUrl: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const kafka = new Kafka({
+    clientId: 'plaintext-scan',
+    brokers: [...testInfra().kafkaBrokers],
+    logLevel: logLevel.NOTHING,
+  });
+  const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
+  const admin = kafka.admin();
+  await Promise.all([consumer.connect(), admin.connect()]);
+  const offsets = await admin.fetchTopicOffsets('sotto.envelopes.v1');
+  const remaining = new Map(
+    offsets.filter((o) => o.high !== o.low).map((o) => [o.partition, BigInt(o.high)]),
+  );
+  await admin.disconnect();
+  await consumer.subscribe({ topic: 'sotto.envelopes.v1', fromBeginning: true });
+  await new Promise<void>((resolve) => {
+    if (remaining.size === 0) resolve();
+    void consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        if (message.value) chunks.push(message.value);
+        if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) remaining.delete(partition);
+        if (remaining.size === 0) resolve();
+        return Promise.resolve();
+      },
+    });
+  });
+  await consumer.disconnect();
+
+  const redis = new Redis(testInfra().redisUrl);
+  for (const key of await redis.keys('*')) {
+    const dump = await redis.dumpBuffer(key);
+    if (dump) chunks.push(dump);
+  }
+  redis.disconnect();
+
+  const db = new Client({ connectionString: databaseUrl });
+  await db.connect();
+  const { rows: tables } = await db.query<{ schema: string; name: string }>(
+    "SELECT table_schema AS schema, table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+  );
+  for (const table of tables) {
+    const { rows } = await db.query<{ row: string }>(
+      `SELECT t::text AS row FROM "${table.schema}"."${table.name}" t`,
+    );
+    for (const row of rows) chunks.push(Buffer.from(row.row));
+  }
+  await db.end();
+  return Buffer.concat(chunks);
+}
+
+describe('SottoClient, end to end', () => {
+  let platform: Awaited<ReturnType<typeof startTestPlatform>>;
+  const profiles = mkdtempSync(join(tmpdir(), 'sotto-profiles-'));
+  let alice: SottoClient;
+  let bob: SottoClient;
+  const aliceName = `alice_${randomUUID().replace(/-/g, '').slice(0, 8)}`;
+  const bobName = `bob_${randomUUID().replace(/-/g, '').slice(0, 8)}`;
+  const secrets = [`hidden-${randomUUID()}`, `also-hidden-${randomUUID()}`, `third-${randomUUID()}`];
+  const reply = `reply-${randomUUID()}`;
+  const sentGuids: string[] = [];
+
+  beforeAll(async () => {
+    platform = await startTestPlatform();
+    alice = await SottoClient.register({
+      profileDir: join(profiles, 'alice'),
+      server: platform.gateway,
+      username: aliceName,
+    });
+    bob = await SottoClient.register({
+      profileDir: join(profiles, 'bob'),
+      server: platform.gateway,
+      username: bobName,
+    });
+  });
+
+  afterAll(async () => {
+    alice?.close();
+    bob?.close();
+    await platform?.stop();
+    rmSync(profiles, { recursive: true, force: true });
+  });
+
+  it('keeps every profile file readable only by its owner', () => {
+    expect(statSync(join(profiles, 'alice')).mode & 0o777).toBe(0o700);
+    for (const file of walk(join(profiles, 'alice')))
+      expect([file, statSync(file).mode & 0o077]).toEqual([file, 0]);
+  });
+
+  it('delivers three messages sent while the recipient was offline, in order, decrypted, once', async () => {
+    for (const text of secrets) sentGuids.push(...(await alice.send(bobName, text)).guids);
+    const received = await bob.receive({ waitSeconds: 5 });
+    expect(received.map((message) => [message.from, message.text])).toEqual(
+      secrets.map((text) => [aliceName, text]),
+    );
+    expect(await bob.receive()).toEqual([]);
+  });
+
+  it('pushes a reply live to a connected recipient', async () => {
+    const listening = alice.receive({ waitSeconds: 6 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await bob.send(aliceName, reply);
+    const got = await listening;
+    expect(got.map((message) => [message.from, message.text])).toEqual([[bobName, reply]]);
+  });
+
+  it('keeps the conversation in history on both sides', () => {
+    const texts = (client: SottoClient) =>
+      client.history().flatMap((entry) => (entry.kind === 'message' ? [[entry.direction, entry.text]] : []));
+    expect(texts(alice)).toEqual([...secrets.map((text) => ['out', text]), ['in', reply]]);
+    expect(texts(bob)).toEqual([...secrets.map((text) => ['in', text]), ['out', reply]]);
+  });
+
+  it('shows the same 60-digit safety number on both sides', async () => {
+    const fromAlice = await alice.safetyNumber(bobName);
+    expect(fromAlice).toMatch(/^\d{60}$/);
+    expect(await bob.safetyNumber(aliceName)).toBe(fromAlice);
+  });
+
+  it('surfaces a changed identity key as a safety-number change in history', async () => {
+    // Alice's record of Bob's key is replaced, as if Bob's key had changed since she last saw it.
+    alice.profile.write(`identities/${bob.accountId}`, IdentityKeyPair.generate().publicKey.serialize());
+    const listening = alice.receive({ waitSeconds: 4 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await bob.send(aliceName, 'after the change');
+    await listening;
+    expect(alice.history(bobName).filter((entry) => entry.kind === 'safety-number-changed')).toEqual([
+      { kind: 'safety-number-changed', contact: bobName, at: expect.any(String) as string },
+    ]);
+  });
+
+  it('leaves no plaintext in Kafka, Redis or PostgreSQL', async () => {
+    const stored = await everythingStored(platform.databaseUrl);
+    // The scan does see what the servers keep: the username in PostgreSQL, envelope GUIDs in Kafka and Redis.
+    expect(stored.includes(Buffer.from(aliceName))).toBe(true);
+    expect(sentGuids).toHaveLength(3);
+    for (const guid of sentGuids) expect(stored.includes(Buffer.from(guid))).toBe(true);
+    for (const text of [...secrets, reply]) expect(stored.includes(Buffer.from(text))).toBe(false);
+  });
+});

@@ -1,0 +1,548 @@
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import {
+  CiphertextMessageType,
+  Fingerprint,
+  IdentityKeyPair,
+  KEMPublicKey,
+  KyberPreKeyRecord,
+  PreKeyBundle,
+  PreKeyRecord,
+  PreKeySignalMessage,
+  ProtocolAddress,
+  PublicKey,
+  SignalMessage,
+  SignedPreKeyRecord,
+  processPreKeyBundle,
+  signalDecrypt,
+  signalDecryptPreKey,
+  signalEncrypt,
+} from '@signalapp/libsignal-client';
+import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
+import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/client/sotto/common/v1/keys';
+import {
+  AccountServiceClient,
+  KeysServiceClient,
+  MessagingServiceClient,
+  type ConnectResponse,
+} from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
+import { MismatchedDevices } from '@sotto/contracts/generated/client/sotto/relay/v1/relay';
+import { explain, SottoError } from './errors';
+import { unary } from './grpc';
+import { generateDeviceKeys, generateOneTimeKeys, publicDeviceKeys, LAST_RESORT_KYBER_ID } from './keys';
+import { pad, unpad } from './padding';
+import { Profile, type AccountFile, type HistoryEntry } from './profile';
+import { parseServerAddress } from './server';
+import {
+  ProfileIdentityStore,
+  ProfileKyberPreKeyStore,
+  ProfilePreKeyStore,
+  ProfileSessionStore,
+  ProfileSignedPreKeyStore,
+} from './signal-stores';
+
+export interface ReceivedMessage {
+  readonly from: string;
+  readonly text: string;
+  readonly sentAt: string;
+  readonly guid: string;
+}
+
+/** What travels inside the encryption; the server never sees it. */
+interface Content {
+  readonly v: 1;
+  readonly from: string;
+  readonly text: string;
+  readonly sentAt: string;
+}
+
+interface Contacts {
+  /** username -> account id */
+  byName: Record<string, string>;
+  /** account id -> the device ids this device has sessions with */
+  devices: Record<string, number[]>;
+}
+
+const SEEN_LIMIT = 10_000;
+const SEND_ATTEMPTS = 3;
+const REFILL = 100;
+const SIGNED_PRE_KEY_ID = 1;
+// CiphertextMessage.type() answers a plain number.
+const PREKEY_CIPHERTEXT: number = CiphertextMessageType.PreKey;
+
+function bytes(data: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(data);
+}
+
+function uuidBytes(uuid: string): Uint8Array<ArrayBuffer> {
+  return bytes(Buffer.from(uuid.replace(/-/g, ''), 'hex'));
+}
+
+/**
+ * A Sotto device: its keys, sessions and history live in a profile
+ * directory; everything it sends is encrypted with libsignal before it
+ * leaves, and everything it receives is decrypted only here.
+ */
+export class SottoClient {
+  private readonly accounts: AccountServiceClient;
+  private readonly keys: KeysServiceClient;
+  private readonly messaging: MessagingServiceClient;
+  private readonly auth = new Metadata();
+  private readonly sessions: ProfileSessionStore;
+  private readonly identities: ProfileIdentityStore;
+  private readonly local: ProtocolAddress;
+
+  private constructor(
+    readonly profile: Profile,
+    readonly server: string,
+    private readonly account: AccountFile,
+  ) {
+    const address = parseServerAddress(server);
+    this.accounts = new AccountServiceClient(address, credentials.createInsecure());
+    this.keys = new KeysServiceClient(address, credentials.createInsecure());
+    this.messaging = new MessagingServiceClient(address, credentials.createInsecure());
+    this.auth.set('authorization', `${account.accountId}.${account.deviceId}:${account.deviceSecret}`);
+    const identity = IdentityKeyPair.deserialize(bytes(Buffer.from(account.identityKeyPair, 'base64')));
+    this.sessions = new ProfileSessionStore(profile);
+    this.identities = new ProfileIdentityStore(profile, identity, account.registrationId, (changed) =>
+      profile.appendHistory({
+        kind: 'safety-number-changed',
+        contact: this.usernameOf(changed.name()),
+        at: new Date().toISOString(),
+      }),
+    );
+    this.local = ProtocolAddress.new(account.accountId, account.deviceId);
+  }
+
+  get username(): string {
+    return this.account.username;
+  }
+
+  get accountId(): string {
+    return this.account.accountId;
+  }
+
+  /** Creates keys in a new profile and registers them; nothing is written unless the server accepts. */
+  static async register(options: {
+    profileDir: string;
+    server: string;
+    username: string;
+  }): Promise<SottoClient> {
+    const profile = new Profile(options.profileDir);
+    if (profile.exists) {
+      throw new SottoError(`${options.profileDir} already holds the account ${profile.account().username}`);
+    }
+    const server = parseServerAddress(options.server);
+    const generated = generateDeviceKeys(REFILL);
+    const accounts = new AccountServiceClient(server, credentials.createInsecure());
+    let registered;
+    try {
+      registered = await unary(accounts.register.bind(accounts), {
+        username: options.username,
+        identityKey: Buffer.from(generated.identity.publicKey.serialize()),
+        device: publicDeviceKeys(generated),
+      });
+    } catch (error) {
+      throw explain(error, server);
+    } finally {
+      accounts.close();
+    }
+
+    Profile.create(options.profileDir);
+    const now = Date.now();
+    const { signedPreKey, kyberLastResort, identity } = generated;
+    profile.write(
+      `signed-prekeys/${SIGNED_PRE_KEY_ID}`,
+      SignedPreKeyRecord.new(
+        signedPreKey.keyId,
+        now,
+        signedPreKey.privateKey.getPublicKey(),
+        signedPreKey.privateKey,
+        bytes(signedPreKey.signature),
+      ).serialize(),
+    );
+    profile.write(
+      `kyber-prekeys/${LAST_RESORT_KYBER_ID}`,
+      KyberPreKeyRecord.new(
+        kyberLastResort.keyId,
+        now,
+        kyberLastResort.keyPair,
+        bytes(kyberLastResort.signature),
+      ).serialize(),
+    );
+    saveOneTimeKeys(profile, generated);
+    const account: AccountFile = {
+      username: options.username.toLowerCase(),
+      accountId: registered.accountId,
+      deviceId: registered.deviceId,
+      deviceSecret: registered.deviceSecret,
+      registrationId: generated.registrationId,
+      identityKeyPair: Buffer.from(identity.serialize()).toString('base64'),
+      nextPreKeyId: REFILL + 1,
+    };
+    profile.writeJson('account.json', account);
+    return new SottoClient(profile, server, account);
+  }
+
+  static open(options: { profileDir: string; server: string }): SottoClient {
+    const profile = new Profile(options.profileDir);
+    if (!profile.exists) {
+      throw new SottoError(
+        `not registered: ${options.profileDir} holds no account (run \`sotto register <username>\`)`,
+      );
+    }
+    return new SottoClient(profile, parseServerAddress(options.server), profile.account());
+  }
+
+  close(): void {
+    this.accounts.close();
+    this.keys.close();
+    this.messaging.close();
+  }
+
+  private contacts(): Contacts {
+    return this.profile.readJson<Contacts>('contacts.json') ?? { byName: {}, devices: {} };
+  }
+
+  private saveContacts(contacts: Contacts): void {
+    this.profile.writeJson('contacts.json', contacts);
+  }
+
+  private usernameOf(accountId: string): string {
+    const entry = Object.entries(this.contacts().byName).find(([, id]) => id === accountId);
+    return entry?.[0] ?? accountId;
+  }
+
+  private async call<Request, Response>(
+    method: Parameters<typeof unary<Request, Response>>[0],
+    request: Request,
+  ): Promise<Response> {
+    try {
+      return await unary(method, request, { metadata: this.auth });
+    } catch (error) {
+      throw explain(error, this.server);
+    }
+  }
+
+  /** The account id behind a username, remembered once learned. */
+  async lookup(username: string): Promise<string> {
+    const name = username.toLowerCase();
+    const contacts = this.contacts();
+    const known = contacts.byName[name];
+    if (known) return known;
+    let found;
+    try {
+      found = await unary(
+        this.accounts.lookupUsername.bind(this.accounts),
+        { username: name },
+        { metadata: this.auth },
+      );
+    } catch (error) {
+      if ((error as ServiceError).code === status.NOT_FOUND)
+        throw new SottoError(`unknown user ${name}`, status.NOT_FOUND);
+      throw explain(error, this.server);
+    }
+    contacts.byName[name] = found.accountId;
+    this.saveContacts(contacts);
+    return found.accountId;
+  }
+
+  /** Starts sessions from freshly fetched bundles: every device of the account, or the given ones. */
+  private async establish(accountId: string, deviceIds?: readonly number[]): Promise<void> {
+    const targets = deviceIds ?? [0];
+    const bundles: BundleMessage[] = [];
+    for (const deviceId of targets) {
+      const { bundles: fetched } = await this.call(this.keys.getPreKeyBundle.bind(this.keys), {
+        accountId,
+        deviceId,
+      });
+      bundles.push(...fetched);
+    }
+    const contacts = this.contacts();
+    const devices = new Set(deviceIds === undefined ? [] : (contacts.devices[accountId] ?? []));
+    for (const bundle of bundles) {
+      const signed = bundle.signedPreKey!;
+      const kyber = bundle.kyberPreKey!;
+      const oneTime = bundle.oneTimePreKey;
+      const prekey = PreKeyBundle.new(
+        bundle.registrationId,
+        bundle.deviceId,
+        oneTime ? oneTime.keyId : null,
+        oneTime ? PublicKey.deserialize(bytes(oneTime.publicKey)) : null,
+        signed.keyId,
+        PublicKey.deserialize(bytes(signed.publicKey)),
+        bytes(signed.signature),
+        PublicKey.deserialize(bytes(bundle.identityKey)),
+        kyber.keyId,
+        KEMPublicKey.deserialize(bytes(kyber.publicKey)),
+        bytes(kyber.signature),
+      );
+      await processPreKeyBundle(
+        prekey,
+        ProtocolAddress.new(accountId, bundle.deviceId),
+        this.local,
+        this.sessions,
+        this.identities,
+      );
+      devices.add(bundle.deviceId);
+    }
+    contacts.devices[accountId] = [...devices].sort((a, b) => a - b);
+    this.saveContacts(contacts);
+  }
+
+  /**
+   * Encrypts the text for every device of the recipient and sends it. When
+   * the server says the device list is out of date, sessions are mended
+   * (new devices get one, removed ones are dropped, stale ones rebuilt) and
+   * the message is sent again.
+   */
+  async send(username: string, text: string): Promise<{ guids: string[]; sentAt: string }> {
+    const to = await this.lookup(username);
+    const sentAt = new Date().toISOString();
+    const content: Content = { v: 1, from: this.account.username, text, sentAt };
+    const plaintext = pad(Buffer.from(JSON.stringify(content), 'utf8'));
+    if (!this.contacts().devices[to]?.length) await this.establish(to);
+
+    for (let attempt = 1; ; attempt++) {
+      const deviceIds = this.contacts().devices[to] ?? [];
+      const envelopes = [];
+      for (const deviceId of deviceIds) {
+        const address = ProtocolAddress.new(to, deviceId);
+        const ciphertext = await signalEncrypt(
+          plaintext,
+          address,
+          this.local,
+          this.sessions,
+          this.identities,
+        );
+        const session = await this.sessions.getSession(address);
+        envelopes.push({
+          destinationDeviceId: deviceId,
+          destinationRegistrationId: session?.remoteRegistrationId() ?? 0,
+          type:
+            ciphertext.type() === PREKEY_CIPHERTEXT
+              ? EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE
+              : EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+          content: Buffer.from(ciphertext.serialize()),
+        });
+      }
+      try {
+        const { guids } = await unary(
+          this.messaging.send.bind(this.messaging),
+          {
+            destinationAccountId: to,
+            clientTimestampMs: String(Date.parse(sentAt)),
+            ephemeral: false,
+            envelopes,
+          },
+          { metadata: this.auth },
+        );
+        this.profile.appendHistory({
+          kind: 'message',
+          direction: 'out',
+          from: this.account.username,
+          to: username.toLowerCase(),
+          text,
+          sentAt,
+          guid: guids[0] ?? '',
+        });
+        return { guids, sentAt };
+      } catch (error) {
+        const trailer = (error as ServiceError).metadata?.get('sotto-mismatched-devices-bin')[0];
+        if (
+          (error as ServiceError).code !== status.FAILED_PRECONDITION ||
+          !Buffer.isBuffer(trailer) ||
+          attempt >= SEND_ATTEMPTS
+        ) {
+          throw explain(error, this.server);
+        }
+        await this.mend(to, MismatchedDevices.decode(trailer));
+      }
+    }
+  }
+
+  private async mend(accountId: string, mismatch: MismatchedDevices): Promise<void> {
+    const contacts = this.contacts();
+    const gone = new Set([...mismatch.extraDeviceIds, ...mismatch.staleDeviceIds]);
+    for (const deviceId of gone) this.sessions.deleteSession(ProtocolAddress.new(accountId, deviceId));
+    contacts.devices[accountId] = (contacts.devices[accountId] ?? []).filter(
+      (id) => !mismatch.extraDeviceIds.includes(id),
+    );
+    this.saveContacts(contacts);
+    const needed = [...mismatch.missingDeviceIds, ...mismatch.staleDeviceIds];
+    if (needed.length > 0) await this.establish(accountId, needed);
+  }
+
+  /**
+   * Fetches and acknowledges everything queued, then keeps listening for
+   * `waitSeconds`. Each message is decrypted, kept in history and only then
+   * acknowledged; a GUID seen before is acknowledged and dropped.
+   */
+  async receive(
+    options: { waitSeconds?: number; onMessage?: (message: ReceivedMessage) => void } = {},
+  ): Promise<ReceivedMessage[]> {
+    const received: ReceivedMessage[] = [];
+    const call = this.messaging.connect(this.auth);
+    let timer: NodeJS.Timeout | undefined;
+    let work = Promise.resolve();
+    const finish = (): void => {
+      clearTimeout(timer);
+      call.end();
+      call.cancel();
+    };
+    const done = new Promise<void>((resolve, reject) => {
+      call.on('data', (message: ConnectResponse) => {
+        work = work
+          .then(async () => {
+            if (message.envelope) {
+              const result = await this.accept(message.envelope);
+              call.write({ ack: { guids: [message.envelope.guid] } });
+              if (result) {
+                received.push(result);
+                options.onMessage?.(result);
+              }
+            } else if (message.queueEmpty) {
+              timer = setTimeout(finish, (options.waitSeconds ?? 0) * 1000);
+            } else if (message.preKeysLow) {
+              await this.refill();
+            } else if (message.displaced) {
+              finish();
+            }
+          })
+          .catch((error: unknown) => {
+            finish();
+            reject(error instanceof Error ? error : new Error(String(error)));
+          });
+      });
+      call.on('error', (error: ServiceError) => {
+        if (error.code === status.CANCELLED) resolve();
+        else reject(explain(error, this.server));
+      });
+      call.on('end', () => resolve());
+    });
+    try {
+      await done;
+      await work;
+    } finally {
+      clearTimeout(timer);
+    }
+    return received;
+  }
+
+  private async accept(envelope: Envelope): Promise<ReceivedMessage | undefined> {
+    const seen = this.profile.readJson<string[]>('seen-guids.json') ?? [];
+    if (seen.includes(envelope.guid)) return undefined;
+    const from = ProtocolAddress.new(envelope.sourceAccountId, envelope.sourceDeviceId);
+    let plaintext: Uint8Array;
+    if (envelope.type === EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE) {
+      plaintext = await signalDecryptPreKey(
+        PreKeySignalMessage.deserialize(bytes(envelope.content)),
+        from,
+        this.local,
+        this.sessions,
+        this.identities,
+        new ProfilePreKeyStore(this.profile),
+        new ProfileSignedPreKeyStore(this.profile),
+        new ProfileKyberPreKeyStore(this.profile, LAST_RESORT_KYBER_ID),
+      );
+    } else if (envelope.type === EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT) {
+      plaintext = await signalDecrypt(
+        SignalMessage.deserialize(bytes(envelope.content)),
+        from,
+        this.local,
+        this.sessions,
+        this.identities,
+      );
+    } else {
+      throw new SottoError(`cannot read envelope ${envelope.guid}: unsupported type ${envelope.type}`);
+    }
+    const content = JSON.parse(Buffer.from(unpad(plaintext)).toString('utf8')) as Content;
+    const contacts = this.contacts();
+    contacts.byName[content.from] = envelope.sourceAccountId;
+    const devices = new Set(contacts.devices[envelope.sourceAccountId] ?? []);
+    devices.add(envelope.sourceDeviceId);
+    contacts.devices[envelope.sourceAccountId] = [...devices].sort((a, b) => a - b);
+    this.saveContacts(contacts);
+    this.profile.appendHistory({
+      kind: 'message',
+      direction: 'in',
+      from: content.from,
+      to: this.account.username,
+      text: content.text,
+      sentAt: content.sentAt,
+      guid: envelope.guid,
+    });
+    this.profile.writeJson('seen-guids.json', [...seen, envelope.guid].slice(-SEEN_LIMIT));
+    return { from: content.from, text: content.text, sentAt: content.sentAt, guid: envelope.guid };
+  }
+
+  /** Uploads a new batch of one-time keys, keeping the private halves here. */
+  async refill(): Promise<void> {
+    const account = this.profile.account();
+    const identity = IdentityKeyPair.deserialize(bytes(Buffer.from(account.identityKeyPair, 'base64')));
+    const fresh = generateOneTimeKeys(identity, account.nextPreKeyId, REFILL);
+    saveOneTimeKeys(this.profile, fresh);
+    const upload = {
+      oneTimePreKeys: fresh.oneTimeEc.map((key) => ({
+        keyId: key.keyId,
+        publicKey: Buffer.from(key.privateKey.getPublicKey().serialize()),
+      })),
+      oneTimeKyberPreKeys: fresh.oneTimeKyber.map((key) => ({
+        keyId: key.keyId,
+        publicKey: Buffer.from(key.keyPair.getPublicKey().serialize()),
+        signature: Buffer.from(key.signature),
+      })),
+    };
+    await this.call(this.keys.uploadPreKeys.bind(this.keys), upload);
+    this.profile.writeJson('account.json', { ...account, nextPreKeyId: account.nextPreKeyId + REFILL });
+  }
+
+  /** The local conversation, oldest first; with a username, only what was exchanged with them. */
+  history(username?: string): HistoryEntry[] {
+    const name = username?.toLowerCase();
+    return this.profile
+      .history()
+      .filter((entry) =>
+        name === undefined
+          ? true
+          : entry.kind === 'message'
+            ? entry.from === name || entry.to === name
+            : entry.contact === name,
+      );
+  }
+
+  /** The 60-digit safety number for this device and a contact; the same on both sides. */
+  async safetyNumber(username: string): Promise<string> {
+    const them = await this.lookup(username);
+    let theirKey = await this.identities.getIdentity(ProtocolAddress.new(them, 1));
+    if (!theirKey) {
+      await this.establish(them);
+      theirKey = await this.identities.getIdentity(ProtocolAddress.new(them, 1));
+    }
+    if (!theirKey) throw new SottoError(`no identity key known for ${username}`);
+    const mine = IdentityKeyPair.deserialize(
+      bytes(Buffer.from(this.account.identityKeyPair, 'base64')),
+    ).publicKey;
+    return Fingerprint.new(5200, 2, uuidBytes(this.account.accountId), mine, uuidBytes(them), theirKey)
+      .displayableFingerprint()
+      .toString();
+  }
+}
+
+function saveOneTimeKeys(
+  profile: Profile,
+  keys: Pick<ReturnType<typeof generateDeviceKeys>, 'oneTimeEc' | 'oneTimeKyber'>,
+): void {
+  const now = Date.now();
+  for (const key of keys.oneTimeEc) {
+    profile.write(
+      `prekeys/${key.keyId}`,
+      PreKeyRecord.new(key.keyId, key.privateKey.getPublicKey(), key.privateKey).serialize(),
+    );
+  }
+  for (const key of keys.oneTimeKyber) {
+    profile.write(
+      `kyber-prekeys/${key.keyId}`,
+      KyberPreKeyRecord.new(key.keyId, now, key.keyPair, bytes(key.signature)).serialize(),
+    );
+  }
+}

@@ -1,0 +1,33 @@
+import { status, type ServiceError } from '@grpc/grpc-js';
+
+/** A failure worth showing a person as one line. */
+export class SottoError extends Error {
+  constructor(
+    message: string,
+    readonly code?: status,
+  ) {
+    super(message);
+    this.name = 'SottoError';
+  }
+}
+
+function isServiceError(error: unknown): error is ServiceError {
+  return (
+    typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'number'
+  );
+}
+
+/** Turns a gRPC failure into words: unreachable servers, refused credentials, throttling. */
+export function explain(error: unknown, server: string): Error {
+  if (!isServiceError(error)) return error instanceof Error ? error : new Error(String(error));
+  switch (error.code) {
+    case status.UNAVAILABLE:
+      return new SottoError(`server ${server} is unreachable`, error.code);
+    case status.DEADLINE_EXCEEDED:
+      return new SottoError(`server ${server} did not answer in time`, error.code);
+    case status.UNAUTHENTICATED:
+      return new SottoError(`this device is not registered with ${server} (${error.details})`, error.code);
+    default:
+      return new SottoError(error.details || error.message, error.code);
+  }
+}

@@ -1,0 +1,110 @@
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+
+/** What a registered device knows about itself. The secret never leaves the profile except as a credential. */
+export interface AccountFile {
+  readonly username: string;
+  readonly accountId: string;
+  readonly deviceId: number;
+  readonly deviceSecret: string;
+  readonly registrationId: number;
+  /** Base64 of the serialized libsignal IdentityKeyPair. */
+  readonly identityKeyPair: string;
+  /** The next id to give a one-time prekey of either kind. */
+  nextPreKeyId: number;
+}
+
+export type HistoryEntry =
+  | {
+      readonly kind: 'message';
+      readonly direction: 'in' | 'out';
+      readonly from: string;
+      readonly to: string;
+      readonly text: string;
+      /** ISO 8601, the sender's clock. */
+      readonly sentAt: string;
+      readonly guid?: string;
+    }
+  | { readonly kind: 'safety-number-changed'; readonly contact: string; readonly at: string };
+
+/**
+ * A device's local state in one directory: keys, sessions, contacts and
+ * history. The directory is readable only by its owner and every file is
+ * written whole, through a rename, so a crash never leaves half a file.
+ */
+export class Profile {
+  constructor(readonly dir: string) {}
+
+  static create(dir: string): Profile {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    return new Profile(dir);
+  }
+
+  get exists(): boolean {
+    return existsSync(join(this.dir, 'account.json'));
+  }
+
+  private path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  read(name: string): Buffer | undefined {
+    try {
+      return readFileSync(this.path(name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  write(name: string, data: Uint8Array | string): void {
+    const target = this.path(name);
+    mkdirSync(join(target, '..'), { recursive: true, mode: 0o700 });
+    const temporary = `${target}.${process.pid}.tmp`;
+    writeFileSync(temporary, data, { mode: 0o600 });
+    renameSync(temporary, target);
+  }
+
+  remove(name: string): void {
+    rmSync(this.path(name), { force: true });
+  }
+
+  readJson<T>(name: string): T | undefined {
+    const data = this.read(name);
+    return data === undefined ? undefined : (JSON.parse(data.toString('utf8')) as T);
+  }
+
+  writeJson(name: string, value: unknown): void {
+    this.write(name, `${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  account(): AccountFile {
+    const account = this.readJson<AccountFile>('account.json');
+    if (!account) throw new Error(`no account in ${this.dir}; register first`);
+    return account;
+  }
+
+  appendHistory(entry: HistoryEntry): void {
+    appendFileSync(this.path('history.jsonl'), `${JSON.stringify(entry)}\n`, { mode: 0o600 });
+  }
+
+  history(): HistoryEntry[] {
+    const data = this.read('history.jsonl');
+    if (!data) return [];
+    return data
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .map((line) => JSON.parse(line) as HistoryEntry);
+  }
+}
