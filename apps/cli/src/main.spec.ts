@@ -1,7 +1,17 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, repoRoot, startTestService, type TestService } from '@sotto/testing';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import {
+  freePort,
+  repoRoot,
+  startTestPlatform,
+  startTestService,
+  type Platform,
+  type TestService,
+} from '@sotto/testing';
 
 const run = promisify(execFile);
 const bin = join(repoRoot(), 'apps/cli/bin/sotto.js');
@@ -70,5 +80,92 @@ describe('sotto status', () => {
     const { code, stderr } = await sotto('teleport');
     expect(code).not.toBe(0);
     expect(stderr).toContain("unknown command 'teleport'");
+  });
+});
+
+describe('a conversation with the sotto command', () => {
+  let platform: Platform;
+  const profiles = mkdtempSync(join(tmpdir(), 'sotto-cli-'));
+  const a = `ann_${randomUUID().replace(/-/g, '').slice(0, 8)}`;
+  const b = `ben_${randomUUID().replace(/-/g, '').slice(0, 8)}`;
+  const as = (who: string, ...args: string[]) =>
+    sotto('--server', platform.gateway, '--profile', join(profiles, who), ...args);
+
+  beforeAll(async () => {
+    platform = await startTestPlatform();
+  });
+
+  afterAll(async () => {
+    await platform?.stop();
+    rmSync(profiles, { recursive: true, force: true });
+  });
+
+  it('registers two people who then talk, with history and matching safety numbers', async () => {
+    const registration = await as(a, 'register', a);
+    expect(registration).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(`registered ${a}`) as string,
+    });
+    expect((await as(b, 'register', b)).code).toBe(0);
+
+    expect(await as(a, 'send', b, 'hello from the terminal')).toEqual({
+      code: 0,
+      stdout: `sent to ${b}\n`,
+      stderr: '',
+    });
+    const received = await as(b, 'receive', '--wait', '3', '--json');
+    expect(received.code).toBe(0);
+    const lines = received.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, string>);
+    expect(lines).toEqual([
+      {
+        from: a,
+        text: 'hello from the terminal',
+        sentAt: expect.any(String) as string,
+        guid: expect.any(String) as string,
+      },
+    ]);
+    expect(await as(b, 'receive')).toEqual({ code: 0, stdout: '', stderr: '' });
+
+    const history = await as(b, 'history', a, '--json');
+    expect(JSON.parse(history.stdout.trim())).toMatchObject({
+      from: a,
+      to: b,
+      text: 'hello from the terminal',
+    });
+
+    const numberA = (await as(a, 'safety-number', b)).stdout.trim();
+    expect(numberA).toMatch(/^\d{60}$/);
+    expect((await as(b, 'safety-number', a)).stdout.trim()).toBe(numberA);
+  });
+
+  it('says in one line when the user is unknown, the profile is not registered, or the server is unreachable', async () => {
+    expect(await as(a, 'send', 'nobody_here', 'hi')).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'sotto: unknown user nobody_here\n',
+    });
+    const empty = await as('never-registered', 'receive');
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(
+      /^sotto: not registered: .* holds no account \(run `sotto register <username>`\)\n$/,
+    );
+    const port = await freePort();
+    const offline = await sotto(
+      '--server',
+      `127.0.0.1:${port}`,
+      '--profile',
+      join(profiles, a),
+      'send',
+      b,
+      'hi',
+    );
+    expect(offline).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `sotto: server 127.0.0.1:${port} is unreachable\n`,
+    });
   });
 });
