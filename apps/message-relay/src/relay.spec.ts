@@ -203,6 +203,38 @@ describe('message-relay', () => {
     }
   });
 
+  it('lets a sender check its own device list with no envelopes, but not anyone else\'s', async () => {
+    const { client } = await relay();
+    try {
+      const [alice, bob] = await Promise.all([account(), account()]);
+      // Alice has only the device she sends from, so there is nobody to sync to and nothing is logged.
+      expect(await send(client, alice, alice, '', { envelopes: [] })).toMatchObject({ guids: [] });
+      const error = (await send(client, alice, bob, '', { envelopes: [] }).catch(
+        (thrown: ServiceError) => thrown,
+      )) as ServiceError;
+      expect({ code: error.code, details: error.details }).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'envelopes: at least one is required',
+      });
+    } finally {
+      client.close();
+    }
+  });
+
+  it('never queues an ephemeral envelope; an offline device never sees it', async () => {
+    const { client } = await relay();
+    try {
+      const [alice, bob] = await Promise.all([account(), account()]);
+      const ephemeral = await send(client, alice, bob, 'typing', { ephemeral: true });
+      expect(ephemeral.guids).toHaveLength(1);
+      const durable = await send(client, alice, bob, 'after');
+      const queued = await mailbox(client, bob, 1);
+      expect(queued.map((item) => item.envelope!.guid)).toEqual(durable.guids);
+    } finally {
+      client.close();
+    }
+  });
+
   it('answers NOT_FOUND for a destination that does not exist', async () => {
     const { client } = await relay();
     try {

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { IdentityKeyPair } from '@signalapp/libsignal-client';
 import { startTestPlatform, testInfra } from '@sotto/testing';
-import { SottoClient } from './client';
+import { SottoClient, type TypingIndicator } from './client';
 
 function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -106,20 +106,61 @@ describe('SottoClient, end to end', () => {
   });
 
   it('delivers three messages sent while the recipient was offline, in order, decrypted, once', async () => {
-    for (const text of secrets) sentGuids.push(...(await alice.send(bobName, text)).guids);
-    const received = await bob.receive({ waitSeconds: 5 });
+    for (const text of secrets) {
+      const sent = await alice.send(bobName, text);
+      // Alice has no other device: the server confirms that, and the sync copy goes to nobody.
+      expect(sent.synced).toBe(true);
+      sentGuids.push(...sent.guids);
+    }
+    // Kafka has them; routing into the mailbox may still be under way, so listen until all three are in.
+    const stop = new AbortController();
+    const received = await bob.receive({
+      waitSeconds: 60,
+      signal: stop.signal,
+      onMessage: () => void (bob.history().length === secrets.length && stop.abort()),
+    });
     expect(received.map((message) => [message.from, message.text])).toEqual(
       secrets.map((text) => [aliceName, text]),
     );
     expect(await bob.receive()).toEqual([]);
   });
 
+  /** Starts listening and resolves once the backlog is drained, so what is sent next arrives live. */
+  async function listen(client: SottoClient, options: Parameters<SottoClient['receive']>[0] = {}) {
+    let drained!: () => void;
+    const ready = new Promise<void>((resolve) => (drained = resolve));
+    const done = client.receive({ waitSeconds: 60, ...options, onDrained: drained });
+    await ready;
+    // Wrapped, or awaiting this function would wait for the whole receive.
+    return { done };
+  }
+
   it('pushes a reply live to a connected recipient', async () => {
-    const listening = alice.receive({ waitSeconds: 6 });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const stop = new AbortController();
+    const listening = await listen(alice, { signal: stop.signal, onMessage: () => stop.abort() });
     await bob.send(aliceName, reply);
-    const got = await listening;
+    const got = await listening.done;
     expect(got.map((message) => [message.from, message.text])).toEqual([[bobName, reply]]);
+  });
+
+  it('shows typing only to a device online now, and never queues it', async () => {
+    const typing: TypingIndicator[] = [];
+    await alice.sendTyping(bobName);
+    expect(await bob.receive({ onTyping: (indicator) => typing.push(indicator) })).toEqual([]);
+    expect(typing).toEqual([]);
+
+    const stop = new AbortController();
+    const listening = await listen(bob, {
+      signal: stop.signal,
+      onTyping: (indicator) => {
+        typing.push(indicator);
+        stop.abort();
+      },
+    });
+    await alice.sendTyping(bobName);
+    expect(await listening.done).toEqual([]);
+    expect(typing).toEqual([{ from: aliceName }]);
+    expect(await bob.receive()).toEqual([]);
   });
 
   it('keeps the conversation in history on both sides', () => {
@@ -138,10 +179,10 @@ describe('SottoClient, end to end', () => {
   it('surfaces a changed identity key as a safety-number change in history', async () => {
     // Alice's record of Bob's key is replaced, as if Bob's key had changed since she last saw it.
     alice.profile.write(`identities/${bob.accountId}`, IdentityKeyPair.generate().publicKey.serialize());
-    const listening = alice.receive({ waitSeconds: 4 });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const stop = new AbortController();
+    const listening = await listen(alice, { signal: stop.signal, onMessage: () => stop.abort() });
     await bob.send(aliceName, 'after the change');
-    await listening;
+    await listening.done;
     expect(alice.history(bobName).filter((entry) => entry.kind === 'safety-number-changed')).toEqual([
       { kind: 'safety-number-changed', contact: bobName, at: expect.any(String) as string },
     ]);

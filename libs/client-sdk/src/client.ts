@@ -47,13 +47,32 @@ export interface ReceivedMessage {
   readonly guid: string;
 }
 
-/** What travels inside the encryption; the server never sees it. */
-interface Content {
-  readonly v: 1;
+export interface TypingIndicator {
   readonly from: string;
-  readonly text: string;
-  readonly sentAt: string;
 }
+
+/**
+ * What travels inside the encryption; the server never sees it. A message
+ * (no `kind`, as the first version had), a copy of one this account sent from
+ * another of its devices, or a typing indicator, which is never kept.
+ */
+type Content =
+  | {
+      readonly v: 1;
+      readonly kind?: 'message';
+      readonly from: string;
+      readonly text: string;
+      readonly sentAt: string;
+    }
+  | {
+      readonly v: 1;
+      readonly kind: 'sync';
+      readonly from: string;
+      readonly to: string;
+      readonly text: string;
+      readonly sentAt: string;
+    }
+  | { readonly v: 1; readonly kind: 'typing'; readonly from: string };
 
 interface Contacts {
   /** username -> account id */
@@ -62,7 +81,6 @@ interface Contacts {
   devices: Record<string, number[]>;
 }
 
-const SEEN_LIMIT = 10_000;
 const SEND_ATTEMPTS = 3;
 const REFILL = 100;
 const SIGNED_PRE_KEY_ID = 1;
@@ -290,17 +308,55 @@ export class SottoClient {
   }
 
   /**
-   * Encrypts the text for every device of the recipient and sends it. When
-   * the server says the device list is out of date, sessions are mended
-   * (new devices get one, removed ones are dropped, stale ones rebuilt) and
-   * the message is sent again.
+   * Encrypts the text for every device of the recipient and sends it, then
+   * sends a copy to this account's other devices. A copy that cannot be sent
+   * does not undo the message, which is already on its way; `synced` says so.
    */
-  async send(username: string, text: string): Promise<{ guids: string[]; sentAt: string }> {
+  async send(username: string, text: string): Promise<{ guids: string[]; sentAt: string; synced: boolean }> {
     const to = await this.lookup(username);
+    const name = username.toLowerCase();
     const sentAt = new Date().toISOString();
-    const content: Content = { v: 1, from: this.account.username, text, sentAt };
+    const { username: from } = this.account;
+    const guids = await this.deliver(to, { v: 1, from, text, sentAt }, false);
+    this.profile.appendHistory({
+      kind: 'message',
+      direction: 'out',
+      from,
+      to: name,
+      text,
+      sentAt,
+      guid: guids[0] ?? '',
+    });
+    const synced = await this.deliver(
+      this.account.accountId,
+      { v: 1, kind: 'sync', from, to: name, text, sentAt },
+      false,
+    )
+      .then(() => true)
+      .catch(() => false);
+    return { guids, sentAt, synced };
+  }
+
+  /** Tells the contact's devices that are online now that this user is typing; nothing is queued or kept. */
+  async sendTyping(username: string): Promise<void> {
+    await this.deliver(
+      await this.lookup(username),
+      { v: 1, kind: 'typing', from: this.account.username },
+      true,
+    );
+  }
+
+  /**
+   * Encrypts the content once per device of the account (for this account
+   * itself: its other devices) and sends it. When the server says the device
+   * list is out of date, sessions are mended (new devices get one, removed
+   * ones are dropped, stale ones rebuilt) and the content is sent again.
+   */
+  private async deliver(to: string, content: Content, ephemeral: boolean): Promise<string[]> {
     const plaintext = pad(Buffer.from(JSON.stringify(content), 'utf8'));
-    if (!this.contacts().devices[to]?.length) await this.establish(to);
+    const toSelf = to === this.account.accountId;
+    // This account's own device list starts empty; the server names the other devices, if any.
+    if (!toSelf && !this.contacts().devices[to]?.length) await this.establish(to);
 
     for (let attempt = 1; ; attempt++) {
       const deviceIds = this.contacts().devices[to] ?? [];
@@ -330,22 +386,13 @@ export class SottoClient {
           this.messaging.send.bind(this.messaging),
           {
             destinationAccountId: to,
-            clientTimestampMs: String(Date.parse(sentAt)),
-            ephemeral: false,
+            clientTimestampMs: String(Date.now()),
+            ephemeral,
             envelopes,
           },
           { metadata: this.auth },
         );
-        this.profile.appendHistory({
-          kind: 'message',
-          direction: 'out',
-          from: this.account.username,
-          to: username.toLowerCase(),
-          text,
-          sentAt,
-          guid: guids[0] ?? '',
-        });
-        return { guids, sentAt };
+        return guids;
       } catch (error) {
         const trailer = (error as ServiceError).metadata?.get('sotto-mismatched-devices-bin')[0];
         if (
@@ -378,7 +425,15 @@ export class SottoClient {
    * acknowledged; a GUID seen before is acknowledged and dropped.
    */
   async receive(
-    options: { waitSeconds?: number; onMessage?: (message: ReceivedMessage) => void } = {},
+    options: {
+      waitSeconds?: number;
+      onMessage?: (message: ReceivedMessage) => void;
+      onTyping?: (typing: TypingIndicator) => void;
+      /** Called once the backlog is delivered: from then on, new messages arrive live. */
+      onDrained?: () => void;
+      /** Stops listening early. */
+      signal?: AbortSignal;
+    } = {},
   ): Promise<ReceivedMessage[]> {
     const received: ReceivedMessage[] = [];
     const call = this.messaging.connect(this.auth);
@@ -389,11 +444,17 @@ export class SottoClient {
       call.end();
       call.cancel();
     };
+    if (options.signal?.aborted) finish();
+    options.signal?.addEventListener('abort', finish, { once: true });
     const done = new Promise<void>((resolve, reject) => {
       call.on('data', (message: ConnectResponse) => {
         work = work
           .then(async () => {
-            if (message.envelope) {
+            if (message.envelope?.ephemeral) {
+              // Never queued, so there is nothing to acknowledge.
+              const typing = await this.acceptEphemeral(message.envelope);
+              if (typing) options.onTyping?.(typing);
+            } else if (message.envelope) {
               const result = await this.accept(message.envelope);
               call.write({ ack: { guids: [message.envelope.guid] } });
               if (result) {
@@ -402,6 +463,7 @@ export class SottoClient {
               }
             } else if (message.queueEmpty) {
               timer = setTimeout(finish, (options.waitSeconds ?? 0) * 1000);
+              options.onDrained?.();
             } else if (message.preKeysLow) {
               await this.refill();
             } else if (message.displaced) {
@@ -424,13 +486,12 @@ export class SottoClient {
       await work;
     } finally {
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', finish);
     }
     return received;
   }
 
-  private async accept(envelope: Envelope): Promise<ReceivedMessage | undefined> {
-    const seen = this.profile.readJson<string[]>('seen-guids.json') ?? [];
-    if (seen.includes(envelope.guid)) return undefined;
+  private async decrypt(envelope: Envelope): Promise<Content> {
     const from = ProtocolAddress.new(envelope.sourceAccountId, envelope.sourceDeviceId);
     let plaintext: Uint8Array;
     if (envelope.type === EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE) {
@@ -456,23 +517,50 @@ export class SottoClient {
       throw new SottoError(`cannot read envelope ${envelope.guid}: unsupported type ${envelope.type}`);
     }
     const content = JSON.parse(Buffer.from(unpad(plaintext)).toString('utf8')) as Content;
+    // Only this account's own devices may speak for it.
+    if (content.kind === 'sync' && envelope.sourceAccountId !== this.account.accountId) {
+      throw new SottoError(`envelope ${envelope.guid}: a sync copy from another account`);
+    }
+    return content;
+  }
+
+  /** Remembers which account and device a contact wrote from, so replies reach every device. */
+  private rememberSender(username: string, envelope: Envelope): void {
+    if (envelope.sourceAccountId === this.account.accountId) return;
     const contacts = this.contacts();
-    contacts.byName[content.from] = envelope.sourceAccountId;
+    contacts.byName[username] = envelope.sourceAccountId;
     const devices = new Set(contacts.devices[envelope.sourceAccountId] ?? []);
     devices.add(envelope.sourceDeviceId);
     contacts.devices[envelope.sourceAccountId] = [...devices].sort((a, b) => a - b);
     this.saveContacts(contacts);
-    this.profile.appendHistory({
-      kind: 'message',
-      direction: 'in',
-      from: content.from,
-      to: this.account.username,
-      text: content.text,
-      sentAt: content.sentAt,
-      guid: envelope.guid,
-    });
-    this.profile.writeJson('seen-guids.json', [...seen, envelope.guid].slice(-SEEN_LIMIT));
-    return { from: content.from, text: content.text, sentAt: content.sentAt, guid: envelope.guid };
+  }
+
+  private async acceptEphemeral(envelope: Envelope): Promise<TypingIndicator | undefined> {
+    const content = await this.decrypt(envelope);
+    if (content.kind !== 'typing') return undefined;
+    this.rememberSender(content.from, envelope);
+    return { from: content.from };
+  }
+
+  private async accept(envelope: Envelope): Promise<ReceivedMessage | undefined> {
+    if (this.profile.hasSeen(envelope.guid)) return undefined;
+    const content = await this.decrypt(envelope);
+    let entry: HistoryEntry | undefined;
+    if (content.kind === 'sync') {
+      entry = { kind: 'message', direction: 'out', ...pick(content), guid: envelope.guid };
+    } else if (content.kind !== 'typing') {
+      this.rememberSender(content.from, envelope);
+      entry = {
+        kind: 'message',
+        direction: 'in',
+        ...pick({ ...content, to: this.account.username }),
+        guid: envelope.guid,
+      };
+    }
+    if (entry) this.profile.appendHistory(entry);
+    this.profile.markSeen(envelope.guid);
+    if (entry?.kind !== 'message' || entry.direction !== 'in') return undefined;
+    return { from: entry.from, text: entry.text, sentAt: entry.sentAt, guid: envelope.guid };
   }
 
   /** Uploads a new batch of one-time keys, keeping the private halves here. */
@@ -526,6 +614,10 @@ export class SottoClient {
       .displayableFingerprint()
       .toString();
   }
+}
+
+function pick(content: { from: string; to: string; text: string; sentAt: string }) {
+  return { from: content.from, to: content.to, text: content.text, sentAt: content.sentAt };
 }
 
 function saveOneTimeKeys(

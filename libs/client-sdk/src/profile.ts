@@ -10,6 +10,10 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 
+const SEEN_FILE = 'seen-guids.log';
+/** How many handled envelope GUIDs a profile remembers, to drop redeliveries. */
+const SEEN_LIMIT = 10_000;
+
 /** What a registered device knows about itself. The secret never leaves the profile except as a credential. */
 export interface AccountFile {
   readonly username: string;
@@ -42,6 +46,8 @@ export type HistoryEntry =
  * written whole, through a rename, so a crash never leaves half a file.
  */
 export class Profile {
+  private seenGuids?: Set<string>;
+
   constructor(readonly dir: string) {}
 
   static create(dir: string): Profile {
@@ -92,6 +98,30 @@ export class Profile {
     const account = this.readJson<AccountFile>('account.json');
     if (!account) throw new Error(`no account in ${this.dir}; register first`);
     return account;
+  }
+
+  /** Whether an envelope with this GUID was already handled here (the last SEEN_LIMIT are remembered). */
+  hasSeen(guid: string): boolean {
+    return this.seen().has(guid);
+  }
+
+  /** Remembers a handled GUID: one appended line, compacted to the newest SEEN_LIMIT now and then. */
+  markSeen(guid: string): void {
+    const seen = this.seen();
+    seen.add(guid);
+    appendFileSync(this.path(SEEN_FILE), `${guid}\n`, { mode: 0o600 });
+    if (seen.size > 2 * SEEN_LIMIT) {
+      const newest = [...seen].slice(-SEEN_LIMIT);
+      this.seenGuids = new Set(newest);
+      this.write(SEEN_FILE, `${newest.join('\n')}\n`);
+    }
+  }
+
+  private seen(): Set<string> {
+    this.seenGuids ??= new Set(
+      (this.read(SEEN_FILE)?.toString('utf8') ?? '').split('\n').filter((line) => line.length > 0),
+    );
+    return this.seenGuids;
   }
 
   appendHistory(entry: HistoryEntry): void {

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { gatewayEvents } from '@sotto/contracts';
+import type { Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
+import type { Envelope as NestEnvelope } from '@sotto/contracts/generated/nest/sotto/common/v1/envelope';
 import type { ConnectResponse } from '@sotto/contracts/generated/nest/sotto/gateway/v1/gateway';
 import { callUpstream } from '@sotto/platform/grpc';
 import { REDIS, type Redis } from '@sotto/platform/redis';
@@ -71,6 +73,12 @@ export class DeliveryStream {
     } finally {
       this.draining = false;
     }
+  }
+
+  /** Ephemeral envelopes are pushed as they come, never queued; acknowledging them is harmless. */
+  pushEphemeral(envelope: Envelope): void {
+    // Decoded with the client codec (enum numbers), which the stream's serializer accepts too.
+    if (!this.closed) this.push({ envelope: envelope as unknown as NestEnvelope });
   }
 
   async acknowledge(guids: readonly string[]): Promise<void> {
@@ -171,6 +179,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
     if (!stream) return;
     if (event.displaced) stream.displace();
     else if (event.newMail) void stream.drain();
+    else if (event.ephemeral) stream.pushEphemeral(event.ephemeral);
   }
 
   private async beat(): Promise<void> {

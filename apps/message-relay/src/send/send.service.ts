@@ -1,6 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { Metadata, status } from '@grpc/grpc-js';
-import { EnvelopeType as NestEnvelopeType } from '@sotto/contracts/generated/nest/sotto/common/v1/envelope';
+import {
+  EnvelopeType as NestEnvelopeType,
+  type Envelope as NestEnvelope,
+} from '@sotto/contracts/generated/nest/sotto/common/v1/envelope';
 import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
 import { MismatchedDevices } from '@sotto/contracts/generated/client/sotto/relay/v1/relay';
 import { callUpstream, grpcError } from '@sotto/platform/grpc';
@@ -51,7 +54,8 @@ export class SendService {
   /**
    * Accepts one message for every device of the destination account (and the
    * sender's other devices, when it writes to itself). Answers only once Kafka
-   * has the envelopes: from then on they are durable.
+   * has the envelopes: from then on they are durable. Ephemeral envelopes
+   * bypass Kafka and the mailboxes and reach only devices online now.
    */
   async send(
     source: DeviceAddress,
@@ -60,7 +64,10 @@ export class SendService {
     if (!input.destinationAccountId) throw invalid('destination_account_id: is required');
     if (!/^\d{1,16}$/.test(input.clientTimestampMs))
       throw invalid('client_timestamp_ms: must be a whole number');
-    if (input.envelopes.length === 0) throw invalid('envelopes: at least one is required');
+    // To itself a sender may send nothing: that only checks it knows all its other devices (for sync).
+    if (input.envelopes.length === 0 && input.destinationAccountId !== source.accountId) {
+      throw invalid('envelopes: at least one is required');
+    }
     const seen = new Set<number>();
     const types = input.envelopes.map((envelope, index) => {
       const field = `envelopes[${index}]`;
@@ -79,11 +86,8 @@ export class SendService {
       if (type === undefined) throw invalid(`${field}.type: must be a known envelope type`);
       return type;
     });
-    if (input.ephemeral) {
-      throw grpcError(status.UNIMPLEMENTED, 'ephemeral envelopes arrive with delivery streams');
-    }
-
     await this.checkDevices(source, input);
+    if (input.envelopes.length === 0) return { guids: [], serverTimestampMs: String(Date.now()) };
 
     const serverTimestampMs = String(Date.now());
     const records: Envelope[] = input.envelopes.map((envelope, index) => ({
@@ -95,9 +99,20 @@ export class SendService {
       destinationDeviceId: envelope.destinationDeviceId,
       clientTimestampMs: input.clientTimestampMs,
       serverTimestampMs,
-      ephemeral: false,
+      ephemeral: input.ephemeral,
       content: Buffer.from(envelope.content),
     }));
+    if (input.ephemeral) {
+      // Typing indicators and the like: only devices online now get them, and nothing is kept.
+      await callUpstream(
+        'presence',
+        this.upstream.presence.deliverEphemeral({
+          // The serializer takes enum numbers as well as names, as ReadMailbox relies on too.
+          envelopes: records as unknown as NestEnvelope[],
+        }),
+      );
+      return { guids: records.map((record) => record.guid), serverTimestampMs };
+    }
     this.faults.accepted(records.map((record) => record.guid));
     await this.log.append(records);
     return { guids: records.map((record) => record.guid), serverTimestampMs };

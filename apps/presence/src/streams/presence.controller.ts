@@ -1,8 +1,13 @@
 import { Controller } from '@nestjs/common';
+import { status } from '@grpc/grpc-js';
+import { EnvelopeType } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
+import { grpcError } from '@sotto/platform/grpc';
 import {
   PresenceServiceControllerMethods,
   type ClaimStreamRequest,
   type ClaimStreamResponse,
+  type DeliverEphemeralRequest,
+  type DeliverEphemeralResponse,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type LocateRequest,
@@ -61,5 +66,20 @@ export class PresenceController implements PresenceServiceController {
 
   async notify(request: NotifyRequest): Promise<NotifyResponse> {
     return { notified: await this.presence.notify(devicesOf(request.devices)) };
+  }
+
+  async deliverEphemeral(request: DeliverEphemeralRequest): Promise<DeliverEphemeralResponse> {
+    if (request.envelopes.length > MAX_DEVICES_PER_CALL) {
+      throw grpcError(status.INVALID_ARGUMENT, `envelopes: at most ${MAX_DEVICES_PER_CALL} per call`);
+    }
+    // Re-encoded with the client codec, which wants enum numbers; the type is carried through untouched.
+    const envelopes = request.envelopes.map((envelope) => ({
+      ...envelope,
+      content: Buffer.from(envelope.content),
+      type:
+        EnvelopeType[envelope.type as unknown as keyof typeof EnvelopeType] ??
+        EnvelopeType.ENVELOPE_TYPE_UNSPECIFIED,
+    }));
+    return { delivered: await this.presence.deliverEphemeral(envelopes) };
   }
 }

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { gatewayEvents } from '@sotto/contracts';
+import type { Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
 import { grpcError } from '@sotto/platform/grpc';
 import { REDIS, type Redis } from '@sotto/platform/redis';
 import { StreamRegistry, type DeviceKey, type Holder } from './stream-registry';
@@ -81,5 +82,34 @@ export class PresenceService {
     });
     if (notified > 0) await pipeline.exec();
     return notified;
+  }
+
+  /** Publishes each ephemeral envelope to the gateway holding its device; the rest are dropped, as they should be. */
+  async deliverEphemeral(envelopes: readonly Envelope[]): Promise<number> {
+    const devices = envelopes.map((envelope, index) =>
+      checkDevice(
+        { accountId: envelope.destinationAccountId, deviceId: envelope.destinationDeviceId },
+        `envelopes[${index}].destination`,
+      ),
+    );
+    const holders = await this.registry.locate(devices);
+    const pipeline = this.redis.pipeline();
+    let delivered = 0;
+    holders.forEach((holder, index) => {
+      const device = devices[index];
+      const envelope = envelopes[index];
+      if (!holder || !device || !envelope) return;
+      pipeline.publish(
+        gatewayEvents.channel(holder.gatewayId),
+        gatewayEvents.encode({
+          device,
+          streamId: holder.streamId,
+          ephemeral: { ...envelope, ephemeral: true },
+        }),
+      );
+      delivered += 1;
+    });
+    if (delivered > 0) await pipeline.exec();
+    return delivered;
   }
 }
