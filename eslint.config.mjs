@@ -35,7 +35,11 @@ function depConstraints({ specFiles }) {
       // Transitively: nothing a client imports may pull in server code.
       notDependOnLibsWithTags: ['scope:server'],
     },
-    { sourceTag: 'scope:tools', onlyDependOnLibsWithTags: ['scope:tools', 'scope:shared', 'scope:server'] },
+    // Tools drive the platform the way clients and operators do: the load generator uses the client SDK.
+    {
+      sourceTag: 'scope:tools',
+      onlyDependOnLibsWithTags: ['scope:tools', 'scope:shared', 'scope:server', 'scope:client'],
+    },
 
     // Type: what a project is for.
     {
@@ -57,7 +61,7 @@ function depConstraints({ specFiles }) {
     },
     {
       sourceTag: 'type:tools',
-      onlyDependOnLibsWithTags: ['type:infra', 'type:testing', 'type:platform', 'type:contracts'],
+      onlyDependOnLibsWithTags: ['type:infra', 'type:testing', 'type:platform', 'type:contracts', 'type:sdk'],
     },
   ];
 }

@@ -8,4 +8,5 @@ void runService({
   contract: CONTRACTS.gateway,
   env: gatewayEnv,
   module: (env) => AppModule.register(env),
+  publicApi: true,
 });

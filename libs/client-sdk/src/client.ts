@@ -82,6 +82,8 @@ interface Contacts {
 }
 
 const SEND_ATTEMPTS = 3;
+/** How often a device with no other device known asks whether its account has gained one. */
+const OWN_DEVICES_RECHECK_MS = 60_000;
 const REFILL = 100;
 const SIGNED_PRE_KEY_ID = 1;
 // CiphertextMessage.type() answers a plain number.
@@ -108,6 +110,7 @@ export class SottoClient {
   private readonly sessions: ProfileSessionStore;
   private readonly identities: ProfileIdentityStore;
   private readonly local: ProtocolAddress;
+  private ownDevicesCheckedAt = 0;
 
   private constructor(
     readonly profile: Profile,
@@ -327,13 +330,19 @@ export class SottoClient {
       sentAt,
       guid: guids[0] ?? '',
     });
-    const synced = await this.deliver(
-      this.account.accountId,
-      { v: 1, kind: 'sync', from, to: name, text, sentAt },
-      false,
-    )
-      .then(() => true)
-      .catch(() => false);
+    // With no other device known, the server is asked again only now and then: each ask is a round trip.
+    const ownDevices = this.contacts().devices[this.account.accountId] ?? [];
+    let synced = true;
+    if (ownDevices.length > 0 || Date.now() - this.ownDevicesCheckedAt >= OWN_DEVICES_RECHECK_MS) {
+      synced = await this.deliver(
+        this.account.accountId,
+        { v: 1, kind: 'sync', from, to: name, text, sentAt },
+        false,
+      ).then(
+        () => ((this.ownDevicesCheckedAt = Date.now()), true),
+        () => false,
+      );
+    }
     return { guids, sentAt, synced };
   }
 
@@ -528,8 +537,11 @@ export class SottoClient {
   private rememberSender(username: string, envelope: Envelope): void {
     if (envelope.sourceAccountId === this.account.accountId) return;
     const contacts = this.contacts();
+    const known = contacts.devices[envelope.sourceAccountId] ?? [];
+    if (contacts.byName[username] === envelope.sourceAccountId && known.includes(envelope.sourceDeviceId))
+      return;
     contacts.byName[username] = envelope.sourceAccountId;
-    const devices = new Set(contacts.devices[envelope.sourceAccountId] ?? []);
+    const devices = new Set(known);
     devices.add(envelope.sourceDeviceId);
     contacts.devices[envelope.sourceAccountId] = [...devices].sort((a, b) => a - b);
     this.saveContacts(contacts);

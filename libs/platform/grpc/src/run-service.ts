@@ -45,7 +45,18 @@ export interface ServiceSpec<S extends z.ZodType<CommonServiceEnv>> {
   readonly contract: ServiceContract;
   readonly env: S;
   readonly module: (env: z.output<S>) => DynamicModule;
+  /**
+   * The public API holds clients' long-lived streams, so its connections are
+   * never aged out. Internal services age theirs out now and then, so callers
+   * re-resolve DNS and spread over replicas added since (see grpcClientOptions).
+   */
+  readonly publicApi?: boolean;
 }
+
+/** How long an internal service keeps one caller's connection before asking it to reconnect. */
+const INTERNAL_CONNECTION_AGE_MS = 5 * 60_000;
+/** How long calls still open on an aged-out connection get to finish. */
+const INTERNAL_CONNECTION_AGE_GRACE_MS = 30_000;
 
 const HEALTH_POLL_MS = 5_000;
 
@@ -111,6 +122,12 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
         includeDirs: [...(PROTO_LOADER_OPTIONS.includeDirs ?? []), dirname(HEALTH_PROTO_PATH)],
       },
       gracefulShutdown: true,
+      channelOptions: spec.publicApi
+        ? {}
+        : {
+            'grpc.max_connection_age_ms': INTERNAL_CONNECTION_AGE_MS,
+            'grpc.max_connection_age_grace_ms': INTERNAL_CONNECTION_AGE_GRACE_MS,
+          },
       onLoadPackageDefinition: (definition: PackageDefinition, server: Server) => {
         grpcServer = server;
         new ReflectionService(definition).addToServer(server);

@@ -1,0 +1,47 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Clock ticks per second for /proc/<pid>/stat; 100 on every Linux Node runs on. */
+const TICKS_PER_SECOND = 100;
+
+interface ProcStat {
+  readonly pid: number;
+  readonly ppid: number;
+  /** User plus system time, in ticks. */
+  readonly ticks: number;
+}
+
+function readStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may hold spaces and parentheses; the fields after its last ')' do not.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { pid, ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+}
+
+function allProcesses(): ProcStat[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((entry) => readStat(Number(entry)) ?? []);
+}
+
+/**
+ * CPU seconds used so far by each named process and all its descendants
+ * (PostgreSQL's backends, the JVM's threads are counted with their parents).
+ * Linux only: it reads /proc.
+ */
+export function cpuSeconds(roots: Readonly<Record<string, number>>): Record<string, number> {
+  const processes = allProcesses();
+  const children = new Map<number, ProcStat[]>();
+  for (const proc of processes) children.set(proc.ppid, [...(children.get(proc.ppid) ?? []), proc]);
+  const byPid = new Map(processes.map((proc) => [proc.pid, proc]));
+  const treeTicks = (pid: number): number =>
+    (byPid.get(pid)?.ticks ?? 0) +
+    (children.get(pid) ?? []).reduce((sum, child) => sum + treeTicks(child.pid), 0);
+  return Object.fromEntries(
+    Object.entries(roots).map(([name, pid]) => [name, treeTicks(pid) / TICKS_PER_SECOND]),
+  );
+}

@@ -1,0 +1,215 @@
+/**
+ * The load generator: pairs of SDK clients converse through the whole path
+ * (gateway → relay → Kafka → routing → Redis mailbox → presence → delivery
+ * stream → decrypt → ack) and it reports messages per second, end-to-end
+ * latency and, when it started the platform itself, the CPU time each
+ * service and server spent per message.
+ *
+ *   npm run loadgen -- [--pairs 16] [--messages 100] [--size 140] [--server HOST:PORT] [--json]
+ *
+ * Without --server it starts its own Kafka, Redis, PostgreSQL and the six
+ * services in a scratch directory, exactly as `npm start` runs them, and
+ * stops them afterwards.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SottoClient, type ReceivedMessage } from '@sotto/client-sdk';
+import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
+import { startPlatform, type Platform } from '@sotto/stack';
+import { cpuSeconds } from './cpu';
+
+interface Options {
+  readonly pairs: number;
+  readonly messages: number;
+  readonly size: number;
+  readonly server?: string;
+  readonly json: boolean;
+}
+
+const say = (line: string): void => void process.stderr.write(`[loadgen] ${line}\n`);
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      pairs: { type: 'string', default: '16' },
+      messages: { type: 'string', default: '100' },
+      size: { type: 'string', default: '140' },
+      server: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const count = (name: 'pairs' | 'messages' | 'size', max: number): number => {
+    const value = Number(values[name]);
+    if (!Number.isInteger(value) || value < 1 || value > max) {
+      throw new Error(`--${name}: expected a whole number from 1 to ${max}, got ${values[name]}`);
+    }
+    return value;
+  };
+  return {
+    pairs: count('pairs', 1000),
+    messages: count('messages', 100_000),
+    size: count('size', 64 * 1024),
+    server: values.server,
+    json: values.json ?? false,
+  };
+}
+
+/** Starts listening; resolves once the backlog is delivered, so what is sent next arrives live. */
+async function listen(
+  client: SottoClient,
+  expected: number,
+  onMessage: (message: ReceivedMessage) => void,
+): Promise<{ done: Promise<ReceivedMessage[]> }> {
+  const stop = new AbortController();
+  let count = 0;
+  let drained!: () => void;
+  const ready = new Promise<void>((resolve) => (drained = resolve));
+  const done = client.receive({
+    waitSeconds: 3600,
+    signal: stop.signal,
+    onDrained: drained,
+    onMessage: (message) => {
+      onMessage(message);
+      if (++count >= expected) stop.abort();
+    },
+  });
+  await Promise.race([ready, done]);
+  return { done };
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+async function run(options: Options, server: string, pids: Record<string, number>): Promise<object> {
+  const profiles = mkdtempSync(join(tmpdir(), 'sotto-loadgen-'));
+  const clients: SottoClient[] = [];
+  try {
+    const tag = randomUUID().replace(/-/g, '').slice(0, 8);
+    say(`registering ${options.pairs * 2} clients`);
+    const register = (role: string, index: number) =>
+      SottoClient.register({
+        profileDir: join(profiles, `${role}-${index}`),
+        server,
+        username: `lg_${tag}_${role}${index}`,
+      }).then((client) => (clients.push(client), client));
+    const pairs = await Promise.all(
+      Array.from({ length: options.pairs }, async (_, index) => ({
+        sender: await register('s', index),
+        receiver: await register('r', index),
+      })),
+    );
+
+    // Sessions are set up outside the measurement, both ways, so every measured message is a plain ratchet step.
+    say('setting up sessions');
+    await Promise.all(
+      pairs.map(async ({ sender, receiver }) => {
+        const inbound = await listen(receiver, 1, () => undefined);
+        await sender.send(receiver.username, 'hello');
+        await inbound.done;
+        const outbound = await listen(sender, 1, () => undefined);
+        await receiver.send(sender.username, 'hello back');
+        await outbound.done;
+      }),
+    );
+
+    const latencies: number[] = [];
+    const listeners = await Promise.all(
+      pairs.map(({ receiver }) =>
+        listen(receiver, options.messages, (message) =>
+          latencies.push(Date.now() - Date.parse(message.sentAt)),
+        ),
+      ),
+    );
+    const text = randomBytes(options.size).toString('base64').slice(0, options.size);
+    const total = options.pairs * options.messages;
+    say(
+      `sending ${total} messages of ${options.size} characters (${options.pairs} pairs × ${options.messages})`,
+    );
+    const cpuBefore = cpuSeconds(pids);
+    const started = process.hrtime.bigint();
+    // One device sends one message at a time, as a person's phone does; the pairs run concurrently.
+    await Promise.all(
+      pairs.map(async ({ sender, receiver }) => {
+        for (let i = 0; i < options.messages; i++) await sender.send(receiver.username, text);
+      }),
+    );
+    const sentSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const received = (await Promise.all(listeners.map((listener) => listener.done))).flat().length;
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const cpuAfter = cpuSeconds(pids);
+    if (received !== total) throw new Error(`received ${received} of ${total} messages`);
+
+    latencies.sort((a, b) => a - b);
+    const cpuMsPerMessage = Object.fromEntries(
+      Object.keys(pids).map((name) => [
+        name,
+        (((cpuAfter[name] ?? 0) - (cpuBefore[name] ?? 0)) * 1000) / total,
+      ]),
+    );
+    return {
+      pairs: options.pairs,
+      messagesPerSender: options.messages,
+      textSize: options.size,
+      messages: total,
+      seconds: Number(seconds.toFixed(3)),
+      messagesPerSecond: Math.round(total / seconds),
+      sendsPerSecond: Math.round(total / sentSeconds),
+      latencyMs: {
+        p50: percentile(latencies, 50),
+        p95: percentile(latencies, 95),
+        p99: percentile(latencies, 99),
+        max: latencies[latencies.length - 1] ?? 0,
+      },
+      cpuMsPerMessage,
+    };
+  } finally {
+    for (const client of clients) client.close();
+    rmSync(profiles, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  let infra: Infrastructure | undefined;
+  let platform: Platform | undefined;
+  const workDir = mkdtempSync(join(tmpdir(), 'sotto-loadgen-stack-'));
+  try {
+    let server = options.server;
+    const pids: Record<string, number> = { loadgen: process.pid };
+    if (!server) {
+      await ensureSystemPackages();
+      say('starting Kafka, Redis, PostgreSQL and the six services');
+      infra = await startInfrastructure({ dataDir: join(workDir, 'infra') });
+      platform = await startPlatform({
+        infra: {
+          kafkaBrokers: infra.kafka.brokers,
+          redisUrl: infra.redis.url,
+          databaseUrl: infra.postgres.url,
+        },
+        logDir: join(workDir, 'logs'),
+        backupBlobDir: join(workDir, 'blobs'),
+      });
+      server = platform.gateway;
+      for (const service of Object.values(platform.services)) pids[service.name] = service.pid;
+      for (const backing of [infra.kafka, infra.redis, infra.postgres]) pids[backing.name] = backing.pid;
+    }
+    const report = await run(options, server, pids);
+    process.stdout.write(
+      options.json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`,
+    );
+  } finally {
+    await platform?.stop();
+    await infra?.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  say((error as Error).message);
+  process.exit(1);
+});
