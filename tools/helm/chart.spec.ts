@@ -96,6 +96,7 @@ interface Deployment extends Manifest {
 interface Service extends Manifest {
   spec: {
     type: string;
+    clusterIP?: string;
     selector: Labels;
     ports: { name: string; port: number; targetPort: string | number }[];
   };
@@ -504,6 +505,12 @@ describe('helm/sotto', () => {
     const types = (manifests: Manifest[]): string[] =>
       NAMES.map((service) => one<Service>(manifests, 'Service', fullname(service)).spec.type);
     expect(types(defaults)).toEqual(NAMES.map(() => 'ClusterIP'));
+    // Internal services are headless, so gRPC callers see every pod; the gateway keeps a virtual IP.
+    const clusterIps = (manifests: Manifest[]): (string | undefined)[] =>
+      NAMES.map((service) => one<Service>(manifests, 'Service', fullname(service)).spec.clusterIP);
+    expect(clusterIps(defaults)).toEqual(
+      NAMES.map((service) => (service === 'gateway' ? undefined : 'None')),
+    );
     expect(types(overridden)).toEqual(
       NAMES.map((service) => (service === 'gateway' ? 'LoadBalancer' : 'ClusterIP')),
     );
