@@ -1,5 +1,4 @@
 import { Controller } from '@nestjs/common';
-import { status } from '@grpc/grpc-js';
 import type { PreKeyBundle } from '@sotto/contracts/generated/nest/sotto/common/v1/keys';
 import {
   DirectoryServiceControllerMethods,
@@ -14,12 +13,15 @@ import {
   type ListDevicesResponse,
   type LookupUsernameRequest,
   type LookupUsernameResponse,
+  type RecoverAccountRequest,
+  type RecoverAccountResponse,
   type RegisterRequest,
   type RegisterResponse,
+  type SetRecoveryCredentialRequest,
+  type SetRecoveryCredentialResponse,
   type UploadPreKeysRequest,
   type UploadPreKeysResponse,
 } from '@sotto/contracts/generated/nest/sotto/directory/v1/directory';
-import { grpcError } from '@sotto/platform/grpc';
 import { parseAccountId, parseDeviceId } from './accounts/account-id';
 import { AccountsService } from './accounts/accounts.service';
 import { PreKeysService } from './prekeys/prekeys.service';
@@ -97,11 +99,20 @@ export class DirectoryController implements DirectoryServiceController {
     return { ecCount: counts.ec, kyberCount: counts.kyber };
   }
 
-  setRecoveryCredential(): never {
-    throw grpcError(status.UNIMPLEMENTED, 'account recovery arrives with encrypted backups');
+  async setRecoveryCredential(request: SetRecoveryCredentialRequest): Promise<SetRecoveryCredentialResponse> {
+    await this.accounts.setRecoveryCredential(
+      parseAccountId(request.accountId, 'account_id'),
+      request.recoveryCredential,
+    );
+    return {};
   }
 
-  recoverAccount(): never {
-    throw grpcError(status.UNIMPLEMENTED, 'account recovery arrives with encrypted backups');
+  recoverAccount(request: RecoverAccountRequest): Promise<RecoverAccountResponse> {
+    return this.accounts.recover({
+      username: request.username,
+      recoveryCredential: request.recoveryCredential,
+      identityKey: request.identityKey,
+      device: request.device ?? undefined,
+    });
   }
 }

@@ -169,6 +169,112 @@ describe('prekey-directory', () => {
     });
   });
 
+  describe('account recovery', () => {
+    const credential = () => Buffer.from(randomUUID().replace(/-/g, ''), 'hex').subarray(0, 16);
+    const recoveryCredential = () => Buffer.concat([credential(), credential()]);
+    const authenticates = (accountId: string, deviceId: number, deviceSecret: string) =>
+      unary(client.authenticate.bind(client), { accountId, deviceId, deviceSecret }).then(
+        (answer) => answer.authenticated,
+      );
+    const recover = (name: string, presented: Buffer, keys = generateDeviceKeys(3)) =>
+      unary(client.recoverAccount.bind(client), {
+        username: name,
+        recoveryCredential: presented,
+        identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+        device: publicDeviceKeys(keys),
+      });
+
+    it('makes a new device the only one, under a fresh id and the new identity key; the old one is signed out', async () => {
+      const name = username();
+      const old = await register(name);
+      const secret = recoveryCredential();
+      await unary(client.setRecoveryCredential.bind(client), {
+        accountId: old.accountId,
+        recoveryCredential: secret,
+      });
+
+      const keys = generateDeviceKeys(3);
+      const recovered = await recover(name.toUpperCase(), secret, keys);
+      expect(recovered).toMatchObject({ accountId: old.accountId, deviceId: 2 });
+      expect(await authenticates(old.accountId, 1, old.deviceSecret)).toBe(false);
+      expect(await authenticates(old.accountId, 2, recovered.deviceSecret)).toBe(true);
+      const { devices } = await unary(client.listDevices.bind(client), { accountId: old.accountId });
+      expect(devices).toEqual([{ deviceId: 2, registrationId: keys.registrationId }]);
+      const { bundles } = await unary(client.getPreKeyBundle.bind(client), {
+        requesterAccountId: randomUUID(),
+        targetAccountId: old.accountId,
+        targetDeviceId: 0,
+      });
+      expect(Buffer.from(bundles[0]!.identityKey)).toEqual(Buffer.from(keys.identity.publicKey.serialize()));
+
+      // Recovering again moves on to the next id; the credential stays until the user replaces it.
+      expect(await recover(name, secret)).toMatchObject({ deviceId: 3 });
+    });
+
+    it('answers a wrong credential, an account without one and an unknown username alike, and changes nothing', async () => {
+      const name = username();
+      const account = await register(name);
+      const denied = {
+        code: status.PERMISSION_DENIED,
+        details: 'recovery_credential: wrong username or recovery credential',
+      };
+      expect(await refusal(recover(name, recoveryCredential()))).toEqual(denied);
+      await unary(client.setRecoveryCredential.bind(client), {
+        accountId: account.accountId,
+        recoveryCredential: recoveryCredential(),
+      });
+      expect(await refusal(recover(name, recoveryCredential()))).toEqual(denied);
+      expect(await refusal(recover(username(), recoveryCredential()))).toEqual(denied);
+      expect(await authenticates(account.accountId, 1, account.deviceSecret)).toBe(true);
+    });
+
+    it('refuses malformed credentials and bad keys before looking at the account', async () => {
+      const name = username();
+      const account = await register(name);
+      const secret = recoveryCredential();
+      await unary(client.setRecoveryCredential.bind(client), {
+        accountId: account.accountId,
+        recoveryCredential: secret,
+      });
+      expect(await refusal(recover(name, Buffer.alloc(5)))).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'recovery_credential: must be 32 bytes',
+      });
+      expect(
+        await refusal(
+          unary(client.setRecoveryCredential.bind(client), {
+            accountId: account.accountId,
+            recoveryCredential: Buffer.alloc(31),
+          }),
+        ),
+      ).toEqual({ code: status.INVALID_ARGUMENT, details: 'recovery_credential: must be 32 bytes' });
+      const keys = generateDeviceKeys(1);
+      const forged = publicDeviceKeys(keys);
+      forged.signedPreKey!.signature = Buffer.alloc(64, 1);
+      expect(
+        (
+          await refusal(
+            unary(client.recoverAccount.bind(client), {
+              username: name,
+              recoveryCredential: secret,
+              identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+              device: forged,
+            }),
+          )
+        ).code,
+      ).toBe(status.INVALID_ARGUMENT);
+      expect(await authenticates(account.accountId, 1, account.deviceSecret)).toBe(true);
+      expect(
+        await refusal(
+          unary(client.setRecoveryCredential.bind(client), {
+            accountId: randomUUID(),
+            recoveryCredential: secret,
+          }),
+        ),
+      ).toEqual({ code: status.NOT_FOUND, details: 'account_id: no such account' });
+    });
+  });
+
   describe('GetPreKeyBundle', () => {
     it('hands out each one-time key exactly once under 200 concurrent fetches, then the last-resort Kyber key', async () => {
       const keys = generateDeviceKeys(100);
@@ -196,7 +302,9 @@ describe('prekey-directory', () => {
       expect(kyberOneTime).toHaveLength(100);
       expect(new Set(kyberOneTime).size).toBe(100);
       expect(
-        bundles.filter((bundle) => bundle.kyberLastResort).every((bundle) => bundle.kyberPreKey!.keyId === LAST_RESORT_KYBER_ID),
+        bundles
+          .filter((bundle) => bundle.kyberLastResort)
+          .every((bundle) => bundle.kyberPreKey!.keyId === LAST_RESORT_KYBER_ID),
       ).toBe(true);
       expect(
         await unary(client.getPreKeyCount.bind(client), { accountId: target.accountId, deviceId: 1 }),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { PG_POOL, type Pool } from '@sotto/platform/postgres';
+import { PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
 import type { SignedPreKeyInput, ValidatedKeys } from '../prekeys/key-validation';
 import { insertOneTimeKeys } from '../prekeys/prekeys.repository';
 import type { AccountId } from './account-id';
@@ -8,14 +8,17 @@ import type { StoredCredential } from './credentials';
 
 export class UsernameTakenError extends Error {}
 
-export interface NewAccount {
-  readonly username: string;
-  readonly identityKey: Uint8Array;
+export interface NewDevice {
   readonly registrationId: number;
   readonly credential: StoredCredential;
   readonly signedPreKey: SignedPreKeyInput;
   readonly kyberLastResort: SignedPreKeyInput;
   readonly keys: ValidatedKeys;
+}
+
+export interface NewAccount extends NewDevice {
+  readonly username: string;
+  readonly identityKey: Uint8Array;
 }
 
 export interface DeviceSummary {
@@ -25,6 +28,33 @@ export interface DeviceSummary {
 
 /** The primary device of a new account. */
 export const PRIMARY_DEVICE_ID = 1;
+/** libsignal addresses devices with ids 1 to 127. */
+export const MAX_DEVICE_ID = 127;
+
+type Queryable = Pick<PoolClient, 'query'>;
+
+async function insertDevice(client: Queryable, accountId: AccountId, deviceId: number, device: NewDevice) {
+  await client.query(
+    `INSERT INTO devices (account_id, device_id, registration_id, secret_salt, secret_hash,
+       signed_pre_key_id, signed_pre_key, signed_pre_key_signature,
+       kyber_last_resort_key_id, kyber_last_resort_key, kyber_last_resort_signature)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    [
+      accountId,
+      deviceId,
+      device.registrationId,
+      device.credential.salt,
+      device.credential.hash,
+      device.signedPreKey.keyId,
+      device.signedPreKey.publicKey,
+      device.signedPreKey.signature,
+      device.kyberLastResort.keyId,
+      device.kyberLastResort.publicKey,
+      device.kyberLastResort.signature,
+    ],
+  );
+  await insertOneTimeKeys(client, accountId, deviceId, device.keys);
+}
 
 /** Accounts, devices and credentials in PostgreSQL. */
 @Injectable()
@@ -47,26 +77,7 @@ export class AccountsRepository {
         if ((error as { code?: string }).code === '23505') throw new UsernameTakenError(account.username);
         throw error;
       }
-      await client.query(
-        `INSERT INTO devices (account_id, device_id, registration_id, secret_salt, secret_hash,
-           signed_pre_key_id, signed_pre_key, signed_pre_key_signature,
-           kyber_last_resort_key_id, kyber_last_resort_key, kyber_last_resort_signature)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-        [
-          id,
-          PRIMARY_DEVICE_ID,
-          account.registrationId,
-          account.credential.salt,
-          account.credential.hash,
-          account.signedPreKey.keyId,
-          account.signedPreKey.publicKey,
-          account.signedPreKey.signature,
-          account.kyberLastResort.keyId,
-          account.kyberLastResort.publicKey,
-          account.kyberLastResort.signature,
-        ],
-      );
-      await insertOneTimeKeys(client, id, PRIMARY_DEVICE_ID, account.keys);
+      await insertDevice(client, id, PRIMARY_DEVICE_ID, account);
       await client.query('COMMIT');
       return id;
     } catch (error) {
@@ -100,6 +111,65 @@ export class AccountsRepository {
     );
     const row = rows[0];
     return row ? { salt: row.secret_salt, hash: row.secret_hash } : undefined;
+  }
+
+  /** Replaces the account's recovery credential; false if there is no such account. */
+  async setRecoveryCredential(accountId: AccountId, credential: StoredCredential): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      'UPDATE accounts SET recovery_credential_salt = $2, recovery_credential_hash = $3 WHERE id = $1',
+      [accountId, credential.salt, credential.hash],
+    );
+    return rowCount === 1;
+  }
+
+  /**
+   * Account recovery, in one transaction with the account row locked: checks
+   * the credential, signs out every device (their keys go with them), takes
+   * the new identity key and makes the new device the primary one under a
+   * device id never used by the account before (cycling within libsignal's
+   * 1 to 127). Undefined when the username or the credential is wrong.
+   */
+  async recover(
+    username: string,
+    verify: (stored: StoredCredential | undefined) => boolean,
+    identityKey: Uint8Array,
+    device: NewDevice,
+  ): Promise<{ accountId: AccountId; deviceId: number } | undefined> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{
+        id: AccountId;
+        salt: Buffer | null;
+        hash: Buffer | null;
+        next_device_id: number;
+      }>(
+        `SELECT id, recovery_credential_salt AS salt, recovery_credential_hash AS hash, next_device_id
+           FROM accounts WHERE username = $1 FOR UPDATE`,
+        [username],
+      );
+      const row = rows[0];
+      const stored = row?.salt && row.hash ? { salt: row.salt, hash: row.hash } : undefined;
+      if (!verify(stored) || !row) {
+        await client.query('ROLLBACK');
+        return undefined;
+      }
+      const deviceId = ((row.next_device_id - 1) % MAX_DEVICE_ID) + 1;
+      await client.query('DELETE FROM devices WHERE account_id = $1', [row.id]);
+      await client.query('UPDATE accounts SET identity_key = $2, next_device_id = $3 WHERE id = $1', [
+        row.id,
+        identityKey,
+        deviceId + 1,
+      ]);
+      await insertDevice(client, row.id, deviceId, device);
+      await client.query('COMMIT');
+      return { accountId: row.id, deviceId };
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
+    } finally {
+      client.release();
+    }
   }
 
   async devices(accountId: AccountId): Promise<DeviceSummary[]> {

@@ -8,6 +8,7 @@ import {
   PRIMARY_DEVICE_ID,
   UsernameTakenError,
   type DeviceSummary,
+  type NewDevice,
 } from './accounts.repository';
 import { hashDeviceSecret, newDeviceSecret, verifyDeviceSecret } from './credentials';
 import { canonicalUsername } from './username';
@@ -31,6 +32,58 @@ export interface RegistrationInput {
     | undefined;
 }
 
+/** Recovery credentials are derived from the recovery key on the client: 32 bytes. */
+const RECOVERY_CREDENTIAL_BYTES = 32;
+
+function encodeRecoveryCredential(credential: Uint8Array, field = 'recovery_credential'): string {
+  if (credential.length !== RECOVERY_CREDENTIAL_BYTES) {
+    throw grpcError(status.INVALID_ARGUMENT, `${field}: must be ${RECOVERY_CREDENTIAL_BYTES} bytes`);
+  }
+  return Buffer.from(credential).toString('base64url');
+}
+
+/**
+ * Checks a new device's keys (every signature against the identity key) and
+ * makes its secret. Throws INVALID_ARGUMENT naming the first bad field.
+ */
+function newDevice(input: RegistrationInput): { device: NewDevice; deviceSecret: string } {
+  const identity = parseIdentityKey(input.identityKey);
+  const device = input.device;
+  if (!device) throw grpcError(status.INVALID_ARGUMENT, 'device: is required');
+  checkRegistrationId(device.registrationId, 'device.registration_id');
+  if (!device.signedPreKey) throw grpcError(status.INVALID_ARGUMENT, 'device.signed_pre_key: is required');
+  if (!device.kyberLastResortPreKey) {
+    throw grpcError(status.INVALID_ARGUMENT, 'device.kyber_last_resort_pre_key: is required');
+  }
+  const keys = validateKeys(
+    identity,
+    {
+      signedPreKey: device.signedPreKey,
+      kyberLastResort: device.kyberLastResortPreKey,
+      oneTimeEc: device.oneTimePreKeys,
+      oneTimeKyber: device.oneTimeKyberPreKeys,
+    },
+    {
+      prefix: 'device',
+      signedPreKey: 'signed_pre_key',
+      kyberLastResort: 'kyber_last_resort_pre_key',
+      oneTimeEc: 'one_time_pre_keys',
+      oneTimeKyber: 'one_time_kyber_pre_keys',
+    },
+  );
+  const deviceSecret = newDeviceSecret();
+  return {
+    deviceSecret,
+    device: {
+      registrationId: device.registrationId,
+      credential: hashDeviceSecret(deviceSecret),
+      signedPreKey: device.signedPreKey,
+      kyberLastResort: device.kyberLastResortPreKey,
+      keys,
+    },
+  };
+}
+
 @Injectable()
 export class AccountsService {
   constructor(private readonly accounts: AccountsRepository) {}
@@ -44,42 +97,9 @@ export class AccountsService {
     input: RegistrationInput,
   ): Promise<{ accountId: AccountId; deviceId: number; deviceSecret: string }> {
     const username = canonicalUsername(input.username);
-    const identity = parseIdentityKey(input.identityKey);
-    const device = input.device;
-    if (!device) throw grpcError(status.INVALID_ARGUMENT, 'device: is required');
-    checkRegistrationId(device.registrationId, 'device.registration_id');
-    if (!device.signedPreKey) throw grpcError(status.INVALID_ARGUMENT, 'device.signed_pre_key: is required');
-    if (!device.kyberLastResortPreKey) {
-      throw grpcError(status.INVALID_ARGUMENT, 'device.kyber_last_resort_pre_key: is required');
-    }
-    const keys = validateKeys(
-      identity,
-      {
-        signedPreKey: device.signedPreKey,
-        kyberLastResort: device.kyberLastResortPreKey,
-        oneTimeEc: device.oneTimePreKeys,
-        oneTimeKyber: device.oneTimeKyberPreKeys,
-      },
-      {
-        prefix: 'device',
-        signedPreKey: 'signed_pre_key',
-        kyberLastResort: 'kyber_last_resort_pre_key',
-        oneTimeEc: 'one_time_pre_keys',
-        oneTimeKyber: 'one_time_kyber_pre_keys',
-      },
-    );
-
-    const deviceSecret = newDeviceSecret();
+    const { device, deviceSecret } = newDevice(input);
     try {
-      const accountId = await this.accounts.create({
-        username,
-        identityKey: input.identityKey,
-        registrationId: device.registrationId,
-        credential: hashDeviceSecret(deviceSecret),
-        signedPreKey: device.signedPreKey,
-        kyberLastResort: device.kyberLastResortPreKey,
-        keys,
-      });
+      const accountId = await this.accounts.create({ username, identityKey: input.identityKey, ...device });
       return { accountId, deviceId: PRIMARY_DEVICE_ID, deviceSecret };
     } catch (error) {
       if (error instanceof UsernameTakenError) {
@@ -87,6 +107,38 @@ export class AccountsService {
       }
       throw error;
     }
+  }
+
+  /** Sets (or replaces) the credential that lets a new device take the account over. */
+  async setRecoveryCredential(accountId: AccountId, credential: Uint8Array): Promise<void> {
+    const stored = hashDeviceSecret(encodeRecoveryCredential(credential));
+    if (!(await this.accounts.setRecoveryCredential(accountId, stored))) {
+      throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+    }
+  }
+
+  /**
+   * A new device proves with the recovery credential that the account is its
+   * user's, and becomes its only device: every other device is signed out.
+   * A wrong username, an account without a credential and a wrong credential
+   * get the same answer, so the call tells a stranger nothing.
+   */
+  async recover(
+    input: RegistrationInput & { readonly recoveryCredential: Uint8Array },
+  ): Promise<{ accountId: AccountId; deviceId: number; deviceSecret: string }> {
+    const username = canonicalUsername(input.username);
+    const presented = encodeRecoveryCredential(input.recoveryCredential, 'recovery_credential');
+    const { device, deviceSecret } = newDevice(input);
+    const recovered = await this.accounts.recover(
+      username,
+      (stored) => verifyDeviceSecret(presented, stored),
+      input.identityKey,
+      device,
+    );
+    if (!recovered) {
+      throw grpcError(status.PERMISSION_DENIED, 'recovery_credential: wrong username or recovery credential');
+    }
+    return { ...recovered, deviceSecret };
   }
 
   async authenticate(accountId: AccountId, deviceId: number, secret: string): Promise<boolean> {

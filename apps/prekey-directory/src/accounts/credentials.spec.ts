@@ -32,6 +32,8 @@ describe('canonicalUsername', () => {
   });
 
   it.each(['ab', 'x'.repeat(33), 'has space', 'émile', 'semi;colon', ''])('refuses %p', (input) => {
-    expect(() => canonicalUsername(input)).toThrow("username: must be 3 to 32 characters of a-z, 0-9, '_' and '.'");
+    expect(() => canonicalUsername(input)).toThrow(
+      "username: must be 3 to 32 characters of a-z, 0-9, '_' and '.'",
+    );
   });
 });
