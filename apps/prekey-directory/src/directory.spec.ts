@@ -205,7 +205,7 @@ describe('prekey-directory', () => {
         targetAccountId: old.accountId,
         targetDeviceId: 0,
       });
-      expect(Buffer.from(bundles[0]!.identityKey)).toEqual(Buffer.from(keys.identity.publicKey.serialize()));
+      expect(Buffer.from(bundles[0].identityKey)).toEqual(Buffer.from(keys.identity.publicKey.serialize()));
 
       // Recovering again moves on to the next id; the credential stays until the user replaces it.
       expect(await recover(name, secret)).toMatchObject({ deviceId: 3 });
