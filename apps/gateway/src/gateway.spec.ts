@@ -68,10 +68,10 @@ describe('gateway, end to end through the public API', () => {
     await platform?.stop();
   });
 
-  async function register(): Promise<Device> {
+  async function register(username = `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`): Promise<Device> {
     const generated = generateDeviceKeys(20);
     const registered = await unary(accounts.register.bind(accounts), {
-      username: `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
+      username,
       identityKey: Buffer.from(generated.identity.publicKey.serialize()),
       device: publicDeviceKeys(generated),
     });
@@ -210,6 +210,49 @@ describe('gateway, end to end through the public API', () => {
     expect(await unary(keys.getPreKeyCount.bind(keys), {}, { metadata: bob.auth })).toEqual({
       ecCount: 19,
       kyberCount: 19,
+    });
+  });
+
+  it('recovers an account on a new device: the old device is signed out and its stream closed', async () => {
+    const name = `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    const old = await register(name);
+    const credential = Buffer.alloc(32, 7);
+    const unauthenticated = await unary(accounts.setRecoveryCredential.bind(accounts), {
+      recoveryCredential: credential,
+    }).catch((error: ServiceError) => error.code);
+    expect(unauthenticated).toBe(status.UNAUTHENTICATED);
+    await unary(
+      accounts.setRecoveryCredential.bind(accounts),
+      { recoveryCredential: credential },
+      { metadata: old.auth },
+    );
+    const inbox = connect(old);
+    expect(await inbox.next()).toEqual({ queueEmpty: {} });
+
+    const fresh = generateDeviceKeys(5);
+    const recovered = await unary(accounts.recoverAccount.bind(accounts), {
+      username: name,
+      recoveryCredential: credential,
+      identityKey: Buffer.from(fresh.identity.publicKey.serialize()),
+      device: publicDeviceKeys(fresh),
+    });
+    expect(recovered).toMatchObject({ accountId: old.accountId, deviceId: 2 });
+    expect(await inbox.next()).toEqual({ displaced: {} });
+    expect(await inbox.next()).toBe('end');
+
+    const refused = await unary(
+      accounts.lookupUsername.bind(accounts),
+      { username: name },
+      { metadata: old.auth },
+    ).catch((error: ServiceError) => error.code);
+    expect(refused).toBe(status.UNAUTHENTICATED);
+    const auth = new Metadata();
+    auth.set('authorization', `${recovered.accountId}.${recovered.deviceId}:${recovered.deviceSecret}`);
+    expect(
+      await unary(accounts.lookupUsername.bind(accounts), { username: name }, { metadata: auth }),
+    ).toEqual({
+      accountId: old.accountId,
+      username: name,
     });
   });
 });

@@ -195,7 +195,7 @@ describe('prekey-directory', () => {
 
       const keys = generateDeviceKeys(3);
       const recovered = await recover(name.toUpperCase(), secret, keys);
-      expect(recovered).toMatchObject({ accountId: old.accountId, deviceId: 2 });
+      expect(recovered).toMatchObject({ accountId: old.accountId, deviceId: 2, signedOutDeviceIds: [1] });
       expect(await authenticates(old.accountId, 1, old.deviceSecret)).toBe(false);
       expect(await authenticates(old.accountId, 2, recovered.deviceSecret)).toBe(true);
       const { devices } = await unary(client.listDevices.bind(client), { accountId: old.accountId });
@@ -208,7 +208,7 @@ describe('prekey-directory', () => {
       expect(Buffer.from(bundles[0].identityKey)).toEqual(Buffer.from(keys.identity.publicKey.serialize()));
 
       // Recovering again moves on to the next id; the credential stays until the user replaces it.
-      expect(await recover(name, secret)).toMatchObject({ deviceId: 3 });
+      expect(await recover(name, secret)).toMatchObject({ deviceId: 3, signedOutDeviceIds: [2] });
     });
 
     it('answers a wrong credential, an account without one and an unknown username alike, and changes nothing', async () => {

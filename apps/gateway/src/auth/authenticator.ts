@@ -26,6 +26,11 @@ export class Authenticator {
 
   constructor(private readonly upstream: Upstream) {}
 
+  /** Drops what this gateway remembers of an account's devices, e.g. once they were signed out. */
+  forgetAccount(accountId: string): void {
+    for (const [key, entry] of this.cache) if (entry.device.accountId === accountId) this.cache.delete(key);
+  }
+
   async authenticate(metadata: Metadata | undefined): Promise<AuthenticatedDevice> {
     const header = metadata?.get('authorization')[0];
     if (typeof header !== 'string' || header.length === 0) {

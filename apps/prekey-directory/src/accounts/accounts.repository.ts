@@ -134,7 +134,7 @@ export class AccountsRepository {
     verify: (stored: StoredCredential | undefined) => boolean,
     identityKey: Uint8Array,
     device: NewDevice,
-  ): Promise<{ accountId: AccountId; deviceId: number } | undefined> {
+  ): Promise<{ accountId: AccountId; deviceId: number; signedOutDeviceIds: number[] } | undefined> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -155,7 +155,10 @@ export class AccountsRepository {
         return undefined;
       }
       const deviceId = ((row.next_device_id - 1) % MAX_DEVICE_ID) + 1;
-      await client.query('DELETE FROM devices WHERE account_id = $1', [row.id]);
+      const signedOut = await client.query<{ device_id: number }>(
+        'DELETE FROM devices WHERE account_id = $1 RETURNING device_id',
+        [row.id],
+      );
       await client.query('UPDATE accounts SET identity_key = $2, next_device_id = $3 WHERE id = $1', [
         row.id,
         identityKey,
@@ -163,7 +166,11 @@ export class AccountsRepository {
       ]);
       await insertDevice(client, row.id, deviceId, device);
       await client.query('COMMIT');
-      return { accountId: row.id, deviceId };
+      return {
+        accountId: row.id,
+        deviceId,
+        signedOutDeviceIds: signedOut.rows.map((device) => device.device_id).sort((a, b) => a - b),
+      };
     } catch (error) {
       await client.query('ROLLBACK');
       throw error;

@@ -125,7 +125,7 @@ export class AccountsService {
    */
   async recover(
     input: RegistrationInput & { readonly recoveryCredential: Uint8Array },
-  ): Promise<{ accountId: AccountId; deviceId: number; deviceSecret: string }> {
+  ): Promise<{ accountId: AccountId; deviceId: number; deviceSecret: string; signedOutDeviceIds: number[] }> {
     const username = canonicalUsername(input.username);
     const presented = encodeRecoveryCredential(input.recoveryCredential, 'recovery_credential');
     const { device, deviceSecret } = newDevice(input);

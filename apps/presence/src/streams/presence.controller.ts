@@ -8,6 +8,8 @@ import {
   type ClaimStreamResponse,
   type DeliverEphemeralRequest,
   type DeliverEphemeralResponse,
+  type EndStreamsRequest,
+  type EndStreamsResponse,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type LocateRequest,
@@ -66,6 +68,10 @@ export class PresenceController implements PresenceServiceController {
 
   async notify(request: NotifyRequest): Promise<NotifyResponse> {
     return { notified: await this.presence.notify(devicesOf(request.devices)) };
+  }
+
+  async endStreams(request: EndStreamsRequest): Promise<EndStreamsResponse> {
+    return { ended: await this.presence.endStreams(devicesOf(request.devices)) };
   }
 
   async deliverEphemeral(request: DeliverEphemeralRequest): Promise<DeliverEphemeralResponse> {

@@ -66,6 +66,24 @@ export class PresenceService {
     return this.registry.locate(devices);
   }
 
+  /** Closes the streams of signed-out devices: their gateways are told, as for a displacement. */
+  async endStreams(devices: readonly DeviceKey[]): Promise<number> {
+    const holders = await this.registry.end(devices);
+    const pipeline = this.redis.pipeline();
+    let ended = 0;
+    holders.forEach((holder, index) => {
+      const device = devices[index];
+      if (!holder || !device) return;
+      pipeline.publish(
+        gatewayEvents.channel(holder.gatewayId),
+        gatewayEvents.encode({ device, streamId: holder.streamId, displaced: { byGatewayId: '' } }),
+      );
+      ended += 1;
+    });
+    if (ended > 0) await pipeline.exec();
+    return ended;
+  }
+
   /** Tells each device's gateway that it has mail; devices without a stream are skipped. */
   async notify(devices: readonly DeviceKey[]): Promise<number> {
     const holders = await this.registry.locate(devices);

@@ -92,6 +92,24 @@ describe('presence', () => {
     expect(await locate(phone)).toEqual([{ gatewayId: '', streamId: '' }]);
   });
 
+  it('ends the streams of signed-out devices: their gateway is told and the claims are gone', async () => {
+    const old = device();
+    const never = device();
+    const gw = `gw-${randomUUID()}`;
+    await claim(old, gw, 'old-stream');
+    const events = await listen(gw);
+    try {
+      expect(await unary(client.endStreams.bind(client), { devices: [old, never] })).toEqual({ ended: 1 });
+      expect(await events.next()).toMatchObject({ device: old, streamId: 'old-stream', displaced: {} });
+      expect(await locate(old, never)).toEqual([
+        { gatewayId: '', streamId: '' },
+        { gatewayId: '', streamId: '' },
+      ]);
+    } finally {
+      events.close();
+    }
+  });
+
   it('notifies the gateway holding each device and skips devices without a stream', async () => {
     const online = device();
     const offline = device();

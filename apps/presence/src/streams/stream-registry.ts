@@ -93,6 +93,18 @@ export class StreamRegistry {
     )) as number;
   }
 
+  /** Forgets the devices' claims, returning who held each. */
+  async end(devices: readonly DeviceKey[]): Promise<(Holder | undefined)[]> {
+    if (devices.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const device of devices) pipeline.getdel(this.key(device));
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([error, value]) => {
+      if (error) throw error;
+      return decodeHolder(value as string | null);
+    });
+  }
+
   async locate(devices: readonly DeviceKey[]): Promise<(Holder | undefined)[]> {
     if (devices.length === 0) return [];
     const values = await this.redis.mget(...devices.map((device) => this.key(device)));
