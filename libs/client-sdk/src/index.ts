@@ -12,3 +12,4 @@ export { unary, UnaryMethod } from './grpc';
 export { SottoClient, ReceivedMessage } from './client';
 export { SottoError } from './errors';
 export { Profile, HistoryEntry } from './profile';
+export * from './backup';
