@@ -385,6 +385,37 @@ describe('helm/sotto', () => {
     });
   });
 
+  it('gives the key-vault its HSM: PKCS#11 settings in its ConfigMap, the PIN only from a Secret', () => {
+    const env = environment(defaults, 'key-vault');
+    expect(value(env, 'PKCS11_MODULE')).toMatch(/^\//);
+    expect(value(env, 'PKCS11_TOKEN_LABEL')).toBe('sotto-vault');
+    expect(value(env, 'PKCS11_KEY_LABEL')).toBe('sotto-vault-seal');
+    expect(env.PKCS11_PIN).toEqual({
+      name: 'PKCS11_PIN',
+      valueFrom: { secretKeyRef: { name: `${RELEASE}-sotto-hsm`, key: 'PKCS11_PIN' } },
+    });
+    for (const service of NAMES.filter((name) => name !== 'key-vault')) {
+      const other = environment(defaults, service);
+      expect({ service, pkcs11: Object.keys(other).filter((name) => name.startsWith('PKCS11_')) }).toEqual({
+        service,
+        pkcs11: [],
+      });
+    }
+
+    const custom = render([
+      'keyVault.hsm.modulePath=/opt/vendor/lib/libvendorpkcs11.so',
+      'keyVault.hsm.tokenLabel=prod-vault',
+      'keyVault.hsm.existingSecret=hsm-creds,keyVault.hsm.pinKey=pin',
+    ]);
+    const customEnv = environment(custom, 'key-vault');
+    expect(value(customEnv, 'PKCS11_MODULE')).toBe('/opt/vendor/lib/libvendorpkcs11.so');
+    expect(value(customEnv, 'PKCS11_TOKEN_LABEL')).toBe('prod-vault');
+    expect(customEnv.PKCS11_PIN.valueFrom?.secretKeyRef).toEqual({ name: 'hsm-creds', key: 'pin' });
+    const relative = helm(['template', RELEASE, chart, '--set', 'keyVault.hsm.modulePath=libpkcs11.so']);
+    expect(relative.status).not.toBe(0);
+    expect(relative.stderr).toContain('modulePath');
+  });
+
   it('gives the message-relay its Kafka brokers and a replication factor of 3', () => {
     const env = environment(overridden, 'message-relay');
     expect(value(env, 'KAFKA_BROKERS')).toBe('kafka-0.kafka:9092,kafka-1.kafka:9092');

@@ -190,6 +190,7 @@ async function main(): Promise<void> {
           kafkaBrokers: infra.kafka.brokers,
           redisUrl: infra.redis.url,
           databaseUrl: infra.postgres.url,
+          hsm: infra.hsm,
         },
         logDir: join(workDir, 'logs'),
         backupBlobDir: join(workDir, 'blobs'),

@@ -1,8 +1,9 @@
 /**
  * `npm start`: the whole platform on one machine. Starts Kafka, Redis and
  * PostgreSQL (unless KAFKA_BROKERS, REDIS_URL, DATABASE_URL name existing
- * servers), then the six services; writes .sotto/stack.json; stops everything
- * in order on Ctrl-C.
+ * servers) and prepares the key-vault's SoftHSM2 token (unless PKCS11_MODULE,
+ * PKCS11_TOKEN_LABEL and PKCS11_PIN name another HSM), then the six services;
+ * writes .sotto/stack.json; stops everything in order on Ctrl-C.
  */
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -11,13 +12,14 @@ import { z } from 'zod';
 import { commaList, hostPort, parseEnvironment, url, EnvironmentError } from '@sotto/platform/config';
 import {
   ensureSystemPackages,
+  prepareSoftHsm,
   repoRoot,
   startKafka,
   startPostgres,
   startRedis,
   type RunningServer,
 } from '@sotto/local-infra';
-import { SERVICE_NAMES, startPlatform, type Platform } from '@sotto/stack';
+import { SERVICE_NAMES, startPlatform, type HsmEndpoint, type Platform } from '@sotto/stack';
 
 const startEnv = z.object({
   SOTTO_GATEWAY_ADDR: hostPort().default('127.0.0.1:7400'),
@@ -26,7 +28,21 @@ const startEnv = z.object({
   KAFKA_BROKERS: commaList().optional(),
   REDIS_URL: url(['redis', 'rediss']).optional(),
   DATABASE_URL: url(['postgres', 'postgresql']).optional(),
+  // Another HSM for the key-vault, all three or none; the vault checks them when it starts.
+  PKCS11_MODULE: z.string().optional(),
+  PKCS11_TOKEN_LABEL: z.string().optional(),
+  PKCS11_PIN: z.string().optional(),
 });
+
+/** The HSM the environment names, if it names one completely. */
+function configuredHsm(env: z.output<typeof startEnv>): HsmEndpoint | undefined {
+  const { PKCS11_MODULE: modulePath, PKCS11_TOKEN_LABEL: tokenLabel, PKCS11_PIN: pin } = env;
+  if (modulePath === undefined && tokenLabel === undefined && pin === undefined) return undefined;
+  if (modulePath === undefined || tokenLabel === undefined || pin === undefined) {
+    throw new Error('set all of PKCS11_MODULE, PKCS11_TOKEN_LABEL and PKCS11_PIN to use another HSM, or none');
+  }
+  return { modulePath, tokenLabel, pin };
+}
 
 const say = (message: string): void => void process.stdout.write(`${message}\n`);
 const warn = (message: string): void => void process.stderr.write(`${message}\n`);
@@ -168,7 +184,8 @@ async function main(): Promise<number> {
 
   try {
     await assertFree(env.SOTTO_GATEWAY_ADDR);
-    const needed = [!env.KAFKA_BROKERS, !env.REDIS_URL, !env.DATABASE_URL].some(Boolean);
+    const otherHsm = configuredHsm(env);
+    const needed = [!env.KAFKA_BROKERS, !env.REDIS_URL, !env.DATABASE_URL, !otherHsm].some(Boolean);
     if (needed) await ensureSystemPackages();
 
     const logger = { info: (m: string) => say(`  ${m}`), warn: (m: string) => warn(`  ${m}`) };
@@ -178,17 +195,19 @@ async function main(): Promise<number> {
       return server;
     };
     say('starting infrastructure…');
-    const [kafkaBrokers, redisUrl, databaseUrl] = await Promise.all([
+    const [kafkaBrokers, redisUrl, databaseUrl, hsm] = await Promise.all([
       env.KAFKA_BROKERS ?? startKafka({ dataDir: join(dataDir, 'kafka'), logger }).then((k) => remember(k).brokers),
       env.REDIS_URL ?? startRedis({ dataDir: join(dataDir, 'redis'), logger }).then((r) => remember(r).url),
       env.DATABASE_URL ?? startPostgres({ dataDir: join(dataDir, 'postgres'), logger }).then((p) => remember(p).url),
+      // Kept in the data dir: the vault's database is sealed by a key in this token.
+      otherHsm ?? prepareSoftHsm({ dataDir: join(dataDir, 'softhsm'), logger }),
     ]);
     say(`  kafka ${kafkaBrokers.join(',')} · redis ${redisUrl} · postgres ${databaseUrl}`);
 
     say(`starting ${SERVICE_NAMES.join(', ')}…`);
     const backupBlobDir = join(dataDir, 'backups');
     platform = await startPlatform({
-      infra: { kafkaBrokers, redisUrl, databaseUrl },
+      infra: { kafkaBrokers, redisUrl, databaseUrl, hsm },
       gatewayAddr: env.SOTTO_GATEWAY_ADDR,
       logDir,
       backupBlobDir,

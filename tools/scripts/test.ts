@@ -1,7 +1,8 @@
 /**
- * `npm test`: starts one Kafka, Redis and PostgreSQL for the whole run, runs
- * every project's tests with Jest, stops the servers, and ends with the line
- * `jest: N passed, M failed[, K skipped]`. Extra arguments go to Jest.
+ * `npm test`: starts one Kafka, Redis and PostgreSQL, and prepares a SoftHSM2
+ * token, for the whole run, runs every project's tests with Jest, stops the
+ * servers, and ends with the line `jest: N passed, M failed[, K skipped]`.
+ * Extra arguments go to Jest.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -49,8 +50,11 @@ async function main(): Promise<number> {
         kafkaBrokers: infra.kafka.brokers,
         redisUrl: infra.redis.url,
         databaseUrl: infra.postgres.url,
+        hsm: infra.hsm,
         workDir,
       }),
+      // SoftHSM2 reads it from the environment, for specs that load the PKCS#11 library themselves.
+      SOFTHSM2_CONF: infra.hsm.softHsmConf,
     };
     const jest = join(root, 'node_modules', 'jest', 'bin', 'jest.js');
     const code = await new Promise<number>((resolve) => {

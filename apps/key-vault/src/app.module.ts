@@ -3,6 +3,12 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { PostgresModule } from '@sotto/platform/postgres';
 import { RedisModule } from '@sotto/platform/redis';
 import type { VaultEnv } from './env';
+import { LoginModule } from './login/login.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { RecordsModule } from './records/records.module';
+import { RegistrationModule } from './registration/registration.module';
+import { ServerSetupModule } from './server-setup/server-setup.module';
+import { VaultController } from './vault.controller';
 
 export const MIGRATIONS_DIR = join(__dirname, '..', 'migrations');
 
@@ -14,7 +20,25 @@ export class AppModule {
       imports: [
         PostgresModule.forRoot({ url: env.DATABASE_URL, schema: 'vault', migrationsDir: MIGRATIONS_DIR }),
         RedisModule.forRoot({ url: env.REDIS_URL }),
+        MetricsModule,
+        ServerSetupModule.register({
+          modulePath: env.PKCS11_MODULE,
+          tokenLabel: env.PKCS11_TOKEN_LABEL,
+          pin: env.PKCS11_PIN,
+          keyLabel: env.PKCS11_KEY_LABEL,
+        }),
+        RecordsModule,
+        RegistrationModule,
+        LoginModule.register({
+          ttlSeconds: env.VAULT_LOGIN_TTL_SECONDS,
+          limits: {
+            perAccount: env.VAULT_LOGIN_LIMIT_PER_ACCOUNT,
+            perSource: env.VAULT_LOGIN_LIMIT_PER_SOURCE,
+            windowSeconds: env.VAULT_LOGIN_LIMIT_WINDOW_SECONDS,
+          },
+        }),
       ],
+      controllers: [VaultController],
     };
   }
 }

@@ -1,13 +1,43 @@
-import type { z } from 'zod';
-import { url } from '@sotto/platform/config';
+import { existsSync, statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { positiveInt, url } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
+
+/** The PKCS#11 library of the HSM: SoftHSM2 locally, the vendor's library in production. */
+function modulePath() {
+  return z.string().refine((path) => isAbsolute(path) && existsSync(path) && statSync(path).isFile(), {
+    message: 'expected the absolute path of a PKCS#11 library (.so) that exists',
+  });
+}
+
+/** PKCS#11 labels are at most 32 bytes of UTF-8, padded with blanks by the token. */
+function label() {
+  return z.string().refine((value) => value.trim() === value && Buffer.byteLength(value) <= 32, {
+    message: 'expected a label of 1 to 32 bytes without surrounding blanks',
+  });
+}
 
 export const vaultEnv = serviceEnvSchema(
   { grpc: '127.0.0.1:7405', metrics: '127.0.0.1:9405' },
   {
     DATABASE_URL: url(['postgres', 'postgresql']),
-    // Recovery is unauthenticated by nature; its rate limits live in Redis.
+    // Login state and the rate limits of unauthenticated recovery live in Redis.
     REDIS_URL: url(['redis', 'rediss']),
+    PKCS11_MODULE: modulePath(),
+    /** The token (slot) holding the vault's sealing key. */
+    PKCS11_TOKEN_LABEL: label(),
+    /** The token's user PIN. Never logged. */
+    PKCS11_PIN: z.string().min(4, { message: 'expected a PIN of at least 4 characters' }),
+    /** The AES key that seals the OPAQUE server setup; created, non-extractable, on first start. */
+    PKCS11_KEY_LABEL: label().default('sotto-vault-seal'),
+    /** How long a started login may be finished; it counts as a failed try until then. */
+    VAULT_LOGIN_TTL_SECONDS: positiveInt().default(60),
+    /** Logins one account may start per window, whoever starts them. */
+    VAULT_LOGIN_LIMIT_PER_ACCOUNT: positiveInt().default(5),
+    /** Logins one source address (IPv6: one /64) may start per window, for any account. */
+    VAULT_LOGIN_LIMIT_PER_SOURCE: positiveInt().default(30),
+    VAULT_LOGIN_LIMIT_WINDOW_SECONDS: positiveInt().default(3600),
   },
 );
 export type VaultEnv = z.output<typeof vaultEnv>;

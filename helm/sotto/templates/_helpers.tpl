@@ -117,7 +117,7 @@ keyVault:
   name: key-vault
   grpcPort: 7405
   metricsPort: 9405
-  needs: [postgres, redis]
+  needs: [postgres, redis, hsm]
   calls: []
 {{- end }}
 
@@ -161,10 +161,15 @@ BACKUP_BLOB_DIR: {{ include "sotto.blobDir" . | quote }}
 BACKUP_QUOTA_BYTES: {{ $values.quotaBytes | int64 | quote }}
 BACKUP_VERSIONS_KEPT: {{ $values.versionsKept | int64 | quote }}
 {{- end }}
+{{- if has "hsm" $c.needs }}
+PKCS11_MODULE: {{ $values.hsm.modulePath | quote }}
+PKCS11_TOKEN_LABEL: {{ $values.hsm.tokenLabel | quote }}
+PKCS11_KEY_LABEL: {{ $values.hsm.keyLabel | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
-Connection URLs with credentials: only ever from Secrets the operator created.
+Connection URLs with credentials, and the HSM PIN: only ever from Secrets the operator created.
 */}}
 {{- define "sotto.secretEnv" -}}
 {{- $root := .root }}
@@ -182,6 +187,13 @@ Connection URLs with credentials: only ever from Secrets the operator created.
     secretKeyRef:
       name: {{ default (printf "%s-redis" (include "sotto.fullname" $root)) $root.Values.redis.existingSecret }}
       key: {{ $root.Values.redis.urlKey }}
+{{- end }}
+{{- if has "hsm" $c.needs }}
+- name: PKCS11_PIN
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (printf "%s-hsm" (include "sotto.fullname" $root)) $root.Values.keyVault.hsm.existingSecret }}
+      key: {{ $root.Values.keyVault.hsm.pinKey }}
 {{- end }}
 {{- end }}
 

@@ -5,11 +5,13 @@ export type {
   RunningPostgres,
   RunningRedis,
   RunningServer,
+  SoftHsmToken,
 } from './types';
 export { freePort } from './ports';
 export { startKafka } from './kafka';
 export { startRedis } from './redis';
 export { startPostgres } from './postgres';
+export { initSoftHsmToken, prepareSoftHsm } from './softhsm';
 export { startInfrastructure } from './infrastructure';
 export { ensureSystemPackages } from './system-packages';
 export { repoRoot } from './repo-root';

@@ -2,26 +2,35 @@ import { join } from 'node:path';
 import { startKafka } from './kafka';
 import { startPostgres } from './postgres';
 import { startRedis } from './redis';
+import { prepareSoftHsm } from './softhsm';
 import type { Infrastructure, Logger, RunningServer } from './types';
 
 /**
- * Kafka, Redis and PostgreSQL in parallel under dataDir/{kafka,redis,postgres}. If any fails,
- * the ones that did start are stopped and the first failure is rethrown.
+ * Kafka, Redis and PostgreSQL in parallel under dataDir/{kafka,redis,postgres}, and the
+ * key-vault's SoftHSM2 token under dataDir/softhsm. If any fails, the ones that did start are
+ * stopped and the first failure is rethrown.
  */
 export async function startInfrastructure(opts: { dataDir: string; logger?: Logger }): Promise<Infrastructure> {
   const base = { logger: opts.logger };
-  const [kafka, redis, postgres] = await Promise.allSettled([
+  const [kafka, redis, postgres, hsm] = await Promise.allSettled([
     startKafka({ ...base, dataDir: join(opts.dataDir, 'kafka') }),
     startRedis({ ...base, dataDir: join(opts.dataDir, 'redis') }),
     startPostgres({ ...base, dataDir: join(opts.dataDir, 'postgres') }),
+    prepareSoftHsm({ ...base, dataDir: join(opts.dataDir, 'softhsm') }),
   ]);
-  if (kafka.status === 'fulfilled' && redis.status === 'fulfilled' && postgres.status === 'fulfilled') {
+  if (
+    kafka.status === 'fulfilled' &&
+    redis.status === 'fulfilled' &&
+    postgres.status === 'fulfilled' &&
+    hsm.status === 'fulfilled'
+  ) {
     const servers: RunningServer[] = [kafka.value, redis.value, postgres.value];
     let stopping: Promise<void> | undefined;
     return {
       kafka: kafka.value,
       redis: redis.value,
       postgres: postgres.value,
+      hsm: hsm.value,
       pids: servers.map((s) => s.pid),
       stop: () => {
         stopping ??= Promise.all(servers.map((s) => s.stop())).then(() => undefined);
@@ -29,11 +38,11 @@ export async function startInfrastructure(opts: { dataDir: string; logger?: Logg
       },
     };
   }
-  const results = [kafka, redis, postgres];
+  const processes = [kafka, redis, postgres];
   await Promise.all(
-    results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.stop().catch(() => undefined)] : [])),
+    processes.flatMap((r) => (r.status === 'fulfilled' ? [r.value.stop().catch(() => undefined)] : [])),
   );
-  const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  const failures = [...processes, hsm].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   for (const extra of failures.slice(1)) {
     opts.logger?.warn(`also failed: ${extra instanceof Error ? extra.message : String(extra)}`);
   }

@@ -10,6 +10,12 @@ const infra = {
   kafkaBrokers: ['127.0.0.1:9092', '127.0.0.1:9093'],
   redisUrl: 'redis://127.0.0.1:6379',
   databaseUrl: 'postgres://sotto@127.0.0.1:5432/sotto',
+  hsm: {
+    modulePath: '/usr/lib/softhsm/libsofthsm2.so',
+    tokenLabel: 'sotto-vault',
+    pin: 'local-pin',
+    softHsmConf: '/data/softhsm/softhsm2.conf',
+  },
 };
 
 describe('serviceEnv', () => {
@@ -39,8 +45,33 @@ describe('serviceEnv', () => {
       ],
       presence: ['GRPC_ADDR', 'METRICS_ADDR', 'REDIS_URL'],
       'backup-store': ['BACKUP_BLOB_DIR', 'DATABASE_URL', 'GRPC_ADDR', 'METRICS_ADDR'],
-      'key-vault': ['DATABASE_URL', 'GRPC_ADDR', 'METRICS_ADDR', 'REDIS_URL'],
+      'key-vault': [
+        'DATABASE_URL',
+        'GRPC_ADDR',
+        'METRICS_ADDR',
+        'PKCS11_MODULE',
+        'PKCS11_PIN',
+        'PKCS11_TOKEN_LABEL',
+        'REDIS_URL',
+        'SOFTHSM2_CONF',
+      ],
     });
+  });
+
+  it('gives the key-vault its HSM, and SOFTHSM2_CONF only for a SoftHSM2 token', () => {
+    expect(serviceEnv('key-vault', addresses, infra, '/blobs')).toMatchObject({
+      PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so',
+      PKCS11_TOKEN_LABEL: 'sotto-vault',
+      PKCS11_PIN: 'local-pin',
+      SOFTHSM2_CONF: '/data/softhsm/softhsm2.conf',
+    });
+    const realHsm = {
+      ...infra,
+      hsm: { modulePath: '/opt/hsm/lib/libpkcs11.so', tokenLabel: 'prod', pin: 'p' },
+    };
+    const env = serviceEnv('key-vault', addresses, realHsm, '/blobs');
+    expect(env.PKCS11_MODULE).toBe('/opt/hsm/lib/libpkcs11.so');
+    expect(env).not.toHaveProperty('SOFTHSM2_CONF');
   });
 
   it('points callers at the right addresses', () => {

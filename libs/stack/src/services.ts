@@ -10,10 +10,20 @@ export const SERVICE_NAMES = [
 
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
+/** The key-vault's HSM: a local SoftHSM2 token, or a real HSM's PKCS#11 library. */
+export interface HsmEndpoint {
+  readonly modulePath: string;
+  readonly tokenLabel: string;
+  readonly pin: string;
+  /** SOFTHSM2_CONF: set for a SoftHSM2 token, which reads its token directory from there. */
+  readonly softHsmConf?: string;
+}
+
 export interface InfraEndpoints {
   readonly kafkaBrokers: readonly string[];
   readonly redisUrl: string;
   readonly databaseUrl: string;
+  readonly hsm: HsmEndpoint;
 }
 
 export interface ServiceAddresses {
@@ -58,6 +68,14 @@ export function serviceEnv(
     case 'backup-store':
       return { ...own, DATABASE_URL: infra.databaseUrl, BACKUP_BLOB_DIR: backupBlobDir };
     case 'key-vault':
-      return { ...own, DATABASE_URL: infra.databaseUrl, REDIS_URL: infra.redisUrl };
+      return {
+        ...own,
+        DATABASE_URL: infra.databaseUrl,
+        REDIS_URL: infra.redisUrl,
+        PKCS11_MODULE: infra.hsm.modulePath,
+        PKCS11_TOKEN_LABEL: infra.hsm.tokenLabel,
+        PKCS11_PIN: infra.hsm.pin,
+        ...(infra.hsm.softHsmConf === undefined ? {} : { SOFTHSM2_CONF: infra.hsm.softHsmConf }),
+      };
   }
 }

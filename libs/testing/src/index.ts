@@ -1,5 +1,6 @@
 export { testInfra, INFRA_ENV } from './infra';
 export { createTestDatabase } from './database';
+export { createTestHsmToken } from './hsm';
 export { listServicesByReflection } from './reflection-client';
 export { describeServiceBoot, runServiceToExit } from './service-boot';
 export {

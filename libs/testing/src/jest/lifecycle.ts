@@ -9,7 +9,7 @@ declare global {
 }
 
 /**
- * One Kafka, Redis and PostgreSQL for the whole test run. When `npm test`
+ * One Kafka, Redis, PostgreSQL and SoftHSM2 token for the whole test run. When `npm test`
  * already started them (INFRA_ENV is set), every project reuses that set.
  */
 export async function globalSetup(): Promise<void> {
@@ -22,9 +22,13 @@ export async function globalSetup(): Promise<void> {
     kafkaBrokers: infra.kafka.brokers,
     redisUrl: infra.redis.url,
     databaseUrl: infra.postgres.url,
+    hsm: infra.hsm,
     workDir,
   };
   process.env[INFRA_ENV] = JSON.stringify(endpoints);
+  // For specs that load the PKCS#11 library themselves: SoftHSM2 reads its configuration from the
+  // process environment, which a test file cannot change (Jest gives each one a copy of it).
+  process.env['SOFTHSM2_CONF'] = infra.hsm.softHsmConf;
 }
 
 export async function globalTeardown(): Promise<void> {

@@ -1,0 +1,52 @@
+import * as opaque from '@serenity-kit/opaque';
+import { HsmConfigError, UnsealError, type Pkcs11Token } from '../sealing/pkcs11-token';
+import { Sealer } from '../sealing/sealer';
+import type { ServerSetupStore } from './server-setup.store';
+
+export const SERVER_SETUP_CONTEXT = 'sotto.vault.v1/opaque-server-setup';
+
+/**
+ * The deployment's OPAQUE server setup, unsealed by the HSM, and the sealer
+ * for everything else the vault stores. The first replica to start generates
+ * the setup and seals it; replicas racing it converge on whichever row
+ * PostgreSQL kept, and on the HSM key that row names.
+ */
+export async function loadServerSetup(
+  token: Pkcs11Token,
+  store: ServerSetupStore,
+  keyLabel: string,
+): Promise<{ setup: string; sealer: Sealer }> {
+  await opaque.ready;
+  let stored = await store.read();
+  if (!stored) {
+    const key = token.findKeys(keyLabel)[0] ?? token.generateKey(keyLabel);
+    const fresh = Buffer.from(opaque.server.createSetup(), 'base64url');
+    await store.insertIfAbsent({
+      sealedSetup: new Sealer(token, key).seal(fresh, SERVER_SETUP_CONTEXT),
+      keyLabel,
+      keyId: key.id,
+    });
+    stored = await store.read();
+    if (!stored) throw new Error('opaque_server_setup: no row after inserting one');
+  }
+  if (stored.keyLabel !== keyLabel) {
+    throw new HsmConfigError(
+      `PKCS11_KEY_LABEL: the server setup is sealed by key "${stored.keyLabel}", not "${keyLabel}"`,
+    );
+  }
+  const key = { label: stored.keyLabel, id: stored.keyId };
+  if (!token.isLockedDown(key)) {
+    throw new HsmConfigError(
+      `PKCS11_KEY_LABEL: key "${keyLabel}" can leave the HSM (extractable or not sensitive); the vault refuses it`,
+    );
+  }
+  const sealer = new Sealer(token, key);
+  try {
+    return { setup: sealer.unseal(stored.sealedSetup, SERVER_SETUP_CONTEXT).toString('base64url'), sealer };
+  } catch (error) {
+    if (error instanceof UnsealError) {
+      throw new HsmConfigError(`PKCS11_KEY_LABEL: the stored OPAQUE server setup ${error.message}`);
+    }
+    throw error;
+  }
+}
