@@ -1,8 +1,13 @@
 import { join } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { PostgresModule } from '@sotto/platform/postgres';
-import { LocalBlobDirModule } from './blobs/local-blob-dir';
-import type { BackupEnv } from './env';
+import { BackupController } from './backup.controller';
+import { BlobsModule } from './blobs/blobs.module';
+import { CleanupModule } from './cleanup/cleanup.module';
+import { BACKUP_POLICY, backupPolicy, type BackupEnv } from './env';
+import { MetricsModule } from './metrics/metrics.module';
+import { UploadsModule } from './uploads/uploads.module';
+import { VersionsModule } from './versions/versions.module';
 
 export const MIGRATIONS_DIR = join(__dirname, '..', 'migrations');
 
@@ -11,10 +16,18 @@ export class AppModule {
   static register(env: BackupEnv): DynamicModule {
     return {
       module: AppModule,
+      global: true,
       imports: [
         PostgresModule.forRoot({ url: env.DATABASE_URL, schema: 'backup', migrationsDir: MIGRATIONS_DIR }),
-        LocalBlobDirModule.register(env.BACKUP_BLOB_DIR),
+        BlobsModule.register(env),
+        MetricsModule,
+        CleanupModule.register({ sweepIntervalMs: env.BACKUP_SWEEP_INTERVAL_SECONDS * 1000 }),
+        VersionsModule,
+        UploadsModule,
       ],
+      controllers: [BackupController],
+      providers: [{ provide: BACKUP_POLICY, useValue: backupPolicy(env) }],
+      exports: [BACKUP_POLICY],
     };
   }
 }
