@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Counter, Registry } from 'prom-client';
 
 export type CompletionOutcome = 'version' | 'digest_mismatch';
@@ -11,14 +11,9 @@ export class BackupMetrics {
   private readonly completions: Counter<'outcome'>;
   private readonly quotaRefusals: Counter<'reason'>;
 
-  /**
-   * The service's metrics registry, which the platform provides under
-   * prom-client's Registry class. Without it the counters still count, but
-   * /metrics does not show them, and start-up says so.
-   */
-  constructor(@Optional() @Inject(Registry) provided?: Registry) {
-    if (!provided) new Logger(BackupMetrics.name).warn('no metrics registry provided: backup metrics are not exported');
-    const registers = [provided ?? new Registry()];
+  /** The service's registry, which runService serves on /metrics. */
+  constructor(registry: Registry) {
+    const registers = [registry];
     this.uploaded = new Counter({
       name: 'sotto_backup_uploaded_bytes_total',
       help: 'Backup bytes received from clients in UploadChunks.',

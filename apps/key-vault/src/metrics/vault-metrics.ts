@@ -1,7 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { Counter, Histogram, type Registry } from 'prom-client';
-
-export const VAULT_METRICS_REGISTRY = Symbol('VAULT_METRICS_REGISTRY');
+import { Injectable } from '@nestjs/common';
+import { Counter, Histogram, Registry } from 'prom-client';
 
 export type OpaqueStep = 'registration' | 'start_login' | 'finish_login';
 export type LoginOutcome = 'success' | 'wrong_password';
@@ -16,7 +14,8 @@ export class VaultMetrics {
   private readonly logins: Counter<'outcome'>;
   private readonly destroyed: Counter;
 
-  constructor(@Inject(VAULT_METRICS_REGISTRY) registry: Registry) {
+  /** The service's registry, which runService serves on /metrics. */
+  constructor(registry: Registry) {
     this.cpu = new Histogram({
       name: 'sotto_vault_opaque_cpu_seconds',
       help: 'Server CPU time (user + system) of one OPAQUE step.',

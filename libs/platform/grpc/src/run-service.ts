@@ -1,12 +1,13 @@
 import 'reflect-metadata';
 import { dirname } from 'node:path';
-import { Module, type DynamicModule } from '@nestjs/common';
+import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import type { Server } from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { HEALTH_PROTO_PATH, PROTO_LOADER_OPTIONS, type ServiceContract } from '@sotto/contracts';
 import { EnvironmentError, hostPort, logLevel, parseEnvironment, positiveInt } from '@sotto/platform/config';
@@ -107,7 +108,12 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
   );
   let grpcServer: Server | undefined;
 
-  @Module({ imports: [ReadinessModule, spec.module(env)] })
+  // The service's own series go where /metrics serves them: inject prom-client's Registry.
+  @Global()
+  @Module({ providers: [{ provide: Registry, useValue: registry }], exports: [Registry] })
+  class MetricsRegistryModule {}
+
+  @Module({ imports: [ReadinessModule, MetricsRegistryModule, spec.module(env)] })
   class ServiceRootModule {}
 
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(ServiceRootModule, {
