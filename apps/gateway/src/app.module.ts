@@ -2,10 +2,12 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { RedisModule } from '@sotto/platform/redis';
 import { AccountsController } from './accounts/accounts.controller';
 import { AuthModule } from './auth/auth.module';
+import { BackupsController } from './backups/backups.controller';
 import { GATEWAY_ENV, type GatewayEnv } from './env';
 import { KeysController } from './keys/keys.controller';
 import { MessagingModule } from './messaging/messaging.module';
 import { UpstreamModule } from './upstream/upstream.module';
+import { VaultController } from './vault/vault.controller';
 
 @Global()
 @Module({})
@@ -19,7 +21,7 @@ export class AppModule {
         AuthModule,
         MessagingModule,
       ],
-      controllers: [AccountsController, KeysController],
+      controllers: [AccountsController, KeysController, BackupsController, VaultController],
       providers: [{ provide: GATEWAY_ENV, useValue: env }],
       exports: [GATEWAY_ENV],
     };

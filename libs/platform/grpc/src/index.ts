@@ -2,4 +2,4 @@ export { runService, ServiceSpec, serviceEnvSchema, CommonServiceEnv } from './r
 export { grpcClientOptions } from './client-options';
 export { GrpcExceptionFilter, grpcError } from './errors';
 export { GrpcMetricsInterceptor } from './metrics.interceptor';
-export { callUpstream } from './upstream';
+export { callUpstream, upstreamError } from './upstream';

@@ -13,6 +13,7 @@ const PASS_THROUGH = new Set<number>([
   status.RESOURCE_EXHAUSTED,
   status.OUT_OF_RANGE,
   status.UNIMPLEMENTED,
+  status.ABORTED,
 ]);
 
 function isServiceError(error: unknown): error is ServiceError {
@@ -22,19 +23,25 @@ function isServiceError(error: unknown): error is ServiceError {
 }
 
 /**
- * Awaits a call to another Sotto service. Errors about the request keep their
- * code, message and metadata; an unreachable service becomes UNAVAILABLE
- * naming it; anything else is rethrown for the exception filter to log.
+ * What the caller should see of another Sotto service's error: errors about
+ * the request keep their code, message and metadata; an unreachable service
+ * becomes UNAVAILABLE naming it; anything else is returned as it is, for the
+ * exception filter to log.
  */
+export function upstreamError(service: string, error: unknown): Error {
+  if (!isServiceError(error)) return error instanceof Error ? error : new Error(String(error));
+  if (PASS_THROUGH.has(error.code)) return grpcError(error.code, error.details, error.metadata);
+  if (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED) {
+    return grpcError(status.UNAVAILABLE, `${service} is unavailable; try again`);
+  }
+  return error;
+}
+
+/** Awaits a call to another Sotto service, its errors turned by upstreamError. */
 export async function callUpstream<T>(service: string, call: Observable<T>): Promise<T> {
   try {
     return await lastValueFrom(call);
   } catch (error) {
-    if (!isServiceError(error)) throw error;
-    if (PASS_THROUGH.has(error.code)) throw grpcError(error.code, error.details, error.metadata);
-    if (error.code === status.UNAVAILABLE || error.code === status.DEADLINE_EXCEEDED) {
-      throw grpcError(status.UNAVAILABLE, `${service} is unavailable; try again`);
-    }
-    throw error;
+    throw upstreamError(service, error);
   }
 }
