@@ -11,6 +11,7 @@ interface Stack {
   kafkaBrokers: string[];
   redisUrl: string;
   databaseUrl: string;
+  backupBlobDir: string;
   services: Record<string, { grpc: string; metrics: string }>;
 }
 
@@ -26,7 +27,8 @@ const root = repoRoot();
 /** Runs `npm start` in a process group of its own, as a terminal would. */
 function npmStart(env: Record<string, string>): Run {
   const inherited = { ...process.env };
-  for (const name of ['KAFKA_BROKERS', 'REDIS_URL', 'DATABASE_URL', 'SOTTO_TEST_INFRA']) delete inherited[name];
+  for (const name of ['KAFKA_BROKERS', 'REDIS_URL', 'DATABASE_URL', 'SOTTO_TEST_INFRA'])
+    delete inherited[name];
   const child = spawn('npm', ['start', '--silent'], {
     cwd: root,
     env: { ...inherited, ...env },
@@ -87,8 +89,17 @@ describe('npm start', () => {
       await waitFor(run, `Sotto is running. Gateway: ${gateway}`, 180_000);
 
       const stack = JSON.parse(readFileSync(join(stateDir, 'stack.json'), 'utf8')) as Stack;
-      expect(Object.keys(stack).sort()).toEqual(['databaseUrl', 'gateway', 'kafkaBrokers', 'redisUrl', 'services']);
+      expect(Object.keys(stack).sort()).toEqual([
+        'backupBlobDir',
+        'databaseUrl',
+        'gateway',
+        'kafkaBrokers',
+        'redisUrl',
+        'services',
+      ]);
       expect(stack.gateway).toBe(gateway);
+      expect(stack.backupBlobDir).toBe(join(stateDir, 'data', 'backups'));
+      expect(existsSync(stack.backupBlobDir)).toBe(true);
       expect(Object.keys(stack.services).sort()).toEqual(
         ['backup-store', 'gateway', 'key-vault', 'message-relay', 'prekey-directory', 'presence'].sort(),
       );

@@ -39,7 +39,9 @@ function configuredHsm(env: z.output<typeof startEnv>): HsmEndpoint | undefined 
   const { PKCS11_MODULE: modulePath, PKCS11_TOKEN_LABEL: tokenLabel, PKCS11_PIN: pin } = env;
   if (modulePath === undefined && tokenLabel === undefined && pin === undefined) return undefined;
   if (modulePath === undefined || tokenLabel === undefined || pin === undefined) {
-    throw new Error('set all of PKCS11_MODULE, PKCS11_TOKEN_LABEL and PKCS11_PIN to use another HSM, or none');
+    throw new Error(
+      'set all of PKCS11_MODULE, PKCS11_TOKEN_LABEL and PKCS11_PIN to use another HSM, or none',
+    );
   }
   return { modulePath, tokenLabel, pin };
 }
@@ -196,9 +198,11 @@ async function main(): Promise<number> {
     };
     say('starting infrastructure…');
     const [kafkaBrokers, redisUrl, databaseUrl, hsm] = await Promise.all([
-      env.KAFKA_BROKERS ?? startKafka({ dataDir: join(dataDir, 'kafka'), logger }).then((k) => remember(k).brokers),
+      env.KAFKA_BROKERS ??
+        startKafka({ dataDir: join(dataDir, 'kafka'), logger }).then((k) => remember(k).brokers),
       env.REDIS_URL ?? startRedis({ dataDir: join(dataDir, 'redis'), logger }).then((r) => remember(r).url),
-      env.DATABASE_URL ?? startPostgres({ dataDir: join(dataDir, 'postgres'), logger }).then((p) => remember(p).url),
+      env.DATABASE_URL ??
+        startPostgres({ dataDir: join(dataDir, 'postgres'), logger }).then((p) => remember(p).url),
       // Kept in the data dir: the vault's database is sealed by a key in this token.
       otherHsm ?? prepareSoftHsm({ dataDir: join(dataDir, 'softhsm'), logger }),
     ]);
@@ -219,8 +223,12 @@ async function main(): Promise<number> {
       kafkaBrokers,
       redisUrl,
       databaseUrl,
+      backupBlobDir,
       services: Object.fromEntries(
-        SERVICE_NAMES.map((name) => [name, { grpc: platform!.services[name].grpc, metrics: platform!.services[name].metrics }]),
+        SERVICE_NAMES.map((name) => [
+          name,
+          { grpc: platform!.services[name].grpc, metrics: platform!.services[name].metrics },
+        ]),
       ),
     };
     writeFileSync(stackFile, `${JSON.stringify(stack, null, 2)}\n`);

@@ -58,11 +58,15 @@ async function main(): Promise<number> {
     };
     const jest = join(root, 'node_modules', 'jest', 'bin', 'jest.js');
     const code = await new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, [jest, '--json', `--outputFile=${reportFile}`, ...process.argv.slice(2)], {
-        cwd: root,
-        env,
-        stdio: 'inherit',
-      });
+      const child = spawn(
+        process.execPath,
+        [jest, '--json', `--outputFile=${reportFile}`, ...process.argv.slice(2)],
+        {
+          cwd: root,
+          env,
+          stdio: 'inherit',
+        },
+      );
       child.once('exit', (exitCode) => resolve(exitCode ?? 1));
     });
 

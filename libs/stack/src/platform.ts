@@ -2,7 +2,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '@sotto/local-infra';
 import { startServiceProcess, type ServiceProcess } from './service-process';
-import { SERVICE_NAMES, serviceEnv, type InfraEndpoints, type ServiceAddresses, type ServiceName } from './services';
+import {
+  SERVICE_NAMES,
+  serviceEnv,
+  type InfraEndpoints,
+  type ServiceAddresses,
+  type ServiceName,
+} from './services';
 
 export interface PlatformOptions {
   readonly infra: InfraEndpoints;
@@ -10,6 +16,8 @@ export interface PlatformOptions {
   readonly gatewayAddr?: string;
   readonly logDir: string;
   readonly backupBlobDir: string;
+  /** Variables added to (or overriding) a service's environment. */
+  readonly env?: Partial<Record<ServiceName, Readonly<Record<string, string>>>>;
 }
 
 export interface Platform {
@@ -37,13 +45,15 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     SERVICE_NAMES.map((name) =>
       startServiceProcess({
         name,
-        env: serviceEnv(name, addresses, options.infra, options.backupBlobDir),
+        env: { ...serviceEnv(name, addresses, options.infra, options.backupBlobDir), ...options.env?.[name] },
         logFile: join(options.logDir, `${name}.log`),
       }),
     ),
   );
   const running = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
-  const failures = started.flatMap((result) => (result.status === 'rejected' ? [result.reason as Error] : []));
+  const failures = started.flatMap((result) =>
+    result.status === 'rejected' ? [result.reason as Error] : [],
+  );
   if (failures.length > 0) {
     await Promise.all(running.map((service) => service.stop()));
     throw new Error(failures.map((failure) => failure.message).join('\n\n'));
@@ -58,7 +68,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     gateway: addresses.gateway.grpc,
     stop: async () => {
       await services.gateway.stop();
-      await Promise.all(running.filter((service) => service.name !== 'gateway').map((service) => service.stop()));
+      await Promise.all(
+        running.filter((service) => service.name !== 'gateway').map((service) => service.stop()),
+      );
     },
   };
 }

@@ -43,18 +43,22 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   const log = openSync(options.logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, ['-r', '@swc-node/register', join('apps', options.name, 'src', 'main.ts')], {
-      cwd: root,
-      env: {
-        ...process.env,
-        SWC_NODE_PROJECT: join(root, 'tsconfig.json'),
-        SOTTO_PARENT_PID: String(process.pid),
-        ...options.env,
+    child = spawn(
+      process.execPath,
+      ['-r', '@swc-node/register', join('apps', options.name, 'src', 'main.ts')],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          SWC_NODE_PROJECT: join(root, 'tsconfig.json'),
+          SOTTO_PARENT_PID: String(process.pid),
+          ...options.env,
+        },
+        stdio: ['ignore', log, log],
+        // Its own process group: a terminal's Ctrl-C reaches the supervisor, which stops services in order.
+        detached: true,
       },
-      stdio: ['ignore', log, log],
-      // Its own process group: a terminal's Ctrl-C reaches the supervisor, which stops services in order.
-      detached: true,
-    });
+    );
   } finally {
     closeSync(log);
   }

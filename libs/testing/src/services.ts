@@ -7,6 +7,7 @@ import {
   startPlatform,
   startServiceProcess,
   type Platform,
+  type PlatformOptions,
   type ServiceAddresses,
   type ServiceName,
   type ServiceProcess,
@@ -48,14 +49,17 @@ export async function startTestService(
   });
 }
 
-/** All six services against the harness, as `npm start` runs them, with a database of their own. */
-export async function startTestPlatform(): Promise<
-  Platform & { databaseUrl: string; backupBlobDir: string }
-> {
+/**
+ * All six services against the harness, as `npm start` runs them, with a
+ * database of their own; `env` adds variables to some services.
+ */
+export async function startTestPlatform(
+  env: PlatformOptions['env'] = {},
+): Promise<Platform & { databaseUrl: string; backupBlobDir: string }> {
   const infra = { ...testInfra(), databaseUrl: await createTestDatabase() };
   const dir = mkdtempSync(join(testInfra().workDir, 'platform-'));
   const backupBlobDir = join(dir, 'blobs');
-  const platform = await startPlatform({ infra, logDir: join(dir, 'logs'), backupBlobDir });
+  const platform = await startPlatform({ infra, logDir: join(dir, 'logs'), backupBlobDir, env });
   return Object.assign(platform, { databaseUrl: infra.databaseUrl, backupBlobDir });
 }
 
