@@ -24,6 +24,35 @@ function seconds(value: string): number {
   return parsed;
 }
 
+/** Everything on standard input, without the line ending a terminal or `echo` adds. */
+async function readStdin(what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+  if (text.length === 0) throw new Error(`no ${what} on standard input`);
+  return text;
+}
+
+/** Transfers this large get a progress bar on stderr. */
+const PROGRESS_FROM_BYTES = 4 * 1024 * 1024;
+
+function progressBar(label: string): (progress: { done: number; total: number }) => void {
+  let shown = -1;
+  return ({ done, total }) => {
+    if (total < PROGRESS_FROM_BYTES) return;
+    const percent = Math.floor((done / total) * 100);
+    // On a terminal the bar redraws in place; in a log, a line every 10%.
+    const step = process.stderr.isTTY ? percent : percent - (percent % 10);
+    if (step === shown) return;
+    shown = step;
+    const filled = Math.round(step / 5);
+    const bar = `${label} [${'#'.repeat(filled)}${'.'.repeat(20 - filled)}] ${step}% of ${(total / 1048576).toFixed(1)} MiB`;
+    process.stderr.write(process.stderr.isTTY ? `\r${bar}${step === 100 ? '\n' : ''}` : `${bar}\n`);
+  };
+}
+
 function formatMessage(message: ReceivedMessage): string {
   return `[${message.sentAt}] ${message.from}: ${message.text}`;
 }
@@ -124,6 +153,98 @@ function program(): Command {
     .action((username: string) =>
       withClient(async (client) => {
         print(await client.safetyNumber(username));
+      }),
+    );
+
+  const backup = cli.command('backup').description('encrypted backups of history and contacts');
+
+  backup
+    .command('create')
+    .description('encrypt history and contacts here, upload them, and print the recovery key')
+    .option('--password-stdin', 'also protect the recovery key with a password read from standard input')
+    .action((options: { passwordStdin?: boolean }) =>
+      withClient(async (client) => {
+        const password = options.passwordStdin ? await readStdin('password') : undefined;
+        const made = await client.createBackup({ password, onProgress: progressBar('uploading') });
+        print(
+          `backup version ${made.version.version} uploaded (${made.version.size} bytes)${
+            made.passwordProtected ? '; the recovery key is also protected by your password' : ''
+          }`,
+        );
+        print('Recovery key (write it down; with it alone you can restore this account):');
+        print(made.recoveryKey);
+      }),
+    );
+
+  backup
+    .command('restore')
+    .argument('<username>', 'the account to restore')
+    .option('--recovery-key-stdin', 'read the 64-character recovery key from standard input')
+    .option('--password-stdin', 'read the backup password from standard input')
+    .description('on a new profile: take the account over and restore its newest backup')
+    .action(async (username: string, options: { recoveryKeyStdin?: boolean; passwordStdin?: boolean }) => {
+      if (Boolean(options.recoveryKeyStdin) === Boolean(options.passwordStdin)) {
+        throw new Error('give exactly one of --recovery-key-stdin and --password-stdin');
+      }
+      const { server, profile } = globals();
+      const secret = await readStdin(options.recoveryKeyStdin ? 'recovery key' : 'password');
+      const restored = await SottoClient.restore({
+        profileDir: profile,
+        server,
+        username,
+        ...(options.recoveryKeyStdin ? { recoveryKey: secret } : { password: secret }),
+        onProgress: progressBar('downloading'),
+      });
+      restored.client.close();
+      print(
+        `restored ${restored.client.username} from backup version ${restored.version.version}: ${restored.historyEntries} history entries; the other devices are signed out`,
+      );
+    });
+
+  backup
+    .command('status')
+    .option('--json', 'print one JSON object')
+    .description('the newest backup, its size and time, and whether a password vault is set')
+    .action((options: { json?: boolean }) =>
+      withClient(async (client) => {
+        const status = await client.backupStatus();
+        const newest = status.versions[0];
+        const vault = status.vault;
+        if (options.json) {
+          print(
+            JSON.stringify({
+              newest: newest
+                ? {
+                    version: Number(newest.version),
+                    size: Number(newest.size),
+                    createdAt: new Date(Number(newest.createdAtMs)).toISOString(),
+                  }
+                : null,
+              versions: status.versions.length,
+              quotaBytes: Number(status.quotaBytes),
+              usedBytes: Number(status.usedBytes),
+              passwordVault: vault?.hasVault ?? false,
+              vaultAttemptsLeft: vault?.attemptsLeft ?? 0,
+              vaultDestroyed: vault?.destroyed ?? false,
+            }),
+          );
+          return;
+        }
+        print(
+          newest
+            ? `newest backup: version ${newest.version}, ${newest.size} bytes, made ${new Date(Number(newest.createdAtMs)).toISOString()}`
+            : 'no backup yet',
+        );
+        print(
+          `versions kept: ${status.versions.length}; quota used: ${status.usedBytes} of ${status.quotaBytes} bytes`,
+        );
+        print(
+          vault?.hasVault
+            ? `password vault: set (${vault.attemptsLeft} attempts left)`
+            : vault?.destroyed
+              ? 'password vault: destroyed after 10 failed attempts; restore with the recovery key'
+              : 'password vault: not set',
+        );
       }),
     );
 

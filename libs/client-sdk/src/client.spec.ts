@@ -1,71 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
-import { Redis } from 'ioredis';
-import { Client } from 'pg';
 import { IdentityKeyPair } from '@signalapp/libsignal-client';
 import { startTestPlatform, testInfra } from '@sotto/testing';
 import { SottoClient, type TypingIndicator } from './client';
-
-function walk(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
-    entry.isDirectory() ? walk(join(dir, entry.name)) : [join(dir, entry.name)],
-  );
-}
-
-/** Every byte the servers keep, to look for plaintext in. */
-async function everythingStored(databaseUrl: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  const kafka = new Kafka({
-    clientId: 'plaintext-scan',
-    brokers: [...testInfra().kafkaBrokers],
-    logLevel: logLevel.NOTHING,
-  });
-  const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
-  const admin = kafka.admin();
-  await Promise.all([consumer.connect(), admin.connect()]);
-  const offsets = await admin.fetchTopicOffsets('sotto.envelopes.v1');
-  const remaining = new Map(
-    offsets.filter((o) => o.high !== o.low).map((o) => [o.partition, BigInt(o.high)]),
-  );
-  await admin.disconnect();
-  await consumer.subscribe({ topic: 'sotto.envelopes.v1', fromBeginning: true });
-  await new Promise<void>((resolve) => {
-    if (remaining.size === 0) resolve();
-    void consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        if (message.value) chunks.push(message.value);
-        if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) remaining.delete(partition);
-        if (remaining.size === 0) resolve();
-        return Promise.resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-
-  const redis = new Redis(testInfra().redisUrl);
-  for (const key of await redis.keys('*')) {
-    const dump = await redis.dumpBuffer(key);
-    if (dump) chunks.push(dump);
-  }
-  redis.disconnect();
-
-  const db = new Client({ connectionString: databaseUrl });
-  await db.connect();
-  const { rows: tables } = await db.query<{ schema: string; name: string }>(
-    "SELECT table_schema AS schema, table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
-  );
-  for (const table of tables) {
-    const { rows } = await db.query<{ row: string }>(
-      `SELECT t::text AS row FROM "${table.schema}"."${table.name}" t`,
-    );
-    for (const row of rows) chunks.push(Buffer.from(row.row));
-  }
-  await db.end();
-  return Buffer.concat(chunks);
-}
+import { everythingStored, walk } from './testing/everything-stored';
 
 describe('SottoClient, end to end', () => {
   let platform: Awaited<ReturnType<typeof startTestPlatform>>;
@@ -189,7 +129,7 @@ describe('SottoClient, end to end', () => {
   });
 
   it('leaves no plaintext in Kafka, Redis or PostgreSQL', async () => {
-    const stored = await everythingStored(platform.databaseUrl);
+    const stored = await everythingStored({ ...testInfra(), databaseUrl: platform.databaseUrl });
     // The scan does see what the servers keep: the username in PostgreSQL, envelope GUIDs in Kafka and Redis.
     expect(stored.includes(Buffer.from(aliceName))).toBe(true);
     expect(sentGuids).toHaveLength(3);

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import {
   CiphertextMessageType,
@@ -21,17 +24,40 @@ import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/client/s
 import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/client/sotto/common/v1/keys';
 import {
   AccountServiceClient,
+  BackupServiceClient,
   KeysServiceClient,
   MessagingServiceClient,
+  VaultServiceClient,
+  type BackupVersion,
   type ConnectResponse,
+  type GetBackupStatusResponse,
 } from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
 import { MismatchedDevices } from '@sotto/contracts/generated/client/sotto/relay/v1/relay';
+import {
+  collectBackup,
+  deriveAccountRecoveryCredential,
+  deriveBackupFileKeys,
+  generateRecoveryKey,
+  openBackupFile,
+  parseRecoveryKey,
+  restoreProfile,
+  writeBackupFile,
+  type RecoveryKey,
+} from './backup';
+import { downloadBackupFile, uploadBackupFile, type TransferProgress } from './backup-transfer';
 import { explain, SottoError } from './errors';
 import { unary } from './grpc';
-import { generateDeviceKeys, generateOneTimeKeys, publicDeviceKeys, LAST_RESORT_KYBER_ID } from './keys';
+import {
+  generateDeviceKeys,
+  generateOneTimeKeys,
+  publicDeviceKeys,
+  LAST_RESORT_KYBER_ID,
+  type GeneratedDeviceKeys,
+} from './keys';
 import { pad, unpad } from './padding';
 import { Profile, type AccountFile, type HistoryEntry } from './profile';
 import { parseServerAddress } from './server';
+import { protectRecoveryKey, recoverWithPassword } from './vault-client';
 import {
   ProfileIdentityStore,
   ProfileKyberPreKeyStore,
@@ -82,6 +108,8 @@ interface Contacts {
 }
 
 const SEND_ATTEMPTS = 3;
+/** Where a device keeps the account's recovery key between backups; readable only by its owner. */
+const RECOVERY_KEY_FILE = 'recovery-key';
 /** How often a device with no other device known asks whether its account has gained one. */
 const OWN_DEVICES_RECHECK_MS = 60_000;
 const REFILL = 100;
@@ -106,6 +134,8 @@ export class SottoClient {
   private readonly accounts: AccountServiceClient;
   private readonly keys: KeysServiceClient;
   private readonly messaging: MessagingServiceClient;
+  private readonly backups: BackupServiceClient;
+  private readonly vault: VaultServiceClient;
   private readonly auth = new Metadata();
   private readonly sessions: ProfileSessionStore;
   private readonly identities: ProfileIdentityStore;
@@ -121,6 +151,8 @@ export class SottoClient {
     this.accounts = new AccountServiceClient(address, credentials.createInsecure());
     this.keys = new KeysServiceClient(address, credentials.createInsecure());
     this.messaging = new MessagingServiceClient(address, credentials.createInsecure());
+    this.backups = new BackupServiceClient(address, credentials.createInsecure());
+    this.vault = new VaultServiceClient(address, credentials.createInsecure());
     this.auth.set('authorization', `${account.accountId}.${account.deviceId}:${account.deviceSecret}`);
     const identity = IdentityKeyPair.deserialize(bytes(Buffer.from(account.identityKeyPair, 'base64')));
     this.sessions = new ProfileSessionStore(profile);
@@ -168,39 +200,10 @@ export class SottoClient {
       accounts.close();
     }
 
-    Profile.create(options.profileDir);
-    const now = Date.now();
-    const { signedPreKey, kyberLastResort, identity } = generated;
-    profile.write(
-      `signed-prekeys/${SIGNED_PRE_KEY_ID}`,
-      SignedPreKeyRecord.new(
-        signedPreKey.keyId,
-        now,
-        signedPreKey.privateKey.getPublicKey(),
-        signedPreKey.privateKey,
-        bytes(signedPreKey.signature),
-      ).serialize(),
-    );
-    profile.write(
-      `kyber-prekeys/${LAST_RESORT_KYBER_ID}`,
-      KyberPreKeyRecord.new(
-        kyberLastResort.keyId,
-        now,
-        kyberLastResort.keyPair,
-        bytes(kyberLastResort.signature),
-      ).serialize(),
-    );
-    saveOneTimeKeys(profile, generated);
-    const account: AccountFile = {
+    const account = saveNewDevice(profile, generated, {
       username: options.username.toLowerCase(),
-      accountId: registered.accountId,
-      deviceId: registered.deviceId,
-      deviceSecret: registered.deviceSecret,
-      registrationId: generated.registrationId,
-      identityKeyPair: Buffer.from(identity.serialize()).toString('base64'),
-      nextPreKeyId: REFILL + 1,
-    };
-    profile.writeJson('account.json', account);
+      ...registered,
+    });
     return new SottoClient(profile, server, account);
   }
 
@@ -215,9 +218,7 @@ export class SottoClient {
   }
 
   close(): void {
-    this.accounts.close();
-    this.keys.close();
-    this.messaging.close();
+    for (const client of [this.accounts, this.keys, this.messaging, this.backups, this.vault]) client.close();
   }
 
   private contacts(): Contacts {
@@ -610,6 +611,137 @@ export class SottoClient {
       );
   }
 
+  /** This account's recovery key, made on the first backup and kept in the profile (owner-only) for the next. */
+  private recoveryKey(): RecoveryKey {
+    const stored = this.profile.read(RECOVERY_KEY_FILE)?.toString('utf8');
+    if (stored) return parseRecoveryKey(stored);
+    const fresh = generateRecoveryKey();
+    this.profile.write(RECOVERY_KEY_FILE, fresh);
+    return fresh;
+  }
+
+  /**
+   * Backs up history and contacts: encrypted and authenticated here under
+   * keys derived from the recovery key, uploaded (resuming if cut) as the
+   * account's newest version. The directory learns the recovery credential
+   * that lets a new device take the account over; with a password, the vault
+   * keeps the recovery key sealed under it. Returns the recovery key, which
+   * is all a new device needs.
+   */
+  async createBackup(
+    options: { password?: string; onProgress?: (progress: TransferProgress) => void } = {},
+  ): Promise<{ recoveryKey: RecoveryKey; version: BackupVersion; passwordProtected: boolean }> {
+    const recoveryKey = this.recoveryKey();
+    await this.call(this.accounts.setRecoveryCredential.bind(this.accounts), {
+      recoveryCredential: Buffer.from(deriveAccountRecoveryCredential(recoveryKey)),
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'sotto-backup-'));
+    try {
+      const path = join(dir, 'backup');
+      const digest = await writeBackupFile(
+        path,
+        collectBackup(this.profile),
+        deriveBackupFileKeys(recoveryKey, this.account.accountId),
+      );
+      const version = await uploadBackupFile({
+        client: this.backups,
+        metadata: this.auth,
+        path,
+        size: digest.size,
+        sha256: digest.sha256,
+        onProgress: options.onProgress,
+      }).catch((error: unknown) => Promise.reject(explain(error, this.server)));
+      if (options.password !== undefined) {
+        await protectRecoveryKey({
+          client: this.vault,
+          metadata: this.auth,
+          recoveryKey,
+          password: options.password,
+        }).catch((error: unknown) => Promise.reject(explain(error, this.server)));
+      }
+      return { recoveryKey, version, passwordProtected: options.password !== undefined };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The account's backups (newest first), quota and whether a password vault guards the recovery key. */
+  backupStatus(): Promise<GetBackupStatusResponse> {
+    return this.call(this.backups.getBackupStatus.bind(this.backups), {});
+  }
+
+  /**
+   * A new device: gets the recovery key (as typed, or from the vault with the
+   * password), takes the account over with the credential derived from it
+   * (the old devices are signed out), then downloads the newest backup,
+   * checks it whole and restores history and contacts. The device gets a new
+   * identity key, so contacts see a safety-number change; a recovery key is
+   * thus never enough to pass for the old device. The profile must be new.
+   */
+  static async restore(options: {
+    profileDir: string;
+    server: string;
+    username: string;
+    recoveryKey?: string;
+    password?: string;
+    onProgress?: (progress: TransferProgress) => void;
+  }): Promise<{ client: SottoClient; historyEntries: number; version: BackupVersion }> {
+    const profile = new Profile(options.profileDir);
+    if (profile.exists) {
+      throw new SottoError(`${options.profileDir} already holds the account ${profile.account().username}`);
+    }
+    const server = parseServerAddress(options.server);
+    const username = options.username.toLowerCase();
+    const accounts = new AccountServiceClient(server, credentials.createInsecure());
+    const vault = new VaultServiceClient(server, credentials.createInsecure());
+    let recoveryKey: RecoveryKey;
+    let recovered;
+    const generated = generateDeviceKeys(REFILL);
+    try {
+      if (options.recoveryKey !== undefined) recoveryKey = parseRecoveryKey(options.recoveryKey);
+      else if (options.password !== undefined)
+        recoveryKey = await recoverWithPassword({ client: vault, username, password: options.password });
+      else throw new SottoError('a recovery key or a password is needed');
+      recovered = await unary(accounts.recoverAccount.bind(accounts), {
+        username,
+        recoveryCredential: Buffer.from(deriveAccountRecoveryCredential(recoveryKey)),
+        identityKey: Buffer.from(generated.identity.publicKey.serialize()),
+        device: publicDeviceKeys(generated),
+      });
+    } catch (error) {
+      throw explain(error, server);
+    } finally {
+      accounts.close();
+      vault.close();
+    }
+
+    // The account is this device's now: its keys are saved before anything else can fail.
+    const account = saveNewDevice(profile, generated, { username, ...recovered }, false);
+    profile.write(RECOVERY_KEY_FILE, recoveryKey);
+    const client = new SottoClient(profile, server, account);
+    const dir = mkdtempSync(join(tmpdir(), 'sotto-restore-'));
+    try {
+      const path = join(dir, 'backup');
+      const version = await downloadBackupFile({
+        client: client.backups,
+        metadata: client.auth,
+        path,
+        onProgress: options.onProgress,
+      });
+      const opened = await openBackupFile(path, deriveBackupFileKeys(recoveryKey, account.accountId));
+      const restored = await restoreProfile(profile, opened);
+      return { client, historyEntries: restored.historyEntries, version };
+    } catch (error) {
+      const reason = explain(error, server).message;
+      throw new SottoError(
+        `the account is on this device now, but its backup could not be restored: ${reason}`,
+      );
+    } finally {
+      profile.writeJson('account.json', account);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
   /** The 60-digit safety number for this device and a contact; the same on both sides. */
   async safetyNumber(username: string): Promise<string> {
     const them = await this.lookup(username);
@@ -630,6 +762,54 @@ export class SottoClient {
 
 function pick(content: { from: string; to: string; text: string; sentAt: string }) {
   return { from: content.from, to: content.to, text: content.text, sentAt: content.sentAt };
+}
+
+/**
+ * Writes a newly registered (or recovered) device into its profile: its
+ * signed prekeys, one-time prekeys and, last, account.json, which makes the
+ * profile a registered device. `writeAccount` false leaves account.json to
+ * the caller.
+ */
+function saveNewDevice(
+  profile: Profile,
+  generated: GeneratedDeviceKeys,
+  registered: { username: string; accountId: string; deviceId: number; deviceSecret: string },
+  writeAccount = true,
+): AccountFile {
+  Profile.create(profile.dir);
+  const now = Date.now();
+  const { signedPreKey, kyberLastResort, identity } = generated;
+  profile.write(
+    `signed-prekeys/${SIGNED_PRE_KEY_ID}`,
+    SignedPreKeyRecord.new(
+      signedPreKey.keyId,
+      now,
+      signedPreKey.privateKey.getPublicKey(),
+      signedPreKey.privateKey,
+      bytes(signedPreKey.signature),
+    ).serialize(),
+  );
+  profile.write(
+    `kyber-prekeys/${LAST_RESORT_KYBER_ID}`,
+    KyberPreKeyRecord.new(
+      kyberLastResort.keyId,
+      now,
+      kyberLastResort.keyPair,
+      bytes(kyberLastResort.signature),
+    ).serialize(),
+  );
+  saveOneTimeKeys(profile, generated);
+  const account: AccountFile = {
+    username: registered.username,
+    accountId: registered.accountId,
+    deviceId: registered.deviceId,
+    deviceSecret: registered.deviceSecret,
+    registrationId: generated.registrationId,
+    identityKeyPair: Buffer.from(identity.serialize()).toString('base64'),
+    nextPreKeyId: REFILL + 1,
+  };
+  if (writeAccount) profile.writeJson('account.json', account);
+  return account;
 }
 
 function saveOneTimeKeys(
