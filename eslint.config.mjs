@@ -10,7 +10,8 @@ import tseslint from 'typescript-eslint';
 
 const repoRoot = dirname(fileURLToPath(import.meta.url));
 
-const SPEC_FILES = ['**/*.spec.ts'];
+// Specs, and the helpers that only specs import (an app's src/testing/ and src/test-support/).
+const SPEC_FILES = ['**/*.spec.ts', 'apps/*/src/testing/**/*.ts', 'apps/*/src/test-support/**/*.ts'];
 
 /**
  * Who may import whom. Every matching constraint must hold, so a project

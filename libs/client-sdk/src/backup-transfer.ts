@@ -100,7 +100,9 @@ export async function uploadBackupFile(options: {
       // The stream ended before the server had everything: carry on from what it holds.
       offset = Number(answer.received);
     } catch (error) {
-      if (!resumable(error) || attempt >= RESUME_ATTEMPTS) throw error;
+      // A resume can race the cut stream's last write: the store then names the offset it holds.
+      const raced = offset > 0 && (error as ServiceError).code === status.FAILED_PRECONDITION;
+      if (!(resumable(error) || raced) || attempt >= RESUME_ATTEMPTS) throw error;
       const upload = await unary(
         client.getBackupUpload.bind(client),
         { uploadId: created.uploadId },

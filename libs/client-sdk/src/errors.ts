@@ -19,6 +19,7 @@ function isServiceError(error: unknown): error is ServiceError {
 
 /** Turns a gRPC failure into words: unreachable servers, refused credentials, throttling. */
 export function explain(error: unknown, server: string): Error {
+  if (error instanceof SottoError) return error;
   if (!isServiceError(error)) return error instanceof Error ? error : new Error(String(error));
   switch (error.code) {
     case status.UNAVAILABLE:

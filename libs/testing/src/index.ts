@@ -13,3 +13,4 @@ export {
 } from './services';
 export { freePort, repoRoot } from '@sotto/local-infra';
 export type { Platform } from '@sotto/stack';
+export { startTcpProxy, TcpProxy } from './tcp-proxy';

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
+import { startTcpProxy } from '@sotto/testing';
 import { BackupTestClient, MIB, refusal, sha256 } from './backup-client';
-import { startTcpProxy } from './tcp-proxy';
 
 export interface RunningStore {
   readonly grpc: string;
@@ -176,46 +176,55 @@ export function describeBackupStore(name: string, store: StoreUnderTest): void {
       expect(done).toMatchObject({ complete: true, version: { version: '1' } });
       // The answer was lost, say: asking again with the full offset answers the same version.
       const again = await client.openUpload(alice, uploadId, data.length).finish();
-      expect(again).toMatchObject({ received: String(data.length), complete: true, version: { version: '1' } });
+      expect(again).toMatchObject({
+        received: String(data.length),
+        complete: true,
+        version: { version: '1' },
+      });
     });
 
     it.each([
       ['in one stream', false],
       ['after a resume', true],
-    ])('refuses a blob whose SHA-256 is not the declared one %s; nothing becomes a version', async (_, resume) => {
-      const alice = account();
-      const previous = randomBytes(1000);
-      await client.backup(alice, previous);
-      const data = randomBytes(6 * MIB);
-      const declared = sha256(data);
-      const sent = Buffer.from(data);
-      sent[sent.length - 1] ^= 1;
-      const { uploadId } = await client.createUpload(alice, data.length, declared);
+    ])(
+      'refuses a blob whose SHA-256 is not the declared one %s; nothing becomes a version',
+      async (_, resume) => {
+        const alice = account();
+        const previous = randomBytes(1000);
+        await client.backup(alice, previous);
+        const data = randomBytes(6 * MIB);
+        const declared = sha256(data);
+        const sent = Buffer.from(data);
+        sent[sent.length - 1] ^= 1;
+        const { uploadId } = await client.createUpload(alice, data.length, declared);
 
-      let offset = 0;
-      if (resume) {
-        const first = client.openUpload(alice, uploadId, 0);
-        await first.send(sent.subarray(0, 5 * MIB));
-        offset = Number((await first.finish()).received);
-        expect(offset).toBe(kept(5 * MIB));
-      }
-      const answer = await refusal(client.upload(alice, uploadId, sent, offset));
-      expect(answer).toEqual({
-        code: status.INVALID_ARGUMENT,
-        details:
-          `sha256: the uploaded blob's SHA-256 is ${sha256(sent).toString('hex')}, not the declared ` +
-          `${declared.toString('hex')}; the upload is discarded: start a new one`,
-      });
+        let offset = 0;
+        if (resume) {
+          const first = client.openUpload(alice, uploadId, 0);
+          await first.send(sent.subarray(0, 5 * MIB));
+          offset = Number((await first.finish()).received);
+          expect(offset).toBe(kept(5 * MIB));
+        }
+        const answer = await refusal(client.upload(alice, uploadId, sent, offset));
+        expect(answer).toEqual({
+          code: status.INVALID_ARGUMENT,
+          details:
+            `sha256: the uploaded blob's SHA-256 is ${sha256(sent).toString('hex')}, not the declared ` +
+            `${declared.toString('hex')}; the upload is discarded: start a new one`,
+        });
 
-      const listed = await client.listBackups(alice);
-      expect(listed.versions.map((v) => v.version)).toEqual(['1']);
-      expect(listed).toMatchObject({ reservedBytes: '0', uploads: [] });
-      expect((await refusal(client.getUpload(alice, uploadId))).code).toBe(status.NOT_FOUND);
-      expect((await refusal(client.openUpload(alice, uploadId, data.length).finish())).code).toBe(status.NOT_FOUND);
-      const blobs = await store.blobs();
-      expect([...blobs.finished, ...blobs.pending]).not.toContain(keyOf(alice, uploadId));
-      expect((await client.download(alice)).data.equals(previous)).toBe(true);
-    });
+        const listed = await client.listBackups(alice);
+        expect(listed.versions.map((v) => v.version)).toEqual(['1']);
+        expect(listed).toMatchObject({ reservedBytes: '0', uploads: [] });
+        expect((await refusal(client.getUpload(alice, uploadId))).code).toBe(status.NOT_FOUND);
+        expect((await refusal(client.openUpload(alice, uploadId, data.length).finish())).code).toBe(
+          status.NOT_FOUND,
+        );
+        const blobs = await store.blobs();
+        expect([...blobs.finished, ...blobs.pending]).not.toContain(keyOf(alice, uploadId));
+        expect((await client.download(alice)).data.equals(previous)).toBe(true);
+      },
+    );
 
     it('keeps the previous backup readable until the new one is complete, then the last two', async () => {
       const alice = account();
@@ -286,7 +295,10 @@ export function describeBackupStore(name: string, store: StoreUnderTest): void {
       const held = Number((await first.finish()).received);
 
       const unknown = await refusal(client.getUpload(mallory, randomUUID()));
-      expect(unknown).toEqual({ code: status.NOT_FOUND, details: 'upload_id: no such upload (it may have expired)' });
+      expect(unknown).toEqual({
+        code: status.NOT_FOUND,
+        details: 'upload_id: no such upload (it may have expired)',
+      });
       expect(await refusal(client.getUpload(mallory, uploadId))).toEqual(unknown);
       expect(await refusal(client.openUpload(mallory, uploadId, held).finish())).toEqual(unknown);
       expect(await refusal(client.cancelUpload(mallory, uploadId))).toEqual(unknown);
@@ -298,7 +310,11 @@ export function describeBackupStore(name: string, store: StoreUnderTest): void {
         code: status.NOT_FOUND,
         details: 'version: no version 1',
       });
-      expect(await client.listBackups(mallory)).toMatchObject({ versions: [], uploads: [], reservedBytes: '0' });
+      expect(await client.listBackups(mallory)).toMatchObject({
+        versions: [],
+        uploads: [],
+        reservedBytes: '0',
+      });
 
       // Alice's upload is untouched and still hers to finish.
       expect((await client.getUpload(alice, uploadId)).received).toBe(String(held));
@@ -364,7 +380,8 @@ export function describeBackupStore(name: string, store: StoreUnderTest): void {
           if (attempt.status === 'rejected') {
             expect(attempt.reason).toMatchObject({
               code: status.RESOURCE_EXHAUSTED,
-              details: 'size: 400 bytes would exceed the quota of 1000 bytes: uploads in progress reserve 800',
+              details:
+                'size: 400 bytes would exceed the quota of 1000 bytes: uploads in progress reserve 800',
             });
           }
         }
@@ -393,7 +410,10 @@ export function describeBackupStore(name: string, store: StoreUnderTest): void {
       let expiringClient: BackupTestClient;
 
       beforeAll(async () => {
-        expiring = await store.start({ BACKUP_UPLOAD_EXPIRY_SECONDS: '10', BACKUP_SWEEP_INTERVAL_SECONDS: '1' });
+        expiring = await store.start({
+          BACKUP_UPLOAD_EXPIRY_SECONDS: '10',
+          BACKUP_SWEEP_INTERVAL_SECONDS: '1',
+        });
         expiringClient = new BackupTestClient(expiring.grpc);
       });
 

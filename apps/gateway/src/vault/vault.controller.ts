@@ -13,7 +13,7 @@ import {
   type StartVaultRegistrationResponse,
   type VaultServiceController,
 } from '@sotto/contracts/generated/nest/sotto/gateway/v1/gateway';
-import { callUpstream, grpcError } from '@sotto/platform/grpc';
+import { callUpstream, grpcError, grpcStatusOf } from '@sotto/platform/grpc';
 import { Authenticator } from '../auth/authenticator';
 import { Upstream } from '../upstream/upstream.module';
 
@@ -67,22 +67,25 @@ export class VaultController implements VaultServiceController {
     _metadata?: Metadata,
     call?: ServerUnaryCall<StartVaultLoginRequest, StartVaultLoginResponse>,
   ): Promise<StartVaultLoginResponse> {
-    const account = await callUpstream(
-      'prekey-directory',
-      this.upstream.directory.lookupUsername({ username: request.username }),
-    ).catch((error: { code?: number }) => {
-      if (error.code === status.NOT_FOUND || error.code === status.INVALID_ARGUMENT) return undefined;
-      throw error;
-    });
-    if (!account) throw grpcError(status.NOT_FOUND, 'account_id: has no vault');
-    return callUpstream(
-      VAULT,
-      this.upstream.keyVault.startLogin({
-        accountId: account.accountId,
-        credentialRequest: request.credentialRequest,
-        source: peerAddress(call?.getPeer() ?? ''),
-      }),
-    );
+    try {
+      const account = await callUpstream(
+        'prekey-directory',
+        this.upstream.directory.lookupUsername({ username: request.username }),
+      );
+      return await callUpstream(
+        VAULT,
+        this.upstream.keyVault.startLogin({
+          accountId: account.accountId,
+          credentialRequest: request.credentialRequest,
+          source: peerAddress(call?.getPeer() ?? ''),
+        }),
+      );
+    } catch (error) {
+      // The same answer for an unknown username and an account without a vault.
+      throw grpcStatusOf(error) === status.NOT_FOUND
+        ? grpcError(status.NOT_FOUND, 'username: has no password vault')
+        : error;
+    }
   }
 
   finishVaultLogin(request: FinishVaultLoginRequest): Promise<FinishVaultLoginResponse> {

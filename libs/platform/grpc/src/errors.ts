@@ -16,6 +16,16 @@ export function grpcError(code: status, message: string, metadata?: Metadata): R
   return new RpcException(metadata ? { code, message, metadata } : { code, message });
 }
 
+/**
+ * The gRPC status code an error carries: a deliberate error of ours
+ * (grpcError), or one a client call returned. Undefined for anything else.
+ */
+export function grpcStatusOf(error: unknown): status | undefined {
+  const inner = error instanceof RpcException ? error.getError() : error;
+  const code = typeof inner === 'object' && inner !== null ? (inner as { code?: unknown }).code : undefined;
+  return typeof code === 'number' && status[code] !== undefined ? code : undefined;
+}
+
 function isGrpcError(value: unknown): value is GrpcErrorShape {
   return (
     typeof value === 'object' &&

@@ -1,5 +1,5 @@
 export { runService, ServiceSpec, serviceEnvSchema, CommonServiceEnv } from './run-service';
 export { grpcClientOptions } from './client-options';
-export { GrpcExceptionFilter, grpcError } from './errors';
+export { GrpcExceptionFilter, grpcError, grpcStatusOf } from './errors';
 export { GrpcMetricsInterceptor } from './metrics.interceptor';
 export { callUpstream, upstreamError } from './upstream';

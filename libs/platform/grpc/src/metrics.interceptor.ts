@@ -2,15 +2,11 @@ import type { CallHandler, ExecutionContext, NestInterceptor } from '@nestjs/com
 import { status } from '@grpc/grpc-js';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { Observable, tap } from 'rxjs';
+import { grpcStatusOf } from './errors';
 
 function codeName(error: unknown): string {
-  const candidate =
-    typeof error === 'object' && error !== null && 'getError' in error && typeof error.getError === 'function'
-      ? (error.getError as () => unknown)()
-      : error;
-  const code =
-    typeof candidate === 'object' && candidate !== null ? (candidate as { code?: unknown }).code : undefined;
-  return typeof code === 'number' && status[code] !== undefined ? status[code] : 'INTERNAL';
+  const code = grpcStatusOf(error);
+  return code === undefined ? 'INTERNAL' : status[code];
 }
 
 /** Counts and times every gRPC call by method and status, as Prometheus's gRPC conventions name them. */
