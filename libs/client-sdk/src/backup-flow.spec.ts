@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestPlatform, testInfra } from '@sotto/testing';
 import { SottoClient } from './client';
-import { everythingStored } from './testing/everything-stored';
+import { everythingStored, walk } from './testing/everything-stored';
 
 /** Listens until `count` messages arrived (routing is asynchronous), then stops. */
 async function receiveCount(client: SottoClient, count: number) {
@@ -164,6 +164,26 @@ describe('backups end to end: back up, lose the phone, restore, chat on', () => 
     expect(stored.includes(Buffer.from(aliceName))).toBe(true);
     for (const secret of [...said, replied, afterRestore, password, recoveryKey]) {
       expect([secret, stored.includes(Buffer.from(secret))]).toEqual([secret, false]);
+    }
+  });
+
+  it('refuses a backup damaged in storage, restoring nothing from it', async () => {
+    // One flipped bit in the middle of every stored blob.
+    for (const file of walk(platform.backupBlobDir)) {
+      const bytes = readFileSync(file);
+      const middle = Math.floor(bytes.length / 2);
+      bytes[middle] = (bytes[middle] ?? 0) ^ 0x10;
+      writeFileSync(file, bytes);
+    }
+    const profileDir = join(profiles, 'alice-fourth-phone');
+    await expect(
+      SottoClient.restore({ profileDir, server: platform.gateway, username: aliceName, recoveryKey }),
+    ).rejects.toThrow(/backup could not be restored: backup version 2 arrived damaged/);
+    const phone = SottoClient.open({ profileDir, server: platform.gateway });
+    try {
+      expect(phone.history()).toEqual([]);
+    } finally {
+      phone.close();
     }
   });
 });

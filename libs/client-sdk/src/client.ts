@@ -732,9 +732,11 @@ export class SottoClient {
       const restored = await restoreProfile(profile, opened);
       return { client, historyEntries: restored.historyEntries, version };
     } catch (error) {
-      const reason = explain(error, server).message;
+      client.close();
+      const reason = explain(error, server);
       throw new SottoError(
-        `the account is on this device now, but its backup could not be restored: ${reason}`,
+        `the account is on this device now, but its backup could not be restored: ${reason.message}`,
+        reason instanceof SottoError ? reason.code : undefined,
       );
     } finally {
       profile.writeJson('account.json', account);
