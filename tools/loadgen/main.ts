@@ -17,9 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SottoClient, type ReceivedMessage } from '@sotto/client-sdk';
-import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
-import { startPlatform, type Platform } from '@sotto/stack';
 import { cpuSeconds } from './cpu';
+import { startOwnPlatform } from './own-platform';
 
 interface Options {
   readonly pairs: number;
@@ -175,38 +174,15 @@ async function run(options: Options, server: string, pids: Record<string, number
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  let infra: Infrastructure | undefined;
-  let platform: Platform | undefined;
-  const workDir = mkdtempSync(join(tmpdir(), 'sotto-loadgen-stack-'));
+  const own = options.server ? undefined : await startOwnPlatform(say);
   try {
-    let server = options.server;
-    const pids: Record<string, number> = { loadgen: process.pid };
-    if (!server) {
-      await ensureSystemPackages();
-      say('starting Kafka, Redis, PostgreSQL and the six services');
-      infra = await startInfrastructure({ dataDir: join(workDir, 'infra') });
-      platform = await startPlatform({
-        infra: {
-          kafkaBrokers: infra.kafka.brokers,
-          redisUrl: infra.redis.url,
-          databaseUrl: infra.postgres.url,
-          hsm: infra.hsm,
-        },
-        logDir: join(workDir, 'logs'),
-        backupBlobDir: join(workDir, 'blobs'),
-      });
-      server = platform.gateway;
-      for (const service of Object.values(platform.services)) pids[service.name] = service.pid;
-      for (const backing of [infra.kafka, infra.redis, infra.postgres]) pids[backing.name] = backing.pid;
-    }
-    const report = await run(options, server, pids);
+    const server = options.server ?? own!.platform.gateway;
+    const report = await run(options, server, { loadgen: process.pid, ...own?.pids });
     process.stdout.write(
       options.json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`,
     );
   } finally {
-    await platform?.stop();
-    await infra?.stop();
-    rmSync(workDir, { recursive: true, force: true });
+    await own?.stop();
   }
 }
 

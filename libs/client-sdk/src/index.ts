@@ -13,3 +13,5 @@ export { SottoClient, ReceivedMessage } from './client';
 export { SottoError } from './errors';
 export { Profile, HistoryEntry } from './profile';
 export * from './backup';
+export { uploadBackupFile, downloadBackupFile, TransferProgress } from './backup-transfer';
+export { protectRecoveryKey, recoverWithPassword } from './vault-client';

@@ -1,0 +1,54 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
+import { startPlatform, type Platform, type PlatformOptions } from '@sotto/stack';
+
+export interface OwnPlatform {
+  readonly platform: Platform;
+  /** Every process whose CPU time is measured: the six services and Kafka, Redis, PostgreSQL. */
+  readonly pids: Record<string, number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Kafka, Redis, PostgreSQL, a SoftHSM2 token and the six services in a
+ * scratch directory, exactly as `npm start` runs them; `env` adds variables
+ * to some services.
+ */
+export async function startOwnPlatform(
+  say: (line: string) => void,
+  env: PlatformOptions['env'] = {},
+): Promise<OwnPlatform> {
+  const workDir = mkdtempSync(join(tmpdir(), 'sotto-loadgen-stack-'));
+  let infra: Infrastructure | undefined;
+  let platform: Platform | undefined;
+  const stop = async (): Promise<void> => {
+    await platform?.stop();
+    await infra?.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  try {
+    await ensureSystemPackages();
+    say('starting Kafka, Redis, PostgreSQL and the six services');
+    infra = await startInfrastructure({ dataDir: join(workDir, 'infra') });
+    platform = await startPlatform({
+      infra: {
+        kafkaBrokers: infra.kafka.brokers,
+        redisUrl: infra.redis.url,
+        databaseUrl: infra.postgres.url,
+        hsm: infra.hsm,
+      },
+      logDir: join(workDir, 'logs'),
+      backupBlobDir: join(workDir, 'blobs'),
+      env,
+    });
+    const pids: Record<string, number> = {};
+    for (const service of Object.values(platform.services)) pids[service.name] = service.pid;
+    for (const backing of [infra.kafka, infra.redis, infra.postgres]) pids[backing.name] = backing.pid;
+    return { platform, pids, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
