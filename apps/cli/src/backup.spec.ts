@@ -65,10 +65,18 @@ describe('backups with the sotto command', () => {
     expect(lines[0]).toMatch(/^backup version 1 uploaded \(\d+ bytes\); the recovery key is also protected/);
     expect(lines.filter((line) => /^[a-z0-9]{64}$/.test(line))).toHaveLength(1);
 
+    // The next backup is under the same key, and does not print it again.
+    const next = await as(cat, '', 'backup', 'create');
+    expect(next).toMatchObject({ code: 0, stderr: '' });
+    expect(next.stdout).toBe(
+      `backup version 2 uploaded (${/\((\d+) bytes\)/.exec(next.stdout)?.[1]} bytes)\nencrypted under the recovery key shown with your first backup\n`,
+    );
+    expect(next.stdout).not.toMatch(/^[a-z0-9]{64}$/m);
+
     const status = await as(cat, '', 'backup', 'status', '--json');
     expect(JSON.parse(status.stdout)).toMatchObject({
-      newest: { version: 1, size: expect.any(Number) as number },
-      versions: 1,
+      newest: { version: 2, size: expect.any(Number) as number },
+      versions: 2,
       passwordVault: true,
       vaultAttemptsLeft: 10,
       vaultDestroyed: false,
@@ -124,7 +132,7 @@ describe('backups with the sotto command', () => {
     const phone = `cat-new-phone`;
     const restored = await as(phone, `${password}\n`, 'backup', 'restore', cat, '--password-stdin');
     expect(restored).toMatchObject({ code: 0, stderr: '' });
-    expect(restored.stdout).toMatch(new RegExp(`^restored ${cat} from backup version 1: 1 history entries`));
+    expect(restored.stdout).toMatch(new RegExp(`^restored ${cat} from backup version 2: 1 history entries`));
 
     const history = (await as(phone, '', 'history', dan, '--json')).stdout
       .trim()

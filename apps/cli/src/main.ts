@@ -171,8 +171,14 @@ function program(): Command {
             made.passwordProtected ? '; the recovery key is also protected by your password' : ''
           }`,
         );
-        print('Recovery key (write it down; with it alone you can restore this account):');
-        print(made.recoveryKey);
+        if (made.newRecoveryKey) {
+          print(
+            'Recovery key (write it down now; it is shown only this once, and with it alone you can restore this account):',
+          );
+          print(made.recoveryKey);
+        } else {
+          print('encrypted under the recovery key shown with your first backup');
+        }
       }),
     );
 

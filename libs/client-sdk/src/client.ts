@@ -612,12 +612,12 @@ export class SottoClient {
   }
 
   /** This account's recovery key, made on the first backup and kept in the profile (owner-only) for the next. */
-  private recoveryKey(): RecoveryKey {
+  private recoveryKey(): { recoveryKey: RecoveryKey; newRecoveryKey: boolean } {
     const stored = this.profile.read(RECOVERY_KEY_FILE)?.toString('utf8');
-    if (stored) return parseRecoveryKey(stored);
+    if (stored) return { recoveryKey: parseRecoveryKey(stored), newRecoveryKey: false };
     const fresh = generateRecoveryKey();
     this.profile.write(RECOVERY_KEY_FILE, fresh);
-    return fresh;
+    return { recoveryKey: fresh, newRecoveryKey: true };
   }
 
   /**
@@ -630,8 +630,14 @@ export class SottoClient {
    */
   async createBackup(
     options: { password?: string; onProgress?: (progress: TransferProgress) => void } = {},
-  ): Promise<{ recoveryKey: RecoveryKey; version: BackupVersion; passwordProtected: boolean }> {
-    const recoveryKey = this.recoveryKey();
+  ): Promise<{
+    recoveryKey: RecoveryKey;
+    /** True when this backup made the recovery key: the one time to show it. */
+    newRecoveryKey: boolean;
+    version: BackupVersion;
+    passwordProtected: boolean;
+  }> {
+    const { recoveryKey, newRecoveryKey } = this.recoveryKey();
     await this.call(this.accounts.setRecoveryCredential.bind(this.accounts), {
       recoveryCredential: Buffer.from(deriveAccountRecoveryCredential(recoveryKey)),
     });
@@ -659,7 +665,7 @@ export class SottoClient {
           password: options.password,
         }).catch((error: unknown) => Promise.reject(explain(error, this.server)));
       }
-      return { recoveryKey, version, passwordProtected: options.password !== undefined };
+      return { recoveryKey, newRecoveryKey, version, passwordProtected: options.password !== undefined };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
