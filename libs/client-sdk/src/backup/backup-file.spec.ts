@@ -198,11 +198,7 @@ describe('backup file', () => {
     const manifest = encodeFrame(
       FrameType.Manifest,
       JSON.stringify({
-        account: {
-          username: 'x',
-          accountId: sample.account.accountId,
-          identityKeyPair: sample.account.identityKeyPair,
-        },
+        account: { username: 'x', accountId: sample.account.accountId },
         contacts: [],
       }),
     );

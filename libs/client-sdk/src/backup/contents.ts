@@ -2,18 +2,14 @@ import { z } from 'zod';
 import { BackupError } from './backup-error';
 
 /**
- * The account as a new device takes it over. The identity key pair travels
- * with it, so the restored device keeps the account's identity: contacts see
- * a new device, not a new safety number, and the trust they placed in the
- * account still holds. The price: whoever holds the recovery key can act as
- * the account, not only read its history; it is guarded accordingly (never
- * sent in clear, in the vault only sealed under the password).
+ * Which account this is, and nothing of its keys. A restored device
+ * registers an identity key of its own, so contacts see a safety-number
+ * change: whoever holds the recovery key can take the account over, but
+ * never pass for its old device without its contacts being told.
  */
 export interface BackupAccount {
   readonly username: string;
   readonly accountId: string;
-  /** Serialized libsignal IdentityKeyPair. */
-  readonly identityKeyPair: Uint8Array;
 }
 
 /** Whom the account talks to and the identity key last seen for them (the trust store). */
@@ -47,7 +43,6 @@ const manifestSchema = z.object({
   account: z.object({
     username: z.string().min(1),
     accountId: z.guid(),
-    identityKeyPair: base64,
   }),
   contacts: z.array(
     z.object({
@@ -68,7 +63,7 @@ function toBase64(bytes: Uint8Array): string {
 
 export function encodeManifest(manifest: BackupManifest): string {
   return JSON.stringify({
-    account: { ...manifest.account, identityKeyPair: toBase64(manifest.account.identityKeyPair) },
+    account: { username: manifest.account.username, accountId: manifest.account.accountId },
     contacts: manifest.contacts.map((contact) => ({
       accountId: contact.accountId,
       usernames: contact.usernames,

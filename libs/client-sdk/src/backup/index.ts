@@ -11,5 +11,5 @@ export {
 export type { BackupAccount, BackupContact, BackupContents } from './contents';
 export { type BackupFileDigest, writeBackupFile, backupFileDigest } from './write-backup';
 export { type OpenedBackup, openBackupFile } from './open-backup';
-export { type RestoreSummary, collectBackup, restoreProfile, restoredAccountFile } from './profile-backup';
+export { type RestoreSummary, collectBackup, restoreProfile } from './profile-backup';
 export { sealRecoveryKey, openSealedRecoveryKey } from './vault-seal';

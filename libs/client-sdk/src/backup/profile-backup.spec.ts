@@ -6,7 +6,7 @@ import { Profile } from '../profile';
 import { BackupError } from './backup-error';
 import { openBackupFile } from './open-backup';
 import { writeBackupFile } from './write-backup';
-import { collectBackup, restoredAccountFile, restoreProfile } from './profile-backup';
+import { collectBackup, restoreProfile } from './profile-backup';
 import { deriveBackupFileKeys, generateRecoveryKey, parseRecoveryKey } from './recovery-key';
 import { createSampleProfile, type SampleProfile } from './testing/sample-profile';
 
@@ -31,6 +31,7 @@ describe('backing up a profile and restoring it on a new device', () => {
   const typedKey = generateRecoveryKey();
   let sample: SampleProfile;
   let restored: Profile;
+  const newIdentity = Buffer.from(IdentityKeyPair.generate().serialize()).toString('base64');
 
   beforeAll(async () => {
     sample = await createSampleProfile(join(work, 'old-phone'), 2_000);
@@ -46,15 +47,15 @@ describe('backing up a profile and restoring it on a new device', () => {
     restored = new Profile(join(work, 'new-phone'));
     const summary = await restoreProfile(restored, opened);
     expect(summary).toEqual({ historyEntries: 2_000, contacts: 3 });
-    restored.writeJson(
-      'account.json',
-      restoredAccountFile(opened.account, {
-        deviceId: 2,
-        deviceSecret: 'fresh-secret',
-        registrationId: 77,
-        nextPreKeyId: 101,
-      }),
-    );
+    // account.json is the new device's own registration, with an identity key of its own.
+    restored.writeJson('account.json', {
+      ...opened.account,
+      identityKeyPair: newIdentity,
+      deviceId: 2,
+      deviceSecret: 'fresh-secret',
+      registrationId: 77,
+      nextPreKeyId: 101,
+    });
   });
 
   afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -66,18 +67,18 @@ describe('backing up a profile and restoring it on a new device', () => {
     );
   });
 
-  it('keeps the account and its identity, with the new device’s own registration', () => {
-    const account = restored.account();
-    expect(account).toEqual({
-      ...sample.account,
-      deviceId: 2,
-      deviceSecret: 'fresh-secret',
-      registrationId: 77,
-      nextPreKeyId: 101,
+  it('carries the account, never its identity key pair', async () => {
+    const opened = await openBackupFile(
+      join(work, 'backup.bak'),
+      deriveBackupFileKeys(typedKey, sample.account.accountId),
+    );
+    expect(opened.account).toEqual({
+      username: sample.account.username,
+      accountId: sample.account.accountId,
     });
   });
 
-  it('keeps every contact’s name and known identity key, so safety numbers do not change', () => {
+  it('keeps every contact’s name and last known identity key; the safety numbers change with the new identity', () => {
     const contacts = restored.readJson<{ byName: Record<string, string>; devices: Record<string, number[]> }>(
       'contacts.json',
     );
@@ -89,7 +90,10 @@ describe('backing up a profile and restoring it on a new device', () => {
       expect(restored.read(`identities/${contact.accountId}`)).toEqual(
         sample.profile.read(`identities/${contact.accountId}`),
       );
-      expect(safetyNumber(restored, contact.accountId)).toBe(safetyNumber(sample.profile, contact.accountId));
+      expect(safetyNumber(restored, contact.accountId)).toMatch(/^\d{60}$/);
+      expect(safetyNumber(restored, contact.accountId)).not.toBe(
+        safetyNumber(sample.profile, contact.accountId),
+      );
     }
     const withoutSession = sample.contacts.find((candidate) => !candidate.hasSession)!;
     expect(restored.read(`identities/${withoutSession.accountId}`)).toBeUndefined();

@@ -72,39 +72,15 @@ async function* readHistory(path: string): AsyncGenerator<Buffer> {
 export function collectBackup(profile: Profile): BackupContents {
   const account = profile.account();
   return {
-    account: {
-      username: account.username,
-      accountId: account.accountId,
-      identityKeyPair: bytesOf(Buffer.from(account.identityKeyPair, 'base64')),
-    },
+    account: { username: account.username, accountId: account.accountId },
     contacts: collectContacts(profile),
     history: readHistory(join(profile.dir, HISTORY)),
   };
 }
 
-/** A restored device's account.json: the account and identity from the backup, the rest from its registration. */
-export function restoredAccountFile(
-  account: BackupAccount,
-  device: Pick<AccountFile, 'deviceId' | 'deviceSecret' | 'registrationId' | 'nextPreKeyId'>,
-): AccountFile {
-  return {
-    username: account.username,
-    accountId: account.accountId,
-    identityKeyPair: Buffer.from(account.identityKeyPair).toString('base64'),
-    deviceId: device.deviceId,
-    deviceSecret: device.deviceSecret,
-    registrationId: device.registrationId,
-    nextPreKeyId: device.nextPreKeyId,
-  };
-}
-
 function refuseUnlessEmpty(profile: Profile, account: BackupAccount): void {
   const existing = profile.readJson<AccountFile>('account.json');
-  if (
-    existing &&
-    (existing.accountId !== account.accountId ||
-      existing.identityKeyPair !== Buffer.from(account.identityKeyPair).toString('base64'))
-  ) {
+  if (existing && existing.accountId !== account.accountId) {
     throw new BackupError(
       'PROFILE_NOT_EMPTY',
       `${profile.dir} holds the account ${existing.username}; restore into a new profile`,
@@ -143,7 +119,7 @@ export interface RestoreSummary {
  * account). The history is staged beside the profile's files and everything
  * lands only once the whole backup was read and its tag checked again, so a
  * failure leaves the profile as it was. account.json is the caller's: it
- * needs the new device's registration (see restoredAccountFile).
+ * is the new device's own registration.
  */
 export async function restoreProfile(profile: Profile, backup: OpenedBackup): Promise<RestoreSummary> {
   refuseUnlessEmpty(profile, backup.account);
