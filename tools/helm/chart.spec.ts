@@ -90,6 +90,7 @@ interface Deployment extends Manifest {
   spec: {
     replicas?: number;
     selector: { matchLabels: Labels };
+    strategy?: { type: string };
     template: { metadata: Metadata; spec: PodSpec };
   };
 }
@@ -220,6 +221,17 @@ function admittedServices(manifests: Manifest[], peers: PeerSelector[] | undefin
   });
 }
 
+/** The backup-store on an S3-compatible bucket, as for MinIO; credentials from the pod unless added. */
+const S3 = [
+  'backupStore.blobStorage.type=s3',
+  'backupStore.blobStorage.s3.bucket=sotto-backups',
+  'backupStore.blobStorage.s3.endpoint=https://minio.storage.svc:9000',
+  'backupStore.blobStorage.s3.region=eu-central-1',
+  'backupStore.blobStorage.s3.forcePathStyle=true',
+  'backupStore.blobStorage.s3.partBytes=16777216',
+];
+const S3_KEYS = ['BACKUP_S3_ACCESS_KEY_ID', 'BACKUP_S3_SECRET_ACCESS_KEY'];
+
 const OVERRIDES = [
   'serviceMonitor.enabled=true',
   'gateway.service.type=LoadBalancer',
@@ -239,7 +251,7 @@ describe('helm/sotto', () => {
   });
 
   it('passes helm lint --strict with its defaults and with overrides', () => {
-    for (const values of [[], OVERRIDES]) {
+    for (const values of [[], OVERRIDES, S3]) {
       const result = helm(['lint', '--strict', chart, ...setArgs(values)]);
       expect({ status: result.status, output: result.stdout + result.stderr }).toEqual({
         status: 0,
@@ -260,12 +272,51 @@ describe('helm/sotto', () => {
   });
 
   it('refuses blob settings that would lose or scatter backups', () => {
-    expect(helm(['template', RELEASE, chart, '--set', 'backupStore.blobStorage.type=s3']).stderr).toContain(
-      'does not read S3 settings yet',
-    );
     expect(helm(['template', RELEASE, chart, '--set', 'backupStore.replicaCount=3']).stderr).toContain(
       'emptyDir blob directory would scatter uploads',
     );
+  });
+
+  it('refuses S3 settings the backup-store would stop on, saying which value to set', () => {
+    // The schema catches what it can express, so `helm lint` fails too; Helm's lint only logs a
+    // template's `fail`, so the cross-value checks fail `helm template` and `helm install` alone.
+    const refused = (values: string[], { lints = true } = {}): string => {
+      const lint = helm(['lint', '--strict', chart, ...setArgs(values)]);
+      const template = helm(['template', RELEASE, chart, ...setArgs(values)]);
+      expect(lint.status === 0).toBe(!lints);
+      expect(template.status).not.toBe(0);
+      return template.stderr;
+    };
+    expect(refused(['backupStore.blobStorage.type=s3'])).toContain('/backupStore/blobStorage/s3/bucket');
+    // The template says it in words where the schema is skipped.
+    const unchecked = helm([
+      'template',
+      RELEASE,
+      chart,
+      '--skip-schema-validation',
+      '--set',
+      'backupStore.blobStorage.type=s3',
+    ]);
+    expect(unchecked.status).not.toBe(0);
+    expect(unchecked.stderr).toContain(
+      'backupStore.blobStorage.type=s3 needs backupStore.blobStorage.s3.bucket: the name of an existing bucket',
+    );
+    // 2 GiB in 10,000 parts of 5 MiB fits; 100 GiB does not.
+    expect(
+      refused(
+        [...S3, 'backupStore.blobStorage.s3.partBytes=5242880', 'backupStore.quotaBytes=107374182400'],
+        { lints: false },
+      ),
+    ).toContain('backupStore.blobStorage.s3.partBytes=5242880 is too small');
+    for (const [bad, key] of [
+      ['backupStore.blobStorage.s3.partBytes=1048576', 'partBytes'],
+      ['backupStore.blobStorage.s3.endpoint=minio:9000', 'endpoint'],
+      ['backupStore.blobStorage.s3.bucket=s3://sotto-backups', 'bucket'],
+      ['backupStore.blobStorage.s3.region=', 'region'],
+      ['backupStore.blobStorage.s3.accessKeyIdKey=', 'accessKeyIdKey'],
+    ]) {
+      expect(refused([...S3, bad])).toContain(key);
+    }
   });
 
   it('runs each of the six services in its own Deployment of the one image, selecting its main.js', () => {
@@ -447,6 +498,128 @@ describe('helm/sotto', () => {
     ]);
   });
 
+  it('keeps backup blobs in an S3 bucket when asked: settings in the ConfigMap, no blob volume', () => {
+    // Persistence left on from a local setup is ignored: the bucket holds the blobs.
+    const manifests = render([...S3, 'backupStore.blobStorage.local.persistence.enabled=true']);
+    const env = environment(manifests, 'backup-store');
+    expect(
+      Object.fromEntries(
+        Object.entries(env)
+          .filter(([name]) => name.startsWith('BACKUP_'))
+          .map(([name, entry]) => [name, entry.value]),
+      ),
+    ).toEqual({
+      BACKUP_QUOTA_BYTES: '2147483648',
+      BACKUP_VERSIONS_KEPT: '2',
+      BACKUP_UPLOAD_EXPIRY_SECONDS: '604800',
+      BACKUP_SWEEP_INTERVAL_SECONDS: '300',
+      BACKUP_S3_BUCKET: 'sotto-backups',
+      BACKUP_S3_ENDPOINT: 'https://minio.storage.svc:9000',
+      BACKUP_S3_REGION: 'eu-central-1',
+      BACKUP_S3_FORCE_PATH_STYLE: 'true',
+      BACKUP_S3_PART_BYTES: '16777216',
+    });
+    // No key pair: the AWS SDK's default chain (IRSA, instance roles) supplies credentials.
+    for (const name of S3_KEYS) expect(env[name]).toBeUndefined();
+    expect(env.DATABASE_URL.valueFrom?.secretKeyRef?.name).toBe(`${RELEASE}-sotto-postgres`);
+
+    const deployment = one<Deployment>(manifests, 'Deployment', fullname('backup-store'));
+    const pod = deployment.spec.template.spec;
+    expect(pod.volumes?.map((v) => v.name)).toEqual(['tmp']);
+    expect(pod.containers[0].volumeMounts?.map((m) => m.mountPath)).toEqual(['/tmp']);
+    expect(all(manifests, 'PersistentVolumeClaim')).toEqual([]);
+    expect(deployment.spec.strategy?.type).toBe('RollingUpdate');
+    // Nothing else learns about the bucket.
+    for (const service of NAMES.filter((name) => name !== 'backup-store')) {
+      const other = environment(manifests, service);
+      expect({ service, s3: Object.keys(other).filter((name) => name.startsWith('BACKUP_S3_')) }).toEqual({
+        service,
+        s3: [],
+      });
+    }
+    // The store may be anywhere: the policies leave egress open (HTTPS 443 or the endpoint's port).
+    const policy = one<NetworkPolicy>(manifests, 'NetworkPolicy', fullname('backup-store'));
+    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+
+    // AWS S3 itself: no endpoint, virtual-hosted requests, the default region and part size.
+    const aws = environment(
+      render(['backupStore.blobStorage.type=s3', 'backupStore.blobStorage.s3.bucket=b-1']),
+      'backup-store',
+    );
+    expect(aws.BACKUP_S3_ENDPOINT).toBeUndefined();
+    expect(aws.BACKUP_BLOB_DIR).toBeUndefined();
+    expect(
+      [aws.BACKUP_S3_REGION, aws.BACKUP_S3_FORCE_PATH_STYLE, aws.BACKUP_S3_PART_BYTES].map((e) => e.value),
+    ).toEqual(['us-east-1', 'false', '8388608']);
+  });
+
+  it('takes the S3 key pair only from the Secret named, under the keys named', () => {
+    const env = environment(
+      render([...S3, 'backupStore.blobStorage.s3.existingSecret=s3-creds']),
+      'backup-store',
+    );
+    expect(S3_KEYS.map((name) => env[name])).toEqual(
+      S3_KEYS.map((name) => ({ name, valueFrom: { secretKeyRef: { name: 's3-creds', key: name } } })),
+    );
+    const custom = environment(
+      render([
+        ...S3,
+        'backupStore.blobStorage.s3.existingSecret=minio-user',
+        'backupStore.blobStorage.s3.accessKeyIdKey=accesskey',
+        'backupStore.blobStorage.s3.secretAccessKeyKey=secretkey',
+      ]),
+      'backup-store',
+    );
+    expect(S3_KEYS.map((name) => custom[name].valueFrom?.secretKeyRef)).toEqual([
+      { name: 'minio-user', key: 'accesskey' },
+      { name: 'minio-user', key: 'secretkey' },
+    ]);
+    // The chart never holds the keys itself, and a Secret named for local blobs is not read.
+    expect(all(render([...S3, 'backupStore.blobStorage.s3.existingSecret=s3-creds']), 'Secret')).toEqual([]);
+    const local = environment(render(['backupStore.blobStorage.s3.existingSecret=s3-creds']), 'backup-store');
+    for (const name of S3_KEYS) expect(local[name]).toBeUndefined();
+    expect(value(local, 'BACKUP_BLOB_DIR')).toBe('/var/lib/sotto/blobs');
+  });
+
+  it('scales the backup-store freely on S3, which all its pods share', () => {
+    const several = render([...S3, 'backupStore.replicaCount=3']);
+    expect(one<Deployment>(several, 'Deployment', fullname('backup-store')).spec.replicas).toBe(3);
+    const scaled = render([...S3, 'backupStore.autoscaling.enabled=true']);
+    const hpa = one<Autoscaler>(scaled, 'HorizontalPodAutoscaler', fullname('backup-store'));
+    expect(hpa.spec.scaleTargetRef.name).toBe(fullname('backup-store'));
+    expect(one<Deployment>(scaled, 'Deployment', fullname('backup-store')).spec.replicas).toBeUndefined();
+  });
+
+  it("passes the backup-store's upload expiry and sweep interval, and the key-vault's login limits", () => {
+    // The defaults are the services' own (apps/backup-store/src/env.ts, apps/key-vault/src/env.ts).
+    const backup = environment(defaults, 'backup-store');
+    expect(value(backup, 'BACKUP_UPLOAD_EXPIRY_SECONDS')).toBe(String(7 * 24 * 3600));
+    expect(value(backup, 'BACKUP_SWEEP_INTERVAL_SECONDS')).toBe('300');
+    const vault = environment(defaults, 'key-vault');
+    expect(
+      ['TTL_SECONDS', 'LIMIT_PER_ACCOUNT', 'LIMIT_PER_SOURCE', 'LIMIT_WINDOW_SECONDS'].map((name) =>
+        value(vault, `VAULT_LOGIN_${name}`),
+      ),
+    ).toEqual(['60', '5', '30', '3600']);
+
+    const custom = render([
+      'backupStore.uploadExpirySeconds=86400,backupStore.sweepIntervalSeconds=60',
+      'keyVault.login.ttlSeconds=30,keyVault.login.limitPerAccount=3',
+      'keyVault.login.limitPerSource=100,keyVault.login.windowSeconds=900',
+    ]);
+    expect(value(environment(custom, 'backup-store'), 'BACKUP_UPLOAD_EXPIRY_SECONDS')).toBe('86400');
+    expect(value(environment(custom, 'backup-store'), 'BACKUP_SWEEP_INTERVAL_SECONDS')).toBe('60');
+    const customVault = environment(custom, 'key-vault');
+    expect(
+      ['TTL_SECONDS', 'LIMIT_PER_ACCOUNT', 'LIMIT_PER_SOURCE', 'LIMIT_WINDOW_SECONDS'].map((name) =>
+        value(customVault, `VAULT_LOGIN_${name}`),
+      ),
+    ).toEqual(['30', '3', '100', '900']);
+    const zero = helm(['template', RELEASE, chart, '--set', 'keyVault.login.limitPerAccount=0']);
+    expect(zero.status).not.toBe(0);
+    expect(zero.stderr).toContain('limitPerAccount');
+  });
+
   it('opens the gateway gRPC port to all, and each internal one only to the services that call it', () => {
     const policies = all<NetworkPolicy>(defaults, 'NetworkPolicy');
     expect(policies).toHaveLength(NAMES.length);
@@ -489,6 +662,12 @@ describe('helm/sotto', () => {
     expect(NAMES.filter((service) => before[service] !== after[service])).toEqual(['message-relay']);
     const louder = checksums(render(['logLevel=debug']));
     expect(NAMES.filter((service) => before[service] === louder[service])).toEqual([]);
+    const s3 = checksums(render(S3));
+    expect(NAMES.filter((service) => before[service] !== s3[service])).toEqual(['backup-store']);
+    const bigParts = checksums(render([...S3, 'backupStore.blobStorage.s3.partBytes=33554432']));
+    expect(NAMES.filter((service) => s3[service] !== bigParts[service])).toEqual(['backup-store']);
+    const logins = checksums(render(['keyVault.login.limitPerSource=100']));
+    expect(NAMES.filter((service) => before[service] !== logins[service])).toEqual(['key-vault']);
   });
 
   it('autoscales with autoscaling/v2 HPAs that own the replica count, and not when disabled', () => {

@@ -157,19 +157,37 @@ ENVELOPE_TOPIC_PARTITIONS: {{ $values.envelopeTopic.partitions | int64 | quote }
 ENVELOPE_TOPIC_REPLICATION: {{ $values.envelopeTopic.replication | int64 | quote }}
 {{- end }}
 {{- if has "blobs" $c.needs }}
-BACKUP_BLOB_DIR: {{ include "sotto.blobDir" . | quote }}
 BACKUP_QUOTA_BYTES: {{ $values.quotaBytes | int64 | quote }}
 BACKUP_VERSIONS_KEPT: {{ $values.versionsKept | int64 | quote }}
+BACKUP_UPLOAD_EXPIRY_SECONDS: {{ $values.uploadExpirySeconds | int64 | quote }}
+BACKUP_SWEEP_INTERVAL_SECONDS: {{ $values.sweepIntervalSeconds | int64 | quote }}
+{{- if eq $values.blobStorage.type "s3" }}
+{{- $s3 := $values.blobStorage.s3 }}
+BACKUP_S3_BUCKET: {{ $s3.bucket | quote }}
+{{- with $s3.endpoint }}
+BACKUP_S3_ENDPOINT: {{ . | quote }}
+{{- end }}
+BACKUP_S3_REGION: {{ $s3.region | quote }}
+BACKUP_S3_FORCE_PATH_STYLE: {{ $s3.forcePathStyle | toString | quote }}
+BACKUP_S3_PART_BYTES: {{ $s3.partBytes | int64 | quote }}
+{{- else }}
+BACKUP_BLOB_DIR: {{ include "sotto.blobDir" . | quote }}
+{{- end }}
 {{- end }}
 {{- if has "hsm" $c.needs }}
 PKCS11_MODULE: {{ $values.hsm.modulePath | quote }}
 PKCS11_TOKEN_LABEL: {{ $values.hsm.tokenLabel | quote }}
 PKCS11_KEY_LABEL: {{ $values.hsm.keyLabel | quote }}
+VAULT_LOGIN_TTL_SECONDS: {{ $values.login.ttlSeconds | int64 | quote }}
+VAULT_LOGIN_LIMIT_PER_ACCOUNT: {{ $values.login.limitPerAccount | int64 | quote }}
+VAULT_LOGIN_LIMIT_PER_SOURCE: {{ $values.login.limitPerSource | int64 | quote }}
+VAULT_LOGIN_LIMIT_WINDOW_SECONDS: {{ $values.login.windowSeconds | int64 | quote }}
 {{- end }}
 {{- end }}
 
 {{/*
-Connection URLs with credentials, and the HSM PIN: only ever from Secrets the operator created.
+Connection URLs with credentials, the HSM PIN and the S3 key pair: only ever from Secrets the
+operator created.
 */}}
 {{- define "sotto.secretEnv" -}}
 {{- $root := .root }}
@@ -195,22 +213,44 @@ Connection URLs with credentials, and the HSM PIN: only ever from Secrets the op
       name: {{ default (printf "%s-hsm" (include "sotto.fullname" $root)) $root.Values.keyVault.hsm.existingSecret }}
       key: {{ $root.Values.keyVault.hsm.pinKey }}
 {{- end }}
+{{- $s3 := $root.Values.backupStore.blobStorage.s3 }}
+{{- if and (has "blobs" $c.needs) (eq $root.Values.backupStore.blobStorage.type "s3") $s3.existingSecret }}
+- name: BACKUP_S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s3.existingSecret }}
+      key: {{ $s3.accessKeyIdKey }}
+- name: BACKUP_S3_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s3.existingSecret }}
+      key: {{ $s3.secretAccessKeyKey }}
+{{- end }}
 {{- end }}
 
 {{/*
-Fails rendering when the backup-store's blob settings cannot work.
+Fails rendering when the backup-store's blob settings cannot work. The messages name the values
+to change; the service would otherwise stop at start-up, or lose or scatter blobs.
 */}}
 {{- define "sotto.validateBlobStorage" -}}
 {{- $bs := .Values.backupStore }}
 {{- if eq $bs.blobStorage.type "s3" }}
-{{- fail "backupStore.blobStorage.type=s3: the backup-store does not read S3 settings yet; use type=local (see values.yaml)" }}
+{{- $s3 := $bs.blobStorage.s3 }}
+{{- if not $s3.bucket }}
+{{- fail "backupStore.blobStorage.type=s3 needs backupStore.blobStorage.s3.bucket: the name of an existing bucket (the chart does not create it)" }}
 {{- end }}
+{{- $maxParts := 10000 }}
+{{- if gt (int64 $bs.quotaBytes) (mul (int64 $s3.partBytes) $maxParts) }}
+{{- fail (printf "backupStore.blobStorage.s3.partBytes=%d is too small: a blob of backupStore.quotaBytes=%d must fit in S3's %d parts, so set partBytes to at least %d" (int64 $s3.partBytes) (int64 $bs.quotaBytes) $maxParts (div (add (int64 $bs.quotaBytes) (sub $maxParts 1)) $maxParts)) }}
+{{- end }}
+{{- else }}
 {{- $local := $bs.blobStorage.local }}
 {{- $several := or (gt (int $bs.replicaCount) 1) $bs.autoscaling.enabled }}
 {{- if and $several (not $local.persistence.enabled) }}
-{{- fail "backupStore: more than one replica (or autoscaling) with an emptyDir blob directory would scatter uploads across pods; set backupStore.replicaCount=1 and autoscaling.enabled=false, or use a ReadWriteMany volume (blobStorage.local.persistence)" }}
+{{- fail "backupStore: more than one replica (or autoscaling) with an emptyDir blob directory would scatter uploads across pods; set backupStore.replicaCount=1 and autoscaling.enabled=false, or use a ReadWriteMany volume (blobStorage.local.persistence) or an S3 bucket (blobStorage.type=s3)" }}
 {{- end }}
 {{- if and $several $local.persistence.enabled (not $local.persistence.existingClaim) (not (has "ReadWriteMany" $local.persistence.accessModes)) }}
 {{- fail "backupStore: several replicas share the blob volume, so blobStorage.local.persistence.accessModes must include ReadWriteMany" }}
+{{- end }}
 {{- end }}
 {{- end }}
