@@ -35,7 +35,7 @@ import {
   VaultServiceClient,
 } from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
 import { cpuSeconds } from './cpu';
-import { startOwnPlatform } from './own-platform';
+import { runLoad } from './own-platform';
 
 interface Options {
   readonly sizeMb: number;
@@ -181,29 +181,16 @@ async function run(options: Options, server: string, pids: Record<string, number
   }
 }
 
-async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
-  const own = options.server
-    ? undefined
-    : await startOwnPlatform(say, {
-        'key-vault': {
-          VAULT_LOGIN_LIMIT_PER_ACCOUNT: String(options.logins + 1),
-          VAULT_LOGIN_LIMIT_PER_SOURCE: String(options.logins + 1),
-        },
-        'backup-store': { BACKUP_QUOTA_BYTES: String(2 * options.sizeMb * MB + MB) },
-      });
-  try {
-    const server = options.server ?? own!.platform.gateway;
-    const report = await run(options, server, { loadgen: process.pid, ...own?.pids });
-    process.stdout.write(
-      options.json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`,
-    );
-  } finally {
-    await own?.stop();
-  }
-}
-
-main().catch((error: unknown) => {
-  say((error as Error).message);
-  process.exit(1);
-});
+// Room for the logins it makes, and for two copies of the backup.
+runLoad(
+  () => parseOptions(process.argv.slice(2)),
+  say,
+  run,
+  (options) => ({
+    'key-vault': {
+      VAULT_LOGIN_LIMIT_PER_ACCOUNT: String(options.logins + 1),
+      VAULT_LOGIN_LIMIT_PER_SOURCE: String(options.logins + 1),
+    },
+    'backup-store': { BACKUP_QUOTA_BYTES: String(2 * options.sizeMb * MB + MB) },
+  }),
+);

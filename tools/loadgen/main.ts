@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SottoClient, type ReceivedMessage } from '@sotto/client-sdk';
 import { cpuSeconds } from './cpu';
-import { startOwnPlatform } from './own-platform';
+import { runLoad } from './own-platform';
 
 interface Options {
   readonly pairs: number;
@@ -172,21 +172,4 @@ async function run(options: Options, server: string, pids: Record<string, number
   }
 }
 
-async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
-  const own = options.server ? undefined : await startOwnPlatform(say);
-  try {
-    const server = options.server ?? own!.platform.gateway;
-    const report = await run(options, server, { loadgen: process.pid, ...own?.pids });
-    process.stdout.write(
-      options.json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`,
-    );
-  } finally {
-    await own?.stop();
-  }
-}
-
-main().catch((error: unknown) => {
-  say((error as Error).message);
-  process.exit(1);
-});
+runLoad(() => parseOptions(process.argv.slice(2)), say, run);

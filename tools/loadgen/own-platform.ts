@@ -52,3 +52,35 @@ export async function startOwnPlatform(
     throw error;
   }
 }
+
+/**
+ * A load generator's whole run: parses its options, runs against
+ * `--server` or else a platform of its own (CPU measured per process, `env`
+ * added to its services) that is stopped afterwards, and prints the report
+ * as JSON on stdout, on one line with --json. Any failure, bad options
+ * included, is one line on stderr and exit code 1.
+ */
+export function runLoad<O extends { readonly server?: string; readonly json: boolean }>(
+  parseOptions: () => O,
+  say: (line: string) => void,
+  run: (options: O, server: string, pids: Record<string, number>) => Promise<object>,
+  env: (options: O) => PlatformOptions['env'] = () => ({}),
+): void {
+  const main = async (): Promise<void> => {
+    const options = parseOptions();
+    const own = options.server ? undefined : await startOwnPlatform(say, env(options));
+    try {
+      const server = options.server ?? own!.platform.gateway;
+      const report = await run(options, server, { loadgen: process.pid, ...own?.pids });
+      process.stdout.write(
+        options.json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`,
+      );
+    } finally {
+      await own?.stop();
+    }
+  };
+  main().catch((error: unknown) => {
+    say((error as Error).message);
+    process.exit(1);
+  });
+}
