@@ -35,7 +35,7 @@ import {
   VaultServiceClient,
 } from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
 import { cpuSeconds } from './cpu';
-import { runLoad } from './own-platform';
+import { runLoad, wholeNumber } from './own-platform';
 
 interface Options {
   readonly sizeMb: number;
@@ -57,13 +57,7 @@ function parseOptions(argv: string[]): Options {
       json: { type: 'boolean', default: false },
     },
   });
-  const count = (name: 'size-mb' | 'logins', max: number): number => {
-    const value = Number(values[name]);
-    if (!Number.isInteger(value) || value < 1 || value > max) {
-      throw new Error(`--${name}: expected a whole number from 1 to ${max}, got ${values[name]}`);
-    }
-    return value;
-  };
+  const count = (name: 'size-mb' | 'logins', max: number): number => wholeNumber(name, values[name], max);
   return {
     sizeMb: count('size-mb', 2000),
     logins: count('logins', 1000),

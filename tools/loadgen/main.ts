@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SottoClient, type ReceivedMessage } from '@sotto/client-sdk';
 import { cpuSeconds } from './cpu';
-import { runLoad } from './own-platform';
+import { runLoad, wholeNumber } from './own-platform';
 
 interface Options {
   readonly pairs: number;
@@ -41,13 +41,8 @@ function parseOptions(argv: string[]): Options {
       json: { type: 'boolean', default: false },
     },
   });
-  const count = (name: 'pairs' | 'messages' | 'size', max: number): number => {
-    const value = Number(values[name]);
-    if (!Number.isInteger(value) || value < 1 || value > max) {
-      throw new Error(`--${name}: expected a whole number from 1 to ${max}, got ${values[name]}`);
-    }
-    return value;
-  };
+  const count = (name: 'pairs' | 'messages' | 'size', max: number): number =>
+    wholeNumber(name, values[name], max);
   return {
     pairs: count('pairs', 1000),
     messages: count('messages', 100_000),

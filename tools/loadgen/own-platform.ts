@@ -4,6 +4,15 @@ import { join } from 'node:path';
 import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
 import { startPlatform, type Platform, type PlatformOptions } from '@sotto/stack';
 
+/** A command-line count from 1 to `max`, or an error naming the option. */
+export function wholeNumber(name: string, text: string | undefined, max: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new Error(`--${name}: expected a whole number from 1 to ${max}, got ${text}`);
+  }
+  return value;
+}
+
 export interface OwnPlatform {
   readonly platform: Platform;
   /** Every process whose CPU time is measured: the six services and Kafka, Redis, PostgreSQL. */

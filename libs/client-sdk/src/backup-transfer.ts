@@ -124,7 +124,7 @@ function downloadFrom(
   version: string,
   offset: number,
   path: string,
-  onData: (backup: BackupVersion | undefined, received: number) => void,
+  onData: (backup: BackupVersion | undefined, data: Buffer) => void,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const file = createWriteStream(path, { flags: offset === 0 ? 'w' : 'r+', start: offset, mode: 0o600 });
@@ -138,7 +138,7 @@ function downloadFrom(
       file.end(() => reject(error));
     };
     call.on('data', (message: DownloadBackupResponse) => {
-      onData(message.backup, message.data.length);
+      onData(message.backup, message.data);
       if (!file.write(message.data)) {
         call.pause();
         file.once('drain', () => call.resume());
@@ -169,6 +169,8 @@ export async function downloadBackupFile(options: {
 }): Promise<BackupVersion> {
   let version: BackupVersion | undefined;
   let received = 0;
+  // Hashed as it arrives; only a resume reads back what the file already holds.
+  let digest = createHash('sha256');
   for (let attempt = 1; ; attempt++) {
     try {
       await downloadFrom(
@@ -177,9 +179,10 @@ export async function downloadBackupFile(options: {
         version?.version ?? '0',
         received,
         options.path,
-        (backup, bytes) => {
+        (backup, data) => {
           version ??= backup;
-          received += bytes;
+          received += data.length;
+          digest.update(data);
           if (version) options.onProgress?.({ done: received, total: Number(version.size) });
         },
       );
@@ -187,11 +190,11 @@ export async function downloadBackupFile(options: {
     } catch (error) {
       if (!resumable(error) || attempt >= RESUME_ATTEMPTS) throw error;
       received = statSync(options.path).size;
+      digest = createHash('sha256');
+      for await (const chunk of createReadStream(options.path)) digest.update(chunk as Buffer);
     }
   }
   if (!version) throw new SottoError('the server sent no backup');
-  const digest = createHash('sha256');
-  for await (const chunk of createReadStream(options.path)) digest.update(chunk as Buffer);
   if (received !== Number(version.size) || !digest.digest().equals(Buffer.from(version.sha256))) {
     throw new SottoError(`backup version ${version.version} arrived damaged (its SHA-256 does not match)`);
   }

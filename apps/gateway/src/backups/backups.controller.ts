@@ -7,7 +7,6 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import type {
-  BackupVersion as StoreVersion,
   DownloadBackupResponse as StoreChunk,
   UploadChunksRequest,
   UploadChunksResponse,
@@ -15,7 +14,6 @@ import type {
 import {
   BackupServiceControllerMethods,
   type BackupServiceController,
-  type BackupVersion,
   type CancelBackupUploadRequest,
   type CancelBackupUploadResponse,
   type CreateBackupUploadRequest,
@@ -35,8 +33,9 @@ import { Upstream } from '../upstream/upstream.module';
 
 const STORE = 'backup-store';
 
-function version(stored: StoreVersion | undefined): BackupVersion | undefined {
-  return stored && { ...stored, sha256: Buffer.from(stored.sha256) };
+/** The same bytes as a Buffer, without copying: chunks are up to 1 MiB each. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -80,7 +79,7 @@ export class BackupsController implements BackupServiceController {
         const sent = store!.write(
           message.start
             ? { start: { accountId, uploadId: message.start.uploadId, offset: message.start.offset } }
-            : { chunk: message.chunk === undefined ? undefined : Buffer.from(message.chunk) },
+            : { chunk: message.chunk === undefined ? undefined : asBuffer(message.chunk) },
         );
         if (!sent && call && !waitingForDrain) {
           waitingForDrain = true;
@@ -115,7 +114,7 @@ export class BackupsController implements BackupServiceController {
           store = this.upstream.backupStreams.uploadChunks(
             (error: ServiceError | null, response?: UploadChunksResponse) => {
               if (error || !response) return subscriber.error(upstreamError(STORE, error));
-              subscriber.next({ ...response, version: version(response.version) });
+              subscriber.next(response);
               subscriber.complete();
             },
           );
@@ -177,11 +176,8 @@ export class BackupsController implements BackupServiceController {
           const stream = this.upstream.backupStreams.downloadBackup({ ...request, accountId });
           store = stream;
           stream.on('data', (chunk: StoreChunk) => {
-            const message: DownloadBackupResponse = {
-              offset: chunk.offset,
-              data: Buffer.from(chunk.data),
-              backup: version(chunk.backup),
-            };
+            // The store's bytes go out as they came in: a Buffer is a Uint8Array.
+            const message: DownloadBackupResponse = chunk;
             if (!call) {
               subscriber.next(message);
             } else if (!call.write(message)) {
