@@ -33,7 +33,7 @@ import {
   AccountServiceClient,
   BackupServiceClient,
   VaultServiceClient,
-} from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { cpuSeconds } from './cpu';
 import { runLoad, wholeNumber } from './own-platform';
 

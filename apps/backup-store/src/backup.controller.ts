@@ -2,9 +2,7 @@ import { once } from 'node:events';
 import { Controller, Inject } from '@nestjs/common';
 import { status, type Metadata, type ServerReadableStream, type ServerWritableStream } from '@grpc/grpc-js';
 import {
-  BackupStoreServiceControllerMethods,
-  type BackupStoreServiceController,
-  type BackupVersion,
+  BackupStoreServiceService,
   type CancelUploadRequest,
   type CancelUploadResponse,
   type CreateUploadRequest,
@@ -17,8 +15,9 @@ import {
   type ListBackupsResponse,
   type UploadChunksRequest,
   type UploadChunksResponse,
-} from '@sotto/contracts/generated/nest/sotto/backup/v1/backup';
-import { grpcError } from '@sotto/platform/grpc';
+} from '@sotto/contracts/generated/sotto/backup/v1/backup';
+import type { BackupVersion } from '@sotto/contracts/generated/sotto/common/v1/backup';
+import { grpcError, GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import { Observable } from 'rxjs';
 import { BACKUP_POLICY, type BackupPolicy } from './env';
 import { Inbound } from './uploads/inbound';
@@ -40,7 +39,10 @@ function toBackupVersion(version: VersionRecord): BackupVersion {
 async function* chunksOf(inbound: Inbound<UploadChunksRequest>): AsyncIterable<Uint8Array> {
   for (let message = await inbound.next(); message; message = await inbound.next()) {
     if (message.start) {
-      throw grpcError(status.INVALID_ARGUMENT, 'start: only the first message of a stream may name the upload');
+      throw grpcError(
+        status.INVALID_ARGUMENT,
+        'start: only the first message of a stream may name the upload',
+      );
     }
     if (message.chunk && message.chunk.length > 0) yield message.chunk;
   }
@@ -48,8 +50,8 @@ async function* chunksOf(inbound: Inbound<UploadChunksRequest>): AsyncIterable<U
 
 /** gRPC in, gRPC out for the BackupStoreService contract. */
 @Controller()
-@BackupStoreServiceControllerMethods()
-export class BackupController implements BackupStoreServiceController {
+@GrpcService(BackupStoreServiceService)
+export class BackupController implements GrpcController<typeof BackupStoreServiceService> {
   constructor(
     private readonly uploads: UploadsService,
     private readonly versions: VersionsService,
@@ -86,13 +88,20 @@ export class BackupController implements BackupStoreServiceController {
   private async receive(inbound: Inbound<UploadChunksRequest>): Promise<UploadChunksResponse> {
     const start = (await inbound.next())?.start;
     if (!start) {
-      throw grpcError(status.INVALID_ARGUMENT, 'start: the first message must name the upload and the offset');
+      throw grpcError(
+        status.INVALID_ARGUMENT,
+        'start: the first message must name the upload and the offset',
+      );
     }
     const outcome = await this.uploads.receive(
       parseAccountId(start.accountId, 'start.account_id'),
       parseUploadId(start.uploadId, 'start.upload_id'),
       parseUint64(start.offset, 'start.offset'),
-      { chunks: chunksOf(inbound), stop: () => inbound.cancel(), onEnd: (listener) => inbound.onEnd(listener) },
+      {
+        chunks: chunksOf(inbound),
+        stop: () => inbound.cancel(),
+        onEnd: (listener) => inbound.onEnd(listener),
+      },
     );
     return {
       received: String(outcome.received),

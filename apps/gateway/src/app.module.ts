@@ -6,7 +6,7 @@ import { BackupsController } from './backups/backups.controller';
 import { GATEWAY_ENV, type GatewayEnv } from './env';
 import { KeysController } from './keys/keys.controller';
 import { MessagingModule } from './messaging/messaging.module';
-import { UpstreamModule } from './upstream/upstream.module';
+import { Upstream } from './upstream/upstream';
 import { VaultController } from './vault/vault.controller';
 
 @Global()
@@ -15,15 +15,10 @@ export class AppModule {
   static register(env: GatewayEnv): DynamicModule {
     return {
       module: AppModule,
-      imports: [
-        RedisModule.forRoot({ url: env.REDIS_URL }),
-        UpstreamModule.register(env),
-        AuthModule,
-        MessagingModule,
-      ],
+      imports: [RedisModule.forRoot({ url: env.REDIS_URL }), AuthModule, MessagingModule],
       controllers: [AccountsController, KeysController, BackupsController, VaultController],
-      providers: [{ provide: GATEWAY_ENV, useValue: env }],
-      exports: [GATEWAY_ENV],
+      providers: [{ provide: GATEWAY_ENV, useValue: env }, Upstream],
+      exports: [GATEWAY_ENV, Upstream],
     };
   }
 }

@@ -1,14 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import { Metadata, credentials, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  Client,
+  Metadata,
+  credentials,
+  status,
+  type ClientDuplexStream,
+  type MethodDefinition,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { CONTRACTS } from '@sotto/contracts';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
-import { EnvelopeType } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
+import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
   KeysServiceClient,
   MessagingServiceClient,
   type ConnectRequest,
   type ConnectResponse,
-} from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { startTestPlatform, type Platform } from '@sotto/testing';
 
 interface Device {
@@ -127,6 +136,56 @@ describe('gateway, end to end through the public API', () => {
     const inbox = connect(bob);
     expect(await inbox.next()).toEqual({ queueEmpty: {} });
     inbox.call.end();
+  });
+
+  it('authenticates every RPC except registration, recovery and vault login', async () => {
+    // Each method of the public contract, called with an empty request and no credentials.
+    const client = new Client(platform.gateway, credentials.createInsecure());
+    const codeOf = (method: MethodDefinition<unknown, unknown>): Promise<status> =>
+      new Promise((resolve) => {
+        const { path, requestSerialize: serialize, responseDeserialize: deserialize } = method;
+        const settle = (error: ServiceError | null) => resolve(error ? error.code : status.OK);
+        const empty = method.requestDeserialize(Buffer.alloc(0));
+        if (method.requestStream) {
+          const call = method.responseStream
+            ? client.makeBidiStreamRequest(path, serialize, deserialize, new Metadata(), {})
+            : client.makeClientStreamRequest(path, serialize, deserialize, new Metadata(), {}, settle);
+          call.on('error', settle);
+          call.on('data', () => undefined);
+          call.on('status', ({ code }: { code: status }) => resolve(code));
+          call.end();
+        } else if (method.responseStream) {
+          const call = client.makeServerStreamRequest(
+            path,
+            serialize,
+            deserialize,
+            empty,
+            new Metadata(),
+            {},
+          );
+          call.on('error', settle);
+          call.on('data', () => undefined);
+          call.on('status', ({ code }: { code: status }) => resolve(code));
+        } else {
+          client.makeUnaryRequest(path, serialize, deserialize, empty, new Metadata(), {}, settle);
+        }
+      });
+    const open: string[] = [];
+    try {
+      for (const definition of CONTRACTS.gateway.definitions) {
+        for (const method of Object.values(definition)) {
+          if ((await codeOf(method)) !== status.UNAUTHENTICATED) open.push(method.path);
+        }
+      }
+    } finally {
+      client.close();
+    }
+    expect(open.sort()).toEqual([
+      '/sotto.gateway.v1.AccountService/RecoverAccount',
+      '/sotto.gateway.v1.AccountService/Register',
+      '/sotto.gateway.v1.VaultService/FinishVaultLogin',
+      '/sotto.gateway.v1.VaultService/StartVaultLogin',
+    ]);
   });
 
   it('delivers what was sent while offline, in order, then says the queue is empty; acknowledged mail is gone', async () => {

@@ -1,7 +1,7 @@
 import { Controller } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import {
-  KeyVaultServiceControllerMethods,
+  KeyVaultServiceService,
   type DeleteVaultRequest,
   type DeleteVaultResponse,
   type FinishLoginRequest,
@@ -10,13 +10,12 @@ import {
   type FinishRegistrationResponse,
   type GetVaultStatusRequest,
   type GetVaultStatusResponse,
-  type KeyVaultServiceController,
   type StartLoginRequest,
   type StartLoginResponse,
   type StartRegistrationRequest,
   type StartRegistrationResponse,
-} from '@sotto/contracts/generated/nest/sotto/vault/v1/vault';
-import { grpcError } from '@sotto/platform/grpc';
+} from '@sotto/contracts/generated/sotto/vault/v1/vault';
+import { grpcError, GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import { boundedBytes, exactBytes, parseToken } from './fields';
 import { sourceBucket } from './login/source-address';
 import { LoginService } from './login/login.service';
@@ -54,8 +53,8 @@ function replacementProof(request: FinishRegistrationRequest): ReplacementProof 
 
 /** gRPC in, gRPC out: the KeyVaultService contract, every field checked before anything is touched. */
 @Controller()
-@KeyVaultServiceControllerMethods()
-export class VaultController implements KeyVaultServiceController {
+@GrpcService(KeyVaultServiceService)
+export class VaultController implements GrpcController<typeof KeyVaultServiceService> {
   constructor(
     private readonly registration: RegistrationService,
     private readonly login: LoginService,
@@ -101,8 +100,8 @@ export class VaultController implements KeyVaultServiceController {
     );
   }
 
-  getVaultStatus(request: GetVaultStatusRequest): Promise<GetVaultStatusResponse> {
-    return this.vaults.status(parseAccountId(request.accountId));
+  async getVaultStatus(request: GetVaultStatusRequest): Promise<GetVaultStatusResponse> {
+    return { vault: await this.vaults.status(parseAccountId(request.accountId)) };
   }
 
   deleteVault(request: DeleteVaultRequest): Promise<DeleteVaultResponse> {

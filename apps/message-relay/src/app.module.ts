@@ -6,7 +6,7 @@ import { MailboxModule } from './mailbox/mailbox.module';
 import { RelayController } from './relay.controller';
 import { RoutingModule } from './routing/routing.module';
 import { SendModule } from './send/send.module';
-import { UpstreamModule } from './upstream/upstream.module';
+import { Upstream } from './upstream/upstream';
 
 @Global()
 @Module({})
@@ -17,14 +17,13 @@ export class AppModule {
       imports: [
         KafkaModule.forRoot({ brokers: env.KAFKA_BROKERS, clientId: 'sotto-message-relay' }),
         RedisModule.forRoot({ url: env.REDIS_URL }),
-        UpstreamModule.register(env),
         SendModule,
         MailboxModule,
         RoutingModule,
       ],
       controllers: [RelayController],
-      providers: [{ provide: RELAY_ENV, useValue: env }],
-      exports: [RELAY_ENV],
+      providers: [{ provide: RELAY_ENV, useValue: env }, Upstream],
+      exports: [RELAY_ENV, Upstream],
     };
   }
 }

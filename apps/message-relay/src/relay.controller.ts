@@ -2,17 +2,15 @@ import { Controller } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { envelopesTopic } from '@sotto/contracts';
 import {
-  RelayServiceControllerMethods,
+  RelayServiceService,
   type AckRequest,
   type AckResponse,
   type ReadMailboxRequest,
   type ReadMailboxResponse,
-  type RelayServiceController,
   type SendRequest,
   type SendResponse,
-} from '@sotto/contracts/generated/nest/sotto/relay/v1/relay';
-import type { Envelope } from '@sotto/contracts/generated/nest/sotto/common/v1/envelope';
-import { grpcError } from '@sotto/platform/grpc';
+} from '@sotto/contracts/generated/sotto/relay/v1/relay';
+import { grpcError, GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import { MailboxStore, type DeviceAddress } from './mailbox/mailbox.store';
 import { SendService } from './send/send.service';
 
@@ -29,20 +27,16 @@ function device(accountId: string, deviceId: number, field: string): DeviceAddre
 
 /** gRPC in, gRPC out for the RelayService contract. */
 @Controller()
-@RelayServiceControllerMethods()
-export class RelayController implements RelayServiceController {
+@GrpcService(RelayServiceService)
+export class RelayController implements GrpcController<typeof RelayServiceService> {
   constructor(
     private readonly sender: SendService,
     private readonly mailboxes: MailboxStore,
   ) {}
 
   send(request: SendRequest): Promise<SendResponse> {
-    return this.sender.send(device(request.sourceAccountId, request.sourceDeviceId, 'source_'), {
-      destinationAccountId: request.destinationAccountId,
-      clientTimestampMs: request.clientTimestampMs,
-      ephemeral: request.ephemeral,
-      envelopes: request.envelopes,
-    });
+    const { sourceAccountId, sourceDeviceId, ...message } = request;
+    return this.sender.send(device(sourceAccountId, sourceDeviceId, 'source_'), message);
   }
 
   async readMailbox(request: ReadMailboxRequest): Promise<ReadMailboxResponse> {
@@ -59,7 +53,7 @@ export class RelayController implements RelayServiceController {
     return {
       envelopes: items.map((item) => ({
         sequence: String(item.sequence),
-        envelope: envelopesTopic.decodeValue(item.envelope) as unknown as Envelope,
+        envelope: envelopesTopic.decodeValue(item.envelope),
       })),
       drained,
     };

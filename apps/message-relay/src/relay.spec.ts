@@ -1,13 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
-import { EnvelopeType } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
-import { DirectoryServiceClient } from '@sotto/contracts/generated/client/sotto/directory/v1/directory';
-import {
-  MismatchedDevices,
-  RelayServiceClient,
-  type QueuedEnvelope,
-} from '@sotto/contracts/generated/client/sotto/relay/v1/relay';
+import { EnvelopeType, MismatchedDevices } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import { RelayServiceClient, type QueuedEnvelope } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import { createTestCluster, type TestCluster } from '@sotto/testing';
 
 interface Account {
@@ -203,7 +199,7 @@ describe('message-relay', () => {
     }
   });
 
-  it('lets a sender check its own device list with no envelopes, but not anyone else\'s', async () => {
+  it("lets a sender check its own device list with no envelopes, but not anyone else's", async () => {
     const { client } = await relay();
     try {
       const [alice, bob] = await Promise.all([account(), account()]);

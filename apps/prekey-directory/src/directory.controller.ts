@@ -1,10 +1,9 @@
 import { Controller } from '@nestjs/common';
-import type { PreKeyBundle } from '@sotto/contracts/generated/nest/sotto/common/v1/keys';
+import type { PreKeyBundle } from '@sotto/contracts/generated/sotto/common/v1/keys';
 import {
-  DirectoryServiceControllerMethods,
+  DirectoryServiceService,
   type AuthenticateRequest,
   type AuthenticateResponse,
-  type DirectoryServiceController,
   type GetPreKeyBundleRequest,
   type GetPreKeyBundleResponse,
   type GetPreKeyCountRequest,
@@ -21,15 +20,16 @@ import {
   type SetRecoveryCredentialResponse,
   type UploadPreKeysRequest,
   type UploadPreKeysResponse,
-} from '@sotto/contracts/generated/nest/sotto/directory/v1/directory';
+} from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import { GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import { parseAccountId, parseDeviceId } from './accounts/account-id';
 import { AccountsService } from './accounts/accounts.service';
 import { PreKeysService } from './prekeys/prekeys.service';
 
 /** gRPC in, gRPC out: the DirectoryService contract mapped onto the accounts and prekeys features. */
 @Controller()
-@DirectoryServiceControllerMethods()
-export class DirectoryController implements DirectoryServiceController {
+@GrpcService(DirectoryServiceService)
+export class DirectoryController implements GrpcController<typeof DirectoryServiceService> {
   constructor(
     private readonly accounts: AccountsService,
     private readonly prekeys: PreKeysService,

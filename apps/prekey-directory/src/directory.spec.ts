@@ -8,7 +8,7 @@ import {
   publicDeviceKeys,
   unary,
 } from '@sotto/client-sdk';
-import { DirectoryServiceClient } from '@sotto/contracts/generated/client/sotto/directory/v1/directory';
+import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { startTestService, type TestService } from '@sotto/testing';
 
 function username(): string {

@@ -7,7 +7,7 @@ import {
   AccountServiceClient,
   BackupServiceClient,
   VaultServiceClient,
-} from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { startTcpProxy, startTestPlatform, type TcpProxy } from '@sotto/testing';
 import { downloadBackupFile, uploadBackupFile } from './backup-transfer';
 import { unary } from './grpc';

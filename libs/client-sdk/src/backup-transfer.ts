@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { status, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { BackupVersion } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type {
   BackupServiceClient,
-  BackupVersion,
   DownloadBackupResponse,
   UploadBackupResponse,
-} from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { SottoError } from './errors';
 import { unary } from './grpc';
 
@@ -124,7 +124,7 @@ function downloadFrom(
   version: string,
   offset: number,
   path: string,
-  onData: (backup: BackupVersion | undefined, data: Buffer) => void,
+  onData: (backup: BackupVersion | undefined, data: Uint8Array) => void,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const file = createWriteStream(path, { flags: offset === 0 ? 'w' : 'r+', start: offset, mode: 0o600 });

@@ -20,19 +20,22 @@ import {
   signalDecryptPreKey,
   signalEncrypt,
 } from '@signalapp/libsignal-client';
-import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
-import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/client/sotto/common/v1/keys';
+import type { BackupVersion } from '@sotto/contracts/generated/sotto/common/v1/backup';
+import {
+  EnvelopeType,
+  MismatchedDevices,
+  type Envelope,
+} from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/sotto/common/v1/keys';
 import {
   AccountServiceClient,
   BackupServiceClient,
   KeysServiceClient,
   MessagingServiceClient,
   VaultServiceClient,
-  type BackupVersion,
   type ConnectResponse,
   type GetBackupStatusResponse,
-} from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
-import { MismatchedDevices } from '@sotto/contracts/generated/client/sotto/relay/v1/relay';
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
   collectBackup,
   deriveAccountRecoveryCredential,

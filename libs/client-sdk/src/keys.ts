@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { IdentityKeyPair, KEMKeyPair, PrivateKey } from '@signalapp/libsignal-client';
-import type { DeviceKeys } from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
+import type { DeviceKeys } from '@sotto/contracts/generated/sotto/common/v1/keys';
 
 /**
  * The last-resort Kyber key shares libsignal's Kyber store with the one-time

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Metadata, ServiceError } from '@grpc/grpc-js';
 import * as opaque from '@serenity-kit/opaque';
-import type { VaultServiceClient } from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
+import type { VaultServiceClient } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { deriveVaultRecoveryProof, openSealedRecoveryKey, sealRecoveryKey, type RecoveryKey } from './backup';
 import { SottoError } from './errors';
 import { unary } from './grpc';

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadSync } from '@grpc/proto-loader';
-import { CONTRACTS, PROTO_LOADER_OPTIONS, PROTO_ROOT, envelopesTopic } from './index';
-import { EnvelopeType } from './generated/client/sotto/common/v1/envelope';
+import { CONTRACTS, PROTO_LOADER_OPTIONS, PROTO_ROOT, envelopesTopic, serviceNameOf } from './index';
+import { EnvelopeType } from './generated/sotto/common/v1/envelope';
 
 const run = promisify(execFile);
 const buf = require.resolve('@bufbuild/buf/bin/buf');
@@ -37,17 +37,76 @@ describe('contracts', () => {
     }
   });
 
-  it.each(Object.entries(CONTRACTS))('%s: every declared service is in its proto', (_name, contract) => {
-    const definition = loadSync(
-      contract.protoFiles.map((file) => join(PROTO_ROOT, file)),
-      PROTO_LOADER_OPTIONS,
+  it('pass buf breaking against the checked-in baseline', async () => {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [buf, 'breaking', '--against', 'breaking-baseline.json'],
+      {
+        cwd: join(__dirname, '..'),
+      },
     );
-    for (const service of contract.services) {
-      expect(definition[service]).toBeDefined();
+    expect(stdout + stderr).toBe('');
+  });
+
+  it('buf breaking rejects a renamed field and a changed field number', async () => {
+    // Guards against a baseline or configuration that would let any change through.
+    const dir = mkdtempSync(join(tmpdir(), 'sotto-buf-'));
+    try {
+      cpSync(join(__dirname, '..', 'proto'), join(dir, 'proto'), { recursive: true });
+      copyFileSync(join(__dirname, '..', 'buf.yaml'), join(dir, 'buf.yaml'));
+      const envelope = join(dir, 'proto/sotto/common/v1/envelope.proto');
+      writeFileSync(
+        envelope,
+        readFileSync(envelope, 'utf8')
+          .replace('string guid = 1;', 'string id = 1;')
+          .replace('bytes content = 10;', 'bytes content = 11;'),
+      );
+      const failure = await run(
+        process.execPath,
+        [buf, 'breaking', '--against', join(__dirname, '..', 'breaking-baseline.json')],
+        { cwd: dir },
+      ).then(
+        () => 'passed',
+        (error: { stdout: string }) => error.stdout,
+      );
+      expect(failure).toContain('changed name from "guid" to "id"');
+      expect(failure).toContain(
+        'Previously present field "10" with name "content" on message "Envelope" was deleted',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    for (const file of contract.protoFiles) {
-      expect(readFileSync(join(PROTO_ROOT, file), 'utf8')).toContain(`package ${contract.package};`);
-    }
+  });
+
+  it.each(Object.entries(CONTRACTS))(
+    '%s: the generated definitions are exactly the services and methods of its proto',
+    (_name, contract) => {
+      const loaded = loadSync(
+        contract.protoFiles.map((file) => join(PROTO_ROOT, file)),
+        PROTO_LOADER_OPTIONS,
+      );
+      const shape = (methods: object) =>
+        Object.values(
+          methods as Record<string, { path: string; requestStream: boolean; responseStream: boolean }>,
+        )
+          .map(({ path, requestStream, responseStream }) => ({ path, requestStream, responseStream }))
+          .sort((a, b) => a.path.localeCompare(b.path));
+      const inProto = Object.keys(loaded).filter(
+        (name) => name.startsWith(`${contract.package}.`) && !('format' in loaded[name]),
+      );
+      expect([...contract.services].sort()).toEqual(inProto.sort());
+      contract.definitions.forEach((definition, index) => {
+        expect(shape(definition)).toEqual(shape(loaded[contract.services[index]]));
+      });
+      for (const file of contract.protoFiles) {
+        expect(readFileSync(join(PROTO_ROOT, file), 'utf8')).toContain(`package ${contract.package};`);
+      }
+    },
+  );
+
+  it('names a service from its generated definition', () => {
+    expect(serviceNameOf(CONTRACTS['message-relay'].definitions[0])).toBe('sotto.relay.v1.RelayService');
+    expect(() => serviceNameOf({})).toThrow('a service definition without methods');
   });
 
   it('envelope topic values round-trip through protobuf', () => {

@@ -1,38 +1,23 @@
-import { credentials, loadPackageDefinition, status, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { HEALTH_PROTO_PATH } from './proto-loader';
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { HealthCheckResponse_ServingStatus as Status, HealthClient } from './generated/health/v1/health';
 
 export type ServingStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
 
-interface HealthClient {
-  Check(
-    request: { service: string },
-    options: { deadline: Date },
-    callback: (error: ServiceError | null, response?: { status: ServingStatus }) => void,
-  ): void;
-  close(): void;
-}
-
-type HealthClientConstructor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => HealthClient;
-
-let constructorCache: HealthClientConstructor | undefined;
-
-function healthClientConstructor(): HealthClientConstructor {
-  if (!constructorCache) {
-    const definition = loadPackageDefinition(loadSync(HEALTH_PROTO_PATH, { enums: String })) as unknown as {
-      grpc: { health: { v1: { Health: HealthClientConstructor } } };
-    };
-    constructorCache = definition.grpc.health.v1.Health;
-  }
-  return constructorCache;
-}
+const STATUS_NAMES: ReadonlyMap<Status, ServingStatus> = new Map([
+  [Status.UNKNOWN, 'UNKNOWN'],
+  [Status.SERVING, 'SERVING'],
+  [Status.NOT_SERVING, 'NOT_SERVING'],
+  [Status.SERVICE_UNKNOWN, 'SERVICE_UNKNOWN'],
+]);
 
 /** Why a health check got no answer, in words a person can act on. */
 function describeFailure(error: ServiceError, timeoutMs: number): string {
   if (error.code === status.DEADLINE_EXCEEDED) return `no answer within ${timeoutMs} ms`;
   if (error.code === status.UNAVAILABLE) {
     // grpc-js wraps the socket error in prose; the socket error is what matters.
-    const socket = /(connect E[A-Z]+ [^\s,]+?|getaddrinfo E[A-Z]+ [^\s,]+?)\.?(?:\s|$)/.exec(error.details)?.[1];
+    const socket = /(connect E[A-Z]+ [^\s,]+?|getaddrinfo E[A-Z]+ [^\s,]+?)\.?(?:\s|$)/.exec(
+      error.details,
+    )?.[1];
     return `unreachable (${socket ?? error.details})`;
   }
   return error.details || error.message;
@@ -40,12 +25,17 @@ function describeFailure(error: ServiceError, timeoutMs: number): string {
 
 /** One grpc.health.v1 Check: the ServingStatus, or the error text if the server did not answer. */
 export async function checkHealth(address: string, service = '', timeoutMs = 2_000): Promise<string> {
-  const Health = healthClientConstructor();
-  const client = new Health(address, credentials.createInsecure());
+  const client = new HealthClient(address, credentials.createInsecure());
   try {
     return await new Promise((resolve) => {
-      client.Check({ service }, { deadline: new Date(Date.now() + timeoutMs) }, (error, response) =>
-        resolve(error ? describeFailure(error, timeoutMs) : (response?.status ?? 'UNKNOWN')),
+      client.check(
+        { service },
+        new Metadata(),
+        { deadline: new Date(Date.now() + timeoutMs) },
+        (error, response) =>
+          resolve(
+            error ? describeFailure(error, timeoutMs) : (STATUS_NAMES.get(response.status) ?? 'UNKNOWN'),
+          ),
       );
     });
   } finally {

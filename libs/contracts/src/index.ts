@@ -1,5 +1,5 @@
 export { PROTO_ROOT, HEALTH_PROTO_PATH, PROTO_LOADER_OPTIONS } from './proto-loader';
-export { ServiceContract, CONTRACTS, ContractName } from './registry';
+export { ServiceContract, CONTRACTS, ContractName, serviceNameOf } from './registry';
 export * as envelopesTopic from './topics/envelopes-v1';
 export * as gatewayEvents from './channels/gateway-events-v1';
 export { checkHealth, waitForServing, ServingStatus } from './health-client';

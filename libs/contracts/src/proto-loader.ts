@@ -9,9 +9,9 @@ export const PROTO_ROOT = join(__dirname, '..', 'proto');
 export const HEALTH_PROTO_PATH = healthProtoPath;
 
 /**
- * How @grpc/proto-loader maps messages to objects on the NestJS side. These
- * must agree with the ts-proto options in buf.gen.yaml (camelCase fields,
- * 64-bit integers as strings, enums as their names), or the generated types lie.
+ * How @grpc/proto-loader reads the .proto files, for server reflection and
+ * for tools that want descriptors. Messages are never encoded or decoded
+ * through it: that is the generated code's job (buf.gen.yaml).
  */
 export const PROTO_LOADER_OPTIONS: Options = {
   keepCase: false,

@@ -1,8 +1,7 @@
 import { Controller, Logger } from '@nestjs/common';
 import type { Metadata } from '@grpc/grpc-js';
 import {
-  AccountServiceControllerMethods,
-  type AccountServiceController,
+  AccountServiceService,
   type LookupUsernameRequest,
   type LookupUsernameResponse,
   type RecoverAccountRequest,
@@ -11,15 +10,16 @@ import {
   type RegisterResponse,
   type SetRecoveryCredentialRequest,
   type SetRecoveryCredentialResponse,
-} from '@sotto/contracts/generated/nest/sotto/gateway/v1/gateway';
-import { callUpstream } from '@sotto/platform/grpc';
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import { GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import { Authenticator } from '../auth/authenticator';
-import { Upstream } from '../upstream/upstream.module';
+import { callerOf, Public } from '../auth/device-auth.guard';
+import { Upstream } from '../upstream/upstream';
 
-/** The public AccountService: registration is open, everything else needs a device credential. */
+/** The public AccountService: registration and recovery are open, everything else needs a device credential. */
 @Controller()
-@AccountServiceControllerMethods()
-export class AccountsController implements AccountServiceController {
+@GrpcService(AccountServiceService)
+export class AccountsController implements GrpcController<typeof AccountServiceService> {
   private readonly logger = new Logger(AccountsController.name);
 
   constructor(
@@ -27,13 +27,13 @@ export class AccountsController implements AccountServiceController {
     private readonly auth: Authenticator,
   ) {}
 
+  @Public()
   register(request: RegisterRequest): Promise<RegisterResponse> {
-    return callUpstream('prekey-directory', this.upstream.directory.register(request));
+    return this.upstream.directory.register(request);
   }
 
-  async lookupUsername(request: LookupUsernameRequest, metadata?: Metadata): Promise<LookupUsernameResponse> {
-    await this.auth.authenticate(metadata);
-    return callUpstream('prekey-directory', this.upstream.directory.lookupUsername(request));
+  lookupUsername(request: LookupUsernameRequest): Promise<LookupUsernameResponse> {
+    return this.upstream.directory.lookupUsername(request);
   }
 
   /**
@@ -42,17 +42,20 @@ export class AccountsController implements AccountServiceController {
    * Other gateways may still accept an old device's cached credential for up
    * to the authentication cache's lifetime (30 s).
    */
+  @Public()
   async recoverAccount(request: RecoverAccountRequest): Promise<RecoverAccountResponse> {
-    const recovered = await callUpstream('prekey-directory', this.upstream.directory.recoverAccount(request));
+    const recovered = await this.upstream.directory.recoverAccount(request);
     this.auth.forgetAccount(recovered.accountId);
     const devices = recovered.signedOutDeviceIds.map((deviceId) => ({
       accountId: recovered.accountId,
       deviceId,
     }));
     if (devices.length > 0) {
-      await callUpstream('presence', this.upstream.presence.endStreams({ devices })).catch((error: Error) =>
-        this.logger.warn(`could not end the streams of signed-out devices: ${error.message}`),
-      );
+      await this.upstream.presence
+        .endStreams({ devices })
+        .catch((error: Error) =>
+          this.logger.warn(`could not end the streams of signed-out devices: ${error.message}`),
+        );
     }
     return {
       accountId: recovered.accountId,
@@ -63,16 +66,12 @@ export class AccountsController implements AccountServiceController {
 
   async setRecoveryCredential(
     request: SetRecoveryCredentialRequest,
-    metadata?: Metadata,
+    metadata: Metadata,
   ): Promise<SetRecoveryCredentialResponse> {
-    const caller = await this.auth.authenticate(metadata);
-    await callUpstream(
-      'prekey-directory',
-      this.upstream.directory.setRecoveryCredential({
-        accountId: caller.accountId,
-        recoveryCredential: request.recoveryCredential,
-      }),
-    );
+    await this.upstream.directory.setRecoveryCredential({
+      accountId: callerOf(metadata).accountId,
+      recoveryCredential: request.recoveryCredential,
+    });
     return {};
   }
 }

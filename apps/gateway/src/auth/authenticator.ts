@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { status, type Metadata } from '@grpc/grpc-js';
-import { callUpstream, grpcError } from '@sotto/platform/grpc';
-import { Upstream } from '../upstream/upstream.module';
+import { grpcError } from '@sotto/platform/grpc';
+import { Upstream } from '../upstream/upstream';
 
 /** The device a call comes from, as its credential proved. */
 export interface AuthenticatedDevice {
@@ -44,10 +44,10 @@ export class Authenticator {
     if (!match)
       throw grpcError(status.UNAUTHENTICATED, 'authorization: expected <account-id>.<device-id>:<secret>');
     const device = { accountId: match[1], deviceId: Number(match[2]) };
-    const { authenticated } = await callUpstream(
-      'prekey-directory',
-      this.upstream.directory.authenticate({ ...device, deviceSecret: match[3] }),
-    );
+    const { authenticated } = await this.upstream.directory.authenticate({
+      ...device,
+      deviceSecret: match[3],
+    });
     if (!authenticated)
       throw grpcError(status.UNAUTHENTICATED, 'authorization: unknown device or wrong secret');
 

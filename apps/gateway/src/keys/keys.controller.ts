@@ -1,52 +1,41 @@
 import { Controller } from '@nestjs/common';
 import type { Metadata } from '@grpc/grpc-js';
 import {
-  KeysServiceControllerMethods,
+  KeysServiceService,
   type GetPreKeyBundleRequest,
   type GetPreKeyBundleResponse,
   type GetPreKeyCountResponse,
-  type KeysServiceController,
   type UploadPreKeysRequest,
   type UploadPreKeysResponse,
-} from '@sotto/contracts/generated/nest/sotto/gateway/v1/gateway';
-import { callUpstream } from '@sotto/platform/grpc';
-import { Authenticator } from '../auth/authenticator';
-import { Upstream } from '../upstream/upstream.module';
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import { GrpcService, type GrpcController } from '@sotto/platform/grpc';
+import { callerOf } from '../auth/device-auth.guard';
+import { Upstream } from '../upstream/upstream';
 
 /**
  * The public KeysService. The requester and the device whose keys change are
  * always the authenticated device, never something the request names.
  */
 @Controller()
-@KeysServiceControllerMethods()
-export class KeysController implements KeysServiceController {
-  constructor(
-    private readonly upstream: Upstream,
-    private readonly auth: Authenticator,
-  ) {}
+@GrpcService(KeysServiceService)
+export class KeysController implements GrpcController<typeof KeysServiceService> {
+  constructor(private readonly upstream: Upstream) {}
 
-  async getPreKeyBundle(
-    request: GetPreKeyBundleRequest,
-    metadata?: Metadata,
-  ): Promise<GetPreKeyBundleResponse> {
-    const caller = await this.auth.authenticate(metadata);
-    return callUpstream(
-      'prekey-directory',
-      this.upstream.directory.getPreKeyBundle({
-        requesterAccountId: caller.accountId,
-        targetAccountId: request.accountId,
-        targetDeviceId: request.deviceId,
-      }),
-    );
+  getPreKeyBundle(request: GetPreKeyBundleRequest, metadata: Metadata): Promise<GetPreKeyBundleResponse> {
+    return this.upstream.directory.getPreKeyBundle({
+      requesterAccountId: callerOf(metadata).accountId,
+      targetAccountId: request.accountId,
+      targetDeviceId: request.deviceId,
+    });
   }
 
-  async getPreKeyCount(_request: unknown, metadata?: Metadata): Promise<GetPreKeyCountResponse> {
-    const caller = await this.auth.authenticate(metadata);
-    return callUpstream('prekey-directory', this.upstream.directory.getPreKeyCount(caller));
+  getPreKeyCount(_request: unknown, metadata: Metadata): Promise<GetPreKeyCountResponse> {
+    const { accountId, deviceId } = callerOf(metadata);
+    return this.upstream.directory.getPreKeyCount({ accountId, deviceId });
   }
 
-  async uploadPreKeys(request: UploadPreKeysRequest, metadata?: Metadata): Promise<UploadPreKeysResponse> {
-    const caller = await this.auth.authenticate(metadata);
-    return callUpstream('prekey-directory', this.upstream.directory.uploadPreKeys({ ...request, ...caller }));
+  uploadPreKeys(request: UploadPreKeysRequest, metadata: Metadata): Promise<UploadPreKeysResponse> {
+    const { accountId, deviceId } = callerOf(metadata);
+    return this.upstream.directory.uploadPreKeys({ ...request, accountId, deviceId });
   }
 }

@@ -1,14 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { gatewayEvents } from '@sotto/contracts';
-import type { Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
-import type { Envelope as NestEnvelope } from '@sotto/contracts/generated/nest/sotto/common/v1/envelope';
-import type { ConnectResponse } from '@sotto/contracts/generated/nest/sotto/gateway/v1/gateway';
-import { callUpstream } from '@sotto/platform/grpc';
+import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import type { ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { REDIS, type Redis } from '@sotto/platform/redis';
 import type { AuthenticatedDevice } from '../auth/authenticator';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
-import { Upstream } from '../upstream/upstream.module';
+import { Upstream } from '../upstream/upstream';
 
 const PAGE = 100;
 /** Below this many one-time keys of either kind, a device is asked to upload more. */
@@ -45,14 +43,11 @@ export class DeliveryStream {
       do {
         this.drainAgain = false;
         for (;;) {
-          const page = await callUpstream(
-            'message-relay',
-            this.upstream.relay.readMailbox({
-              ...this.device,
-              afterSequence: this.lastSequence,
-              limit: PAGE,
-            }),
-          );
+          const page = await this.upstream.relay.readMailbox({
+            ...this.device,
+            afterSequence: this.lastSequence,
+            limit: PAGE,
+          });
           for (const queued of page.envelopes) {
             if (this.closed) return;
             if (queued.envelope) this.push({ envelope: queued.envelope });
@@ -77,13 +72,12 @@ export class DeliveryStream {
 
   /** Ephemeral envelopes are pushed as they come, never queued; acknowledging them is harmless. */
   pushEphemeral(envelope: Envelope): void {
-    // Decoded with the client codec (enum numbers), which the stream's serializer accepts too.
-    if (!this.closed) this.push({ envelope: envelope as unknown as NestEnvelope });
+    if (!this.closed) this.push({ envelope });
   }
 
   async acknowledge(guids: readonly string[]): Promise<void> {
     if (guids.length === 0) return;
-    await callUpstream('message-relay', this.upstream.relay.ack({ ...this.device, guids: [...guids] }));
+    await this.upstream.relay.ack({ ...this.device, guids: [...guids] });
   }
 
   displace(): void {
@@ -103,10 +97,7 @@ export class DeliveryStream {
   }
 
   private async checkPreKeys(): Promise<void> {
-    const counts = await callUpstream(
-      'prekey-directory',
-      this.upstream.directory.getPreKeyCount(this.device),
-    );
+    const counts = await this.upstream.directory.getPreKeyCount(this.device);
     if (counts.ecCount < PREKEYS_LOW || counts.kyberCount < PREKEYS_LOW) {
       this.push({ preKeysLow: { ecCount: counts.ecCount, kyberCount: counts.kyberCount } });
     }
@@ -150,19 +141,15 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
       push,
       () => {
         this.streams.delete(stream.id);
-        void callUpstream(
-          'presence',
-          this.upstream.presence.releaseStream({ device, streamId: stream.id }),
-        ).catch((error: Error) => this.logger.warn(`release failed: ${error.message}`));
+        void this.upstream.presence
+          .releaseStream({ device, streamId: stream.id })
+          .catch((error: Error) => this.logger.warn(`release failed: ${error.message}`));
         end();
       },
       this.logger,
     );
     this.streams.set(stream.id, stream);
-    await callUpstream(
-      'presence',
-      this.upstream.presence.claimStream({ device, gatewayId: this.env.GATEWAY_ID, streamId: stream.id }),
-    );
+    await this.upstream.presence.claimStream({ device, gatewayId: this.env.GATEWAY_ID, streamId: stream.id });
     void stream.drain();
     return stream;
   }
@@ -186,10 +173,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
     const devices = [...this.streams.values()].map((stream) => stream.device);
     if (devices.length === 0) return;
     try {
-      await callUpstream(
-        'presence',
-        this.upstream.presence.heartbeat({ gatewayId: this.env.GATEWAY_ID, devices }),
-      );
+      await this.upstream.presence.heartbeat({ gatewayId: this.env.GATEWAY_ID, devices });
     } catch (error) {
       this.logger.warn(`presence heartbeat failed: ${(error as Error).message}`);
     }

@@ -1,44 +1,41 @@
 import { Controller } from '@nestjs/common';
 import type { Metadata } from '@grpc/grpc-js';
 import {
-  MessagingServiceControllerMethods,
+  MessagingServiceService,
   type ConnectRequest,
   type ConnectResponse,
-  type MessagingServiceController,
   type SendRequest,
   type SendResponse,
-} from '@sotto/contracts/generated/nest/sotto/gateway/v1/gateway';
-import { callUpstream } from '@sotto/platform/grpc';
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import { GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import { Observable } from 'rxjs';
-import { Authenticator } from '../auth/authenticator';
-import { Upstream } from '../upstream/upstream.module';
+import { callerOf } from '../auth/device-auth.guard';
+import { Upstream } from '../upstream/upstream';
 import { DeliveryStreams, type DeliveryStream } from './delivery-streams';
 
 /** The public MessagingService: Send, and the per-device Connect stream. */
 @Controller()
-@MessagingServiceControllerMethods()
-export class MessagingController implements MessagingServiceController {
+@GrpcService(MessagingServiceService)
+export class MessagingController implements GrpcController<typeof MessagingServiceService> {
   constructor(
     private readonly upstream: Upstream,
-    private readonly auth: Authenticator,
     private readonly streams: DeliveryStreams,
   ) {}
 
-  async send(request: SendRequest, metadata?: Metadata): Promise<SendResponse> {
-    const caller = await this.auth.authenticate(metadata);
-    return callUpstream(
-      'message-relay',
-      this.upstream.relay.send({
-        ...request,
-        sourceAccountId: caller.accountId,
-        sourceDeviceId: caller.deviceId,
-      }),
-    );
+  send(request: SendRequest, metadata: Metadata): Promise<SendResponse> {
+    const caller = callerOf(metadata);
+    return this.upstream.relay.send({
+      ...request,
+      sourceAccountId: caller.accountId,
+      sourceDeviceId: caller.deviceId,
+    });
   }
 
-  connect(requests: Observable<ConnectRequest>, metadata?: Metadata): Observable<ConnectResponse> {
+  connect(requests: Observable<ConnectRequest>, metadata: Metadata): Observable<ConnectResponse> {
+    const device = callerOf(metadata);
     return new Observable<ConnectResponse>((subscriber) => {
       let stream: DeliveryStream | undefined;
+      // Acknowledgements that arrive while the stream is being opened.
       const pendingAcks: string[][] = [];
       const acknowledge = (guids: string[]): void => {
         if (!stream) {
@@ -54,14 +51,11 @@ export class MessagingController implements MessagingServiceController {
         error: () => stream?.close(),
         complete: () => stream?.close(),
       });
-      this.auth
-        .authenticate(metadata)
-        .then((device) =>
-          this.streams.open(
-            device,
-            (message) => subscriber.next(message),
-            () => subscriber.complete(),
-          ),
+      this.streams
+        .open(
+          device,
+          (message) => subscriber.next(message),
+          () => subscriber.complete(),
         )
         .then((opened) => {
           stream = opened;

@@ -1,7 +1,7 @@
 import { Controller } from '@nestjs/common';
 import { status, type Metadata, type ServerUnaryCall } from '@grpc/grpc-js';
 import {
-  VaultServiceControllerMethods,
+  VaultServiceService,
   type DeleteVaultResponse,
   type FinishVaultLoginRequest,
   type FinishVaultLoginResponse,
@@ -11,13 +11,10 @@ import {
   type StartVaultLoginResponse,
   type StartVaultRegistrationRequest,
   type StartVaultRegistrationResponse,
-  type VaultServiceController,
-} from '@sotto/contracts/generated/nest/sotto/gateway/v1/gateway';
-import { callUpstream, grpcError, grpcStatusOf } from '@sotto/platform/grpc';
-import { Authenticator } from '../auth/authenticator';
-import { Upstream } from '../upstream/upstream.module';
-
-const VAULT = 'key-vault';
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import { grpcError, grpcStatusOf, GrpcService, type GrpcController } from '@sotto/platform/grpc';
+import { callerOf, Public } from '../auth/device-auth.guard';
+import { Upstream } from '../upstream/upstream';
 
 /**
  * The client's IP address from grpc-js's peer string ("1.2.3.4:5678",
@@ -39,47 +36,37 @@ export function peerAddress(peer: string): string {
  * the same answer as an account without a vault.
  */
 @Controller()
-@VaultServiceControllerMethods()
-export class VaultController implements VaultServiceController {
-  constructor(
-    private readonly upstream: Upstream,
-    private readonly auth: Authenticator,
-  ) {}
+@GrpcService(VaultServiceService)
+export class VaultController implements GrpcController<typeof VaultServiceService> {
+  constructor(private readonly upstream: Upstream) {}
 
-  async startVaultRegistration(
+  startVaultRegistration(
     request: StartVaultRegistrationRequest,
-    metadata?: Metadata,
+    metadata: Metadata,
   ): Promise<StartVaultRegistrationResponse> {
-    const { accountId } = await this.auth.authenticate(metadata);
-    return callUpstream(VAULT, this.upstream.keyVault.startRegistration({ ...request, accountId }));
+    return this.upstream.keyVault.startRegistration({ ...request, accountId: callerOf(metadata).accountId });
   }
 
-  async finishVaultRegistration(
+  finishVaultRegistration(
     request: FinishVaultRegistrationRequest,
-    metadata?: Metadata,
+    metadata: Metadata,
   ): Promise<FinishVaultRegistrationResponse> {
-    const { accountId } = await this.auth.authenticate(metadata);
-    return callUpstream(VAULT, this.upstream.keyVault.finishRegistration({ ...request, accountId }));
+    return this.upstream.keyVault.finishRegistration({ ...request, accountId: callerOf(metadata).accountId });
   }
 
+  @Public()
   async startVaultLogin(
     request: StartVaultLoginRequest,
-    _metadata?: Metadata,
-    call?: ServerUnaryCall<StartVaultLoginRequest, StartVaultLoginResponse>,
+    _metadata: Metadata,
+    call: ServerUnaryCall<StartVaultLoginRequest, StartVaultLoginResponse>,
   ): Promise<StartVaultLoginResponse> {
     try {
-      const account = await callUpstream(
-        'prekey-directory',
-        this.upstream.directory.lookupUsername({ username: request.username }),
-      );
-      return await callUpstream(
-        VAULT,
-        this.upstream.keyVault.startLogin({
-          accountId: account.accountId,
-          credentialRequest: request.credentialRequest,
-          source: peerAddress(call?.getPeer() ?? ''),
-        }),
-      );
+      const account = await this.upstream.directory.lookupUsername({ username: request.username });
+      return await this.upstream.keyVault.startLogin({
+        accountId: account.accountId,
+        credentialRequest: request.credentialRequest,
+        source: peerAddress(call.getPeer()),
+      });
     } catch (error) {
       // The same answer for an unknown username and an account without a vault.
       throw grpcStatusOf(error) === status.NOT_FOUND
@@ -88,12 +75,12 @@ export class VaultController implements VaultServiceController {
     }
   }
 
+  @Public()
   finishVaultLogin(request: FinishVaultLoginRequest): Promise<FinishVaultLoginResponse> {
-    return callUpstream(VAULT, this.upstream.keyVault.finishLogin(request));
+    return this.upstream.keyVault.finishLogin(request);
   }
 
-  async deleteVault(_request: unknown, metadata?: Metadata): Promise<DeleteVaultResponse> {
-    const { accountId } = await this.auth.authenticate(metadata);
-    return callUpstream(VAULT, this.upstream.keyVault.deleteVault({ accountId }));
+  deleteVault(_request: unknown, metadata: Metadata): Promise<DeleteVaultResponse> {
+    return this.upstream.keyVault.deleteVault({ accountId: callerOf(metadata).accountId });
   }
 }

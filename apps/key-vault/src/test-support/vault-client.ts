@@ -18,7 +18,8 @@ import {
   type StartLoginRequest,
   type StartLoginResponse,
   type StartRegistrationRequest,
-} from '@sotto/contracts/generated/client/sotto/vault/v1/vault';
+} from '@sotto/contracts/generated/sotto/vault/v1/vault';
+import type { VaultStatus } from '@sotto/contracts/generated/sotto/common/v1/backup';
 
 // What the specs drive the vault with: OPAQUE's client side over real gRPC,
 // doing what the client SDK will do. Not imported by the service.
@@ -209,8 +210,10 @@ export class VaultClient {
     return this.finishLogin(await this.startLogin(accountId, password, source), password);
   }
 
-  async status(accountId: string): Promise<{ hasVault: boolean; attemptsLeft: number; destroyed: boolean }> {
-    return this.rpc.getVaultStatus({ accountId });
+  async status(accountId: string): Promise<VaultStatus> {
+    const { vault } = await this.rpc.getVaultStatus({ accountId });
+    if (!vault) throw new Error('GetVaultStatus answered without a status');
+    return vault;
   }
 
   close(): void {

@@ -7,11 +7,10 @@ import {
 } from '@nestjs/common';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { envelopesTopic } from '@sotto/contracts';
-import { callUpstream } from '@sotto/platform/grpc';
 import { KAFKA } from '@sotto/platform/kafka';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
-import { Upstream } from '../upstream/upstream.module';
+import { Upstream } from '../upstream/upstream';
 import { FaultInjection } from './fault-injection';
 
 /**
@@ -90,7 +89,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     const unique = [...new Map(devices.map((d) => [`${d.accountId}:${d.deviceId}`, d])).values()];
     if (unique.length === 0) return;
     try {
-      await callUpstream('presence', this.upstream.presence.notify({ devices: unique }));
+      await this.upstream.presence.notify({ devices: unique });
     } catch (error) {
       this.logger.warn(`could not notify gateways: ${(error as Error).message}`);
     }

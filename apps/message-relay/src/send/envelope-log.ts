@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { Partitioners, type Admin, type Kafka, type Producer } from 'kafkajs';
 import { envelopesTopic } from '@sotto/contracts';
-import type { Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
+import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { Readiness } from '@sotto/platform/health';
 import { KAFKA, KafkaModule, ensureTopic } from '@sotto/platform/kafka';
 import { RELAY_ENV, type RelayEnv } from '../env';

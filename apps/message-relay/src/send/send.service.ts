@@ -1,15 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { Metadata, status } from '@grpc/grpc-js';
 import {
-  EnvelopeType as NestEnvelopeType,
-  type Envelope as NestEnvelope,
-} from '@sotto/contracts/generated/nest/sotto/common/v1/envelope';
-import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
-import { MismatchedDevices } from '@sotto/contracts/generated/client/sotto/relay/v1/relay';
-import { callUpstream, grpcError } from '@sotto/platform/grpc';
+  EnvelopeType,
+  MismatchedDevices,
+  type Envelope,
+} from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import type { SendRequest, SendResponse } from '@sotto/contracts/generated/sotto/relay/v1/relay';
+import { grpcError } from '@sotto/platform/grpc';
 import type { DeviceAddress } from '../mailbox/mailbox.store';
 import { FaultInjection } from '../routing/fault-injection';
-import { Upstream } from '../upstream/upstream.module';
+import { Upstream } from '../upstream/upstream';
 import { EnvelopeLog } from './envelope-log';
 import { uuidv7 } from './uuidv7';
 
@@ -18,25 +18,14 @@ export const MAX_ENVELOPE_BYTES = 256 * 1024;
 /** Trailer that carries the exact device lists of a FAILED_PRECONDITION answer. */
 export const MISMATCHED_DEVICES_TRAILER = 'sotto-mismatched-devices-bin';
 
-export interface OutgoingEnvelope {
-  readonly destinationDeviceId: number;
-  readonly destinationRegistrationId: number;
-  readonly type: NestEnvelopeType | EnvelopeType;
-  readonly content: Uint8Array;
-}
+/** What a send carries besides its source, which the relay takes from the authenticated caller. */
+export type SendInput = Omit<SendRequest, 'sourceAccountId' | 'sourceDeviceId'>;
 
-export interface SendInput {
-  readonly destinationAccountId: string;
-  readonly clientTimestampMs: string;
-  readonly ephemeral: boolean;
-  readonly envelopes: readonly OutgoingEnvelope[];
-}
-
-const ENVELOPE_TYPES = new Map<string, EnvelopeType>([
-  ['ENVELOPE_TYPE_PREKEY_MESSAGE', EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE],
-  ['ENVELOPE_TYPE_CIPHERTEXT', EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT],
-  ['ENVELOPE_TYPE_UNIDENTIFIED_SENDER', EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER],
-  ['ENVELOPE_TYPE_SENDER_KEY', EnvelopeType.ENVELOPE_TYPE_SENDER_KEY],
+const ENVELOPE_TYPES: ReadonlySet<EnvelopeType> = new Set([
+  EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE,
+  EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+  EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+  EnvelopeType.ENVELOPE_TYPE_SENDER_KEY,
 ]);
 
 function invalid(message: string): Error {
@@ -57,10 +46,7 @@ export class SendService {
    * has the envelopes: from then on they are durable. Ephemeral envelopes
    * bypass Kafka and the mailboxes and reach only devices online now.
    */
-  async send(
-    source: DeviceAddress,
-    input: SendInput,
-  ): Promise<{ guids: string[]; serverTimestampMs: string }> {
+  async send(source: DeviceAddress, input: SendInput): Promise<SendResponse> {
     if (!input.destinationAccountId) throw invalid('destination_account_id: is required');
     if (!/^\d{1,16}$/.test(input.clientTimestampMs))
       throw invalid('client_timestamp_ms: must be a whole number');
@@ -69,7 +55,7 @@ export class SendService {
       throw invalid('envelopes: at least one is required');
     }
     const seen = new Set<number>();
-    const types = input.envelopes.map((envelope, index) => {
+    input.envelopes.forEach((envelope, index) => {
       const field = `envelopes[${index}]`;
       if (envelope.content.length === 0) throw invalid(`${field}.content: is required`);
       if (envelope.content.length > MAX_ENVELOPE_BYTES) {
@@ -82,17 +68,15 @@ export class SendService {
         throw invalid(`${field}.destination_device_id: device ${envelope.destinationDeviceId} appears twice`);
       }
       seen.add(envelope.destinationDeviceId);
-      const type = ENVELOPE_TYPES.get(String(envelope.type));
-      if (type === undefined) throw invalid(`${field}.type: must be a known envelope type`);
-      return type;
+      if (!ENVELOPE_TYPES.has(envelope.type)) throw invalid(`${field}.type: must be a known envelope type`);
     });
     await this.checkDevices(source, input);
     if (input.envelopes.length === 0) return { guids: [], serverTimestampMs: String(Date.now()) };
 
     const serverTimestampMs = String(Date.now());
-    const records: Envelope[] = input.envelopes.map((envelope, index) => ({
+    const records: Envelope[] = input.envelopes.map((envelope) => ({
       guid: uuidv7(),
-      type: types[index] ?? EnvelopeType.ENVELOPE_TYPE_UNSPECIFIED,
+      type: envelope.type,
       sourceAccountId: source.accountId,
       sourceDeviceId: source.deviceId,
       destinationAccountId: input.destinationAccountId,
@@ -104,13 +88,7 @@ export class SendService {
     }));
     if (input.ephemeral) {
       // Typing indicators and the like: only devices online now get them, and nothing is kept.
-      await callUpstream(
-        'presence',
-        this.upstream.presence.deliverEphemeral({
-          // The serializer takes enum numbers as well as names, as ReadMailbox relies on too.
-          envelopes: records as unknown as NestEnvelope[],
-        }),
-      );
+      await this.upstream.presence.deliverEphemeral({ envelopes: records });
       return { guids: records.map((record) => record.guid), serverTimestampMs };
     }
     this.faults.accepted(records.map((record) => record.guid));
@@ -120,10 +98,7 @@ export class SendService {
 
   /** Refuses a message whose device list is not exactly the destination's, with the lists to fix. */
   private async checkDevices(source: DeviceAddress, input: SendInput): Promise<void> {
-    const { devices } = await callUpstream(
-      'prekey-directory',
-      this.upstream.directory.listDevices({ accountId: input.destinationAccountId }),
-    );
+    const { devices } = await this.upstream.directory.listDevices({ accountId: input.destinationAccountId });
     const toSelf = input.destinationAccountId === source.accountId;
     const expected = new Map(
       devices

@@ -1,9 +1,8 @@
 import { Controller } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
-import { EnvelopeType } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
-import { grpcError } from '@sotto/platform/grpc';
+import { grpcError, GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import {
-  PresenceServiceControllerMethods,
+  PresenceServiceService,
   type ClaimStreamRequest,
   type ClaimStreamResponse,
   type DeliverEphemeralRequest,
@@ -16,10 +15,9 @@ import {
   type LocateResponse,
   type NotifyRequest,
   type NotifyResponse,
-  type PresenceServiceController,
   type ReleaseStreamRequest,
   type ReleaseStreamResponse,
-} from '@sotto/contracts/generated/nest/sotto/presence/v1/presence';
+} from '@sotto/contracts/generated/sotto/presence/v1/presence';
 import { PresenceService, checkDevice } from './presence.service';
 
 const MAX_DEVICES_PER_CALL = 1000;
@@ -32,8 +30,8 @@ function devicesOf(devices: readonly { accountId: string; deviceId: number }[]) 
 
 /** gRPC in, gRPC out for the PresenceService contract. */
 @Controller()
-@PresenceServiceControllerMethods()
-export class PresenceController implements PresenceServiceController {
+@GrpcService(PresenceServiceService)
+export class PresenceController implements GrpcController<typeof PresenceServiceService> {
   constructor(private readonly presence: PresenceService) {}
 
   async claimStream(request: ClaimStreamRequest): Promise<ClaimStreamResponse> {
@@ -78,14 +76,6 @@ export class PresenceController implements PresenceServiceController {
     if (request.envelopes.length > MAX_DEVICES_PER_CALL) {
       throw grpcError(status.INVALID_ARGUMENT, `envelopes: at most ${MAX_DEVICES_PER_CALL} per call`);
     }
-    // Re-encoded with the client codec, which wants enum numbers; the type is carried through untouched.
-    const envelopes = request.envelopes.map((envelope) => ({
-      ...envelope,
-      content: Buffer.from(envelope.content),
-      type:
-        EnvelopeType[envelope.type as unknown as keyof typeof EnvelopeType] ??
-        EnvelopeType.ENVELOPE_TYPE_UNSPECIFIED,
-    }));
-    return { delivered: await this.presence.deliverEphemeral(envelopes) };
+    return { delivered: await this.presence.deliverEphemeral(request.envelopes) };
   }
 }

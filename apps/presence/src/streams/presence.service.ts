@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { gatewayEvents } from '@sotto/contracts';
-import type { Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
+import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { grpcError } from '@sotto/platform/grpc';
 import { REDIS, type Redis } from '@sotto/platform/redis';
 import { StreamRegistry, type DeviceKey, type Holder } from './stream-registry';

@@ -3,7 +3,7 @@ import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { unary } from '@sotto/client-sdk';
 import { gatewayEvents } from '@sotto/contracts';
-import { PresenceServiceClient } from '@sotto/contracts/generated/client/sotto/presence/v1/presence';
+import { PresenceServiceClient } from '@sotto/contracts/generated/sotto/presence/v1/presence';
 import { startTestService, testInfra, type TestService } from '@sotto/testing';
 
 /** Collects the events published on one gateway's channel. */

@@ -1,5 +1,4 @@
-import { Transport, type GrpcOptions } from '@nestjs/microservices';
-import { PROTO_LOADER_OPTIONS, type ServiceContract } from '@sotto/contracts';
+import type { ChannelOptions } from '@grpc/grpc-js';
 
 /**
  * Every address the name resolves to gets a connection and calls go round
@@ -9,23 +8,11 @@ import { PROTO_LOADER_OPTIONS, type ServiceContract } from '@sotto/contracts';
  */
 const ROUND_ROBIN = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
 
-/** Options for a NestJS ClientGrpc that calls another service through its contract. */
-export function grpcClientOptions(
-  contract: ServiceContract,
-  url: string,
-): GrpcOptions & { transport: Transport.GRPC } {
+/** Channel options for calls from one Sotto service to another. */
+export function internalChannelOptions(): ChannelOptions {
   return {
-    transport: Transport.GRPC,
-    options: {
-      url,
-      package: contract.package,
-      protoPath: [...contract.protoFiles],
-      loader: PROTO_LOADER_OPTIONS,
-      channelOptions: {
-        'grpc.keepalive_time_ms': 30_000,
-        'grpc.keepalive_timeout_ms': 10_000,
-        'grpc.service_config': ROUND_ROBIN,
-      },
-    },
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.service_config': ROUND_ROBIN,
   };
 }

@@ -1,5 +1,13 @@
 export { runService, ServiceSpec, serviceEnvSchema, CommonServiceEnv } from './run-service';
-export { grpcClientOptions } from './client-options';
+export { internalChannelOptions } from './client-options';
+export {
+  GrpcController,
+  GrpcService,
+  packageDefinitionOf,
+  RequestOf,
+  ResponseOf,
+  ServiceShape,
+} from './contract';
 export { GrpcExceptionFilter, grpcError, grpcStatusOf } from './errors';
 export { GrpcMetricsInterceptor } from './metrics.interceptor';
-export { callUpstream, upstreamError } from './upstream';
+export { createUpstreamClient, upstreamError, UpstreamClient, UpstreamClients } from './upstream';

@@ -4,7 +4,7 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import type { Server } from '@grpc/grpc-js';
-import type { PackageDefinition } from '@grpc/proto-loader';
+import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { Registry } from 'prom-client';
@@ -14,6 +14,7 @@ import { EnvironmentError, hostPort, logLevel, parseEnvironment, positiveInt } f
 import { Readiness, ReadinessModule } from '@sotto/platform/health';
 import { createLogger, NestPinoLogger, type Logger } from '@sotto/platform/logging';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '@sotto/platform/metrics';
+import { packageDefinitionOf } from './contract';
 import { GrpcExceptionFilter } from './errors';
 import { GrpcMetricsInterceptor } from './metrics.interceptor';
 
@@ -122,11 +123,9 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
     options: {
       url: env.GRPC_ADDR,
       package: spec.contract.package,
-      protoPath: [...spec.contract.protoFiles, HEALTH_PROTO_PATH],
-      loader: {
-        ...PROTO_LOADER_OPTIONS,
-        includeDirs: [...(PROTO_LOADER_OPTIONS.includeDirs ?? []), dirname(HEALTH_PROTO_PATH)],
-      },
+      // Requests and responses go through the generated codecs, so handlers
+      // get exactly the generated types.
+      packageDefinition: packageDefinitionOf(spec.contract.definitions),
       gracefulShutdown: true,
       channelOptions: spec.publicApi
         ? {}
@@ -134,9 +133,9 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
             'grpc.max_connection_age_ms': INTERNAL_CONNECTION_AGE_MS,
             'grpc.max_connection_age_grace_ms': INTERNAL_CONNECTION_AGE_GRACE_MS,
           },
-      onLoadPackageDefinition: (definition: PackageDefinition, server: Server) => {
+      onLoadPackageDefinition: (_definition: unknown, server: Server) => {
         grpcServer = server;
-        new ReflectionService(definition).addToServer(server);
+        new ReflectionService(reflectionDefinition(spec.contract)).addToServer(server);
         health.addToServer(server);
       },
     },
@@ -202,6 +201,14 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
       if (!isAlive(parentPid)) void stop(`supervisor ${parentPid} exited`);
     }, 1_000).unref();
   }
+}
+
+/** The service's .proto files with grpc.health.v1, for server reflection (grpcurl and friends). */
+function reflectionDefinition(contract: ServiceContract) {
+  return loadSync([...contract.protoFiles, HEALTH_PROTO_PATH], {
+    ...PROTO_LOADER_OPTIONS,
+    includeDirs: [...(PROTO_LOADER_OPTIONS.includeDirs ?? []), dirname(HEALTH_PROTO_PATH)],
+  });
 }
 
 function splitHostPort(address: string): [string, number] {

@@ -1,6 +1,19 @@
-import { status, type ServiceError } from '@grpc/grpc-js';
-import { lastValueFrom, type Observable } from 'rxjs';
+import {
+  Client,
+  credentials,
+  Metadata,
+  status,
+  type CallOptions,
+  type ClientDuplexStream,
+  type ClientReadableStream,
+  type ClientWritableStream,
+  type ServiceDefinition,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import type { OnApplicationShutdown } from '@nestjs/common';
 import { grpcError } from './errors';
+import { internalChannelOptions } from './client-options';
+import type { RequestOf, ResponseOf, ServiceShape } from './contract';
 
 // Codes that describe the caller's request; they pass through to the client unchanged.
 const PASS_THROUGH = new Set<number>([
@@ -37,11 +50,96 @@ export function upstreamError(service: string, error: unknown): Error {
   return error;
 }
 
-/** Awaits a call to another Sotto service, its errors turned by upstreamError. */
-export async function callUpstream<T>(service: string, call: Observable<T>): Promise<T> {
-  try {
-    return await lastValueFrom(call);
-  } catch (error) {
-    throw upstreamError(service, error);
+type Method<M extends ServiceShape[string]> = M['requestStream'] extends true
+  ? M['responseStream'] extends true
+    ? (metadata?: Metadata, options?: Partial<CallOptions>) => ClientDuplexStream<RequestOf<M>, ResponseOf<M>>
+    : (
+        metadata: Metadata,
+        options: Partial<CallOptions>,
+        callback: (error: ServiceError | null, response?: ResponseOf<M>) => void,
+      ) => ClientWritableStream<RequestOf<M>>
+  : M['responseStream'] extends true
+    ? (
+        request: RequestOf<M>,
+        metadata?: Metadata,
+        options?: Partial<CallOptions>,
+      ) => ClientReadableStream<ResponseOf<M>>
+    : (request: RequestOf<M>, metadata?: Metadata, options?: Partial<CallOptions>) => Promise<ResponseOf<M>>;
+
+/**
+ * Another Sotto service as its contract describes it. Unary calls return a
+ * Promise whose errors are already turned by upstreamError; streaming calls
+ * are grpc-js streams, which pause and resume, for relaying bytes with
+ * bounded memory.
+ */
+export type UpstreamClient<S extends ServiceShape> = { readonly [K in keyof S]: Method<S[K]> } & {
+  /** Closes the channel; calls in flight fail. */
+  close(): void;
+};
+
+/**
+ * A client for another Sotto service (`name` as it appears in errors, e.g.
+ * `message-relay`), on a channel with keepalive and round-robin over every
+ * address the name resolves to.
+ */
+export function createUpstreamClient<S extends ServiceShape & ServiceDefinition>(
+  name: string,
+  definition: S,
+  address: string,
+): UpstreamClient<S> {
+  const client = new Client(address, credentials.createInsecure(), internalChannelOptions());
+  const methods: Record<string, unknown> = { close: () => client.close() };
+  for (const [method, shape] of Object.entries(definition)) {
+    const { path, requestSerialize: serialize, responseDeserialize: deserialize } = shape;
+    if (shape.requestStream && shape.responseStream) {
+      methods[method] = (metadata = new Metadata(), options: Partial<CallOptions> = {}) =>
+        client.makeBidiStreamRequest(path, serialize, deserialize, metadata, options);
+    } else if (shape.requestStream) {
+      methods[method] = (
+        metadata: Metadata,
+        options: Partial<CallOptions>,
+        callback: (error: ServiceError | null, response?: unknown) => void,
+      ) => client.makeClientStreamRequest(path, serialize, deserialize, metadata, options, callback);
+    } else if (shape.responseStream) {
+      methods[method] = (request: unknown, metadata = new Metadata(), options: Partial<CallOptions> = {}) =>
+        client.makeServerStreamRequest(path, serialize, deserialize, request, metadata, options);
+    } else {
+      methods[method] = (request: unknown, metadata = new Metadata(), options: Partial<CallOptions> = {}) =>
+        new Promise((resolve, reject) => {
+          client.makeUnaryRequest(
+            path,
+            serialize,
+            deserialize,
+            request,
+            metadata,
+            options,
+            (error, response) => (error ? reject(upstreamError(name, error)) : resolve(response)),
+          );
+        });
+    }
+  }
+  // Built from the same definition the type is computed from.
+  return methods as UpstreamClient<S>;
+}
+
+/**
+ * A service's clients of the services it calls, as one injectable: each
+ * `connect` opens a client, and all of them close when the application stops.
+ */
+export abstract class UpstreamClients implements OnApplicationShutdown {
+  private readonly clients: { close(): void }[] = [];
+
+  protected connect<S extends ServiceShape & ServiceDefinition>(
+    name: string,
+    definition: S,
+    address: string,
+  ): UpstreamClient<S> {
+    const client = createUpstreamClient(name, definition, address);
+    this.clients.push(client);
+    return client;
+  }
+
+  onApplicationShutdown(): void {
+    for (const client of this.clients.splice(0)) client.close();
   }
 }

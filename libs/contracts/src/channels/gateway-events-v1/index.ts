@@ -1,4 +1,4 @@
-import { GatewayEvent } from '../../generated/client/sotto/presence/v1/presence';
+import { GatewayEvent } from '../../generated/sotto/presence/v1/presence';
 
 /**
  * Redis pub/sub from presence to gateways: one channel per gateway instance,

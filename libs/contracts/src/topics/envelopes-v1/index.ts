@@ -1,4 +1,4 @@
-import { Envelope } from '../../generated/client/sotto/common/v1/envelope';
+import { Envelope } from '../../generated/sotto/common/v1/envelope';
 
 /**
  * The envelope log. Every accepted envelope is one record, keyed by the
