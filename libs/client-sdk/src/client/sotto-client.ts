@@ -43,28 +43,28 @@ import {
   restoreProfile,
   writeBackupFile,
   type RecoveryKey,
-} from './backup';
-import { downloadBackupFile, uploadBackupFile, type TransferProgress } from './backup-transfer';
-import { explain, SottoError } from './errors';
-import { unary } from './grpc';
+} from '../backup';
+import { downloadBackupFile, uploadBackupFile, type TransferProgress } from '../backup-transfer';
+import { explain, SottoError } from '../errors';
+import { unary } from '../grpc';
 import {
   generateDeviceKeys,
   generateOneTimeKeys,
   publicDeviceKeys,
   LAST_RESORT_KYBER_ID,
   type GeneratedDeviceKeys,
-} from './keys';
-import { pad, unpad } from './padding';
-import { Profile, type AccountFile, type HistoryEntry } from './profile';
-import { parseServerAddress } from './server';
-import { protectRecoveryKey, recoverWithPassword } from './vault-client';
+} from '../keys';
+import { pad, unpad } from '../padding';
+import { Profile, type AccountFile, type HistoryEntry } from '../profile';
+import { parseServerAddress } from '../server';
+import { protectRecoveryKey, recoverWithPassword } from '../vault-client';
 import {
   ProfileIdentityStore,
   ProfileKyberPreKeyStore,
   ProfilePreKeyStore,
   ProfileSessionStore,
   ProfileSignedPreKeyStore,
-} from './signal-stores';
+} from '../signal-stores';
 
 export interface ReceivedMessage {
   readonly from: string;
