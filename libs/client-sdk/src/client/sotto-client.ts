@@ -1,20 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import {
   CiphertextMessageType,
   Fingerprint,
-  IdentityKeyPair,
   KEMPublicKey,
-  KyberPreKeyRecord,
   PreKeyBundle,
-  PreKeyRecord,
   PreKeySignalMessage,
   ProtocolAddress,
   PublicKey,
   SignalMessage,
-  SignedPreKeyRecord,
   processPreKeyBundle,
   signalDecrypt,
   signalDecryptPreKey,
@@ -22,42 +15,19 @@ import {
 } from '@signalapp/libsignal-client';
 import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
 import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/client/sotto/common/v1/keys';
-import {
-  AccountServiceClient,
-  BackupServiceClient,
-  KeysServiceClient,
-  MessagingServiceClient,
-  VaultServiceClient,
-  type BackupVersion,
-  type ConnectResponse,
-  type GetBackupStatusResponse,
+import type {
+  BackupVersion,
+  ConnectResponse,
+  GetBackupStatusResponse,
 } from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
 import { MismatchedDevices } from '@sotto/contracts/generated/client/sotto/relay/v1/relay';
-import {
-  collectBackup,
-  deriveAccountRecoveryCredential,
-  deriveBackupFileKeys,
-  generateRecoveryKey,
-  openBackupFile,
-  parseRecoveryKey,
-  restoreProfile,
-  writeBackupFile,
-  type RecoveryKey,
-} from '../backup';
-import { downloadBackupFile, uploadBackupFile, type TransferProgress } from '../backup-transfer';
-import { explain, SottoError } from '../errors';
+import type { TransferProgress } from '../backup-transfer';
+import { SottoError } from '../errors';
 import { unary } from '../grpc';
-import {
-  generateDeviceKeys,
-  generateOneTimeKeys,
-  publicDeviceKeys,
-  LAST_RESORT_KYBER_ID,
-  type GeneratedDeviceKeys,
-} from '../keys';
+import { LAST_RESORT_KYBER_ID } from '../keys';
 import { pad, unpad } from '../padding';
 import { Profile, type AccountFile, type HistoryEntry } from '../profile';
 import { parseServerAddress } from '../server';
-import { protectRecoveryKey, recoverWithPassword } from '../vault-client';
 import {
   ProfileIdentityStore,
   ProfileKyberPreKeyStore,
@@ -65,6 +35,11 @@ import {
   ProfileSessionStore,
   ProfileSignedPreKeyStore,
 } from '../signal-stores';
+import { Backups, type CreatedBackup } from './backups';
+import { bytes } from './bytes';
+import { GatewayConnection } from './connection';
+import { recoverDevice, registerDevice } from './enrolment';
+import { identityKeyPair, refillPreKeys } from './prekeys';
 
 export interface ReceivedMessage {
   readonly from: string;
@@ -108,18 +83,10 @@ interface Contacts {
 }
 
 const SEND_ATTEMPTS = 3;
-/** Where a device keeps the account's recovery key between backups; readable only by its owner. */
-const RECOVERY_KEY_FILE = 'recovery-key';
 /** How often a device with no other device known asks whether its account has gained one. */
 const OWN_DEVICES_RECHECK_MS = 60_000;
-const REFILL = 100;
-const SIGNED_PRE_KEY_ID = 1;
 // CiphertextMessage.type() answers a plain number.
 const PREKEY_CIPHERTEXT: number = CiphertextMessageType.PreKey;
-
-function bytes(data: Uint8Array): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(data);
-}
 
 function uuidBytes(uuid: string): Uint8Array<ArrayBuffer> {
   return bytes(Buffer.from(uuid.replace(/-/g, ''), 'hex'));
@@ -131,12 +98,8 @@ function uuidBytes(uuid: string): Uint8Array<ArrayBuffer> {
  * leaves, and everything it receives is decrypted only here.
  */
 export class SottoClient {
-  private readonly accounts: AccountServiceClient;
-  private readonly keys: KeysServiceClient;
-  private readonly messaging: MessagingServiceClient;
-  private readonly backups: BackupServiceClient;
-  private readonly vault: VaultServiceClient;
-  private readonly auth = new Metadata();
+  private readonly connection: GatewayConnection;
+  private readonly backups: Backups;
   private readonly sessions: ProfileSessionStore;
   private readonly identities: ProfileIdentityStore;
   private readonly local: ProtocolAddress;
@@ -147,23 +110,21 @@ export class SottoClient {
     readonly server: string,
     private readonly account: AccountFile,
   ) {
-    const address = parseServerAddress(server);
-    this.accounts = new AccountServiceClient(address, credentials.createInsecure());
-    this.keys = new KeysServiceClient(address, credentials.createInsecure());
-    this.messaging = new MessagingServiceClient(address, credentials.createInsecure());
-    this.backups = new BackupServiceClient(address, credentials.createInsecure());
-    this.vault = new VaultServiceClient(address, credentials.createInsecure());
-    this.auth.set('authorization', `${account.accountId}.${account.deviceId}:${account.deviceSecret}`);
-    const identity = IdentityKeyPair.deserialize(bytes(Buffer.from(account.identityKeyPair, 'base64')));
+    this.connection = new GatewayConnection(server, account);
     this.sessions = new ProfileSessionStore(profile);
-    this.identities = new ProfileIdentityStore(profile, identity, account.registrationId, (changed) =>
-      profile.appendHistory({
-        kind: 'safety-number-changed',
-        contact: this.usernameOf(changed.name()),
-        at: new Date().toISOString(),
-      }),
+    this.identities = new ProfileIdentityStore(
+      profile,
+      identityKeyPair(account),
+      account.registrationId,
+      (changed) =>
+        profile.appendHistory({
+          kind: 'safety-number-changed',
+          contact: this.usernameOf(changed.name()),
+          at: new Date().toISOString(),
+        }),
     );
     this.local = ProtocolAddress.new(account.accountId, account.deviceId);
+    this.backups = new Backups(this.connection, profile, account.accountId);
   }
 
   get username(): string {
@@ -180,30 +141,7 @@ export class SottoClient {
     server: string;
     username: string;
   }): Promise<SottoClient> {
-    const profile = new Profile(options.profileDir);
-    if (profile.exists) {
-      throw new SottoError(`${options.profileDir} already holds the account ${profile.account().username}`);
-    }
-    const server = parseServerAddress(options.server);
-    const generated = generateDeviceKeys(REFILL);
-    const accounts = new AccountServiceClient(server, credentials.createInsecure());
-    let registered;
-    try {
-      registered = await unary(accounts.register.bind(accounts), {
-        username: options.username,
-        identityKey: Buffer.from(generated.identity.publicKey.serialize()),
-        device: publicDeviceKeys(generated),
-      });
-    } catch (error) {
-      throw explain(error, server);
-    } finally {
-      accounts.close();
-    }
-
-    const account = saveNewDevice(profile, generated, {
-      username: options.username.toLowerCase(),
-      ...registered,
-    });
+    const { profile, server, account } = await registerDevice(options);
     return new SottoClient(profile, server, account);
   }
 
@@ -218,7 +156,7 @@ export class SottoClient {
   }
 
   close(): void {
-    for (const client of [this.accounts, this.keys, this.messaging, this.backups, this.vault]) client.close();
+    this.connection.close();
   }
 
   private contacts(): Contacts {
@@ -234,17 +172,6 @@ export class SottoClient {
     return entry?.[0] ?? accountId;
   }
 
-  private async call<Request, Response>(
-    method: Parameters<typeof unary<Request, Response>>[0],
-    request: Request,
-  ): Promise<Response> {
-    try {
-      return await unary(method, request, { metadata: this.auth });
-    } catch (error) {
-      throw explain(error, this.server);
-    }
-  }
-
   /** The account id behind a username, remembered once learned. */
   async lookup(username: string): Promise<string> {
     const name = username.toLowerCase();
@@ -254,14 +181,14 @@ export class SottoClient {
     let found;
     try {
       found = await unary(
-        this.accounts.lookupUsername.bind(this.accounts),
+        this.connection.accounts.lookupUsername.bind(this.connection.accounts),
         { username: name },
-        { metadata: this.auth },
+        { metadata: this.connection.auth },
       );
     } catch (error) {
       if ((error as ServiceError).code === status.NOT_FOUND)
         throw new SottoError(`unknown user ${name}`, status.NOT_FOUND);
-      throw explain(error, this.server);
+      throw this.connection.explain(error);
     }
     contacts.byName[name] = found.accountId;
     this.saveContacts(contacts);
@@ -273,10 +200,13 @@ export class SottoClient {
     const targets = deviceIds ?? [0];
     const bundles: BundleMessage[] = [];
     for (const deviceId of targets) {
-      const { bundles: fetched } = await this.call(this.keys.getPreKeyBundle.bind(this.keys), {
-        accountId,
-        deviceId,
-      });
+      const { bundles: fetched } = await this.connection.call(
+        this.connection.keys.getPreKeyBundle.bind(this.connection.keys),
+        {
+          accountId,
+          deviceId,
+        },
+      );
       bundles.push(...fetched);
     }
     const contacts = this.contacts();
@@ -393,14 +323,14 @@ export class SottoClient {
       }
       try {
         const { guids } = await unary(
-          this.messaging.send.bind(this.messaging),
+          this.connection.messaging.send.bind(this.connection.messaging),
           {
             destinationAccountId: to,
             clientTimestampMs: String(Date.now()),
             ephemeral,
             envelopes,
           },
-          { metadata: this.auth },
+          { metadata: this.connection.auth },
         );
         return guids;
       } catch (error) {
@@ -410,7 +340,7 @@ export class SottoClient {
           !Buffer.isBuffer(trailer) ||
           attempt >= SEND_ATTEMPTS
         ) {
-          throw explain(error, this.server);
+          throw this.connection.explain(error);
         }
         await this.mend(to, MismatchedDevices.decode(trailer));
       }
@@ -446,7 +376,7 @@ export class SottoClient {
     } = {},
   ): Promise<ReceivedMessage[]> {
     const received: ReceivedMessage[] = [];
-    const call = this.messaging.connect(this.auth);
+    const call = this.connection.messaging.connect(this.connection.auth);
     let timer: NodeJS.Timeout | undefined;
     let work = Promise.resolve();
     const finish = (): void => {
@@ -487,7 +417,7 @@ export class SottoClient {
       });
       call.on('error', (error: ServiceError) => {
         if (error.code === status.CANCELLED) resolve();
-        else reject(explain(error, this.server));
+        else reject(this.connection.explain(error));
       });
       call.on('end', () => resolve());
     });
@@ -577,24 +507,8 @@ export class SottoClient {
   }
 
   /** Uploads a new batch of one-time keys, keeping the private halves here. */
-  async refill(): Promise<void> {
-    const account = this.profile.account();
-    const identity = IdentityKeyPair.deserialize(bytes(Buffer.from(account.identityKeyPair, 'base64')));
-    const fresh = generateOneTimeKeys(identity, account.nextPreKeyId, REFILL);
-    saveOneTimeKeys(this.profile, fresh);
-    const upload = {
-      oneTimePreKeys: fresh.oneTimeEc.map((key) => ({
-        keyId: key.keyId,
-        publicKey: Buffer.from(key.privateKey.getPublicKey().serialize()),
-      })),
-      oneTimeKyberPreKeys: fresh.oneTimeKyber.map((key) => ({
-        keyId: key.keyId,
-        publicKey: Buffer.from(key.keyPair.getPublicKey().serialize()),
-        signature: Buffer.from(key.signature),
-      })),
-    };
-    await this.call(this.keys.uploadPreKeys.bind(this.keys), upload);
-    this.profile.writeJson('account.json', { ...account, nextPreKeyId: account.nextPreKeyId + REFILL });
+  refill(): Promise<void> {
+    return refillPreKeys(this.profile, this.connection);
   }
 
   /** The local conversation, oldest first; with a username, only what was exchanged with them. */
@@ -611,69 +525,20 @@ export class SottoClient {
       );
   }
 
-  /** This account's recovery key, made on the first backup and kept in the profile (owner-only) for the next. */
-  private recoveryKey(): { recoveryKey: RecoveryKey; newRecoveryKey: boolean } {
-    const stored = this.profile.read(RECOVERY_KEY_FILE)?.toString('utf8');
-    if (stored) return { recoveryKey: parseRecoveryKey(stored), newRecoveryKey: false };
-    const fresh = generateRecoveryKey();
-    this.profile.write(RECOVERY_KEY_FILE, fresh);
-    return { recoveryKey: fresh, newRecoveryKey: true };
-  }
-
   /**
-   * Backs up history and contacts: encrypted and authenticated here under
-   * keys derived from the recovery key, uploaded (resuming if cut) as the
-   * account's newest version. The directory learns the recovery credential
-   * that lets a new device take the account over; with a password, the vault
-   * keeps the recovery key sealed under it. Returns the recovery key, which
-   * is all a new device needs.
+   * Backs up history and contacts, encrypted here under keys derived from the
+   * recovery key; with a password, the vault also keeps the recovery key
+   * sealed under it. Returns the recovery key, which is all a new device needs.
    */
-  async createBackup(
+  createBackup(
     options: { password?: string; onProgress?: (progress: TransferProgress) => void } = {},
-  ): Promise<{
-    recoveryKey: RecoveryKey;
-    /** True when this backup made the recovery key: the one time to show it. */
-    newRecoveryKey: boolean;
-    version: BackupVersion;
-    passwordProtected: boolean;
-  }> {
-    const { recoveryKey, newRecoveryKey } = this.recoveryKey();
-    await this.call(this.accounts.setRecoveryCredential.bind(this.accounts), {
-      recoveryCredential: Buffer.from(deriveAccountRecoveryCredential(recoveryKey)),
-    });
-    const dir = mkdtempSync(join(tmpdir(), 'sotto-backup-'));
-    try {
-      const path = join(dir, 'backup');
-      const digest = await writeBackupFile(
-        path,
-        collectBackup(this.profile),
-        deriveBackupFileKeys(recoveryKey, this.account.accountId),
-      );
-      const version = await uploadBackupFile({
-        client: this.backups,
-        metadata: this.auth,
-        path,
-        size: digest.size,
-        sha256: digest.sha256,
-        onProgress: options.onProgress,
-      }).catch((error: unknown) => Promise.reject(explain(error, this.server)));
-      if (options.password !== undefined) {
-        await protectRecoveryKey({
-          client: this.vault,
-          metadata: this.auth,
-          recoveryKey,
-          password: options.password,
-        }).catch((error: unknown) => Promise.reject(explain(error, this.server)));
-      }
-      return { recoveryKey, newRecoveryKey, version, passwordProtected: options.password !== undefined };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  ): Promise<CreatedBackup> {
+    return this.backups.create(options);
   }
 
   /** The account's backups (newest first), quota and whether a password vault guards the recovery key. */
   backupStatus(): Promise<GetBackupStatusResponse> {
-    return this.call(this.backups.getBackupStatus.bind(this.backups), {});
+    return this.backups.status();
   }
 
   /**
@@ -692,61 +557,17 @@ export class SottoClient {
     password?: string;
     onProgress?: (progress: TransferProgress) => void;
   }): Promise<{ client: SottoClient; historyEntries: number; version: BackupVersion }> {
-    const profile = new Profile(options.profileDir);
-    if (profile.exists) {
-      throw new SottoError(`${options.profileDir} already holds the account ${profile.account().username}`);
-    }
-    const server = parseServerAddress(options.server);
-    const username = options.username.toLowerCase();
-    const accounts = new AccountServiceClient(server, credentials.createInsecure());
-    const vault = new VaultServiceClient(server, credentials.createInsecure());
-    let recoveryKey: RecoveryKey;
-    let recovered;
-    const generated = generateDeviceKeys(REFILL);
-    try {
-      if (options.recoveryKey !== undefined) recoveryKey = parseRecoveryKey(options.recoveryKey);
-      else if (options.password !== undefined)
-        recoveryKey = await recoverWithPassword({ client: vault, username, password: options.password });
-      else throw new SottoError('a recovery key or a password is needed');
-      recovered = await unary(accounts.recoverAccount.bind(accounts), {
-        username,
-        recoveryCredential: Buffer.from(deriveAccountRecoveryCredential(recoveryKey)),
-        identityKey: Buffer.from(generated.identity.publicKey.serialize()),
-        device: publicDeviceKeys(generated),
-      });
-    } catch (error) {
-      throw explain(error, server);
-    } finally {
-      accounts.close();
-      vault.close();
-    }
-
-    // The account is this device's now: its keys are saved before anything else can fail.
-    const account = saveNewDevice(profile, generated, { username, ...recovered }, false);
-    profile.write(RECOVERY_KEY_FILE, recoveryKey);
+    const { profile, server, account, recoveryKey } = await recoverDevice(options);
     const client = new SottoClient(profile, server, account);
-    const dir = mkdtempSync(join(tmpdir(), 'sotto-restore-'));
     try {
-      const path = join(dir, 'backup');
-      const version = await downloadBackupFile({
-        client: client.backups,
-        metadata: client.auth,
-        path,
-        onProgress: options.onProgress,
-      });
-      const opened = await openBackupFile(path, deriveBackupFileKeys(recoveryKey, account.accountId));
-      const restored = await restoreProfile(profile, opened);
-      return { client, historyEntries: restored.historyEntries, version };
+      const restored = await client.backups.restoreNewest(recoveryKey, options.onProgress);
+      return { client, ...restored };
     } catch (error) {
       client.close();
-      const reason = explain(error, server);
-      throw new SottoError(
-        `the account is on this device now, but its backup could not be restored: ${reason.message}`,
-        reason instanceof SottoError ? reason.code : undefined,
-      );
+      throw error;
     } finally {
+      // Whether or not the backup came in, the account is this device's: account.json makes it a registered one.
       profile.writeJson('account.json', account);
-      rmSync(dir, { recursive: true, force: true });
     }
   }
 
@@ -759,9 +580,7 @@ export class SottoClient {
       theirKey = await this.identities.getIdentity(ProtocolAddress.new(them, 1));
     }
     if (!theirKey) throw new SottoError(`no identity key known for ${username}`);
-    const mine = IdentityKeyPair.deserialize(
-      bytes(Buffer.from(this.account.identityKeyPair, 'base64')),
-    ).publicKey;
+    const mine = identityKeyPair(this.account).publicKey;
     return Fingerprint.new(5200, 2, uuidBytes(this.account.accountId), mine, uuidBytes(them), theirKey)
       .displayableFingerprint()
       .toString();
@@ -770,71 +589,4 @@ export class SottoClient {
 
 function pick(content: { from: string; to: string; text: string; sentAt: string }) {
   return { from: content.from, to: content.to, text: content.text, sentAt: content.sentAt };
-}
-
-/**
- * Writes a newly registered (or recovered) device into its profile: its
- * signed prekeys, one-time prekeys and, last, account.json, which makes the
- * profile a registered device. `writeAccount` false leaves account.json to
- * the caller.
- */
-function saveNewDevice(
-  profile: Profile,
-  generated: GeneratedDeviceKeys,
-  registered: { username: string; accountId: string; deviceId: number; deviceSecret: string },
-  writeAccount = true,
-): AccountFile {
-  Profile.create(profile.dir);
-  const now = Date.now();
-  const { signedPreKey, kyberLastResort, identity } = generated;
-  profile.write(
-    `signed-prekeys/${SIGNED_PRE_KEY_ID}`,
-    SignedPreKeyRecord.new(
-      signedPreKey.keyId,
-      now,
-      signedPreKey.privateKey.getPublicKey(),
-      signedPreKey.privateKey,
-      bytes(signedPreKey.signature),
-    ).serialize(),
-  );
-  profile.write(
-    `kyber-prekeys/${LAST_RESORT_KYBER_ID}`,
-    KyberPreKeyRecord.new(
-      kyberLastResort.keyId,
-      now,
-      kyberLastResort.keyPair,
-      bytes(kyberLastResort.signature),
-    ).serialize(),
-  );
-  saveOneTimeKeys(profile, generated);
-  const account: AccountFile = {
-    username: registered.username,
-    accountId: registered.accountId,
-    deviceId: registered.deviceId,
-    deviceSecret: registered.deviceSecret,
-    registrationId: generated.registrationId,
-    identityKeyPair: Buffer.from(identity.serialize()).toString('base64'),
-    nextPreKeyId: REFILL + 1,
-  };
-  if (writeAccount) profile.writeJson('account.json', account);
-  return account;
-}
-
-function saveOneTimeKeys(
-  profile: Profile,
-  keys: Pick<ReturnType<typeof generateDeviceKeys>, 'oneTimeEc' | 'oneTimeKyber'>,
-): void {
-  const now = Date.now();
-  for (const key of keys.oneTimeEc) {
-    profile.write(
-      `prekeys/${key.keyId}`,
-      PreKeyRecord.new(key.keyId, key.privateKey.getPublicKey(), key.privateKey).serialize(),
-    );
-  }
-  for (const key of keys.oneTimeKyber) {
-    profile.write(
-      `kyber-prekeys/${key.keyId}`,
-      KyberPreKeyRecord.new(key.keyId, now, key.keyPair, bytes(key.signature)).serialize(),
-    );
-  }
 }
