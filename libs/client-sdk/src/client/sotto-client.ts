@@ -1,26 +1,11 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import {
-  CiphertextMessageType,
-  Fingerprint,
-  KEMPublicKey,
-  PreKeyBundle,
-  PreKeySignalMessage,
-  ProtocolAddress,
-  PublicKey,
-  SignalMessage,
-  processPreKeyBundle,
-  signalDecrypt,
-  signalDecryptPreKey,
-  signalEncrypt,
-} from '@signalapp/libsignal-client';
-import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
-import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/client/sotto/common/v1/keys';
+import { ProtocolAddress } from '@signalapp/libsignal-client';
+import type { Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
 import type {
   BackupVersion,
   ConnectResponse,
   GetBackupStatusResponse,
 } from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
-import { MismatchedDevices } from '@sotto/contracts/generated/client/sotto/relay/v1/relay';
 import type { TransferProgress } from '../backup-transfer';
 import { SottoError } from '../errors';
 import { unary } from '../grpc';
@@ -28,18 +13,15 @@ import { LAST_RESORT_KYBER_ID } from '../keys';
 import { pad, unpad } from '../padding';
 import { Profile, type AccountFile, type HistoryEntry } from '../profile';
 import { parseServerAddress } from '../server';
-import {
-  ProfileIdentityStore,
-  ProfileKyberPreKeyStore,
-  ProfilePreKeyStore,
-  ProfileSessionStore,
-  ProfileSignedPreKeyStore,
-} from '../signal-stores';
+import { profileSignalStores } from '../signal-stores';
 import { Backups, type CreatedBackup } from './backups';
-import { bytes } from './bytes';
 import { GatewayConnection } from './connection';
+import { ContactBook } from './contacts';
 import { recoverDevice, registerDevice } from './enrolment';
+import { mismatchedDevices } from './mismatched-devices';
 import { identityKeyPair, refillPreKeys } from './prekeys';
+import { safetyNumber } from './safety-number';
+import { Sessions } from './sessions';
 
 export interface ReceivedMessage {
   readonly from: string;
@@ -75,34 +57,29 @@ type Content =
     }
   | { readonly v: 1; readonly kind: 'typing'; readonly from: string };
 
-interface Contacts {
-  /** username -> account id */
-  byName: Record<string, string>;
-  /** account id -> the device ids this device has sessions with */
-  devices: Record<string, number[]>;
+function pick(content: { from: string; to: string; text: string; sentAt: string }) {
+  return { from: content.from, to: content.to, text: content.text, sentAt: content.sentAt };
 }
 
+/** Tries of one send: the first, and one more after each mending of sessions. */
 const SEND_ATTEMPTS = 3;
 /** How often a device with no other device known asks whether its account has gained one. */
 const OWN_DEVICES_RECHECK_MS = 60_000;
-// CiphertextMessage.type() answers a plain number.
-const PREKEY_CIPHERTEXT: number = CiphertextMessageType.PreKey;
-
-function uuidBytes(uuid: string): Uint8Array<ArrayBuffer> {
-  return bytes(Buffer.from(uuid.replace(/-/g, ''), 'hex'));
-}
 
 /**
  * A Sotto device: its keys, sessions and history live in a profile
  * directory; everything it sends is encrypted with libsignal before it
  * leaves, and everything it receives is decrypted only here.
+ *
+ * The work is done by the parts it holds (a connection to the gateway, the
+ * contact book, the libsignal sessions, an outbox and an inbox, backups); this
+ * class makes and opens devices and hands each call to the part it belongs to.
  */
 export class SottoClient {
   private readonly connection: GatewayConnection;
+  private readonly contacts: ContactBook;
+  private readonly sessions: Sessions;
   private readonly backups: Backups;
-  private readonly sessions: ProfileSessionStore;
-  private readonly identities: ProfileIdentityStore;
-  private readonly local: ProtocolAddress;
   private ownDevicesCheckedAt = 0;
 
   private constructor(
@@ -111,19 +88,21 @@ export class SottoClient {
     private readonly account: AccountFile,
   ) {
     this.connection = new GatewayConnection(server, account);
-    this.sessions = new ProfileSessionStore(profile);
-    this.identities = new ProfileIdentityStore(
+    this.contacts = new ContactBook(profile, this.connection);
+    const stores = profileSignalStores({
       profile,
-      identityKeyPair(account),
-      account.registrationId,
-      (changed) =>
+      identity: identityKeyPair(account),
+      registrationId: account.registrationId,
+      lastResortKyberId: LAST_RESORT_KYBER_ID,
+      onIdentityChange: (changed) =>
         profile.appendHistory({
           kind: 'safety-number-changed',
-          contact: this.usernameOf(changed.name()),
+          contact: this.contacts.usernameOf(changed.name()),
           at: new Date().toISOString(),
         }),
-    );
-    this.local = ProtocolAddress.new(account.accountId, account.deviceId);
+    });
+    const local = ProtocolAddress.new(account.accountId, account.deviceId);
+    this.sessions = new Sessions(this.connection, this.contacts, stores, local);
     this.backups = new Backups(this.connection, profile, account.accountId);
   }
 
@@ -159,86 +138,9 @@ export class SottoClient {
     this.connection.close();
   }
 
-  private contacts(): Contacts {
-    return this.profile.readJson<Contacts>('contacts.json') ?? { byName: {}, devices: {} };
-  }
-
-  private saveContacts(contacts: Contacts): void {
-    this.profile.writeJson('contacts.json', contacts);
-  }
-
-  private usernameOf(accountId: string): string {
-    const entry = Object.entries(this.contacts().byName).find(([, id]) => id === accountId);
-    return entry?.[0] ?? accountId;
-  }
-
   /** The account id behind a username, remembered once learned. */
-  async lookup(username: string): Promise<string> {
-    const name = username.toLowerCase();
-    const contacts = this.contacts();
-    const known = contacts.byName[name];
-    if (known) return known;
-    let found;
-    try {
-      found = await unary(
-        this.connection.accounts.lookupUsername.bind(this.connection.accounts),
-        { username: name },
-        { metadata: this.connection.auth },
-      );
-    } catch (error) {
-      if ((error as ServiceError).code === status.NOT_FOUND)
-        throw new SottoError(`unknown user ${name}`, status.NOT_FOUND);
-      throw this.connection.explain(error);
-    }
-    contacts.byName[name] = found.accountId;
-    this.saveContacts(contacts);
-    return found.accountId;
-  }
-
-  /** Starts sessions from freshly fetched bundles: every device of the account, or the given ones. */
-  private async establish(accountId: string, deviceIds?: readonly number[]): Promise<void> {
-    const targets = deviceIds ?? [0];
-    const bundles: BundleMessage[] = [];
-    for (const deviceId of targets) {
-      const { bundles: fetched } = await this.connection.call(
-        this.connection.keys.getPreKeyBundle.bind(this.connection.keys),
-        {
-          accountId,
-          deviceId,
-        },
-      );
-      bundles.push(...fetched);
-    }
-    const contacts = this.contacts();
-    const devices = new Set(deviceIds === undefined ? [] : (contacts.devices[accountId] ?? []));
-    for (const bundle of bundles) {
-      const signed = bundle.signedPreKey!;
-      const kyber = bundle.kyberPreKey!;
-      const oneTime = bundle.oneTimePreKey;
-      const prekey = PreKeyBundle.new(
-        bundle.registrationId,
-        bundle.deviceId,
-        oneTime ? oneTime.keyId : null,
-        oneTime ? PublicKey.deserialize(bytes(oneTime.publicKey)) : null,
-        signed.keyId,
-        PublicKey.deserialize(bytes(signed.publicKey)),
-        bytes(signed.signature),
-        PublicKey.deserialize(bytes(bundle.identityKey)),
-        kyber.keyId,
-        KEMPublicKey.deserialize(bytes(kyber.publicKey)),
-        bytes(kyber.signature),
-      );
-      await processPreKeyBundle(
-        prekey,
-        ProtocolAddress.new(accountId, bundle.deviceId),
-        this.local,
-        this.sessions,
-        this.identities,
-      );
-      devices.add(bundle.deviceId);
-    }
-    contacts.devices[accountId] = [...devices].sort((a, b) => a - b);
-    this.saveContacts(contacts);
+  lookup(username: string): Promise<string> {
+    return this.contacts.lookup(username);
   }
 
   /**
@@ -250,7 +152,7 @@ export class SottoClient {
     const to = await this.lookup(username);
     const name = username.toLowerCase();
     const sentAt = new Date().toISOString();
-    const { username: from } = this.account;
+    const { username: from, accountId } = this.account;
     const guids = await this.deliver(to, { v: 1, from, text, sentAt }, false);
     this.profile.appendHistory({
       kind: 'message',
@@ -262,11 +164,11 @@ export class SottoClient {
       guid: guids[0] ?? '',
     });
     // With no other device known, the server is asked again only now and then: each ask is a round trip.
-    const ownDevices = this.contacts().devices[this.account.accountId] ?? [];
+    const ownDevices = this.contacts.devicesOf(accountId);
     let synced = true;
     if (ownDevices.length > 0 || Date.now() - this.ownDevicesCheckedAt >= OWN_DEVICES_RECHECK_MS) {
       synced = await this.deliver(
-        this.account.accountId,
+        accountId,
         { v: 1, kind: 'sync', from, to: name, text, sentAt },
         false,
       ).then(
@@ -289,74 +191,30 @@ export class SottoClient {
   /**
    * Encrypts the content once per device of the account (for this account
    * itself: its other devices) and sends it. When the server says the device
-   * list is out of date, sessions are mended (new devices get one, removed
-   * ones are dropped, stale ones rebuilt) and the content is sent again.
+   * list is out of date, sessions are mended and the content is sent again.
    */
   private async deliver(to: string, content: Content, ephemeral: boolean): Promise<string[]> {
     const plaintext = pad(Buffer.from(JSON.stringify(content), 'utf8'));
     const toSelf = to === this.account.accountId;
     // This account's own device list starts empty; the server names the other devices, if any.
-    if (!toSelf && !this.contacts().devices[to]?.length) await this.establish(to);
+    if (!toSelf && this.contacts.devicesOf(to).length === 0) await this.sessions.establish(to);
 
+    const { messaging, auth } = this.connection;
     for (let attempt = 1; ; attempt++) {
-      const deviceIds = this.contacts().devices[to] ?? [];
-      const envelopes = [];
-      for (const deviceId of deviceIds) {
-        const address = ProtocolAddress.new(to, deviceId);
-        const ciphertext = await signalEncrypt(
-          plaintext,
-          address,
-          this.local,
-          this.sessions,
-          this.identities,
-        );
-        const session = await this.sessions.getSession(address);
-        envelopes.push({
-          destinationDeviceId: deviceId,
-          destinationRegistrationId: session?.remoteRegistrationId() ?? 0,
-          type:
-            ciphertext.type() === PREKEY_CIPHERTEXT
-              ? EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE
-              : EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-          content: Buffer.from(ciphertext.serialize()),
-        });
-      }
+      const envelopes = await this.sessions.encrypt(to, this.contacts.devicesOf(to), plaintext);
       try {
         const { guids } = await unary(
-          this.connection.messaging.send.bind(this.connection.messaging),
-          {
-            destinationAccountId: to,
-            clientTimestampMs: String(Date.now()),
-            ephemeral,
-            envelopes,
-          },
-          { metadata: this.connection.auth },
+          messaging.send.bind(messaging),
+          { destinationAccountId: to, clientTimestampMs: String(Date.now()), ephemeral, envelopes },
+          { metadata: auth },
         );
         return guids;
       } catch (error) {
-        const trailer = (error as ServiceError).metadata?.get('sotto-mismatched-devices-bin')[0];
-        if (
-          (error as ServiceError).code !== status.FAILED_PRECONDITION ||
-          !Buffer.isBuffer(trailer) ||
-          attempt >= SEND_ATTEMPTS
-        ) {
-          throw this.connection.explain(error);
-        }
-        await this.mend(to, MismatchedDevices.decode(trailer));
+        const mismatch = attempt < SEND_ATTEMPTS ? mismatchedDevices(error) : undefined;
+        if (!mismatch) throw this.connection.explain(error);
+        await this.sessions.mend(to, mismatch);
       }
     }
-  }
-
-  private async mend(accountId: string, mismatch: MismatchedDevices): Promise<void> {
-    const contacts = this.contacts();
-    const gone = new Set([...mismatch.extraDeviceIds, ...mismatch.staleDeviceIds]);
-    for (const deviceId of gone) this.sessions.deleteSession(ProtocolAddress.new(accountId, deviceId));
-    contacts.devices[accountId] = (contacts.devices[accountId] ?? []).filter(
-      (id) => !mismatch.extraDeviceIds.includes(id),
-    );
-    this.saveContacts(contacts);
-    const needed = [...mismatch.missingDeviceIds, ...mismatch.staleDeviceIds];
-    if (needed.length > 0) await this.establish(accountId, needed);
   }
 
   /**
@@ -431,31 +289,8 @@ export class SottoClient {
     return received;
   }
 
-  private async decrypt(envelope: Envelope): Promise<Content> {
-    const from = ProtocolAddress.new(envelope.sourceAccountId, envelope.sourceDeviceId);
-    let plaintext: Uint8Array;
-    if (envelope.type === EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE) {
-      plaintext = await signalDecryptPreKey(
-        PreKeySignalMessage.deserialize(bytes(envelope.content)),
-        from,
-        this.local,
-        this.sessions,
-        this.identities,
-        new ProfilePreKeyStore(this.profile),
-        new ProfileSignedPreKeyStore(this.profile),
-        new ProfileKyberPreKeyStore(this.profile, LAST_RESORT_KYBER_ID),
-      );
-    } else if (envelope.type === EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT) {
-      plaintext = await signalDecrypt(
-        SignalMessage.deserialize(bytes(envelope.content)),
-        from,
-        this.local,
-        this.sessions,
-        this.identities,
-      );
-    } else {
-      throw new SottoError(`cannot read envelope ${envelope.guid}: unsupported type ${envelope.type}`);
-    }
+  private async read(envelope: Envelope): Promise<Content> {
+    const plaintext = await this.sessions.decrypt(envelope);
     const content = JSON.parse(Buffer.from(unpad(plaintext)).toString('utf8')) as Content;
     // Only this account's own devices may speak for it.
     if (content.kind === 'sync' && envelope.sourceAccountId !== this.account.accountId) {
@@ -464,30 +299,23 @@ export class SottoClient {
     return content;
   }
 
-  /** Remembers which account and device a contact wrote from, so replies reach every device. */
+  /** A contact (not this account) wrote from this device: replies should reach it. */
   private rememberSender(username: string, envelope: Envelope): void {
     if (envelope.sourceAccountId === this.account.accountId) return;
-    const contacts = this.contacts();
-    const known = contacts.devices[envelope.sourceAccountId] ?? [];
-    if (contacts.byName[username] === envelope.sourceAccountId && known.includes(envelope.sourceDeviceId))
-      return;
-    contacts.byName[username] = envelope.sourceAccountId;
-    const devices = new Set(known);
-    devices.add(envelope.sourceDeviceId);
-    contacts.devices[envelope.sourceAccountId] = [...devices].sort((a, b) => a - b);
-    this.saveContacts(contacts);
+    this.contacts.rememberSender(username, envelope.sourceAccountId, envelope.sourceDeviceId);
   }
 
   private async acceptEphemeral(envelope: Envelope): Promise<TypingIndicator | undefined> {
-    const content = await this.decrypt(envelope);
+    const content = await this.read(envelope);
     if (content.kind !== 'typing') return undefined;
     this.rememberSender(content.from, envelope);
     return { from: content.from };
   }
 
+  /** Keeps a queued envelope in history, once: a GUID already handled is dropped unread. */
   private async accept(envelope: Envelope): Promise<ReceivedMessage | undefined> {
     if (this.profile.hasSeen(envelope.guid)) return undefined;
-    const content = await this.decrypt(envelope);
+    const content = await this.read(envelope);
     let entry: HistoryEntry | undefined;
     if (content.kind === 'sync') {
       entry = { kind: 'message', direction: 'out', ...pick(content), guid: envelope.guid };
@@ -574,19 +402,11 @@ export class SottoClient {
   /** The 60-digit safety number for this device and a contact; the same on both sides. */
   async safetyNumber(username: string): Promise<string> {
     const them = await this.lookup(username);
-    let theirKey = await this.identities.getIdentity(ProtocolAddress.new(them, 1));
-    if (!theirKey) {
-      await this.establish(them);
-      theirKey = await this.identities.getIdentity(ProtocolAddress.new(them, 1));
-    }
+    const theirKey = await this.sessions.identityOf(them);
     if (!theirKey) throw new SottoError(`no identity key known for ${username}`);
-    const mine = identityKeyPair(this.account).publicKey;
-    return Fingerprint.new(5200, 2, uuidBytes(this.account.accountId), mine, uuidBytes(them), theirKey)
-      .displayableFingerprint()
-      .toString();
+    return safetyNumber(
+      { accountId: this.account.accountId, identityKey: identityKeyPair(this.account).publicKey },
+      { accountId: them, identityKey: theirKey },
+    );
   }
-}
-
-function pick(content: { from: string; to: string; text: string; sentAt: string }) {
-  return { from: content.from, to: content.to, text: content.text, sentAt: content.sentAt };
 }
