@@ -1,5 +1,4 @@
-import type { ServiceError } from '@grpc/grpc-js';
-import { status } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import type { Envelope } from '@sotto/contracts/generated/client/sotto/common/v1/envelope';
 import type { ConnectResponse } from '@sotto/contracts/generated/client/sotto/gateway/v1/gateway';
 import type { AccountFile, Profile } from '../profile';
@@ -107,7 +106,7 @@ export class Inbox {
     return decodeContent(await this.sessions.decrypt(envelope), envelope, this.account.accountId);
   }
 
-  /** A contact (not this account) wrote from this device: replies should reach it. */
+  /** Remembers which account and device a contact wrote from, so replies reach every device. */
   private rememberSender(username: string, envelope: Envelope): void {
     if (envelope.sourceAccountId === this.account.accountId) return;
     this.contacts.rememberSender(username, envelope.sourceAccountId, envelope.sourceDeviceId);
