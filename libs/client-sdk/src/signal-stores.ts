@@ -160,3 +160,35 @@ export class ProfileKyberPreKeyStore extends KyberPreKeyStore {
     return Promise.resolve();
   }
 }
+
+/** A device's libsignal stores, all kept in its profile. */
+export interface SignalStores {
+  readonly sessions: ProfileSessionStore;
+  readonly identities: ProfileIdentityStore;
+  readonly preKeys: ProfilePreKeyStore;
+  readonly signedPreKeys: ProfileSignedPreKeyStore;
+  readonly kyberPreKeys: ProfileKyberPreKeyStore;
+}
+
+export function profileSignalStores(options: {
+  profile: Profile;
+  identity: IdentityKeyPair;
+  registrationId: number;
+  lastResortKyberId: number;
+  /** Told of a contact whose identity key changed. */
+  onIdentityChange: (address: ProtocolAddress) => void;
+}): SignalStores {
+  const { profile } = options;
+  return {
+    sessions: new ProfileSessionStore(profile),
+    identities: new ProfileIdentityStore(
+      profile,
+      options.identity,
+      options.registrationId,
+      options.onIdentityChange,
+    ),
+    preKeys: new ProfilePreKeyStore(profile),
+    signedPreKeys: new ProfileSignedPreKeyStore(profile),
+    kyberPreKeys: new ProfileKyberPreKeyStore(profile, options.lastResortKyberId),
+  };
+}

@@ -1,0 +1,143 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BackupVersion } from '@sotto/contracts/generated/sotto/common/v1/backup';
+import type { GetBackupStatusResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import {
+  collectBackup,
+  deriveAccountRecoveryCredential,
+  deriveBackupFileKeys,
+  generateRecoveryKey,
+  openBackupFile,
+  parseRecoveryKey,
+  restoreProfile,
+  writeBackupFile,
+  type RecoveryKey,
+} from '../backup';
+import { downloadBackupFile, uploadBackupFile, type TransferProgress } from '../backup-transfer';
+import { SottoError } from '../errors';
+import type { Profile } from '../profile';
+import { protectRecoveryKey } from '../vault-client';
+import type { GatewayConnection } from './connection';
+
+/** Where a device keeps the account's recovery key between backups; readable only by its owner. */
+const RECOVERY_KEY_FILE = 'recovery-key';
+
+export interface CreatedBackup {
+  recoveryKey: RecoveryKey;
+  /** True when this backup made the recovery key: the one time to show it. */
+  newRecoveryKey: boolean;
+  version: BackupVersion;
+  passwordProtected: boolean;
+}
+
+/** Keeps the recovery key in the profile, for the device's next backups. */
+export function keepRecoveryKey(profile: Profile, recoveryKey: RecoveryKey): void {
+  profile.write(RECOVERY_KEY_FILE, recoveryKey);
+}
+
+/** Runs `work` with a path in a fresh temporary directory, which is removed afterwards. */
+async function withTemporaryFile<T>(prefix: string, work: (path: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    return await work(join(dir, 'backup'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The account's encrypted backups of history and contacts, made and restored on this device. */
+export class Backups {
+  constructor(
+    private readonly connection: GatewayConnection,
+    private readonly profile: Profile,
+    private readonly accountId: string,
+  ) {}
+
+  /** This account's recovery key, made on the first backup and kept in the profile (owner-only) for the next. */
+  private recoveryKey(): { recoveryKey: RecoveryKey; newRecoveryKey: boolean } {
+    const stored = this.profile.read(RECOVERY_KEY_FILE)?.toString('utf8');
+    if (stored) return { recoveryKey: parseRecoveryKey(stored), newRecoveryKey: false };
+    const fresh = generateRecoveryKey();
+    keepRecoveryKey(this.profile, fresh);
+    return { recoveryKey: fresh, newRecoveryKey: true };
+  }
+
+  /**
+   * Backs up history and contacts: encrypted and authenticated here under
+   * keys derived from the recovery key, uploaded (resuming if cut) as the
+   * account's newest version. The directory learns the recovery credential
+   * that lets a new device take the account over; with a password, the vault
+   * keeps the recovery key sealed under it. Returns the recovery key, which
+   * is all a new device needs.
+   */
+  async create(options: {
+    password?: string;
+    onProgress?: (progress: TransferProgress) => void;
+  }): Promise<CreatedBackup> {
+    const { recoveryKey, newRecoveryKey } = this.recoveryKey();
+    const { accounts, backups, vault, auth } = this.connection;
+    await this.connection.call(accounts.setRecoveryCredential.bind(accounts), {
+      recoveryCredential: Buffer.from(deriveAccountRecoveryCredential(recoveryKey)),
+    });
+    const explained = (error: unknown) => Promise.reject(this.connection.explain(error));
+    return withTemporaryFile('sotto-backup-', async (path) => {
+      const digest = await writeBackupFile(
+        path,
+        collectBackup(this.profile),
+        deriveBackupFileKeys(recoveryKey, this.accountId),
+      );
+      const version = await uploadBackupFile({
+        client: backups,
+        metadata: auth,
+        path,
+        size: digest.size,
+        sha256: digest.sha256,
+        onProgress: options.onProgress,
+      }).catch(explained);
+      if (options.password !== undefined) {
+        await protectRecoveryKey({
+          client: vault,
+          metadata: auth,
+          recoveryKey,
+          password: options.password,
+        }).catch(explained);
+      }
+      return { recoveryKey, newRecoveryKey, version, passwordProtected: options.password !== undefined };
+    });
+  }
+
+  /** The account's backups (newest first), quota and whether a password vault guards the recovery key. */
+  status(): Promise<GetBackupStatusResponse> {
+    return this.connection.call(this.connection.backups.getBackupStatus.bind(this.connection.backups), {});
+  }
+
+  /**
+   * Downloads the newest backup, checks it whole and restores its history and
+   * contacts into this device's profile, which must hold none yet.
+   */
+  restoreNewest(
+    recoveryKey: RecoveryKey,
+    onProgress?: (progress: TransferProgress) => void,
+  ): Promise<{ historyEntries: number; version: BackupVersion }> {
+    return withTemporaryFile('sotto-restore-', async (path) => {
+      try {
+        const version = await downloadBackupFile({
+          client: this.connection.backups,
+          metadata: this.connection.auth,
+          path,
+          onProgress,
+        });
+        const opened = await openBackupFile(path, deriveBackupFileKeys(recoveryKey, this.accountId));
+        const restored = await restoreProfile(this.profile, opened);
+        return { historyEntries: restored.historyEntries, version };
+      } catch (error) {
+        const reason = this.connection.explain(error);
+        throw new SottoError(
+          `the account is on this device now, but its backup could not be restored: ${reason.message}`,
+          reason instanceof SottoError ? reason.code : undefined,
+        );
+      }
+    });
+  }
+}

@@ -1,0 +1,1 @@
+export { SottoClient, type ReceivedMessage, type TypingIndicator } from './sotto-client';

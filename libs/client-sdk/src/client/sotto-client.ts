@@ -1,0 +1,202 @@
+import { ProtocolAddress } from '@signalapp/libsignal-client';
+import type { BackupVersion } from '@sotto/contracts/generated/sotto/common/v1/backup';
+import type { GetBackupStatusResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import type { TransferProgress } from '../backup-transfer';
+import { SottoError } from '../errors';
+import { LAST_RESORT_KYBER_ID } from '../keys';
+import { Profile, type AccountFile, type HistoryEntry } from '../profile';
+import { parseServerAddress } from '../server';
+import { profileSignalStores } from '../signal-stores';
+import { Backups, type CreatedBackup } from './backups';
+import { GatewayConnection } from './connection';
+import { ContactBook } from './contacts';
+import { recoverDevice, registerDevice } from './enrolment';
+import { Inbox, type ReceivedMessage, type ReceiveOptions } from './inbox';
+import { Outbox } from './outbox';
+import { identityKeyPair, refillPreKeys } from './prekeys';
+import { safetyNumber } from './safety-number';
+import { Sessions } from './sessions';
+
+export type { ReceivedMessage, TypingIndicator } from './inbox';
+
+/**
+ * A Sotto device: its keys, sessions and history live in a profile
+ * directory; everything it sends is encrypted with libsignal before it
+ * leaves, and everything it receives is decrypted only here.
+ *
+ * The work is done by the parts it holds (a connection to the gateway, the
+ * contact book, the libsignal sessions, an outbox and an inbox, backups); this
+ * class makes and opens devices and hands each call to the part it belongs to.
+ */
+export class SottoClient {
+  private readonly connection: GatewayConnection;
+  private readonly contacts: ContactBook;
+  private readonly sessions: Sessions;
+  private readonly outbox: Outbox;
+  private readonly inbox: Inbox;
+  private readonly backups: Backups;
+
+  private constructor(
+    readonly profile: Profile,
+    readonly server: string,
+    private readonly account: AccountFile,
+  ) {
+    this.connection = new GatewayConnection(server, account);
+    this.contacts = new ContactBook(profile, this.connection);
+    const stores = profileSignalStores({
+      profile,
+      identity: identityKeyPair(account),
+      registrationId: account.registrationId,
+      lastResortKyberId: LAST_RESORT_KYBER_ID,
+      onIdentityChange: (changed) =>
+        profile.appendHistory({
+          kind: 'safety-number-changed',
+          contact: this.contacts.usernameOf(changed.name()),
+          at: new Date().toISOString(),
+        }),
+    });
+    const local = ProtocolAddress.new(account.accountId, account.deviceId);
+    this.sessions = new Sessions(this.connection, this.contacts, stores, local);
+    this.outbox = new Outbox(this.connection, this.contacts, this.sessions, profile, account);
+    this.inbox = new Inbox(this.connection, this.contacts, this.sessions, profile, account, () =>
+      this.refill(),
+    );
+    this.backups = new Backups(this.connection, profile, account.accountId);
+  }
+
+  get username(): string {
+    return this.account.username;
+  }
+
+  get accountId(): string {
+    return this.account.accountId;
+  }
+
+  /** Creates keys in a new profile and registers them; nothing is written unless the server accepts. */
+  static async register(options: {
+    profileDir: string;
+    server: string;
+    username: string;
+  }): Promise<SottoClient> {
+    const { profile, server, account } = await registerDevice(options);
+    return new SottoClient(profile, server, account);
+  }
+
+  static open(options: { profileDir: string; server: string }): SottoClient {
+    const profile = new Profile(options.profileDir);
+    if (!profile.exists) {
+      throw new SottoError(
+        `not registered: ${options.profileDir} holds no account (run \`sotto register <username>\`)`,
+      );
+    }
+    return new SottoClient(profile, parseServerAddress(options.server), profile.account());
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+
+  /** The account id behind a username, remembered once learned. */
+  lookup(username: string): Promise<string> {
+    return this.contacts.lookup(username);
+  }
+
+  /**
+   * Encrypts the text for every device of the recipient and sends it, then
+   * sends a copy to this account's other devices. A copy that cannot be sent
+   * does not undo the message, which is already on its way; `synced` says so.
+   */
+  send(username: string, text: string): Promise<{ guids: string[]; sentAt: string; synced: boolean }> {
+    return this.outbox.send(username, text);
+  }
+
+  /** Tells the contact's devices that are online now that this user is typing; nothing is queued or kept. */
+  sendTyping(username: string): Promise<void> {
+    return this.outbox.sendTyping(username);
+  }
+
+  /**
+   * Fetches and acknowledges everything queued, then keeps listening for
+   * `waitSeconds`. Each message is decrypted, kept in history and only then
+   * acknowledged; a GUID seen before is acknowledged and dropped.
+   */
+  receive(options: ReceiveOptions = {}): Promise<ReceivedMessage[]> {
+    return this.inbox.receive(options);
+  }
+
+  /** Uploads a new batch of one-time keys, keeping the private halves here. */
+  refill(): Promise<void> {
+    return refillPreKeys(this.profile, this.connection);
+  }
+
+  /** The local conversation, oldest first; with a username, only what was exchanged with them. */
+  history(username?: string): HistoryEntry[] {
+    const name = username?.toLowerCase();
+    return this.profile
+      .history()
+      .filter((entry) =>
+        name === undefined
+          ? true
+          : entry.kind === 'message'
+            ? entry.from === name || entry.to === name
+            : entry.contact === name,
+      );
+  }
+
+  /**
+   * Backs up history and contacts, encrypted here under keys derived from the
+   * recovery key; with a password, the vault also keeps the recovery key
+   * sealed under it. Returns the recovery key, which is all a new device needs.
+   */
+  createBackup(
+    options: { password?: string; onProgress?: (progress: TransferProgress) => void } = {},
+  ): Promise<CreatedBackup> {
+    return this.backups.create(options);
+  }
+
+  /** The account's backups (newest first), quota and whether a password vault guards the recovery key. */
+  backupStatus(): Promise<GetBackupStatusResponse> {
+    return this.backups.status();
+  }
+
+  /**
+   * A new device: gets the recovery key (as typed, or from the vault with the
+   * password), takes the account over with the credential derived from it
+   * (the old devices are signed out), then downloads the newest backup,
+   * checks it whole and restores history and contacts. The device gets a new
+   * identity key, so contacts see a safety-number change; a recovery key is
+   * thus never enough to pass for the old device. The profile must be new.
+   */
+  static async restore(options: {
+    profileDir: string;
+    server: string;
+    username: string;
+    recoveryKey?: string;
+    password?: string;
+    onProgress?: (progress: TransferProgress) => void;
+  }): Promise<{ client: SottoClient; historyEntries: number; version: BackupVersion }> {
+    const { profile, server, account, recoveryKey } = await recoverDevice(options);
+    const client = new SottoClient(profile, server, account);
+    try {
+      const restored = await client.backups.restoreNewest(recoveryKey, options.onProgress);
+      return { client, ...restored };
+    } catch (error) {
+      client.close();
+      throw error;
+    } finally {
+      // Whether or not the backup came in, the account is this device's: account.json makes it a registered one.
+      profile.writeJson('account.json', account);
+    }
+  }
+
+  /** The 60-digit safety number for this device and a contact; the same on both sides. */
+  async safetyNumber(username: string): Promise<string> {
+    const them = await this.lookup(username);
+    const theirKey = await this.sessions.identityOf(them);
+    if (!theirKey) throw new SottoError(`no identity key known for ${username}`);
+    return safetyNumber(
+      { accountId: this.account.accountId, identityKey: identityKeyPair(this.account).publicKey },
+      { accountId: them, identityKey: theirKey },
+    );
+  }
+}
