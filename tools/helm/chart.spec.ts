@@ -1,17 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { helmTool, testToolProblem } from '@sotto/local-infra';
 
-// Lints and renders helm/sotto with the Helm that tools/ci/install-go-tools.sh builds, and checks
+// Lints and renders helm/sotto with the Helm that `npm test` builds (libs/local-infra), and checks
 // what an SRE relies on once it is applied: who may talk to whom, where each service finds the
 // others, that pods run locked down, probe, scale and roll on config changes.
 
 const root = join(__dirname, '..', '..');
 const chart = join(root, 'helm', 'sotto');
-const INSTALL_SCRIPT = 'tools/ci/install-go-tools.sh';
-const HELM = join(root, '.sotto', 'tools', 'bin', 'helm');
-const HELM_VERSION = /^HELM_VERSION=(\S+)$/m.exec(readFileSync(join(root, INSTALL_SCRIPT), 'utf8'))?.[1];
+const [HELM] = helmTool.command();
 const RELEASE = 'rel';
 const NAMESPACE = 'chat';
 
@@ -140,13 +138,8 @@ let helmChecked = false;
 /** Runs the project's Helm; fails (never skips) when it is missing or not the pinned version. */
 function helm(args: string[]): HelmResult {
   if (!helmChecked) {
-    if (!existsSync(HELM)) {
-      throw new Error(`helm not found at ${HELM}: run ${INSTALL_SCRIPT} (needs Go) to build it`);
-    }
-    const version = spawnSync(HELM, ['version', '--template', '{{.Version}}'], { encoding: 'utf8' }).stdout;
-    if (version !== HELM_VERSION) {
-      throw new Error(`${HELM} is helm ${version}, expected ${HELM_VERSION}: run ${INSTALL_SCRIPT}`);
-    }
+    const problem = testToolProblem(helmTool);
+    if (problem !== undefined) throw new Error(problem);
     helmChecked = true;
   }
   const result = spawnSync(HELM, args, {

@@ -1,14 +1,25 @@
 /**
- * `npm test`: starts one Kafka, Redis and PostgreSQL, and prepares a SoftHSM2
- * token, for the whole run, runs every project's tests with Jest, stops the
- * servers, and ends with the line `jest: N passed, M failed[, K skipped]`.
- * Extra arguments go to Jest.
+ * `npm test`: installs what the tests need and the machine lacks (Debian
+ * packages; Helm and moto's S3 server, once, under .sotto/tools), starts one
+ * Kafka, Redis and PostgreSQL, and prepares a SoftHSM2 token, for the whole
+ * run, runs every project's tests with Jest, stops the servers, and ends with
+ * the line `jest: N passed, M failed[, K skipped]`. Extra arguments go to Jest.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureSystemPackages, repoRoot, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
+import {
+  ensureSystemPackages,
+  ensureTestTools,
+  repoRoot,
+  startInfrastructure,
+  testToolProblem,
+  testToolsUsedBy,
+  TEST_TOOLS,
+  type Infrastructure,
+  type TestTool,
+} from '@sotto/local-infra';
 import { INFRA_ENV } from '@sotto/testing';
 
 interface JestReport {
@@ -20,10 +31,37 @@ interface JestReport {
 }
 
 const log = (message: string): void => void process.stderr.write(`[test] ${message}\n`);
+const logger = { info: log, warn: log };
+
+/** The spec files Jest would run with these arguments, or undefined if it cannot say. */
+function listTests(root: string, jestArgs: string[]): string[] | undefined {
+  const jest = join(root, 'node_modules', 'jest', 'bin', 'jest.js');
+  const listed = spawnSync(process.execPath, [jest, ...jestArgs, '--listTests', '--json'], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  try {
+    return listed.status === 0 ? (JSON.parse(listed.stdout) as string[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The test tools to install before this run: every one missing, unless Jest's arguments select
+ * tests none of which run it (`npm test -- apps/gateway` does not build Helm).
+ */
+function toolsToInstall(root: string, jestArgs: string[]): TestTool[] {
+  const missing = TEST_TOOLS.filter((tool) => testToolProblem(tool) !== undefined);
+  if (missing.length === 0 || jestArgs.length === 0) return missing;
+  const tests = listTests(root, jestArgs);
+  return tests === undefined ? missing : testToolsUsedBy(missing, tests, root);
+}
 
 async function main(): Promise<number> {
   const root = repoRoot();
-  await ensureSystemPackages();
+  const jestArgs = process.argv.slice(2);
   const workDir = mkdtempSync(join(tmpdir(), 'sotto-test-'));
   let infra: Infrastructure | undefined;
   let stopping = false;
@@ -38,9 +76,12 @@ async function main(): Promise<number> {
   }
 
   try {
+    await ensureSystemPackages();
+    await ensureTestTools(toolsToInstall(root, jestArgs), logger);
+
     log('starting Kafka, Redis and PostgreSQL for this run');
     const started = Date.now();
-    infra = await startInfrastructure({ dataDir: join(workDir, 'infra'), logger: { info: log, warn: log } });
+    infra = await startInfrastructure({ dataDir: join(workDir, 'infra'), logger });
     log(`infrastructure ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     const reportFile = join(workDir, 'jest-report.json');
@@ -58,15 +99,11 @@ async function main(): Promise<number> {
     };
     const jest = join(root, 'node_modules', 'jest', 'bin', 'jest.js');
     const code = await new Promise<number>((resolve) => {
-      const child = spawn(
-        process.execPath,
-        [jest, '--json', `--outputFile=${reportFile}`, ...process.argv.slice(2)],
-        {
-          cwd: root,
-          env,
-          stdio: 'inherit',
-        },
-      );
+      const child = spawn(process.execPath, [jest, '--json', `--outputFile=${reportFile}`, ...jestArgs], {
+        cwd: root,
+        env,
+        stdio: 'inherit',
+      });
       child.once('exit', (exitCode) => resolve(exitCode ?? 1));
     });
 

@@ -7,8 +7,8 @@
  *   node -r @swc-node/register apps/backup-store/bench/throughput.bench.ts [--mb 200] [--runs 3] [--store local|s3]
  *
  * It starts its own PostgreSQL and backup-store (and, with --store s3, moto's
- * S3-compatible server: run tools/ci/install-s3-server.sh first) in a scratch
- * directory, and stops them afterwards.
+ * S3-compatible server, installed under .sotto/tools the first time) in a
+ * scratch directory, and stops them afterwards.
  */
 /* eslint-disable @nx/enforce-module-boundaries -- a benchmark, not service code: it starts the
    service and its PostgreSQL the way npm start does, through the local-infra and stack libraries. */
@@ -18,13 +18,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { freePort, startPostgres } from '@sotto/local-infra';
+import { ensureTestTools, freePort, motoTool, startPostgres } from '@sotto/local-infra';
 import { startServiceProcess } from '@sotto/stack';
 /* eslint-enable @nx/enforce-module-boundaries */
 import { BackupTestClient, sha256 } from '../src/testing/backup-client';
 import { startS3Server, type S3TestServer } from '../src/testing/s3-server';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
+const note = (line: string): void => void process.stderr.write(`${line}\n`);
 
 function options(): { bytes: number; runs: number; store: 'local' | 's3' } {
   const { values } = parseArgs({
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
   try {
     let storeEnv: Record<string, string> = { BACKUP_BLOB_DIR: join(dir, 'blobs') };
     if (store === 's3') {
+      await ensureTestTools([motoTool], { info: note, warn: note });
       s3Server = await startS3Server({ port: await freePort(), logFile: join(dir, 'moto.log') });
       storeEnv = s3Server.env('sotto-bench');
       const s3 = new S3Client({

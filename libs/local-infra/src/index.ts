@@ -14,4 +14,13 @@ export { startPostgres } from './postgres';
 export { initSoftHsmToken, prepareSoftHsm } from './softhsm';
 export { startInfrastructure } from './infrastructure';
 export { ensureSystemPackages } from './system-packages';
+export {
+  ensureTestTools,
+  helmTool,
+  motoTool,
+  testToolProblem,
+  testToolsUsedBy,
+  TEST_TOOLS,
+  type TestTool,
+} from './test-tools';
 export { repoRoot } from './repo-root';

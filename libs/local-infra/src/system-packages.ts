@@ -22,22 +22,29 @@ export function missingSystemPackages(): string[] {
  * exactly the packages to install.
  */
 export async function ensureSystemPackages(): Promise<void> {
-  const missing = missingSystemPackages();
-  if (missing.length === 0) return;
-  const command = `apt-get install -y ${missing.join(' ')}`;
+  await installDebianPackages(missingSystemPackages(), missingSystemPackages);
+}
+
+/**
+ * Installs `packages` with apt-get when running as root; otherwise throws an error naming exactly the
+ * packages to install. `stillMissing` says, afterwards, which of them did not provide what was needed.
+ */
+export async function installDebianPackages(packages: string[], stillMissing: () => string[]): Promise<void> {
+  if (packages.length === 0) return;
+  const command = `apt-get install -y ${packages.join(' ')}`;
   if (!isRoot() || which('apt-get') === undefined) {
-    throw new Error(`missing system packages: ${missing.join(' ')}. Install them with: sudo ${command}`);
+    throw new Error(`missing system packages: ${packages.join(' ')}. Install them with: sudo ${command}`);
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const update = await run('apt-get', ['update'], { env });
   if (update.code !== 0) {
     throw new Error(`apt-get update failed (exit ${String(update.code)}):\n${tail(update.output)}`);
   }
-  const install = await run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { env });
+  const install = await run('apt-get', ['install', '-y', '--no-install-recommends', ...packages], { env });
   if (install.code !== 0) {
     throw new Error(`${command} failed (exit ${String(install.code)}):\n${tail(install.output)}`);
   }
-  const still = missingSystemPackages();
+  const still = stillMissing();
   if (still.length > 0) {
     throw new Error(`still missing after apt-get install: ${still.join(' ')}`);
   }

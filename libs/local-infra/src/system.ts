@@ -60,10 +60,13 @@ export function postgresBinDir(preferMajor?: string): string | undefined {
 
 export interface RunResult {
   code: number | null;
+  /** stdout and stderr, interleaved as they came. */
   output: string;
+  /** stdout alone, for commands whose answer is there and whose chatter goes to stderr. */
+  stdout: string;
 }
 
-/** Runs a command to completion, collecting stdout and stderr together. */
+/** Runs a command to completion, collecting stdout and stderr together (and stdout alone). */
 export function run(
   command: string,
   args: string[],
@@ -76,14 +79,16 @@ export function run(
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const chunks: string[] = [];
-    const collect = (data: Uint8Array): void => {
+    const stdout: string[] = [];
+    const collect = (data: Uint8Array): string => {
       const text = Buffer.from(data).toString('utf8');
       chunks.push(text);
       options.onOutput?.(text);
+      return text;
     };
-    child.stdout.on('data', collect);
+    child.stdout.on('data', (data: Uint8Array) => void stdout.push(collect(data)));
     child.stderr.on('data', collect);
     child.once('error', (err) => reject(new Error(`could not run ${command}: ${err.message}`)));
-    child.once('close', (code) => resolve({ code, output: chunks.join('') }));
+    child.once('close', (code) => resolve({ code, output: chunks.join(''), stdout: stdout.join('') }));
   });
 }

@@ -11,6 +11,6 @@ export {
   TestService,
   testLogDir,
 } from './services';
-export { freePort, repoRoot } from '@sotto/local-infra';
+export { freePort, motoTool, repoRoot, testToolProblem } from '@sotto/local-infra';
 export type { Platform } from '@sotto/stack';
 export { startTcpProxy, TcpProxy } from './tcp-proxy';

@@ -1,10 +1,7 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { motoTool, testToolProblem } from '@sotto/testing';
 
-/** Where tools/ci/install-s3-server.sh puts moto's server. */
-const MOTO_SERVER = join(__dirname, '..', '..', '..', '..', '.sotto', 'tools', 'moto', 'bin', 'moto_server');
-const INSTALL_SCRIPT = 'tools/ci/install-s3-server.sh';
 const READY_TIMEOUT_MS = 60_000;
 
 export interface S3TestServer {
@@ -16,16 +13,16 @@ export interface S3TestServer {
 }
 
 /**
- * A real S3-compatible server (moto's server mode) on a loopback port, for
- * tests of the S3 blob store. Fails, naming the install script, when it is
- * not installed: S3 tests never pass by skipping.
+ * A real S3-compatible server (moto's server mode, which `npm test` installs)
+ * on a loopback port, for tests of the S3 blob store. Fails, saying how to
+ * install it, when it is missing: S3 tests never pass by skipping.
  */
 export async function startS3Server(options: { port: number; logFile: string }): Promise<S3TestServer> {
-  if (!existsSync(MOTO_SERVER)) {
-    throw new Error(`no S3-compatible server for the tests: ${MOTO_SERVER} is missing; run ${INSTALL_SCRIPT}`);
-  }
+  const problem = testToolProblem(motoTool);
+  if (problem !== undefined) throw new Error(`no S3-compatible server for the tests: ${problem}`);
+  const [python, ...moto] = motoTool.command();
   const log = openSync(options.logFile, 'a');
-  const child = spawn(MOTO_SERVER, ['--host', '127.0.0.1', '--port', String(options.port)], {
+  const child = spawn(python, [...moto, '--host', '127.0.0.1', '--port', String(options.port)], {
     stdio: ['ignore', log, log],
   });
   closeSync(log);
@@ -56,7 +53,7 @@ export async function startS3Server(options: { port: number; logFile: string }):
     if (early !== undefined || Date.now() > deadline) {
       await stop();
       const tail = readFileSync(options.logFile, 'utf8').trimEnd().split('\n').slice(-20).join('\n');
-      throw new Error(`moto_server did not answer on ${endpoint} (exit ${String(early)}):\n${tail}`);
+      throw new Error(`moto's server did not answer on ${endpoint} (exit ${String(early)}):\n${tail}`);
     }
   }
 
