@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { AccountId } from '@sotto/platform/ids';
 import { PG_POOL, type Pool } from '@sotto/platform/postgres';
-import type { AccountId } from './account-id';
 
 /** Logins answered between two successes, at most. The hard guess limit. */
 export const MAX_ATTEMPTS = 10;

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
+import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
 import type { SignedPreKeyInput, ValidatedKeys } from '../prekeys/key-validation';
 import { insertOneTimeKeys } from '../prekeys/prekeys.repository';
-import type { AccountId } from './account-id';
 import type { StoredCredential } from './credentials';
 
 export class UsernameTakenError extends Error {}
@@ -22,18 +22,18 @@ export interface NewAccount extends NewDevice {
 }
 
 export interface DeviceSummary {
-  readonly deviceId: number;
+  readonly deviceId: DeviceId;
   readonly registrationId: number;
 }
 
 /** The primary device of a new account. */
-export const PRIMARY_DEVICE_ID = 1;
+export const PRIMARY_DEVICE_ID = 1 as DeviceId;
 /** libsignal addresses devices with ids 1 to 127. */
 export const MAX_DEVICE_ID = 127;
 
 type Queryable = Pick<PoolClient, 'query'>;
 
-async function insertDevice(client: Queryable, accountId: AccountId, deviceId: number, device: NewDevice) {
+async function insertDevice(client: Queryable, accountId: AccountId, deviceId: DeviceId, device: NewDevice) {
   await client.query(
     `INSERT INTO devices (account_id, device_id, registration_id, secret_salt, secret_hash,
        signed_pre_key_id, signed_pre_key, signed_pre_key_signature,
@@ -104,7 +104,7 @@ export class AccountsRepository {
     return rows[0]?.identity_key;
   }
 
-  async credential(accountId: AccountId, deviceId: number): Promise<StoredCredential | undefined> {
+  async credential(accountId: AccountId, deviceId: DeviceId): Promise<StoredCredential | undefined> {
     const { rows } = await this.pool.query<{ secret_salt: Buffer; secret_hash: Buffer }>(
       'SELECT secret_salt, secret_hash FROM devices WHERE account_id = $1 AND device_id = $2',
       [accountId, deviceId],
@@ -134,7 +134,7 @@ export class AccountsRepository {
     verify: (stored: StoredCredential | undefined) => boolean,
     identityKey: Uint8Array,
     device: NewDevice,
-  ): Promise<{ accountId: AccountId; deviceId: number; signedOutDeviceIds: number[] } | undefined> {
+  ): Promise<{ accountId: AccountId; deviceId: DeviceId; signedOutDeviceIds: DeviceId[] } | undefined> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
@@ -154,8 +154,8 @@ export class AccountsRepository {
         await client.query('ROLLBACK');
         return undefined;
       }
-      const deviceId = ((row.next_device_id - 1) % MAX_DEVICE_ID) + 1;
-      const signedOut = await client.query<{ device_id: number }>(
+      const deviceId = (((row.next_device_id - 1) % MAX_DEVICE_ID) + 1) as DeviceId;
+      const signedOut = await client.query<{ device_id: DeviceId }>(
         'DELETE FROM devices WHERE account_id = $1 RETURNING device_id',
         [row.id],
       );
@@ -180,7 +180,7 @@ export class AccountsRepository {
   }
 
   async devices(accountId: AccountId): Promise<DeviceSummary[]> {
-    const { rows } = await this.pool.query<{ device_id: number; registration_id: number }>(
+    const { rows } = await this.pool.query<{ device_id: DeviceId; registration_id: number }>(
       'SELECT device_id, registration_id FROM devices WHERE account_id = $1 ORDER BY device_id',
       [accountId],
     );

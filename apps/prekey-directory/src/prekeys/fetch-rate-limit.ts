@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Metadata, status } from '@grpc/grpc-js';
 import { grpcError } from '@sotto/platform/grpc';
+import type { AccountId } from '@sotto/platform/ids';
 import { REDIS, type Redis } from '@sotto/platform/redis';
-import type { AccountId } from '../accounts/account-id';
 
 export const FETCH_LIMIT = Symbol('FETCH_LIMIT');
 
