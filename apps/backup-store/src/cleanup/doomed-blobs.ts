@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { AccountId } from '@sotto/platform/ids';
-import { PG_POOL, type Pool } from '@sotto/platform/postgres';
+import { inTransaction, PG_POOL, type Pool } from '@sotto/platform/postgres';
 import { BLOB_STORE, type BlobStore, type PendingBlob } from '../blobs/blob-store';
-import { inTransaction } from '../transaction';
 
 const BATCH = 100;
 

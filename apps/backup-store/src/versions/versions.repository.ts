@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AccountId } from '@sotto/platform/ids';
-import { PG_POOL, type Pool } from '@sotto/platform/postgres';
+import { inTransaction, PG_POOL, type Pool } from '@sotto/platform/postgres';
 import type { PendingBlob } from '../blobs/blob-store';
-import { inTransaction } from '../transaction';
 import type { UploadId } from '../validation';
 
 export interface VersionRecord {

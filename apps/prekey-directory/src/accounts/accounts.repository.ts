@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
-import { PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
+import { inTransaction, PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
 import type { SignedPreKeyInput, ValidatedKeys } from '../prekeys/key-validation';
 import { insertOneTimeKeys } from '../prekeys/prekeys.repository';
 import type { StoredCredential } from './credentials';
@@ -64,9 +64,7 @@ export class AccountsRepository {
   /** Creates the account, its primary device and its keys in one transaction. */
   async create(account: NewAccount): Promise<AccountId> {
     const id = randomUUID() as AccountId;
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       try {
         await client.query('INSERT INTO accounts (id, username, identity_key) VALUES ($1, $2, $3)', [
           id,
@@ -78,14 +76,8 @@ export class AccountsRepository {
         throw error;
       }
       await insertDevice(client, id, PRIMARY_DEVICE_ID, account);
-      await client.query('COMMIT');
-      return id;
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
+    return id;
   }
 
   async findByUsername(username: string): Promise<{ id: AccountId; username: string } | undefined> {
@@ -135,9 +127,8 @@ export class AccountsRepository {
     identityKey: Uint8Array,
     device: NewDevice,
   ): Promise<{ accountId: AccountId; deviceId: DeviceId; signedOutDeviceIds: DeviceId[] } | undefined> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    // A wrong credential leaves the transaction having only read, so committing it changes nothing.
+    return inTransaction(this.pool, async (client) => {
       const { rows } = await client.query<{
         id: AccountId;
         salt: Buffer | null;
@@ -150,10 +141,7 @@ export class AccountsRepository {
       );
       const row = rows[0];
       const stored = row?.salt && row.hash ? { salt: row.salt, hash: row.hash } : undefined;
-      if (!verify(stored) || !row) {
-        await client.query('ROLLBACK');
-        return undefined;
-      }
+      if (!verify(stored) || !row) return undefined;
       const deviceId = (((row.next_device_id - 1) % MAX_DEVICE_ID) + 1) as DeviceId;
       const signedOut = await client.query<{ device_id: DeviceId }>(
         'DELETE FROM devices WHERE account_id = $1 RETURNING device_id',
@@ -165,18 +153,12 @@ export class AccountsRepository {
         deviceId + 1,
       ]);
       await insertDevice(client, row.id, deviceId, device);
-      await client.query('COMMIT');
       return {
         accountId: row.id,
         deviceId,
         signedOutDeviceIds: signedOut.rows.map((device) => device.device_id).sort((a, b) => a - b),
       };
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async devices(accountId: AccountId): Promise<DeviceSummary[]> {

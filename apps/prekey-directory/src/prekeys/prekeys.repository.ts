@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
-import { PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
+import { inTransaction, PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
 import type { EcPreKeyInput, SignedPreKeyInput, ValidatedKeys } from './key-validation';
 
 export interface StoredBundle {
@@ -146,9 +146,7 @@ export class PreKeysRepository {
 
   /** A refill: new one-time keys and, optionally, new signed keys, in one transaction. */
   async store(accountId: AccountId, deviceId: DeviceId, keys: ValidatedKeys): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       if (keys.signedPreKey) {
         await client.query(
           `UPDATE devices SET signed_pre_key_id = $3, signed_pre_key = $4, signed_pre_key_signature = $5
@@ -176,12 +174,6 @@ export class PreKeysRepository {
         );
       }
       await insertOneTimeKeys(client, accountId, deviceId, keys);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 }
