@@ -63,8 +63,13 @@ describe('backup-store requests', () => {
     ],
     [
       'a malformed account id in start',
-      () => client.openUpload('', randomUUID(), 0).finish(),
+      () => client.openUpload('alice', randomUUID(), 0).finish(),
       'start.account_id: is not an account id',
+    ],
+    [
+      'a missing account id in start',
+      () => client.openUpload('', randomUUID(), 0).finish(),
+      'start.account_id: is required',
     ],
     ['a malformed account id in a listing', () => client.listBackups('alice'), 'account_id: is not an account id'],
     ['a malformed account id in a download', () => client.download('alice'), 'account_id: is not an account id'],

@@ -1,21 +1,17 @@
 import { status } from '@grpc/grpc-js';
 import { grpcError } from '@sotto/platform/grpc';
+import { isUuid } from '@sotto/platform/ids';
 
-/** An account's id, as the gateway fills it in from the authenticated caller. */
-export type AccountId = string & { readonly __brand: 'AccountId' };
+// The account id the gateway fills in from the authenticated caller follows the shared rule.
+export { requireAccountId as parseAccountId } from '@sotto/platform/grpc';
+
 /** An upload's id, as CreateUpload handed it out. */
 export type UploadId = string & { readonly __brand: 'UploadId' };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SHA256_BYTES = 32;
 
-export function parseAccountId(value: string, field = 'account_id'): AccountId {
-  if (!UUID.test(value)) throw grpcError(status.INVALID_ARGUMENT, `${field}: is not an account id`);
-  return value as AccountId;
-}
-
 export function parseUploadId(value: string, field = 'upload_id'): UploadId {
-  if (!UUID.test(value)) throw grpcError(status.INVALID_ARGUMENT, `${field}: is not an upload id`);
+  if (!isUuid(value)) throw grpcError(status.INVALID_ARGUMENT, `${field}: is not an upload id`);
   return value as UploadId;
 }
 

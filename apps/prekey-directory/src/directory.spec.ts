@@ -438,6 +438,9 @@ describe('prekey-directory', () => {
       expect(
         await refusal(unary(client.getPreKeyCount.bind(client), { accountId: "x' OR 1=1 --", deviceId: 1 })),
       ).toEqual({ code: status.INVALID_ARGUMENT, details: 'account_id: is not an account id' });
+      expect(
+        await refusal(unary(client.getPreKeyCount.bind(client), { accountId: '', deviceId: 1 })),
+      ).toEqual({ code: status.INVALID_ARGUMENT, details: 'account_id: is required' });
     });
   });
 });

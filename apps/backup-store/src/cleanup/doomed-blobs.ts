@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { PG_POOL, type Pool } from '@sotto/platform/postgres';
+import type { AccountId } from '@sotto/platform/ids';
+import { inTransaction, PG_POOL, type Pool } from '@sotto/platform/postgres';
 import { BLOB_STORE, type BlobStore, type PendingBlob } from '../blobs/blob-store';
-import { inTransaction } from '../transaction';
-import type { AccountId } from '../validation';
 
 const BATCH = 100;
 
@@ -41,7 +40,7 @@ export class DoomedBlobs {
     let removed = 0;
     for (;;) {
       const batch = await inTransaction(this.pool, async (client) => {
-        const { rows } = await client.query<{ account_id: string; blob_key: string; multipart_id: string | null }>(
+        const { rows } = await client.query<{ account_id: AccountId; blob_key: string; multipart_id: string | null }>(
           `SELECT account_id, blob_key, multipart_id FROM doomed_blobs
            ORDER BY doomed_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
           [BATCH],

@@ -1,10 +1,5 @@
-import {
-  Inject,
-  Injectable,
-  Logger,
-  type BeforeApplicationShutdown,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { PeriodicTask } from '@sotto/platform/periodic';
 import { PG_POOL, type Pool } from '@sotto/platform/postgres';
 import { BACKUP_POLICY, type BackupPolicy } from '../env';
 import { DoomedBlobs } from './doomed-blobs';
@@ -19,40 +14,20 @@ const BATCH = 1000;
  * removes doomed blobs.
  */
 @Injectable()
-export class Sweeper implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger(Sweeper.name);
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-
+export class Sweeper extends PeriodicTask {
   constructor(
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(BACKUP_POLICY) private readonly policy: BackupPolicy,
-    @Inject(SWEEP_INTERVAL_MS) private readonly intervalMs: number,
+    @Inject(SWEEP_INTERVAL_MS) intervalMs: number,
     private readonly doomed: DoomedBlobs,
-  ) {}
-
-  onApplicationBootstrap(): void {
-    const tick = (): void => {
-      this.running ??= this.sweep().finally(() => (this.running = undefined));
-    };
-    this.timer = setInterval(tick, this.intervalMs);
-    tick();
+  ) {
+    super(Sweeper.name, intervalMs);
   }
 
-  /** Stops before the pool closes, letting a sweep under way finish. */
-  async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
-
-  private async sweep(): Promise<void> {
-    try {
-      const expired = await this.expireUploads();
-      const removed = await this.doomed.removeBacklog();
-      if (expired > 0 || removed > 0) this.logger.log(`expired ${expired} uploads, removed ${removed} blobs`);
-    } catch (error) {
-      this.logger.error(`sweep failed: ${(error as Error).message}`);
-    }
+  protected async run(): Promise<void> {
+    const expired = await this.expireUploads();
+    const removed = await this.doomed.removeBacklog();
+    if (expired > 0 || removed > 0) this.logger.log(`expired ${expired} uploads, removed ${removed} blobs`);
   }
 
   /** Deletes expired uploads, a batch per statement; in-progress ones doom their blob in the same statement. */

@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
+import type { AccountId } from '@sotto/platform/ids';
+import { inTransaction, PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
 import type { Checkpoint, PendingBlob, StoredPart } from '../blobs/blob-store';
 import { BACKUP_POLICY, type BackupPolicy } from '../env';
-import { inTransaction } from '../transaction';
-import type { AccountId, UploadId } from '../validation';
+import type { UploadId } from '../validation';
 
 export interface UploadRecord {
   readonly uploadId: UploadId;

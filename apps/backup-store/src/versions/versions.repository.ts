@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { PG_POOL, type Pool } from '@sotto/platform/postgres';
+import type { AccountId } from '@sotto/platform/ids';
+import { inTransaction, PG_POOL, type Pool } from '@sotto/platform/postgres';
 import type { PendingBlob } from '../blobs/blob-store';
-import { inTransaction } from '../transaction';
-import type { AccountId, UploadId } from '../validation';
+import type { UploadId } from '../validation';
 
 export interface VersionRecord {
   readonly version: number;

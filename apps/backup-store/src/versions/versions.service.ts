@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { grpcError } from '@sotto/platform/grpc';
+import type { AccountId } from '@sotto/platform/ids';
 import { BLOB_STORE, BlobMissingError, type BlobStore } from '../blobs/blob-store';
 import { BackupMetrics } from '../metrics/backup-metrics';
-import type { AccountId } from '../validation';
 import { VersionsRepository, type VersionRecord } from './versions.repository';
 
 /** Bytes per DownloadBackup message: large enough to keep per-message costs small, well under gRPC's 4 MiB limit. */

@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Metadata, status } from '@grpc/grpc-js';
-import { grpcError } from '@sotto/platform/grpc';
-import { REDIS, type Redis } from '@sotto/platform/redis';
-import type { AccountId } from '../records/account-id';
+import { throttled } from '@sotto/platform/grpc';
+import type { AccountId } from '@sotto/platform/ids';
+import { RateLimiter } from '@sotto/platform/redis';
 
 export const LOGIN_LIMITS = Symbol('LOGIN_LIMITS');
 
@@ -12,13 +11,6 @@ export interface LoginLimits {
   readonly windowSeconds: number;
 }
 
-// Count and expiry in one step, so concurrent logins can never skip the limit.
-const HIT = `
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {count, redis.call('PTTL', KEYS[1])}
-`;
-
 /**
  * Logins started per account and per source address in a fixed window. The
  * guess limit caps what any attacker gets; this slows them down, and keeps one
@@ -27,7 +19,7 @@ return {count, redis.call('PTTL', KEYS[1])}
 @Injectable()
 export class LoginRateLimit {
   constructor(
-    @Inject(REDIS) private readonly redis: Redis,
+    private readonly limiter: RateLimiter,
     @Inject(LOGIN_LIMITS) private readonly limits: LoginLimits,
   ) {}
 
@@ -47,19 +39,7 @@ export class LoginRateLimit {
   }
 
   private async check(key: string, limit: number, scope: string): Promise<void> {
-    const [count, ttlMs] = (await this.redis.eval(HIT, 1, key, this.limits.windowSeconds * 1000)) as [
-      number,
-      number,
-    ];
-    if (count > limit) {
-      const retryAfterMs = Math.max(ttlMs, 0);
-      const metadata = new Metadata();
-      metadata.set('retry-after-ms', String(retryAfterMs));
-      throw grpcError(
-        status.RESOURCE_EXHAUSTED,
-        `too many vault logins ${scope}; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
-        metadata,
-      );
-    }
+    const result = await this.limiter.hit(key, { limit, windowMs: this.limits.windowSeconds * 1000 });
+    if (!result.allowed) throw throttled(`too many vault logins ${scope}`, result.retryAfterMs);
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
+import type { AccountId } from '@sotto/platform/ids';
 import { REDIS, type Redis } from '@sotto/platform/redis';
-import type { AccountId } from '../records/account-id';
 import { Sealer } from '../sealing/sealer';
 
 /** A login between StartLogin and FinishLogin. */

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { grpcError } from '@sotto/platform/grpc';
+import type { AccountId } from '@sotto/platform/ids';
 import { VaultMetrics } from '../metrics/vault-metrics';
-import type { AccountId } from '../records/account-id';
 import { recordContext, recoveryKeyContext } from '../records/seal-contexts';
 import {
   attemptsInFlight,

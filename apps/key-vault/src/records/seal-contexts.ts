@@ -1,4 +1,4 @@
-import type { AccountId } from './account-id';
+import type { AccountId } from '@sotto/platform/ids';
 
 // What each sealed column is bound to: a blob moved to another account, another
 // registration or another column does not open.

@@ -1,5 +1,5 @@
 import { Metadata, status } from '@grpc/grpc-js';
-import { grpcError } from '@sotto/platform/grpc';
+import { grpcError, throttled } from '@sotto/platform/grpc';
 import { MAX_ATTEMPTS } from './vault-records.repository';
 
 // The answers a client acts on, worded once: vault.proto documents them.
@@ -15,15 +15,8 @@ export const vaultDestroyed = () =>
 export const vaultReplaced = () =>
   grpcError(status.ABORTED, 'the vault was replaced meanwhile (its password changed); start again');
 
-export function attemptsInFlight(retryAfterMs: number) {
-  const metadata = new Metadata();
-  metadata.set('retry-after-ms', String(retryAfterMs));
-  return grpcError(
-    status.RESOURCE_EXHAUSTED,
-    `all ${MAX_ATTEMPTS} attempts are in flight; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
-    metadata,
-  );
-}
+export const attemptsInFlight = (retryAfterMs: number) =>
+  throttled(`all ${MAX_ATTEMPTS} attempts are in flight`, retryAfterMs);
 
 export function wrongPassword(attemptsLeft: number) {
   const metadata = new Metadata();

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { PG_POOL, type Pool } from '@sotto/platform/postgres';
-import type { AccountId } from './account-id';
+import type { AccountId } from '@sotto/platform/ids';
+import { inTransaction, PG_POOL, type Pool } from '@sotto/platform/postgres';
 
 /** Logins answered between two successes, at most. The hard guess limit. */
 export const MAX_ATTEMPTS = 10;
@@ -74,9 +74,7 @@ export class VaultRecordsRepository {
     ttlSeconds: number,
     answer: (attempt: CountedAttempt) => T | Promise<T>,
   ): Promise<T | undefined> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
       const { rows } = await client.query<{
         opaque_record: Buffer;
         credential_identifier: Buffer;
@@ -94,25 +92,16 @@ export class VaultRecordsRepository {
         [accountId, ttlSeconds],
       );
       const row = rows[0];
-      if (!row) {
-        await client.query('ROLLBACK');
-        return undefined;
-      }
-      const result = await answer({
+      // Nothing counted: the transaction has nothing to commit.
+      if (!row) return undefined;
+      return answer({
         sealedRecord: row.opaque_record,
         credentialIdentifier: row.credential_identifier,
         epoch: row.epoch,
         attemptsUsed: row.attempts_used,
         deadline: row.deadline,
       });
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Counts a failed FinishLogin against the epoch its login started in; undefined if that is over. */

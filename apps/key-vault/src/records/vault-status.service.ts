@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
+import type { AccountId } from '@sotto/platform/ids';
 import { VaultMetrics } from '../metrics/vault-metrics';
-import type { AccountId } from './account-id';
 import { MAX_ATTEMPTS, VaultRecordsRepository } from './vault-records.repository';
 
 /** What an account's own devices may ask of its vault: how it stands, and to remove it. */

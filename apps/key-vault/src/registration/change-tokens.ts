@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
+import type { AccountId } from '@sotto/platform/ids';
 import { REDIS, type Redis } from '@sotto/platform/redis';
-import type { AccountId } from '../records/account-id';
 
 /** A change token proves a login with the old password for this long. */
 const CHANGE_TOKEN_TTL_MS = 10 * 60 * 1000;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
+import type { AccountId } from '@sotto/platform/ids';
 import { REDIS, type Redis } from '@sotto/platform/redis';
-import type { AccountId } from '../records/account-id';
 
 /** A registration may be finished this long after it started. */
 const REGISTRATION_TTL_MS = 10 * 60 * 1000;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { grpcError } from '@sotto/platform/grpc';
-import type { AccountId } from '../records/account-id';
+import type { AccountId } from '@sotto/platform/ids';
 import { recordContext, recoveryKeyContext } from '../records/seal-contexts';
 import { vaultReplaced } from '../records/vault-errors';
 import { VaultRecordsRepository, type RecoveryProofHash } from '../records/vault-records.repository';

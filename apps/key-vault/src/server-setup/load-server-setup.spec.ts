@@ -8,8 +8,8 @@ import {
   testInfra,
   type TestService,
 } from '@sotto/testing';
+import type { AccountId } from '@sotto/platform/ids';
 import { recoveryKeyContext, recordContext } from '../records/seal-contexts';
-import type { AccountId } from '../records/account-id';
 import { Pkcs11Token, UnsealError } from '../sealing/pkcs11-token';
 import { Sealer } from '../sealing/sealer';
 import { VaultClient, newAccountId, newSource } from '../test-support/vault-client';

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
+import type { AccountId, DeviceId } from '@sotto/platform/ids';
+import { inTransaction, PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
 import type { SignedPreKeyInput, ValidatedKeys } from '../prekeys/key-validation';
 import { insertOneTimeKeys } from '../prekeys/prekeys.repository';
-import type { AccountId } from './account-id';
 import type { StoredCredential } from './credentials';
 
 export class UsernameTakenError extends Error {}
@@ -22,18 +22,18 @@ export interface NewAccount extends NewDevice {
 }
 
 export interface DeviceSummary {
-  readonly deviceId: number;
+  readonly deviceId: DeviceId;
   readonly registrationId: number;
 }
 
 /** The primary device of a new account. */
-export const PRIMARY_DEVICE_ID = 1;
+export const PRIMARY_DEVICE_ID = 1 as DeviceId;
 /** libsignal addresses devices with ids 1 to 127. */
 export const MAX_DEVICE_ID = 127;
 
 type Queryable = Pick<PoolClient, 'query'>;
 
-async function insertDevice(client: Queryable, accountId: AccountId, deviceId: number, device: NewDevice) {
+async function insertDevice(client: Queryable, accountId: AccountId, deviceId: DeviceId, device: NewDevice) {
   await client.query(
     `INSERT INTO devices (account_id, device_id, registration_id, secret_salt, secret_hash,
        signed_pre_key_id, signed_pre_key, signed_pre_key_signature,
@@ -64,9 +64,7 @@ export class AccountsRepository {
   /** Creates the account, its primary device and its keys in one transaction. */
   async create(account: NewAccount): Promise<AccountId> {
     const id = randomUUID() as AccountId;
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.pool, async (client) => {
       try {
         await client.query('INSERT INTO accounts (id, username, identity_key) VALUES ($1, $2, $3)', [
           id,
@@ -78,14 +76,8 @@ export class AccountsRepository {
         throw error;
       }
       await insertDevice(client, id, PRIMARY_DEVICE_ID, account);
-      await client.query('COMMIT');
-      return id;
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
+    return id;
   }
 
   async findByUsername(username: string): Promise<{ id: AccountId; username: string } | undefined> {
@@ -104,7 +96,7 @@ export class AccountsRepository {
     return rows[0]?.identity_key;
   }
 
-  async credential(accountId: AccountId, deviceId: number): Promise<StoredCredential | undefined> {
+  async credential(accountId: AccountId, deviceId: DeviceId): Promise<StoredCredential | undefined> {
     const { rows } = await this.pool.query<{ secret_salt: Buffer; secret_hash: Buffer }>(
       'SELECT secret_salt, secret_hash FROM devices WHERE account_id = $1 AND device_id = $2',
       [accountId, deviceId],
@@ -134,10 +126,9 @@ export class AccountsRepository {
     verify: (stored: StoredCredential | undefined) => boolean,
     identityKey: Uint8Array,
     device: NewDevice,
-  ): Promise<{ accountId: AccountId; deviceId: number; signedOutDeviceIds: number[] } | undefined> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+  ): Promise<{ accountId: AccountId; deviceId: DeviceId; signedOutDeviceIds: DeviceId[] } | undefined> {
+    // A wrong credential leaves the transaction having only read, so committing it changes nothing.
+    return inTransaction(this.pool, async (client) => {
       const { rows } = await client.query<{
         id: AccountId;
         salt: Buffer | null;
@@ -150,12 +141,9 @@ export class AccountsRepository {
       );
       const row = rows[0];
       const stored = row?.salt && row.hash ? { salt: row.salt, hash: row.hash } : undefined;
-      if (!verify(stored) || !row) {
-        await client.query('ROLLBACK');
-        return undefined;
-      }
-      const deviceId = ((row.next_device_id - 1) % MAX_DEVICE_ID) + 1;
-      const signedOut = await client.query<{ device_id: number }>(
+      if (!verify(stored) || !row) return undefined;
+      const deviceId = (((row.next_device_id - 1) % MAX_DEVICE_ID) + 1) as DeviceId;
+      const signedOut = await client.query<{ device_id: DeviceId }>(
         'DELETE FROM devices WHERE account_id = $1 RETURNING device_id',
         [row.id],
       );
@@ -165,22 +153,16 @@ export class AccountsRepository {
         deviceId + 1,
       ]);
       await insertDevice(client, row.id, deviceId, device);
-      await client.query('COMMIT');
       return {
         accountId: row.id,
         deviceId,
         signedOutDeviceIds: signedOut.rows.map((device) => device.device_id).sort((a, b) => a - b),
       };
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async devices(accountId: AccountId): Promise<DeviceSummary[]> {
-    const { rows } = await this.pool.query<{ device_id: number; registration_id: number }>(
+    const { rows } = await this.pool.query<{ device_id: DeviceId; registration_id: number }>(
       'SELECT device_id, registration_id FROM devices WHERE account_id = $1 ORDER BY device_id',
       [accountId],
     );

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { grpcError } from '@sotto/platform/grpc';
+import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { checkRegistrationId, parseIdentityKey, validateKeys } from '../prekeys/key-validation';
-import type { AccountId } from './account-id';
 import {
   AccountsRepository,
   PRIMARY_DEVICE_ID,
@@ -95,7 +95,7 @@ export class AccountsService {
    */
   async register(
     input: RegistrationInput,
-  ): Promise<{ accountId: AccountId; deviceId: number; deviceSecret: string }> {
+  ): Promise<{ accountId: AccountId; deviceId: DeviceId; deviceSecret: string }> {
     const username = canonicalUsername(input.username);
     const { device, deviceSecret } = newDevice(input);
     try {
@@ -123,9 +123,12 @@ export class AccountsService {
    * A wrong username, an account without a credential and a wrong credential
    * get the same answer, so the call tells a stranger nothing.
    */
-  async recover(
-    input: RegistrationInput & { readonly recoveryCredential: Uint8Array },
-  ): Promise<{ accountId: AccountId; deviceId: number; deviceSecret: string; signedOutDeviceIds: number[] }> {
+  async recover(input: RegistrationInput & { readonly recoveryCredential: Uint8Array }): Promise<{
+    accountId: AccountId;
+    deviceId: DeviceId;
+    deviceSecret: string;
+    signedOutDeviceIds: DeviceId[];
+  }> {
     const username = canonicalUsername(input.username);
     const presented = encodeRecoveryCredential(input.recoveryCredential, 'recovery_credential');
     const { device, deviceSecret } = newDevice(input);
@@ -141,7 +144,7 @@ export class AccountsService {
     return { ...recovered, deviceSecret };
   }
 
-  async authenticate(accountId: AccountId, deviceId: number, secret: string): Promise<boolean> {
+  async authenticate(accountId: AccountId, deviceId: DeviceId, secret: string): Promise<boolean> {
     return verifyDeviceSecret(secret, await this.accounts.credential(accountId, deviceId));
   }
 

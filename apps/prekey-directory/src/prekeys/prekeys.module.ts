@@ -1,4 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { RateLimiter } from '@sotto/platform/redis';
 import { AccountsModule } from '../accounts/accounts.module';
 import { FETCH_LIMIT, FetchRateLimit, type FetchLimit } from './fetch-rate-limit';
 import { PreKeysRepository } from './prekeys.repository';
@@ -12,6 +13,7 @@ export class PreKeysModule {
       imports: [AccountsModule],
       providers: [
         { provide: FETCH_LIMIT, useValue: limit },
+        RateLimiter,
         FetchRateLimit,
         PreKeysRepository,
         PreKeysService,

@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
-import type { AccountId } from '../accounts/account-id';
+import type { AccountId, DeviceId } from '@sotto/platform/ids';
+import { inTransaction, PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
 import type { EcPreKeyInput, SignedPreKeyInput, ValidatedKeys } from './key-validation';
 
 export interface StoredBundle {
-  readonly deviceId: number;
+  readonly deviceId: DeviceId;
   readonly registrationId: number;
   readonly signedPreKey: SignedPreKeyInput;
   readonly oneTimePreKey?: EcPreKeyInput;
@@ -23,7 +23,7 @@ type Queryable = Pick<PoolClient, 'query'>;
 export async function insertOneTimeKeys(
   db: Queryable,
   accountId: AccountId,
-  deviceId: number,
+  deviceId: DeviceId,
   keys: Pick<ValidatedKeys, 'oneTimeEc' | 'oneTimeKyber'>,
 ): Promise<void> {
   if (keys.oneTimeEc.length > 0) {
@@ -58,7 +58,7 @@ export async function insertOneTimeKeys(
 }
 
 interface DeviceRow {
-  device_id: number;
+  device_id: DeviceId;
   registration_id: number;
   signed_pre_key_id: number;
   signed_pre_key: Buffer;
@@ -78,7 +78,7 @@ export class PreKeysRepository {
    * freshly claimed one-time keys. SKIP LOCKED lets concurrent claims on any
    * replica take different keys instead of waiting on, or repeating, one.
    */
-  async claimBundles(accountId: AccountId, deviceId: number | undefined): Promise<StoredBundle[]> {
+  async claimBundles(accountId: AccountId, deviceId: DeviceId | undefined): Promise<StoredBundle[]> {
     const { rows: devices } = await this.pool.query<DeviceRow>(
       `SELECT device_id, registration_id, signed_pre_key_id, signed_pre_key, signed_pre_key_signature,
               kyber_last_resort_key_id, kyber_last_resort_key, kyber_last_resort_signature
@@ -135,7 +135,7 @@ export class PreKeysRepository {
     };
   }
 
-  async count(accountId: AccountId, deviceId: number): Promise<PreKeyCounts> {
+  async count(accountId: AccountId, deviceId: DeviceId): Promise<PreKeyCounts> {
     const { rows } = await this.pool.query<{ ec: number; kyber: number }>(
       `SELECT (SELECT count(*) FROM one_time_ec_pre_keys WHERE account_id = $1 AND device_id = $2)::integer AS ec,
               (SELECT count(*) FROM one_time_kyber_pre_keys WHERE account_id = $1 AND device_id = $2)::integer AS kyber`,
@@ -145,10 +145,8 @@ export class PreKeysRepository {
   }
 
   /** A refill: new one-time keys and, optionally, new signed keys, in one transaction. */
-  async store(accountId: AccountId, deviceId: number, keys: ValidatedKeys): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+  async store(accountId: AccountId, deviceId: DeviceId, keys: ValidatedKeys): Promise<void> {
+    await inTransaction(this.pool, async (client) => {
       if (keys.signedPreKey) {
         await client.query(
           `UPDATE devices SET signed_pre_key_id = $3, signed_pre_key = $4, signed_pre_key_signature = $5
@@ -176,12 +174,6 @@ export class PreKeysRepository {
         );
       }
       await insertOneTimeKeys(client, accountId, deviceId, keys);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { grpcError } from '@sotto/platform/grpc';
-import type { AccountId } from '../accounts/account-id';
+import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { AccountsRepository } from '../accounts/accounts.repository';
 import { FetchRateLimit } from './fetch-rate-limit';
 import { parseIdentityKey, validateKeys, type EcPreKeyInput, type SignedPreKeyInput } from './key-validation';
@@ -28,7 +28,7 @@ export class PreKeysService {
   async bundles(
     requester: AccountId,
     target: AccountId,
-    deviceId: number | undefined,
+    deviceId: DeviceId | undefined,
   ): Promise<{
     identityKey: Uint8Array;
     bundles: StoredBundle[];
@@ -41,12 +41,12 @@ export class PreKeysService {
     return { identityKey, bundles };
   }
 
-  count(accountId: AccountId, deviceId: number): Promise<PreKeyCounts> {
+  count(accountId: AccountId, deviceId: DeviceId): Promise<PreKeyCounts> {
     return this.prekeys.count(accountId, deviceId);
   }
 
   /** Validates a refill against the account's identity key, then stores it. */
-  async refill(accountId: AccountId, deviceId: number, input: RefillInput): Promise<PreKeyCounts> {
+  async refill(accountId: AccountId, deviceId: DeviceId, input: RefillInput): Promise<PreKeyCounts> {
     const identityKey = await this.accounts.identityKey(accountId);
     if (!identityKey) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
     const keys = validateKeys(

@@ -1,8 +1,8 @@
-import { status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import type { ArgumentsHost } from '@nestjs/common';
 import pino from 'pino';
 import { lastValueFrom } from 'rxjs';
-import { GrpcExceptionFilter, grpcError } from './errors';
+import { GrpcExceptionFilter, grpcError, throttled } from './errors';
 
 const host = {
   getType: () => 'rpc',
@@ -50,5 +50,18 @@ describe('GrpcExceptionFilter', () => {
         err: expect.objectContaining({ message: 'password authentication failed for user "sotto"' }),
       }),
     );
+  });
+});
+
+describe('throttled', () => {
+  it('says how long to wait, in seconds for people and in milliseconds for clients', () => {
+    const error = throttled('too many tries for this account', 2001).getError() as {
+      code: number;
+      message: string;
+      metadata: Metadata;
+    };
+    expect(error.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(error.message).toBe('too many tries for this account; retry in 3 s');
+    expect(error.metadata.get('retry-after-ms')).toEqual(['2001']);
   });
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Catch, type ArgumentsHost, type RpcExceptionFilter } from '@nestjs/common';
 import { RpcException } from '@nestjs/microservices';
-import { status, type Metadata } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import type { Logger } from '@sotto/platform/logging';
 import { Observable, throwError } from 'rxjs';
 
@@ -14,6 +14,20 @@ interface GrpcErrorShape {
 /** An error the client is meant to see: a gRPC status code and a message that names the problem. */
 export function grpcError(code: status, message: string, metadata?: Metadata): RpcException {
   return new RpcException(metadata ? { code, message, metadata } : { code, message });
+}
+
+/**
+ * RESOURCE_EXHAUSTED for a caller who must wait: the delay in words and, for
+ * clients to act on, in milliseconds in the `retry-after-ms` metadata.
+ */
+export function throttled(what: string, retryAfterMs: number): RpcException {
+  const metadata = new Metadata();
+  metadata.set('retry-after-ms', String(retryAfterMs));
+  return grpcError(
+    status.RESOURCE_EXHAUSTED,
+    `${what}; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+    metadata,
+  );
 }
 
 /**

@@ -8,6 +8,7 @@ export {
   ResponseOf,
   ServiceShape,
 } from './contract';
-export { GrpcExceptionFilter, grpcError, grpcStatusOf } from './errors';
+export { GrpcExceptionFilter, grpcError, grpcStatusOf, throttled } from './errors';
+export { requireAccountId, requireDeviceId, validArgument } from './arguments';
 export { GrpcMetricsInterceptor } from './metrics.interceptor';
 export { createUpstreamClient, upstreamError, UpstreamClient, UpstreamClients } from './upstream';

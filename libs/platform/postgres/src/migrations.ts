@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pool } from 'pg';
+import { inTransactionOn } from './transaction';
 
 export interface Migration {
   readonly version: number;
@@ -81,19 +82,17 @@ export async function migrate(pool: Pool, schema: string, migrations: readonly M
           }
           continue;
         }
-        await client.query('BEGIN');
-        try {
+        // On the client that holds the lock: the pool may have no other to give.
+        await inTransactionOn(client, async () => {
           await client.query(`SET LOCAL search_path TO ${schema}`);
           await client.query(migration.sql);
           await client.query(
             `INSERT INTO ${schema}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
             [migration.version, migration.name, migration.checksum],
           );
-          await client.query('COMMIT');
-        } catch (error) {
-          await client.query('ROLLBACK');
-          throw new Error(`migration ${migration.name} failed: ${(error as Error).message}`);
-        }
+        }).catch((error: Error) => {
+          throw new Error(`migration ${migration.name} failed: ${error.message}`);
+        });
         applied.push(migration.name);
       }
     } finally {

@@ -1,2 +1,3 @@
 export { RedisModule, REDIS } from './redis.module';
+export { RateLimiter, type RateLimit, type RateLimitResult } from './rate-limiter';
 export type { Redis } from 'ioredis';

@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'platform-ids',
+  preset: '../../../jest.preset.js',
+  rootDir: '.',
+};

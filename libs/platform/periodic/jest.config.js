@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'platform-periodic',
+  preset: '../../../jest.preset.js',
+  rootDir: '.',
+};
