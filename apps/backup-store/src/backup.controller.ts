@@ -17,12 +17,12 @@ import {
   type UploadChunksResponse,
 } from '@sotto/contracts/generated/sotto/backup/v1/backup';
 import type { BackupVersion } from '@sotto/contracts/generated/sotto/common/v1/backup';
-import { grpcError, GrpcService, type GrpcController } from '@sotto/platform/grpc';
+import { grpcError, GrpcService, requireAccountId, type GrpcController } from '@sotto/platform/grpc';
 import { Observable } from 'rxjs';
 import { BACKUP_POLICY, type BackupPolicy } from './env';
 import { Inbound } from './uploads/inbound';
 import { MAX_CHUNK_BYTES, UploadsService } from './uploads/uploads.service';
-import { parseAccountId, parseSha256, parseUint64, parseUploadId } from './validation';
+import { parseSha256, parseUint64, parseUploadId } from './validation';
 import type { VersionRecord } from './versions/versions.repository';
 import { VersionsService } from './versions/versions.service';
 
@@ -59,7 +59,7 @@ export class BackupController implements GrpcController<typeof BackupStoreServic
   ) {}
 
   async createUpload(request: CreateUploadRequest): Promise<CreateUploadResponse> {
-    const accountId = parseAccountId(request.accountId);
+    const accountId = requireAccountId(request.accountId);
     const size = parseUint64(request.size, 'size', { min: 1 });
     const sha256 = parseSha256(request.sha256);
     const { uploadId, expiresAt } = await this.uploads.create(accountId, size, sha256);
@@ -94,7 +94,7 @@ export class BackupController implements GrpcController<typeof BackupStoreServic
       );
     }
     const outcome = await this.uploads.receive(
-      parseAccountId(start.accountId, 'start.account_id'),
+      requireAccountId(start.accountId, 'start.account_id'),
       parseUploadId(start.uploadId, 'start.upload_id'),
       parseUint64(start.offset, 'start.offset'),
       {
@@ -111,7 +111,10 @@ export class BackupController implements GrpcController<typeof BackupStoreServic
   }
 
   async getUpload(request: GetUploadRequest): Promise<GetUploadResponse> {
-    const upload = await this.uploads.get(parseAccountId(request.accountId), parseUploadId(request.uploadId));
+    const upload = await this.uploads.get(
+      requireAccountId(request.accountId),
+      parseUploadId(request.uploadId),
+    );
     return {
       received: String(upload.received),
       size: String(upload.size),
@@ -122,12 +125,12 @@ export class BackupController implements GrpcController<typeof BackupStoreServic
   }
 
   async cancelUpload(request: CancelUploadRequest): Promise<CancelUploadResponse> {
-    await this.uploads.cancel(parseAccountId(request.accountId), parseUploadId(request.uploadId));
+    await this.uploads.cancel(requireAccountId(request.accountId), parseUploadId(request.uploadId));
     return {};
   }
 
   async listBackups(request: ListBackupsRequest): Promise<ListBackupsResponse> {
-    const accountId = parseAccountId(request.accountId);
+    const accountId = requireAccountId(request.accountId);
     const [versions, uploads] = await Promise.all([
       this.versions.list(accountId),
       this.uploads.inProgress(accountId),
@@ -155,7 +158,7 @@ export class BackupController implements GrpcController<typeof BackupStoreServic
     return new Observable<DownloadBackupResponse>((subscriber) => {
       const cancelled = new AbortController();
       const send = async (): Promise<void> => {
-        const accountId = parseAccountId(request.accountId);
+        const accountId = requireAccountId(request.accountId);
         const version = parseUint64(request.version, 'version');
         const offset = parseUint64(request.offset, 'offset');
         const download = await this.versions.download(accountId, version === 0 ? undefined : version, offset);

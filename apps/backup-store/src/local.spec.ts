@@ -48,14 +48,26 @@ describe('backup-store requests', () => {
   const digest = sha256(Buffer.from('backup'));
 
   it.each([
-    ['a malformed account id', () => client.createUpload("x' OR 1=1 --", 10, digest), 'account_id: is not an account id'],
-    ['a size of 0', () => client.createUpload(randomUUID(), 0, digest), 'size: must be a whole number of at least 1'],
+    [
+      'a malformed account id',
+      () => client.createUpload("x' OR 1=1 --", 10, digest),
+      'account_id: is not an account id',
+    ],
+    [
+      'a size of 0',
+      () => client.createUpload(randomUUID(), 0, digest),
+      'size: must be a whole number of at least 1',
+    ],
     [
       'a digest of 31 bytes',
       () => client.createUpload(randomUUID(), 10, digest.subarray(1)),
       'sha256: must be a SHA-256 digest of 32 bytes, got 31',
     ],
-    ['a malformed upload id', () => client.getUpload(randomUUID(), 'upload-1'), 'upload_id: is not an upload id'],
+    [
+      'a malformed upload id',
+      () => client.getUpload(randomUUID(), 'upload-1'),
+      'upload_id: is not an upload id',
+    ],
     [
       'a malformed upload id in start',
       () => client.openUpload(randomUUID(), '../../etc/passwd', 0).finish(),
@@ -71,8 +83,16 @@ describe('backup-store requests', () => {
       () => client.openUpload('', randomUUID(), 0).finish(),
       'start.account_id: is required',
     ],
-    ['a malformed account id in a listing', () => client.listBackups('alice'), 'account_id: is not an account id'],
-    ['a malformed account id in a download', () => client.download('alice'), 'account_id: is not an account id'],
+    [
+      'a malformed account id in a listing',
+      () => client.listBackups('alice'),
+      'account_id: is not an account id',
+    ],
+    [
+      'a malformed account id in a download',
+      () => client.download('alice'),
+      'account_id: is not an account id',
+    ],
   ])('refuses %s with INVALID_ARGUMENT naming the field', async (_, call, details) => {
     expect(await refusal(call())).toEqual({ code: status.INVALID_ARGUMENT, details });
   });
@@ -91,13 +111,18 @@ describe('backup-store requests', () => {
         ),
       ),
     );
-    expect(huge).toEqual({ code: status.INVALID_ARGUMENT, details: 'size: must be a whole number of at least 1' });
+    expect(huge).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: 'size: must be a whole number of at least 1',
+    });
     expect(await client.listBackups(alice)).toMatchObject({ uploads: [], reservedBytes: '0' });
   });
 
   it('refuses a stream that does not start by naming the upload', async () => {
     const call = new Promise((resolve, reject) => {
-      const stream = client.raw.uploadChunks((error, response) => (error ? reject(error) : resolve(response)));
+      const stream = client.raw.uploadChunks((error, response) =>
+        error ? reject(error) : resolve(response),
+      );
       stream.write({ chunk: Buffer.from('no start') });
       stream.end();
     });
@@ -114,7 +139,9 @@ describe('backup-store requests', () => {
     expect(maxChunkSize).toBe(MIB);
 
     const oversized = new Promise((resolve, reject) => {
-      const stream = client.raw.uploadChunks((error, response) => (error ? reject(error) : resolve(response)));
+      const stream = client.raw.uploadChunks((error, response) =>
+        error ? reject(error) : resolve(response),
+      );
       stream.write({ start: { accountId: alice, uploadId, offset: '0' } });
       stream.write({ chunk: data.subarray(0, 1000) });
       stream.write({ chunk: data.subarray(1000, 1000 + MIB + 1) });
@@ -127,7 +154,9 @@ describe('backup-store requests', () => {
     expect((await client.getUpload(alice, uploadId)).received).toBe('1000');
 
     const restart = new Promise((resolve, reject) => {
-      const stream = client.raw.uploadChunks((error, response) => (error ? reject(error) : resolve(response)));
+      const stream = client.raw.uploadChunks((error, response) =>
+        error ? reject(error) : resolve(response),
+      );
       stream.write({ start: { accountId: alice, uploadId, offset: '1000' } });
       stream.write({ chunk: data.subarray(1000, 2000) });
       stream.write({ start: { accountId: alice, uploadId, offset: '2000' } });
@@ -159,11 +188,17 @@ describe('backup-store requests', () => {
     const metrics = await (await fetch(`http://${service.metrics}/metrics`)).text();
     const value = (series: string): number =>
       Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(metrics)?.[1] ?? NaN);
-    expect(value('sotto_backup_uploaded_bytes_total{service="backup-store"}')).toBeGreaterThanOrEqual(data.length);
-    expect(value('sotto_backup_downloaded_bytes_total{service="backup-store"}')).toBeGreaterThanOrEqual(data.length);
+    expect(value('sotto_backup_uploaded_bytes_total{service="backup-store"}')).toBeGreaterThanOrEqual(
+      data.length,
+    );
+    expect(value('sotto_backup_downloaded_bytes_total{service="backup-store"}')).toBeGreaterThanOrEqual(
+      data.length,
+    );
     expect(
       value('sotto_backup_upload_completions_total{outcome="version",service="backup-store"}'),
     ).toBeGreaterThanOrEqual(1);
-    expect(value('sotto_backup_quota_refusals_total{reason="bytes",service="backup-store"}')).toBeGreaterThanOrEqual(1);
+    expect(
+      value('sotto_backup_quota_refusals_total{reason="bytes",service="backup-store"}'),
+    ).toBeGreaterThanOrEqual(1);
   });
 });

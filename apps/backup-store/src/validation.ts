@@ -2,9 +2,6 @@ import { status } from '@grpc/grpc-js';
 import { grpcError } from '@sotto/platform/grpc';
 import { isUuid } from '@sotto/platform/ids';
 
-// The account id the gateway fills in from the authenticated caller follows the shared rule.
-export { requireAccountId as parseAccountId } from '@sotto/platform/grpc';
-
 /** An upload's id, as CreateUpload handed it out. */
 export type UploadId = string & { readonly __brand: 'UploadId' };
 

@@ -15,11 +15,10 @@ import {
   type StartRegistrationRequest,
   type StartRegistrationResponse,
 } from '@sotto/contracts/generated/sotto/vault/v1/vault';
-import { grpcError, GrpcService, type GrpcController } from '@sotto/platform/grpc';
+import { grpcError, GrpcService, requireAccountId, type GrpcController } from '@sotto/platform/grpc';
 import { boundedBytes, exactBytes, parseToken } from './fields';
 import { sourceBucket } from './login/source-address';
 import { LoginService } from './login/login.service';
-import { parseAccountId } from './records/account-id';
 import { VaultStatusService } from './records/vault-status.service';
 import { RegistrationService, type ReplacementProof } from './registration/registration.service';
 
@@ -63,13 +62,13 @@ export class VaultController implements GrpcController<typeof KeyVaultServiceSer
 
   startRegistration(request: StartRegistrationRequest): Promise<StartRegistrationResponse> {
     return this.registration.start(
-      parseAccountId(request.accountId),
+      requireAccountId(request.accountId),
       exactBytes(request.registrationRequest, REGISTRATION_REQUEST_BYTES, 'registration_request'),
     );
   }
 
   finishRegistration(request: FinishRegistrationRequest): Promise<FinishRegistrationResponse> {
-    const accountId = parseAccountId(request.accountId);
+    const accountId = requireAccountId(request.accountId);
     return this.registration.finish(accountId, {
       registrationRecord: exactBytes(
         request.registrationRecord,
@@ -90,7 +89,7 @@ export class VaultController implements GrpcController<typeof KeyVaultServiceSer
   startLogin(request: StartLoginRequest): Promise<StartLoginResponse> {
     const credentialRequest = exactBytes(request.credentialRequest, KE1_BYTES, 'credential_request');
     const source = sourceBucket(request.source);
-    return this.login.start(parseAccountId(request.accountId), credentialRequest, source);
+    return this.login.start(requireAccountId(request.accountId), credentialRequest, source);
   }
 
   finishLogin(request: FinishLoginRequest): Promise<FinishLoginResponse> {
@@ -101,10 +100,10 @@ export class VaultController implements GrpcController<typeof KeyVaultServiceSer
   }
 
   async getVaultStatus(request: GetVaultStatusRequest): Promise<GetVaultStatusResponse> {
-    return { vault: await this.vaults.status(parseAccountId(request.accountId)) };
+    return { vault: await this.vaults.status(requireAccountId(request.accountId)) };
   }
 
   deleteVault(request: DeleteVaultRequest): Promise<DeleteVaultResponse> {
-    return this.vaults.delete(parseAccountId(request.accountId));
+    return this.vaults.delete(requireAccountId(request.accountId));
   }
 }

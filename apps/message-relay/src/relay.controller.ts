@@ -10,19 +10,24 @@ import {
   type SendRequest,
   type SendResponse,
 } from '@sotto/contracts/generated/sotto/relay/v1/relay';
-import { grpcError, GrpcService, type GrpcController } from '@sotto/platform/grpc';
+import {
+  grpcError,
+  GrpcService,
+  requireAccountId,
+  requireDeviceId,
+  type GrpcController,
+} from '@sotto/platform/grpc';
 import { MailboxStore, type DeviceAddress } from './mailbox/mailbox.store';
 import { SendService } from './send/send.service';
 
 const MAX_READ = 500;
 const MAX_ACK = 1000;
 
-function device(accountId: string, deviceId: number, field: string): DeviceAddress {
-  if (!accountId) throw grpcError(status.INVALID_ARGUMENT, `${field}account_id: is required`);
-  if (!Number.isInteger(deviceId) || deviceId < 1) {
-    throw grpcError(status.INVALID_ARGUMENT, `${field}device_id: must be 1 or more`);
-  }
-  return { accountId, deviceId };
+function device(accountId: string, deviceId: number, prefix: string): DeviceAddress {
+  return {
+    accountId: requireAccountId(accountId, `${prefix}account_id`),
+    deviceId: requireDeviceId(deviceId, `${prefix}device_id`),
+  };
 }
 
 /** gRPC in, gRPC out for the RelayService contract. */

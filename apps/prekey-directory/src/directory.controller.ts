@@ -21,8 +21,7 @@ import {
   type UploadPreKeysRequest,
   type UploadPreKeysResponse,
 } from '@sotto/contracts/generated/sotto/directory/v1/directory';
-import { GrpcService, type GrpcController } from '@sotto/platform/grpc';
-import { parseAccountId, parseDeviceId } from './accounts/account-id';
+import { GrpcService, requireAccountId, requireDeviceId, type GrpcController } from '@sotto/platform/grpc';
 import { AccountsService } from './accounts/accounts.service';
 import { PreKeysService } from './prekeys/prekeys.service';
 
@@ -36,16 +35,12 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
   ) {}
 
   async register(request: RegisterRequest): Promise<RegisterResponse> {
-    return this.accounts.register({
-      username: request.username,
-      identityKey: request.identityKey,
-      device: request.device ?? undefined,
-    });
+    return this.accounts.register(request);
   }
 
   async authenticate(request: AuthenticateRequest): Promise<AuthenticateResponse> {
-    const accountId = parseAccountId(request.accountId, 'account_id');
-    const deviceId = parseDeviceId(request.deviceId, 'device_id');
+    const accountId = requireAccountId(request.accountId, 'account_id');
+    const deviceId = requireDeviceId(request.deviceId, 'device_id');
     return { authenticated: await this.accounts.authenticate(accountId, deviceId, request.deviceSecret) };
   }
 
@@ -54,14 +49,14 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
   }
 
   async listDevices(request: ListDevicesRequest): Promise<ListDevicesResponse> {
-    return { devices: await this.accounts.devices(parseAccountId(request.accountId, 'account_id')) };
+    return { devices: await this.accounts.devices(requireAccountId(request.accountId, 'account_id')) };
   }
 
   async getPreKeyBundle(request: GetPreKeyBundleRequest): Promise<GetPreKeyBundleResponse> {
-    const requester = parseAccountId(request.requesterAccountId, 'requester_account_id');
-    const target = parseAccountId(request.targetAccountId, 'target_account_id');
+    const requester = requireAccountId(request.requesterAccountId, 'requester_account_id');
+    const target = requireAccountId(request.targetAccountId, 'target_account_id');
     const deviceId =
-      request.targetDeviceId === 0 ? undefined : parseDeviceId(request.targetDeviceId, 'target_device_id');
+      request.targetDeviceId === 0 ? undefined : requireDeviceId(request.targetDeviceId, 'target_device_id');
     const { identityKey, bundles } = await this.prekeys.bundles(requester, target, deviceId);
     return {
       bundles: bundles.map((bundle): PreKeyBundle => ({
@@ -79,16 +74,16 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
 
   async getPreKeyCount(request: GetPreKeyCountRequest): Promise<GetPreKeyCountResponse> {
     const counts = await this.prekeys.count(
-      parseAccountId(request.accountId, 'account_id'),
-      parseDeviceId(request.deviceId, 'device_id'),
+      requireAccountId(request.accountId, 'account_id'),
+      requireDeviceId(request.deviceId, 'device_id'),
     );
     return { ecCount: counts.ec, kyberCount: counts.kyber };
   }
 
   async uploadPreKeys(request: UploadPreKeysRequest): Promise<UploadPreKeysResponse> {
     const counts = await this.prekeys.refill(
-      parseAccountId(request.accountId, 'account_id'),
-      parseDeviceId(request.deviceId, 'device_id'),
+      requireAccountId(request.accountId, 'account_id'),
+      requireDeviceId(request.deviceId, 'device_id'),
       {
         signedPreKey: request.signedPreKey ?? undefined,
         kyberLastResortPreKey: request.kyberLastResortPreKey ?? undefined,
@@ -101,18 +96,13 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
 
   async setRecoveryCredential(request: SetRecoveryCredentialRequest): Promise<SetRecoveryCredentialResponse> {
     await this.accounts.setRecoveryCredential(
-      parseAccountId(request.accountId, 'account_id'),
+      requireAccountId(request.accountId, 'account_id'),
       request.recoveryCredential,
     );
     return {};
   }
 
   recoverAccount(request: RecoverAccountRequest): Promise<RecoverAccountResponse> {
-    return this.accounts.recover({
-      username: request.username,
-      recoveryCredential: request.recoveryCredential,
-      identityKey: request.identityKey,
-      device: request.device ?? undefined,
-    });
+    return this.accounts.recover(request);
   }
 }

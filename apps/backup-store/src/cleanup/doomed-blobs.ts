@@ -40,7 +40,11 @@ export class DoomedBlobs {
     let removed = 0;
     for (;;) {
       const batch = await inTransaction(this.pool, async (client) => {
-        const { rows } = await client.query<{ account_id: AccountId; blob_key: string; multipart_id: string | null }>(
+        const { rows } = await client.query<{
+          account_id: AccountId;
+          blob_key: string;
+          multipart_id: string | null;
+        }>(
           `SELECT account_id, blob_key, multipart_id FROM doomed_blobs
            ORDER BY doomed_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
           [BATCH],

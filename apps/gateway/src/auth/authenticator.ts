@@ -2,15 +2,15 @@ import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { status, type Metadata } from '@grpc/grpc-js';
 import { grpcError } from '@sotto/platform/grpc';
+import { parseDeviceCredential, type AccountId, type DeviceId } from '@sotto/platform/ids';
 import { Upstream } from '../upstream/upstream';
 
 /** The device a call comes from, as its credential proved. */
 export interface AuthenticatedDevice {
-  readonly accountId: string;
-  readonly deviceId: number;
+  readonly accountId: AccountId;
+  readonly deviceId: DeviceId;
 }
 
-const CREDENTIAL = /^([0-9a-f-]{36})\.(\d{1,10}):([A-Za-z0-9_-]{16,128})$/;
 const CACHE_TTL_MS = 30_000;
 const CACHE_MAX = 100_000;
 
@@ -33,21 +33,15 @@ export class Authenticator {
 
   async authenticate(metadata: Metadata | undefined): Promise<AuthenticatedDevice> {
     const header = metadata?.get('authorization')[0];
-    if (typeof header !== 'string' || header.length === 0) {
-      throw grpcError(status.UNAUTHENTICATED, 'authorization: credentials are required');
-    }
-    const key = createHash('sha256').update(header).digest('base64');
+    const parsed = parseDeviceCredential(header);
+    if (!parsed.ok) throw grpcError(status.UNAUTHENTICATED, parsed.error.message);
+    const { accountId, deviceId, secret } = parsed.value;
+    const key = createHash('sha256').update(`${accountId}.${deviceId}:${secret}`).digest('base64');
     const cached = this.cache.get(key);
     if (cached && cached.expires > Date.now()) return cached.device;
 
-    const match = CREDENTIAL.exec(header);
-    if (!match)
-      throw grpcError(status.UNAUTHENTICATED, 'authorization: expected <account-id>.<device-id>:<secret>');
-    const device = { accountId: match[1], deviceId: Number(match[2]) };
-    const { authenticated } = await this.upstream.directory.authenticate({
-      ...device,
-      deviceSecret: match[3],
-    });
+    const device: AuthenticatedDevice = { accountId, deviceId };
+    const { authenticated } = await this.upstream.directory.authenticate({ ...device, deviceSecret: secret });
     if (!authenticated)
       throw grpcError(status.UNAUTHENTICATED, 'authorization: unknown device or wrong secret');
 

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { inTransaction, PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
-import type { SignedPreKeyInput, ValidatedKeys } from '../prekeys/key-validation';
+import type { KyberPreKey, SignedEcPreKey } from '@sotto/contracts/generated/sotto/common/v1/keys';
+import type { ValidatedKeys } from '../prekeys/key-validation';
 import { insertOneTimeKeys } from '../prekeys/prekeys.repository';
 import type { StoredCredential } from './credentials';
 
@@ -11,8 +12,8 @@ export class UsernameTakenError extends Error {}
 export interface NewDevice {
   readonly registrationId: number;
   readonly credential: StoredCredential;
-  readonly signedPreKey: SignedPreKeyInput;
-  readonly kyberLastResort: SignedPreKeyInput;
+  readonly signedPreKey: SignedEcPreKey;
+  readonly kyberLastResort: KyberPreKey;
   readonly keys: ValidatedKeys;
 }
 

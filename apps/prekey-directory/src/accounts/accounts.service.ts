@@ -10,27 +10,15 @@ import {
   type DeviceSummary,
   type NewDevice,
 } from './accounts.repository';
+import type {
+  RecoverAccountRequest,
+  RegisterRequest,
+} from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { hashDeviceSecret, newDeviceSecret, verifyDeviceSecret } from './credentials';
 import { canonicalUsername } from './username';
 
-export interface RegistrationInput {
-  readonly username: string;
-  readonly identityKey: Uint8Array;
-  readonly device?:
-    | {
-        readonly registrationId: number;
-        readonly signedPreKey?: { keyId: number; publicKey: Uint8Array; signature: Uint8Array } | undefined;
-        readonly kyberLastResortPreKey?:
-          { keyId: number; publicKey: Uint8Array; signature: Uint8Array } | undefined;
-        readonly oneTimePreKeys: readonly { keyId: number; publicKey: Uint8Array }[];
-        readonly oneTimeKyberPreKeys: readonly {
-          keyId: number;
-          publicKey: Uint8Array;
-          signature: Uint8Array;
-        }[];
-      }
-    | undefined;
-}
+/** What registering (or recovering onto) a new device says about it. */
+export type RegistrationInput = Pick<RegisterRequest, 'username' | 'identityKey' | 'device'>;
 
 /** Recovery credentials are derived from the recovery key on the client: 32 bytes. */
 const RECOVERY_CREDENTIAL_BYTES = 32;
@@ -123,7 +111,7 @@ export class AccountsService {
    * A wrong username, an account without a credential and a wrong credential
    * get the same answer, so the call tells a stranger nothing.
    */
-  async recover(input: RegistrationInput & { readonly recoveryCredential: Uint8Array }): Promise<{
+  async recover(input: RecoverAccountRequest): Promise<{
     accountId: AccountId;
     deviceId: DeviceId;
     deviceSecret: string;

@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { KEMPublicKey, PublicKey } from '@signalapp/libsignal-client';
+import type { EcPreKey, KyberPreKey, SignedEcPreKey } from '@sotto/contracts/generated/sotto/common/v1/keys';
 import { grpcError } from '@sotto/platform/grpc';
 
 /** Limits on one request: no account may push more than this at once. */
@@ -7,21 +8,15 @@ export const MAX_ONE_TIME_KEYS_PER_REQUEST = 100;
 /** libsignal registration ids are 14 bits and never 0. */
 const MAX_REGISTRATION_ID = 0x3fff;
 
-export interface EcPreKeyInput {
-  readonly keyId: number;
-  readonly publicKey: Uint8Array;
-}
-
-export interface SignedPreKeyInput extends EcPreKeyInput {
-  readonly signature: Uint8Array;
-}
+/** A prekey signed by the identity key: the signed EC prekey, or a Kyber prekey. */
+export type SignedPreKey = SignedEcPreKey | KyberPreKey;
 
 /** The validated keys, ready to store. Bytes are kept exactly as the client sent them. */
 export interface ValidatedKeys {
-  readonly signedPreKey?: SignedPreKeyInput;
-  readonly kyberLastResort?: SignedPreKeyInput;
-  readonly oneTimeEc: readonly EcPreKeyInput[];
-  readonly oneTimeKyber: readonly SignedPreKeyInput[];
+  readonly signedPreKey?: SignedEcPreKey;
+  readonly kyberLastResort?: KyberPreKey;
+  readonly oneTimeEc: readonly EcPreKey[];
+  readonly oneTimeKyber: readonly KyberPreKey[];
 }
 
 function invalid(field: string, problem: string): Error {
@@ -48,7 +43,7 @@ export function checkRegistrationId(value: number, field: string): void {
   }
 }
 
-function checkEcKey(key: EcPreKeyInput, field: string): void {
+function checkEcKey(key: EcPreKey, field: string): void {
   if (!key.publicKey || key.publicKey.length === 0) throw invalid(`${field}.public_key`, 'is required');
   try {
     PublicKey.deserialize(own(key.publicKey));
@@ -57,7 +52,7 @@ function checkEcKey(key: EcPreKeyInput, field: string): void {
   }
 }
 
-function checkSignature(identity: PublicKey, key: SignedPreKeyInput, field: string): void {
+function checkSignature(identity: PublicKey, key: SignedPreKey, field: string): void {
   if (!key.signature || key.signature.length === 0) throw invalid(`${field}.signature`, 'is required');
   let valid = false;
   try {
@@ -68,12 +63,12 @@ function checkSignature(identity: PublicKey, key: SignedPreKeyInput, field: stri
   if (!valid) throw invalid(`${field}.signature`, 'does not verify against the identity key');
 }
 
-function checkSignedEcKey(identity: PublicKey, key: SignedPreKeyInput, field: string): void {
+function checkSignedEcKey(identity: PublicKey, key: SignedEcPreKey, field: string): void {
   checkEcKey(key, field);
   checkSignature(identity, key, field);
 }
 
-function checkKyberKey(identity: PublicKey, key: SignedPreKeyInput, field: string): void {
+function checkKyberKey(identity: PublicKey, key: KyberPreKey, field: string): void {
   if (!key.publicKey || key.publicKey.length === 0) throw invalid(`${field}.public_key`, 'is required');
   try {
     KEMPublicKey.deserialize(own(key.publicKey));
@@ -99,10 +94,10 @@ function checkUniqueIds(keys: readonly { keyId: number }[], field: string): void
 export function validateKeys(
   identity: PublicKey,
   keys: {
-    signedPreKey?: SignedPreKeyInput | undefined;
-    kyberLastResort?: SignedPreKeyInput | undefined;
-    oneTimeEc: readonly EcPreKeyInput[];
-    oneTimeKyber: readonly SignedPreKeyInput[];
+    signedPreKey?: SignedEcPreKey | undefined;
+    kyberLastResort?: KyberPreKey | undefined;
+    oneTimeEc: readonly EcPreKey[];
+    oneTimeKyber: readonly KyberPreKey[];
   },
   fields: {
     prefix: string;

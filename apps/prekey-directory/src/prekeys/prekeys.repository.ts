@@ -1,14 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { inTransaction, PG_POOL, type Pool, type PoolClient } from '@sotto/platform/postgres';
-import type { EcPreKeyInput, SignedPreKeyInput, ValidatedKeys } from './key-validation';
+import type { EcPreKey, KyberPreKey, SignedEcPreKey } from '@sotto/contracts/generated/sotto/common/v1/keys';
+import type { ValidatedKeys } from './key-validation';
 
 export interface StoredBundle {
   readonly deviceId: DeviceId;
   readonly registrationId: number;
-  readonly signedPreKey: SignedPreKeyInput;
-  readonly oneTimePreKey?: EcPreKeyInput;
-  readonly kyberPreKey: SignedPreKeyInput;
+  readonly signedPreKey: SignedEcPreKey;
+  readonly oneTimePreKey?: EcPreKey;
+  readonly kyberPreKey: KyberPreKey;
   readonly kyberLastResort: boolean;
 }
 

@@ -4,18 +4,15 @@ import { grpcError } from '@sotto/platform/grpc';
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { AccountsRepository } from '../accounts/accounts.repository';
 import { FetchRateLimit } from './fetch-rate-limit';
-import { parseIdentityKey, validateKeys, type EcPreKeyInput, type SignedPreKeyInput } from './key-validation';
+import type { UploadPreKeysRequest } from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import { parseIdentityKey, validateKeys } from './key-validation';
 import { PreKeysRepository, type PreKeyCounts, type StoredBundle } from './prekeys.repository';
 
 /** No device keeps more one-time keys of each kind than this. */
 export const MAX_STORED_ONE_TIME_KEYS = 1000;
 
-export interface RefillInput {
-  readonly signedPreKey?: SignedPreKeyInput | undefined;
-  readonly kyberLastResortPreKey?: SignedPreKeyInput | undefined;
-  readonly oneTimePreKeys: readonly EcPreKeyInput[];
-  readonly oneTimeKyberPreKeys: readonly SignedPreKeyInput[];
-}
+/** The keys of an UploadPreKeys request; the device they are for is passed on its own. */
+export type RefillInput = Omit<UploadPreKeysRequest, 'accountId' | 'deviceId'>;
 
 @Injectable()
 export class PreKeysService {

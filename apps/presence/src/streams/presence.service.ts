@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { gatewayEvents } from '@sotto/contracts';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
-import { grpcError } from '@sotto/platform/grpc';
+import { grpcError, requireAccountId, requireDeviceId } from '@sotto/platform/grpc';
 import { REDIS, type Redis } from '@sotto/platform/redis';
 import { StreamRegistry, type DeviceKey, type Holder } from './stream-registry';
 
@@ -23,11 +23,10 @@ export function checkDevice(
   field: string,
 ): DeviceKey {
   if (!device) throw grpcError(status.INVALID_ARGUMENT, `${field}: is required`);
-  checkToken(device.accountId, `${field}.account_id`);
-  if (!Number.isInteger(device.deviceId) || device.deviceId < 1) {
-    throw grpcError(status.INVALID_ARGUMENT, `${field}.device_id: must be 1 or more`);
-  }
-  return { accountId: device.accountId, deviceId: device.deviceId };
+  return {
+    accountId: requireAccountId(device.accountId, `${field}.account_id`),
+    deviceId: requireDeviceId(device.deviceId, `${field}.device_id`),
+  };
 }
 
 /** Presence: stream claims and the events that tell gateways what happened to their streams. */

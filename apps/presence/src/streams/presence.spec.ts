@@ -162,11 +162,15 @@ describe('presence', () => {
   it.each([
     [{ gatewayId: 'gw', streamId: 's' }, 'device: is required'],
     [
-      { device: { accountId: 'a', deviceId: 0 }, gatewayId: 'gw', streamId: 's' },
-      'device.device_id: must be 1 or more',
+      { device: { accountId: 'a', deviceId: 1 }, gatewayId: 'gw', streamId: 's' },
+      'device.account_id: is not an account id',
     ],
     [
-      { device: { accountId: 'a', deviceId: 1 }, gatewayId: 'has space', streamId: 's' },
+      { device: { accountId: randomUUID(), deviceId: 0 }, gatewayId: 'gw', streamId: 's' },
+      'device.device_id: must be a device id of 1 or more',
+    ],
+    [
+      { device: { accountId: randomUUID(), deviceId: 1 }, gatewayId: 'has space', streamId: 's' },
       "gateway_id: must be 1 to 128 characters of A-Z, a-z, 0-9, '_', '.', ':', '-'",
     ],
   ])('refuses a bad claim with INVALID_ARGUMENT (%#)', async (request, details) => {
