@@ -85,6 +85,15 @@ export function publicDeviceKeys(keys: GeneratedDeviceKeys): DeviceKeys {
       publicKey: Buffer.from(keys.kyberLastResort.keyPair.getPublicKey().serialize()),
       signature: Buffer.from(keys.kyberLastResort.signature),
     },
+    ...publicOneTimeKeys(keys),
+  };
+}
+
+/** The public halves of one-time keys, as Register and UploadPreKeys take them. */
+export function publicOneTimeKeys(
+  keys: Pick<GeneratedDeviceKeys, 'oneTimeEc' | 'oneTimeKyber'>,
+): Pick<DeviceKeys, 'oneTimePreKeys' | 'oneTimeKyberPreKeys'> {
+  return {
     oneTimePreKeys: keys.oneTimeEc.map((key) => ({
       keyId: key.keyId,
       publicKey: Buffer.from(key.privateKey.getPublicKey().serialize()),

@@ -4,7 +4,12 @@ import {
   PreKeyRecord,
   SignedPreKeyRecord,
 } from '@signalapp/libsignal-client';
-import { LAST_RESORT_KYBER_ID, generateOneTimeKeys, type GeneratedDeviceKeys } from '../keys';
+import {
+  LAST_RESORT_KYBER_ID,
+  generateOneTimeKeys,
+  publicOneTimeKeys,
+  type GeneratedDeviceKeys,
+} from '../keys';
 import { Profile, type AccountFile } from '../profile';
 import { bytes } from './bytes';
 import type { GatewayConnection } from './connection';
@@ -89,17 +94,6 @@ export async function refillPreKeys(profile: Profile, connection: GatewayConnect
   const account = profile.account();
   const fresh = generateOneTimeKeys(identityKeyPair(account), account.nextPreKeyId, REFILL);
   saveOneTimeKeys(profile, fresh);
-  const upload = {
-    oneTimePreKeys: fresh.oneTimeEc.map((key) => ({
-      keyId: key.keyId,
-      publicKey: Buffer.from(key.privateKey.getPublicKey().serialize()),
-    })),
-    oneTimeKyberPreKeys: fresh.oneTimeKyber.map((key) => ({
-      keyId: key.keyId,
-      publicKey: Buffer.from(key.keyPair.getPublicKey().serialize()),
-      signature: Buffer.from(key.signature),
-    })),
-  };
-  await connection.call(connection.keys.uploadPreKeys.bind(connection.keys), upload);
+  await connection.call(connection.keys.uploadPreKeys.bind(connection.keys), publicOneTimeKeys(fresh));
   profile.writeJson('account.json', { ...account, nextPreKeyId: account.nextPreKeyId + REFILL });
 }
