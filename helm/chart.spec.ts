@@ -7,7 +7,7 @@ import { parseAllDocuments } from 'yaml';
 // what an SRE relies on once it is applied: who may talk to whom, where each service finds the
 // others, that pods run locked down, probe, scale and roll on config changes.
 
-const root = join(__dirname, '..', '..');
+const root = join(__dirname, '..');
 const chart = join(root, 'helm', 'sotto');
 const INSTALL_SCRIPT = 'tools/ci/install-go-tools.sh';
 const HELM = join(root, '.sotto', 'tools', 'bin', 'helm');

@@ -1,6 +1,6 @@
 module.exports = {
   displayName: 'helm-chart',
-  preset: '../../jest.preset.js',
+  preset: '../jest.preset.js',
   rootDir: '.',
   testTimeout: 300000,
 };
