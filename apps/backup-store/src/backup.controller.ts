@@ -40,7 +40,10 @@ function toBackupVersion(version: VersionRecord): BackupVersion {
 async function* chunksOf(inbound: Inbound<UploadChunksRequest>): AsyncIterable<Uint8Array> {
   for (let message = await inbound.next(); message; message = await inbound.next()) {
     if (message.start) {
-      throw grpcError(status.INVALID_ARGUMENT, 'start: only the first message of a stream may name the upload');
+      throw grpcError(
+        status.INVALID_ARGUMENT,
+        'start: only the first message of a stream may name the upload',
+      );
     }
     if (message.chunk && message.chunk.length > 0) yield message.chunk;
   }
@@ -86,13 +89,20 @@ export class BackupController implements BackupStoreServiceController {
   private async receive(inbound: Inbound<UploadChunksRequest>): Promise<UploadChunksResponse> {
     const start = (await inbound.next())?.start;
     if (!start) {
-      throw grpcError(status.INVALID_ARGUMENT, 'start: the first message must name the upload and the offset');
+      throw grpcError(
+        status.INVALID_ARGUMENT,
+        'start: the first message must name the upload and the offset',
+      );
     }
     const outcome = await this.uploads.receive(
       parseAccountId(start.accountId, 'start.account_id'),
       parseUploadId(start.uploadId, 'start.upload_id'),
       parseUint64(start.offset, 'start.offset'),
-      { chunks: chunksOf(inbound), stop: () => inbound.cancel(), onEnd: (listener) => inbound.onEnd(listener) },
+      {
+        chunks: chunksOf(inbound),
+        stop: () => inbound.cancel(),
+        onEnd: (listener) => inbound.onEnd(listener),
+      },
     );
     return {
       received: String(outcome.received),

@@ -40,7 +40,9 @@ export const backupEnv = serviceEnvSchema(
      * so this is also the most a cut upload re-sends.
      */
     BACKUP_S3_PART_BYTES: positiveInt()
-      .min(S3_MIN_PART_BYTES, { message: `expected at least ${S3_MIN_PART_BYTES} (5 MiB, S3's minimum part)` })
+      .min(S3_MIN_PART_BYTES, {
+        message: `expected at least ${S3_MIN_PART_BYTES} (5 MiB, S3's minimum part)`,
+      })
       .default(8 * MIB),
   },
 ).superRefine((env, context) => {
@@ -48,7 +50,11 @@ export const backupEnv = serviceEnvSchema(
     context.addIssue({ code: 'custom', path: [variable], message });
   if (env.BACKUP_S3_BUCKET === undefined) {
     if (env.BACKUP_BLOB_DIR === undefined) problem('BACKUP_BLOB_DIR', 'is required');
-    for (const variable of ['BACKUP_S3_ENDPOINT', 'BACKUP_S3_ACCESS_KEY_ID', 'BACKUP_S3_SECRET_ACCESS_KEY'] as const) {
+    for (const variable of [
+      'BACKUP_S3_ENDPOINT',
+      'BACKUP_S3_ACCESS_KEY_ID',
+      'BACKUP_S3_SECRET_ACCESS_KEY',
+    ] as const) {
       if (env[variable] !== undefined) problem('BACKUP_S3_BUCKET', `is required when ${variable} is set`);
     }
     return;
@@ -56,7 +62,10 @@ export const backupEnv = serviceEnvSchema(
   if ((env.BACKUP_S3_ACCESS_KEY_ID === undefined) !== (env.BACKUP_S3_SECRET_ACCESS_KEY === undefined)) {
     const missing =
       env.BACKUP_S3_ACCESS_KEY_ID === undefined ? 'BACKUP_S3_ACCESS_KEY_ID' : 'BACKUP_S3_SECRET_ACCESS_KEY';
-    problem(missing, 'is required: set both BACKUP_S3_ACCESS_KEY_ID and BACKUP_S3_SECRET_ACCESS_KEY, or neither');
+    problem(
+      missing,
+      'is required: set both BACKUP_S3_ACCESS_KEY_ID and BACKUP_S3_SECRET_ACCESS_KEY, or neither',
+    );
   }
   if (env.BACKUP_QUOTA_BYTES > env.BACKUP_S3_PART_BYTES * S3_MAX_PARTS) {
     problem(
@@ -93,7 +102,9 @@ export function blobLocation(env: BackupEnv): BlobLocation {
     endpoint: env.BACKUP_S3_ENDPOINT,
     region: env.BACKUP_S3_REGION,
     credentials:
-      accessKeyId !== undefined && secretAccessKey !== undefined ? { accessKeyId, secretAccessKey } : undefined,
+      accessKeyId !== undefined && secretAccessKey !== undefined
+        ? { accessKeyId, secretAccessKey }
+        : undefined,
     forcePathStyle: env.BACKUP_S3_FORCE_PATH_STYLE,
     partBytes: env.BACKUP_S3_PART_BYTES,
   };

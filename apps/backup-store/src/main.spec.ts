@@ -10,7 +10,11 @@ describe('backup-store S3 settings', () => {
   const base = { DATABASE_URL: 'postgres://sotto@127.0.0.1:1/sotto', BACKUP_S3_BUCKET: 'sotto-backups' };
 
   it.each([
-    ['BACKUP_S3_ENDPOINT', { BACKUP_S3_ENDPOINT: 'minio:9000' }, 'expected a URL starting with http:// or https://'],
+    [
+      'BACKUP_S3_ENDPOINT',
+      { BACKUP_S3_ENDPOINT: 'minio:9000' },
+      'expected a URL starting with http:// or https://',
+    ],
     ['BACKUP_S3_FORCE_PATH_STYLE', { BACKUP_S3_FORCE_PATH_STYLE: 'yes' }, 'expected true or false'],
     ['BACKUP_S3_SECRET_ACCESS_KEY', { BACKUP_S3_ACCESS_KEY_ID: 'key' }, 'is required'],
     [

@@ -203,7 +203,7 @@ describe('message-relay', () => {
     }
   });
 
-  it('lets a sender check its own device list with no envelopes, but not anyone else\'s', async () => {
+  it("lets a sender check its own device list with no envelopes, but not anyone else's", async () => {
     const { client } = await relay();
     try {
       const [alice, bob] = await Promise.all([account(), account()]);

@@ -45,7 +45,9 @@ export class BlobsModule {
             }
             readiness.register('blob-store', () => store.check());
             new Logger('BlobStore').log(
-              location.kind === 's3' ? `blobs in S3 bucket ${location.bucket}` : 'blobs in the local directory',
+              location.kind === 's3'
+                ? `blobs in S3 bucket ${location.bucket}`
+                : 'blobs in the local directory',
             );
             return store;
           },

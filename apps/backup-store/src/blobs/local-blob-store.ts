@@ -1,7 +1,13 @@
 import { constants, createReadStream } from 'node:fs';
 import { access, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { BlobMissingError, type BlobStore, type BlobWriter, type Checkpoint, type PendingBlob } from './blob-store';
+import {
+  BlobMissingError,
+  type BlobStore,
+  type BlobWriter,
+  type Checkpoint,
+  type PendingBlob,
+} from './blob-store';
 
 /** A blob being written is `<key>.part`; it takes its key's name only once whole. */
 const PENDING_SUFFIX = '.part';
@@ -127,7 +133,12 @@ class LocalBlobWriter implements BlobWriter {
     const handle = await this.open();
     let written = 0;
     while (written < bytes.length) {
-      const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, this.position + written);
+      const { bytesWritten } = await handle.write(
+        bytes,
+        written,
+        bytes.length - written,
+        this.position + written,
+      );
       written += bytesWritten;
     }
     this.position += bytes.length;

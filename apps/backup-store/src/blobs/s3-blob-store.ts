@@ -53,7 +53,9 @@ export class S3BlobStore implements BlobStore {
   ) {}
 
   async begin(key: string): Promise<PendingBlob> {
-    const { UploadId } = await this.s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }));
+    const { UploadId } = await this.s3.send(
+      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }),
+    );
     if (!UploadId) throw new Error(`S3 gave no upload id for ${key}`);
     return { key, multipartId: UploadId };
   }
@@ -93,7 +95,11 @@ export class S3BlobStore implements BlobStore {
     let body: Readable | undefined;
     try {
       const { Body } = await this.s3.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: offset > 0 ? `bytes=${offset}-` : undefined }),
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Range: offset > 0 ? `bytes=${offset}-` : undefined,
+        }),
       );
       body = Body as Readable | undefined;
     } catch (error) {

@@ -54,21 +54,26 @@ export class BackupTestClient {
 
   createUpload(accountId: string, size: number, digest: Uint8Array): Promise<CreateUploadResponse> {
     return new Promise((resolve, reject) =>
-      this.raw.createUpload({ accountId, size: String(size), sha256: Buffer.from(digest) }, (error, response) =>
-        error ? reject(error) : resolve(response),
+      this.raw.createUpload(
+        { accountId, size: String(size), sha256: Buffer.from(digest) },
+        (error, response) => (error ? reject(error) : resolve(response)),
       ),
     );
   }
 
   getUpload(accountId: string, uploadId: string): Promise<GetUploadResponse> {
     return new Promise((resolve, reject) =>
-      this.raw.getUpload({ accountId, uploadId }, (error, response) => (error ? reject(error) : resolve(response))),
+      this.raw.getUpload({ accountId, uploadId }, (error, response) =>
+        error ? reject(error) : resolve(response),
+      ),
     );
   }
 
   cancelUpload(accountId: string, uploadId: string): Promise<unknown> {
     return new Promise((resolve, reject) =>
-      this.raw.cancelUpload({ accountId, uploadId }, (error, response) => (error ? reject(error) : resolve(response))),
+      this.raw.cancelUpload({ accountId, uploadId }, (error, response) =>
+        error ? reject(error) : resolve(response),
+      ),
     );
   }
 
@@ -111,7 +116,12 @@ export class BackupTestClient {
   }
 
   /** Uploads `data` from `offset` to its end in one stream. */
-  async upload(accountId: string, uploadId: string, data: Uint8Array, offset = 0): Promise<UploadChunksResponse> {
+  async upload(
+    accountId: string,
+    uploadId: string,
+    data: Uint8Array,
+    offset = 0,
+  ): Promise<UploadChunksResponse> {
     const stream = this.openUpload(accountId, uploadId, offset);
     await stream.send(data.subarray(offset));
     return stream.finish();
@@ -143,7 +153,8 @@ export class BackupTestClient {
       stream.on('data', (message: { offset: string; data: Buffer; backup?: BackupVersion }) => {
         if (offsets.length === 0) backup = message.backup;
         else if (message.backup) reject(new Error('backup set on a later message'));
-        if (Number(message.offset) !== next) reject(new Error(`chunk at ${message.offset}, expected ${next}`));
+        if (Number(message.offset) !== next)
+          reject(new Error(`chunk at ${message.offset}, expected ${next}`));
         offsets.push(Number(message.offset));
         pieces.push(message.data);
         next += message.data.length;

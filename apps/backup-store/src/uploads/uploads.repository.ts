@@ -58,7 +58,12 @@ function toRecord(row: UploadRow): UploadRecord {
 /** The account's row locked: quota checks and inserts of that account run one at a time. */
 export interface LockedAccount {
   reservations(): Promise<Reservations>;
-  insert(upload: { uploadId: UploadId; size: number; sha256: Uint8Array; blob: PendingBlob }): Promise<UploadRecord>;
+  insert(upload: {
+    uploadId: UploadId;
+    size: number;
+    sha256: Uint8Array;
+    blob: PendingBlob;
+  }): Promise<UploadRecord>;
 }
 
 /**
@@ -152,7 +157,12 @@ export class UploadsRepository {
    * still holds the upload. False when a newer stream took it over, or the
    * upload is gone.
    */
-  async record(accountId: AccountId, uploadId: UploadId, writer: string, checkpoint: Checkpoint): Promise<boolean> {
+  async record(
+    accountId: AccountId,
+    uploadId: UploadId,
+    writer: string,
+    checkpoint: Checkpoint,
+  ): Promise<boolean> {
     const claimed = `UPDATE uploads SET received = $4, updated_at = now()
       WHERE account_id = $1 AND upload_id = $2 AND writer = $3 AND version IS NULL`;
     const values: unknown[] = [accountId, uploadId, writer, checkpoint.received];

@@ -43,7 +43,10 @@ export interface StreamOutcome {
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
 const supersededError = () =>
-  grpcError(status.ABORTED, 'upload_id: a newer stream took this upload over (or it was cancelled); this stream stopped');
+  grpcError(
+    status.ABORTED,
+    'upload_id: a newer stream took this upload over (or it was cancelled); this stream stopped',
+  );
 
 /** Resumable uploads: quota reservations, chunk streams, digest check and completion into a version. */
 @Injectable()
@@ -61,7 +64,11 @@ export class UploadsService {
   ) {}
 
   /** Reserves `size` bytes of the account's quota and starts a blob; refused if the reservations would exceed it. */
-  async create(accountId: AccountId, size: number, sha256: Uint8Array): Promise<{ uploadId: UploadId; expiresAt: Date }> {
+  async create(
+    accountId: AccountId,
+    size: number,
+    sha256: Uint8Array,
+  ): Promise<{ uploadId: UploadId; expiresAt: Date }> {
     const quota = this.policy.quotaBytes;
     if (size > quota) {
       this.metrics.quotaRefused('bytes');
@@ -169,11 +176,16 @@ export class UploadsService {
     chunks: AsyncIterable<Uint8Array>,
   ): Promise<{ received: number; digest: Buffer | undefined }> {
     const hash = offset === 0 ? createHash('sha256') : undefined;
-    const blobWriter = this.blobs.append(upload.blob, { received: offset, parts: upload.parts, size: upload.size });
+    const blobWriter = this.blobs.append(upload.blob, {
+      received: offset,
+      parts: upload.parts,
+      size: upload.size,
+    });
     let received = offset;
     const record = async (checkpoint: Checkpoint | undefined): Promise<void> => {
       if (!checkpoint) return;
-      if (!(await this.uploads.record(accountId, upload.uploadId, writer, checkpoint))) throw supersededError();
+      if (!(await this.uploads.record(accountId, upload.uploadId, writer, checkpoint)))
+        throw supersededError();
       received = checkpoint.received;
     };
 
@@ -211,10 +223,15 @@ export class UploadsService {
   }
 
   /** Explains why a stream could not take the upload over, or answers again for a completed one. */
-  private async refuseClaim(accountId: AccountId, uploadId: UploadId, offset: number): Promise<StreamOutcome> {
+  private async refuseClaim(
+    accountId: AccountId,
+    uploadId: UploadId,
+    offset: number,
+  ): Promise<StreamOutcome> {
     const upload = await this.find(accountId, uploadId);
     if (upload.version !== null) {
-      if (offset === upload.size) return { received: upload.size, version: this.versionOf(upload, upload.version) };
+      if (offset === upload.size)
+        return { received: upload.size, version: this.versionOf(upload, upload.version) };
       throw grpcError(
         status.FAILED_PRECONDITION,
         `start.offset: the upload is complete (version ${upload.version}); only offset ${upload.size} is accepted, got ${offset}`,
@@ -227,7 +244,11 @@ export class UploadsService {
   }
 
   /** Makes the whole blob readable, checks its digest, and swaps it in as the newest version. */
-  private async complete(accountId: AccountId, upload: UploadRecord, streamed: Buffer | undefined): Promise<VersionRecord> {
+  private async complete(
+    accountId: AccountId,
+    upload: UploadRecord,
+    streamed: Buffer | undefined,
+  ): Promise<VersionRecord> {
     await this.blobs.finish(upload.blob, await this.uploads.parts(accountId, upload.uploadId));
     const digest = streamed ?? (await this.digestOf(upload.blob.key));
     if (!digest.equals(upload.sha256)) {
@@ -247,7 +268,8 @@ export class UploadsService {
     if (!committed) {
       // Another stream of the same upload completed it first.
       const raced = await this.find(accountId, upload.uploadId);
-      if (raced.version === null) throw new Error(`upload ${upload.uploadId} neither completed nor in progress`);
+      if (raced.version === null)
+        throw new Error(`upload ${upload.uploadId} neither completed nor in progress`);
       return this.versionOf(raced, raced.version);
     }
     await this.doomed.removeNow(accountId, committed.doomed);

@@ -70,7 +70,9 @@ export class VersionsRepository {
          VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
         [accountId, version, uploads[0].size, uploads[0].sha256, uploads[0].blob_key],
       );
-      await client.query('UPDATE accounts SET next_version = next_version + 1 WHERE account_id = $1', [accountId]);
+      await client.query('UPDATE accounts SET next_version = next_version + 1 WHERE account_id = $1', [
+        accountId,
+      ]);
       const { rows: doomed } = await client.query<{ blob_key: string }>(
         `WITH ranked AS (
            SELECT version, row_number() OVER newest_first AS rank, sum(size) OVER newest_first AS total
@@ -110,10 +112,10 @@ export class VersionsRepository {
             `SELECT ${COLUMNS} FROM versions WHERE account_id = $1 ORDER BY version DESC LIMIT 1`,
             [accountId],
           )
-        : await this.pool.query<VersionRow>(`SELECT ${COLUMNS} FROM versions WHERE account_id = $1 AND version = $2`, [
-            accountId,
-            version,
-          ]);
+        : await this.pool.query<VersionRow>(
+            `SELECT ${COLUMNS} FROM versions WHERE account_id = $1 AND version = $2`,
+            [accountId, version],
+          );
     return rows[0] && toRecord(rows[0]);
   }
 }

@@ -46,7 +46,10 @@ export class VersionsService {
     return { backup, chunks: this.read(backup, offset) };
   }
 
-  private async *read(backup: VersionRecord, offset: number): AsyncIterable<{ offset: number; data: Uint8Array }> {
+  private async *read(
+    backup: VersionRecord,
+    offset: number,
+  ): AsyncIterable<{ offset: number; data: Uint8Array }> {
     if (offset === backup.size) return;
     let position = offset;
     try {
@@ -57,7 +60,10 @@ export class VersionsService {
       }
     } catch (error) {
       if (error instanceof BlobMissingError) {
-        throw grpcError(status.NOT_FOUND, `version: version ${backup.version} was pruned; download the newest`);
+        throw grpcError(
+          status.NOT_FOUND,
+          `version: version ${backup.version} was pruned; download the newest`,
+        );
       }
       throw error;
     }
