@@ -60,6 +60,8 @@ function depConstraints({ specFiles }) {
       sourceTag: 'type:testing',
       onlyDependOnLibsWithTags: ['type:testing', 'type:infra', 'type:platform', 'type:contracts', 'type:sdk'],
     },
+    // End-to-end suites: the client SDK against a platform the harness starts. All of it is test code.
+    { sourceTag: 'type:e2e', onlyDependOnLibsWithTags: ['type:sdk', 'type:contracts', 'type:testing'] },
     {
       sourceTag: 'type:tools',
       onlyDependOnLibsWithTags: ['type:infra', 'type:testing', 'type:platform', 'type:contracts', 'type:sdk'],

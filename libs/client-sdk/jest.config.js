@@ -2,7 +2,5 @@ module.exports = {
   displayName: 'client-sdk',
   preset: '../../jest.preset.js',
   rootDir: '.',
-  globalSetup: '../testing/src/jest/global-setup.js',
-  globalTeardown: '../testing/src/jest/global-teardown.js',
   testTimeout: 180000,
 };

@@ -37,8 +37,10 @@ function options(): { bytes: number; runs: number; store: 'local' | 's3' } {
   });
   const mb = Number(values.mb);
   const runs = Number(values.runs);
-  if (!Number.isInteger(mb) || mb < 1 || mb > 2000) throw new Error(`--mb: expected 1 to 2000, got ${values.mb}`);
-  if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error(`--runs: expected 1 to 20, got ${values.runs}`);
+  if (!Number.isInteger(mb) || mb < 1 || mb > 2000)
+    throw new Error(`--mb: expected 1 to 2000, got ${values.mb}`);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 20)
+    throw new Error(`--runs: expected 1 to 20, got ${values.runs}`);
   if (values.store !== 'local' && values.store !== 's3') throw new Error(`--store: expected local or s3`);
   return { bytes: mb * 1_000_000, runs, store: values.store };
 }
@@ -71,7 +73,10 @@ async function main(): Promise<void> {
         region: 'us-east-1',
         endpoint: s3Server.endpoint,
         forcePathStyle: true,
-        credentials: { accessKeyId: storeEnv['BACKUP_S3_ACCESS_KEY_ID'], secretAccessKey: storeEnv['BACKUP_S3_SECRET_ACCESS_KEY'] },
+        credentials: {
+          accessKeyId: storeEnv['BACKUP_S3_ACCESS_KEY_ID'],
+          secretAccessKey: storeEnv['BACKUP_S3_SECRET_ACCESS_KEY'],
+        },
       });
       await s3.send(new CreateBucketCommand({ Bucket: 'sotto-bench' }));
       s3.destroy();

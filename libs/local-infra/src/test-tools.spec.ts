@@ -103,7 +103,7 @@ function fakeTool(
 
 describe('which tools a run needs', () => {
   const root = '/repo';
-  const chart = fakeTool('chart-tool', ['tools/helm/'], () => undefined);
+  const chart = fakeTool('chart-tool', ['helm/'], () => undefined);
   const s3 = fakeTool('s3-tool', ['apps/backup-store/'], () => undefined);
 
   it('picks the tools whose folders hold a selected spec', () => {
@@ -111,7 +111,7 @@ describe('which tools a run needs', () => {
     expect(
       testToolsUsedBy(
         [chart, s3],
-        ['/repo/tools/helm/chart.spec.ts', '/repo/apps/backup-store/src/local.spec.ts'],
+        ['/repo/helm/chart.spec.ts', '/repo/apps/backup-store/src/local.spec.ts'],
         root,
       ),
     ).toEqual([chart, s3]);
@@ -122,7 +122,7 @@ describe('which tools a run needs', () => {
     expect(
       testToolsUsedBy(
         [chart, s3],
-        ['/repo/tools/helmet/x.spec.ts', '/repo/apps/backup-store-2/a.spec.ts'],
+        ['/repo/helmet/x.spec.ts', '/repo/apps/backup-store-2/a.spec.ts'],
         root,
       ),
     ).toEqual([]);

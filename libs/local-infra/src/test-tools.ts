@@ -8,7 +8,7 @@ import type { Logger } from './types';
 
 /**
  * Programs that some test suites run and no Debian package provides at the version they need:
- * Helm, which the chart suite (tools/helm) lints and renders with, and moto's S3-compatible server,
+ * Helm, which the chart suite (helm/chart.spec.ts) lints and renders with, and moto's S3-compatible server,
  * which the backup-store's S3 suite stores blobs in. `npm test` installs them once under
  * .sotto/tools and reuses them while the installed version is the pinned one.
  */
@@ -53,7 +53,7 @@ const venvPython = (venv: string): string => join(venv, 'bin', 'python');
 export const helmTool: TestTool = {
   name: 'helm',
   version: HELM_VERSION,
-  usedBy: ['tools/helm/'],
+  usedBy: ['helm/'],
   command: () => [helmBinary()],
   installedVersion: () => answer(helmBinary(), ['version', '--template', '{{.Version}}']),
   install: buildHelm,

@@ -10,7 +10,10 @@ export interface TcpProxy {
 
 /** A loopback TCP relay whose connections a test can cut mid-call. */
 export async function startTcpProxy(target: string): Promise<TcpProxy> {
-  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const [host, port] = [
+    target.slice(0, target.lastIndexOf(':')),
+    Number(target.slice(target.lastIndexOf(':') + 1)),
+  ];
   const sockets = new Set<Socket>();
   const track = (socket: Socket): void => {
     sockets.add(socket);

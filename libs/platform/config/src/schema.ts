@@ -42,7 +42,12 @@ export function positiveInt() {
 export function commaList() {
   return z
     .string()
-    .transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item.length > 0),
+    )
     .pipe(z.array(hostPort()).min(1, { message: 'expected at least one host:port' }));
 }
 

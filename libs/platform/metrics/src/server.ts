@@ -44,7 +44,8 @@ export async function startMetricsServer(options: {
       case '/readyz':
         options.readiness().then(
           (report) => send(report.ready ? 200 : 503, 'application/json', `${JSON.stringify(report)}\n`),
-          (error: Error) => send(503, 'application/json', `${JSON.stringify({ ready: false, error: error.message })}\n`),
+          (error: Error) =>
+            send(503, 'application/json', `${JSON.stringify({ ready: false, error: error.message })}\n`),
         );
         return;
       default:

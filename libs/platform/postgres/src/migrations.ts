@@ -49,7 +49,11 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
  * a migration changed after it was applied stops the service rather than
  * leaving the schema in an unknown state.
  */
-export async function migrate(pool: Pool, schema: string, migrations: readonly Migration[]): Promise<MigrationResult> {
+export async function migrate(
+  pool: Pool,
+  schema: string,
+  migrations: readonly Migration[],
+): Promise<MigrationResult> {
   if (!IDENTIFIER.test(schema)) throw new Error(`invalid schema name ${schema}`);
   const client = await pool.connect();
   const applied: string[] = [];
@@ -71,14 +75,18 @@ export async function migrate(pool: Pool, schema: string, migrations: readonly M
       const done = new Map(rows.map((row) => [row.version, row]));
       for (const row of rows) {
         if (!migrations.some((m) => m.version === row.version)) {
-          throw new Error(`schema ${schema} has migration ${row.name}, which this build does not know; is it older?`);
+          throw new Error(
+            `schema ${schema} has migration ${row.name}, which this build does not know; is it older?`,
+          );
         }
       }
       for (const migration of migrations) {
         const previous = done.get(migration.version);
         if (previous) {
           if (previous.checksum !== migration.checksum) {
-            throw new Error(`migration ${migration.name} was changed after it was applied to schema ${schema}`);
+            throw new Error(
+              `migration ${migration.name} was changed after it was applied to schema ${schema}`,
+            );
           }
           continue;
         }

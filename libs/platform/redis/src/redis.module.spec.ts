@@ -23,6 +23,8 @@ describe('RedisModule', () => {
     const building = Test.createTestingModule({
       imports: [ReadinessModule, RedisModule.forRoot({ url: 'redis://127.0.0.1:1' })],
     }).compile();
-    await expect(building).rejects.toThrow('cannot connect to Redis at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1');
+    await expect(building).rejects.toThrow(
+      'cannot connect to Redis at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1',
+    );
   });
 });

@@ -35,7 +35,9 @@ export class RedisModule {
             } catch (error) {
               redis.disconnect();
               const { hostname, port } = new URL(options.url);
-              throw new Error(`cannot connect to Redis at ${hostname}:${port || 6379}: ${(lastError ?? (error as Error)).message}`);
+              throw new Error(
+                `cannot connect to Redis at ${hostname}:${port || 6379}: ${(lastError ?? (error as Error)).message}`,
+              );
             }
             readiness.register('redis', async () => {
               await redis.ping();

@@ -7,7 +7,7 @@ import { helmTool, testToolProblem } from '@sotto/local-infra';
 // what an SRE relies on once it is applied: who may talk to whom, where each service finds the
 // others, that pods run locked down, probe, scale and roll on config changes.
 
-const root = join(__dirname, '..', '..');
+const root = join(__dirname, '..');
 const chart = join(root, 'helm', 'sotto');
 const [HELM] = helmTool.command();
 const RELEASE = 'rel';

@@ -8,10 +8,14 @@ import {
   BackupServiceClient,
   VaultServiceClient,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import {
+  downloadBackupFile,
+  generateDeviceKeys,
+  publicDeviceKeys,
+  unary,
+  uploadBackupFile,
+} from '@sotto/client-sdk';
 import { startTcpProxy, startTestPlatform, type TcpProxy } from '@sotto/testing';
-import { downloadBackupFile, uploadBackupFile } from './backup-transfer';
-import { unary } from './grpc';
-import { generateDeviceKeys, publicDeviceKeys } from './keys';
 
 const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest();
 

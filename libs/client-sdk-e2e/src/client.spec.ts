@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IdentityKeyPair } from '@signalapp/libsignal-client';
+import { SottoClient, type TypingIndicator } from '@sotto/client-sdk';
 import { startTestPlatform, testInfra } from '@sotto/testing';
-import { SottoClient, type TypingIndicator } from './client';
-import { everythingStored, walk } from './testing/everything-stored';
+import { everythingStored, walk } from './everything-stored';
 
 describe('SottoClient, end to end', () => {
   let platform: Awaited<ReturnType<typeof startTestPlatform>>;

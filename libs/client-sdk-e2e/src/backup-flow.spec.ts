@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SottoClient } from '@sotto/client-sdk';
 import { startTestPlatform, testInfra } from '@sotto/testing';
-import { SottoClient } from './client';
-import { everythingStored, walk } from './testing/everything-stored';
+import { everythingStored, walk } from './everything-stored';
 
 /** Listens until `count` messages arrived (routing is asynchronous), then stops. */
 async function receiveCount(client: SottoClient, count: number) {

@@ -1,5 +1,5 @@
 module.exports = {
-  displayName: 'helm-chart',
+  displayName: 'project-graph',
   preset: '../../jest.preset.js',
   rootDir: '.',
   testTimeout: 300000,
