@@ -10,7 +10,10 @@ import type { Infrastructure, Logger, RunningServer } from './types';
  * key-vault's SoftHSM2 token under dataDir/softhsm. If any fails, the ones that did start are
  * stopped and the first failure is rethrown.
  */
-export async function startInfrastructure(opts: { dataDir: string; logger?: Logger }): Promise<Infrastructure> {
+export async function startInfrastructure(opts: {
+  dataDir: string;
+  logger?: Logger;
+}): Promise<Infrastructure> {
   const base = { logger: opts.logger };
   const [kafka, redis, postgres, hsm] = await Promise.allSettled([
     startKafka({ ...base, dataDir: join(opts.dataDir, 'kafka') }),

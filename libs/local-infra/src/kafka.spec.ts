@@ -44,7 +44,10 @@ describe('startKafka', () => {
       expect(first.brokers).toEqual([expect.stringMatching(/^127\.0\.0\.1:\d+$/)]);
       const admin = client(first).admin();
       await admin.connect();
-      await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 2, replicationFactor: 1 }], waitForLeaders: true });
+      await admin.createTopics({
+        topics: [{ topic: TOPIC, numPartitions: 2, replicationFactor: 1 }],
+        waitForLeaders: true,
+      });
       await admin.disconnect();
 
       const producer = client(first).producer({

@@ -50,11 +50,19 @@ async function resolveClasspath(logger: Logger): Promise<string> {
   mkdirSync(join(cacheFile, '..'), { recursive: true });
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   const result = await run(mvn, [
-    '-q', '-B', '-Dstyle.color=never', '-f', kafkaPom(), 'dependency:build-classpath', `-Dmdep.outputFile=${tmp}`,
+    '-q',
+    '-B',
+    '-Dstyle.color=never',
+    '-f',
+    kafkaPom(),
+    'dependency:build-classpath',
+    `-Dmdep.outputFile=${tmp}`,
   ]);
   if (result.code !== 0 || !existsSync(tmp)) {
     rmSync(tmp, { force: true });
-    throw new Error(`kafka: Maven could not resolve the broker jars (exit ${String(result.code)}):\n${result.output.trim()}`);
+    throw new Error(
+      `kafka: Maven could not resolve the broker jars (exit ${String(result.code)}):\n${result.output.trim()}`,
+    );
   }
   // Rename so a concurrent reader never sees a half-written file.
   renameSync(tmp, cacheFile);
@@ -151,7 +159,9 @@ export async function startKafka(opts: StartOptions): Promise<RunningKafka> {
   mkdirSync(dataDir, { recursive: true });
   const java = javaBinary();
   if (java === undefined) {
-    throw new Error('java not found ($JAVA_HOME/bin/java or PATH); install the Debian package default-jre-headless');
+    throw new Error(
+      'java not found ($JAVA_HOME/bin/java or PATH); install the Debian package default-jre-headless',
+    );
   }
   const classpath = await kafkaClasspath(logger);
 
@@ -187,9 +197,13 @@ export async function startKafka(opts: StartOptions): Promise<RunningKafka> {
     const clusterId = readFileSync(clusterIdFile, 'utf8').trim();
     rmSync(logDir, { recursive: true, force: true });
     logger.info(`kafka: formatting storage in ${logDir} (cluster ${clusterId})`);
-    const result = await run(java, [...jvmArgs, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile], {
-      cwd: dataDir,
-    });
+    const result = await run(
+      java,
+      [...jvmArgs, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile],
+      {
+        cwd: dataDir,
+      },
+    );
     if (result.code !== 0) {
       throw new Error(`kafka: storage format failed (exit ${String(result.code)}):\n${result.output.trim()}`);
     }

@@ -1,4 +1,13 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { ManagedProcess, logTail } from './process';
@@ -35,7 +44,12 @@ async function ensureOsUser(logger: Logger): Promise<OsUser> {
     .split('\n')
     .some((l) => l.startsWith(`${OS_USER}:`));
   const result = await run('useradd', [
-    '--system', '--no-create-home', '--home-dir', '/var/lib/postgresql', '--shell', '/usr/sbin/nologin',
+    '--system',
+    '--no-create-home',
+    '--home-dir',
+    '/var/lib/postgresql',
+    '--shell',
+    '/usr/sbin/nologin',
     ...(groupExists ? ['--gid', OS_USER] : ['--user-group']),
     OS_USER,
   ]);
@@ -136,10 +150,13 @@ export async function startPostgres(opts: StartOptions): Promise<RunningPostgres
     rmSync(pgdata, { recursive: true, force: true });
     logger.info(`postgres: initdb in ${pgdata}`);
     const [cmd, args] = wrap(join(binDir, 'initdb'), [
-      '-D', pgdata,
-      '-U', SUPERUSER,
+      '-D',
+      pgdata,
+      '-U',
+      SUPERUSER,
       '--auth=trust',
-      '-E', 'UTF8',
+      '-E',
+      'UTF8',
       // The C locale always exists; the caller's LANG may name one that is not generated.
       '--locale=C',
     ]);
@@ -153,12 +170,17 @@ export async function startPostgres(opts: StartOptions): Promise<RunningPostgres
   const port = opts.port ?? (await freePort());
   const started = Date.now();
   const [cmd, args] = wrap(join(binDir, 'postgres'), [
-    '-D', pgdata,
-    '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1',
+    '-D',
+    pgdata,
+    '-p',
+    String(port),
+    '-c',
+    'listen_addresses=127.0.0.1',
     // TCP only: socket paths have a 107-byte limit that deep temp dirs can exceed.
-    '-c', 'unix_socket_directories=',
-    '-c', 'logging_collector=off',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    'logging_collector=off',
   ]);
   const child = await ManagedProcess.spawn({
     name: 'postgres',

@@ -1,5 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync, fstatSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  fstatSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import type { Logger } from './types';
 
 export type ServerName = 'kafka' | 'redis' | 'postgres';
@@ -209,7 +218,9 @@ export class ManagedProcess {
     let lastError = 'not probed yet';
     for (;;) {
       if (this.hasExited) {
-        throw new Error(`${this.name} exited (${String(this.exitStatus)}) before it was ready\n${this.tail()}`);
+        throw new Error(
+          `${this.name} exited (${String(this.exitStatus)}) before it was ready\n${this.tail()}`,
+        );
       }
       try {
         await Promise.race([probe(), this.exited]);
@@ -248,7 +259,9 @@ export class ManagedProcess {
       ]);
       clearTimeout(timer);
       if (timedOut) {
-        this.logger.warn(`${this.name}: no exit ${STOP_TIMEOUT_MS / 1000} s after ${this.stopSignal}; killing it`);
+        this.logger.warn(
+          `${this.name}: no exit ${STOP_TIMEOUT_MS / 1000} s after ${this.stopSignal}; killing it`,
+        );
         signal(this.pid, 'SIGKILL', true);
         await this.exited;
       }

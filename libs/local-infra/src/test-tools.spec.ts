@@ -120,11 +120,7 @@ describe('which tools a run needs', () => {
   it('picks none for specs elsewhere, including folders that only start with the same name', () => {
     expect(testToolsUsedBy([chart, s3], ['/repo/apps/gateway/src/gateway.spec.ts'], root)).toEqual([]);
     expect(
-      testToolsUsedBy(
-        [chart, s3],
-        ['/repo/helmet/x.spec.ts', '/repo/apps/backup-store-2/a.spec.ts'],
-        root,
-      ),
+      testToolsUsedBy([chart, s3], ['/repo/helmet/x.spec.ts', '/repo/apps/backup-store-2/a.spec.ts'], root),
     ).toEqual([]);
     expect(testToolsUsedBy([chart, s3], [], root)).toEqual([]);
   });
