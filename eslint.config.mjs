@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import js from '@eslint/js';
 import nx from '@nx/eslint-plugin';
+import jest from 'eslint-plugin-jest';
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
@@ -106,7 +107,7 @@ export default defineConfig(
 
   {
     files: ['**/*.ts'],
-    extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
+    extends: [js.configs.recommended, tseslint.configs.strictTypeChecked],
     languageOptions: {
       parserOptions: {
         projectService: true,
@@ -116,6 +117,16 @@ export default defineConfig(
     rules: {
       '@nx/enforce-module-boundaries': moduleBoundaries({ specFiles: false }),
       '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: true }],
+      // Numbers (ids, counts, sizes) read fine in messages; objects, nullish values and booleans do not.
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+      // `() => stream.close()` is a callback, not a value anyone reads.
+      '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
+      // NestJS modules are classes that exist for their decorators.
+      '@typescript-eslint/no-extraneous-class': ['error', { allowWithDecorator: true }],
+      // Without noUncheckedIndexedAccess the types say an indexed element is always there, and a
+      // field filled in beforeAll is never undefined in afterAll; the guards this rule would strip
+      // are what keeps those cases from throwing.
+      '@typescript-eslint/no-unnecessary-condition': 'off',
       '@typescript-eslint/no-unused-vars': [
         'error',
         {
@@ -129,11 +140,25 @@ export default defineConfig(
   },
 
   {
+    files: ['**/*.spec.ts'],
+    extends: [jest.configs['flat/recommended'], jest.configs['flat/style']],
+    rules: {
+      // Helpers named expect* carry their own assertions.
+      'jest/expect-expect': ['error', { assertFunctionNames: ['expect', 'expect*'] }],
+      // A Jest mock method passed around unbound is fine; the type-aware rule knows no better.
+      '@typescript-eslint/unbound-method': 'off',
+      'jest/unbound-method': 'error',
+    },
+  },
+
+  {
     files: SPEC_FILES,
     rules: {
       '@nx/enforce-module-boundaries': moduleBoundaries({ specFiles: true }),
       // Jest's asymmetric matchers (expect.objectContaining, expect.any) are typed `any`.
       '@typescript-eslint/no-unsafe-assignment': 'off',
+      // In a test, `found!` that is wrong fails the test, which is what an assertion would do.
+      '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
 

@@ -63,7 +63,10 @@ export class BackupsController implements GrpcController<typeof BackupServiceSer
         new Metadata(),
         {},
         (error: ServiceError | null, response?: UploadChunksResponse) => {
-          if (error || !response) return subscriber.error(upstreamError(STORE, error));
+          if (error || !response) {
+            subscriber.error(upstreamError(STORE, error));
+            return;
+          }
           subscriber.next(response);
           subscriber.complete();
         },

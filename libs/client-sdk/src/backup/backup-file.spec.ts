@@ -79,7 +79,7 @@ describe('backup file', () => {
     expect(await backupFileDigest(path)).toEqual(digest);
     // A fresh IV every time: same contents, same key, different file.
     expect(bytes.equals(good)).toBe(false);
-    expect(bytes.length).toBe(good.length);
+    expect(bytes).toHaveLength(good.length);
   });
 
   it('holds no plaintext: no message, username, identity or device secret in clear', () => {
@@ -90,7 +90,7 @@ describe('backup file', () => {
     expect(text).not.toContain(sample.account.username);
     expect(text).not.toContain(sample.account.accountId);
     expect(text).not.toContain(sample.account.deviceSecret);
-    expect(good.includes(Buffer.from(sample.account.identityKeyPair, 'base64').subarray(0, 16))).toBe(false);
+    expect(good).not.toContain(Buffer.from(sample.account.identityKeyPair, 'base64').subarray(0, 16));
   });
 
   it('opens with the right key, leaving nothing on disk but the backup', async () => {

@@ -64,7 +64,7 @@ describe('recovery key sealed under the OPAQUE export key', () => {
     const key = generateRecoveryKey();
     const { record, exportKey } = register(server, account, 'correct horse battery staple');
     const sealed = sealRecoveryKey(key, exportKey);
-    expect(sealed.length).toBe(1 + 12 + 64 + 16);
+    expect(sealed).toHaveLength(1 + 12 + 64 + 16);
     expect(Buffer.from(sealed).toString('latin1')).not.toContain(key.slice(0, 8));
 
     const loginKey = login(server, account, record, 'correct horse battery staple');

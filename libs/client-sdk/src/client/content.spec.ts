@@ -22,7 +22,7 @@ describe('content', () => {
       text: 'a message of some sixty characters, give or take a few',
     });
     expect(short.length % 160).toBe(0);
-    expect(longer.length).toBe(short.length);
+    expect(longer).toHaveLength(short.length);
   });
 
   it("refuses a sync copy from another account: only this account's devices speak for it", () => {

@@ -31,7 +31,10 @@ export async function startMetricsServer(options: {
     const send = (status: number, contentType: string, body: string): void => {
       response.writeHead(status, { 'content-type': contentType }).end(body);
     };
-    if (request.method !== 'GET') return send(405, 'text/plain', 'method not allowed\n');
+    if (request.method !== 'GET') {
+      send(405, 'text/plain', 'method not allowed\n');
+      return;
+    }
     switch (path) {
       case '/metrics':
         options.registry.metrics().then(
@@ -39,8 +42,10 @@ export async function startMetricsServer(options: {
           (error: Error) => send(500, 'text/plain', `${error.message}\n`),
         );
         return;
-      case '/healthz':
-        return send(200, 'application/json', '{"live":true}\n');
+      case '/healthz': {
+        send(200, 'application/json', '{"live":true}\n');
+        return;
+      }
       case '/readyz':
         options.readiness().then(
           (report) => send(report.ready ? 200 : 503, 'application/json', `${JSON.stringify(report)}\n`),
@@ -48,8 +53,10 @@ export async function startMetricsServer(options: {
             send(503, 'application/json', `${JSON.stringify({ ready: false, error: error.message })}\n`),
         );
         return;
-      default:
-        return send(404, 'text/plain', 'not found\n');
+      default: {
+        send(404, 'text/plain', 'not found\n');
+        return;
+      }
     }
   });
   await new Promise<void>((resolve, reject) => {
