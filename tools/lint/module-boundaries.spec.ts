@@ -118,7 +118,7 @@ const forbidden: Snippet[] = [
   snippet(
     'client-sdk imports a scope:server platform lib',
     'libs/client-sdk/src/probe.ts',
-    "import { grpcClientOptions as x } from '@sotto/platform/grpc';",
+    "import { internalChannelOptions as x } from '@sotto/platform/grpc';",
     'onlyTagsConstraintViolation',
   ),
   snippet(
@@ -134,7 +134,7 @@ const allowed: Snippet[] = [
   snippet(
     'gateway imports platform-grpc',
     'apps/gateway/src/upstream/probe.ts',
-    "import { grpcClientOptions as x } from '@sotto/platform/grpc';",
+    "import { internalChannelOptions as x } from '@sotto/platform/grpc';",
   ),
   snippet(
     'gateway imports contracts',
