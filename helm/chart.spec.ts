@@ -378,54 +378,58 @@ describe('helm/sotto', () => {
   });
 
   it("points every service at each upstream's Service and gRPC port, and at nothing else", () => {
-    for (const [service, { calls }] of Object.entries(SERVICES)) {
-      const env = environment(defaults, service);
-      for (const upstream of NAMES.filter((name) => name !== service)) {
-        const address = value(env, envName(upstream));
-        if (!calls.includes(upstream)) {
-          expect({ service, upstream, address }).toEqual({ service, upstream, address: undefined });
-          continue;
-        }
-        expect({ service, upstream, address }).toEqual({
-          service,
-          upstream,
-          address: `${fullname(upstream)}:${SERVICES[upstream].grpc}`,
-        });
-        // The address leads somewhere: a Service of that name, on that port, to the upstream's pods.
-        const [host, port] = (address ?? '').split(':');
-        const svc = one(defaults, 'Service', host);
-        expect(svc.spec.ports).toContainEqual(
-          expect.objectContaining({ name: 'grpc', port: Number(port), targetPort: 'grpc' }),
-        );
-        const upstreamPods = one(defaults, 'Deployment', fullname(upstream)).spec.template.metadata;
-        expect(selects(svc.spec.selector, upstreamPods.labels)).toBe(true);
-        expect(NAMES.filter((other) => other !== upstream).map((other) => fullname(other))).not.toContain(
-          host,
-        );
-      }
+    const pairs = NAMES.flatMap((service) =>
+      NAMES.filter((name) => name !== service).map((upstream) => ({ service, upstream })),
+    );
+    const addressOf = ({ service, upstream }: { service: string; upstream: string }): string | undefined =>
+      value(environment(defaults, service), envName(upstream));
+    const calls = ({ service, upstream }: { service: string; upstream: string }): boolean =>
+      SERVICES[service].calls.includes(upstream);
+    expect(pairs.map((pair) => ({ ...pair, address: addressOf(pair) }))).toEqual(
+      pairs.map((pair) => ({
+        ...pair,
+        address: calls(pair) ? `${fullname(pair.upstream)}:${SERVICES[pair.upstream].grpc}` : undefined,
+      })),
+    );
+    // Each address leads somewhere: a Service of that name, on that port, to the upstream's pods.
+    for (const pair of pairs.filter(calls)) {
+      const [host, port] = (addressOf(pair) ?? '').split(':');
+      const svc = one(defaults, 'Service', host);
+      expect(svc.spec.ports).toContainEqual(
+        expect.objectContaining({ name: 'grpc', port: Number(port), targetPort: 'grpc' }),
+      );
+      const upstreamPods = one(defaults, 'Deployment', fullname(pair.upstream)).spec.template.metadata;
+      expect(selects(svc.spec.selector, upstreamPods.labels)).toBe(true);
+      expect(NAMES.filter((other) => other !== pair.upstream).map((other) => fullname(other))).not.toContain(
+        host,
+      );
     }
   });
 
   it('takes DATABASE_URL and REDIS_URL only from Secrets the operator creates', () => {
     expect(all(defaults, 'Secret')).toEqual([]);
-    for (const [service, { secrets }] of Object.entries(SERVICES)) {
-      const env = environment(defaults, service);
-      for (const name of ['DATABASE_URL', 'REDIS_URL']) {
-        if (!secrets.includes(name)) {
-          expect({ service, name, entry: env[name] }).toEqual({ service, name, entry: undefined });
-          continue;
-        }
-        expect(env[name]).toEqual({
-          name,
-          valueFrom: {
-            secretKeyRef: {
-              name: `${RELEASE}-sotto-${name === 'DATABASE_URL' ? 'postgres' : 'redis'}`,
-              key: name,
-            },
-          },
-        });
-      }
-    }
+    const entries = NAMES.flatMap((service) =>
+      ['DATABASE_URL', 'REDIS_URL'].map((name) => ({ service, name })),
+    );
+    expect(
+      entries.map(({ service, name }) => ({ service, name, entry: environment(defaults, service)[name] })),
+    ).toEqual(
+      entries.map(({ service, name }) => ({
+        service,
+        name,
+        entry: SERVICES[service].secrets.includes(name)
+          ? {
+              name,
+              valueFrom: {
+                secretKeyRef: {
+                  name: `${RELEASE}-sotto-${name === 'DATABASE_URL' ? 'postgres' : 'redis'}`,
+                  key: name,
+                },
+              },
+            }
+          : undefined,
+      })),
+    );
     const custom = render([
       'postgres.existingSecret=pg-creds',
       'redis.existingSecret=redis-creds,redis.urlKey=url',
@@ -636,15 +640,14 @@ describe('helm/sotto', () => {
       const grpcRules = policy.spec.ingress.filter((rule) => rule.ports.some((p) => p.port === 'grpc'));
       expect(grpcRules).toHaveLength(1);
       const callers = NAMES.filter((caller) => SERVICES[caller].calls.includes(service));
-      if (service === 'gateway') {
-        expect(grpcRules[0].from).toBeUndefined();
-      } else {
-        expect({ service, admitted: admittedServices(defaults, grpcRules[0].from) }).toEqual({
-          service,
-          admitted: callers,
-        });
-        expect(grpcRules[0].from).toHaveLength(callers.length);
-      }
+      // No `from` opens the port to all; a list admits exactly the callers, one peer each.
+      const { from } = grpcRules[0];
+      expect({
+        service,
+        openToAll: from === undefined,
+        admitted: admittedServices(defaults, from),
+        peers: from?.length ?? 0,
+      }).toEqual({ service, openToAll: service === 'gateway', admitted: callers, peers: callers.length });
       const metricsRule = policy.spec.ingress.find((rule) => rule.ports.some((p) => p.port === 'metrics'));
       expect(metricsRule?.from).toContainEqual({ podSelector: {} });
     }
