@@ -165,14 +165,26 @@ function render(values: string[] = []): Manifest[] {
   });
 }
 
-function all<T extends Manifest>(manifests: Manifest[], kind: string): T[] {
-  return manifests.filter((m) => m.kind === kind) as T[];
+/** The fields the tests read, for each kind they look into. */
+interface Kinds {
+  Deployment: Deployment;
+  Service: Service;
+  NetworkPolicy: NetworkPolicy;
+  HorizontalPodAutoscaler: Autoscaler;
+  PodDisruptionBudget: DisruptionBudget;
+  ServiceMonitor: ServiceMonitor;
+  Pod: TestPod;
+}
+type ManifestOf<K extends string> = K extends keyof Kinds ? Kinds[K] : Manifest;
+
+function all<K extends string>(manifests: Manifest[], kind: K): ManifestOf<K>[] {
+  return manifests.filter((m) => m.kind === kind) as ManifestOf<K>[];
 }
 
-function one<T extends Manifest>(manifests: Manifest[], kind: string, name: string): T {
+function one<K extends string>(manifests: Manifest[], kind: K, name: string): ManifestOf<K> {
   const found = manifests.filter((m) => m.kind === kind && m.metadata.name === name);
   if (found.length !== 1) throw new Error(`expected one ${kind} ${name}, found ${found.length}`);
-  return found[0] as T;
+  return found[0] as ManifestOf<K>;
 }
 
 function selects(selector: Labels, labels: Labels | undefined): boolean {
@@ -180,7 +192,7 @@ function selects(selector: Labels, labels: Labels | undefined): boolean {
 }
 
 function container(manifests: Manifest[], service: string): Container {
-  const pod = one<Deployment>(manifests, 'Deployment', fullname(service)).spec.template.spec;
+  const pod = one(manifests, 'Deployment', fullname(service)).spec.template.spec;
   expect(pod.containers).toHaveLength(1);
   return pod.containers[0];
 }
@@ -207,7 +219,7 @@ function value(env: Record<string, EnvVar>, name: string): string | undefined {
 /** Pods (by their Deployment) that a NetworkPolicy's peers select: our own services only. */
 function admittedServices(manifests: Manifest[], peers: PeerSelector[] | undefined): string[] {
   return NAMES.filter((service) => {
-    const labels = one<Deployment>(manifests, 'Deployment', fullname(service)).spec.template.metadata.labels;
+    const labels = one(manifests, 'Deployment', fullname(service)).spec.template.metadata.labels;
     return (peers ?? []).some(
       (peer) => peer.namespaceSelector === undefined && selects(peer.podSelector?.matchLabels ?? {}, labels),
     );
@@ -313,20 +325,20 @@ describe('helm/sotto', () => {
   });
 
   it('runs each of the six services in its own Deployment of the one image, selecting its main.js', () => {
-    const deployments = all<Deployment>(defaults, 'Deployment');
+    const deployments = all(defaults, 'Deployment');
     expect(deployments.map((d) => d.metadata.name).sort()).toEqual(NAMES.map(fullname).sort());
     for (const service of NAMES) {
       const c = container(defaults, service);
       expect(c.image).toBe('sotto:0.1.0');
       expect(c.args).toEqual([`dist/apps/${service}/apps/${service}/src/main.js`]);
-      expect(one<Deployment>(defaults, 'Deployment', fullname(service)).metadata.namespace).toBe(NAMESPACE);
+      expect(one(defaults, 'Deployment', fullname(service)).metadata.namespace).toBe(NAMESPACE);
     }
   });
 
   it('runs every pod as uid 10001 on a read-only root filesystem with no capabilities', () => {
     const pods = [
-      ...all<Deployment>(defaults, 'Deployment').map((d) => d.spec.template.spec),
-      ...all<TestPod>(defaults, 'Pod').map((p) => p.spec),
+      ...all(defaults, 'Deployment').map((d) => d.spec.template.spec),
+      ...all(defaults, 'Pod').map((p) => p.spec),
     ];
     expect(pods).toHaveLength(7);
     for (const pod of pods) {
@@ -366,55 +378,58 @@ describe('helm/sotto', () => {
   });
 
   it("points every service at each upstream's Service and gRPC port, and at nothing else", () => {
-    for (const [service, { calls }] of Object.entries(SERVICES)) {
-      const env = environment(defaults, service);
-      for (const upstream of NAMES.filter((name) => name !== service)) {
-        const address = value(env, envName(upstream));
-        if (!calls.includes(upstream)) {
-          expect({ service, upstream, address }).toEqual({ service, upstream, address: undefined });
-          continue;
-        }
-        expect({ service, upstream, address }).toEqual({
-          service,
-          upstream,
-          address: `${fullname(upstream)}:${SERVICES[upstream].grpc}`,
-        });
-        // The address leads somewhere: a Service of that name, on that port, to the upstream's pods.
-        const [host, port] = (address ?? '').split(':');
-        const svc = one<Service>(defaults, 'Service', host);
-        expect(svc.spec.ports).toContainEqual(
-          expect.objectContaining({ name: 'grpc', port: Number(port), targetPort: 'grpc' }),
-        );
-        const upstreamPods = one<Deployment>(defaults, 'Deployment', fullname(upstream)).spec.template
-          .metadata;
-        expect(selects(svc.spec.selector, upstreamPods.labels)).toBe(true);
-        expect(NAMES.filter((other) => other !== upstream).map((other) => fullname(other))).not.toContain(
-          host,
-        );
-      }
+    const pairs = NAMES.flatMap((service) =>
+      NAMES.filter((name) => name !== service).map((upstream) => ({ service, upstream })),
+    );
+    const addressOf = ({ service, upstream }: { service: string; upstream: string }): string | undefined =>
+      value(environment(defaults, service), envName(upstream));
+    const calls = ({ service, upstream }: { service: string; upstream: string }): boolean =>
+      SERVICES[service].calls.includes(upstream);
+    expect(pairs.map((pair) => ({ ...pair, address: addressOf(pair) }))).toEqual(
+      pairs.map((pair) => ({
+        ...pair,
+        address: calls(pair) ? `${fullname(pair.upstream)}:${SERVICES[pair.upstream].grpc}` : undefined,
+      })),
+    );
+    // Each address leads somewhere: a Service of that name, on that port, to the upstream's pods.
+    for (const pair of pairs.filter(calls)) {
+      const [host, port] = (addressOf(pair) ?? '').split(':');
+      const svc = one(defaults, 'Service', host);
+      expect(svc.spec.ports).toContainEqual(
+        expect.objectContaining({ name: 'grpc', port: Number(port), targetPort: 'grpc' }),
+      );
+      const upstreamPods = one(defaults, 'Deployment', fullname(pair.upstream)).spec.template.metadata;
+      expect(selects(svc.spec.selector, upstreamPods.labels)).toBe(true);
+      expect(NAMES.filter((other) => other !== pair.upstream).map((other) => fullname(other))).not.toContain(
+        host,
+      );
     }
   });
 
   it('takes DATABASE_URL and REDIS_URL only from Secrets the operator creates', () => {
     expect(all(defaults, 'Secret')).toEqual([]);
-    for (const [service, { secrets }] of Object.entries(SERVICES)) {
-      const env = environment(defaults, service);
-      for (const name of ['DATABASE_URL', 'REDIS_URL']) {
-        if (!secrets.includes(name)) {
-          expect({ service, name, entry: env[name] }).toEqual({ service, name, entry: undefined });
-          continue;
-        }
-        expect(env[name]).toEqual({
-          name,
-          valueFrom: {
-            secretKeyRef: {
-              name: `${RELEASE}-sotto-${name === 'DATABASE_URL' ? 'postgres' : 'redis'}`,
-              key: name,
-            },
-          },
-        });
-      }
-    }
+    const entries = NAMES.flatMap((service) =>
+      ['DATABASE_URL', 'REDIS_URL'].map((name) => ({ service, name })),
+    );
+    expect(
+      entries.map(({ service, name }) => ({ service, name, entry: environment(defaults, service)[name] })),
+    ).toEqual(
+      entries.map(({ service, name }) => ({
+        service,
+        name,
+        entry: SERVICES[service].secrets.includes(name)
+          ? {
+              name,
+              valueFrom: {
+                secretKeyRef: {
+                  name: `${RELEASE}-sotto-${name === 'DATABASE_URL' ? 'postgres' : 'redis'}`,
+                  key: name,
+                },
+              },
+            }
+          : undefined,
+      })),
+    );
     const custom = render([
       'postgres.existingSecret=pg-creds',
       'redis.existingSecret=redis-creds,redis.urlKey=url',
@@ -474,7 +489,7 @@ describe('helm/sotto', () => {
     const check = (manifests: Manifest[]): PodSpec['volumes'] => {
       const env = environment(manifests, 'backup-store');
       expect(value(env, 'BACKUP_QUOTA_BYTES')).toBe('2147483648');
-      const pod = one<Deployment>(manifests, 'Deployment', fullname('backup-store')).spec.template.spec;
+      const pod = one(manifests, 'Deployment', fullname('backup-store')).spec.template.spec;
       const mount = pod.containers[0].volumeMounts?.find(
         (m) => m.mountPath === value(env, 'BACKUP_BLOB_DIR'),
       );
@@ -516,7 +531,7 @@ describe('helm/sotto', () => {
     for (const name of S3_KEYS) expect(env[name]).toBeUndefined();
     expect(env.DATABASE_URL.valueFrom?.secretKeyRef?.name).toBe(`${RELEASE}-sotto-postgres`);
 
-    const deployment = one<Deployment>(manifests, 'Deployment', fullname('backup-store'));
+    const deployment = one(manifests, 'Deployment', fullname('backup-store'));
     const pod = deployment.spec.template.spec;
     expect(pod.volumes?.map((v) => v.name)).toEqual(['tmp']);
     expect(pod.containers[0].volumeMounts?.map((m) => m.mountPath)).toEqual(['/tmp']);
@@ -531,7 +546,7 @@ describe('helm/sotto', () => {
       });
     }
     // The store may be anywhere: the policies leave egress open (HTTPS 443 or the endpoint's port).
-    const policy = one<NetworkPolicy>(manifests, 'NetworkPolicy', fullname('backup-store'));
+    const policy = one(manifests, 'NetworkPolicy', fullname('backup-store'));
     expect(policy.spec.policyTypes).toEqual(['Ingress']);
 
     // AWS S3 itself: no endpoint, virtual-hosted requests, the default region and part size.
@@ -576,11 +591,11 @@ describe('helm/sotto', () => {
 
   it('scales the backup-store freely on S3, which all its pods share', () => {
     const several = render([...S3, 'backupStore.replicaCount=3']);
-    expect(one<Deployment>(several, 'Deployment', fullname('backup-store')).spec.replicas).toBe(3);
+    expect(one(several, 'Deployment', fullname('backup-store')).spec.replicas).toBe(3);
     const scaled = render([...S3, 'backupStore.autoscaling.enabled=true']);
-    const hpa = one<Autoscaler>(scaled, 'HorizontalPodAutoscaler', fullname('backup-store'));
+    const hpa = one(scaled, 'HorizontalPodAutoscaler', fullname('backup-store'));
     expect(hpa.spec.scaleTargetRef.name).toBe(fullname('backup-store'));
-    expect(one<Deployment>(scaled, 'Deployment', fullname('backup-store')).spec.replicas).toBeUndefined();
+    expect(one(scaled, 'Deployment', fullname('backup-store')).spec.replicas).toBeUndefined();
   });
 
   it("passes the backup-store's upload expiry and sweep interval, and the key-vault's login limits", () => {
@@ -614,10 +629,10 @@ describe('helm/sotto', () => {
   });
 
   it('opens the gateway gRPC port to all, and each internal one only to the services that call it', () => {
-    const policies = all<NetworkPolicy>(defaults, 'NetworkPolicy');
+    const policies = all(defaults, 'NetworkPolicy');
     expect(policies).toHaveLength(NAMES.length);
     for (const service of NAMES) {
-      const pods = one<Deployment>(defaults, 'Deployment', fullname(service)).spec.template.metadata.labels;
+      const pods = one(defaults, 'Deployment', fullname(service)).spec.template.metadata.labels;
       const mine = policies.filter((p) => selects(p.spec.podSelector.matchLabels, pods));
       expect(mine).toHaveLength(1);
       const [policy] = mine;
@@ -625,15 +640,14 @@ describe('helm/sotto', () => {
       const grpcRules = policy.spec.ingress.filter((rule) => rule.ports.some((p) => p.port === 'grpc'));
       expect(grpcRules).toHaveLength(1);
       const callers = NAMES.filter((caller) => SERVICES[caller].calls.includes(service));
-      if (service === 'gateway') {
-        expect(grpcRules[0].from).toBeUndefined();
-      } else {
-        expect({ service, admitted: admittedServices(defaults, grpcRules[0].from) }).toEqual({
-          service,
-          admitted: callers,
-        });
-        expect(grpcRules[0].from).toHaveLength(callers.length);
-      }
+      // No `from` opens the port to all; a list admits exactly the callers, one peer each.
+      const { from } = grpcRules[0];
+      expect({
+        service,
+        openToAll: from === undefined,
+        admitted: admittedServices(defaults, from),
+        peers: from?.length ?? 0,
+      }).toEqual({ service, openToAll: service === 'gateway', admitted: callers, peers: callers.length });
       const metricsRule = policy.spec.ingress.find((rule) => rule.ports.some((p) => p.port === 'metrics'));
       expect(metricsRule?.from).toContainEqual({ podSelector: {} });
     }
@@ -644,7 +658,7 @@ describe('helm/sotto', () => {
       Object.fromEntries(
         NAMES.map((service) => [
           service,
-          one<Deployment>(manifests, 'Deployment', fullname(service)).spec.template.metadata.annotations?.[
+          one(manifests, 'Deployment', fullname(service)).spec.template.metadata.annotations?.[
             'checksum/config'
           ],
         ]),
@@ -664,32 +678,28 @@ describe('helm/sotto', () => {
   });
 
   it('autoscales with autoscaling/v2 HPAs that own the replica count, and not when disabled', () => {
-    const hpas = all<Autoscaler>(defaults, 'HorizontalPodAutoscaler');
+    const hpas = all(defaults, 'HorizontalPodAutoscaler');
     // backup-store keeps one replica on its default emptyDir blob volume.
     const scaled = NAMES.filter((service) => service !== 'backup-store');
     expect(hpas.map((h) => h.spec.scaleTargetRef.name).sort()).toEqual(scaled.map(fullname).sort());
     for (const hpa of hpas) {
       expect(hpa.apiVersion).toBe('autoscaling/v2');
       expect(hpa.spec.scaleTargetRef).toMatchObject({ apiVersion: 'apps/v1', kind: 'Deployment' });
-      expect(
-        one<Deployment>(defaults, 'Deployment', hpa.spec.scaleTargetRef.name).spec.replicas,
-      ).toBeUndefined();
+      expect(one(defaults, 'Deployment', hpa.spec.scaleTargetRef.name).spec.replicas).toBeUndefined();
     }
-    expect(one<Deployment>(defaults, 'Deployment', fullname('backup-store')).spec.replicas).toBe(1);
+    expect(one(defaults, 'Deployment', fullname('backup-store')).spec.replicas).toBe(1);
 
     expect(all(overridden, 'HorizontalPodAutoscaler')).toEqual([]);
     for (const service of NAMES) {
-      expect(
-        one<Deployment>(overridden, 'Deployment', fullname(service)).spec.replicas,
-      ).toBeGreaterThanOrEqual(1);
+      expect(one(overridden, 'Deployment', fullname(service)).spec.replicas).toBeGreaterThanOrEqual(1);
     }
   });
 
   it('guards every service with a PodDisruptionBudget over its own pods', () => {
-    const pdbs = all<DisruptionBudget>(defaults, 'PodDisruptionBudget');
+    const pdbs = all(defaults, 'PodDisruptionBudget');
     expect(pdbs).toHaveLength(NAMES.length);
     for (const service of NAMES) {
-      const labels = one<Deployment>(defaults, 'Deployment', fullname(service)).spec.template.metadata.labels;
+      const labels = one(defaults, 'Deployment', fullname(service)).spec.template.metadata.labels;
       expect(pdbs.filter((pdb) => selects(pdb.spec.selector.matchLabels, labels))).toHaveLength(1);
       expect(one(defaults, 'PodDisruptionBudget', fullname(service)).apiVersion).toBe('policy/v1');
     }
@@ -698,7 +708,7 @@ describe('helm/sotto', () => {
   it('exposes gRPC and metrics on a ClusterIP Service per service; the gateway as a LoadBalancer on request', () => {
     for (const manifests of [defaults, overridden]) {
       for (const [service, ports] of Object.entries(SERVICES)) {
-        const svc = one<Service>(manifests, 'Service', fullname(service));
+        const svc = one(manifests, 'Service', fullname(service));
         expect(svc.spec.ports.map(({ name, port, targetPort }) => ({ name, port, targetPort }))).toEqual([
           { name: 'grpc', port: ports.grpc, targetPort: 'grpc' },
           { name: 'metrics', port: ports.metrics, targetPort: 'metrics' },
@@ -706,11 +716,11 @@ describe('helm/sotto', () => {
       }
     }
     const types = (manifests: Manifest[]): string[] =>
-      NAMES.map((service) => one<Service>(manifests, 'Service', fullname(service)).spec.type);
+      NAMES.map((service) => one(manifests, 'Service', fullname(service)).spec.type);
     expect(types(defaults)).toEqual(NAMES.map(() => 'ClusterIP'));
     // Internal services are headless, so gRPC callers see every pod; the gateway keeps a virtual IP.
     const clusterIps = (manifests: Manifest[]): (string | undefined)[] =>
-      NAMES.map((service) => one<Service>(manifests, 'Service', fullname(service)).spec.clusterIP);
+      NAMES.map((service) => one(manifests, 'Service', fullname(service)).spec.clusterIP);
     expect(clusterIps(defaults)).toEqual(
       NAMES.map((service) => (service === 'gateway' ? undefined : 'None')),
     );
@@ -721,11 +731,11 @@ describe('helm/sotto', () => {
 
   it('scrapes /metrics of all six services through a ServiceMonitor only when enabled', () => {
     expect(all(defaults, 'ServiceMonitor')).toEqual([]);
-    const [monitor, ...more] = all<ServiceMonitor>(overridden, 'ServiceMonitor');
+    const [monitor, ...more] = all(overridden, 'ServiceMonitor');
     expect(more).toEqual([]);
     expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(monitor.spec.endpoints).toEqual([expect.objectContaining({ port: 'metrics', path: '/metrics' })]);
-    const scraped = all<Service>(overridden, 'Service').filter(
+    const scraped = all(overridden, 'Service').filter(
       (svc) =>
         selects(monitor.spec.selector.matchLabels, svc.metadata.labels) &&
         (monitor.spec.selector.matchExpressions ?? []).every(
@@ -736,7 +746,7 @@ describe('helm/sotto', () => {
   });
 
   it('ships a helm test hook that checks the gateway and every /readyz through their Services', () => {
-    const [pod, ...more] = all<TestPod>(defaults, 'Pod');
+    const [pod, ...more] = all(defaults, 'Pod');
     expect(more).toEqual([]);
     expect(pod.metadata.annotations?.['helm.sh/hook']).toBe('test');
     const c = pod.spec.containers[0];

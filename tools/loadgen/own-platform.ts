@@ -75,17 +75,23 @@ export function runLoad<O extends { readonly server?: string; readonly json: boo
   run: (options: O, server: string, pids: Record<string, number>) => Promise<object>,
   env: (options: O) => PlatformOptions['env'] = () => ({}),
 ): void {
+  const report = async (options: O, server: string, pids: Record<string, number>): Promise<void> => {
+    const result = await run(options, server, { loadgen: process.pid, ...pids });
+    process.stdout.write(
+      options.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`,
+    );
+  };
   const main = async (): Promise<void> => {
     const options = parseOptions();
-    const own = options.server ? undefined : await startOwnPlatform(say, env(options));
+    if (options.server) {
+      await report(options, options.server, {});
+      return;
+    }
+    const own = await startOwnPlatform(say, env(options));
     try {
-      const server = options.server ?? own!.platform.gateway;
-      const report = await run(options, server, { loadgen: process.pid, ...own?.pids });
-      process.stdout.write(
-        options.json ? `${JSON.stringify(report)}\n` : `${JSON.stringify(report, null, 2)}\n`,
-      );
+      await report(options, own.platform.gateway, own.pids);
     } finally {
-      await own?.stop();
+      await own.stop();
     }
   };
   main().catch((error: unknown) => {

@@ -24,11 +24,14 @@ interface Run {
 
 const root = repoRoot();
 
+/** The test run's infrastructure settings: `npm start` runs without them, so it starts its own. */
+const INFRA_VARIABLES = ['KAFKA_BROKERS', 'REDIS_URL', 'DATABASE_URL', 'SOTTO_TEST_INFRA'];
+
 /** Runs `npm start` in a process group of its own, as a terminal would. */
 function npmStart(env: Record<string, string>): Run {
-  const inherited = { ...process.env };
-  for (const name of ['KAFKA_BROKERS', 'REDIS_URL', 'DATABASE_URL', 'SOTTO_TEST_INFRA'])
-    delete inherited[name];
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !INFRA_VARIABLES.includes(name)),
+  );
   const child = spawn('npm', ['start', '--silent'], {
     cwd: root,
     env: { ...inherited, ...env },

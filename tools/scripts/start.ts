@@ -218,6 +218,7 @@ async function main(): Promise<number> {
     });
     track();
 
+    const { services } = platform;
     const stack = {
       gateway: platform.gateway,
       kafkaBrokers,
@@ -225,10 +226,7 @@ async function main(): Promise<number> {
       databaseUrl,
       backupBlobDir,
       services: Object.fromEntries(
-        SERVICE_NAMES.map((name) => [
-          name,
-          { grpc: platform!.services[name].grpc, metrics: platform!.services[name].metrics },
-        ]),
+        SERVICE_NAMES.map((name) => [name, { grpc: services[name].grpc, metrics: services[name].metrics }]),
       ),
     };
     writeFileSync(stackFile, `${JSON.stringify(stack, null, 2)}\n`);

@@ -27,6 +27,12 @@ function sotto(input: string, ...args: string[]): Promise<Run> {
   });
 }
 
+/** A setup step: the suite cannot go on unless the command succeeded. */
+async function succeeded(command: Promise<Run>): Promise<void> {
+  const { code, stdout, stderr } = await command;
+  if (code !== 0) throw new Error(`setup: sotto exited with ${String(code)}:\n${stdout}${stderr}`);
+}
+
 describe('backups with the sotto command', () => {
   let platform: Platform;
   const profiles = mkdtempSync(join(tmpdir(), 'sotto-cli-backup-'));
@@ -39,9 +45,14 @@ describe('backups with the sotto command', () => {
 
   beforeAll(async () => {
     platform = await startTestPlatform();
-    for (const name of [cat, dan]) expect((await as(name, '', 'register', name)).code).toBe(0);
-    expect((await as(cat, '', 'send', dan, 'before the backup')).code).toBe(0);
-    expect((await as(dan, '', 'receive', '--wait', '3')).stdout).toContain('before the backup');
+    for (const name of [cat, dan]) await succeeded(as(name, '', 'register', name));
+    await succeeded(as(cat, '', 'send', dan, 'before the backup'));
+    const received = await as(dan, '', 'receive', '--wait', '3');
+    if (!received.stdout.includes('before the backup')) {
+      throw new Error(
+        `setup: Dan did not receive Cat's first message:\n${received.stdout}${received.stderr}`,
+      );
+    }
   });
 
   afterAll(async () => {

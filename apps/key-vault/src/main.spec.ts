@@ -48,15 +48,12 @@ describe('key-vault start-up with a bad HSM setting', () => {
     ['PKCS11_TOKEN_LABEL', 'no-such-token', 'PKCS11_TOKEN_LABEL: no token labelled "no-such-token"'],
     ['PKCS11_MODULE', '/bin/sh', 'PKCS11_MODULE: cannot load /bin/sh'],
   ])('does not start when the HSM refuses %s, and says so', async (variable, value, message) => {
-    const failure = await startTestService('key-vault', { [variable]: value }).then(
-      async (service) => {
-        await service.stop('SIGKILL');
-        return 'started';
-      },
-      (error: Error) => error.message,
-    );
-    expect(failure).toMatch(/^key-vault did not become ready: .*exited with 1/);
+    const started = startTestService('key-vault', { [variable]: value }).then(async (service) => {
+      await service.stop('SIGKILL');
+      return service;
+    });
+    await expect(started).rejects.toThrow(/^key-vault did not become ready: .*exited with 1/);
     // The reason is in the service's JSON log, which the error quotes.
-    expect(failure).toContain(JSON.stringify(message).slice(1, -1));
+    await expect(started).rejects.toThrow(JSON.stringify(message).slice(1, -1));
   });
 });

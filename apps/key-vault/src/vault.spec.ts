@@ -92,15 +92,15 @@ describe('key-vault', () => {
         const started = await vault.startLogin(accountId, `wrong ${attempt}`, newSource());
         expect(started.attemptsLeft).toBe(10 - attempt);
         const refused = await refusal(vault.finishLogin(started, `wrong ${attempt}`));
-        if (attempt < 10) {
-          expect(refused).toMatchObject({
-            code: status.UNAUTHENTICATED,
-            details: `wrong password; ${10 - attempt} attempts left`,
-            metadata: { 'attempts-left': String(10 - attempt) },
-          });
-        } else {
-          expect(refused).toMatchObject({ code: status.FAILED_PRECONDITION, details: DESTROYED });
-        }
+        expect(refused).toMatchObject(
+          attempt < 10
+            ? {
+                code: status.UNAUTHENTICATED,
+                details: `wrong password; ${10 - attempt} attempts left`,
+                metadata: { 'attempts-left': String(10 - attempt) },
+              }
+            : { code: status.FAILED_PRECONDITION, details: DESTROYED },
+        );
       }
       expect(await stored(accountId)).toEqual([]);
       expect(await tombstones(accountId)).toBe(1);

@@ -146,7 +146,7 @@ describe('message-relay', () => {
             content: Buffer.from('x'),
           },
         ],
-      }).catch((thrown: ServiceError) => thrown)) as ServiceError;
+      }).catch((thrown: unknown) => thrown)) as ServiceError;
       expect(error.code).toBe(status.FAILED_PRECONDITION);
       expect(error.details).toBe('device list mismatch: missing [], extra [7], stale [1]');
       const trailer = error.metadata.get('sotto-mismatched-devices-bin')[0] as Buffer;
@@ -190,10 +190,10 @@ describe('message-relay', () => {
         content: Buffer.from('x'),
         ...change,
       };
-      const error = (await send(client, alice, bob, '', { envelopes: [envelope] }).catch(
-        (thrown: ServiceError) => thrown,
-      )) as ServiceError;
-      expect({ code: error.code, details: error.details }).toEqual({ code, details });
+      await expect(send(client, alice, bob, '', { envelopes: [envelope] })).rejects.toMatchObject({
+        code,
+        details,
+      });
     } finally {
       client.close();
     }
@@ -205,10 +205,7 @@ describe('message-relay', () => {
       const [alice, bob] = await Promise.all([account(), account()]);
       // Alice has only the device she sends from, so there is nobody to sync to and nothing is logged.
       expect(await send(client, alice, alice, '', { envelopes: [] })).toMatchObject({ guids: [] });
-      const error = (await send(client, alice, bob, '', { envelopes: [] }).catch(
-        (thrown: ServiceError) => thrown,
-      )) as ServiceError;
-      expect({ code: error.code, details: error.details }).toEqual({
+      await expect(send(client, alice, bob, '', { envelopes: [] })).rejects.toMatchObject({
         code: status.INVALID_ARGUMENT,
         details: 'envelopes: at least one is required',
       });
@@ -235,10 +232,9 @@ describe('message-relay', () => {
     const { client } = await relay();
     try {
       const alice = await account();
-      const error = (await send(client, alice, { accountId: randomUUID(), registrationId: 1 }, 'hi').catch(
-        (thrown: ServiceError) => thrown,
-      )) as ServiceError;
-      expect({ code: error.code, details: error.details }).toEqual({
+      await expect(
+        send(client, alice, { accountId: randomUUID(), registrationId: 1 }, 'hi'),
+      ).rejects.toMatchObject({
         code: status.NOT_FOUND,
         details: 'account_id: no such account',
       });

@@ -362,11 +362,14 @@ describe('prekey-directory', () => {
           });
         const greedy = randomUUID();
         for (let i = 0; i < 3; i++) await fetch(greedy);
-        let thrown: ServiceError | undefined;
-        await fetch(greedy).catch((error: ServiceError) => (thrown = error));
-        expect(thrown?.code).toBe(status.RESOURCE_EXHAUSTED);
-        expect(thrown?.details).toMatch(/^too many prekey fetches for this account; retry in \d+ s$/);
-        expect(Number(thrown?.metadata.get('retry-after-ms')[0])).toBeGreaterThan(0);
+        const thrown = await fetch(greedy).catch((error: unknown) => error);
+        expect(thrown).toMatchObject({
+          code: status.RESOURCE_EXHAUSTED,
+          details: expect.stringMatching(
+            /^too many prekey fetches for this account; retry in \d+ s$/,
+          ) as string,
+        });
+        expect(Number((thrown as ServiceError).metadata.get('retry-after-ms')[0])).toBeGreaterThan(0);
         await expect(fetch(randomUUID())).resolves.toBeDefined();
         // The throttled fetch claimed nothing: 4 fetches succeeded in all.
         expect(

@@ -57,7 +57,9 @@ describe('SottoClient, end to end', () => {
     const received = await bob.receive({
       waitSeconds: 60,
       signal: stop.signal,
-      onMessage: () => void (bob.history().length === secrets.length && stop.abort()),
+      onMessage: () => {
+        if (bob.history().length === secrets.length) stop.abort();
+      },
     });
     expect(received.map((message) => [message.from, message.text])).toEqual(
       secrets.map((text) => [aliceName, text]),

@@ -85,9 +85,10 @@ export class Profile {
     rmSync(this.path(name), { force: true });
   }
 
-  readJson<T>(name: string): T | undefined {
+  /** The parsed file, or undefined if there is none; what it holds is for the caller to know. */
+  readJson(name: string): unknown {
     const data = this.read(name);
-    return data === undefined ? undefined : (JSON.parse(data.toString('utf8')) as T);
+    return data === undefined ? undefined : JSON.parse(data.toString('utf8'));
   }
 
   writeJson(name: string, value: unknown): void {
@@ -95,7 +96,7 @@ export class Profile {
   }
 
   account(): AccountFile {
-    const account = this.readJson<AccountFile>('account.json');
+    const account = this.readJson('account.json') as AccountFile | undefined;
     if (!account) throw new Error(`no account in ${this.dir}; register first`);
     return account;
   }

@@ -26,12 +26,13 @@ describe('contracts', () => {
         join(dir, 'proto/sotto/bad/v1/bad.proto'),
         'syntax = "proto3";\npackage sotto.bad.v1;\nservice Bad { rpc Do(Thing) returns (Thing); }\nmessage Thing {}\n',
       );
-      const failure = await run(process.execPath, [buf, 'lint'], { cwd: dir }).then(
-        () => 'passed',
-        (error: { stdout: string }) => error.stdout,
-      );
-      expect(failure).toContain('Service name "Bad" should be suffixed with "Service"');
-      expect(failure).toContain('should be named "DoRequest"');
+      const linted = run(process.execPath, [buf, 'lint'], { cwd: dir });
+      await expect(linted).rejects.toMatchObject({
+        stdout: expect.stringContaining('Service name "Bad" should be suffixed with "Service"') as string,
+      });
+      await expect(linted).rejects.toMatchObject({
+        stdout: expect.stringContaining('should be named "DoRequest"') as string,
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -61,18 +62,19 @@ describe('contracts', () => {
           .replace('string guid = 1;', 'string id = 1;')
           .replace('bytes content = 10;', 'bytes content = 11;'),
       );
-      const failure = await run(
+      const checked = run(
         process.execPath,
         [buf, 'breaking', '--against', join(__dirname, '..', 'breaking-baseline.json')],
         { cwd: dir },
-      ).then(
-        () => 'passed',
-        (error: { stdout: string }) => error.stdout,
       );
-      expect(failure).toContain('changed name from "guid" to "id"');
-      expect(failure).toContain(
-        'Previously present field "10" with name "content" on message "Envelope" was deleted',
-      );
+      await expect(checked).rejects.toMatchObject({
+        stdout: expect.stringContaining('changed name from "guid" to "id"') as string,
+      });
+      await expect(checked).rejects.toMatchObject({
+        stdout: expect.stringContaining(
+          'Previously present field "10" with name "content" on message "Envelope" was deleted',
+        ) as string,
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

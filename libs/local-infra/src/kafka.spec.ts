@@ -79,6 +79,6 @@ describe('startKafka', () => {
       await second?.stop();
     }
     expect(isGone(first.pid)).toBe(true);
-    if (second) expect(isGone(second.pid)).toBe(true);
+    expect(isGone(second.pid)).toBe(true);
   });
 });

@@ -53,8 +53,10 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
     if (devices.length > 0) {
       await this.upstream.presence
         .endStreams({ devices })
-        .catch((error: Error) =>
-          this.logger.warn(`could not end the streams of signed-out devices: ${error.message}`),
+        .catch((error: unknown) =>
+          this.logger.warn(
+            `could not end the streams of signed-out devices: ${error instanceof Error ? error.message : String(error)}`,
+          ),
         );
     }
     return {

@@ -45,7 +45,10 @@ export class Authenticator {
     if (!authenticated)
       throw grpcError(status.UNAUTHENTICATED, 'authorization: unknown device or wrong secret');
 
-    if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
+    if (this.cache.size >= CACHE_MAX) {
+      const oldest = this.cache.keys().next();
+      if (!oldest.done) this.cache.delete(oldest.value);
+    }
     this.cache.set(key, { device, expires: Date.now() + CACHE_TTL_MS });
     return device;
   }

@@ -143,7 +143,9 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
         this.streams.delete(stream.id);
         void this.upstream.presence
           .releaseStream({ device, streamId: stream.id })
-          .catch((error: Error) => this.logger.warn(`release failed: ${error.message}`));
+          .catch((error: unknown) =>
+            this.logger.warn(`release failed: ${error instanceof Error ? error.message : String(error)}`),
+          );
         end();
       },
       this.logger,

@@ -1,4 +1,4 @@
-import { createDecipheriv, createHmac, timingSafeEqual, type Hmac } from 'node:crypto';
+import { createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -10,7 +10,7 @@ import type { BackupFileKeys } from './recovery-key';
 
 const READ_CHUNK = 1024 * 1024;
 
-function hmacOf(keys: BackupFileKeys): Hmac {
+function hmacOf(keys: BackupFileKeys): ReturnType<typeof createHmac> {
   return createHmac('sha256', keys.hmacKey);
 }
 

@@ -47,7 +47,7 @@ function bytesOf(data: Buffer): Uint8Array {
 function collectContacts(profile: Profile): BackupContact[] {
   const usernames = new Map<string, string[]>();
   for (const [username, accountId] of Object.entries(
-    profile.readJson<ContactsFile>(CONTACTS)?.byName ?? {},
+    (profile.readJson(CONTACTS) as ContactsFile | undefined)?.byName ?? {},
   )) {
     usernames.set(accountId, [...(usernames.get(accountId) ?? []), username]);
   }
@@ -79,7 +79,7 @@ export function collectBackup(profile: Profile): BackupContents {
 }
 
 function refuseUnlessEmpty(profile: Profile, account: BackupAccount): void {
-  const existing = profile.readJson<AccountFile>('account.json');
+  const existing = profile.readJson('account.json') as AccountFile | undefined;
   if (existing && existing.accountId !== account.accountId) {
     throw new BackupError(
       'PROFILE_NOT_EMPTY',

@@ -48,7 +48,7 @@ export class ContactBook {
   ) {}
 
   read(): Contacts {
-    return this.profile.readJson<Contacts>(CONTACTS_FILE) ?? { byName: {}, devices: {} };
+    return (this.profile.readJson(CONTACTS_FILE) as Contacts | undefined) ?? { byName: {}, devices: {} };
   }
 
   save(contacts: Contacts): void {

@@ -29,9 +29,13 @@ import { sessionRepair } from './mismatched-devices';
 const PREKEY_CIPHERTEXT: number = CiphertextMessageType.PreKey;
 
 function preKeyBundle(bundle: BundleMessage): PreKeyBundle {
-  const signed = bundle.signedPreKey!;
-  const kyber = bundle.kyberPreKey!;
-  const oneTime = bundle.oneTimePreKey;
+  const { signedPreKey: signed, kyberPreKey: kyber, oneTimePreKey: oneTime } = bundle;
+  // Every bundle the server hands out has both; without one no session can be set up.
+  if (!signed || !kyber) {
+    throw new SottoError(
+      `the server sent a prekey bundle for device ${bundle.deviceId} of ${bundle.accountId} without its ${signed ? 'Kyber' : 'signed'} prekey`,
+    );
+  }
   return PreKeyBundle.new(
     bundle.registrationId,
     bundle.deviceId,

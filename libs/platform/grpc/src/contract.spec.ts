@@ -1,8 +1,6 @@
 import 'reflect-metadata';
 import { createServer } from 'node:net';
 import { Controller, Module, type INestMicroservice } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import { Metadata, status, type ServerWritableStream } from '@grpc/grpc-js';
 import {
   BackupStoreServiceService,
@@ -20,6 +18,7 @@ import pino from 'pino';
 import { Observable, reduce } from 'rxjs';
 import { GrpcService, packageDefinitionOf, type GrpcController } from './contract';
 import { GrpcExceptionFilter, grpcError } from './errors';
+import { createGrpcMicroservice } from './microservice';
 import { createUpstreamClient, type UpstreamClient } from './upstream';
 
 const sha256 = new Uint8Array(32).fill(7);
@@ -96,14 +95,10 @@ describe('contracts on NestJS and grpc-js', () => {
     address = `127.0.0.1:${await freePort()}`;
     @Module({ controllers: [EchoStore] })
     class TestModule {}
-    app = await NestFactory.createMicroservice<MicroserviceOptions>(TestModule, {
-      transport: Transport.GRPC,
-      logger: false,
-      options: {
-        url: address,
-        package: 'sotto.backup.v1',
-        packageDefinition: packageDefinitionOf([BackupStoreServiceService]),
-      },
+    app = await createGrpcMicroservice(TestModule, false, {
+      url: address,
+      package: 'sotto.backup.v1',
+      packageDefinition: packageDefinitionOf([BackupStoreServiceService]),
     });
     app.useGlobalFilters(new GrpcExceptionFilter(pino({ level: 'silent' })));
     await app.listen();

@@ -37,7 +37,11 @@ export function throttled(what: string, retryAfterMs: number): RpcException {
 export function grpcStatusOf(error: unknown): status | undefined {
   const inner = error instanceof RpcException ? error.getError() : error;
   const code = typeof inner === 'object' && inner !== null ? (inner as { code?: unknown }).code : undefined;
-  return typeof code === 'number' && status[code] !== undefined ? code : undefined;
+  return isStatus(code) ? code : undefined;
+}
+
+function isStatus(value: unknown): value is status {
+  return typeof value === 'number' && status[value] !== undefined;
 }
 
 function isGrpcError(value: unknown): value is GrpcErrorShape {

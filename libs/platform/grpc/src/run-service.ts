@@ -1,8 +1,6 @@
 import 'reflect-metadata';
 import { dirname } from 'node:path';
 import { Global, Module, type DynamicModule } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import type { Server } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
@@ -17,6 +15,7 @@ import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '@
 import { packageDefinitionOf } from './contract';
 import { GrpcExceptionFilter } from './errors';
 import { GrpcMetricsInterceptor } from './metrics.interceptor';
+import { createGrpcMicroservice } from './microservice';
 
 /** Variables every service reads; each service's schema adds its own. */
 export function commonServiceEnv(defaults: { grpc: string; metrics: string }) {
@@ -117,27 +116,23 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
   @Module({ imports: [ReadinessModule, MetricsRegistryModule, spec.module(env)] })
   class ServiceRootModule {}
 
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(ServiceRootModule, {
-    transport: Transport.GRPC,
-    logger: new NestPinoLogger(logger),
-    options: {
-      url: env.GRPC_ADDR,
-      package: spec.contract.package,
-      // Requests and responses go through the generated codecs, so handlers
-      // get exactly the generated types.
-      packageDefinition: packageDefinitionOf(spec.contract.definitions),
-      gracefulShutdown: true,
-      channelOptions: spec.publicApi
-        ? {}
-        : {
-            'grpc.max_connection_age_ms': INTERNAL_CONNECTION_AGE_MS,
-            'grpc.max_connection_age_grace_ms': INTERNAL_CONNECTION_AGE_GRACE_MS,
-          },
-      onLoadPackageDefinition: (_definition: unknown, server: Server) => {
-        grpcServer = server;
-        new ReflectionService(reflectionDefinition(spec.contract)).addToServer(server);
-        health.addToServer(server);
-      },
+  const app = await createGrpcMicroservice(ServiceRootModule, new NestPinoLogger(logger), {
+    url: env.GRPC_ADDR,
+    package: spec.contract.package,
+    // Requests and responses go through the generated codecs, so handlers
+    // get exactly the generated types.
+    packageDefinition: packageDefinitionOf(spec.contract.definitions),
+    gracefulShutdown: true,
+    channelOptions: spec.publicApi
+      ? {}
+      : {
+          'grpc.max_connection_age_ms': INTERNAL_CONNECTION_AGE_MS,
+          'grpc.max_connection_age_grace_ms': INTERNAL_CONNECTION_AGE_GRACE_MS,
+        },
+    onLoadPackageDefinition: (_definition: unknown, server: Server) => {
+      grpcServer = server;
+      new ReflectionService(reflectionDefinition(spec.contract)).addToServer(server);
+      health.addToServer(server);
     },
   });
   app.useGlobalFilters(new GrpcExceptionFilter(logger));

@@ -10,6 +10,10 @@ export function createMetricsRegistry(service: string): Registry {
   return registry;
 }
 
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 export interface MetricsServer {
   /** host:port actually bound. */
   readonly address: string;
@@ -39,7 +43,7 @@ export async function startMetricsServer(options: {
       case '/metrics':
         options.registry.metrics().then(
           (body) => send(200, options.registry.contentType, body),
-          (error: Error) => send(500, 'text/plain', `${error.message}\n`),
+          (error: unknown) => send(500, 'text/plain', `${messageOf(error)}\n`),
         );
         return;
       case '/healthz': {
@@ -49,8 +53,8 @@ export async function startMetricsServer(options: {
       case '/readyz':
         options.readiness().then(
           (report) => send(report.ready ? 200 : 503, 'application/json', `${JSON.stringify(report)}\n`),
-          (error: Error) =>
-            send(503, 'application/json', `${JSON.stringify({ ready: false, error: error.message })}\n`),
+          (error: unknown) =>
+            send(503, 'application/json', `${JSON.stringify({ ready: false, error: messageOf(error) })}\n`),
         );
         return;
       default: {

@@ -98,8 +98,9 @@ export async function migrate(
             `INSERT INTO ${schema}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
             [migration.version, migration.name, migration.checksum],
           );
-        }).catch((error: Error) => {
-          throw new Error(`migration ${migration.name} failed: ${error.message}`);
+        }).catch((error: unknown) => {
+          const reason = error instanceof Error ? error.message : String(error);
+          throw new Error(`migration ${migration.name} failed: ${reason}`);
         });
         applied.push(migration.name);
       }

@@ -17,10 +17,10 @@ describe('transactions', () => {
 
   beforeEach(() => pool.query('TRUNCATE notes, deferred'));
 
-  afterEach(() => {
-    // Every client went back to the pool (or was discarded): none is held.
+  /** Every client went back to the pool (or was discarded): none is held. */
+  const expectNoClientHeld = (): void => {
     expect(pool.idleCount).toBe(pool.totalCount);
-  });
+  };
 
   const notes = async (): Promise<number[]> =>
     (await pool.query<{ id: number }>('SELECT id FROM notes ORDER BY id')).rows.map((row) => row.id);
@@ -33,6 +33,7 @@ describe('transactions', () => {
       });
       expect(result).toBe('done');
       expect(await notes()).toEqual([1, 2]);
+      expectNoClientHeld();
     });
 
     it('keeps the work invisible to others until it commits', async () => {
@@ -41,6 +42,7 @@ describe('transactions', () => {
         expect(await notes()).toEqual([]);
       });
       expect(await notes()).toEqual([1]);
+      expectNoClientHeld();
     });
 
     it('rolls back when the work throws, and passes that very error on', async () => {
@@ -51,6 +53,7 @@ describe('transactions', () => {
       });
       await expect(running).rejects.toBe(thrown);
       expect(await notes()).toEqual([]);
+      expectNoClientHeld();
     });
 
     it('rolls back when a statement fails, with the database error', async () => {
@@ -60,6 +63,7 @@ describe('transactions', () => {
       });
       await expect(running).rejects.toMatchObject({ code: '23505' });
       expect(await notes()).toEqual([]);
+      expectNoClientHeld();
     });
 
     it('rolls back when the commit fails', async () => {
@@ -68,6 +72,7 @@ describe('transactions', () => {
       });
       await expect(running).rejects.toMatchObject({ code: '23505', constraint: 'one_each' });
       expect((await pool.query('SELECT count(*)::integer AS n FROM deferred')).rows).toEqual([{ n: 0 }]);
+      expectNoClientHeld();
     });
 
     it('survives its connection dying, discards that client, and reports the work’s error', async () => {
@@ -82,6 +87,7 @@ describe('transactions', () => {
       // Released with an error, the pool closes the client instead of handing it out again.
       expect(released).toEqual([expect.any(Error)]);
       expect(await notes()).toEqual([]);
+      expectNoClientHeld();
     });
 
     it('releases its client every time, so a small pool never runs dry', async () => {
@@ -90,6 +96,7 @@ describe('transactions', () => {
         await expect(inTransaction(pool, () => Promise.reject(new Error('no')))).rejects.toThrow('no');
       }
       expect(await notes()).toEqual([0, 1, 2, 3, 4]);
+      expectNoClientHeld();
     });
   });
 
@@ -111,6 +118,7 @@ describe('transactions', () => {
       } finally {
         client.release();
       }
+      expectNoClientHeld();
     });
   });
 });

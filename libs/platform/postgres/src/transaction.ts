@@ -3,9 +3,9 @@ import type { ClientBase, Pool, PoolClient } from 'pg';
 async function transaction<C extends ClientBase, T>(
   client: C,
   work: (client: C) => Promise<T>,
-  onUnusable: (error: Error) => void,
+  onUnusable: (error: unknown) => void,
 ): Promise<T> {
-  await client.query('BEGIN').catch((error: Error) => {
+  await client.query('BEGIN').catch((error: unknown) => {
     onUnusable(error);
     throw error;
   });
@@ -29,7 +29,10 @@ async function transaction<C extends ClientBase, T>(
 export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let unusable: Error | undefined;
-  const onUnusable = (error: Error): void => void (unusable = error);
+  const onUnusable = (error: unknown): void => {
+    // release() takes an Error, and discards a client released with one.
+    unusable = error instanceof Error ? error : new Error(String(error));
+  };
   // The pool stops listening while a client is out: without this, a connection
   // that dies mid-transaction would be an unhandled 'error' event, and fatal.
   client.on('error', onUnusable);
