@@ -161,7 +161,7 @@ describe('backups end to end: back up, lose the phone, restore, chat on', () => 
       databaseUrl: platform.databaseUrl,
       blobDir: platform.backupBlobDir,
     });
-    expect(stored).toContain(Buffer.from(aliceName));
+    expect(stored.includes(Buffer.from(aliceName))).toBe(true);
     for (const secret of [...said, replied, afterRestore, password, recoveryKey]) {
       expect([secret, stored.includes(Buffer.from(secret))]).toEqual([secret, false]);
     }

@@ -49,7 +49,7 @@ export interface ServiceSpec<S extends z.ZodType<CommonServiceEnv>> {
   /**
    * The public API holds clients' long-lived streams, so its connections are
    * never aged out. Internal services age theirs out now and then, so callers
-   * re-resolve DNS and spread over replicas added since (see grpcClientOptions).
+   * re-resolve DNS and spread over replicas added since (see internalChannelOptions).
    */
   readonly publicApi?: boolean;
 }
