@@ -64,4 +64,22 @@ describe('RateLimiter', () => {
     expect(refused).toEqual({ allowed: false, retryAfterMs: 30_000 });
     expect(await redis.pttl(key)).toBeGreaterThan(0);
   });
+
+  it('takes a hit back on refund, so a place under the limit frees up, never going below zero', async () => {
+    const window = { limit: 2, windowMs: 60_000 };
+    expect(await hits(2, window)).toEqual([{ allowed: true }, { allowed: true }]);
+    await limiter.refund(key);
+    expect(await limiter.hit(key, window)).toEqual({ allowed: true });
+    expect((await limiter.hit(key, window)).allowed).toBe(false);
+    const ttl = await redis.pttl(key);
+    for (let i = 0; i < 5; i++) await limiter.refund(key);
+    expect(await redis.get(key)).toBe('0');
+    expect(await redis.pttl(key)).toBeLessThanOrEqual(ttl);
+    expect(await redis.pttl(key)).toBeGreaterThan(0);
+  });
+
+  it('leaves a window that ended alone on refund', async () => {
+    await limiter.refund(key);
+    expect(await redis.exists(key)).toBe(0);
+  });
 });

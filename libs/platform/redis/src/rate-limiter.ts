@@ -25,6 +25,13 @@ end
 return {count, ttl}
 `;
 
+// Takes one hit back, never below zero; the window's end stays where it is.
+const REFUND = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count <= 0 then return 0 end
+return redis.call('DECR', KEYS[1])
+`;
+
 /**
  * Fixed-window counters in Redis, shared by every replica. The caller owns the
  * key and what it means; on Redis Cluster it should carry a hash tag.
@@ -37,5 +44,16 @@ export class RateLimiter {
   async hit(key: string, { limit, windowMs }: RateLimit): Promise<RateLimitResult> {
     const [count, ttlMs] = (await this.redis.eval(HIT, 1, key, windowMs)) as [number, number];
     return count <= limit ? { allowed: true } : { allowed: false, retryAfterMs: ttlMs };
+  }
+
+  /**
+   * Takes back one hit of the current window, for a caller that counts an
+   * attempt before it knows whether it should (so that attempts in flight at
+   * once hold their places under the limit) and learns it should not. A
+   * window that ended in between is left alone: its counter is gone, or it
+   * is a new window that did not count the hit.
+   */
+  async refund(key: string): Promise<void> {
+    await this.redis.eval(REFUND, 1, key);
   }
 }
