@@ -13,4 +13,4 @@ export {
 } from './services';
 export { freePort, motoTool, repoRoot, testToolProblem } from '@sotto/local-infra';
 export type { Platform } from '@sotto/stack';
-export { startTcpProxy, TcpProxy } from './tcp-proxy';
+export { startTcpProxy, TcpProxy, TcpProxyOptions } from './tcp-proxy';

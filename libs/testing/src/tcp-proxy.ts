@@ -5,16 +5,29 @@ export interface TcpProxy {
   readonly address: string;
   /** Drops every connection at once, as a network failure would: no goodbye to either side. */
   cut(): void;
+  /** Until resume(), new connections are dropped as they arrive, as if the target were unreachable. */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
-/** A loopback TCP relay whose connections a test can cut mid-call. */
-export async function startTcpProxy(target: string): Promise<TcpProxy> {
+export interface TcpProxyOptions {
+  /**
+   * The local address the proxy connects to the target from, e.g. "127.0.0.2"
+   * (any 127.0.0.0/8 address works on Linux's loopback), so the target sees
+   * its clients come from another address.
+   */
+  readonly from?: string;
+}
+
+/** A loopback TCP relay whose connections a test can cut mid-call, or refuse for a while. */
+export async function startTcpProxy(target: string, options: TcpProxyOptions = {}): Promise<TcpProxy> {
   const [host, port] = [
     target.slice(0, target.lastIndexOf(':')),
     Number(target.slice(target.lastIndexOf(':') + 1)),
   ];
   const sockets = new Set<Socket>();
+  let paused = false;
   const track = (socket: Socket): void => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -22,7 +35,12 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     socket.on('error', () => undefined);
   };
   const server = createServer((client) => {
-    const upstream = connect(port, host);
+    if (paused) {
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = connect({ port, host, localAddress: options.from });
     track(client);
     track(upstream);
     client.pipe(upstream).pipe(client);
@@ -34,6 +52,12 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     address: `127.0.0.1:${address.port}`,
     cut: () => {
       for (const socket of sockets) socket.resetAndDestroy();
+    },
+    pause: () => {
+      paused = true;
+    },
+    resume: () => {
+      paused = false;
     },
     close: () =>
       new Promise<void>((resolve) => {
