@@ -12,22 +12,9 @@ import {
   type StartVaultRegistrationRequest,
   type StartVaultRegistrationResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { grpcError, grpcStatusOf, GrpcService, type GrpcController } from '@sotto/platform/grpc';
+import { grpcError, grpcStatusOf, GrpcService, peerAddress, type GrpcController } from '@sotto/platform/grpc';
 import { callerOf, Public } from '../auth/device-auth.guard';
 import { Upstream } from '../upstream/upstream';
-
-/**
- * The client's IP address from grpc-js's peer string ("1.2.3.4:5678",
- * "[::1]:5678"). Behind a load balancer this is the balancer's unless it
- * preserves source addresses (e.g. externalTrafficPolicy: Local).
- */
-export function peerAddress(peer: string): string {
-  const bracketed = /^\[([^\]]+)\]:\d+$/.exec(peer);
-  if (bracketed) return bracketed[1] ?? '';
-  const withoutScheme = peer.replace(/^ipv[46]:/, '');
-  const colon = withoutScheme.lastIndexOf(':');
-  return colon > 0 && withoutScheme.indexOf(':') === colon ? withoutScheme.slice(0, colon) : withoutScheme;
-}
 
 /**
  * The public VaultService. Registration and deletion act on the caller's own

@@ -12,3 +12,4 @@ export { GrpcExceptionFilter, grpcError, grpcStatusOf, throttled } from './error
 export { requireAccountId, requireDeviceId, validArgument } from './arguments';
 export { GrpcMetricsInterceptor } from './metrics.interceptor';
 export { createUpstreamClient, upstreamError, UpstreamClient, UpstreamClients } from './upstream';
+export { addressBucket, peerAddress } from './client-address';
