@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import {
@@ -167,5 +167,43 @@ describe('a conversation with the sotto command', () => {
       stdout: '',
       stderr: `sotto: server 127.0.0.1:${port} is unreachable\n`,
     });
+  });
+
+  it('rotates the device secret: the profile keeps working, a copy of the old one does not', async () => {
+    // A thief copied the profile's account.json, with the device secret in it.
+    const stolen = join(profiles, `${b}-stolen`);
+    cpSync(join(profiles, b), stolen, { recursive: true });
+    const before = JSON.parse(readFileSync(join(profiles, b, 'account.json'), 'utf8')) as {
+      deviceSecret: string;
+    };
+    expect(
+      (await sotto('--server', platform.gateway, '--profile', stolen, 'send', a, 'from the thief')).code,
+    ).toBe(0);
+
+    expect(await as(b, 'rotate-secret')).toEqual({
+      code: 0,
+      stdout: `rotated the device secret of ${b}; the old one no longer works\n`,
+      stderr: '',
+    });
+    const after = JSON.parse(readFileSync(join(profiles, b, 'account.json'), 'utf8')) as {
+      deviceSecret: string;
+    };
+    expect(after.deviceSecret).not.toBe(before.deviceSecret);
+    expect(await as(b, 'send', a, 'still me')).toMatchObject({ code: 0 });
+
+    const thief = await sotto(
+      '--server',
+      platform.gateway,
+      '--profile',
+      stolen,
+      'send',
+      a,
+      'from the thief again',
+    );
+    expect(thief.code).toBe(1);
+    expect(thief.stderr).toBe(
+      `sotto: this device is not registered with ${platform.gateway} (authorization: unknown device or wrong secret)\n`,
+    );
+    expect((await sotto('--server', platform.gateway, '--profile', stolen, 'rotate-secret')).code).toBe(1);
   });
 });

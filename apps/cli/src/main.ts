@@ -156,6 +156,18 @@ function program(): Command {
       }),
     );
 
+  cli
+    .command('rotate-secret')
+    .description(
+      'give this device a new secret; the old one stops working everywhere, so a copy of it is useless',
+    )
+    .action(() =>
+      withClient(async (client) => {
+        await client.rotateSecret();
+        print(`rotated the device secret of ${client.username}; the old one no longer works`);
+      }),
+    );
+
   const backup = cli.command('backup').description('encrypted backups of history and contacts');
 
   backup

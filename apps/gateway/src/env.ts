@@ -27,6 +27,19 @@ export const gatewayEnv = serviceEnvSchema(
       ),
     /** How often this gateway renews its stream claims; well under presence's PRESENCE_TTL_MS. */
     PRESENCE_HEARTBEAT_MS: positiveInt().default(15_000),
+    /**
+     * How long a successful authentication is remembered. Revocations reach
+     * every gateway through Redis within milliseconds; this only bounds how
+     * long one could be missed (the gateway that made it died before telling).
+     */
+    AUTH_CACHE_TTL_MS: positiveInt().default(30_000),
+    /** Most authentications remembered at once; the oldest go first. */
+    AUTH_CACHE_MAX_ENTRIES: positiveInt().default(100_000),
+    /** Failed authentications one address (an IPv6 /64) may make per window before it is refused. */
+    AUTH_FAILURES_PER_SOURCE: positiveInt().default(20),
+    /** Failed authentications of one device per window, from anywhere, before each address gets only one more. */
+    AUTH_FAILURES_PER_DEVICE: positiveInt().default(100),
+    AUTH_FAILURE_WINDOW_SECONDS: positiveInt().default(60),
   },
 );
 export type GatewayEnv = z.output<typeof gatewayEnv>;

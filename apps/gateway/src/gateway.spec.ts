@@ -277,11 +277,14 @@ describe('gateway, end to end through the public API', () => {
     const old = await register(name);
     const credential = Buffer.alloc(32, 7);
     await expect(
-      unary(accounts.setRecoveryCredential.bind(accounts), { recoveryCredential: credential }),
+      unary(accounts.setRecoveryCredential.bind(accounts), {
+        recoveryCredential: credential,
+        currentRecoveryCredential: Buffer.alloc(0),
+      }),
     ).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
     await unary(
       accounts.setRecoveryCredential.bind(accounts),
-      { recoveryCredential: credential },
+      { recoveryCredential: credential, currentRecoveryCredential: Buffer.alloc(0) },
       { metadata: old.auth },
     );
     const inbox = connect(old);

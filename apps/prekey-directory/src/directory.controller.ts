@@ -16,6 +16,8 @@ import {
   type RecoverAccountResponse,
   type RegisterRequest,
   type RegisterResponse,
+  type RotateDeviceSecretRequest,
+  type RotateDeviceSecretResponse,
   type SetRecoveryCredentialRequest,
   type SetRecoveryCredentialResponse,
   type UploadPreKeysRequest,
@@ -98,11 +100,22 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
     await this.accounts.setRecoveryCredential(
       requireAccountId(request.accountId, 'account_id'),
       request.recoveryCredential,
+      request.currentRecoveryCredential,
     );
     return {};
   }
 
   recoverAccount(request: RecoverAccountRequest): Promise<RecoverAccountResponse> {
     return this.accounts.recover(request);
+  }
+
+  async rotateDeviceSecret(request: RotateDeviceSecretRequest): Promise<RotateDeviceSecretResponse> {
+    await this.accounts.rotateSecret(
+      requireAccountId(request.accountId, 'account_id'),
+      requireDeviceId(request.deviceId, 'device_id'),
+      request.currentDeviceSecret,
+      request.newDeviceSecret,
+    );
+    return {};
   }
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { PublicKey } from '@signalapp/libsignal-client';
 import {
@@ -191,6 +191,7 @@ describe('prekey-directory', () => {
       await unary(client.setRecoveryCredential.bind(client), {
         accountId: old.accountId,
         recoveryCredential: secret,
+        currentRecoveryCredential: Buffer.alloc(0),
       });
 
       const keys = generateDeviceKeys(3);
@@ -222,6 +223,7 @@ describe('prekey-directory', () => {
       await unary(client.setRecoveryCredential.bind(client), {
         accountId: account.accountId,
         recoveryCredential: recoveryCredential(),
+        currentRecoveryCredential: Buffer.alloc(0),
       });
       expect(await refusal(recover(name, recoveryCredential()))).toEqual(denied);
       expect(await refusal(recover(username(), recoveryCredential()))).toEqual(denied);
@@ -235,6 +237,7 @@ describe('prekey-directory', () => {
       await unary(client.setRecoveryCredential.bind(client), {
         accountId: account.accountId,
         recoveryCredential: secret,
+        currentRecoveryCredential: Buffer.alloc(0),
       });
       expect(await refusal(recover(name, Buffer.alloc(5)))).toEqual({
         code: status.INVALID_ARGUMENT,
@@ -245,6 +248,7 @@ describe('prekey-directory', () => {
           unary(client.setRecoveryCredential.bind(client), {
             accountId: account.accountId,
             recoveryCredential: Buffer.alloc(31),
+            currentRecoveryCredential: secret,
           }),
         ),
       ).toEqual({ code: status.INVALID_ARGUMENT, details: 'recovery_credential: must be 32 bytes' });
@@ -269,9 +273,121 @@ describe('prekey-directory', () => {
           unary(client.setRecoveryCredential.bind(client), {
             accountId: randomUUID(),
             recoveryCredential: secret,
+            currentRecoveryCredential: Buffer.alloc(0),
           }),
         ),
       ).toEqual({ code: status.NOT_FOUND, details: 'account_id: no such account' });
+    });
+
+    it('replaces a recovery credential only for whoever presents the current one', async () => {
+      const name = username();
+      const account = await register(name);
+      const set = (next: Buffer, current: Buffer) =>
+        unary(client.setRecoveryCredential.bind(client), {
+          accountId: account.accountId,
+          recoveryCredential: next,
+          currentRecoveryCredential: current,
+        });
+      const first = recoveryCredential();
+      // The first one needs nothing more than the device credential the gateway checked.
+      await set(first, Buffer.alloc(0));
+
+      // An attacker with the device secret alone, or with a guess, cannot plant their own.
+      const attackers = recoveryCredential();
+      expect(await refusal(set(attackers, Buffer.alloc(0)))).toEqual({
+        code: status.PERMISSION_DENIED,
+        details:
+          'current_recovery_credential: the account has a recovery credential; replacing it needs the current one',
+      });
+      expect(await refusal(set(attackers, recoveryCredential()))).toEqual({
+        code: status.PERMISSION_DENIED,
+        details: 'current_recovery_credential: does not match the recovery credential set now',
+      });
+      expect(await refusal(set(attackers, Buffer.alloc(16)))).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'current_recovery_credential: must be 32 bytes',
+      });
+      expect(await refusal(recover(name, attackers))).toMatchObject({ code: status.PERMISSION_DENIED });
+
+      // The owner presents the current credential: again (every backup does), or to move to a new one.
+      await set(first, first);
+      const second = recoveryCredential();
+      await set(second, first);
+      expect(await refusal(recover(name, first))).toMatchObject({ code: status.PERMISSION_DENIED });
+      expect(await refusal(set(first, first))).toMatchObject({ code: status.PERMISSION_DENIED });
+      expect(await recover(name, second)).toMatchObject({
+        accountId: account.accountId,
+        signedOutDeviceIds: [1],
+      });
+    });
+  });
+
+  describe('RotateDeviceSecret', () => {
+    const newSecret = () => randomBytes(32).toString('base64url');
+    const authenticates = (accountId: string, deviceSecret: string) =>
+      unary(client.authenticate.bind(client), { accountId, deviceId: 1, deviceSecret }).then(
+        (answer) => answer.authenticated,
+      );
+    const rotate = (accountId: string, current: string, next: string) =>
+      unary(client.rotateDeviceSecret.bind(client), {
+        accountId,
+        deviceId: 1,
+        currentDeviceSecret: current,
+        newDeviceSecret: next,
+      });
+
+    it('replaces the secret for a device that presents its current one; the old one stops working', async () => {
+      const account = await register(username());
+      const next = newSecret();
+      await rotate(account.accountId, account.deviceSecret, next);
+      expect(await authenticates(account.accountId, account.deviceSecret)).toBe(false);
+      expect(await authenticates(account.accountId, next)).toBe(true);
+      expect(await refusal(rotate(account.accountId, account.deviceSecret, newSecret()))).toEqual({
+        code: status.UNAUTHENTICATED,
+        details: 'current_device_secret: unknown device or wrong secret',
+      });
+      expect(await authenticates(account.accountId, next)).toBe(true);
+    });
+
+    it('lets exactly one of two rotations racing with the same secret win', async () => {
+      const account = await register(username());
+      const candidates = [newSecret(), newSecret()];
+      const outcomes = await Promise.allSettled(
+        candidates.map((next) => rotate(account.accountId, account.deviceSecret, next)),
+      );
+      expect(outcomes.map((outcome) => outcome.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const winner = candidates[outcomes.findIndex((outcome) => outcome.status === 'fulfilled')];
+      const loser = candidates.find((candidate) => candidate !== winner)!;
+      expect(await authenticates(account.accountId, winner)).toBe(true);
+      expect(await authenticates(account.accountId, loser)).toBe(false);
+    });
+
+    it('refuses a malformed or unchanged new secret, and an unknown device, changing nothing', async () => {
+      const account = await register(username());
+      for (const bad of ['short', `${'A'.repeat(43)}=`, `${'A'.repeat(42)}B`, `${'A'.repeat(42)}+`]) {
+        expect(await refusal(rotate(account.accountId, account.deviceSecret, bad))).toEqual({
+          code: status.INVALID_ARGUMENT,
+          details: 'new_device_secret: must be 32 random bytes in unpadded base64url (43 characters)',
+        });
+      }
+      expect(await refusal(rotate(account.accountId, account.deviceSecret, account.deviceSecret))).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'new_device_secret: must differ from the current secret',
+      });
+      expect(await refusal(rotate(randomUUID(), account.deviceSecret, newSecret()))).toMatchObject({
+        code: status.UNAUTHENTICATED,
+      });
+      expect(
+        await refusal(
+          unary(client.rotateDeviceSecret.bind(client), {
+            accountId: account.accountId,
+            deviceId: 0,
+            currentDeviceSecret: account.deviceSecret,
+            newDeviceSecret: newSecret(),
+          }),
+        ),
+      ).toMatchObject({ code: status.INVALID_ARGUMENT });
+      expect(await authenticates(account.accountId, account.deviceSecret)).toBe(true);
     });
   });
 

@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadSync } from '@grpc/proto-loader';
-import { CONTRACTS, PROTO_LOADER_OPTIONS, PROTO_ROOT, envelopesTopic, serviceNameOf } from './index';
+import {
+  CONTRACTS,
+  PROTO_LOADER_OPTIONS,
+  PROTO_ROOT,
+  credentialRevocations,
+  envelopesTopic,
+  serviceNameOf,
+} from './index';
 import { EnvelopeType } from './generated/sotto/common/v1/envelope';
 
 const run = promisify(execFile);
@@ -127,5 +134,11 @@ describe('contracts', () => {
     const decoded = envelopesTopic.decodeValue(envelopesTopic.encodeValue(envelope));
     expect(decoded).toEqual({ ...envelope, content: Buffer.from([1, 2, 3]) });
     expect(envelopesTopic.TOPIC).toBe('sotto.envelopes.v1');
+  });
+
+  it('credential revocations round-trip through protobuf on their one channel', () => {
+    const revocation = { accountId: '01890a5d-ac96-774b-bcce-b302099a8057', deviceIds: [1, 3] };
+    expect(credentialRevocations.decode(credentialRevocations.encode(revocation))).toEqual(revocation);
+    expect(credentialRevocations.CHANNEL).toBe('sotto:credential-revocations:v1');
   });
 });

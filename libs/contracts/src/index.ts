@@ -2,4 +2,5 @@ export { PROTO_ROOT, HEALTH_PROTO_PATH, PROTO_LOADER_OPTIONS } from './proto-loa
 export { ServiceContract, CONTRACTS, ContractName, serviceNameOf } from './registry';
 export * as envelopesTopic from './topics/envelopes-v1';
 export * as gatewayEvents from './channels/gateway-events-v1';
+export * as credentialRevocations from './channels/credential-revocations-v1';
 export { checkHealth, waitForServing, ServingStatus } from './health-client';

@@ -1,5 +1,5 @@
 import { Controller, Logger } from '@nestjs/common';
-import type { Metadata } from '@grpc/grpc-js';
+import { status, type Metadata } from '@grpc/grpc-js';
 import {
   AccountServiceService,
   type LookupUsernameRequest,
@@ -8,11 +8,15 @@ import {
   type RecoverAccountResponse,
   type RegisterRequest,
   type RegisterResponse,
+  type RotateDeviceSecretRequest,
+  type RotateDeviceSecretResponse,
   type SetRecoveryCredentialRequest,
   type SetRecoveryCredentialResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { GrpcService, type GrpcController } from '@sotto/platform/grpc';
-import { Authenticator } from '../auth/authenticator';
+import { grpcError, grpcStatusOf, GrpcService, type GrpcController } from '@sotto/platform/grpc';
+import type { AccountId, DeviceId } from '@sotto/platform/ids';
+import { presentedCredential } from '../auth/authenticator';
+import { CredentialRevocations } from '../auth/credential-revocations';
 import { callerOf, Public } from '../auth/device-auth.guard';
 import { Upstream } from '../upstream/upstream';
 
@@ -24,7 +28,7 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
 
   constructor(
     private readonly upstream: Upstream,
-    private readonly auth: Authenticator,
+    private readonly revocations: CredentialRevocations,
   ) {}
 
   @Public()
@@ -38,27 +42,13 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
 
   /**
    * A new device takes the account over with the recovery credential. The
-   * directory signs the old devices out; their open streams are closed here.
-   * Other gateways may still accept an old device's cached credential for up
-   * to the authentication cache's lifetime (30 s).
+   * directory signs the old devices out; every gateway then stops accepting
+   * their credentials and their open streams are closed.
    */
   @Public()
   async recoverAccount(request: RecoverAccountRequest): Promise<RecoverAccountResponse> {
     const recovered = await this.upstream.directory.recoverAccount(request);
-    this.auth.forgetAccount(recovered.accountId);
-    const devices = recovered.signedOutDeviceIds.map((deviceId) => ({
-      accountId: recovered.accountId,
-      deviceId,
-    }));
-    if (devices.length > 0) {
-      await this.upstream.presence
-        .endStreams({ devices })
-        .catch((error: unknown) =>
-          this.logger.warn(
-            `could not end the streams of signed-out devices: ${error instanceof Error ? error.message : String(error)}`,
-          ),
-        );
-    }
+    await this.signedOut(recovered.accountId as AccountId, recovered.signedOutDeviceIds as DeviceId[]);
     return {
       accountId: recovered.accountId,
       deviceId: recovered.deviceId,
@@ -66,6 +56,7 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
     };
   }
 
+  /** Once set, the credential is replaced only by whoever presents the current one (the directory checks). */
   async setRecoveryCredential(
     request: SetRecoveryCredentialRequest,
     metadata: Metadata,
@@ -73,7 +64,46 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
     await this.upstream.directory.setRecoveryCredential({
       accountId: callerOf(metadata).accountId,
       recoveryCredential: request.recoveryCredential,
+      currentRecoveryCredential: request.currentRecoveryCredential,
     });
     return {};
+  }
+
+  /**
+   * The caller's device gets the secret it proposes; the directory checks
+   * the current one again under a lock, so of two callers holding the same
+   * secret (the owner and a thief) only the first to rotate keeps the device.
+   */
+  async rotateDeviceSecret(
+    request: RotateDeviceSecretRequest,
+    metadata: Metadata,
+  ): Promise<RotateDeviceSecretResponse> {
+    const caller = callerOf(metadata);
+    try {
+      await this.upstream.directory.rotateDeviceSecret({
+        ...caller,
+        currentDeviceSecret: presentedCredential(metadata).secret,
+        newDeviceSecret: request.newDeviceSecret,
+      });
+    } catch (error) {
+      throw grpcStatusOf(error) === status.UNAUTHENTICATED
+        ? grpcError(status.UNAUTHENTICATED, 'authorization: unknown device or wrong secret')
+        : error;
+    }
+    await this.signedOut(caller.accountId, [caller.deviceId]);
+    return {};
+  }
+
+  /** After the directory committed: no gateway accepts these devices' old credentials, and their streams end. */
+  private async signedOut(accountId: AccountId, deviceIds: DeviceId[]): Promise<void> {
+    if (deviceIds.length === 0) return;
+    await this.revocations.revoke(accountId, deviceIds);
+    await this.upstream.presence
+      .endStreams({ devices: deviceIds.map((deviceId) => ({ accountId, deviceId })) })
+      .catch((error: unknown) =>
+        this.logger.warn(
+          `could not end the streams of signed-out devices: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
   }
 }

@@ -2,54 +2,58 @@ import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { status, type Metadata } from '@grpc/grpc-js';
 import { grpcError } from '@sotto/platform/grpc';
-import { parseDeviceCredential, type AccountId, type DeviceId } from '@sotto/platform/ids';
+import { parseDeviceCredential, type DeviceCredential } from '@sotto/platform/ids';
 import { Upstream } from '../upstream/upstream';
+import { CredentialCache, type AuthenticatedDevice } from './credential-cache';
+import { AuthFailureLimits } from './failure-limits';
+import { failureSource } from './failure-source';
 
-/** The device a call comes from, as its credential proved. */
-export interface AuthenticatedDevice {
-  readonly accountId: AccountId;
-  readonly deviceId: DeviceId;
+export type { AuthenticatedDevice } from './credential-cache';
+
+/** The device credential in a call's `authorization` metadata; UNAUTHENTICATED if it has none or a malformed one. */
+export function presentedCredential(metadata: Metadata | undefined): DeviceCredential {
+  const parsed = parseDeviceCredential(metadata?.get('authorization')[0]);
+  if (!parsed.ok) throw grpcError(status.UNAUTHENTICATED, parsed.error.message);
+  return parsed.value;
 }
-
-const CACHE_TTL_MS = 30_000;
-const CACHE_MAX = 100_000;
 
 /**
  * Checks the `authorization` metadata ("<account-id>.<device-id>:<secret>")
  * against the directory, which compares in constant time. Successes are
- * remembered briefly, keyed by a hash of the credential, so a busy device
- * does not cost the directory a call per request; failures never are.
+ * cached (see CredentialCache: revocations reach every gateway through
+ * Redis); failures never are, and are rate limited per source address and
+ * per device (AuthFailureLimits). A missing or malformed credential is
+ * refused without counting: it costs nothing and guesses nothing.
  */
 @Injectable()
 export class Authenticator {
-  private readonly cache = new Map<string, { device: AuthenticatedDevice; expires: number }>();
+  constructor(
+    private readonly upstream: Upstream,
+    private readonly cache: CredentialCache,
+    private readonly limits: AuthFailureLimits,
+  ) {}
 
-  constructor(private readonly upstream: Upstream) {}
-
-  /** Drops what this gateway remembers of an account's devices, e.g. once they were signed out. */
-  forgetAccount(accountId: string): void {
-    for (const [key, entry] of this.cache) if (entry.device.accountId === accountId) this.cache.delete(key);
-  }
-
-  async authenticate(metadata: Metadata | undefined): Promise<AuthenticatedDevice> {
-    const header = metadata?.get('authorization')[0];
-    const parsed = parseDeviceCredential(header);
-    if (!parsed.ok) throw grpcError(status.UNAUTHENTICATED, parsed.error.message);
-    const { accountId, deviceId, secret } = parsed.value;
+  /** `peer` is grpc-js's peer string of the call, for the per-source limit. */
+  async authenticate(metadata: Metadata | undefined, peer: string): Promise<AuthenticatedDevice> {
+    const { accountId, deviceId, secret } = presentedCredential(metadata);
     const key = createHash('sha256').update(`${accountId}.${deviceId}:${secret}`).digest('base64');
     const cached = this.cache.get(key);
-    if (cached && cached.expires > Date.now()) return cached.device;
+    if (cached) return cached;
 
     const device: AuthenticatedDevice = { accountId, deviceId };
-    const { authenticated } = await this.upstream.directory.authenticate({ ...device, deviceSecret: secret });
+    const attempt = await this.limits.begin(failureSource(peer), device);
+    const generation = this.cache.generation;
+    let authenticated: boolean;
+    try {
+      ({ authenticated } = await this.upstream.directory.authenticate({ ...device, deviceSecret: secret }));
+    } catch (error) {
+      await attempt.abandoned();
+      throw error;
+    }
     if (!authenticated)
       throw grpcError(status.UNAUTHENTICATED, 'authorization: unknown device or wrong secret');
-
-    if (this.cache.size >= CACHE_MAX) {
-      const oldest = this.cache.keys().next();
-      if (!oldest.done) this.cache.delete(oldest.value);
-    }
-    this.cache.set(key, { device, expires: Date.now() + CACHE_TTL_MS });
+    await attempt.succeeded();
+    this.cache.remember(key, device, generation);
     return device;
   }
 }

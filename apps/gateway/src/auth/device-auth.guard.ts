@@ -41,10 +41,18 @@ function isPausable(call: unknown): call is Pausable {
   );
 }
 
+/** grpc-js's peer string of a call ("1.2.3.4:5678"), or "" if the argument is not a call. */
+function peerOf(call: unknown): string {
+  const getPeer =
+    typeof call === 'object' && call !== null ? (call as { getPeer?: unknown }).getPeer : undefined;
+  return typeof getPeer === 'function' ? String(getPeer.call(call)) : '';
+}
+
 /**
  * Authenticates every gateway RPC before its handler runs, unless the
- * handler is @Public(): no credential, or a wrong one, is UNAUTHENTICATED and
- * the handler never sees the call. While the credential is checked, a
+ * handler is @Public(): no credential, or a wrong one, is UNAUTHENTICATED
+ * (RESOURCE_EXHAUSTED once its source or device failed too often) and the
+ * handler never sees the call. While the credential is checked, a
  * client stream is paused, so what a caller sends before it is authenticated
  * waits in the transport's flow control, not in memory.
  */
@@ -62,7 +70,7 @@ export class DeviceAuthGuard implements CanActivate {
     const stream = isPausable(call) ? call : undefined;
     stream?.pause();
     try {
-      callers.set(metadata, await this.auth.authenticate(metadata));
+      callers.set(metadata, await this.auth.authenticate(metadata, peerOf(call)));
     } finally {
       stream?.resume();
     }

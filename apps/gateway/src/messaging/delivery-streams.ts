@@ -5,6 +5,7 @@ import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelo
 import type { ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { REDIS, type Redis } from '@sotto/platform/redis';
 import type { AuthenticatedDevice } from '../auth/authenticator';
+import { CredentialRevocations, type Revocation } from '../auth/credential-revocations';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
 import { Upstream } from '../upstream/upstream';
 
@@ -113,6 +114,8 @@ export class DeliveryStream {
 export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(DeliveryStreams.name);
   private readonly streams = new Map<string, DeliveryStream>();
+  // The same streams by device ("<account>.<device>"), for revocations.
+  private readonly streamsByDevice = new Map<string, Set<DeliveryStream>>();
   private subscriber?: Redis;
   private heartbeat?: NodeJS.Timeout;
 
@@ -120,7 +123,10 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
     private readonly upstream: Upstream,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(GATEWAY_ENV) private readonly env: GatewayEnv,
-  ) {}
+    revocations: CredentialRevocations,
+  ) {
+    revocations.onRevocation((revocation) => this.endRevoked(revocation));
+  }
 
   async onModuleInit(): Promise<void> {
     this.subscriber = this.redis.duplicate();
@@ -135,12 +141,16 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
     push: (message: ConnectResponse) => void,
     end: () => void,
   ): Promise<DeliveryStream> {
+    const deviceKey = `${device.accountId}.${device.deviceId}`;
     const stream: DeliveryStream = new DeliveryStream(
       device,
       this.upstream,
       push,
       () => {
         this.streams.delete(stream.id);
+        const sameDevice = this.streamsByDevice.get(deviceKey);
+        sameDevice?.delete(stream);
+        if (sameDevice?.size === 0) this.streamsByDevice.delete(deviceKey);
         void this.upstream.presence
           .releaseStream({ device, streamId: stream.id })
           .catch((error: unknown) =>
@@ -151,9 +161,25 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
       this.logger,
     );
     this.streams.set(stream.id, stream);
+    const sameDevice = this.streamsByDevice.get(deviceKey) ?? new Set<DeliveryStream>();
+    this.streamsByDevice.set(deviceKey, sameDevice.add(stream));
     await this.upstream.presence.claimStream({ device, gatewayId: this.env.GATEWAY_ID, streamId: stream.id });
     void stream.drain();
     return stream;
+  }
+
+  /**
+   * Ends this gateway's streams of devices whose credentials were revoked
+   * (signed out, or a rotated secret), as soon as it hears; presence's
+   * EndStreams, called by the gateway that revoked them, does the same
+   * wherever presence knows them to be.
+   */
+  private endRevoked(revocation: Revocation): void {
+    for (const deviceId of revocation.deviceIds) {
+      const streams = this.streamsByDevice.get(`${revocation.accountId}.${deviceId}`);
+      // Told "displaced", as presence's EndStreams tells a signed-out device's stream elsewhere.
+      for (const stream of [...(streams ?? [])]) stream.displace();
+    }
   }
 
   private onEvent(message: Buffer): void {

@@ -106,13 +106,61 @@ export class AccountsRepository {
     return row ? { salt: row.secret_salt, hash: row.secret_hash } : undefined;
   }
 
-  /** Replaces the account's recovery credential; false if there is no such account. */
-  async setRecoveryCredential(accountId: AccountId, credential: StoredCredential): Promise<boolean> {
-    const { rowCount } = await this.pool.query(
-      'UPDATE accounts SET recovery_credential_salt = $2, recovery_credential_hash = $3 WHERE id = $1',
-      [accountId, credential.salt, credential.hash],
-    );
-    return rowCount === 1;
+  /**
+   * Sets the account's recovery credential if `mayReplace` accepts the one
+   * stored now (undefined while there is none), checked and written in one
+   * transaction with the account row locked, so two devices racing to set
+   * the first credential cannot both skip the check.
+   */
+  async replaceRecoveryCredential(
+    accountId: AccountId,
+    mayReplace: (stored: StoredCredential | undefined) => boolean,
+    credential: StoredCredential,
+  ): Promise<'set' | 'no-account' | 'refused'> {
+    return inTransaction(this.pool, async (client) => {
+      const { rows } = await client.query<{ salt: Buffer | null; hash: Buffer | null }>(
+        `SELECT recovery_credential_salt AS salt, recovery_credential_hash AS hash
+           FROM accounts WHERE id = $1 FOR UPDATE`,
+        [accountId],
+      );
+      const row = rows[0];
+      if (!row) return 'no-account';
+      if (!mayReplace(row.salt && row.hash ? { salt: row.salt, hash: row.hash } : undefined))
+        return 'refused';
+      await client.query(
+        'UPDATE accounts SET recovery_credential_salt = $2, recovery_credential_hash = $3 WHERE id = $1',
+        [accountId, credential.salt, credential.hash],
+      );
+      return 'set';
+    });
+  }
+
+  /**
+   * Replaces a device's secret if `verify` accepts the stored one, in one
+   * transaction with the device row locked: of two rotations presenting the
+   * same secret, the second sees the first's and is refused. False when the
+   * device does not exist or the check fails.
+   */
+  async rotateSecret(
+    accountId: AccountId,
+    deviceId: DeviceId,
+    verify: (stored: StoredCredential | undefined) => boolean,
+    next: StoredCredential,
+  ): Promise<boolean> {
+    return inTransaction(this.pool, async (client) => {
+      const { rows } = await client.query<{ secret_salt: Buffer; secret_hash: Buffer }>(
+        `SELECT secret_salt, secret_hash FROM devices
+          WHERE account_id = $1 AND device_id = $2 FOR UPDATE`,
+        [accountId, deviceId],
+      );
+      const row = rows[0];
+      if (!verify(row ? { salt: row.secret_salt, hash: row.secret_hash } : undefined)) return false;
+      await client.query(
+        'UPDATE devices SET secret_salt = $3, secret_hash = $4 WHERE account_id = $1 AND device_id = $2',
+        [accountId, deviceId, next.salt, next.hash],
+      );
+      return true;
+    });
   }
 
   /**

@@ -14,7 +14,7 @@ import type {
   RecoverAccountRequest,
   RegisterRequest,
 } from '@sotto/contracts/generated/sotto/directory/v1/directory';
-import { hashDeviceSecret, newDeviceSecret, verifyDeviceSecret } from './credentials';
+import { hashDeviceSecret, isDeviceSecret, newDeviceSecret, verifyDeviceSecret } from './credentials';
 import { canonicalUsername } from './username';
 
 /** What registering (or recovering onto) a new device says about it. */
@@ -97,11 +97,62 @@ export class AccountsService {
     }
   }
 
-  /** Sets (or replaces) the credential that lets a new device take the account over. */
-  async setRecoveryCredential(accountId: AccountId, credential: Uint8Array): Promise<void> {
+  /**
+   * Sets the credential that lets a new device take the account over. The
+   * first one needs only the caller's device credential (checked by the
+   * gateway); once one is set, replacing it needs the current one, so a
+   * stolen device secret alone cannot plant an attacker's credential and
+   * then recover the account away from its owner. Presenting the current
+   * credential again (every backup under the same recovery key does) is allowed.
+   */
+  async setRecoveryCredential(
+    accountId: AccountId,
+    credential: Uint8Array,
+    current: Uint8Array,
+  ): Promise<void> {
     const stored = hashDeviceSecret(encodeRecoveryCredential(credential));
-    if (!(await this.accounts.setRecoveryCredential(accountId, stored))) {
-      throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+    const presented =
+      current.length === 0 ? undefined : encodeRecoveryCredential(current, 'current_recovery_credential');
+    const outcome = await this.accounts.replaceRecoveryCredential(
+      accountId,
+      (existing) =>
+        existing === undefined || (presented !== undefined && verifyDeviceSecret(presented, existing)),
+      stored,
+    );
+    if (outcome === 'no-account') throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+    if (outcome === 'refused') {
+      throw grpcError(
+        status.PERMISSION_DENIED,
+        presented === undefined
+          ? 'current_recovery_credential: the account has a recovery credential; replacing it needs the current one'
+          : 'current_recovery_credential: does not match the recovery credential set now',
+      );
+    }
+  }
+
+  /**
+   * Gives a device a new secret, made by the client (so that a lost answer
+   * does not lose it: the client kept it before asking), if it presents its
+   * current one. The directory keeps only a salted hash, as at registration.
+   */
+  async rotateSecret(accountId: AccountId, deviceId: DeviceId, current: string, next: string): Promise<void> {
+    if (!isDeviceSecret(next)) {
+      throw grpcError(
+        status.INVALID_ARGUMENT,
+        'new_device_secret: must be 32 random bytes in unpadded base64url (43 characters)',
+      );
+    }
+    if (next === current) {
+      throw grpcError(status.INVALID_ARGUMENT, 'new_device_secret: must differ from the current secret');
+    }
+    const rotated = await this.accounts.rotateSecret(
+      accountId,
+      deviceId,
+      (stored) => verifyDeviceSecret(current, stored),
+      hashDeviceSecret(next),
+    );
+    if (!rotated) {
+      throw grpcError(status.UNAUTHENTICATED, 'current_device_secret: unknown device or wrong secret');
     }
   }
 

@@ -1,4 +1,4 @@
-import { hashDeviceSecret, newDeviceSecret, verifyDeviceSecret } from './credentials';
+import { hashDeviceSecret, isDeviceSecret, newDeviceSecret, verifyDeviceSecret } from './credentials';
 import { canonicalUsername } from './username';
 
 describe('device credentials', () => {
@@ -18,6 +18,23 @@ describe('device credentials', () => {
     expect(Buffer.from(a.hash).equals(Buffer.from(b.hash))).toBe(false);
     expect(Buffer.from(a.hash).toString('base64url')).not.toContain(secret);
     expect(Buffer.from(secret, 'base64url')).toHaveLength(32);
+  });
+});
+
+describe('isDeviceSecret', () => {
+  it('accepts what newDeviceSecret makes', () => {
+    for (let i = 0; i < 20; i++) expect(isDeviceSecret(newDeviceSecret())).toBe(true);
+  });
+
+  it.each([
+    ['too short', 'A'.repeat(42)],
+    ['too long', 'A'.repeat(44)],
+    ['padded', `${'A'.repeat(43)}=`],
+    ['not base64url', `${'A'.repeat(42)}+`],
+    ['stray low bits in the last character', `${'A'.repeat(42)}B`],
+    ['empty', ''],
+  ])('refuses a secret that is %s', (_why, secret) => {
+    expect(isDeviceSecret(secret)).toBe(false);
   });
 });
 

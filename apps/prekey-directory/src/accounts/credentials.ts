@@ -11,6 +11,13 @@ export function newDeviceSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
+/** Whether a secret a client made has the form of ours: 32 bytes in unpadded base64url. */
+export function isDeviceSecret(secret: string): boolean {
+  // Canonical: decoding and encoding again gives the same text, so no stray characters or bits.
+  const bytes = Buffer.from(secret, 'base64url');
+  return bytes.length === 32 && bytes.toString('base64url') === secret;
+}
+
 /**
  * Device secrets carry 256 bits of entropy, so a salted SHA-256 is enough:
  * there is nothing to brute-force, and authentication stays cheap.

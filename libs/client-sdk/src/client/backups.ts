@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { status } from '@grpc/grpc-js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BackupVersion } from '@sotto/contracts/generated/sotto/common/v1/backup';
@@ -54,13 +55,11 @@ export class Backups {
     private readonly accountId: string,
   ) {}
 
-  /** This account's recovery key, made on the first backup and kept in the profile (owner-only) for the next. */
+  /** This account's recovery key: the one kept in the profile, or a new one (kept once the server accepts it). */
   private recoveryKey(): { recoveryKey: RecoveryKey; newRecoveryKey: boolean } {
     const stored = this.profile.read(RECOVERY_KEY_FILE)?.toString('utf8');
     if (stored) return { recoveryKey: parseRecoveryKey(stored), newRecoveryKey: false };
-    const fresh = generateRecoveryKey();
-    keepRecoveryKey(this.profile, fresh);
-    return { recoveryKey: fresh, newRecoveryKey: true };
+    return { recoveryKey: generateRecoveryKey(), newRecoveryKey: true };
   }
 
   /**
@@ -77,9 +76,26 @@ export class Backups {
   }): Promise<CreatedBackup> {
     const { recoveryKey, newRecoveryKey } = this.recoveryKey();
     const { accounts, backups, vault, auth } = this.connection;
-    await this.connection.call(accounts.setRecoveryCredential.bind(accounts), {
-      recoveryCredential: Buffer.from(deriveAccountRecoveryCredential(recoveryKey)),
-    });
+    // Once set, the credential can be replaced only by presenting the current one. Ours derives
+    // from the recovery key, so presenting it proves the key: every backup under the same key
+    // (and every restored device, which keeps the key) passes; a device secret alone does not.
+    const credential = Buffer.from(deriveAccountRecoveryCredential(recoveryKey));
+    await this.connection
+      .call(accounts.setRecoveryCredential.bind(accounts), {
+        recoveryCredential: credential,
+        currentRecoveryCredential: credential,
+      })
+      .catch((error: unknown) => {
+        throw error instanceof SottoError && error.code === status.PERMISSION_DENIED
+          ? new SottoError(
+              newRecoveryKey
+                ? 'this account already has a recovery key, which this device does not hold; back up from a device that holds it'
+                : "the recovery key this device holds is not the account's; back up from a device that holds the account's",
+              error.code,
+            )
+          : error;
+      });
+    if (newRecoveryKey) keepRecoveryKey(this.profile, recoveryKey);
     const explained = (error: unknown) => Promise.reject(this.connection.explain(error));
     return withTemporaryFile('sotto-backup-', async (path) => {
       const digest = await writeBackupFile(

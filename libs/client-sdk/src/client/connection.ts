@@ -29,6 +29,11 @@ export class GatewayConnection {
     this.messaging = new MessagingServiceClient(server, credentials.createInsecure());
     this.backups = new BackupServiceClient(server, credentials.createInsecure());
     this.vault = new VaultServiceClient(server, credentials.createInsecure());
+    this.useSecret(device);
+  }
+
+  /** Makes every later call carry this credential, e.g. after the device's secret was rotated. */
+  useSecret(device: Pick<AccountFile, 'accountId' | 'deviceId' | 'deviceSecret'>): void {
     this.auth.set('authorization', `${device.accountId}.${device.deviceId}:${device.deviceSecret}`);
   }
 

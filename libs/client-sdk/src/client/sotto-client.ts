@@ -10,6 +10,7 @@ import { profileSignalStores } from '../signal-stores';
 import { Backups, type CreatedBackup } from './backups';
 import { GatewayConnection } from './connection';
 import { ContactBook } from './contacts';
+import { rotateDeviceSecret } from './device-secret';
 import { recoverDevice, registerDevice } from './enrolment';
 import { Inbox, type ReceivedMessage, type ReceiveOptions } from './inbox';
 import { Outbox } from './outbox';
@@ -39,7 +40,7 @@ export class SottoClient {
   private constructor(
     readonly profile: Profile,
     readonly server: string,
-    private readonly account: AccountFile,
+    private account: AccountFile,
   ) {
     this.connection = new GatewayConnection(server, account);
     this.contacts = new ContactBook(profile, this.connection);
@@ -187,6 +188,16 @@ export class SottoClient {
       // Whether or not the backup came in, the account is this device's: account.json makes it a registered one.
       profile.writeJson('account.json', account);
     }
+  }
+
+  /**
+   * Gives this device a new secret and keeps it in the profile. The old one
+   * stops working on every gateway within a second, and streams opened with
+   * it are closed: whoever copied it is out. An interrupted rotation is
+   * finished by the next call.
+   */
+  async rotateSecret(): Promise<void> {
+    this.account = await rotateDeviceSecret(this.profile, this.connection);
   }
 
   /** The 60-digit safety number for this device and a contact; the same on both sides. */

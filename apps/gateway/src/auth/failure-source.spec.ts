@@ -1,0 +1,18 @@
+import { failureSource } from './failure-source';
+
+describe('failureSource', () => {
+  it('counts an IPv4 client by its address, however grpc-js writes it', () => {
+    expect(failureSource('203.0.113.7:51234')).toBe('203.0.113.7');
+    expect(failureSource('ipv4:203.0.113.7:51234')).toBe('203.0.113.7');
+    expect(failureSource('[::ffff:203.0.113.7]:443')).toBe('203.0.113.7');
+  });
+
+  it('counts an IPv6 client by its /64, so every address of one block is one source', () => {
+    expect(failureSource('[2001:db8:1:2:aaaa::1]:443')).toBe('2001:db8:1:2::/64');
+    expect(failureSource('[2001:db8:1:2:bbbb::7]:443')).toBe('2001:db8:1:2::/64');
+  });
+
+  it('names a peer without an address', () => {
+    expect(failureSource('')).toBe('unknown');
+  });
+});
