@@ -628,6 +628,35 @@ describe('helm/sotto', () => {
     expect(zero.stderr).toContain('limitPerAccount');
   });
 
+  it("passes the gateway's authentication cache and failure limits", () => {
+    // The defaults are the gateway's own (apps/gateway/src/env.ts).
+    const names = [
+      'AUTH_CACHE_TTL_MS',
+      'AUTH_CACHE_MAX_ENTRIES',
+      'AUTH_FAILURES_PER_SOURCE',
+      'AUTH_FAILURES_PER_DEVICE',
+      'AUTH_FAILURE_WINDOW_SECONDS',
+    ];
+    const gateway = environment(defaults, 'gateway');
+    expect(names.map((name) => value(gateway, name))).toEqual(['30000', '100000', '20', '100', '60']);
+
+    const custom = render([
+      'gateway.auth.cacheTtlMs=5000,gateway.auth.cacheMaxEntries=1000',
+      'gateway.auth.failures.perSource=5,gateway.auth.failures.perDevice=50',
+      'gateway.auth.failures.windowSeconds=300',
+    ]);
+    expect(names.map((name) => value(environment(custom, 'gateway'), name))).toEqual([
+      '5000',
+      '1000',
+      '5',
+      '50',
+      '300',
+    ]);
+    const zero = helm(['template', RELEASE, chart, '--set', 'gateway.auth.failures.perSource=0']);
+    expect(zero.status).not.toBe(0);
+    expect(zero.stderr).toContain('perSource');
+  });
+
   it('opens the gateway gRPC port to all, and each internal one only to the services that call it', () => {
     const policies = all(defaults, 'NetworkPolicy');
     expect(policies).toHaveLength(NAMES.length);

@@ -183,6 +183,13 @@ VAULT_LOGIN_LIMIT_PER_ACCOUNT: {{ $values.login.limitPerAccount | int64 | quote 
 VAULT_LOGIN_LIMIT_PER_SOURCE: {{ $values.login.limitPerSource | int64 | quote }}
 VAULT_LOGIN_LIMIT_WINDOW_SECONDS: {{ $values.login.windowSeconds | int64 | quote }}
 {{- end }}
+{{- if eq $c.name "gateway" }}
+AUTH_CACHE_TTL_MS: {{ $values.auth.cacheTtlMs | int64 | quote }}
+AUTH_CACHE_MAX_ENTRIES: {{ $values.auth.cacheMaxEntries | int64 | quote }}
+AUTH_FAILURES_PER_SOURCE: {{ $values.auth.failures.perSource | int64 | quote }}
+AUTH_FAILURES_PER_DEVICE: {{ $values.auth.failures.perDevice | int64 | quote }}
+AUTH_FAILURE_WINDOW_SECONDS: {{ $values.auth.failures.windowSeconds | int64 | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
