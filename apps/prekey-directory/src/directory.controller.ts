@@ -10,6 +10,8 @@ import {
   type GetPreKeyCountResponse,
   type ListDevicesRequest,
   type ListDevicesResponse,
+  type LookupAccountRequest,
+  type LookupAccountResponse,
   type LookupUsernameRequest,
   type LookupUsernameResponse,
   type RecoverAccountRequest,
@@ -104,5 +106,9 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
 
   recoverAccount(request: RecoverAccountRequest): Promise<RecoverAccountResponse> {
     return this.accounts.recover(request);
+  }
+
+  lookupAccount(request: LookupAccountRequest): Promise<LookupAccountResponse> {
+    return this.accounts.lookupAccount(requireAccountId(request.accountId, 'account_id'));
   }
 }

@@ -2,6 +2,8 @@ import { Controller, Logger } from '@nestjs/common';
 import type { Metadata } from '@grpc/grpc-js';
 import {
   AccountServiceService,
+  type LookupAccountRequest,
+  type LookupAccountResponse,
   type LookupUsernameRequest,
   type LookupUsernameResponse,
   type RecoverAccountRequest,
@@ -75,5 +77,10 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
       recoveryCredential: request.recoveryCredential,
     });
     return {};
+  }
+
+  /** Any signed-in device may ask: it is how a client names whoever the server says wrote to it. */
+  lookupAccount(request: LookupAccountRequest): Promise<LookupAccountResponse> {
+    return this.upstream.directory.lookupAccount(request);
   }
 }
