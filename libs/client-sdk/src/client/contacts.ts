@@ -131,7 +131,10 @@ export class ContactBook {
         { metadata: this.connection.auth },
       );
     } catch (error) {
-      if ((error as ServiceError).code === status.NOT_FOUND) return accountId;
+      // An envelope naming no account the directory knows is still read (or found unreadable), never a reason to stop.
+      const code = (error as ServiceError).code;
+      if (code === status.NOT_FOUND || code === status.INVALID_ARGUMENT)
+        return accountId || 'an unknown sender';
       throw this.connection.explain(error);
     }
     this.bind(found.username, accountId);
