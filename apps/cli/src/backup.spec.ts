@@ -154,7 +154,15 @@ describe('backups with the sotto command', () => {
     // The lost phone is signed out; the new one talks to Dan, who answers.
     expect((await as(cat, '', 'send', dan, 'from the lost phone')).stderr).toMatch(/not registered/);
     expect(await as(phone, '', 'send', dan, 'I have a new phone')).toMatchObject({ code: 0 });
-    expect((await as(dan, '', 'receive', '--wait', '3')).stdout).toContain(`${cat}: I have a new phone`);
+    const received = (await as(dan, '', 'receive', '--wait', '3')).stdout;
+    expect(received).toContain(`*** the safety number with ${cat} changed`);
+    expect(received).toContain(`${cat}: I have a new phone`);
+    // The new phone has a new identity key: Dan sends again once he accepted it.
+    expect(await as(dan, '', 'send', cat, 'welcome back')).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining(`the safety number with ${cat} changed`) as string,
+    });
+    expect(await as(dan, '', 'trust', cat)).toMatchObject({ code: 0 });
     expect(await as(dan, '', 'send', cat, 'welcome back')).toMatchObject({ code: 0 });
     expect((await as(phone, '', 'receive', '--wait', '3')).stdout).toContain(`${dan}: welcome back`);
   });

@@ -7,6 +7,7 @@ import {
   parseServerAddress,
   serverStatus,
   type HistoryEntry,
+  type Notice,
   type ReceivedMessage,
 } from '@sotto/client-sdk';
 
@@ -53,14 +54,60 @@ function progressBar(label: string): (progress: { done: number; total: number })
   };
 }
 
+/**
+ * Text from a message as a terminal should show it: control characters
+ * (escape sequences, carriage returns, direction overrides) spelled out, and
+ * each further line indented, so that no message can pass for another line
+ * of output, such as a message from someone else.
+ */
+function printable(text: string): string {
+  return text.replace(/[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu, (character) =>
+    character === '\n'
+      ? '\n    '
+      : character === '\t'
+        ? character
+        : `\\u{${(character.codePointAt(0) ?? 0).toString(16)}}`,
+  );
+}
+
 function formatMessage(message: ReceivedMessage): string {
-  return `[${message.sentAt}] ${message.from}: ${message.text}`;
+  return `[${message.sentAt}] ${message.from}: ${printable(message.text)}`;
+}
+
+function describeNotice(notice: Notice): string {
+  const who = notice.contact;
+  switch (notice.kind) {
+    case 'safety-number-changed':
+      return `the safety number with ${who} changed; nothing is sent to ${who} until you compare it (\`sotto safety-number ${who}\`) and accept it with \`sotto trust ${who}\``;
+    case 'safety-number-accepted':
+      return `you accepted the new safety number with ${who}`;
+    case 'username-moved':
+      return `the username ${who} now belongs to another account; what you send to ${who} goes to that account`;
+    case 'undecryptable':
+      return `a message from ${who} could not be decrypted`;
+  }
+}
+
+function formatNotice(notice: Notice): string {
+  return `[${notice.at}] *** ${describeNotice(notice)}`;
 }
 
 function formatHistory(entry: HistoryEntry): string {
-  return entry.kind === 'message'
-    ? `[${entry.sentAt}] ${entry.from} → ${entry.to}: ${entry.text}`
-    : `[${entry.at}] *** the safety number with ${entry.contact} changed; compare it again with \`sotto safety-number ${entry.contact}\``;
+  if (entry.kind !== 'message') return formatNotice(entry);
+  const line = `[${entry.sentAt}] ${entry.from} → ${printable(entry.to)}: ${printable(entry.text)}`;
+  return entry.safetyNumberChanged ? `${line} (safety number changed)` : line;
+}
+
+/** What `receive --json` prints for a message: the fields of the first version, and the warning when there is one. */
+function messageJson(message: ReceivedMessage): string {
+  const { from, text, sentAt, guid } = message;
+  return JSON.stringify({
+    from,
+    text,
+    sentAt,
+    guid,
+    ...(message.safetyNumberChanged && { safetyNumberChanged: true }),
+  });
 }
 
 function program(): Command {
@@ -113,23 +160,42 @@ function program(): Command {
     .command('receive')
     .description('fetch, decrypt and acknowledge everything queued, then keep listening for a while')
     .option('--wait <seconds>', 'keep listening this long after the queue is drained', seconds, 0)
-    .option('--json', 'one JSON object per line: {"from","text","sentAt","guid"}')
+    .option(
+      '--json',
+      'one JSON object per line: {"from","text","sentAt","guid"} for a message (and "safetyNumberChanged": true while a new safety number is not accepted), or a notice with its "kind"',
+    )
     .action((options: { wait: number; json?: boolean }) =>
       withClient(async (client) => {
+        let undecryptable = 0;
+        // A sender whose new safety number is not accepted gets the warning once, above their first message.
+        const warned = new Set<string>();
+        const warn = (contact: string, at: string): void => {
+          if (warned.has(contact)) return;
+          warned.add(contact);
+          print(formatNotice({ kind: 'safety-number-changed', contact, at }));
+        };
         await client.receive({
           waitSeconds: options.wait,
-          onMessage: (message) =>
-            print(
-              options.json
-                ? JSON.stringify({
-                    from: message.from,
-                    text: message.text,
-                    sentAt: message.sentAt,
-                    guid: message.guid,
-                  })
-                : formatMessage(message),
-            ),
+          onNotice: (notice) => {
+            if (notice.kind === 'undecryptable') undecryptable++;
+            if (options.json) print(JSON.stringify(notice));
+            else if (notice.kind === 'safety-number-changed') warn(notice.contact, notice.at);
+            else print(formatNotice(notice));
+          },
+          onMessage: (message) => {
+            if (options.json) {
+              print(messageJson(message));
+            } else {
+              if (message.safetyNumberChanged) warn(message.from, new Date().toISOString());
+              print(formatMessage(message));
+            }
+          },
         });
+        if (undecryptable > 0 && !options.json) {
+          print(
+            `${undecryptable} message${undecryptable === 1 ? '' : 's'} could not be decrypted (acknowledged, and noted in history)`,
+          );
+        }
       }),
     );
 
@@ -165,6 +231,24 @@ function program(): Command {
       withClient(async (client) => {
         await client.rotateSecret();
         print(`rotated the device secret of ${client.username}; the old one no longer works`);
+      }),
+    );
+
+  cli
+    .command('trust')
+    .argument('<username>', 'the contact whose new safety number you compared')
+    .description(
+      "accept a contact's changed safety number, once you compared it with them; sending to them works again",
+    )
+    .action((username: string) =>
+      withClient(async (client) => {
+        const name = username.toLowerCase();
+        const trusted = await client.trust(name);
+        print(
+          trusted.changed
+            ? `accepted the new safety number with ${name} (${trusted.safetyNumber}); sending to ${name} works again`
+            : `the safety number with ${name} has not changed (${trusted.safetyNumber}); nothing to accept`,
+        );
       }),
     );
 

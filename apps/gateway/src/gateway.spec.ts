@@ -313,4 +313,21 @@ describe('gateway, end to end through the public API', () => {
       username: name,
     });
   });
+
+  it("names a sender's account by its username to a signed-in device only", async () => {
+    const name = `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    const sender = await register(name);
+    const reader = await register();
+    const lookup = (accountId: string, metadata?: Metadata) =>
+      unary(accounts.lookupAccount.bind(accounts), { accountId }, metadata && { metadata });
+    expect(await lookup(sender.accountId, reader.auth)).toEqual({
+      accountId: sender.accountId,
+      username: name,
+    });
+    await expect(lookup(sender.accountId)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    await expect(lookup(randomUUID(), reader.auth)).rejects.toMatchObject({
+      code: status.NOT_FOUND,
+      details: 'account_id: no such account',
+    });
+  });
 });

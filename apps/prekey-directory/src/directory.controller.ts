@@ -10,6 +10,8 @@ import {
   type GetPreKeyCountResponse,
   type ListDevicesRequest,
   type ListDevicesResponse,
+  type LookupAccountRequest,
+  type LookupAccountResponse,
   type LookupUsernameRequest,
   type LookupUsernameResponse,
   type RecoverAccountRequest,
@@ -117,5 +119,9 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
       request.newDeviceSecret,
     );
     return {};
+  }
+
+  lookupAccount(request: LookupAccountRequest): Promise<LookupAccountResponse> {
+    return this.accounts.lookupAccount(requireAccountId(request.accountId, 'account_id'));
   }
 }

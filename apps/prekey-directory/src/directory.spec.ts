@@ -562,4 +562,26 @@ describe('prekey-directory', () => {
       ).toEqual({ code: status.INVALID_ARGUMENT, details: 'account_id: is required' });
     });
   });
+
+  describe('LookupAccount', () => {
+    it('names the account by the username it holds now, the reverse of LookupUsername', async () => {
+      const name = username();
+      const account = await register(name.toUpperCase());
+      expect(await unary(client.lookupAccount.bind(client), { accountId: account.accountId })).toEqual({
+        accountId: account.accountId,
+        username: name,
+      });
+    });
+
+    it('answers NOT_FOUND for an account that does not exist and INVALID_ARGUMENT for a malformed id', async () => {
+      expect(await refusal(unary(client.lookupAccount.bind(client), { accountId: randomUUID() }))).toEqual({
+        code: status.NOT_FOUND,
+        details: 'account_id: no such account',
+      });
+      expect(await refusal(unary(client.lookupAccount.bind(client), { accountId: 'alice' }))).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'account_id: is not an account id',
+      });
+    });
+  });
 });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SottoClient } from '@sotto/client-sdk';
+import { SottoClient, UntrustedIdentityError } from '@sotto/client-sdk';
 import { startTestPlatform, testInfra } from '@sotto/testing';
 import { everythingStored, walk } from './everything-stored';
 
@@ -85,7 +85,10 @@ describe('backups end to end: back up, lose the phone, restore, chat on', () => 
       expect(restored.historyEntries).toBe(3);
       await expect(alice.send(bobName, 'from the lost phone')).rejects.toThrow(/not registered/);
 
-      // Bob's next message finds Alice's new device (a new device id and identity key) and reaches it.
+      // Bob's next message finds Alice's new device (a new device id and identity key). The new
+      // safety number holds it back until Bob accepts it; then it reaches the new device.
+      await expect(bob.send(aliceName, afterRestore)).rejects.toThrow(UntrustedIdentityError);
+      expect(await bob.trust(aliceName)).toMatchObject({ changed: true });
       await bob.send(aliceName, afterRestore);
       const got = await receiveCount(phone, 1);
       expect(got.map((message) => message.text)).toEqual([afterRestore]);

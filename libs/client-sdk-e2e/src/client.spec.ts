@@ -124,10 +124,21 @@ describe('SottoClient, end to end', () => {
     const stop = new AbortController();
     const listening = await listen(alice, { signal: stop.signal, onMessage: () => stop.abort() });
     await bob.send(aliceName, 'after the change');
-    await listening.done;
+    expect(await listening.done).toMatchObject([{ text: 'after the change', safetyNumberChanged: true }]);
     expect(alice.history(bobName).filter((entry) => entry.kind === 'safety-number-changed')).toEqual([
       { kind: 'safety-number-changed', contact: bobName, at: expect.any(String) as string },
     ]);
+  });
+
+  it('sends nothing to the changed key until it is accepted', async () => {
+    await expect(alice.send(bobName, 'to the new key?')).rejects.toThrow(
+      `the safety number with ${bobName} changed, so nothing was sent`,
+    );
+    expect(await alice.trust(bobName)).toMatchObject({ changed: true });
+    await alice.send(bobName, 'accepted');
+    const stop = new AbortController();
+    const got = await bob.receive({ waitSeconds: 60, signal: stop.signal, onMessage: () => stop.abort() });
+    expect(got.map((message) => [message.from, message.text])).toEqual([[aliceName, 'accepted']]);
   });
 
   it('leaves no plaintext in Kafka, Redis or PostgreSQL', async () => {

@@ -11,6 +11,20 @@ export class SottoError extends Error {
   }
 }
 
+/**
+ * A contact's identity key is not the one this device accepted: whoever
+ * answers for them now may not be them. Nothing is sent until the user
+ * compares the new safety number and accepts it (SottoClient.trust).
+ */
+export class UntrustedIdentityError extends SottoError {
+  constructor(readonly username: string) {
+    super(
+      `the safety number with ${username} changed, so nothing was sent: compare it with \`sotto safety-number ${username}\` and accept it with \`sotto trust ${username}\``,
+    );
+    this.name = 'UntrustedIdentityError';
+  }
+}
+
 function isServiceError(error: unknown): error is ServiceError {
   return (
     typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'number'

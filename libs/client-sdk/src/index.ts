@@ -9,9 +9,9 @@ export {
   GeneratedDeviceKeys,
 } from './keys';
 export { unary, UnaryMethod } from './grpc';
-export { SottoClient, ReceivedMessage, TypingIndicator } from './client';
-export { SottoError } from './errors';
-export { Profile, HistoryEntry } from './profile';
+export { SottoClient, ReceivedMessage, ReceiveOptions, TypingIndicator } from './client';
+export { SottoError, UntrustedIdentityError } from './errors';
+export { Profile, HistoryEntry, Notice } from './profile';
 export * from './backup';
 export { uploadBackupFile, downloadBackupFile, TransferProgress } from './backup-transfer';
 export { protectRecoveryKey, recoverWithPassword } from './vault-client';

@@ -31,14 +31,37 @@ export type HistoryEntry =
   | {
       readonly kind: 'message';
       readonly direction: 'in' | 'out';
+      /** For a message received: the username of the account the server says sent it. */
       readonly from: string;
       readonly to: string;
       readonly text: string;
       /** ISO 8601, the sender's clock. */
       readonly sentAt: string;
       readonly guid?: string;
+      /** Received while the sender's new safety number was not yet accepted. */
+      readonly safetyNumberChanged?: true;
     }
-  | { readonly kind: 'safety-number-changed'; readonly contact: string; readonly at: string };
+  | Notice;
+
+/**
+ * What happens to a conversation besides its messages; kept in history and
+ * shown as it happens. `at` is ISO 8601, this device's clock.
+ */
+export type Notice =
+  /** The contact's identity key is not the accepted one; sending waits for `trust`. */
+  | { readonly kind: 'safety-number-changed'; readonly contact: string; readonly at: string }
+  /** The user accepted the contact's new identity key. */
+  | { readonly kind: 'safety-number-accepted'; readonly contact: string; readonly at: string }
+  /** The directory says the username now belongs to another account; messages to it go there. */
+  | { readonly kind: 'username-moved'; readonly contact: string; readonly at: string }
+  /** An envelope from the contact that could not be decrypted or read; it was acknowledged and dropped. */
+  | {
+      readonly kind: 'undecryptable';
+      readonly contact: string;
+      readonly at: string;
+      readonly guid: string;
+      readonly reason: string;
+    };
 
 /**
  * A device's local state in one directory: keys, sessions, contacts and

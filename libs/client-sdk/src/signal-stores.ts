@@ -53,10 +53,18 @@ export class ProfileSessionStore extends SessionStore {
   }
 }
 
+const ACCEPTED = 'identities';
+const CHANGED = 'identity-changes';
+
 /**
- * Trust on first use. A contact's identity key that changes is accepted, as
- * Signal does for unverified contacts, but never silently: the change is
- * reported so it lands in history as a safety-number change.
+ * Which identity key this device trusts for each contact account. The first
+ * key seen is trusted (trust on first use, as Signal does). A different key
+ * later is recorded beside the accepted one and reported, never adopted: it
+ * may still be used to read what the contact sends, but nothing is encrypted
+ * to it until the user accepts it (`accept`, after comparing safety numbers).
+ *
+ * `identities/<account>` holds the accepted key (what backups carry);
+ * `identity-changes/<account>` a newer key, until it is accepted.
  */
 export class ProfileIdentityStore extends IdentityKeyStore {
   constructor(
@@ -68,6 +76,30 @@ export class ProfileIdentityStore extends IdentityKeyStore {
     super();
   }
 
+  private key(dir: string, accountId: string): PublicKey | null {
+    const data = this.profile.read(`${dir}/${accountId}`);
+    return data ? PublicKey.deserialize(bytes(data)) : null;
+  }
+
+  /** The key trusted for the account: the first seen, or the last accepted. */
+  accepted(accountId: string): PublicKey | null {
+    return this.key(ACCEPTED, accountId);
+  }
+
+  /** A key seen for the account that differs from the accepted one, while it is not accepted. */
+  changed(accountId: string): PublicKey | null {
+    return this.key(CHANGED, accountId);
+  }
+
+  /** Trusts the changed key from now on; false when no key was waiting. */
+  accept(accountId: string): boolean {
+    const changed = this.changed(accountId);
+    if (!changed) return false;
+    this.profile.write(`${ACCEPTED}/${accountId}`, changed.serialize());
+    this.profile.remove(`${CHANGED}/${accountId}`);
+    return true;
+  }
+
   getIdentityKey(): Promise<PrivateKey> {
     return Promise.resolve(this.identity.privateKey);
   }
@@ -76,23 +108,36 @@ export class ProfileIdentityStore extends IdentityKeyStore {
     return Promise.resolve(this.registrationId);
   }
 
-  async saveIdentity(name: ProtocolAddress, key: PublicKey): Promise<IdentityChange> {
-    const known = await this.getIdentity(name);
-    this.profile.write(`identities/${name.name()}`, key.serialize());
-    if (known && !known.equals(key)) {
-      this.onChange(name);
-      return IdentityChange.ReplacedExisting;
+  saveIdentity(name: ProtocolAddress, key: PublicKey): Promise<IdentityChange> {
+    const accountId = name.name();
+    const accepted = this.accepted(accountId);
+    if (!accepted) {
+      this.profile.write(`${ACCEPTED}/${accountId}`, key.serialize());
+      return Promise.resolve(IdentityChange.NewOrUnchanged);
     }
-    return IdentityChange.NewOrUnchanged;
+    if (accepted.equals(key)) {
+      // The contact speaks with the accepted key again; a change seen in between is moot.
+      this.profile.remove(`${CHANGED}/${accountId}`);
+      return Promise.resolve(IdentityChange.NewOrUnchanged);
+    }
+    const changed = this.changed(accountId);
+    if (!changed?.equals(key)) {
+      this.profile.write(`${CHANGED}/${accountId}`, key.serialize());
+      this.onChange(name);
+    }
+    return Promise.resolve(IdentityChange.ReplacedExisting);
   }
 
-  isTrustedIdentity(_name: ProtocolAddress, _key: PublicKey, _direction: Direction): Promise<boolean> {
-    return Promise.resolve(true);
+  /** What a contact sends is always read; only the accepted key (or a first one) is encrypted to. */
+  isTrustedIdentity(name: ProtocolAddress, key: PublicKey, direction: Direction): Promise<boolean> {
+    if (direction === Direction.Receiving) return Promise.resolve(true);
+    const accepted = this.accepted(name.name());
+    return Promise.resolve(accepted === null || accepted.equals(key));
   }
 
+  /** The key this device sees for the contact now: the changed one if any, else the accepted one. */
   getIdentity(name: ProtocolAddress): Promise<PublicKey | null> {
-    const data = this.profile.read(`identities/${name.name()}`);
-    return Promise.resolve(data ? PublicKey.deserialize(bytes(data)) : null);
+    return Promise.resolve(this.changed(name.name()) ?? this.accepted(name.name()));
   }
 }
 

@@ -2,6 +2,8 @@ import { Controller, Logger } from '@nestjs/common';
 import { status, type Metadata } from '@grpc/grpc-js';
 import {
   AccountServiceService,
+  type LookupAccountRequest,
+  type LookupAccountResponse,
   type LookupUsernameRequest,
   type LookupUsernameResponse,
   type RecoverAccountRequest,
@@ -105,5 +107,10 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
           `could not end the streams of signed-out devices: ${error instanceof Error ? error.message : String(error)}`,
         ),
       );
+  }
+
+  /** Any signed-in device may ask: it is how a client names whoever the server says wrote to it. */
+  lookupAccount(request: LookupAccountRequest): Promise<LookupAccountResponse> {
+    return this.upstream.directory.lookupAccount(request);
   }
 }

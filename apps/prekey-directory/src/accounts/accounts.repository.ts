@@ -217,4 +217,12 @@ export class AccountsRepository {
     );
     return rows.map((row) => ({ deviceId: row.device_id, registrationId: row.registration_id }));
   }
+
+  async usernameOf(accountId: AccountId): Promise<string | undefined> {
+    const { rows } = await this.pool.query<{ username: string }>(
+      'SELECT username FROM accounts WHERE id = $1',
+      [accountId],
+    );
+    return rows[0]?.username;
+  }
 }

@@ -199,4 +199,11 @@ export class AccountsService {
     if (devices.length === 0) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
     return devices;
   }
+
+  /** The reverse of lookup: the username an account holds now. */
+  async lookupAccount(accountId: AccountId): Promise<{ accountId: AccountId; username: string }> {
+    const username = await this.accounts.usernameOf(accountId);
+    if (username === undefined) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+    return { accountId, username };
+  }
 }

@@ -1,27 +1,44 @@
-import { bindSender, deviceList, type Contacts } from './contacts';
+import { addDevice, bindUsername, deviceList, nameOf, type Contacts } from './contacts';
 
 const ALICE = '0190a1b2-0000-7000-8000-000000000001';
+const MALLORY = '0190a1b2-0000-7000-8000-000000000009';
 
-describe('bindSender', () => {
-  it('binds a new sender and the device it wrote from', () => {
+describe('bindUsername', () => {
+  it('binds a username the directory named', () => {
     const contacts: Contacts = { byName: {}, devices: {} };
-    expect(bindSender(contacts, 'alice', ALICE, 2)).toBe(true);
-    expect(contacts).toEqual({ byName: { alice: ALICE }, devices: { [ALICE]: [2] } });
+    expect(bindUsername(contacts, 'alice', ALICE)).toBe('bound');
+    expect(contacts.byName).toEqual({ alice: ALICE });
+    expect(bindUsername(contacts, 'alice', ALICE)).toBe('unchanged');
   });
 
+  it('says so when the directory gives a known username to another account, and keeps the devices of both', () => {
+    const contacts: Contacts = { byName: { alice: ALICE }, devices: { [ALICE]: [1] } };
+    expect(bindUsername(contacts, 'alice', MALLORY)).toBe('moved');
+    expect(contacts).toEqual({ byName: { alice: MALLORY }, devices: { [ALICE]: [1] } });
+    expect(nameOf(contacts, ALICE)).toBeUndefined();
+  });
+
+  it("drops the name an account held before: an account has the directory's one name", () => {
+    const contacts: Contacts = { byName: { alice: ALICE, bob: 'x' }, devices: {} };
+    expect(bindUsername(contacts, 'alice2', ALICE)).toBe('bound');
+    expect(contacts.byName).toEqual({ alice2: ALICE, bob: 'x' });
+    expect(nameOf(contacts, ALICE)).toBe('alice2');
+  });
+});
+
+describe('addDevice', () => {
   it("adds a sender's other device to the ones known, in order, once", () => {
     const contacts: Contacts = { byName: { alice: ALICE }, devices: { [ALICE]: [1, 3] } };
-    expect(bindSender(contacts, 'alice', ALICE, 2)).toBe(true);
+    expect(addDevice(contacts, ALICE, 2)).toBe(true);
     expect(contacts.devices[ALICE]).toEqual([1, 2, 3]);
-    expect(bindSender(contacts, 'alice', ALICE, 2)).toBe(false);
+    expect(addDevice(contacts, ALICE, 2)).toBe(false);
     expect(contacts.devices[ALICE]).toEqual([1, 2, 3]);
   });
 
-  it('rebinds a username that now writes from another account', () => {
-    const other = '0190a1b2-0000-7000-8000-000000000009';
-    const contacts: Contacts = { byName: { alice: other }, devices: { [other]: [1] } };
-    expect(bindSender(contacts, 'alice', ALICE, 1)).toBe(true);
-    expect(contacts).toEqual({ byName: { alice: ALICE }, devices: { [other]: [1], [ALICE]: [1] } });
+  it('never binds a name: only the directory does', () => {
+    const contacts: Contacts = { byName: { alice: ALICE }, devices: {} };
+    expect(addDevice(contacts, MALLORY, 1)).toBe(true);
+    expect(contacts).toEqual({ byName: { alice: ALICE }, devices: { [MALLORY]: [1] } });
   });
 });
 

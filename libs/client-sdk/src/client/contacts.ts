@@ -1,17 +1,20 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { SottoError } from '../errors';
 import { unary } from '../grpc';
-import type { Profile } from '../profile';
+import type { AccountFile, Profile } from '../profile';
 import type { GatewayConnection } from './connection';
+import type { Notices } from './notices';
 
 const CONTACTS_FILE = 'contacts.json';
 
 /** contacts.json, as this device keeps it. */
 export interface Contacts {
-  /** username -> account id */
+  /** username -> account id, as the directory last said */
   byName: Record<string, string>;
   /** account id -> the device ids this device has sessions with */
   devices: Record<string, number[]>;
+  /** account id -> devices whose session broke: something from them could not be decrypted */
+  renew?: Record<string, number[]>;
 }
 
 /** Device ids as contacts.json keeps them: each once, in ascending order. */
@@ -19,32 +22,56 @@ export function deviceList(ids: Iterable<number>): number[] {
   return [...new Set(ids)].sort((a, b) => a - b);
 }
 
+/** The record without one key. */
+function without<T>(record: Record<string, T>, key: string): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).filter(([name]) => name !== key));
+}
+
+/** The username bound to an account id, if any. */
+export function nameOf(contacts: Contacts, accountId: string): string | undefined {
+  return Object.entries(contacts.byName).find(([, id]) => id === accountId)?.[0];
+}
+
 /**
- * Binds a sender's username to the account and device it wrote from. Answers
- * false when both were known already, so nothing needs saving.
+ * Binds a username to the account the directory says holds it now; a name
+ * the account held before is dropped. `moved` means the username was bound
+ * to another account until now: the user must be told, since messages to
+ * that name now reach someone else.
  */
-export function bindSender(
+export function bindUsername(
   contacts: Contacts,
   username: string,
   accountId: string,
-  deviceId: number,
-): boolean {
-  const known = contacts.devices[accountId] ?? [];
-  if (contacts.byName[username] === accountId && known.includes(deviceId)) return false;
+): 'unchanged' | 'bound' | 'moved' {
+  const before = contacts.byName[username];
+  if (before === accountId) return 'unchanged';
+  contacts.byName = Object.fromEntries(Object.entries(contacts.byName).filter(([, id]) => id !== accountId));
   contacts.byName[username] = accountId;
+  return before === undefined ? 'bound' : 'moved';
+}
+
+/** Adds a device to those of an account; false when it was known already. */
+export function addDevice(contacts: Contacts, accountId: string, deviceId: number): boolean {
+  const known = contacts.devices[accountId] ?? [];
+  if (known.includes(deviceId)) return false;
   contacts.devices[accountId] = deviceList([...known, deviceId]);
   return true;
 }
 
 /**
- * The people this device knows: usernames bound to account ids (learned from
- * the directory or from who wrote), and the devices of each account this
- * device has sessions with. The file is read afresh on each use and written whole.
+ * The people this device knows: usernames bound to account ids, and the
+ * devices of each account this device has sessions with. A binding comes
+ * only from the directory, asked by username (to send) or by account id (to
+ * name whoever the server says sent an envelope), and is kept until the
+ * directory says otherwise; never from what a message claims. The file is
+ * read afresh on each use and written whole.
  */
 export class ContactBook {
   constructor(
     private readonly profile: Profile,
     private readonly connection: GatewayConnection,
+    private readonly own: Pick<AccountFile, 'accountId' | 'username'>,
+    private readonly notices: Notices,
   ) {}
 
   read(): Contacts {
@@ -60,17 +87,16 @@ export class ContactBook {
     return this.read().devices[accountId] ?? [];
   }
 
-  /** The username bound to an account id, or the id itself when none is. */
-  usernameOf(accountId: string): string {
-    const entry = Object.entries(this.read().byName).find(([, id]) => id === accountId);
-    return entry?.[0] ?? accountId;
+  /** The username known for an account id (without asking anyone), or the id itself when none is. */
+  knownName(accountId: string): string {
+    if (accountId === this.own.accountId) return this.own.username;
+    return nameOf(this.read(), accountId) ?? accountId;
   }
 
   /** The account id behind a username, asked of the directory once and remembered. */
   async lookup(username: string): Promise<string> {
     const name = username.toLowerCase();
-    const contacts = this.read();
-    const known = contacts.byName[name];
+    const known = this.read().byName[name];
     if (known) return known;
     let found;
     try {
@@ -84,14 +110,82 @@ export class ContactBook {
         throw new SottoError(`unknown user ${name}`, status.NOT_FOUND);
       throw this.connection.explain(error);
     }
-    contacts.byName[name] = found.accountId;
-    this.save(contacts);
+    this.bind(name, found.accountId);
     return found.accountId;
   }
 
-  /** Remembers which account and device a contact wrote from, so replies reach every device. */
-  rememberSender(username: string, accountId: string, deviceId: number): void {
+  /**
+   * The username of an account the server says sent something: remembered,
+   * or asked of the directory. An account the directory does not know (any
+   * more) is named by its id.
+   */
+  async senderName(accountId: string): Promise<string> {
+    if (accountId === this.own.accountId) return this.own.username;
+    const known = nameOf(this.read(), accountId);
+    if (known) return known;
+    let found;
+    try {
+      found = await unary(
+        this.connection.accounts.lookupAccount.bind(this.connection.accounts),
+        { accountId },
+        { metadata: this.connection.auth },
+      );
+    } catch (error) {
+      // An envelope naming no account the directory knows is still read (or found unreadable), never a reason to stop.
+      const code = (error as ServiceError).code;
+      if (code === status.NOT_FOUND || code === status.INVALID_ARGUMENT)
+        return accountId || 'an unknown sender';
+      throw this.connection.explain(error);
+    }
+    this.bind(found.username, accountId);
+    return found.username;
+  }
+
+  private bind(username: string, accountId: string): void {
     const contacts = this.read();
-    if (bindSender(contacts, username, accountId, deviceId)) this.save(contacts);
+    const change = bindUsername(contacts, username, accountId);
+    if (change === 'unchanged') return;
+    this.save(contacts);
+    if (change === 'moved') {
+      this.notices.record({ kind: 'username-moved', contact: username, at: new Date().toISOString() });
+    }
+  }
+
+  /** Remembers a device a contact wrote from, so replies reach every device. */
+  rememberDevice(accountId: string, deviceId: number): void {
+    const contacts = this.read();
+    if (addDevice(contacts, accountId, deviceId)) this.save(contacts);
+  }
+
+  /** Forgets the devices of an account, so that the next send starts sessions with all of them afresh. */
+  forgetDevices(accountId: string): void {
+    const contacts = this.read();
+    contacts.devices = without(contacts.devices, accountId);
+    if (contacts.renew) contacts.renew = without(contacts.renew, accountId);
+    this.save(contacts);
+  }
+
+  /** Notes that the session with a device broke: the next send to the account starts a new one. */
+  markBroken(accountId: string, deviceId: number): void {
+    const contacts = this.read();
+    const broken = contacts.renew?.[accountId] ?? [];
+    if (broken.includes(deviceId)) return;
+    contacts.renew = { ...contacts.renew, [accountId]: deviceList([...broken, deviceId]) };
+    this.save(contacts);
+  }
+
+  /** The devices of an account whose sessions broke. */
+  brokenDevices(accountId: string): number[] {
+    return this.read().renew?.[accountId] ?? [];
+  }
+
+  /** The sessions with these devices were started afresh. */
+  renewed(accountId: string, deviceIds: readonly number[]): void {
+    const contacts = this.read();
+    if (!contacts.renew) return;
+    const left = (contacts.renew[accountId] ?? []).filter((id) => !deviceIds.includes(id));
+    contacts.renew =
+      left.length > 0 ? { ...contacts.renew, [accountId]: left } : without(contacts.renew, accountId);
+    this.save(contacts);
   }
 }

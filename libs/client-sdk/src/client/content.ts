@@ -1,5 +1,5 @@
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
-import { SottoError } from '../errors';
+import { z } from 'zod';
 import { pad, unpad } from '../padding';
 import type { HistoryEntry } from '../profile';
 
@@ -7,24 +7,53 @@ import type { HistoryEntry } from '../profile';
  * What travels inside the encryption; the server never sees it. A message
  * (no `kind`, as the first version had), a copy of one this account sent from
  * another of its devices, or a typing indicator, which is never kept.
+ *
+ * `from` is the sender's own claim, still written for clients of the first
+ * version. Nothing here reads it: who sent an envelope is what the server
+ * authenticated (its source account), named through the directory.
  */
 export type Content =
   | {
       readonly v: 1;
       readonly kind?: 'message';
-      readonly from: string;
+      readonly from?: string;
       readonly text: string;
       readonly sentAt: string;
     }
   | {
       readonly v: 1;
       readonly kind: 'sync';
-      readonly from: string;
+      readonly from?: string;
       readonly to: string;
       readonly text: string;
       readonly sentAt: string;
     }
-  | { readonly v: 1; readonly kind: 'typing'; readonly from: string };
+  | { readonly v: 1; readonly kind: 'typing'; readonly from?: string };
+
+const sentAt = z.iso.datetime();
+const contentSchema = z.union([
+  z.object({
+    v: z.literal(1),
+    kind: z.literal('message').optional(),
+    from: z.string().optional(),
+    text: z.string(),
+    sentAt,
+  }),
+  z.object({
+    v: z.literal(1),
+    kind: z.literal('sync'),
+    from: z.string().optional(),
+    to: z.string().min(1),
+    text: z.string(),
+    sentAt,
+  }),
+  z.object({ v: z.literal(1), kind: z.literal('typing'), from: z.string().optional() }),
+]);
+
+/** A decrypted envelope that is not a message this client can read. */
+export class ContentError extends Error {
+  override readonly name = 'ContentError';
+}
 
 /** The plaintext to encrypt: JSON, padded so that its length says little. */
 export function encodeContent(content: Content): Uint8Array<ArrayBuffer> {
@@ -37,23 +66,41 @@ export function decodeContent(
   envelope: Pick<Envelope, 'guid' | 'sourceAccountId'>,
   ownAccountId: string,
 ): Content {
-  const content = JSON.parse(Buffer.from(unpad(plaintext)).toString('utf8')) as Content;
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(unpad(plaintext)).toString('utf8'));
+  } catch (error) {
+    throw new ContentError(`envelope ${envelope.guid}: ${(error as Error).message}`);
+  }
+  const parsed = contentSchema.safeParse(json);
+  if (!parsed.success) throw new ContentError(`envelope ${envelope.guid}: not a Sotto message`);
+  const content: Content = parsed.data;
   if (content.kind === 'sync' && envelope.sourceAccountId !== ownAccountId) {
-    throw new SottoError(`envelope ${envelope.guid}: a sync copy from another account`);
+    throw new ContentError(`envelope ${envelope.guid}: a sync copy from another account`);
   }
   return content;
 }
 
-function pick(content: { from: string; to: string; text: string; sentAt: string }) {
-  return { from: content.from, to: content.to, text: content.text, sentAt: content.sentAt };
+/** Who the server says sent an envelope, by username, and who this device is. */
+export interface Parties {
+  /** The username of the envelope's source account, as the directory names it. */
+  readonly sender: string;
+  readonly ownUsername: string;
 }
 
 /**
  * What a received content adds to this device's history: a message to this
- * user, a copy of one this account sent elsewhere, or nothing (typing).
+ * user from the authenticated sender, a copy of one this account sent
+ * elsewhere, or nothing (typing).
  */
-export function receivedEntry(content: Content, guid: string, ownUsername: string): HistoryEntry | undefined {
-  if (content.kind === 'sync') return { kind: 'message', direction: 'out', ...pick(content), guid };
+export function receivedEntry(
+  content: Content,
+  guid: string,
+  parties: Parties,
+): Extract<HistoryEntry, { kind: 'message' }> | undefined {
   if (content.kind === 'typing') return undefined;
-  return { kind: 'message', direction: 'in', ...pick({ ...content, to: ownUsername }), guid };
+  const { text, sentAt } = content;
+  return content.kind === 'sync'
+    ? { kind: 'message', direction: 'out', from: parties.ownUsername, to: content.to, text, sentAt, guid }
+    : { kind: 'message', direction: 'in', from: parties.sender, to: parties.ownUsername, text, sentAt, guid };
 }

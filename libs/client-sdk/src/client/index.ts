@@ -1,1 +1,1 @@
-export { SottoClient, type ReceivedMessage, type TypingIndicator } from './sotto-client';
+export { SottoClient, type ReceivedMessage, type ReceiveOptions, type TypingIndicator } from './sotto-client';

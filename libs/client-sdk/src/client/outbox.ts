@@ -1,5 +1,6 @@
-import type { AccountFile, Profile } from '../profile';
+import { UntrustedIdentityError } from '../errors';
 import { unary } from '../grpc';
+import type { AccountFile, Profile } from '../profile';
 import type { GatewayConnection } from './connection';
 import type { ContactBook } from './contacts';
 import { encodeContent, type Content } from './content';
@@ -70,10 +71,14 @@ export class Outbox {
 
   /**
    * Encrypts the content once per device of the account (for this account
-   * itself: its other devices) and sends it. When the server says the device
-   * list is out of date, sessions are mended and the content is sent again.
+   * itself: its other devices) and sends it. Nothing goes to a contact whose
+   * identity key changed until the user accepts it. Broken sessions are
+   * started afresh first; when the server says the device list is out of
+   * date, sessions are mended and the content is sent again.
    */
   private async deliver(to: string, content: Content, ephemeral: boolean): Promise<string[]> {
+    if (this.sessions.identityChanged(to)) throw new UntrustedIdentityError(this.contacts.knownName(to));
+    await this.sessions.renewBroken(to);
     const plaintext = encodeContent(content);
     const toSelf = to === this.account.accountId;
     // This account's own device list starts empty; the server names the other devices, if any.

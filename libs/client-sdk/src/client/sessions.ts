@@ -1,6 +1,9 @@
 import {
   CiphertextMessageType,
+  Direction,
+  ErrorCode,
   KEMPublicKey,
+  LibSignalErrorBase,
   PreKeyBundle,
   PreKeySignalMessage,
   ProtocolAddress,
@@ -11,6 +14,7 @@ import {
   signalDecryptPreKey,
   signalEncrypt,
 } from '@signalapp/libsignal-client';
+import { status } from '@grpc/grpc-js';
 import {
   EnvelopeType,
   type Envelope,
@@ -18,7 +22,7 @@ import {
   type OutgoingEnvelope,
 } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/sotto/common/v1/keys';
-import { SottoError } from '../errors';
+import { SottoError, UntrustedIdentityError } from '../errors';
 import type { SignalStores } from '../signal-stores';
 import { bytes } from './bytes';
 import type { GatewayConnection } from './connection';
@@ -81,17 +85,75 @@ export class Sessions {
     // Fetching every device replaces the list; fetching some adds to it.
     const devices = deviceIds === undefined ? [] : [...(contacts.devices[accountId] ?? [])];
     for (const bundle of bundles) {
-      await processPreKeyBundle(
-        preKeyBundle(bundle),
-        ProtocolAddress.new(accountId, bundle.deviceId),
-        this.local,
-        this.stores.sessions,
-        this.stores.identities,
-      );
+      const address = ProtocolAddress.new(accountId, bundle.deviceId);
+      const parsed = preKeyBundle(bundle);
+      await this.checkIdentity(address, parsed.identityKey());
+      await processPreKeyBundle(parsed, address, this.local, this.stores.sessions, this.stores.identities);
       devices.push(bundle.deviceId);
     }
     contacts.devices[accountId] = deviceList(devices);
     this.contacts.save(contacts);
+  }
+
+  /**
+   * Records the identity key a bundle carries (a first one is trusted) and
+   * refuses to go on with one that is not the accepted key: the server, or
+   * whoever took the account over, may be answering for the contact.
+   */
+  private async checkIdentity(address: ProtocolAddress, key: PublicKey): Promise<void> {
+    const { identities } = this.stores;
+    await identities.saveIdentity(address, key);
+    if (!(await identities.isTrustedIdentity(address, key, Direction.Sending))) {
+      throw new UntrustedIdentityError(this.contacts.knownName(address.name()));
+    }
+  }
+
+  /** Whether the contact's identity key changed and the change is not yet accepted. */
+  identityChanged(accountId: string): boolean {
+    return this.stores.identities.changed(accountId) !== null;
+  }
+
+  /**
+   * Accepts the contact's changed identity key. Sessions begun under the old
+   * key are archived (still there to read what was sent under them) and the
+   * next send starts new ones with every device. False when nothing changed.
+   */
+  async trust(accountId: string): Promise<boolean> {
+    if (!this.stores.identities.accept(accountId)) return false;
+    for (const deviceId of this.contacts.devicesOf(accountId)) await this.archive(accountId, deviceId);
+    this.contacts.forgetDevices(accountId);
+    return true;
+  }
+
+  private async archive(accountId: string, deviceId: number): Promise<void> {
+    const address = ProtocolAddress.new(accountId, deviceId);
+    const session = await this.stores.sessions.getSession(address);
+    if (!session) return;
+    session.archiveCurrentState();
+    await this.stores.sessions.saveSession(address, session);
+  }
+
+  /**
+   * Starts new sessions with the devices whose sessions broke (something from
+   * them could not be decrypted), from fresh bundles, as Signal does after a
+   * retry receipt; the broken ones are archived. A device that is gone is
+   * dropped, as the server would have said.
+   */
+  async renewBroken(accountId: string): Promise<void> {
+    const broken = this.contacts.brokenDevices(accountId);
+    if (broken.length === 0) return;
+    for (const deviceId of broken) {
+      try {
+        await this.establish(accountId, [deviceId]);
+      } catch (error) {
+        if (!(error instanceof SottoError && error.code === status.NOT_FOUND)) throw error;
+        this.stores.sessions.deleteSession(ProtocolAddress.new(accountId, deviceId));
+        const contacts = this.contacts.read();
+        contacts.devices[accountId] = (contacts.devices[accountId] ?? []).filter((id) => id !== deviceId);
+        this.contacts.save(contacts);
+      }
+    }
+    this.contacts.renewed(accountId, broken);
   }
 
   /** New devices get a session, removed ones are dropped, stale ones rebuilt. */
@@ -122,13 +184,7 @@ export class Sessions {
     const envelopes: OutgoingEnvelope[] = [];
     for (const deviceId of deviceIds) {
       const address = ProtocolAddress.new(accountId, deviceId);
-      const ciphertext = await signalEncrypt(
-        plaintext,
-        address,
-        this.local,
-        this.stores.sessions,
-        this.stores.identities,
-      );
+      const ciphertext = await this.encryptOne(plaintext, address);
       const session = await this.stores.sessions.getSession(address);
       envelopes.push({
         destinationDeviceId: deviceId,
@@ -141,6 +197,28 @@ export class Sessions {
       });
     }
     return envelopes;
+  }
+
+  /**
+   * Encrypts through the session with one device. A session begun under an
+   * identity key that is no longer the accepted one (the user accepted a new
+   * key since) is replaced by a new one from a fresh bundle, whose key is
+   * checked again.
+   */
+  private async encryptOne(plaintext: Uint8Array<ArrayBuffer>, address: ProtocolAddress) {
+    const { sessions, identities } = this.stores;
+    try {
+      return await signalEncrypt(plaintext, address, this.local, sessions, identities);
+    } catch (error) {
+      const untrusted = error instanceof LibSignalErrorBase && error.code === ErrorCode.UntrustedIdentity;
+      if (!untrusted) throw error;
+      if (this.identityChanged(address.name())) {
+        throw new UntrustedIdentityError(this.contacts.knownName(address.name()));
+      }
+      await this.archive(address.name(), address.deviceId());
+      await this.establish(address.name(), [address.deviceId()]);
+      return signalEncrypt(plaintext, address, this.local, sessions, identities);
+    }
   }
 
   /** The padded plaintext of an envelope; a prekey message starts the session it arrives on. */

@@ -13,12 +13,13 @@ import { ContactBook } from './contacts';
 import { rotateDeviceSecret } from './device-secret';
 import { recoverDevice, registerDevice } from './enrolment';
 import { Inbox, type ReceivedMessage, type ReceiveOptions } from './inbox';
+import { Notices } from './notices';
 import { Outbox } from './outbox';
 import { identityKeyPair, refillPreKeys } from './prekeys';
 import { safetyNumber } from './safety-number';
 import { Sessions } from './sessions';
 
-export type { ReceivedMessage, TypingIndicator } from './inbox';
+export type { ReceivedMessage, ReceiveOptions, TypingIndicator } from './inbox';
 
 /**
  * A Sotto device: its keys, sessions and history live in a profile
@@ -31,6 +32,7 @@ export type { ReceivedMessage, TypingIndicator } from './inbox';
  */
 export class SottoClient {
   private readonly connection: GatewayConnection;
+  private readonly notices: Notices;
   private readonly contacts: ContactBook;
   private readonly sessions: Sessions;
   private readonly outbox: Outbox;
@@ -43,24 +45,31 @@ export class SottoClient {
     private account: AccountFile,
   ) {
     this.connection = new GatewayConnection(server, account);
-    this.contacts = new ContactBook(profile, this.connection);
+    this.notices = new Notices(profile);
+    this.contacts = new ContactBook(profile, this.connection, account, this.notices);
     const stores = profileSignalStores({
       profile,
       identity: identityKeyPair(account),
       registrationId: account.registrationId,
       lastResortKyberId: LAST_RESORT_KYBER_ID,
       onIdentityChange: (changed) =>
-        profile.appendHistory({
+        this.notices.record({
           kind: 'safety-number-changed',
-          contact: this.contacts.usernameOf(changed.name()),
+          contact: this.contacts.knownName(changed.name()),
           at: new Date().toISOString(),
         }),
     });
     const local = ProtocolAddress.new(account.accountId, account.deviceId);
     this.sessions = new Sessions(this.connection, this.contacts, stores, local);
     this.outbox = new Outbox(this.connection, this.contacts, this.sessions, profile, account);
-    this.inbox = new Inbox(this.connection, this.contacts, this.sessions, profile, account, () =>
-      this.refill(),
+    this.inbox = new Inbox(
+      this.connection,
+      this.contacts,
+      this.sessions,
+      profile,
+      this.notices,
+      account,
+      () => this.refill(),
     );
     this.backups = new Backups(this.connection, profile, account.accountId);
   }
@@ -106,12 +115,18 @@ export class SottoClient {
    * Encrypts the text for every device of the recipient and sends it, then
    * sends a copy to this account's other devices. A copy that cannot be sent
    * does not undo the message, which is already on its way; `synced` says so.
+   * Throws UntrustedIdentityError, sending nothing, while the recipient's
+   * changed safety number is not accepted (`trust`).
    */
   send(username: string, text: string): Promise<{ guids: string[]; sentAt: string; synced: boolean }> {
     return this.outbox.send(username, text);
   }
 
-  /** Tells the contact's devices that are online now that this user is typing; nothing is queued or kept. */
+  /**
+   * Tells the contact's devices that are online now that this user is
+   * typing; nothing is queued or kept. Refused like `send` while the
+   * contact's changed safety number is not accepted.
+   */
   sendTyping(username: string): Promise<void> {
     return this.outbox.sendTyping(username);
   }
@@ -119,7 +134,10 @@ export class SottoClient {
   /**
    * Fetches and acknowledges everything queued, then keeps listening for
    * `waitSeconds`. Each message is decrypted, kept in history and only then
-   * acknowledged; a GUID seen before is acknowledged and dropped.
+   * acknowledged; a GUID seen before is acknowledged and dropped. Senders are
+   * named by the account the server authenticated, through the directory.
+   * An envelope that cannot be decrypted or read is acknowledged and kept in
+   * history as a notice (`onNotice` hears of it), and the queue goes on.
    */
   receive(options: ReceiveOptions = {}): Promise<ReceivedMessage[]> {
     return this.inbox.receive(options);
@@ -198,6 +216,25 @@ export class SottoClient {
    */
   async rotateSecret(): Promise<void> {
     this.account = await rotateDeviceSecret(this.profile, this.connection);
+  }
+
+  /**
+   * Accepts the contact's changed identity key, after the user compared the
+   * new safety number with them; sending works again, through new sessions.
+   * `changed` is false when there was nothing to accept. The first key seen
+   * for a contact needs no accepting: it is trusted on first use.
+   */
+  async trust(username: string): Promise<{ changed: boolean; safetyNumber: string }> {
+    const accountId = await this.lookup(username);
+    const changed = await this.sessions.trust(accountId);
+    if (changed) {
+      this.notices.record({
+        kind: 'safety-number-accepted',
+        contact: this.contacts.knownName(accountId),
+        at: new Date().toISOString(),
+      });
+    }
+    return { changed, safetyNumber: await this.safetyNumber(username) };
   }
 
   /** The 60-digit safety number for this device and a contact; the same on both sides. */

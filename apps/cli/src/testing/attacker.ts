@@ -1,0 +1,234 @@
+import { credentials, Metadata } from '@grpc/grpc-js';
+import {
+  CiphertextMessageType,
+  IdentityChange,
+  IdentityKeyStore,
+  KEMPublicKey,
+  PreKeyBundle,
+  ProtocolAddress,
+  PublicKey,
+  SessionRecord,
+  SessionStore,
+  processPreKeyBundle,
+  signalEncrypt,
+  type PrivateKey,
+} from '@signalapp/libsignal-client';
+import { generateDeviceKeys, publicDeviceKeys, unary, type GeneratedDeviceKeys } from '@sotto/client-sdk';
+import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import {
+  AccountServiceClient,
+  KeysServiceClient,
+  MessagingServiceClient,
+  type ConnectResponse,
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+
+/*
+ * A registered user who does not run the Sotto client: they talk to the
+ * gateway with the generated clients and libsignal, keep their sessions in
+ * memory, and send whatever bytes they like, under their own credentials.
+ */
+
+class MemorySessions extends SessionStore {
+  private readonly records = new Map<string, Uint8Array<ArrayBuffer>>();
+
+  saveSession(name: ProtocolAddress, record: SessionRecord): Promise<void> {
+    this.records.set(name.toString(), record.serialize());
+    return Promise.resolve();
+  }
+
+  getSession(name: ProtocolAddress): Promise<SessionRecord | null> {
+    const data = this.records.get(name.toString());
+    return Promise.resolve(data ? SessionRecord.deserialize(data) : null);
+  }
+
+  async getExistingSessions(addresses: ProtocolAddress[]): Promise<SessionRecord[]> {
+    const records = await Promise.all(addresses.map((address) => this.getSession(address)));
+    return records.filter((record) => record !== null);
+  }
+}
+
+/** Trusts every key: the attacker has nobody to be careful about. */
+class TrustingIdentities extends IdentityKeyStore {
+  constructor(private readonly keys: GeneratedDeviceKeys) {
+    super();
+  }
+
+  getIdentityKey(): Promise<PrivateKey> {
+    return Promise.resolve(this.keys.identity.privateKey);
+  }
+
+  getLocalRegistrationId(): Promise<number> {
+    return Promise.resolve(this.keys.registrationId);
+  }
+
+  saveIdentity(): Promise<IdentityChange> {
+    return Promise.resolve(IdentityChange.NewOrUnchanged);
+  }
+
+  isTrustedIdentity(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  getIdentity(): Promise<PublicKey | null> {
+    return Promise.resolve(null);
+  }
+}
+
+/** A victim's first device, as the attacker addresses it. */
+export interface Target {
+  readonly accountId: string;
+  readonly deviceId: number;
+  readonly registrationId: number;
+  readonly identityKey: PublicKey;
+}
+
+/** A Sotto message as the client writes it: JSON, then 0x80 and zeros up to a multiple of 160 bytes. */
+export function sottoPlaintext(json: string): Uint8Array<ArrayBuffer> {
+  const bytes = Buffer.from(json, 'utf8');
+  const padded = new Uint8Array(Math.ceil((bytes.length + 1) / 160) * 160);
+  padded.set(bytes);
+  padded[bytes.length] = 0x80;
+  return padded;
+}
+
+export class Attacker {
+  private readonly sessions = new MemorySessions();
+  private readonly identities: TrustingIdentities;
+  private readonly local: ProtocolAddress;
+
+  private constructor(
+    readonly username: string,
+    readonly accountId: string,
+    readonly keys: GeneratedDeviceKeys,
+    private readonly auth: Metadata,
+    private readonly accounts: AccountServiceClient,
+    private readonly keysService: KeysServiceClient,
+    private readonly messaging: MessagingServiceClient,
+  ) {
+    this.identities = new TrustingIdentities(keys);
+    this.local = ProtocolAddress.new(accountId, 1);
+  }
+
+  static async register(gateway: string, username: string): Promise<Attacker> {
+    const accounts = new AccountServiceClient(gateway, credentials.createInsecure());
+    const keys = generateDeviceKeys(10);
+    const registered = await unary(accounts.register.bind(accounts), {
+      username,
+      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+      device: publicDeviceKeys(keys),
+    });
+    const auth = new Metadata();
+    auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
+    return new Attacker(
+      username,
+      registered.accountId,
+      keys,
+      auth,
+      accounts,
+      new KeysServiceClient(gateway, credentials.createInsecure()),
+      new MessagingServiceClient(gateway, credentials.createInsecure()),
+    );
+  }
+
+  /** Looks the victim up and starts a libsignal session with their first device (claiming one of its one-time keys). */
+  async sessionWith(username: string): Promise<Target> {
+    const { accountId } = await unary(
+      this.accounts.lookupUsername.bind(this.accounts),
+      { username },
+      { metadata: this.auth },
+    );
+    const { bundles } = await unary(
+      this.keysService.getPreKeyBundle.bind(this.keysService),
+      { accountId, deviceId: 1 },
+      { metadata: this.auth },
+    );
+    const [bundle] = bundles;
+    const { signedPreKey: signed, kyberPreKey: kyber, oneTimePreKey: oneTime } = bundle ?? {};
+    if (!bundle || !signed || !kyber) throw new Error(`no complete prekey bundle for ${username}`);
+    const identityKey = PublicKey.deserialize(new Uint8Array(bundle.identityKey));
+    await processPreKeyBundle(
+      PreKeyBundle.new(
+        bundle.registrationId,
+        bundle.deviceId,
+        oneTime ? oneTime.keyId : null,
+        oneTime ? PublicKey.deserialize(new Uint8Array(oneTime.publicKey)) : null,
+        signed.keyId,
+        PublicKey.deserialize(new Uint8Array(signed.publicKey)),
+        new Uint8Array(signed.signature),
+        identityKey,
+        kyber.keyId,
+        KEMPublicKey.deserialize(new Uint8Array(kyber.publicKey)),
+        new Uint8Array(kyber.signature),
+      ),
+      ProtocolAddress.new(accountId, bundle.deviceId),
+      this.local,
+      this.sessions,
+      this.identities,
+    );
+    return { accountId, deviceId: bundle.deviceId, registrationId: bundle.registrationId, identityKey };
+  }
+
+  /** Encrypts through the session with the target, as a real client would. */
+  async encrypt(
+    target: Target,
+    plaintext: Uint8Array<ArrayBuffer>,
+  ): Promise<{ type: EnvelopeType; content: Buffer }> {
+    const ciphertext = await signalEncrypt(
+      plaintext,
+      ProtocolAddress.new(target.accountId, target.deviceId),
+      this.local,
+      this.sessions,
+      this.identities,
+    );
+    const type =
+      ciphertext.type() === (CiphertextMessageType.PreKey as number)
+        ? EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE
+        : EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT;
+    return { type, content: Buffer.from(ciphertext.serialize()) };
+  }
+
+  /** Sends one envelope of any type and content to the target's device; the server accepts what it cannot read. */
+  async send(target: Target, type: EnvelopeType, content: Uint8Array): Promise<void> {
+    await unary(
+      this.messaging.send.bind(this.messaging),
+      {
+        destinationAccountId: target.accountId,
+        clientTimestampMs: String(Date.now()),
+        ephemeral: false,
+        envelopes: [
+          {
+            destinationDeviceId: target.deviceId,
+            destinationRegistrationId: target.registrationId,
+            type,
+            content: Buffer.from(content),
+          },
+        ],
+      },
+      { metadata: this.auth },
+    );
+  }
+
+  /**
+   * The next `count` envelopes delivered to the attacker, each acknowledged;
+   * waits for them to arrive, then closes the stream once the gateway has
+   * the acknowledgements.
+   */
+  receive(count: number): Promise<Envelope[]> {
+    const call = this.messaging.connect(this.auth);
+    const envelopes: Envelope[] = [];
+    return new Promise((resolve, reject) => {
+      call.on('data', (message: ConnectResponse) => {
+        if (!message.envelope || envelopes.length === count) return;
+        envelopes.push(message.envelope);
+        call.write({ ack: { guids: [message.envelope.guid] } });
+        if (envelopes.length === count) call.end();
+      });
+      call.on('end', () => resolve(envelopes));
+      call.on('error', reject);
+    });
+  }
+
+  close(): void {
+    for (const client of [this.accounts, this.keysService, this.messaging]) client.close();
+  }
+}
