@@ -9,7 +9,7 @@ export {
   GeneratedDeviceKeys,
 } from './keys';
 export { unary, UnaryMethod } from './grpc';
-export { SottoClient, ReceivedMessage, TypingIndicator } from './client';
+export { SottoClient, ReceivedMessage, TypingIndicator, VaultAttemptReport } from './client';
 export { SottoError } from './errors';
 export { Profile, HistoryEntry } from './profile';
 export * from './backup';

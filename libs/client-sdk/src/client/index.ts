@@ -1,1 +1,6 @@
-export { SottoClient, type ReceivedMessage, type TypingIndicator } from './sotto-client';
+export {
+  SottoClient,
+  type ReceivedMessage,
+  type TypingIndicator,
+  type VaultAttemptReport,
+} from './sotto-client';
