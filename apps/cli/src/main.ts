@@ -8,6 +8,7 @@ import {
   serverStatus,
   type HistoryEntry,
   type ReceivedMessage,
+  type VaultAttemptReport,
 } from '@sotto/client-sdk';
 
 interface GlobalOptions {
@@ -51,6 +52,39 @@ function progressBar(label: string): (progress: { done: number; total: number })
     const bar = `${label} [${'#'.repeat(filled)}${'.'.repeat(20 - filled)}] ${step}% of ${(total / 1048576).toFixed(1)} MiB`;
     process.stderr.write(process.stderr.isTTY ? `\r${bar}${step === 100 ? '\n' : ''}` : `${bar}\n`);
   };
+}
+
+/** A wait in words: "59 s", "1 h", "3 h 59 min". */
+function formatWait(ms: number): string {
+  const seconds = Math.ceil(ms / 1000);
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.ceil(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const rest = minutes % 60;
+  return `${Math.floor(minutes / 60)} h${rest === 0 ? '' : ` ${rest} min`}`;
+}
+
+function formatVaultReport(report: VaultAttemptReport): string {
+  if (report.destroyed) {
+    return '*** your backup password vault was destroyed after 10 wrong passwords; only the recovery key restores now (`sotto backup reset-attempts` stops this notice)';
+  }
+  const times = report.failedAttempts > 1 ? ` ${report.failedAttempts} times` : '';
+  const wait =
+    report.nextTryAfterMs > 0 ? `; the next try is allowed in ${formatWait(report.nextTryAfterMs)}` : '';
+  return `*** a wrong backup password was tried${times}; ${report.attemptsLeft} attempts left${wait} (if it was not you: \`sotto backup reset-attempts\`)`;
+}
+
+function formatVaultTries(vault: {
+  attemptsLeft: number;
+  failedAttempts: number;
+  nextTryAfterMs: string;
+}): string {
+  const failed =
+    vault.failedAttempts > 0
+      ? `; ${vault.failedAttempts} wrong password${vault.failedAttempts === 1 ? '' : 's'} tried`
+      : '';
+  const wait = Number(vault.nextTryAfterMs);
+  return `${vault.attemptsLeft} attempts left${failed}${wait > 0 ? `; next try in ${formatWait(wait)}` : ''}`;
 }
 
 function formatMessage(message: ReceivedMessage): string {
@@ -113,11 +147,16 @@ function program(): Command {
     .command('receive')
     .description('fetch, decrypt and acknowledge everything queued, then keep listening for a while')
     .option('--wait <seconds>', 'keep listening this long after the queue is drained', seconds, 0)
-    .option('--json', 'one JSON object per line: {"from","text","sentAt","guid"}')
+    .option(
+      '--json',
+      'one JSON object per line: {"from","text","sentAt","guid"}, or {"vaultAttemptFailed":{...}}',
+    )
     .action((options: { wait: number; json?: boolean }) =>
       withClient(async (client) => {
         await client.receive({
           waitSeconds: options.wait,
+          onVaultAttemptFailed: (report) =>
+            print(options.json ? JSON.stringify({ vaultAttemptFailed: report }) : formatVaultReport(report)),
           onMessage: (message) =>
             print(
               options.json
@@ -231,6 +270,8 @@ function program(): Command {
               usedBytes: Number(status.usedBytes),
               passwordVault: vault?.hasVault ?? false,
               vaultAttemptsLeft: vault?.attemptsLeft ?? 0,
+              vaultFailedAttempts: vault?.failedAttempts ?? 0,
+              vaultNextTryAfterMs: Number(vault?.nextTryAfterMs ?? 0),
               vaultDestroyed: vault?.destroyed ?? false,
             }),
           );
@@ -246,10 +287,26 @@ function program(): Command {
         );
         print(
           vault?.hasVault
-            ? `password vault: set (${vault.attemptsLeft} attempts left)`
+            ? `password vault: set (${formatVaultTries(vault)})`
             : vault?.destroyed
               ? 'password vault: destroyed after 10 failed attempts; restore with the recovery key'
               : 'password vault: not set',
+        );
+      }),
+    );
+
+  backup
+    .command('reset-attempts')
+    .description(
+      "give the password vault its 10 tries back after someone else's wrong passwords (once a day)",
+    )
+    .action(() =>
+      withClient(async (client) => {
+        const vault = await client.resetVaultAttempts();
+        print(
+          vault.hasVault
+            ? `password vault: the count is cleared (${formatVaultTries(vault)})`
+            : 'password vault: not set (the notice that it was destroyed is cleared; protect the recovery key with a new password with `sotto backup create --password-stdin`)',
         );
       }),
     );
