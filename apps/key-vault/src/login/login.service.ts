@@ -128,6 +128,7 @@ export class LoginService {
     return { sealedRecoveryKey, changeToken };
   }
 
+  /** RESOURCE_EXHAUSTED with the wait, if the vault's next try may not be counted yet. */
   private refuseIfWaiting(vault: Extract<VaultState, { kind: 'live' }>): void {
     if (vault.waitMs <= 0 || vault.attemptsUsed >= MAX_ATTEMPTS) return;
     this.metrics.loginRefusedForWait();
