@@ -657,6 +657,32 @@ describe('helm/sotto', () => {
     expect(zero.stderr).toContain('perSource');
   });
 
+  it("passes the key-vault's waits between tries and its daily resets, and refuses a wrong list", () => {
+    // The defaults are the service's own (apps/key-vault/src/records/try-spacing.ts, env.ts).
+    const vault = environment(defaults, 'key-vault');
+    expect(value(vault, 'KEY_VAULT_TRY_DELAYS')).toBe('3600,14400,43200,86400,86400,86400,86400');
+    expect(value(vault, 'VAULT_RESET_LIMIT_PER_DAY')).toBe('1');
+
+    // Whole numbers however large: a YAML number of a million or more must not become 1e+06.
+    const custom = environment(
+      render([
+        'keyVault.login.tryDelaysSeconds={0,60,600,3600,1000000,31536000,0}',
+        'keyVault.login.resetLimitPerDay=3',
+      ]),
+      'key-vault',
+    );
+    expect(value(custom, 'KEY_VAULT_TRY_DELAYS')).toBe('0,60,600,3600,1000000,31536000,0');
+    expect(value(custom, 'VAULT_RESET_LIMIT_PER_DAY')).toBe('3');
+    const none = environment(render(['keyVault.login.tryDelaysSeconds={0,0,0,0,0,0,0}']), 'key-vault');
+    expect(value(none, 'KEY_VAULT_TRY_DELAYS')).toBe('0,0,0,0,0,0,0');
+
+    for (const bad of ['{3600,14400}', '{1,2,3,4,5,6,-7}', '{1,2,3,4,5,6,7,8}']) {
+      const refused = helm(['template', RELEASE, chart, '--set', `keyVault.login.tryDelaysSeconds=${bad}`]);
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toContain('tryDelaysSeconds');
+    }
+  });
+
   it('opens the gateway gRPC port to all, and each internal one only to the services that call it', () => {
     const policies = all(defaults, 'NetworkPolicy');
     expect(policies).toHaveLength(NAMES.length);
@@ -704,6 +730,8 @@ describe('helm/sotto', () => {
     expect(NAMES.filter((service) => s3[service] !== bigParts[service])).toEqual(['backup-store']);
     const logins = checksums(render(['keyVault.login.limitPerSource=100']));
     expect(NAMES.filter((service) => before[service] !== logins[service])).toEqual(['key-vault']);
+    const waits = checksums(render(['keyVault.login.tryDelaysSeconds={0,0,0,0,0,0,0}']));
+    expect(NAMES.filter((service) => before[service] !== waits[service])).toEqual(['key-vault']);
   });
 
   it('autoscales with autoscaling/v2 HPAs that own the replica count, and not when disabled', () => {

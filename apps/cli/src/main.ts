@@ -9,6 +9,7 @@ import {
   type HistoryEntry,
   type Notice,
   type ReceivedMessage,
+  type VaultAttemptReport,
 } from '@sotto/client-sdk';
 
 interface GlobalOptions {
@@ -68,6 +69,39 @@ function printable(text: string): string {
         ? character
         : `\\u{${(character.codePointAt(0) ?? 0).toString(16)}}`,
   );
+}
+
+/** A wait in words: "59 s", "1 h", "3 h 59 min". */
+function formatWait(ms: number): string {
+  const seconds = Math.ceil(ms / 1000);
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.ceil(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const rest = minutes % 60;
+  return `${Math.floor(minutes / 60)} h${rest === 0 ? '' : ` ${rest} min`}`;
+}
+
+function formatVaultReport(report: VaultAttemptReport): string {
+  if (report.destroyed) {
+    return '*** your backup password vault was destroyed after 10 wrong passwords; only the recovery key restores now (`sotto backup reset-attempts` stops this notice)';
+  }
+  const times = report.failedAttempts > 1 ? ` ${report.failedAttempts} times` : '';
+  const wait =
+    report.nextTryAfterMs > 0 ? `; the next try is allowed in ${formatWait(report.nextTryAfterMs)}` : '';
+  return `*** a wrong backup password was tried${times}; ${report.attemptsLeft} attempts left${wait} (if it was not you: \`sotto backup reset-attempts\`)`;
+}
+
+function formatVaultTries(vault: {
+  attemptsLeft: number;
+  failedAttempts: number;
+  nextTryAfterMs: string;
+}): string {
+  const failed =
+    vault.failedAttempts > 0
+      ? `; ${vault.failedAttempts} wrong password${vault.failedAttempts === 1 ? '' : 's'} tried`
+      : '';
+  const wait = Number(vault.nextTryAfterMs);
+  return `${vault.attemptsLeft} attempts left${failed}${wait > 0 ? `; next try in ${formatWait(wait)}` : ''}`;
 }
 
 function formatMessage(message: ReceivedMessage): string {
@@ -162,7 +196,7 @@ function program(): Command {
     .option('--wait <seconds>', 'keep listening this long after the queue is drained', seconds, 0)
     .option(
       '--json',
-      'one JSON object per line: {"from","text","sentAt","guid"} for a message (and "safetyNumberChanged": true while a new safety number is not accepted), or a notice with its "kind"',
+      'one JSON object per line: {"from","text","sentAt","guid"} for a message (and "safetyNumberChanged": true while a new safety number is not accepted), a notice with its "kind", or {"vaultAttemptFailed":{...}}',
     )
     .action((options: { wait: number; json?: boolean }) =>
       withClient(async (client) => {
@@ -176,6 +210,8 @@ function program(): Command {
         };
         await client.receive({
           waitSeconds: options.wait,
+          onVaultAttemptFailed: (report) =>
+            print(options.json ? JSON.stringify({ vaultAttemptFailed: report }) : formatVaultReport(report)),
           onNotice: (notice) => {
             if (notice.kind === 'undecryptable') undecryptable++;
             if (options.json) print(JSON.stringify(notice));
@@ -327,6 +363,8 @@ function program(): Command {
               usedBytes: Number(status.usedBytes),
               passwordVault: vault?.hasVault ?? false,
               vaultAttemptsLeft: vault?.attemptsLeft ?? 0,
+              vaultFailedAttempts: vault?.failedAttempts ?? 0,
+              vaultNextTryAfterMs: Number(vault?.nextTryAfterMs ?? 0),
               vaultDestroyed: vault?.destroyed ?? false,
             }),
           );
@@ -342,10 +380,26 @@ function program(): Command {
         );
         print(
           vault?.hasVault
-            ? `password vault: set (${vault.attemptsLeft} attempts left)`
+            ? `password vault: set (${formatVaultTries(vault)})`
             : vault?.destroyed
               ? 'password vault: destroyed after 10 failed attempts; restore with the recovery key'
               : 'password vault: not set',
+        );
+      }),
+    );
+
+  backup
+    .command('reset-attempts')
+    .description(
+      "give the password vault its 10 tries back after someone else's wrong passwords (once a day)",
+    )
+    .action(() =>
+      withClient(async (client) => {
+        const vault = await client.resetVaultAttempts();
+        print(
+          vault.hasVault
+            ? `password vault: the count is cleared (${formatVaultTries(vault)})`
+            : 'password vault: not set (the notice that it was destroyed is cleared; protect the recovery key with a new password with `sotto backup create --password-stdin`)',
         );
       }),
     );

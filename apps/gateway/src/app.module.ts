@@ -8,6 +8,7 @@ import { KeysController } from './keys/keys.controller';
 import { MessagingModule } from './messaging/messaging.module';
 import { Upstream } from './upstream/upstream';
 import { VaultController } from './vault/vault.controller';
+import { VaultReports } from './vault/vault-reports';
 
 @Global()
 @Module({})
@@ -17,8 +18,8 @@ export class AppModule {
       module: AppModule,
       imports: [RedisModule.forRoot({ url: env.REDIS_URL }), AuthModule, MessagingModule],
       controllers: [AccountsController, KeysController, BackupsController, VaultController],
-      providers: [{ provide: GATEWAY_ENV, useValue: env }, Upstream],
-      exports: [GATEWAY_ENV, Upstream],
+      providers: [{ provide: GATEWAY_ENV, useValue: env }, Upstream, VaultReports],
+      exports: [GATEWAY_ENV, Upstream, VaultReports],
     };
   }
 }

@@ -2,10 +2,12 @@ import { join } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { PostgresModule } from '@sotto/platform/postgres';
 import { RedisModule } from '@sotto/platform/redis';
+import { AttemptsModule } from './attempts/attempts.module';
 import type { VaultEnv } from './env';
 import { LoginModule } from './login/login.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { RecordsModule } from './records/records.module';
+import { TrySpacingModule } from './records/try-spacing.module';
 import { RegistrationModule } from './registration/registration.module';
 import { ServerSetupModule } from './server-setup/server-setup.module';
 import { VaultController } from './vault.controller';
@@ -27,6 +29,7 @@ export class AppModule {
           pin: env.PKCS11_PIN,
           keyLabel: env.PKCS11_KEY_LABEL,
         }),
+        TrySpacingModule.register(env.KEY_VAULT_TRY_DELAYS),
         RecordsModule,
         RegistrationModule,
         LoginModule.register({
@@ -37,6 +40,7 @@ export class AppModule {
             windowSeconds: env.VAULT_LOGIN_LIMIT_WINDOW_SECONDS,
           },
         }),
+        AttemptsModule.register({ resetsPerDay: env.VAULT_RESET_LIMIT_PER_DAY }),
       ],
       controllers: [VaultController],
     };

@@ -3,6 +3,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { positiveInt, url } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
+import { tryDelays } from './records/try-spacing';
 
 /** The PKCS#11 library of the HSM: SoftHSM2 locally, the vendor's library in production. */
 function modulePath() {
@@ -38,6 +39,13 @@ export const vaultEnv = serviceEnvSchema(
     /** Logins one source address (IPv6: one /64) may start per window, for any account. */
     VAULT_LOGIN_LIMIT_PER_SOURCE: positiveInt().default(30),
     VAULT_LOGIN_LIMIT_WINDOW_SECONDS: positiveInt().default(3600),
+    /**
+     * Seconds to wait before each of tries 4 to 10 since the last success, after
+     * the try before it: 1 h, 4 h, 12 h, then a day each. `0,0,0,0,0,0,0` removes the waits.
+     */
+    KEY_VAULT_TRY_DELAYS: tryDelays(),
+    /** Times a day an account's device may clear its count of failed tries. */
+    VAULT_RESET_LIMIT_PER_DAY: positiveInt().default(1),
   },
 );
 export type VaultEnv = z.output<typeof vaultEnv>;

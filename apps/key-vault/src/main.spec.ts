@@ -27,6 +27,11 @@ describe('key-vault start-up with a bad HSM setting', () => {
     ['PKCS11_TOKEN_LABEL', 'x'.repeat(33), 'expected a label of 1 to 32 bytes without surrounding blanks'],
     ['PKCS11_PIN', '12', 'expected a PIN of at least 4 characters'],
     ['PKCS11_KEY_LABEL', ' padded', 'expected a label of 1 to 32 bytes without surrounding blanks'],
+    [
+      'KEY_VAULT_TRY_DELAYS',
+      '3600,14400',
+      'expected 7 comma-separated numbers of seconds (0 to 31536000) for tries 4 to 10, such as 3600,14400,43200,86400,86400,86400,86400',
+    ],
   ])('exits 78 naming %s when it is %p', async (variable, value, message) => {
     const { code, stderr } = await runServiceToExit('key-vault', { ...goodEnv(), [variable]: value });
     expect(code).toBe(78);

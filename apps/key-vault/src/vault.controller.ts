@@ -10,12 +10,15 @@ import {
   type FinishRegistrationResponse,
   type GetVaultStatusRequest,
   type GetVaultStatusResponse,
+  type ResetAttemptsRequest,
+  type ResetAttemptsResponse,
   type StartLoginRequest,
   type StartLoginResponse,
   type StartRegistrationRequest,
   type StartRegistrationResponse,
 } from '@sotto/contracts/generated/sotto/vault/v1/vault';
 import { grpcError, GrpcService, requireAccountId, type GrpcController } from '@sotto/platform/grpc';
+import { ResetAttemptsService } from './attempts/reset-attempts.service';
 import { boundedBytes, exactBytes, parseToken } from './fields';
 import { sourceBucket } from './login/source-address';
 import { LoginService } from './login/login.service';
@@ -58,6 +61,7 @@ export class VaultController implements GrpcController<typeof KeyVaultServiceSer
     private readonly registration: RegistrationService,
     private readonly login: LoginService,
     private readonly vaults: VaultStatusService,
+    private readonly attempts: ResetAttemptsService,
   ) {}
 
   startRegistration(request: StartRegistrationRequest): Promise<StartRegistrationResponse> {
@@ -105,5 +109,9 @@ export class VaultController implements GrpcController<typeof KeyVaultServiceSer
 
   deleteVault(request: DeleteVaultRequest): Promise<DeleteVaultResponse> {
     return this.vaults.delete(requireAccountId(request.accountId));
+  }
+
+  async resetAttempts(request: ResetAttemptsRequest): Promise<ResetAttemptsResponse> {
+    return { vault: await this.attempts.reset(requireAccountId(request.accountId)) };
   }
 }

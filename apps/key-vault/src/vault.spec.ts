@@ -14,13 +14,21 @@ import {
 } from './test-support/vault-client';
 
 const DESTROYED = 'vault destroyed after 10 failed attempts; restore with the recovery key';
-const GENEROUS = { VAULT_LOGIN_LIMIT_PER_ACCOUNT: '1000', VAULT_LOGIN_LIMIT_PER_SOURCE: '1000' };
+/** For tests that spend tries quickly: the spacing has tests of its own (see 'spaced tries'). */
+const NO_WAITS = { KEY_VAULT_TRY_DELAYS: '0,0,0,0,0,0,0' };
+const GENEROUS = { VAULT_LOGIN_LIMIT_PER_ACCOUNT: '1000', VAULT_LOGIN_LIMIT_PER_SOURCE: '1000', ...NO_WAITS };
+// How a vault stands, as GetVaultStatus tells it.
+const FRESH = { hasVault: true, attemptsLeft: 10, destroyed: false, failedAttempts: 0, nextTryAfterMs: '0' };
+const GONE = { hasVault: false, attemptsLeft: 0, destroyed: true, failedAttempts: 10, nextTryAfterMs: '0' };
+const NONE = { hasVault: false, attemptsLeft: 0, destroyed: false, failedAttempts: 0, nextTryAfterMs: '0' };
 
 describe('key-vault', () => {
   let databaseUrl: string;
   let replicas: [TestService, TestService];
   let limited: TestService;
   let quick: TestService;
+  let spaced: TestService;
+  let short: TestService;
   let vault: VaultClient;
   let other: VaultClient;
   let db: Client;
@@ -34,18 +42,25 @@ describe('key-vault', () => {
       DATABASE_URL: databaseUrl,
       PKCS11_KEY_LABEL: `kv-${randomBytes(4).toString('hex')}`,
     };
-    const [a, b, c, d] = await Promise.all([
+    const [a, b, c, d, e, f] = await Promise.all([
       startTestService('key-vault', deployment),
       startTestService('key-vault', deployment),
       startTestService('key-vault', {
         VAULT_LOGIN_LIMIT_PER_ACCOUNT: '3',
         VAULT_LOGIN_LIMIT_PER_SOURCE: '5',
+        ...NO_WAITS,
       }),
       startTestService('key-vault', { ...GENEROUS, VAULT_LOGIN_TTL_SECONDS: '3' }),
+      // Replicas of the same deployment whose tries are spaced: by the default waits (1 h, 4 h, ...),
+      // and by waits short enough to be waited out in a test.
+      startTestService('key-vault', { ...deployment, KEY_VAULT_TRY_DELAYS: undefined }),
+      startTestService('key-vault', { ...deployment, KEY_VAULT_TRY_DELAYS: '1,2,2,2,2,2,2' }),
     ]);
     replicas = [a, b];
     limited = c;
     quick = d;
+    spaced = e;
+    short = f;
     vault = new VaultClient(a.grpc);
     other = new VaultClient(b.grpc);
     db = new Client({ connectionString: databaseUrl });
@@ -56,7 +71,7 @@ describe('key-vault', () => {
     vault?.close();
     other?.close();
     await db?.end();
-    await Promise.all([...(replicas ?? []), limited, quick].map((service) => service?.stop()));
+    await Promise.all([...(replicas ?? []), limited, quick, spaced, short].map((service) => service?.stop()));
   });
 
   const stored = async (accountId: string) =>
@@ -74,7 +89,7 @@ describe('key-vault', () => {
       const accountId = newAccountId();
       const registration = await vault.register(accountId, 'correct horse battery staple');
       expect(registration.replaced).toBe(false);
-      expect(await vault.status(accountId)).toEqual({ hasVault: true, attemptsLeft: 10, destroyed: false });
+      expect(await vault.status(accountId)).toEqual(FRESH);
 
       for (const client of [vault, other]) {
         const login = await client.login(accountId, 'correct horse battery staple', newSource());
@@ -82,7 +97,7 @@ describe('key-vault', () => {
         expect(openRecoveryKey(login.sealedRecoveryKey, login.exportKey!)).toBe(registration.recoveryKey);
         expect(login.changeToken).toMatch(/^[A-Za-z0-9_-]{22}$/);
       }
-      expect(await vault.status(accountId)).toEqual({ hasVault: true, attemptsLeft: 10, destroyed: false });
+      expect(await vault.status(accountId)).toEqual(FRESH);
     });
 
     it('refuses ten wrong passwords, the last destroying the vault; then the right one fails too', async () => {
@@ -108,12 +123,12 @@ describe('key-vault', () => {
         code: status.FAILED_PRECONDITION,
         details: DESTROYED,
       });
-      expect(await vault.status(accountId)).toEqual({ hasVault: false, attemptsLeft: 0, destroyed: true });
+      expect(await vault.status(accountId)).toEqual(GONE);
 
       // The recovery key still opens the backup; the user may protect it with a password again.
       await vault.register(accountId, 'a new start');
       expect(await tombstones(accountId)).toBe(0);
-      expect(await vault.status(accountId)).toEqual({ hasVault: true, attemptsLeft: 10, destroyed: false });
+      expect(await vault.status(accountId)).toEqual(FRESH);
     });
 
     it('starts the count over after a success', async () => {
@@ -125,7 +140,7 @@ describe('key-vault', () => {
         }
       };
       await nineWrong();
-      expect(await vault.status(accountId)).toMatchObject({ attemptsLeft: 1 });
+      expect(await vault.status(accountId)).toMatchObject({ attemptsLeft: 1, failedAttempts: 9 });
       await vault.login(accountId, 'patience', newSource());
       expect(await vault.status(accountId)).toMatchObject({ attemptsLeft: 10 });
       expect(await stored(accountId)).toEqual([{ attempts_used: 0, attempts_failed: 0 }]);
@@ -139,7 +154,8 @@ describe('key-vault', () => {
       await vault.register(accountId, 'interrupted');
       const abandoned = await vault.startLogin(accountId, 'interrupted', newSource());
       expect(abandoned.attemptsLeft).toBe(9);
-      expect(await vault.status(accountId)).toMatchObject({ attemptsLeft: 9 });
+      // Spent, but not known to have failed while it may still be finished.
+      expect(await vault.status(accountId)).toMatchObject({ attemptsLeft: 9, failedAttempts: 0 });
       expect(await stored(accountId)).toEqual([{ attempts_used: 1, attempts_failed: 0 }]);
 
       const next = await other.startLogin(accountId, 'interrupted', newSource());
@@ -169,7 +185,7 @@ describe('key-vault', () => {
           await new Promise((resolve) => setTimeout(resolve, 250));
           state = await fast.status(accountId);
         }
-        expect(state).toEqual({ hasVault: false, attemptsLeft: 0, destroyed: true });
+        expect(state).toEqual(GONE);
         expect(await refusal(fast.login(accountId, 'too slow', newSource()))).toMatchObject({
           code: status.FAILED_PRECONDITION,
           details: DESTROYED,
@@ -343,6 +359,165 @@ describe('key-vault', () => {
     });
   });
 
+  describe('spaced tries', () => {
+    let patient: VaultClient;
+    let hasty: VaultClient;
+
+    beforeAll(() => {
+      patient = new VaultClient(spaced.grpc);
+      hasty = new VaultClient(short.grpc);
+    });
+
+    afterAll(() => {
+      patient?.close();
+      hasty?.close();
+    });
+
+    /** Waits, by asking the vault, until its next try is allowed; the short waits pass in seconds. */
+    const untilTryAllowed = async (client: VaultClient, accountId: string): Promise<void> => {
+      const deadline = Date.now() + 30_000;
+      while ((await client.status(accountId)).nextTryAfterMs !== '0') {
+        if (Date.now() > deadline) throw new Error('the wait did not end');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    const wrongTry = (client: VaultClient, accountId: string, guess: string) =>
+      refusal(client.login(accountId, guess, newSource()));
+
+    it('answers three tries at once, then refuses the fourth with the wait, spending nothing', async () => {
+      const accountId = newAccountId();
+      await patient.register(accountId, 'the owner knows');
+      const three = await Promise.all([1, 2, 3].map((n) => wrongTry(patient, accountId, `guess ${n}`)));
+      expect(three.map((r) => r.code)).toEqual([
+        status.UNAUTHENTICATED,
+        status.UNAUTHENTICATED,
+        status.UNAUTHENTICATED,
+      ]);
+      // Each failure names the account (for the gateway) and, once the next try must wait, says how long.
+      expect(new Set(three.map((r) => r.metadata['account-id']))).toEqual(new Set([accountId]));
+      const third = three.find((r) => r.metadata['attempts-left'] === '7');
+      expect(third?.details).toBe('wrong password; 7 attempts left; the next try is allowed in 1 h');
+      expect(Number(third?.metadata['next-try-after-ms'])).toBeGreaterThan(3_500_000);
+      expect(Number(third?.metadata['next-try-after-ms'])).toBeLessThanOrEqual(3_600_000);
+
+      // The fourth, fifth, ... are refused, whoever sends them and whatever the password.
+      for (const password of ['guess 4', 'the owner knows', 'guess 5']) {
+        const refused = await refusal(patient.startLogin(accountId, password, newSource()));
+        expect(refused).toMatchObject({
+          code: status.RESOURCE_EXHAUSTED,
+          details: expect.stringMatching(
+            /^password tries are spaced out: the next is allowed in (60 min|1 h) \(7 attempts left\); retry in 3[56]\d\d s$/,
+          ) as string,
+          metadata: { 'attempts-left': '7' },
+        });
+        const retryAfterMs = Number(refused.metadata['retry-after-ms']);
+        expect(retryAfterMs).toBeGreaterThan(3_500_000);
+        expect(retryAfterMs).toBeLessThanOrEqual(3_600_000);
+      }
+      expect(await stored(accountId)).toEqual([{ attempts_used: 3, attempts_failed: 3 }]);
+      const state = await patient.status(accountId);
+      expect(state).toMatchObject({ hasVault: true, attemptsLeft: 7, failedAttempts: 3 });
+      expect(Number(state.nextTryAfterMs)).toBeGreaterThan(3_500_000);
+    });
+
+    it('answers at most three of twenty concurrent guesses when the fourth must wait', async () => {
+      const accountId = newAccountId();
+      await patient.register(accountId, 'unguessed');
+      const clients = Array.from({ length: 20 }, () => new VaultClient(spaced.grpc, { ownConnection: true }));
+      try {
+        const guesses = await Promise.allSettled(
+          clients.map((client, index) => client.startLogin(accountId, `guess ${index}`, newSource())),
+        );
+        const answered = guesses.filter((guess) => guess.status === 'fulfilled');
+        const refused = guesses.flatMap((guess) =>
+          guess.status === 'rejected' ? [refusalOf(guess.reason)] : [],
+        );
+        expect(answered).toHaveLength(3);
+        expect(refused.map((r) => r.code)).toEqual(new Array<status>(17).fill(status.RESOURCE_EXHAUSTED));
+        expect(await stored(accountId)).toEqual([{ attempts_used: 3, attempts_failed: 0 }]);
+      } finally {
+        clients.forEach((client) => client.close());
+      }
+    });
+
+    it('counts the next try once its wait is over, and a right password then still opens the vault', async () => {
+      const accountId = newAccountId();
+      const { recoveryKey } = await hasty.register(accountId, 'worth the wait');
+      for (let n = 1; n <= 3; n += 1) await wrongTry(hasty, accountId, `guess ${n}`);
+      const early = await refusal(hasty.startLogin(accountId, 'worth the wait', newSource()));
+      expect(early.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(Number(early.metadata['retry-after-ms'])).toBeLessThanOrEqual(1000);
+      expect(await stored(accountId)).toEqual([{ attempts_used: 3, attempts_failed: 3 }]);
+
+      // Waited out (1 s for the fourth try), a wrong fourth try is answered; the fifth waits 2 s after it.
+      await untilTryAllowed(hasty, accountId);
+      expect(await wrongTry(hasty, accountId, 'guess 4')).toMatchObject({
+        code: status.UNAUTHENTICATED,
+        details: 'wrong password; 6 attempts left; the next try is allowed in 2 s',
+      });
+      const fifth = await refusal(hasty.startLogin(accountId, 'worth the wait', newSource()));
+      expect(fifth).toMatchObject({ code: status.RESOURCE_EXHAUSTED, metadata: { 'attempts-left': '6' } });
+      expect(Number(fifth.metadata['retry-after-ms'])).toBeGreaterThan(1000);
+      expect(Number(fifth.metadata['retry-after-ms'])).toBeLessThanOrEqual(2000);
+
+      await untilTryAllowed(hasty, accountId);
+      const login = await hasty.login(accountId, 'worth the wait', newSource());
+      expect(openRecoveryKey(login.sealedRecoveryKey, login.exportKey!)).toBe(recoveryKey);
+      // The success starts the count over: three tries at once again.
+      expect(await hasty.status(accountId)).toEqual(FRESH);
+      for (let n = 1; n <= 3; n += 1) await wrongTry(hasty, accountId, `again ${n}`);
+      expect(await stored(accountId)).toEqual([{ attempts_used: 3, attempts_failed: 3 }]);
+    });
+
+    it("lets the account's own device clear the count, once a day, and a reset with nothing to clear is free", async () => {
+      const accountId = newAccountId();
+      await patient.register(accountId, 'reset me');
+      expect(await patient.resetAttempts(accountId)).toEqual(FRESH);
+
+      for (let n = 1; n <= 2; n += 1) await wrongTry(patient, accountId, `guess ${n}`);
+      const inFlight = await patient.startLogin(accountId, 'wrong', newSource());
+      expect((await refusal(patient.startLogin(accountId, 'reset me', newSource()))).code).toBe(
+        status.RESOURCE_EXHAUSTED,
+      );
+      expect(await patient.resetAttempts(accountId)).toEqual(FRESH);
+      // A login started before the reset can no longer fail against the new count.
+      expect(await refusal(patient.finishLogin(inFlight, 'wrong'))).toMatchObject({
+        code: status.UNAUTHENTICATED,
+        details: 'wrong password; 10 attempts left',
+      });
+      expect(await stored(accountId)).toEqual([{ attempts_used: 0, attempts_failed: 0 }]);
+      await expect(patient.login(accountId, 'reset me', newSource())).resolves.toHaveProperty('exportKey');
+
+      // A second reset the same day is refused, changing nothing.
+      await wrongTry(patient, accountId, 'one more');
+      const again = await refusal(patient.resetAttempts(accountId));
+      expect(again).toMatchObject({
+        code: status.RESOURCE_EXHAUSTED,
+        details: expect.stringMatching(
+          /^the count of tries was reset 1 time\(s\) today already; retry in \d+ s$/,
+        ) as string,
+      });
+      expect(Number(again.metadata['retry-after-ms'])).toBeGreaterThan(23 * 3600 * 1000);
+      expect(await patient.status(accountId)).toMatchObject({ attemptsLeft: 9, failedAttempts: 1 });
+    });
+
+    it('refuses a reset without a vault, and after a destroyed vault clears only the record that it was', async () => {
+      expect(await refusal(patient.resetAttempts(newAccountId()))).toMatchObject({
+        code: status.NOT_FOUND,
+        details: 'account_id: has no vault',
+      });
+      const accountId = newAccountId();
+      await vault.register(accountId, 'doomed');
+      for (let n = 1; n <= 10; n += 1) await wrongTry(vault, accountId, `guess ${n}`);
+      expect(await vault.status(accountId)).toEqual(GONE);
+      expect(await patient.resetAttempts(accountId)).toEqual(NONE);
+      expect(await tombstones(accountId)).toBe(0);
+      expect(await refusal(vault.login(accountId, 'doomed', newSource()))).toMatchObject({
+        code: status.NOT_FOUND,
+      });
+    });
+  });
+
   describe('bad input', () => {
     const KE1 = Buffer.alloc(96, 0xff);
 
@@ -387,6 +562,7 @@ describe('key-vault', () => {
       ],
       ['GetVaultStatus', 'account_id: is not an account id', { accountId: '12345' }],
       ['DeleteVault', 'account_id: is required', { accountId: '' }],
+      ['ResetAttempts', 'account_id: is not an account id', { accountId: 'bob' }],
     ])('%s refuses %p with INVALID_ARGUMENT', async (method, details, fields) => {
       const request = { accountId: newAccountId(), ...fields };
       const rpcs: Record<string, (request: never) => Promise<unknown>> = {
@@ -395,6 +571,7 @@ describe('key-vault', () => {
         StartRegistration: vault.rpc.startRegistration,
         GetVaultStatus: vault.rpc.getVaultStatus,
         DeleteVault: vault.rpc.deleteVault,
+        ResetAttempts: vault.rpc.resetAttempts,
       };
       expect(await refusal(rpcs[method](request as never))).toMatchObject({
         code: status.INVALID_ARGUMENT,
@@ -475,7 +652,7 @@ describe('key-vault', () => {
       // Another account's registration id is no registration of this one.
       expect((await finish({ registrationId, accountId: newAccountId() })).code).toBe(status.NOT_FOUND);
       expect(await stored(accountId)).toEqual([]);
-      expect(await vault.status(accountId)).toEqual({ hasVault: false, attemptsLeft: 0, destroyed: false });
+      expect(await vault.status(accountId)).toEqual(NONE);
     });
 
     it('refuses unknown, malformed and replayed login ids, changing nothing', async () => {

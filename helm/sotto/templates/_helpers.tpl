@@ -182,6 +182,13 @@ VAULT_LOGIN_TTL_SECONDS: {{ $values.login.ttlSeconds | int64 | quote }}
 VAULT_LOGIN_LIMIT_PER_ACCOUNT: {{ $values.login.limitPerAccount | int64 | quote }}
 VAULT_LOGIN_LIMIT_PER_SOURCE: {{ $values.login.limitPerSource | int64 | quote }}
 VAULT_LOGIN_LIMIT_WINDOW_SECONDS: {{ $values.login.windowSeconds | int64 | quote }}
+{{- /* As whole numbers: YAML numbers are floats, and a float of a million or more prints as 1e+06. */}}
+{{- $delays := list }}
+{{- range $values.login.tryDelaysSeconds }}
+{{- $delays = append $delays (int64 .) }}
+{{- end }}
+KEY_VAULT_TRY_DELAYS: {{ join "," $delays | quote }}
+VAULT_RESET_LIMIT_PER_DAY: {{ $values.login.resetLimitPerDay | int64 | quote }}
 {{- end }}
 {{- if eq $c.name "gateway" }}
 AUTH_CACHE_TTL_MS: {{ $values.auth.cacheTtlMs | int64 | quote }}

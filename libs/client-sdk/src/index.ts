@@ -9,7 +9,7 @@ export {
   GeneratedDeviceKeys,
 } from './keys';
 export { unary, UnaryMethod } from './grpc';
-export { SottoClient, ReceivedMessage, ReceiveOptions, TypingIndicator } from './client';
+export { SottoClient, ReceivedMessage, ReceiveOptions, TypingIndicator, VaultAttemptReport } from './client';
 export { SottoError, UntrustedIdentityError } from './errors';
 export { Profile, HistoryEntry, Notice } from './profile';
 export * from './backup';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { gatewayEvents } from '@sotto/contracts';
+import type { VaultAttemptFailed } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { REDIS, type Redis } from '@sotto/platform/redis';
@@ -8,6 +9,7 @@ import type { AuthenticatedDevice } from '../auth/authenticator';
 import { CredentialRevocations, type Revocation } from '../auth/credential-revocations';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
 import { Upstream } from '../upstream/upstream';
+import { VaultReports } from '../vault/vault-reports';
 
 const PAGE = 100;
 /** Below this many one-time keys of either kind, a device is asked to upload more. */
@@ -21,10 +23,13 @@ export class DeliveryStream {
   private drainAgain = false;
   private reportedEmpty = false;
   private closed = false;
+  /** Failed tries on the account's vault to tell this device of, asked for while the backlog drains. */
+  private vaultReport?: Promise<VaultAttemptFailed | undefined>;
 
   constructor(
     readonly device: AuthenticatedDevice,
     private readonly upstream: Upstream,
+    private readonly vaultReports: VaultReports,
     private readonly push: (message: ConnectResponse) => void,
     private readonly end: () => void,
     private readonly logger: Logger,
@@ -40,28 +45,36 @@ export class DeliveryStream {
       return;
     }
     this.draining = true;
+    this.vaultReport ??= this.vaultReports.pending(this.device.accountId);
     try {
       do {
-        this.drainAgain = false;
-        for (;;) {
-          const page = await this.upstream.relay.readMailbox({
-            ...this.device,
-            afterSequence: this.lastSequence,
-            limit: PAGE,
-          });
-          for (const queued of page.envelopes) {
-            if (this.closed) return;
-            if (queued.envelope) this.push({ envelope: queued.envelope });
-            this.lastSequence = queued.sequence;
+        do {
+          this.drainAgain = false;
+          for (;;) {
+            const page = await this.upstream.relay.readMailbox({
+              ...this.device,
+              afterSequence: this.lastSequence,
+              limit: PAGE,
+            });
+            for (const queued of page.envelopes) {
+              if (this.closed) return;
+              if (queued.envelope) this.push({ envelope: queued.envelope });
+              this.lastSequence = queued.sequence;
+            }
+            if (page.drained || page.envelopes.length === 0) break;
           }
-          if (page.drained || page.envelopes.length === 0) break;
+        } while (this.drainAgain && !this.closed);
+        if (!this.reportedEmpty && !this.closed) {
+          this.reportedEmpty = true;
+          // Before QueueEmpty, so a client that stops listening there still hears of it.
+          const report = await this.vaultReport;
+          if (report) this.pushVaultReport(report);
+          if (this.closed) return;
+          this.push({ queueEmpty: {} });
+          await this.checkPreKeys();
         }
+        // Mail that arrived while the vault and the prekeys were asked about.
       } while (this.drainAgain && !this.closed);
-      if (!this.reportedEmpty && !this.closed) {
-        this.reportedEmpty = true;
-        this.push({ queueEmpty: {} });
-        await this.checkPreKeys();
-      }
     } catch (error) {
       this.logger.warn(
         `drain of ${this.device.accountId}.${this.device.deviceId} failed: ${(error as Error).message}`,
@@ -69,6 +82,11 @@ export class DeliveryStream {
     } finally {
       this.draining = false;
     }
+  }
+
+  /** A failed password try on the account's vault, as presence or the vault itself reported it. */
+  pushVaultReport(report: VaultAttemptFailed): void {
+    if (!this.closed) this.push({ vaultAttemptFailed: report });
   }
 
   /** Ephemeral envelopes are pushed as they come, never queued; acknowledging them is harmless. */
@@ -121,6 +139,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     private readonly upstream: Upstream,
+    private readonly vaultReports: VaultReports,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(GATEWAY_ENV) private readonly env: GatewayEnv,
     revocations: CredentialRevocations,
@@ -145,6 +164,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
     const stream: DeliveryStream = new DeliveryStream(
       device,
       this.upstream,
+      this.vaultReports,
       push,
       () => {
         this.streams.delete(stream.id);
@@ -195,6 +215,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
     if (event.displaced) stream.displace();
     else if (event.newMail) void stream.drain();
     else if (event.ephemeral) stream.pushEphemeral(event.ephemeral);
+    else if (event.vaultAttemptFailed) stream.pushVaultReport(event.vaultAttemptFailed);
   }
 
   private async beat(): Promise<void> {

@@ -7,6 +7,7 @@ import {
   type FinishVaultLoginResponse,
   type FinishVaultRegistrationRequest,
   type FinishVaultRegistrationResponse,
+  type ResetVaultAttemptsResponse,
   type StartVaultLoginRequest,
   type StartVaultLoginResponse,
   type StartVaultRegistrationRequest,
@@ -15,6 +16,7 @@ import {
 import { grpcError, grpcStatusOf, GrpcService, peerAddress, type GrpcController } from '@sotto/platform/grpc';
 import { callerOf, Public } from '../auth/device-auth.guard';
 import { Upstream } from '../upstream/upstream';
+import { VaultReports } from './vault-reports';
 
 /**
  * The public VaultService. Registration and deletion act on the caller's own
@@ -25,7 +27,10 @@ import { Upstream } from '../upstream/upstream';
 @Controller()
 @GrpcService(VaultServiceService)
 export class VaultController implements GrpcController<typeof VaultServiceService> {
-  constructor(private readonly upstream: Upstream) {}
+  constructor(
+    private readonly upstream: Upstream,
+    private readonly reports: VaultReports,
+  ) {}
 
   startVaultRegistration(
     request: StartVaultRegistrationRequest,
@@ -62,12 +67,21 @@ export class VaultController implements GrpcController<typeof VaultServiceServic
     }
   }
 
+  /** A failed try is reported to the account's devices; the caller learns no more than the vault says. */
   @Public()
-  finishVaultLogin(request: FinishVaultLoginRequest): Promise<FinishVaultLoginResponse> {
-    return this.upstream.keyVault.finishLogin(request);
+  async finishVaultLogin(request: FinishVaultLoginRequest): Promise<FinishVaultLoginResponse> {
+    try {
+      return await this.upstream.keyVault.finishLogin(request);
+    } catch (error) {
+      throw this.reports.afterFailedLogin(error);
+    }
   }
 
   deleteVault(_request: unknown, metadata: Metadata): Promise<DeleteVaultResponse> {
     return this.upstream.keyVault.deleteVault({ accountId: callerOf(metadata).accountId });
+  }
+
+  resetVaultAttempts(_request: unknown, metadata: Metadata): Promise<ResetVaultAttemptsResponse> {
+    return this.upstream.keyVault.resetAttempts({ accountId: callerOf(metadata).accountId });
   }
 }

@@ -23,14 +23,21 @@ export class LoginRateLimit {
     @Inject(LOGIN_LIMITS) private readonly limits: LoginLimits,
   ) {}
 
-  /** Counts one login; throws RESOURCE_EXHAUSTED with a retry delay when over either limit. */
-  async hit(accountId: AccountId, source: string): Promise<void> {
-    // Source first: a flood from one address then does not also spend the account's allowance.
+  /**
+   * Counts one login from this source; throws RESOURCE_EXHAUSTED with a retry
+   * delay when over the limit. Hit first: a flood from one address then does
+   * not also spend the account's allowance.
+   */
+  async hitSource(source: string): Promise<void> {
     await this.check(
       `sotto:ratelimit:vault-login:source:{${source}}`,
       this.limits.perSource,
       'from this address',
     );
+  }
+
+  /** Counts one login for this account; throws RESOURCE_EXHAUSTED with a retry delay when over the limit. */
+  async hitAccount(accountId: AccountId): Promise<void> {
     await this.check(
       `sotto:ratelimit:vault-login:account:{${accountId}}`,
       this.limits.perAccount,

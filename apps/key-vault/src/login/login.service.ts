@@ -6,12 +6,13 @@ import { VaultMetrics } from '../metrics/vault-metrics';
 import { recordContext, recoveryKeyContext } from '../records/seal-contexts';
 import {
   attemptsInFlight,
+  mustWait,
   noVault,
   vaultDestroyed,
   vaultReplaced,
   wrongPassword,
 } from '../records/vault-errors';
-import { MAX_ATTEMPTS, VaultRecordsRepository } from '../records/vault-records.repository';
+import { MAX_ATTEMPTS, VaultRecordsRepository, type VaultState } from '../records/vault-records.repository';
 import { ChangeTokens } from '../registration/change-tokens';
 import { Sealer } from '../sealing/sealer';
 import { MalformedOpaqueMessage, OpaqueServer } from '../server-setup/opaque-server';
@@ -24,7 +25,9 @@ export const LOGIN_TTL_SECONDS = Symbol('LOGIN_TTL_SECONDS');
  * OPAQUE login under the hard guess limit. StartLogin counts the attempt in
  * PostgreSQL before the server's answer exists outside this process; a success
  * resets the count; the vault is destroyed once its 10 tries are spent and
- * none can still succeed.
+ * none can still succeed. After the first 3 tries since a success, a try is
+ * counted only once its wait since the last one has passed (KEY_VAULT_TRY_DELAYS);
+ * one refused for waiting spends nothing.
  */
 @Injectable()
 export class LoginService {
@@ -44,7 +47,12 @@ export class LoginService {
     request: Buffer,
     source: string,
   ): Promise<{ loginId: string; credentialResponse: Buffer; attemptsLeft: number }> {
-    await this.rateLimit.hit(accountId, source);
+    await this.rateLimit.hitSource(source);
+    // A try that must wait is refused before it spends anything, the account's allowance included:
+    // a stranger knocking meanwhile must not use up the owner's logins for when the wait is over.
+    const before = await this.records.state(accountId);
+    if (before.kind === 'live') this.refuseIfWaiting(before);
+    await this.rateLimit.hitAccount(accountId);
     // Twice at most: a success elsewhere may reset the count between the two statements below.
     for (let round = 0; round < 2; round += 1) {
       const answered = await this.records.countAttempt(accountId, this.ttlSeconds, (attempt) => {
@@ -84,6 +92,8 @@ export class LoginService {
       if (vault.kind === 'none') throw noVault();
       if (vault.kind === 'destroyed') throw vaultDestroyed();
       if (vault.attemptsUsed >= MAX_ATTEMPTS) throw attemptsInFlight(vault.pendingMs);
+      // Another try was counted since the first look, and this one must wait after it.
+      this.refuseIfWaiting(vault);
     }
     throw grpcError(status.ABORTED, 'the vault changed while the attempt was counted; try again');
   }
@@ -118,22 +128,31 @@ export class LoginService {
     return { sealedRecoveryKey, changeToken };
   }
 
-  /** Counts a failed login; the last of ten destroys the vault. The error to answer with. */
+  /** RESOURCE_EXHAUSTED with the wait, if the vault's next try may not be counted yet. */
+  private refuseIfWaiting(vault: Extract<VaultState, { kind: 'live' }>): void {
+    if (vault.waitMs <= 0 || vault.attemptsUsed >= MAX_ATTEMPTS) return;
+    this.metrics.loginRefusedForWait();
+    throw mustWait(vault.waitMs, MAX_ATTEMPTS - vault.attemptsUsed);
+  }
+
+  /**
+   * Counts a failed login; the last of ten destroys the vault. The error to
+   * answer with, naming the account for the gateway to tell its devices.
+   */
   private async failure(session: LoginSession): Promise<Error> {
-    const counted = await this.records.recordFailure(
-      session.accountId,
-      session.credentialIdentifier,
-      session.epoch,
-    );
+    const { accountId } = session;
+    const counted = await this.records.recordFailure(accountId, session.credentialIdentifier, session.epoch);
     if (counted && counted.attemptsFailed >= MAX_ATTEMPTS) {
-      await this.destroyIfSpent(session.accountId);
-      return vaultDestroyed();
+      await this.destroyIfSpent(accountId);
+      return vaultDestroyed(accountId);
     }
-    if (counted) return wrongPassword(MAX_ATTEMPTS - counted.attemptsUsed);
+    if (counted) return wrongPassword(MAX_ATTEMPTS - counted.attemptsUsed, accountId, counted.waitMs);
     // Not counted: a success reset the count since, or the vault is no longer the one this login saw.
-    const vault = await this.records.state(session.accountId);
-    if (vault.kind === 'destroyed') return vaultDestroyed();
-    return wrongPassword(vault.kind === 'live' ? MAX_ATTEMPTS - vault.attemptsUsed : 0);
+    const vault = await this.records.state(accountId);
+    if (vault.kind === 'destroyed') return vaultDestroyed(accountId);
+    return vault.kind === 'live'
+      ? wrongPassword(MAX_ATTEMPTS - vault.attemptsUsed, accountId, vault.waitMs)
+      : wrongPassword(0, accountId);
   }
 
   /** Why a correct login found nothing to unlock. */

@@ -13,6 +13,8 @@ export class VaultMetrics {
   private readonly cpu: Histogram<'step'>;
   private readonly logins: Counter<'outcome'>;
   private readonly destroyed: Counter;
+  private readonly waits: Counter;
+  private readonly resets: Counter;
 
   /** The service's registry, which runService serves on /metrics. */
   constructor(registry: Registry) {
@@ -34,6 +36,16 @@ export class VaultMetrics {
       help: 'Vaults destroyed after 10 failed attempts.',
       registers: [registry],
     });
+    this.waits = new Counter({
+      name: 'sotto_vault_login_waits_total',
+      help: 'Vault logins refused because the try had to wait after the one before (spaced tries).',
+      registers: [registry],
+    });
+    this.resets = new Counter({
+      name: 'sotto_vault_attempt_resets_total',
+      help: "Counts of failed tries cleared by the account's own device.",
+      registers: [registry],
+    });
   }
 
   /** Runs a synchronous OPAQUE step and records the CPU time it took. */
@@ -53,5 +65,13 @@ export class VaultMetrics {
 
   vaultsDestroyed(count: number): void {
     this.destroyed.inc(count);
+  }
+
+  loginRefusedForWait(): void {
+    this.waits.inc();
+  }
+
+  attemptsReset(): void {
+    this.resets.inc();
   }
 }

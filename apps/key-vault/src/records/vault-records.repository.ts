@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AccountId } from '@sotto/platform/ids';
 import { inTransaction, PG_POOL, type Pool } from '@sotto/platform/postgres';
+import { FREE_TRIES, TRY_DELAYS } from './try-spacing';
 
 /** Logins answered between two successes, at most. The hard guess limit. */
 export const MAX_ATTEMPTS = 10;
@@ -25,6 +26,14 @@ export type VaultState =
       readonly attemptsUsed: number;
       /** Until the last started login expires; 0 when none is pending. */
       readonly pendingMs: number;
+      /**
+       * Tries since the last success known to have failed: all of them once
+       * none is pending (a success would have reset the count), else those
+       * whose FinishLogin failed.
+       */
+      readonly failedAttempts: number;
+      /** Until the next try may be counted; 0 when it may be now. */
+      readonly waitMs: number;
     };
 
 /** A registration as stored: the record and recovery key sealed by the HSM. */
@@ -54,6 +63,28 @@ const DESTROY_SPENT = (where: string): string => `
   ON CONFLICT (account_id) DO UPDATE SET destroyed_at = now()
   RETURNING account_id`;
 
+// The wait before the row's next try, in seconds: none within the free tries,
+// then KEY_VAULT_TRY_DELAYS' entry for that try. `delays` is a float8[] parameter.
+const DELAY = (delays: string): string =>
+  `CASE WHEN attempts_used < ${FREE_TRIES} THEN 0
+        ELSE coalesce((${delays})[attempts_used - ${FREE_TRIES - 1}], 0) END`;
+
+// Whether the row's next try may be counted now. A zero wait is no condition at
+// all: a try counted concurrently by a transaction that started later must not
+// hold this one back.
+const WAIT_OVER = (delays: string): string =>
+  `(${DELAY(delays)} = 0 OR last_attempt_at + make_interval(secs => ${DELAY(delays)}) <= now())`;
+
+// Milliseconds until the row's next try may be counted; 0 when it may be now,
+// and when all tries are spent (then none comes). Guarded: '-infinity' - now() is an error.
+const WAIT_MS = (delays: string): string =>
+  `CASE WHEN attempts_used >= ${MAX_ATTEMPTS} OR ${WAIT_OVER(delays)} THEN 0::bigint
+        ELSE ceil(extract(epoch FROM last_attempt_at + make_interval(secs => ${DELAY(delays)}) - now())
+                  * 1000)::bigint END`;
+
+// Tries since the last success known to have failed (see VaultState).
+const FAILED = `CASE WHEN pending_until > now() THEN attempts_failed ELSE attempts_used END`;
+
 /**
  * Vault records in PostgreSQL. Every invariant of the guess limit is one
  * conditional statement on the account's row, so it holds across connections
@@ -61,13 +92,18 @@ const DESTROY_SPENT = (where: string): string => `
  */
 @Injectable()
 export class VaultRecordsRepository {
-  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+  constructor(
+    @Inject(PG_POOL) private readonly pool: Pool,
+    /** Seconds to wait before each try after the free ones (KEY_VAULT_TRY_DELAYS). */
+    @Inject(TRY_DELAYS) private readonly tryDelays: readonly number[],
+  ) {}
 
   /**
-   * Counts one login attempt, unless 10 are already spent, and runs `answer`
-   * with it in the same transaction: the count is committed before `answer`'s
-   * result reaches the client, and a throw (a malformed request) undoes it.
-   * Undefined when there was nothing to count against.
+   * Counts one login attempt, unless 10 are already spent or the next one must
+   * still wait, and runs `answer` with it in the same transaction: the count
+   * is committed before `answer`'s result reaches the client, and a throw (a
+   * malformed request) undoes it. Undefined when there was nothing to count
+   * against, or it must wait.
    */
   async countAttempt<T>(
     accountId: AccountId,
@@ -84,12 +120,13 @@ export class VaultRecordsRepository {
       }>(
         `UPDATE vault_records
          SET attempts_used = attempts_used + 1,
+             last_attempt_at = greatest(last_attempt_at, now()),
              pending_until = greatest(pending_until, now() + make_interval(secs => $2)),
              updated_at = now()
-         WHERE account_id = $1 AND attempts_used < ${MAX_ATTEMPTS}
+         WHERE account_id = $1 AND attempts_used < ${MAX_ATTEMPTS} AND ${WAIT_OVER('$3::float8[]')}
          RETURNING opaque_record, credential_identifier, epoch, attempts_used,
                    now() + make_interval(secs => $2) AS deadline`,
-        [accountId, ttlSeconds],
+        [accountId, ttlSeconds, this.tryDelays],
       );
       const row = rows[0];
       // Nothing counted: the transaction has nothing to commit.
@@ -104,20 +141,52 @@ export class VaultRecordsRepository {
     });
   }
 
-  /** Counts a failed FinishLogin against the epoch its login started in; undefined if that is over. */
+  /**
+   * Counts a failed FinishLogin against the epoch its login started in;
+   * undefined if that is over. With the wait before the next try.
+   */
   async recordFailure(
     accountId: AccountId,
     credentialIdentifier: Buffer,
     epoch: string,
-  ): Promise<{ attemptsUsed: number; attemptsFailed: number } | undefined> {
-    const { rows } = await this.pool.query<{ attempts_used: number; attempts_failed: number }>(
+  ): Promise<{ attemptsUsed: number; attemptsFailed: number; waitMs: number } | undefined> {
+    const { rows } = await this.pool.query<{
+      attempts_used: number;
+      attempts_failed: number;
+      wait_ms: string;
+    }>(
       `UPDATE vault_records SET attempts_failed = attempts_failed + 1, updated_at = now()
        WHERE account_id = $1 AND credential_identifier = $2 AND epoch = $3
-       RETURNING attempts_used, attempts_failed`,
-      [accountId, credentialIdentifier, epoch],
+       RETURNING attempts_used, attempts_failed, ${WAIT_MS('$4::float8[]')} AS wait_ms`,
+      [accountId, credentialIdentifier, epoch, this.tryDelays],
     );
     const row = rows[0];
-    return row ? { attemptsUsed: row.attempts_used, attemptsFailed: row.attempts_failed } : undefined;
+    return row
+      ? { attemptsUsed: row.attempts_used, attemptsFailed: row.attempts_failed, waitMs: Number(row.wait_ms) }
+      : undefined;
+  }
+
+  /**
+   * Clears the count, as a success does, without a login: 10 tries again and
+   * no wait. The epoch moves on, so logins in flight can no longer fail
+   * against the new count. False without a vault.
+   */
+  async resetAttempts(accountId: AccountId): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      `UPDATE vault_records
+       SET attempts_used = 0, attempts_failed = 0, epoch = epoch + 1, updated_at = now()
+       WHERE account_id = $1`,
+      [accountId],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  /** Forgets that the account's vault was destroyed; true if it had been. */
+  async clearTombstone(accountId: AccountId): Promise<boolean> {
+    const { rowCount } = await this.pool.query('DELETE FROM vault_tombstones WHERE account_id = $1', [
+      accountId,
+    ]);
+    return (rowCount ?? 0) > 0;
   }
 
   /**
@@ -156,16 +225,20 @@ export class VaultRecordsRepository {
       credential_identifier: Buffer | null;
       attempts_used: number | null;
       pending_ms: string | null;
+      failed: number | null;
+      wait_ms: string | null;
       destroyed: boolean;
     }>(
       `SELECT r.credential_identifier, r.attempts_used,
               CASE WHEN r.pending_until > now()
                    THEN ceil(extract(epoch FROM r.pending_until - now()) * 1000)::bigint ELSE 0 END AS pending_ms,
+              r.failed, r.wait_ms,
               t.account_id IS NOT NULL AS destroyed
        FROM (SELECT $1::uuid AS account_id) AS a
-       LEFT JOIN vault_records r ON r.account_id = a.account_id
+       LEFT JOIN (SELECT *, ${FAILED} AS failed, ${WAIT_MS('$2::float8[]')} AS wait_ms
+                  FROM vault_records WHERE account_id = $1) r ON r.account_id = a.account_id
        LEFT JOIN vault_tombstones t ON t.account_id = a.account_id`,
-      [accountId],
+      [accountId, this.tryDelays],
     );
     const row = rows[0];
     if (row?.credential_identifier && row.attempts_used !== null) {
@@ -174,6 +247,8 @@ export class VaultRecordsRepository {
         credentialIdentifier: row.credential_identifier,
         attemptsUsed: row.attempts_used,
         pendingMs: Number(row.pending_ms ?? 0),
+        failedAttempts: row.failed ?? 0,
+        waitMs: Number(row.wait_ms ?? 0),
       };
     }
     return row?.destroyed ? { kind: 'destroyed' } : { kind: 'none' };

@@ -15,6 +15,7 @@ import {
   type FinishLoginResponse,
   type FinishRegistrationRequest,
   type GetVaultStatusRequest,
+  type ResetAttemptsRequest,
   type StartLoginRequest,
   type StartLoginResponse,
   type StartRegistrationRequest,
@@ -123,6 +124,8 @@ export class VaultClient {
     getVaultStatus: (request: GetVaultStatusRequest) =>
       this.call(this.raw.getVaultStatus.bind(this.raw), request),
     deleteVault: (request: DeleteVaultRequest) => this.call(this.raw.deleteVault.bind(this.raw), request),
+    resetAttempts: (request: ResetAttemptsRequest) =>
+      this.call(this.raw.resetAttempts.bind(this.raw), request),
   };
 
   /** `ownConnection`: a channel of its own rather than one shared with other clients of this address. */
@@ -213,6 +216,12 @@ export class VaultClient {
   async status(accountId: string): Promise<VaultStatus> {
     const { vault } = await this.rpc.getVaultStatus({ accountId });
     if (!vault) throw new Error('GetVaultStatus answered without a status');
+    return vault;
+  }
+
+  async resetAttempts(accountId: string): Promise<VaultStatus> {
+    const { vault } = await this.rpc.resetAttempts({ accountId });
+    if (!vault) throw new Error('ResetAttempts answered without a status');
     return vault;
   }
 

@@ -17,6 +17,8 @@ import {
   type NotifyResponse,
   type ReleaseStreamRequest,
   type ReleaseStreamResponse,
+  type ReportVaultAttemptRequest,
+  type ReportVaultAttemptResponse,
 } from '@sotto/contracts/generated/sotto/presence/v1/presence';
 import { PresenceService, checkDevice } from './presence.service';
 
@@ -77,5 +79,13 @@ export class PresenceController implements GrpcController<typeof PresenceService
       throw grpcError(status.INVALID_ARGUMENT, `envelopes: at most ${MAX_DEVICES_PER_CALL} per call`);
     }
     return { delivered: await this.presence.deliverEphemeral(request.envelopes) };
+  }
+
+  async reportVaultAttempt(request: ReportVaultAttemptRequest): Promise<ReportVaultAttemptResponse> {
+    if (request.devices.length > MAX_DEVICES_PER_CALL) {
+      throw grpcError(status.INVALID_ARGUMENT, `devices: at most ${MAX_DEVICES_PER_CALL} per call`);
+    }
+    if (!request.report) throw grpcError(status.INVALID_ARGUMENT, 'report: is required');
+    return { delivered: await this.presence.reportVaultAttempt(devicesOf(request.devices), request.report) };
   }
 }

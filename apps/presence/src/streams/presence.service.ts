@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { gatewayEvents } from '@sotto/contracts';
+import type { VaultAttemptFailed } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { grpcError, requireAccountId, requireDeviceId } from '@sotto/platform/grpc';
 import { REDIS, type Redis } from '@sotto/platform/redis';
@@ -84,21 +85,34 @@ export class PresenceService {
   }
 
   /** Tells each device's gateway that it has mail; devices without a stream are skipped. */
-  async notify(devices: readonly DeviceKey[]): Promise<number> {
+  notify(devices: readonly DeviceKey[]): Promise<number> {
+    return this.publishToHolders(devices, { newMail: {} });
+  }
+
+  /** Tells each device's gateway that a password try on the account's vault failed; the rest learn on Connect. */
+  reportVaultAttempt(devices: readonly DeviceKey[], report: VaultAttemptFailed): Promise<number> {
+    return this.publishToHolders(devices, { vaultAttemptFailed: report });
+  }
+
+  /** Publishes one event about each device that has a stream to the gateway holding it; how many had one. */
+  private async publishToHolders(
+    devices: readonly DeviceKey[],
+    kind: Omit<gatewayEvents.Event, 'device' | 'streamId'>,
+  ): Promise<number> {
     const holders = await this.registry.locate(devices);
     const pipeline = this.redis.pipeline();
-    let notified = 0;
+    let published = 0;
     holders.forEach((holder, index) => {
       const device = devices[index];
       if (!holder || !device) return;
       pipeline.publish(
         gatewayEvents.channel(holder.gatewayId),
-        gatewayEvents.encode({ device, streamId: holder.streamId, newMail: {} }),
+        gatewayEvents.encode({ device, streamId: holder.streamId, ...kind }),
       );
-      notified += 1;
+      published += 1;
     });
-    if (notified > 0) await pipeline.exec();
-    return notified;
+    if (published > 0) await pipeline.exec();
+    return published;
   }
 
   /** Publishes each ephemeral envelope to the gateway holding its device; the rest are dropped, as they should be. */

@@ -131,6 +131,40 @@ describe('presence', () => {
     }
   });
 
+  it("reports a failed vault try to the gateways holding the account's devices, skipping those offline", async () => {
+    const accountId = randomUUID();
+    const phone = { accountId, deviceId: 1 };
+    const laptop = { accountId, deviceId: 2 };
+    const offline = { accountId, deviceId: 3 };
+    const [gw1, gw2] = [`gw-${randomUUID()}`, `gw-${randomUUID()}`];
+    await claim(phone, gw1, 'phone-stream');
+    await claim(laptop, gw2, 'laptop-stream');
+    const [events1, events2] = await Promise.all([listen(gw1), listen(gw2)]);
+    try {
+      const report = { attemptsLeft: 7, nextTryAfterMs: '3600000', failedAttempts: 3, destroyed: false };
+      expect(
+        await unary(client.reportVaultAttempt.bind(client), { devices: [phone, laptop, offline], report }),
+      ).toEqual({ delivered: 2 });
+      expect(await events1.next()).toMatchObject({
+        device: phone,
+        streamId: 'phone-stream',
+        vaultAttemptFailed: report,
+      });
+      expect(await events2.next()).toMatchObject({
+        device: laptop,
+        streamId: 'laptop-stream',
+        vaultAttemptFailed: report,
+      });
+    } finally {
+      events1.close();
+      events2.close();
+    }
+    const refused = await unary(client.reportVaultAttempt.bind(client), { devices: [phone] }).catch(
+      (thrown: unknown) => thrown,
+    );
+    expect(refused).toMatchObject({ code: status.INVALID_ARGUMENT, details: 'report: is required' });
+  });
+
   it('lets claims expire when their gateway stops heartbeating, and keeps those it heartbeats', async () => {
     const shortClient = new PresenceServiceClient(shortLived.grpc, credentials.createInsecure());
     try {

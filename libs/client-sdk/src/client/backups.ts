@@ -2,7 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BackupVersion } from '@sotto/contracts/generated/sotto/common/v1/backup';
+import type {
+  BackupVersion,
+  VaultAttemptFailed,
+  VaultStatus,
+} from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type { GetBackupStatusResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
   collectBackup,
@@ -30,6 +34,31 @@ export interface CreatedBackup {
   newRecoveryKey: boolean;
   version: BackupVersion;
   passwordProtected: boolean;
+}
+
+/**
+ * Someone tried a wrong password on this account's backup vault (or failed
+ * tries are still counted): told live, and again on each connection until a
+ * successful login or `resetVaultAttempts`.
+ */
+export interface VaultAttemptReport {
+  /** Tries left before the vault is destroyed; 0 once it is. */
+  readonly attemptsLeft: number;
+  /** Failed tries since the last successful login or reset. */
+  readonly failedAttempts: number;
+  /** How long until the vault answers another try, in milliseconds from now; 0 when it may be tried now. */
+  readonly nextTryAfterMs: number;
+  /** The tenth failure destroyed the vault: only the recovery key opens the backup now. */
+  readonly destroyed: boolean;
+}
+
+export function vaultAttemptReportOf(report: VaultAttemptFailed): VaultAttemptReport {
+  return {
+    attemptsLeft: report.attemptsLeft,
+    failedAttempts: report.failedAttempts,
+    nextTryAfterMs: Number(report.nextTryAfterMs),
+    destroyed: report.destroyed,
+  };
 }
 
 /** Keeps the recovery key in the profile, for the device's next backups. */
@@ -126,6 +155,17 @@ export class Backups {
   /** The account's backups (newest first), quota and whether a password vault guards the recovery key. */
   status(): Promise<GetBackupStatusResponse> {
     return this.connection.call(this.connection.backups.getBackupStatus.bind(this.connection.backups), {});
+  }
+
+  /**
+   * Clears the count of failed password tries on this account's vault: 10
+   * tries again, no wait, and the reports stop. Allowed once a day.
+   */
+  async resetVaultAttempts(): Promise<VaultStatus> {
+    const { vault } = this.connection;
+    const { vault: status } = await this.connection.call(vault.resetVaultAttempts.bind(vault), {});
+    if (!status) throw new SottoError('the server did not say how the vault stands');
+    return status;
   }
 
   /**

@@ -3,6 +3,7 @@ import { ErrorCode, LibSignalErrorBase } from '@signalapp/libsignal-client';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import type { AccountFile, Notice, Profile } from '../profile';
+import { vaultAttemptReportOf, type VaultAttemptReport } from './backups';
 import type { GatewayConnection } from './connection';
 import type { ContactBook } from './contacts';
 import { decodeContent, receivedEntry, type Content } from './content';
@@ -38,6 +39,8 @@ export interface ReceiveOptions {
    * rest of the queue comes on), a changed safety number, a moved username.
    */
   onNotice?: (notice: Notice) => void;
+  /** A wrong password was tried on this account's backup vault (see VaultAttemptReport). */
+  onVaultAttemptFailed?: (report: VaultAttemptReport) => void;
   /** Called once the backlog is delivered: from then on, new messages arrive live. */
   onDrained?: () => void;
   /** Stops listening early. */
@@ -100,6 +103,8 @@ export class Inbox {
             } else if (message.queueEmpty) {
               timer = setTimeout(finish, (options.waitSeconds ?? 0) * 1000);
               options.onDrained?.();
+            } else if (message.vaultAttemptFailed) {
+              options.onVaultAttemptFailed?.(vaultAttemptReportOf(message.vaultAttemptFailed));
             } else if (message.preKeysLow) {
               await this.refill();
             } else if (message.displaced) {

@@ -1,1 +1,7 @@
-export { SottoClient, type ReceivedMessage, type ReceiveOptions, type TypingIndicator } from './sotto-client';
+export {
+  SottoClient,
+  type ReceivedMessage,
+  type ReceiveOptions,
+  type TypingIndicator,
+  type VaultAttemptReport,
+} from './sotto-client';

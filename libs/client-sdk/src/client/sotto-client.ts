@@ -1,5 +1,5 @@
 import { ProtocolAddress } from '@signalapp/libsignal-client';
-import type { BackupVersion } from '@sotto/contracts/generated/sotto/common/v1/backup';
+import type { BackupVersion, VaultStatus } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type { GetBackupStatusResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import type { TransferProgress } from '../backup-transfer';
 import { SottoError } from '../errors';
@@ -20,6 +20,7 @@ import { safetyNumber } from './safety-number';
 import { Sessions } from './sessions';
 
 export type { ReceivedMessage, ReceiveOptions, TypingIndicator } from './inbox';
+export type { VaultAttemptReport } from './backups';
 
 /**
  * A Sotto device: its keys, sessions and history live in a profile
@@ -176,6 +177,15 @@ export class SottoClient {
   /** The account's backups (newest first), quota and whether a password vault guards the recovery key. */
   backupStatus(): Promise<GetBackupStatusResponse> {
     return this.backups.status();
+  }
+
+  /**
+   * Clears the count of failed password tries on this account's backup vault
+   * (10 tries again, no wait; the reports stop), after a stranger's tries.
+   * Allowed once a day; on a destroyed vault it only stops the reports.
+   */
+  resetVaultAttempts(): Promise<VaultStatus> {
+    return this.backups.resetVaultAttempts();
   }
 
   /**
