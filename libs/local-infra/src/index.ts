@@ -24,3 +24,4 @@ export {
   type TestTool,
 } from './test-tools';
 export { repoRoot } from './repo-root';
+export { prepareLocalPki, spiffeUri, type LocalPki, type TlsIdentityFiles } from './tls';
