@@ -11,6 +11,7 @@ export {
 export { unary, UnaryMethod } from './grpc';
 export { SottoClient, ReceivedMessage, TypingIndicator } from './client';
 export { SottoError } from './errors';
+export { gatewayCredentials, gatewayTrust, GatewayTrust, GatewayTrustOptions } from './gateway-trust';
 export { Profile, HistoryEntry } from './profile';
 export * from './backup';
 export { uploadBackupFile, downloadBackupFile, TransferProgress } from './backup-transfer';
