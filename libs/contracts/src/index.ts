@@ -16,5 +16,6 @@ export {
   callersOf,
   calleesOf,
   identityFromSubjectAltName,
+  topologyDocument,
 } from './topology';
 export { TlsFiles, TLS_MIN_VERSION, mutualTlsCredentials, caTlsCredentials } from './tls';

@@ -154,3 +154,15 @@ export function identityFromSubjectAltName(subjectAltName: string | undefined): 
   const named = identities.filter((identity) => uris.includes(spiffeIdOf(identity)));
   return named.length === 1 ? named[0] : undefined;
 }
+
+/** The topology as the Helm chart reads it (helm/sotto/topology.json): who calls whom, and each method's callers. */
+export function topologyDocument(): {
+  services: Record<ServiceIdentity, { callers: ServiceIdentity[]; calls: ServiceIdentity[] }>;
+  methods: Record<string, readonly ServiceIdentity[]>;
+} {
+  const services = Object.fromEntries(
+    SERVICE_IDENTITIES.map((service) => [service, { callers: callersOf(service), calls: calleesOf(service) }]),
+  ) as Record<ServiceIdentity, { callers: ServiceIdentity[]; calls: ServiceIdentity[] }>;
+  const methods = Object.fromEntries(Object.values(TOPOLOGY).flatMap((rules) => [...rules.entries()]));
+  return { services, methods };
+}
