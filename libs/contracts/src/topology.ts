@@ -161,7 +161,10 @@ export function topologyDocument(): {
   methods: Record<string, readonly ServiceIdentity[]>;
 } {
   const services = Object.fromEntries(
-    SERVICE_IDENTITIES.map((service) => [service, { callers: callersOf(service), calls: calleesOf(service) }]),
+    SERVICE_IDENTITIES.map((service) => [
+      service,
+      { callers: callersOf(service), calls: calleesOf(service) },
+    ]),
   ) as Record<ServiceIdentity, { callers: ServiceIdentity[]; calls: ServiceIdentity[] }>;
   const methods = Object.fromEntries(Object.values(TOPOLOGY).flatMap((rules) => [...rules.entries()]));
   return { services, methods };
