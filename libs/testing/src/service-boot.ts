@@ -124,6 +124,18 @@ export function describeServiceBoot(
         foreign = await foreignPki();
       });
 
+      it("will not start with another service's certificate, or one from another CA", async () => {
+        const other = name === 'presence' ? 'key-vault' : 'presence';
+        const borrowed = identityFiles(other);
+        await expect(
+          startTestService(name, { GRPC_TLS_CERT: borrowed.cert, GRPC_TLS_KEY: borrowed.key }),
+        ).rejects.toThrow(`GRPC_TLS_CERT names ${other}, not spiffe://sotto/${name}`);
+        const forged = identityFiles(name, foreign);
+        await expect(
+          startTestService(name, { GRPC_TLS_CERT: forged.cert, GRPC_TLS_KEY: forged.key }),
+        ).rejects.toThrow('GRPC_TLS_CERT was not issued by the CA in GRPC_TLS_CA');
+      });
+
       it('refuses a plaintext client', async () => {
         expect(await checkHealth(service.grpc, plaintextCredentials())).not.toBe('SERVING');
       });

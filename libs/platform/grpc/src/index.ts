@@ -12,5 +12,5 @@ export { GrpcExceptionFilter, grpcError, grpcStatusOf, throttled } from './error
 export { requireAccountId, requireDeviceId, validArgument } from './arguments';
 export { GrpcMetricsInterceptor } from './metrics.interceptor';
 export { createUpstreamClient, upstreamError, UpstreamClient, UpstreamClients } from './upstream';
-export { serverCredentials, topologyInterceptor, Refusal, ServerTls } from './tls';
+export { checkOwnCertificate, serverCredentials, topologyInterceptor, Refusal, ServerTls } from './tls';
 export { useServiceIdentity } from './upstream';

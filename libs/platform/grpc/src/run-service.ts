@@ -29,7 +29,7 @@ import { packageDefinitionOf } from './contract';
 import { GrpcExceptionFilter } from './errors';
 import { GrpcMetricsInterceptor } from './metrics.interceptor';
 import { createGrpcMicroservice } from './microservice';
-import { serverCredentials } from './tls';
+import { checkOwnCertificate, serverCredentials } from './tls';
 import { useServiceIdentity } from './upstream';
 
 /** Variables every service reads; each service's schema adds its own. */
@@ -135,6 +135,7 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
 ): Promise<void> {
   const identity = identityOf(spec.name);
   const tls = { ca: env.GRPC_TLS_CA, cert: env.GRPC_TLS_CERT, key: env.GRPC_TLS_KEY };
+  checkOwnCertificate(identity, tls);
   useServiceIdentity(tls);
   const credentials = serverCredentials(
     identity,

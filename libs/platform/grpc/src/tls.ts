@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SecureContextOptions } from 'node:tls';
 import {
@@ -76,6 +77,23 @@ export function topologyInterceptor(
         }),
     });
   };
+}
+
+/**
+ * Fails unless `tls.cert` names this service and chains to `tls.ca`: a
+ * service started with another's certificate would pass for it, and one
+ * whose certificate the CA did not issue would be refused by every peer.
+ */
+export function checkOwnCertificate(service: ServiceIdentity, tls: TlsFiles): void {
+  const certificate = new X509Certificate(readFileSync(tls.cert));
+  const named = identityFromSubjectAltName(certificate.subjectAltName);
+  if (named !== service) {
+    throw new Error(`GRPC_TLS_CERT names ${named ?? 'no Sotto identity'}, not spiffe://sotto/${service}`);
+  }
+  const ca = new X509Certificate(readFileSync(tls.ca));
+  if (!certificate.checkIssued(ca) || !certificate.verify(ca.publicKey)) {
+    throw new Error('GRPC_TLS_CERT was not issued by the CA in GRPC_TLS_CA');
+  }
 }
 
 /** Where a service finds its certificates. */
