@@ -26,16 +26,28 @@ import {
   type CallOutcome,
 } from './tls';
 
-/** Runs a service to completion with the given environment only; for start-up failures. */
+/**
+ * Runs a service to completion with the given environment and nothing else
+ * but its certificate from this run's CA (which `env` may override); for
+ * start-up failures.
+ */
 export async function runServiceToExit(
   name: ServiceName,
   env: Readonly<Record<string, string>>,
   timeoutMs = 30_000,
 ): Promise<{ code: number | null; stderr: string }> {
   const root = repoRoot();
+  const tls = identityFiles(name);
   const child = spawn(process.execPath, ['-r', '@swc-node/register', join('apps', name, 'src', 'main.ts')], {
     cwd: root,
-    env: { PATH: process.env['PATH'] ?? '', SWC_NODE_PROJECT: join(root, 'tsconfig.json'), ...env },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      SWC_NODE_PROJECT: join(root, 'tsconfig.json'),
+      GRPC_TLS_CA: tls.ca,
+      GRPC_TLS_CERT: tls.cert,
+      GRPC_TLS_KEY: tls.key,
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

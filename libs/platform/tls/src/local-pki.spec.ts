@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { prepareLocalPki } from './tls';
+import { prepareLocalPki } from './local-pki';
 
 describe('prepareLocalPki', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sotto-pki-'));

@@ -5,7 +5,13 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { silentLogger, type Logger } from './types';
+
+/** Where progress is reported. */
+export interface Logger {
+  info(message: string): void;
+}
+
+const silentLogger: Logger = { info: () => undefined };
 
 /** A certificate and its private key, as PEM files. */
 export interface TlsIdentityFiles {
