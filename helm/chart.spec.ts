@@ -1,6 +1,8 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { calleesOf, callersOf, topologyDocument, type ServiceIdentity } from '@sotto/contracts';
 import { helmTool, testToolProblem } from '@sotto/local-infra';
 
 // Lints and renders helm/sotto with the Helm that `npm test` builds (libs/local-infra), and checks
@@ -13,25 +15,25 @@ const [HELM] = helmTool.command();
 const RELEASE = 'rel';
 const NAMESPACE = 'chat';
 
-/** The six services as README.md and DESIGN.md describe them: ports, who calls whom, secrets. */
-const SERVICES: Record<string, { grpc: number; metrics: number; calls: string[]; secrets: string[] }> = {
-  gateway: {
-    grpc: 7400,
-    metrics: 9400,
-    calls: ['prekey-directory', 'message-relay', 'presence', 'backup-store', 'key-vault'],
-    secrets: ['REDIS_URL'],
-  },
-  'prekey-directory': { grpc: 7401, metrics: 9401, calls: [], secrets: ['DATABASE_URL', 'REDIS_URL'] },
-  'message-relay': {
-    grpc: 7402,
-    metrics: 9402,
-    calls: ['prekey-directory', 'presence'],
-    secrets: ['REDIS_URL'],
-  },
-  presence: { grpc: 7403, metrics: 9403, calls: [], secrets: ['REDIS_URL'] },
-  'backup-store': { grpc: 7404, metrics: 9404, calls: [], secrets: ['DATABASE_URL'] },
-  'key-vault': { grpc: 7405, metrics: 9405, calls: [], secrets: ['DATABASE_URL', 'REDIS_URL'] },
+/**
+ * The six services as README.md and DESIGN.md describe them: ports and secrets; who calls whom is
+ * the topology the services enforce (@sotto/contracts).
+ */
+const PORTS_AND_SECRETS: Record<ServiceIdentity, { grpc: number; metrics: number; secrets: string[] }> = {
+  gateway: { grpc: 7400, metrics: 9400, secrets: ['REDIS_URL'] },
+  'prekey-directory': { grpc: 7401, metrics: 9401, secrets: ['DATABASE_URL', 'REDIS_URL'] },
+  'message-relay': { grpc: 7402, metrics: 9402, secrets: ['REDIS_URL'] },
+  presence: { grpc: 7403, metrics: 9403, secrets: ['REDIS_URL'] },
+  'backup-store': { grpc: 7404, metrics: 9404, secrets: ['DATABASE_URL'] },
+  'key-vault': { grpc: 7405, metrics: 9405, secrets: ['DATABASE_URL', 'REDIS_URL'] },
 };
+const SERVICES: Record<string, { grpc: number; metrics: number; calls: string[]; secrets: string[] }> =
+  Object.fromEntries(
+    Object.entries(PORTS_AND_SECRETS).map(([name, service]) => [
+      name,
+      { ...service, calls: calleesOf(name as ServiceIdentity) },
+    ]),
+  );
 const NAMES = Object.keys(SERVICES);
 const fullname = (service: string): string => `${RELEASE}-sotto-${service}`;
 const envName = (service: string): string => `${service.toUpperCase().replace(/-/g, '_')}_ADDR`;
@@ -50,6 +52,11 @@ interface EnvVar {
   name: string;
   value?: string;
   valueFrom?: { secretKeyRef?: { name: string; key: string } };
+}
+interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
 }
 interface Container {
   name: string;
@@ -70,12 +77,17 @@ interface Container {
     capabilities?: { drop?: string[] };
     seccompProfile?: { type: string };
   };
-  volumeMounts?: { name: string; mountPath: string }[];
+  volumeMounts?: VolumeMount[];
 }
 interface PodSpec {
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type: string } };
   containers: Container[];
-  volumes?: { name: string; emptyDir?: object; persistentVolumeClaim?: { claimName: string } }[];
+  volumes?: {
+    name: string;
+    emptyDir?: object;
+    persistentVolumeClaim?: { claimName: string };
+    secret?: { secretName: string };
+  }[];
 }
 interface Manifest {
   apiVersion: string;
@@ -126,6 +138,18 @@ interface ServiceMonitor extends Manifest {
 interface TestPod extends Manifest {
   spec: PodSpec;
 }
+interface Certificate extends Manifest {
+  spec: {
+    secretName: string;
+    duration: string;
+    renewBefore: string;
+    privateKey: { algorithm: string; size: number };
+    uris: string[];
+    dnsNames?: string[];
+    usages: string[];
+    issuerRef: { name: string; kind: string; group: string };
+  };
+}
 
 interface HelmResult {
   status: number | null;
@@ -174,6 +198,7 @@ interface Kinds {
   PodDisruptionBudget: DisruptionBudget;
   ServiceMonitor: ServiceMonitor;
   Pod: TestPod;
+  Certificate: Certificate;
 }
 type ManifestOf<K extends string> = K extends keyof Kinds ? Kinds[K] : Manifest;
 
@@ -533,8 +558,8 @@ describe('helm/sotto', () => {
 
     const deployment = one(manifests, 'Deployment', fullname('backup-store'));
     const pod = deployment.spec.template.spec;
-    expect(pod.volumes?.map((v) => v.name)).toEqual(['tmp']);
-    expect(pod.containers[0].volumeMounts?.map((m) => m.mountPath)).toEqual(['/tmp']);
+    expect(pod.volumes?.map((v) => v.name)).toEqual(['tmp', 'tls']);
+    expect(pod.containers[0].volumeMounts?.map((m) => m.mountPath)).toEqual(['/tmp', '/etc/sotto/tls']);
     expect(all(manifests, 'PersistentVolumeClaim')).toEqual([]);
     expect(deployment.spec.strategy?.type).toBe('RollingUpdate');
     // Nothing else learns about the bucket.
@@ -697,12 +722,21 @@ describe('helm/sotto', () => {
       const callers = NAMES.filter((caller) => SERVICES[caller].calls.includes(service));
       // No `from` opens the port to all; a list admits exactly the callers, one peer each.
       const { from } = grpcRules[0];
+      // The helm test pod asks internal services for their gRPC health, as the operator.
+      const testPod = one(defaults, 'Pod', fullname('test')).metadata.labels;
       expect({
         service,
         openToAll: from === undefined,
         admitted: admittedServices(defaults, from),
+        testPod: (from ?? []).some((peer) => selects(peer.podSelector?.matchLabels ?? {}, testPod)),
         peers: from?.length ?? 0,
-      }).toEqual({ service, openToAll: service === 'gateway', admitted: callers, peers: callers.length });
+      }).toEqual({
+        service,
+        openToAll: service === 'gateway',
+        admitted: callers,
+        testPod: service !== 'gateway',
+        peers: service === 'gateway' ? 0 : callers.length + 1,
+      });
       const metricsRule = policy.spec.ingress.find((rule) => rule.ports.some((p) => p.port === 'metrics'));
       expect(metricsRule?.from).toContainEqual({ podSelector: {} });
     }
@@ -802,16 +836,145 @@ describe('helm/sotto', () => {
     expect(scraped.map((svc) => svc.metadata.name).sort()).toEqual(NAMES.map(fullname).sort());
   });
 
-  it('ships a helm test hook that checks the gateway and every /readyz through their Services', () => {
+  it('ships a helm test hook that checks every gRPC health, as the operator, and every /readyz through their Services', () => {
     const [pod, ...more] = all(defaults, 'Pod');
     expect(more).toEqual([]);
     expect(pod.metadata.annotations?.['helm.sh/hook']).toBe('test');
     const c = pod.spec.containers[0];
     const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
-    expect(env.GATEWAY_GRPC).toBe(`${fullname('gateway')}:7400`);
+    expect((env.GRPC_TARGETS ?? '').split(/\s+/).sort()).toEqual(
+      NAMES.map((service) => `${service}=${fullname(service)}:${SERVICES[service].grpc}`).sort(),
+    );
+    // It asks as the operator, whose certificate may call Health and reflection only.
+    expect(pod.spec.volumes).toEqual([
+      { name: 'tls', secret: { secretName: fullname('operator-tls'), defaultMode: 0o440 } },
+    ]);
+    expect(c.volumeMounts).toEqual([{ name: 'tls', mountPath: '/etc/sotto/tls', readOnly: true }]);
     expect((env.READYZ_URLS ?? '').split(/\s+/).sort()).toEqual(
       NAMES.map((service) => `http://${fullname(service)}:${SERVICES[service].metrics}/readyz`).sort(),
     );
     expect(c.command?.slice(0, 2)).toEqual(['node', '-e']);
+  });
+
+  describe('TLS', () => {
+    const CERT_MANAGER = [
+      'tls.certManager.enabled=true',
+      'tls.certManager.issuerRef.name=sotto-ca',
+      'tls.certManager.issuerRef.kind=ClusterIssuer',
+    ];
+    const secretVolumes = (manifests: Manifest[], service: string): string[] =>
+      (one(manifests, 'Deployment', fullname(service)).spec.template.spec.volumes ?? []).flatMap((volume) =>
+        volume.secret ? [volume.secret.secretName] : [],
+      );
+
+    it('writes topology.json from the table the services enforce', () => {
+      const file = JSON.parse(readFileSync(join(chart, 'topology.json'), 'utf8')) as unknown;
+      // If this fails, the table changed: npx nx run helm-chart:topology
+      expect(file).toEqual(JSON.parse(JSON.stringify(topologyDocument())));
+      for (const service of NAMES as ServiceIdentity[]) {
+        expect(topologyDocument().services[service].callers).toEqual(callersOf(service));
+      }
+    });
+
+    it('mounts in each pod its own certificate Secret only, read-only, where GRPC_TLS_* point', () => {
+      for (const service of NAMES) {
+        expect([service, secretVolumes(defaults, service)]).toEqual([service, [fullname(`${service}-tls`)]]);
+        const c = container(defaults, service);
+        expect(c.volumeMounts).toContainEqual({ name: 'tls', mountPath: '/etc/sotto/tls', readOnly: true });
+        const env = environment(defaults, service);
+        expect([value(env, 'GRPC_TLS_CERT'), value(env, 'GRPC_TLS_KEY'), value(env, 'GRPC_TLS_CA')]).toEqual([
+          '/etc/sotto/tls/tls.crt',
+          '/etc/sotto/tls/tls.key',
+          '/etc/sotto/tls/ca.crt',
+        ]);
+        expect(value(env, 'GRPC_PUBLIC_TLS_CERT')).toBeUndefined();
+      }
+    });
+
+    it('gives the gateway a public certificate of its own when asked, and no one else', () => {
+      const manifests = render(['tls.gatewayPublic.existingSecret=chat-example-org']);
+      expect(secretVolumes(manifests, 'gateway')).toEqual([fullname('gateway-tls'), 'chat-example-org']);
+      const env = environment(manifests, 'gateway');
+      expect([value(env, 'GRPC_PUBLIC_TLS_CERT'), value(env, 'GRPC_PUBLIC_TLS_KEY')]).toEqual([
+        '/etc/sotto/public-tls/tls.crt',
+        '/etc/sotto/public-tls/tls.key',
+      ]);
+      for (const service of NAMES.filter((name) => name !== 'gateway')) {
+        expect(secretVolumes(manifests, service)).toEqual([fullname(`${service}-tls`)]);
+      }
+      // The test pod cannot check a certificate from a public CA under the Service's name: only the others.
+      const [pod] = all(manifests, 'Pod');
+      const targets = (pod.spec.containers[0].env ?? []).find((e) => e.name === 'GRPC_TARGETS')?.value ?? '';
+      expect(
+        targets
+          .split(/\s+/)
+          .filter(Boolean)
+          .map((target) => target.split('=')[0]),
+      ).toEqual(expect.not.arrayContaining(['gateway']));
+    });
+
+    it('rolls pods when their Secrets change: a checksum for helm upgrade, and Reloader when installed', () => {
+      for (const service of NAMES) {
+        const annotations = one(defaults, 'Deployment', fullname(service)).spec.template.metadata.annotations;
+        expect(annotations?.['checksum/tls']).toMatch(/^[0-9a-f]{64}$/);
+        expect(annotations?.['secret.reloader.stakater.com/reload']).toBe(fullname(`${service}-tls`));
+      }
+      const publicGateway = render(['tls.gatewayPublic.existingSecret=chat-example-org']);
+      expect(
+        one(publicGateway, 'Deployment', fullname('gateway')).spec.template.metadata.annotations?.[
+          'secret.reloader.stakater.com/reload'
+        ],
+      ).toBe(`${fullname('gateway-tls')},chat-example-org`);
+      const without = render(['tls.reloader=false']);
+      for (const service of NAMES) {
+        const annotations = one(without, 'Deployment', fullname(service)).spec.template.metadata.annotations;
+        expect(annotations).not.toHaveProperty(['secret.reloader.stakater.com/reload']);
+      }
+    });
+
+    it('creates no Certificate unless cert-manager is enabled', () => {
+      expect(all(defaults, 'Certificate')).toEqual([]);
+    });
+
+    it('has cert-manager issue short-lived ECDSA certificates naming each identity, into the Secrets the pods mount', () => {
+      const manifests = render(CERT_MANAGER);
+      const result = helm(['lint', '--strict', chart, ...setArgs(CERT_MANAGER)]);
+      expect(result.status).toBe(0);
+      const certificates = all(manifests, 'Certificate');
+      expect(certificates.map((c) => c.metadata.name).sort()).toEqual(
+        [...NAMES, 'operator'].map((name) => fullname(`${name}-tls`)).sort(),
+      );
+      for (const service of NAMES) {
+        const certificate = one(manifests, 'Certificate', fullname(`${service}-tls`));
+        expect(certificate.apiVersion).toBe('cert-manager.io/v1');
+        expect(certificate.spec).toEqual({
+          secretName: fullname(`${service}-tls`),
+          duration: '168h',
+          renewBefore: '48h',
+          privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+          uris: [`spiffe://sotto/${service}`],
+          dnsNames: [
+            fullname(service),
+            `${fullname(service)}.${NAMESPACE}.svc`,
+            `${fullname(service)}.${NAMESPACE}.svc.cluster.local`,
+          ],
+          usages: ['digital signature', 'server auth', 'client auth'],
+          issuerRef: { name: 'sotto-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' },
+        });
+        expect(secretVolumes(manifests, service)).toEqual([certificate.spec.secretName]);
+      }
+      const operator = one(manifests, 'Certificate', fullname('operator-tls'));
+      expect(operator.spec).toMatchObject({
+        uris: ['spiffe://sotto/operator'],
+        usages: ['digital signature', 'client auth'],
+      });
+      expect(operator.spec.dnsNames).toBeUndefined();
+    });
+
+    it('refuses cert-manager without an issuer', () => {
+      const result = helm(['template', RELEASE, chart, '--set', 'tls.certManager.enabled=true']);
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain('issuerRef');
+    });
   });
 });

@@ -30,6 +30,7 @@ have softhsm2-util || missing+=(softhsm2)
 have kcat || missing+=(kcat)
 have_java || missing+=(default-jre-headless)
 have mvn || missing+=(maven)
+have openssl || missing+=(openssl)
 
 if ((${#missing[@]} > 0)); then
   if [[ "$(id -u)" -ne 0 ]] || ! have apt-get; then

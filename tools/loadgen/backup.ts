@@ -6,7 +6,7 @@
  * to the key-vault, whose setup and records are sealed in the HSM). It
  * reports MB/s each way and the server CPU time each step took.
  *
- *   npm run loadgen:backup -- [--size-mb 200] [--logins 20] [--server HOST:PORT] [--json]
+ *   npm run loadgen:backup -- [--size-mb 200] [--logins 20] [--server HOST:PORT [--ca FILE]] [--json]
  *
  * Without --server it starts its own platform, exactly as `npm start` runs
  * it, with the vault's login rate limits raised for the logins it makes, and
@@ -18,9 +18,10 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import {
   downloadBackupFile,
+  gatewayCredentials,
   generateDeviceKeys,
   generateRecoveryKey,
   protectRecoveryKey,
@@ -41,6 +42,7 @@ interface Options {
   readonly sizeMb: number;
   readonly logins: number;
   readonly server?: string;
+  readonly ca?: string;
   readonly json: boolean;
 }
 
@@ -54,6 +56,7 @@ function parseOptions(argv: string[]): Options {
       'size-mb': { type: 'string', default: '200' },
       logins: { type: 'string', default: '20' },
       server: { type: 'string' },
+      ca: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -62,6 +65,7 @@ function parseOptions(argv: string[]): Options {
     sizeMb: count('size-mb', 2000),
     logins: count('logins', 1000),
     server: values.server,
+    ca: values.ca,
     json: values.json ?? false,
   };
 }
@@ -100,11 +104,17 @@ async function measured(
   };
 }
 
-async function run(options: Options, server: string, pids: Record<string, number>): Promise<object> {
+async function run(
+  options: Options,
+  server: string,
+  pids: Record<string, number>,
+  ca: string | undefined,
+): Promise<object> {
   const dir = mkdtempSync(join(tmpdir(), 'sotto-loadgen-backup-'));
-  const accounts = new AccountServiceClient(server, credentials.createInsecure());
-  const backups = new BackupServiceClient(server, credentials.createInsecure());
-  const vault = new VaultServiceClient(server, credentials.createInsecure());
+  const tls = gatewayCredentials(server, { ca });
+  const accounts = new AccountServiceClient(server, tls);
+  const backups = new BackupServiceClient(server, tls);
+  const vault = new VaultServiceClient(server, tls);
   try {
     const username = `lgb_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
     const keys = generateDeviceKeys(1);

@@ -5,7 +5,7 @@
  * latency and, when it started the platform itself, the CPU time each
  * service and server spent per message.
  *
- *   npm run loadgen -- [--pairs 16] [--messages 100] [--size 140] [--server HOST:PORT] [--json]
+ *   npm run loadgen -- [--pairs 16] [--messages 100] [--size 140] [--server HOST:PORT [--ca FILE]] [--json]
  *
  * Without --server it starts its own Kafka, Redis, PostgreSQL and the six
  * services in a scratch directory, exactly as `npm start` runs them, and
@@ -25,6 +25,7 @@ interface Options {
   readonly messages: number;
   readonly size: number;
   readonly server?: string;
+  readonly ca?: string;
   readonly json: boolean;
 }
 
@@ -38,6 +39,7 @@ function parseOptions(argv: string[]): Options {
       messages: { type: 'string', default: '100' },
       size: { type: 'string', default: '140' },
       server: { type: 'string' },
+      ca: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -48,6 +50,7 @@ function parseOptions(argv: string[]): Options {
     messages: count('messages', 100_000),
     size: count('size', 64 * 1024),
     server: values.server,
+    ca: values.ca,
     json: values.json ?? false,
   };
 }
@@ -79,7 +82,12 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-async function run(options: Options, server: string, pids: Record<string, number>): Promise<object> {
+async function run(
+  options: Options,
+  server: string,
+  pids: Record<string, number>,
+  ca: string | undefined,
+): Promise<object> {
   const profiles = mkdtempSync(join(tmpdir(), 'sotto-loadgen-'));
   const clients: SottoClient[] = [];
   try {
@@ -89,6 +97,7 @@ async function run(options: Options, server: string, pids: Record<string, number
       SottoClient.register({
         profileDir: join(profiles, `${role}-${index}`),
         server,
+        ca,
         username: `lg_${tag}_${role}${index}`,
       }).then((client) => (clients.push(client), client));
     const pairs = await Promise.all(

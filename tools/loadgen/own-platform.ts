@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
-import { startPlatform, type Platform, type PlatformOptions } from '@sotto/stack';
+import { preparePlatformPki, startPlatform, type Platform, type PlatformOptions } from '@sotto/stack';
 
 /** A command-line count from 1 to `max`, or an error naming the option. */
 export function wholeNumber(name: string, text: string | undefined, max: number): number {
@@ -17,6 +17,8 @@ export interface OwnPlatform {
   readonly platform: Platform;
   /** Every process whose CPU time is measured: the six services and Kafka, Redis, PostgreSQL. */
   readonly pids: Record<string, number>;
+  /** The CA its gateway's certificate is issued by. */
+  readonly ca: string;
   stop(): Promise<void>;
 }
 
@@ -40,6 +42,7 @@ export async function startOwnPlatform(
   try {
     await ensureSystemPackages();
     say('starting Kafka, Redis, PostgreSQL and the six services');
+    const tls = await preparePlatformPki(join(workDir, 'tls'));
     infra = await startInfrastructure({ dataDir: join(workDir, 'infra') });
     platform = await startPlatform({
       infra: {
@@ -47,6 +50,7 @@ export async function startOwnPlatform(
         redisUrl: infra.redis.url,
         databaseUrl: infra.postgres.url,
         hsm: infra.hsm,
+        tls,
       },
       logDir: join(workDir, 'logs'),
       backupBlobDir: join(workDir, 'blobs'),
@@ -55,7 +59,7 @@ export async function startOwnPlatform(
     const pids: Record<string, number> = {};
     for (const service of Object.values(platform.services)) pids[service.name] = service.pid;
     for (const backing of [infra.kafka, infra.redis, infra.postgres]) pids[backing.name] = backing.pid;
-    return { platform, pids, stop };
+    return { platform, pids, ca: tls.ca, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -66,17 +70,24 @@ export async function startOwnPlatform(
  * A load generator's whole run: parses its options, runs against
  * `--server` or else a platform of its own (CPU measured per process, `env`
  * added to its services) that is stopped afterwards, and prints the report
- * as JSON on stdout, on one line with --json. Any failure, bad options
- * included, is one line on stderr and exit code 1.
+ * as JSON on stdout, on one line with --json. The gateway's certificate is
+ * verified with the own platform's CA, or against `--server` with `--ca` (else
+ * as the SDK finds it: SOTTO_CA, the system's roots, a checkout's stack.json).
+ * Any failure, bad options included, is one line on stderr and exit code 1.
  */
-export function runLoad<O extends { readonly server?: string; readonly json: boolean }>(
+export function runLoad<O extends { readonly server?: string; readonly ca?: string; readonly json: boolean }>(
   parseOptions: () => O,
   say: (line: string) => void,
-  run: (options: O, server: string, pids: Record<string, number>) => Promise<object>,
+  run: (options: O, server: string, pids: Record<string, number>, ca: string | undefined) => Promise<object>,
   env: (options: O) => PlatformOptions['env'] = () => ({}),
 ): void {
-  const report = async (options: O, server: string, pids: Record<string, number>): Promise<void> => {
-    const result = await run(options, server, { loadgen: process.pid, ...pids });
+  const report = async (
+    options: O,
+    server: string,
+    pids: Record<string, number>,
+    ca: string | undefined,
+  ): Promise<void> => {
+    const result = await run(options, server, { loadgen: process.pid, ...pids }, ca);
     process.stdout.write(
       options.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`,
     );
@@ -84,12 +95,12 @@ export function runLoad<O extends { readonly server?: string; readonly json: boo
   const main = async (): Promise<void> => {
     const options = parseOptions();
     if (options.server) {
-      await report(options, options.server, {});
+      await report(options, options.server, {}, options.ca);
       return;
     }
     const own = await startOwnPlatform(say, env(options));
     try {
-      await report(options, own.platform.gateway, own.pids);
+      await report(options, own.platform.gateway, own.pids, own.ca);
     } finally {
       await own.stop();
     }

@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { checkHealth } from '@sotto/contracts';
+import { checkHealth, mutualTlsCredentials, type ServiceIdentity } from '@sotto/contracts';
 import { freePort, repoRoot } from '@sotto/local-infra';
 
 interface Stack {
@@ -12,7 +13,8 @@ interface Stack {
   redisUrl: string;
   databaseUrl: string;
   backupBlobDir: string;
-  services: Record<string, { grpc: string; metrics: string }>;
+  tls: { ca: string; clientCert: string; clientKey: string };
+  services: Record<ServiceIdentity, { grpc: string; metrics: string }>;
 }
 
 interface Run {
@@ -25,7 +27,29 @@ interface Run {
 const root = repoRoot();
 
 /** The test run's infrastructure settings: `npm start` runs without them, so it starts its own. */
-const INFRA_VARIABLES = ['KAFKA_BROKERS', 'REDIS_URL', 'DATABASE_URL', 'SOTTO_TEST_INFRA'];
+const INFRA_VARIABLES = ['KAFKA_BROKERS', 'REDIS_URL', 'DATABASE_URL', 'SOTTO_TEST_INFRA', 'SOTTO_CA'];
+
+/** Runs the `sotto` CLI as a person would, without the test run's SOTTO_CA. */
+async function sotto(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; stdout: string }> {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'SOTTO_CA'));
+  try {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [join(root, 'apps/cli/bin/sotto.js'), ...args],
+      {
+        cwd: tmpdir(),
+        env: { ...inherited, ...env },
+      },
+    );
+    return { code: 0, stdout };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string };
+    return { code: failed.code, stdout: failed.stdout };
+  }
+}
 
 /** Runs `npm start` in a process group of its own, as a terminal would. */
 function npmStart(env: Record<string, string>): Run {
@@ -99,17 +123,40 @@ describe('npm start', () => {
         'kafkaBrokers',
         'redisUrl',
         'services',
+        'tls',
       ]);
       expect(stack.gateway).toBe(gateway);
+      expect(stack.tls).toEqual({
+        ca: join(stateDir, 'tls', 'ca.crt'),
+        clientCert: join(stateDir, 'tls', 'operator.crt'),
+        clientKey: join(stateDir, 'tls', 'operator.key'),
+      });
       expect(stack.backupBlobDir).toBe(join(stateDir, 'data', 'backups'));
       expect(existsSync(stack.backupBlobDir)).toBe(true);
       expect(Object.keys(stack.services).sort()).toEqual(
         ['backup-store', 'gateway', 'key-vault', 'message-relay', 'prekey-directory', 'presence'].sort(),
       );
-      for (const [name, addresses] of Object.entries(stack.services)) {
-        expect([name, await checkHealth(addresses.grpc)]).toEqual([name, 'SERVING']);
+      // The operator's certificate in stack.json asks every service for its health, over mutual TLS.
+      const operator = { ca: stack.tls.ca, cert: stack.tls.clientCert, key: stack.tls.clientKey };
+      for (const [name, addresses] of Object.entries(stack.services) as [
+        ServiceIdentity,
+        { grpc: string; metrics: string },
+      ][]) {
+        expect([name, await checkHealth(addresses.grpc, mutualTlsCredentials(operator, name))]).toEqual([
+          name,
+          'SERVING',
+        ]);
         expect([name, (await fetch(`http://${addresses.metrics}/readyz`)).status]).toEqual([name, 200]);
       }
+
+      // The CLI verifies the gateway with the CA that stack.json names for it, and with no other.
+      expect(await sotto({ SOTTO_STATE_DIR: stateDir }, '--server', gateway, 'status')).toEqual({
+        code: 0,
+        stdout: `${gateway}: serving\n`,
+      });
+      const elsewhere = await sotto({}, '--server', gateway, 'status');
+      expect(elsewhere.code).toBe(1);
+      expect(elsewhere.stdout).toMatch(new RegExp(`^${gateway}: certificate not trusted \\(.+\\)\n$`));
 
       // Keep a row, to find it again after a restart.
       const db = new Client({ connectionString: stack.databaseUrl });
@@ -138,10 +185,14 @@ describe('npm start', () => {
     }
   });
 
-  it('keeps its data across restarts', async () => {
+  it('keeps its data and its CA across restarts', async () => {
+    const ca = readFileSync(join(stateDir, 'tls', 'ca.crt'), 'utf8');
+    const gatewayCert = readFileSync(join(stateDir, 'tls', 'gateway.crt'), 'utf8');
     const run = npmStart({ SOTTO_STATE_DIR: stateDir, SOTTO_GATEWAY_ADDR: gateway });
     try {
       await waitFor(run, 'Sotto is running', 180_000);
+      expect(readFileSync(join(stateDir, 'tls', 'ca.crt'), 'utf8')).toBe(ca);
+      expect(readFileSync(join(stateDir, 'tls', 'gateway.crt'), 'utf8')).toBe(gatewayCert);
       const stack = JSON.parse(readFileSync(join(stateDir, 'stack.json'), 'utf8')) as Stack;
       const db = new Client({ connectionString: stack.databaseUrl });
       await db.connect();

@@ -2,11 +2,14 @@
  * `npm start`: the whole platform on one machine. Starts Kafka, Redis and
  * PostgreSQL (unless KAFKA_BROKERS, REDIS_URL, DATABASE_URL name existing
  * servers) and prepares the key-vault's SoftHSM2 token (unless PKCS11_MODULE,
- * PKCS11_TOKEN_LABEL and PKCS11_PIN name another HSM), then the six services;
- * writes .sotto/stack.json; stops everything in order on Ctrl-C.
+ * PKCS11_TOKEN_LABEL and PKCS11_PIN name another HSM), makes (or keeps) a
+ * local CA and the services' certificates in .sotto/tls, then the six
+ * services, all over TLS; writes .sotto/stack.json; stops everything in
+ * order on Ctrl-C.
  */
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { commaList, hostPort, parseEnvironment, url, EnvironmentError } from '@sotto/platform/config';
@@ -19,7 +22,14 @@ import {
   startRedis,
   type RunningServer,
 } from '@sotto/local-infra';
-import { SERVICE_NAMES, startPlatform, type HsmEndpoint, type Platform } from '@sotto/stack';
+import {
+  operatorTls,
+  preparePlatformPki,
+  SERVICE_NAMES,
+  startPlatform,
+  type HsmEndpoint,
+  type Platform,
+} from '@sotto/stack';
 
 const startEnv = z.object({
   SOTTO_GATEWAY_ADDR: hostPort().default('127.0.0.1:7400'),
@@ -44,6 +54,17 @@ function configuredHsm(env: z.output<typeof startEnv>): HsmEndpoint | undefined 
     );
   }
   return { modulePath, tokenLabel, pin };
+}
+
+/**
+ * The names clients may reach the gateway by, beyond localhost and the
+ * loopback addresses every certificate carries: the host it listens on, or
+ * this machine's name when it listens on every address.
+ */
+function gatewayHosts(address: string): string[] {
+  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  const wildcard = host === '0.0.0.0' || (isIP(host) === 6 && /^[:0]+$/.test(host));
+  return [wildcard ? hostname() : host];
 }
 
 const say = (message: string): void => void process.stdout.write(`${message}\n`);
@@ -207,11 +228,16 @@ async function main(): Promise<number> {
       otherHsm ?? prepareSoftHsm({ dataDir: join(dataDir, 'softhsm'), logger }),
     ]);
     say(`  kafka ${kafkaBrokers.join(',')} · redis ${redisUrl} · postgres ${databaseUrl}`);
+    // Kept across runs; made again when expired, or when the gateway is reached by another name.
+    const tls = await preparePlatformPki(join(stateDir, 'tls'), {
+      hosts: gatewayHosts(env.SOTTO_GATEWAY_ADDR),
+      logger,
+    });
 
     say(`starting ${SERVICE_NAMES.join(', ')}…`);
     const backupBlobDir = join(dataDir, 'backups');
     platform = await startPlatform({
-      infra: { kafkaBrokers, redisUrl, databaseUrl, hsm },
+      infra: { kafkaBrokers, redisUrl, databaseUrl, hsm, tls },
       gatewayAddr: env.SOTTO_GATEWAY_ADDR,
       logDir,
       backupBlobDir,
@@ -219,8 +245,12 @@ async function main(): Promise<number> {
     track();
 
     const { services } = platform;
+    const operator = operatorTls(tls);
     const stack = {
       gateway: platform.gateway,
+      // The CA clients verify the gateway with (the CLI finds it here), and the operator's
+      // certificate, which may call Health and reflection on every service and nothing else.
+      tls: { ca: tls.ca, clientCert: operator.cert, clientKey: operator.key },
       kafkaBrokers,
       redisUrl,
       databaseUrl,
@@ -233,6 +263,7 @@ async function main(): Promise<number> {
     say('');
     say(`Sotto is running. Gateway: ${platform.gateway}`);
     say(`Endpoints: ${stackFile}`);
+    say(`TLS: every service serves TLS 1.3; the CA is ${tls.ca}`);
     say(`Logs: ${logDir}`);
     say('Press Ctrl-C to stop.');
 

@@ -1,8 +1,8 @@
 /**
  * `npm test`: installs what the tests need and the machine lacks (Debian
  * packages; Helm and moto's S3 server, once, under .sotto/tools), starts one
- * Kafka, Redis and PostgreSQL, and prepares a SoftHSM2 token, for the whole
- * run, runs every project's tests with Jest, stops the servers, and ends with
+ * Kafka, Redis and PostgreSQL, and prepares a SoftHSM2 token and a CA with
+ * the services' certificates, for the whole run, runs every project's tests with Jest, stops the servers, and ends with
  * the line `jest: N passed, M failed[, K skipped]`. Extra arguments go to Jest.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -20,6 +20,7 @@ import {
   type Infrastructure,
   type TestTool,
 } from '@sotto/local-infra';
+import { preparePlatformPki } from '@sotto/stack';
 import { INFRA_ENV } from '@sotto/testing';
 
 interface JestReport {
@@ -81,6 +82,7 @@ async function main(): Promise<number> {
 
     log('starting Kafka, Redis and PostgreSQL for this run');
     const started = Date.now();
+    const tls = await preparePlatformPki(join(workDir, 'tls'));
     infra = await startInfrastructure({ dataDir: join(workDir, 'infra'), logger });
     log(`infrastructure ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
@@ -92,8 +94,11 @@ async function main(): Promise<number> {
         redisUrl: infra.redis.url,
         databaseUrl: infra.postgres.url,
         hsm: infra.hsm,
+        tls,
         workDir,
       }),
+      // The CLI and the SDK trust the gateway's certificate through SOTTO_CA, as a person's would.
+      SOTTO_CA: tls.ca,
       // SoftHSM2 reads it from the environment, for specs that load the PKCS#11 library themselves.
       SOFTHSM2_CONF: infra.hsm.softHsmConf,
     };

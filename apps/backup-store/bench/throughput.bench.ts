@@ -19,7 +19,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { ensureTestTools, freePort, motoTool, startPostgres } from '@sotto/local-infra';
-import { startServiceProcess } from '@sotto/stack';
+import { mutualTlsCredentials } from '@sotto/contracts';
+import { operatorTls, preparePlatformPki, startServiceProcess } from '@sotto/stack';
 /* eslint-enable @nx/enforce-module-boundaries */
 import { BackupTestClient, sha256 } from '../src/testing/backup-client';
 import { startS3Server, type S3TestServer } from '../src/testing/s3-server';
@@ -81,19 +82,31 @@ async function main(): Promise<void> {
       await s3.send(new CreateBucketCommand({ Bucket: 'sotto-bench' }));
       s3.destroy();
     }
+    const tls = await preparePlatformPki(join(dir, 'tls'));
+    const own = tls.identities['backup-store'];
+    const gateway = tls.identities['gateway'];
+    if (own === undefined || gateway === undefined) throw new Error('the local CA issued no certificates');
     const service = await startServiceProcess({
       name: 'backup-store',
       env: {
         GRPC_ADDR: `127.0.0.1:${await freePort()}`,
         METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+        GRPC_TLS_CA: tls.ca,
+        GRPC_TLS_CERT: own.cert,
+        GRPC_TLS_KEY: own.key,
         DATABASE_URL: postgres.url,
         LOG_LEVEL: 'warn',
         BACKUP_VERSIONS_KEPT: '2',
         ...storeEnv,
       },
       logFile: join(dir, 'backup-store.log'),
+      operator: operatorTls(tls),
     });
-    const client = new BackupTestClient(service.grpc);
+    // The bench calls as the gateway does, over mutual TLS.
+    const client = new BackupTestClient(
+      service.grpc,
+      mutualTlsCredentials({ ca: tls.ca, ...gateway }, 'backup-store'),
+    );
     try {
       say(`backup-store on ${store}, ${bytes / 1_000_000} MB blob, ${runs} runs`);
       const data = randomBytes(bytes);

@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { startTestService, testInfra, type TestService } from '@sotto/testing';
+import { callerCredentials, startTestService, testInfra, type TestService } from '@sotto/testing';
 import { SYNC_EVERY_BYTES } from './blobs/local-blob-store';
 import { BackupTestClient, MIB, refusal, sha256 } from './testing/backup-client';
 import { describeBackupStore, type StoredBlobs } from './testing/backup-suite';
@@ -37,7 +37,7 @@ describe('backup-store requests', () => {
 
   beforeAll(async () => {
     service = await startTestService('backup-store');
-    client = new BackupTestClient(service.grpc);
+    client = new BackupTestClient(service.grpc, callerCredentials('gateway'));
   });
 
   afterAll(async () => {

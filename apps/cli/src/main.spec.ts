@@ -1,14 +1,18 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
 import {
+  foreignPki,
   freePort,
   repoRoot,
   startTestPlatform,
   startTestService,
+  testTls,
   type Platform,
   type TestService,
 } from '@sotto/testing';
@@ -80,6 +84,114 @@ describe('sotto status', () => {
     const { code, stderr } = await sotto('teleport');
     expect(code).not.toBe(0);
     expect(stderr).toContain("unknown command 'teleport'");
+  });
+});
+
+describe("the gateway's certificate", () => {
+  let gateway: TestService;
+  let foreignCa: string;
+  const profiles = mkdtempSync(join(tmpdir(), 'sotto-cli-tls-'));
+  /** The environment of a person who has not set SOTTO_CA. */
+  const withoutCa = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'SOTTO_CA'));
+  const runIn = async (cwd: string, env: NodeJS.ProcessEnv, ...args: string[]) => {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd, env });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const failed = error as { code: number; stdout: string; stderr: string };
+      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+    }
+  };
+
+  beforeAll(async () => {
+    [gateway, foreignCa] = await Promise.all([
+      startTestService('gateway'),
+      foreignPki().then((pki) => pki.ca),
+    ]);
+  });
+
+  afterAll(async () => {
+    await gateway?.stop();
+    rmSync(profiles, { recursive: true, force: true });
+  });
+
+  it('refuses a gateway whose certificate another CA issued, in one line', async () => {
+    const env = { ...withoutCa, SOTTO_CA: foreignCa };
+    const status = await runIn(repoRoot(), env, '--server', gateway.grpc, 'status');
+    expect(status).toEqual({
+      code: 1,
+      stdout: `${gateway.grpc}: certificate not trusted (unable to verify the first certificate)\n`,
+      stderr: '',
+    });
+    const register = await runIn(
+      repoRoot(),
+      env,
+      '--server',
+      gateway.grpc,
+      '--profile',
+      join(profiles, 'm'),
+      'register',
+      'mallory_tls',
+    );
+    expect(register).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `sotto: server ${gateway.grpc}: certificate not trusted (unable to verify the first certificate); give the CA that issued it with --ca FILE or SOTTO_CA\n`,
+    });
+  });
+
+  it('takes the CA from --ca over SOTTO_CA', async () => {
+    const env = { ...withoutCa, SOTTO_CA: foreignCa };
+    expect(
+      await runIn(repoRoot(), env, '--ca', testTls().ca, '--server', gateway.grpc, 'status'),
+    ).toMatchObject({
+      code: 0,
+      stdout: `${gateway.grpc}: serving\n`,
+    });
+  });
+
+  it('finds the CA in the .sotto/stack.json of the checkout it runs in, for the gateway it names only', async () => {
+    const checkout = mkdtempSync(join(tmpdir(), 'sotto-checkout-'));
+    try {
+      mkdirSync(join(checkout, '.sotto'));
+      mkdirSync(join(checkout, 'apps'));
+      writeFileSync(
+        join(checkout, '.sotto', 'stack.json'),
+        JSON.stringify({ gateway: gateway.grpc, tls: { ca: testTls().ca } }),
+      );
+      expect(await runIn(join(checkout, 'apps'), withoutCa, '--server', gateway.grpc, 'status')).toEqual({
+        code: 0,
+        stdout: `${gateway.grpc}: serving\n`,
+        stderr: '',
+      });
+      // The same gateway under another name is not the one stack.json names: only the system's roots apply.
+      const other = `localhost:${gateway.grpc.split(':')[1]}`;
+      const refused = await runIn(join(checkout, 'apps'), withoutCa, '--server', other, 'status');
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toMatch(new RegExp(`^${other}: certificate not trusted \\(.+\\)\n$`));
+    } finally {
+      rmSync(checkout, { recursive: true, force: true });
+    }
+  });
+
+  it('never speaks plaintext, even to a server that only offers it', async () => {
+    // A downgrade: something on the gateway's path answers gRPC without TLS.
+    const server = new Server();
+    new HealthImplementation({ '': 'SERVING' }).addToServer(server);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      ),
+    );
+    try {
+      expect(await sotto('--server', `127.0.0.1:${port}`, 'status')).toEqual({
+        code: 1,
+        stdout: `127.0.0.1:${port}: no TLS on this port (the server speaks plaintext or another protocol)\n`,
+        stderr: '',
+      });
+    } finally {
+      server.forceShutdown();
+    }
   });
 });
 

@@ -15,6 +15,7 @@ import {
 interface GlobalOptions {
   server: string;
   profile: string;
+  ca?: string;
 }
 
 const print = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -153,13 +154,18 @@ function program(): Command {
       'where this device keeps its keys and history',
       process.env['SOTTO_PROFILE'] ?? join(homedir(), '.sotto'),
     )
+    .option(
+      '--ca <file>',
+      "the CA (PEM) to verify the gateway's certificate with; default $SOTTO_CA, else the system's roots " +
+        'and, in a checkout running `npm start`, the CA its .sotto/stack.json names for this gateway',
+    )
     .showHelpAfterError()
     .exitOverride();
 
   const globals = (): GlobalOptions => cli.opts<GlobalOptions>();
   const withClient = async (work: (client: SottoClient) => Promise<void>): Promise<void> => {
-    const { server, profile } = globals();
-    const client = SottoClient.open({ profileDir: profile, server });
+    const { server, profile, ca } = globals();
+    const client = SottoClient.open({ profileDir: profile, server, ca });
     try {
       await work(client);
     } finally {
@@ -172,8 +178,8 @@ function program(): Command {
     .argument('<username>', '3 to 32 characters of a-z, 0-9, _ and .')
     .description('create an account on the server, with this device as its first device')
     .action(async (username: string) => {
-      const { server, profile } = globals();
-      const client = await SottoClient.register({ profileDir: profile, server, username });
+      const { server, profile, ca } = globals();
+      const client = await SottoClient.register({ profileDir: profile, server, username, ca });
       client.close();
       print(`registered ${client.username} on ${server}; keys are in ${profile}`);
     });
@@ -324,11 +330,12 @@ function program(): Command {
       if (Boolean(options.recoveryKeyStdin) === Boolean(options.passwordStdin)) {
         throw new Error('give exactly one of --recovery-key-stdin and --password-stdin');
       }
-      const { server, profile } = globals();
+      const { server, profile, ca } = globals();
       const secret = await readStdin(options.recoveryKeyStdin ? 'recovery key' : 'password');
       const restored = await SottoClient.restore({
         profileDir: profile,
         server,
+        ca,
         username,
         ...(options.recoveryKeyStdin ? { recoveryKey: secret } : { password: secret }),
         onProgress: progressBar('downloading'),
@@ -409,7 +416,8 @@ function program(): Command {
     .description('check that the gateway is up and serving')
     .option('--json', 'print one JSON object')
     .action(async (options: { json?: boolean }) => {
-      const status = await serverStatus(parseServerAddress(globals().server));
+      const { server, ca } = globals();
+      const status = await serverStatus(parseServerAddress(server), { ca });
       if (options.json) {
         print(JSON.stringify(status));
       } else {
@@ -426,7 +434,22 @@ function program(): Command {
   return cli;
 }
 
+/**
+ * grpc-js sends the server's address as the TLS server name even when it is
+ * an IP address (127.0.0.1:7400), and Node warns about that (DEP0123) once
+ * per process. That warning says nothing to a person using the CLI; every
+ * other warning is still printed.
+ */
+function quietIpServerNameWarning(): void {
+  const listeners = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error & { code?: string }) => {
+    if (warning.code !== 'DEP0123') for (const listener of listeners) listener(warning);
+  });
+}
+
 async function main(argv: string[]): Promise<void> {
+  quietIpServerNameWarning();
   try {
     await program().parseAsync(argv);
   } catch (error) {

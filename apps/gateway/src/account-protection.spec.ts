@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Metadata, credentials, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import {
@@ -11,6 +11,7 @@ import {
   type ConnectResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
+  gatewayCredentials,
   startTcpProxy,
   startTestPlatform,
   startTestService,
@@ -89,12 +90,12 @@ describe('account protection, through the public API of several gateways', () =>
   const clients: { close(): void }[] = [];
 
   const accountsAt = (address: string): AccountServiceClient => {
-    const client = new AccountServiceClient(address, credentials.createInsecure());
+    const client = new AccountServiceClient(address, gatewayCredentials());
     clients.push(client);
     return client;
   };
   const messagingAt = (address: string): MessagingServiceClient => {
-    const client = new MessagingServiceClient(address, credentials.createInsecure());
+    const client = new MessagingServiceClient(address, gatewayCredentials());
     clients.push(client);
     return client;
   };

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import {
   Client,
   Metadata,
-  credentials,
   status,
   type ClientDuplexStream,
   type MethodDefinition,
@@ -18,7 +17,7 @@ import {
   type ConnectRequest,
   type ConnectResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { startTestPlatform, type Platform } from '@sotto/testing';
+import { gatewayCredentials, startTestPlatform, type Platform } from '@sotto/testing';
 
 interface Device {
   accountId: string;
@@ -67,9 +66,9 @@ describe('gateway, end to end through the public API', () => {
 
   beforeAll(async () => {
     platform = await startTestPlatform();
-    accounts = new AccountServiceClient(platform.gateway, credentials.createInsecure());
-    keys = new KeysServiceClient(platform.gateway, credentials.createInsecure());
-    messaging = new MessagingServiceClient(platform.gateway, credentials.createInsecure());
+    accounts = new AccountServiceClient(platform.gateway, gatewayCredentials());
+    keys = new KeysServiceClient(platform.gateway, gatewayCredentials());
+    messaging = new MessagingServiceClient(platform.gateway, gatewayCredentials());
   });
 
   afterAll(async () => {
@@ -140,7 +139,7 @@ describe('gateway, end to end through the public API', () => {
 
   it('authenticates every RPC except registration, recovery and vault login', async () => {
     // Each method of the public contract, called with an empty request and no credentials.
-    const client = new Client(platform.gateway, credentials.createInsecure());
+    const client = new Client(platform.gateway, gatewayCredentials());
     const codeOf = (method: MethodDefinition<unknown, unknown>): Promise<status> =>
       new Promise((resolve) => {
         const { path, requestSerialize: serialize, responseDeserialize: deserialize } = method;

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { EnvelopeType, MismatchedDevices } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { RelayServiceClient, type QueuedEnvelope } from '@sotto/contracts/generated/sotto/relay/v1/relay';
-import { createTestCluster, type TestCluster } from '@sotto/testing';
+import { callerCredentials, createTestCluster, type TestCluster } from '@sotto/testing';
 
 interface Account {
   accountId: string;
@@ -20,7 +20,7 @@ describe('message-relay', () => {
     await Promise.all([cluster.start('prekey-directory'), cluster.start('presence')]);
     directory = new DirectoryServiceClient(
       cluster.addresses['prekey-directory'].grpc,
-      credentials.createInsecure(),
+      callerCredentials('gateway'),
     );
   });
 
@@ -50,7 +50,7 @@ describe('message-relay', () => {
       GRPC_ADDR: `127.0.0.1:${cluster.addresses['message-relay'].grpc.split(':')[1]}`,
       ...env,
     });
-    return { client: new RelayServiceClient(service.grpc, credentials.createInsecure()), group };
+    return { client: new RelayServiceClient(service.grpc, callerCredentials('gateway')), group };
   }
 
   const send = (client: RelayServiceClient, from: Account, to: Account, text: string, overrides = {}) =>

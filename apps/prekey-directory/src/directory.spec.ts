@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { PublicKey } from '@signalapp/libsignal-client';
 import {
   LAST_RESORT_KYBER_ID,
@@ -9,7 +9,7 @@ import {
   unary,
 } from '@sotto/client-sdk';
 import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
-import { startTestService, type TestService } from '@sotto/testing';
+import { callerCredentials, startTestService, type TestService } from '@sotto/testing';
 
 function username(): string {
   return `user_${randomUUID().slice(0, 8)}`;
@@ -35,7 +35,7 @@ describe('prekey-directory', () => {
       startTestService('prekey-directory', { PREKEY_FETCH_LIMIT: '1000' }),
       startTestService('prekey-directory', { PREKEY_FETCH_LIMIT: '3' }),
     ]);
-    client = new DirectoryServiceClient(service.grpc, credentials.createInsecure());
+    client = new DirectoryServiceClient(service.grpc, callerCredentials('gateway'));
   });
 
   afterAll(async () => {
@@ -462,7 +462,7 @@ describe('prekey-directory', () => {
     });
 
     it('throttles one requester per target with RESOURCE_EXHAUSTED and a retry delay, and no one else', async () => {
-      const limitedClient = new DirectoryServiceClient(limited.grpc, credentials.createInsecure());
+      const limitedClient = new DirectoryServiceClient(limited.grpc, callerCredentials('gateway'));
       try {
         const keys = generateDeviceKeys(10);
         const target = await unary(limitedClient.register.bind(limitedClient), {

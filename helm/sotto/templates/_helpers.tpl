@@ -78,9 +78,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/*
-The six services: values key, name, ports (the ones the README documents), what storage each
-needs, and which services it calls (DESIGN.md, "Services"). NetworkPolicies are derived from
-`calls`: a service accepts gRPC only from the services that call it; the gateway from anyone.
+The six services: values key, name, ports (the ones the README documents) and what storage each
+needs. Who calls whom is not written here but read from topology.json (sotto.topology).
 */}}
 {{- define "sotto.components" -}}
 gateway:
@@ -88,37 +87,70 @@ gateway:
   grpcPort: 7400
   metricsPort: 9400
   needs: [redis]
-  calls: [prekey-directory, message-relay, presence, backup-store, key-vault]
 prekeyDirectory:
   name: prekey-directory
   grpcPort: 7401
   metricsPort: 9401
   needs: [postgres, redis]
-  calls: []
 messageRelay:
   name: message-relay
   grpcPort: 7402
   metricsPort: 9402
   needs: [kafka, redis]
-  calls: [prekey-directory, presence]
 presence:
   name: presence
   grpcPort: 7403
   metricsPort: 9403
   needs: [redis]
-  calls: []
 backupStore:
   name: backup-store
   grpcPort: 7404
   metricsPort: 9404
   needs: [postgres, blobs]
-  calls: []
 keyVault:
   name: key-vault
   grpcPort: 7405
   metricsPort: 9405
   needs: [postgres, redis, hsm]
-  calls: []
+{{- end }}
+
+{{/*
+Who may call whom, as topology.json says: written from the table the services enforce on every
+call (libs/contracts/src/topology.ts; `npx nx run helm-chart:topology`). For each service,
+`callers` (the services its NetworkPolicy admits to its gRPC port) and `calls` (the services whose
+addresses it is given). Call with the root context; returns JSON for fromJson.
+*/}}
+{{- define "sotto.topology" -}}
+{{- .Files.Get "topology.json" }}
+{{- end }}
+
+{{/* The Secret holding a component's certificate, key and CA (tls.crt, tls.key, ca.crt). */}}
+{{- define "sotto.tlsSecretName" -}}
+{{- printf "%s-tls" (include "sotto.componentFullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+A hash of these Secrets' contents as the cluster holds them now (lookup), so that helm upgrade
+rolls the pods when one was replaced. `helm template` cannot look, and hashes nothing.
+Call with (dict "root" $ "secrets" (list name…)).
+*/}}
+{{- define "sotto.tlsChecksum" -}}
+{{- $data := list }}
+{{- range $name := .secrets }}
+{{- $secret := lookup "v1" "Secret" $.root.Release.Namespace $name }}
+{{- $data = append $data (toJson (dig "data" dict $secret)) }}
+{{- end }}
+{{- join "," $data | sha256sum }}
+{{- end }}
+
+{{/* Where a pod finds its certificate: its own Secret, mounted read-only. */}}
+{{- define "sotto.tlsDir" -}}
+/etc/sotto/tls
+{{- end }}
+
+{{/* Where the gateway finds the certificate it serves the public, when it has one of its own. */}}
+{{- define "sotto.publicTlsDir" -}}
+/etc/sotto/public-tls
 {{- end }}
 
 {{/* The gRPC port of the service called `name` (e.g. "presence"). */}}
@@ -146,7 +178,15 @@ GRPC_ADDR: {{ printf "%s:%v" $root.Values.listenHost $c.grpcPort | quote }}
 METRICS_ADDR: {{ printf "%s:%v" $root.Values.listenHost $c.metricsPort | quote }}
 LOG_LEVEL: {{ default $root.Values.logLevel $values.logLevel | quote }}
 SHUTDOWN_GRACE_MS: {{ $root.Values.shutdownGraceMs | int64 | quote }}
-{{- range $callee := $c.calls }}
+GRPC_TLS_CERT: {{ printf "%s/tls.crt" (include "sotto.tlsDir" .) | quote }}
+GRPC_TLS_KEY: {{ printf "%s/tls.key" (include "sotto.tlsDir" .) | quote }}
+GRPC_TLS_CA: {{ printf "%s/ca.crt" (include "sotto.tlsDir" .) | quote }}
+{{- if and (eq $c.name "gateway") $root.Values.tls.gatewayPublic.existingSecret }}
+GRPC_PUBLIC_TLS_CERT: {{ printf "%s/tls.crt" (include "sotto.publicTlsDir" .) | quote }}
+GRPC_PUBLIC_TLS_KEY: {{ printf "%s/tls.key" (include "sotto.publicTlsDir" .) | quote }}
+{{- end }}
+{{- $topology := include "sotto.topology" $root | fromJson }}
+{{- range $callee := (index $topology.services $c.name).calls }}
 {{ printf "%s_ADDR" ($callee | upper | replace "-" "_") }}: {{ printf "%s:%s" (include "sotto.componentFullname" (dict "root" $root "component" $callee)) (include "sotto.grpcPortOf" (dict "Values" $root.Values "name" $callee)) | quote }}
 {{- end }}
 {{- if has "kafka" $c.needs }}

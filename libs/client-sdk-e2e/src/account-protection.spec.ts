@@ -2,10 +2,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, Metadata, status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import { SottoClient, SottoError, unary } from '@sotto/client-sdk';
 import { AccountServiceClient } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { startTestPlatform, type Platform } from '@sotto/testing';
+import { gatewayCredentials, startTestPlatform, type Platform } from '@sotto/testing';
 
 interface AccountJson {
   accountId: string;
@@ -109,7 +109,7 @@ describe('account protection with the SDK: a stolen device secret', () => {
     // The request reached the server, but the device crashed before it wrote the answer down.
     const kept = randomBytes(32).toString('base64url');
     writeFileSync(join(profiles, owner, 'pending-device-secret'), kept);
-    const accounts = new AccountServiceClient(platform.gateway, credentials.createInsecure());
+    const accounts = new AccountServiceClient(platform.gateway, gatewayCredentials());
     const auth = new Metadata();
     auth.set('authorization', `${account.accountId}.${account.deviceId}:${account.deviceSecret}`);
     try {

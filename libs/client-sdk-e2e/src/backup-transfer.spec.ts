@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, Metadata, status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import {
   AccountServiceClient,
   BackupServiceClient,
@@ -15,7 +15,7 @@ import {
   unary,
   uploadBackupFile,
 } from '@sotto/client-sdk';
-import { startTcpProxy, startTestPlatform, type TcpProxy } from '@sotto/testing';
+import { gatewayCredentials, startTcpProxy, startTestPlatform, type TcpProxy } from '@sotto/testing';
 
 const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest();
 
@@ -39,7 +39,7 @@ describe('backup transfers through the gateway', () => {
 
   /** A freshly registered device's credentials, and a backup client reaching the gateway through `via`. */
   async function device(via = platform.gateway): Promise<{ client: BackupServiceClient; auth: Metadata }> {
-    const accounts = new AccountServiceClient(platform.gateway, credentials.createInsecure());
+    const accounts = new AccountServiceClient(platform.gateway, gatewayCredentials());
     clients.push(accounts);
     const generated = generateDeviceKeys(1);
     const registered = await unary(accounts.register.bind(accounts), {
@@ -49,7 +49,7 @@ describe('backup transfers through the gateway', () => {
     });
     const auth = new Metadata();
     auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
-    const client = new BackupServiceClient(via, credentials.createInsecure());
+    const client = new BackupServiceClient(via, gatewayCredentials());
     clients.push(client);
     return { client, auth };
   }
@@ -93,8 +93,8 @@ describe('backup transfers through the gateway', () => {
   });
 
   it('refuses every backup and vault call without credentials, and stores nothing', async () => {
-    const backups = new BackupServiceClient(platform.gateway, credentials.createInsecure());
-    const vault = new VaultServiceClient(platform.gateway, credentials.createInsecure());
+    const backups = new BackupServiceClient(platform.gateway, gatewayCredentials());
+    const vault = new VaultServiceClient(platform.gateway, gatewayCredentials());
     clients.push(backups, vault);
     const refusal = (call: Promise<unknown>) =>
       call.then(

@@ -2,11 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import * as opaque from '@serenity-kit/opaque';
 import { VaultServiceClient } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { SottoClient, SottoError, unary, type VaultAttemptReport } from '@sotto/client-sdk';
-import { startTestPlatform } from '@sotto/testing';
+import { gatewayCredentials, startTestPlatform } from '@sotto/testing';
 
 /** Listens on the owner's device until stopped, collecting the vault reports it is told. */
 function listen(client: SottoClient) {
@@ -60,7 +60,7 @@ describe("a stranger who knows a username can't burn the vault", () => {
       username: ownerName,
     });
     await owner.createBackup({ password });
-    vault = new VaultServiceClient(platform.gateway, credentials.createInsecure());
+    vault = new VaultServiceClient(platform.gateway, gatewayCredentials());
   });
 
   afterAll(async () => {

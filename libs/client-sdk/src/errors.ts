@@ -1,4 +1,5 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { tlsFailure } from '@sotto/contracts';
 
 /** A failure worth showing a person as one line. */
 export class SottoError extends Error {
@@ -31,13 +32,21 @@ function isServiceError(error: unknown): error is ServiceError {
   );
 }
 
-/** Turns a gRPC failure into words: unreachable servers, refused credentials, throttling. */
+/** Turns a gRPC failure into words: unreachable or untrusted servers, refused credentials, throttling. */
 export function explain(error: unknown, server: string): Error {
   if (error instanceof SottoError) return error;
   if (!isServiceError(error)) return error instanceof Error ? error : new Error(String(error));
   switch (error.code) {
-    case status.UNAVAILABLE:
-      return new SottoError(`server ${server} is unreachable`, error.code);
+    case status.UNAVAILABLE: {
+      const tls = tlsFailure(error.details);
+      if (tls === undefined) return new SottoError(`server ${server} is unreachable`, error.code);
+      return new SottoError(
+        tls.startsWith('certificate not trusted')
+          ? `server ${server}: ${tls}; give the CA that issued it with --ca FILE or SOTTO_CA`
+          : `server ${server}: ${tls}`,
+        error.code,
+      );
+    }
     case status.DEADLINE_EXCEEDED:
       return new SottoError(`server ${server} did not answer in time`, error.code);
     case status.UNAUTHENTICATED:

@@ -11,6 +11,7 @@ export {
 export { unary, UnaryMethod } from './grpc';
 export { SottoClient, ReceivedMessage, ReceiveOptions, TypingIndicator, VaultAttemptReport } from './client';
 export { SottoError, UntrustedIdentityError } from './errors';
+export { gatewayCredentials, gatewayTrust, GatewayTrust, GatewayTrustOptions } from './gateway-trust';
 export { Profile, HistoryEntry, Notice } from './profile';
 export * from './backup';
 export { uploadBackupFile, downloadBackupFile, TransferProgress } from './backup-transfer';

@@ -18,7 +18,7 @@ describe('serverStatus', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
     try {
-      const status = await serverStatus(`127.0.0.1:${port}`, 1_000);
+      const status = await serverStatus(`127.0.0.1:${port}`, { timeoutMs: 1_000 });
       expect(status.serving).toBe(false);
       expect(status.detail).not.toBe('SERVING');
       expect(status.detail.length).toBeGreaterThan(0);

@@ -1,4 +1,5 @@
 import { checkHealth } from '@sotto/contracts';
+import { gatewayCredentials } from './gateway-trust';
 
 /** Where a client looks for the gateway when told nothing else. */
 export const DEFAULT_SERVER = '127.0.0.1:7400';
@@ -21,8 +22,17 @@ export interface ServerStatus {
   readonly detail: string;
 }
 
-/** Asks the gateway's grpc.health.v1 whether it is serving. */
-export async function serverStatus(server: string, timeoutMs = 3_000): Promise<ServerStatus> {
-  const detail = await checkHealth(parseServerAddress(server), '', timeoutMs);
+/** Asks the gateway's grpc.health.v1 whether it is serving, over TLS verified with `ca` (see gatewayCredentials). */
+export async function serverStatus(
+  server: string,
+  options: { ca?: string; timeoutMs?: number } = {},
+): Promise<ServerStatus> {
+  const address = parseServerAddress(server);
+  const detail = await checkHealth(
+    address,
+    gatewayCredentials(address, { ca: options.ca }),
+    '',
+    options.timeoutMs ?? 3_000,
+  );
   return { server, serving: detail === 'SERVING', detail };
 }

@@ -4,3 +4,19 @@ export * as envelopesTopic from './topics/envelopes-v1';
 export * as gatewayEvents from './channels/gateway-events-v1';
 export * as credentialRevocations from './channels/credential-revocations-v1';
 export { checkHealth, waitForServing, ServingStatus } from './health-client';
+export { tlsFailure } from './health-client';
+export {
+  SERVICE_IDENTITIES,
+  ServiceIdentity,
+  OPERATOR_IDENTITY,
+  PeerIdentity,
+  OPERATIONS_SERVICES,
+  TOPOLOGY,
+  spiffeIdOf,
+  mayCall,
+  callersOf,
+  calleesOf,
+  identityFromSubjectAltName,
+  topologyDocument,
+} from './topology';
+export { TlsFiles, TLS_MIN_VERSION, mutualTlsCredentials, caTlsCredentials } from './tls';

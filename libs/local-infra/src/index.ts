@@ -24,3 +24,5 @@ export {
   type TestTool,
 } from './test-tools';
 export { repoRoot } from './repo-root';
+// Local certificates live in a platform library, so that platform specs can make them too.
+export { prepareLocalPki, spiffeUri, type LocalPki, type TlsIdentityFiles } from '@sotto/platform/tls';

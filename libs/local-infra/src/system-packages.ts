@@ -11,6 +11,8 @@ const REQUIREMENTS: ReadonlyArray<{ present: () => boolean; pkg: string }> = [
   { present: () => which('kcat') !== undefined, pkg: 'kcat' },
   { present: () => javaBinary() !== undefined, pkg: 'default-jre-headless' },
   { present: () => which('mvn') !== undefined, pkg: 'maven' },
+  // Not to make certificates (that is done in-process): the tests check the gateway with s_client.
+  { present: () => which('openssl') !== undefined, pkg: 'openssl' },
 ];
 
 export function missingSystemPackages(): string[] {

@@ -5,6 +5,9 @@ export {
   HsmEndpoint,
   serviceEnv,
   ServiceAddresses,
+  PLATFORM_IDENTITIES,
+  operatorTls,
+  preparePlatformPki,
 } from './services';
 export { startServiceProcess, ServiceProcess, ServiceProcessOptions } from './service-process';
 export { startPlatform, Platform, PlatformOptions } from './platform';

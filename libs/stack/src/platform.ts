@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { freePort } from '@sotto/local-infra';
 import { startServiceProcess, type ServiceProcess } from './service-process';
 import {
+  operatorTls,
   SERVICE_NAMES,
   serviceEnv,
   type InfraEndpoints,
@@ -47,6 +48,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         name,
         env: { ...serviceEnv(name, addresses, options.infra, options.backupBlobDir), ...options.env?.[name] },
         logFile: join(options.logDir, `${name}.log`),
+        operator: operatorTls(options.infra.tls),
       }),
     ),
   );

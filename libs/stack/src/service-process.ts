@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '@sotto/local-infra';
-import { waitForServing } from '@sotto/contracts';
+import { mutualTlsCredentials, waitForServing, type TlsFiles } from '@sotto/contracts';
 import type { ServiceName } from './services';
 
 export interface ServiceProcessOptions {
@@ -11,6 +11,8 @@ export interface ServiceProcessOptions {
   readonly env: Readonly<Record<string, string>>;
   /** The service's stdout and stderr (JSON logs) go here. */
   readonly logFile: string;
+  /** The certificate its health is checked with: the operator's. */
+  readonly operator: TlsFiles;
   readonly readyTimeoutMs?: number;
 }
 
@@ -86,6 +88,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
 
   try {
     await waitForServing(grpc, {
+      credentials: mutualTlsCredentials(options.operator, options.name),
       timeoutMs: options.readyTimeoutMs ?? 60_000,
       abort: exited.then((code) => `exited with ${code}`),
     });

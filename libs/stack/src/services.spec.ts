@@ -16,12 +16,27 @@ const infra = {
     pin: 'local-pin',
     softHsmConf: '/data/softhsm/softhsm2.conf',
   },
+  tls: {
+    ca: '/tls/ca.crt',
+    identities: Object.fromEntries(
+      [...SERVICE_NAMES, 'operator'].map((name) => [
+        name,
+        { cert: `/tls/${name}.crt`, key: `/tls/${name}.key` },
+      ]),
+    ),
+  },
 };
+const TLS = ['GRPC_TLS_CA', 'GRPC_TLS_CERT', 'GRPC_TLS_KEY'];
 
 describe('serviceEnv', () => {
-  it('gives each service only the storage it owns and the services it calls', () => {
+  it('gives each service only the storage it owns, its certificate and the services it calls', () => {
     const keys = Object.fromEntries(
-      SERVICE_NAMES.map((name) => [name, Object.keys(serviceEnv(name, addresses, infra, '/blobs')).sort()]),
+      SERVICE_NAMES.map((name) => [
+        name,
+        Object.keys(serviceEnv(name, addresses, infra, '/blobs'))
+          .filter((key) => !TLS.includes(key))
+          .sort(),
+      ]),
     );
     expect(keys).toEqual({
       gateway: [
@@ -56,6 +71,16 @@ describe('serviceEnv', () => {
         'SOFTHSM2_CONF',
       ],
     });
+  });
+
+  it("gives each service its own certificate and the platform's CA", () => {
+    for (const name of SERVICE_NAMES) {
+      expect(serviceEnv(name, addresses, infra, '/blobs')).toMatchObject({
+        GRPC_TLS_CA: '/tls/ca.crt',
+        GRPC_TLS_CERT: `/tls/${name}.crt`,
+        GRPC_TLS_KEY: `/tls/${name}.key`,
+      });
+    }
   });
 
   it('gives the key-vault its HSM, and SOFTHSM2_CONF only for a SoftHSM2 token', () => {

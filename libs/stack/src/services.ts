@@ -1,14 +1,10 @@
-/** Every service of the platform, in the order they are listed to people. */
-export const SERVICE_NAMES = [
-  'gateway',
-  'prekey-directory',
-  'message-relay',
-  'presence',
-  'backup-store',
-  'key-vault',
-] as const;
+import { calleesOf, OPERATOR_IDENTITY, SERVICE_IDENTITIES, type ServiceIdentity } from '@sotto/contracts';
+import { prepareLocalPki, type LocalPki, type Logger } from '@sotto/local-infra';
 
-export type ServiceName = (typeof SERVICE_NAMES)[number];
+/** Every service of the platform, in the order they are listed to people. */
+export const SERVICE_NAMES = SERVICE_IDENTITIES;
+
+export type ServiceName = ServiceIdentity;
 
 /** The key-vault's HSM: a local SoftHSM2 token, or a real HSM's PKCS#11 library. */
 export interface HsmEndpoint {
@@ -24,6 +20,30 @@ export interface InfraEndpoints {
   readonly redisUrl: string;
   readonly databaseUrl: string;
   readonly hsm: HsmEndpoint;
+  /** The CA and the certificates of the six services and the operator (prepareLocalPki). */
+  readonly tls: LocalPki;
+}
+
+/** The identities a local platform needs certificates for: each service's, and the operator's. */
+export const PLATFORM_IDENTITIES = { servers: SERVICE_NAMES, clients: [OPERATOR_IDENTITY] } as const;
+
+/**
+ * The local CA in `dir` and the certificates of the six services and the
+ * operator, kept across runs (see prepareLocalPki); `hosts` are more names
+ * the servers' certificates carry, such as the gateway's public host.
+ */
+export function preparePlatformPki(
+  dir: string,
+  options: { readonly hosts?: readonly string[]; readonly logger?: Logger } = {},
+): Promise<LocalPki> {
+  return prepareLocalPki({ dir, ...PLATFORM_IDENTITIES, ...options });
+}
+
+/** The operator's certificate: what a supervisor checks the services' health with. */
+export function operatorTls(tls: LocalPki): { ca: string; cert: string; key: string } {
+  const operator = tls.identities[OPERATOR_IDENTITY];
+  if (operator === undefined) throw new Error('the local CA issued no operator certificate');
+  return { ca: tls.ca, ...operator };
 }
 
 export interface ServiceAddresses {
@@ -32,9 +52,9 @@ export interface ServiceAddresses {
 }
 
 /**
- * The environment each service gets on one machine: its own addresses, the
- * storage it uses and the addresses of the services it calls. This is the
- * only place that knows who talks to whom.
+ * The environment each service gets on one machine: its own addresses and
+ * certificate, the storage it uses and the addresses of the services it
+ * calls (those the topology in @sotto/contracts lets it call).
  */
 export function serviceEnv(
   name: ServiceName,
@@ -42,27 +62,28 @@ export function serviceEnv(
   infra: InfraEndpoints,
   backupBlobDir: string,
 ): Record<string, string> {
-  const own = { GRPC_ADDR: addresses[name].grpc, METRICS_ADDR: addresses[name].metrics };
-  const upstream = {
-    PREKEY_DIRECTORY_ADDR: addresses['prekey-directory'].grpc,
-    MESSAGE_RELAY_ADDR: addresses['message-relay'].grpc,
-    PRESENCE_ADDR: addresses.presence.grpc,
-    BACKUP_STORE_ADDR: addresses['backup-store'].grpc,
-    KEY_VAULT_ADDR: addresses['key-vault'].grpc,
+  const certificate = infra.tls.identities[name];
+  if (certificate === undefined) throw new Error(`the local CA issued no certificate for ${name}`);
+  const own = {
+    GRPC_ADDR: addresses[name].grpc,
+    METRICS_ADDR: addresses[name].metrics,
+    GRPC_TLS_CA: infra.tls.ca,
+    GRPC_TLS_CERT: certificate.cert,
+    GRPC_TLS_KEY: certificate.key,
+    ...Object.fromEntries(
+      calleesOf(name).map((callee) => [
+        `${callee.toUpperCase().replace(/-/g, '_')}_ADDR`,
+        addresses[callee].grpc,
+      ]),
+    ),
   };
   switch (name) {
     case 'gateway':
-      return { ...own, ...upstream, REDIS_URL: infra.redisUrl };
+      return { ...own, REDIS_URL: infra.redisUrl };
     case 'prekey-directory':
       return { ...own, DATABASE_URL: infra.databaseUrl, REDIS_URL: infra.redisUrl };
     case 'message-relay':
-      return {
-        ...own,
-        KAFKA_BROKERS: infra.kafkaBrokers.join(','),
-        REDIS_URL: infra.redisUrl,
-        PREKEY_DIRECTORY_ADDR: upstream.PREKEY_DIRECTORY_ADDR,
-        PRESENCE_ADDR: upstream.PRESENCE_ADDR,
-      };
+      return { ...own, KAFKA_BROKERS: infra.kafkaBrokers.join(','), REDIS_URL: infra.redisUrl };
     case 'presence':
       return { ...own, REDIS_URL: infra.redisUrl };
     case 'backup-store':

@@ -14,3 +14,11 @@ export {
 export { freePort, motoTool, repoRoot, testToolProblem } from '@sotto/local-infra';
 export type { Platform } from '@sotto/stack';
 export { startTcpProxy, TcpProxy, TcpProxyOptions } from './tcp-proxy';
+export {
+  callerCredentials,
+  foreignPki,
+  gatewayCredentials,
+  identityFiles,
+  plaintextCredentials,
+  testTls,
+} from './tls';

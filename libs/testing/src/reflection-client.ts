@@ -1,12 +1,15 @@
-import { credentials } from '@grpc/grpc-js';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import {
   ServerReflectionClient,
   type ServerReflectionResponse,
 } from '@sotto/contracts/generated/grpc/reflection/v1/reflection';
 
 /** Asks a server's grpc.reflection.v1 service which services it serves, as grpcurl `list` does. */
-export async function listServicesByReflection(address: string): Promise<string[]> {
-  const client = new ServerReflectionClient(address, credentials.createInsecure());
+export async function listServicesByReflection(
+  address: string,
+  channelCredentials: ChannelCredentials,
+): Promise<string[]> {
+  const client = new ServerReflectionClient(address, channelCredentials);
   try {
     return await new Promise<string[]>((resolve, reject) => {
       const call = client.serverReflectionInfo();

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '@sotto/local-infra';
 import {
+  operatorTls,
   SERVICE_NAMES,
   serviceEnv,
   startPlatform,
@@ -46,6 +47,7 @@ export async function startTestService(
     name,
     env: merged,
     logFile: join(testLogDir(), `${name}-${addresses[name].grpc.split(':')[1]}.log`),
+    operator: operatorTls(infra.tls),
   });
 }
 
@@ -92,6 +94,7 @@ export async function createTestCluster(): Promise<TestCluster> {
         name,
         env: merged,
         logFile: join(testLogDir(), `${name}-${started.length}-${addresses[name].grpc.split(':')[1]}.log`),
+        operator: operatorTls(infra.tls),
       });
       started.push(service);
       return service;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { credentials, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { type ChannelCredentials, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import {
   BackupStoreServiceClient,
   type CreateUploadResponse,
@@ -42,8 +42,9 @@ export async function refusal(promise: Promise<unknown>): Promise<{ code: number
 export class BackupTestClient {
   readonly raw: BackupStoreServiceClient;
 
-  constructor(address: string) {
-    this.raw = new BackupStoreServiceClient(address, credentials.createInsecure(), {
+  /** `channelCredentials`: mutual TLS as the caller the test plays, normally the gateway. */
+  constructor(address: string, channelCredentials: ChannelCredentials) {
+    this.raw = new BackupStoreServiceClient(address, channelCredentials, {
       'grpc.max_receive_message_length': 8 * MIB,
     });
   }

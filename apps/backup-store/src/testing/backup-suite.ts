@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { startTcpProxy } from '@sotto/testing';
+import { callerCredentials, startTcpProxy } from '@sotto/testing';
 import { BackupTestClient, MIB, refusal, sha256 } from './backup-client';
 
 export interface RunningStore {
@@ -53,7 +53,7 @@ export function describeBackupStore(name: string, store: StoreUnderTest): void {
 
     beforeAll(async () => {
       service = await store.start();
-      client = new BackupTestClient(service.grpc);
+      client = new BackupTestClient(service.grpc, callerCredentials('gateway'));
     });
 
     afterAll(async () => {
@@ -74,7 +74,7 @@ export function describeBackupStore(name: string, store: StoreUnderTest): void {
     ): Promise<number> {
       const sent = 2 * store.checkpointBytes;
       const proxy = cut === 'drop connection' ? await startTcpProxy(service.grpc) : undefined;
-      const via = proxy ? new BackupTestClient(proxy.address) : client;
+      const via = proxy ? new BackupTestClient(proxy.address, callerCredentials('gateway')) : client;
       try {
         const stream = via.openUpload(accountId, uploadId, 0);
         await stream.send(data.subarray(0, sent));
@@ -346,7 +346,7 @@ export function describeBackupStore(name: string, store: StoreUnderTest): void {
 
       beforeAll(async () => {
         small = await store.start({ BACKUP_QUOTA_BYTES: '1000' });
-        smallClient = new BackupTestClient(small.grpc);
+        smallClient = new BackupTestClient(small.grpc, callerCredentials('gateway'));
       });
 
       afterAll(async () => {
@@ -414,7 +414,7 @@ export function describeBackupStore(name: string, store: StoreUnderTest): void {
           BACKUP_UPLOAD_EXPIRY_SECONDS: '10',
           BACKUP_SWEEP_INTERVAL_SECONDS: '1',
         });
-        expiringClient = new BackupTestClient(expiring.grpc);
+        expiringClient = new BackupTestClient(expiring.grpc, callerCredentials('gateway'));
       });
 
       afterAll(async () => {

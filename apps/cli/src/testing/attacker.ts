@@ -1,4 +1,5 @@
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
+import { gatewayCredentials } from '@sotto/testing';
 import {
   CiphertextMessageType,
   IdentityChange,
@@ -110,7 +111,7 @@ export class Attacker {
   }
 
   static async register(gateway: string, username: string): Promise<Attacker> {
-    const accounts = new AccountServiceClient(gateway, credentials.createInsecure());
+    const accounts = new AccountServiceClient(gateway, gatewayCredentials());
     const keys = generateDeviceKeys(10);
     const registered = await unary(accounts.register.bind(accounts), {
       username,
@@ -125,8 +126,8 @@ export class Attacker {
       keys,
       auth,
       accounts,
-      new KeysServiceClient(gateway, credentials.createInsecure()),
-      new MessagingServiceClient(gateway, credentials.createInsecure()),
+      new KeysServiceClient(gateway, gatewayCredentials()),
+      new MessagingServiceClient(gateway, gatewayCredentials()),
     );
   }
 

@@ -1,13 +1,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
-import {
-  Metadata,
-  credentials,
-  status,
-  type CallOptions,
-  type ClientUnaryCall,
-  type ServiceError,
-} from '@grpc/grpc-js';
+import { Metadata, status, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import * as opaque from '@serenity-kit/opaque';
+import { callerCredentials } from '@sotto/testing';
 import {
   KeyVaultServiceClient,
   type DeleteVaultRequest,
@@ -132,7 +126,8 @@ export class VaultClient {
   constructor(address: string, options: { ownConnection?: boolean } = {}) {
     this.raw = new KeyVaultServiceClient(
       address,
-      credentials.createInsecure(),
+      // Mutual TLS as the gateway, the vault's one caller.
+      callerCredentials('gateway'),
       options.ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {},
     );
   }

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { credentials, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { unary } from '@sotto/client-sdk';
 import { gatewayEvents } from '@sotto/contracts';
 import { PresenceServiceClient } from '@sotto/contracts/generated/sotto/presence/v1/presence';
-import { startTestService, testInfra, type TestService } from '@sotto/testing';
+import { callerCredentials, startTestService, testInfra, type TestService } from '@sotto/testing';
 
 /** Collects the events published on one gateway's channel. */
 async function listen(
@@ -32,18 +32,22 @@ async function listen(
 describe('presence', () => {
   let service: TestService;
   let shortLived: TestService;
+  // Each caller the topology allows: the gateway claims streams, the relay locates and notifies.
   let client: PresenceServiceClient;
+  let relay: PresenceServiceClient;
 
   beforeAll(async () => {
     [service, shortLived] = await Promise.all([
       startTestService('presence'),
       startTestService('presence', { PRESENCE_TTL_MS: '1500' }),
     ]);
-    client = new PresenceServiceClient(service.grpc, credentials.createInsecure());
+    client = new PresenceServiceClient(service.grpc, callerCredentials('gateway'));
+    relay = new PresenceServiceClient(service.grpc, callerCredentials('message-relay'));
   });
 
   afterAll(async () => {
     client?.close();
+    relay?.close();
     await Promise.all([service?.stop(), shortLived?.stop()]);
   });
 
@@ -51,7 +55,7 @@ describe('presence', () => {
   const claim = (d: { accountId: string; deviceId: number }, gatewayId: string, streamId: string) =>
     unary(client.claimStream.bind(client), { device: d, gatewayId, streamId });
   const locate = async (...devices: { accountId: string; deviceId: number }[]) =>
-    (await unary(client.locate.bind(client), { devices })).locations.map(({ gatewayId, streamId }) => ({
+    (await unary(relay.locate.bind(relay), { devices })).locations.map(({ gatewayId, streamId }) => ({
       gatewayId,
       streamId,
     }));
@@ -117,7 +121,7 @@ describe('presence', () => {
     await claim(online, gw, 'stream-1');
     const events = await listen(gw);
     try {
-      expect(await unary(client.notify.bind(client), { devices: [online, offline] })).toEqual({
+      expect(await unary(relay.notify.bind(relay), { devices: [online, offline] })).toEqual({
         notified: 1,
       });
       expect(await events.next()).toEqual({
@@ -166,7 +170,8 @@ describe('presence', () => {
   });
 
   it('lets claims expire when their gateway stops heartbeating, and keeps those it heartbeats', async () => {
-    const shortClient = new PresenceServiceClient(shortLived.grpc, credentials.createInsecure());
+    const shortClient = new PresenceServiceClient(shortLived.grpc, callerCredentials('gateway'));
+    const shortRelay = new PresenceServiceClient(shortLived.grpc, callerCredentials('message-relay'));
     try {
       const kept = device();
       const dropped = device();
@@ -182,14 +187,14 @@ describe('presence', () => {
       let locations: { gatewayId: string }[] = [];
       while (Date.now() < deadline) {
         await unary(shortClient.heartbeat.bind(shortClient), { gatewayId: gw, devices: [kept] });
-        locations = (await unary(shortClient.locate.bind(shortClient), { devices: [kept, dropped] }))
-          .locations;
+        locations = (await unary(shortRelay.locate.bind(shortRelay), { devices: [kept, dropped] })).locations;
         if (locations[1]?.gatewayId === '') break;
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
       expect(locations.map((location) => location.gatewayId)).toEqual([gw, '']);
     } finally {
       shortClient.close();
+      shortRelay.close();
     }
   });
 

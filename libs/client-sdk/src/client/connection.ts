@@ -1,4 +1,4 @@
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { Metadata, type ChannelCredentials } from '@grpc/grpc-js';
 import {
   AccountServiceClient,
   BackupServiceClient,
@@ -19,16 +19,20 @@ export class GatewayConnection {
   readonly vault: VaultServiceClient;
   readonly auth = new Metadata();
 
-  /** `server` is a checked `host:port` (parseServerAddress). */
+  /**
+   * `server` is a checked `host:port` (parseServerAddress); `tls` verifies its
+   * certificate (gatewayCredentials). The clients share one connection.
+   */
   constructor(
     readonly server: string,
     device: Pick<AccountFile, 'accountId' | 'deviceId' | 'deviceSecret'>,
+    tls: ChannelCredentials,
   ) {
-    this.accounts = new AccountServiceClient(server, credentials.createInsecure());
-    this.keys = new KeysServiceClient(server, credentials.createInsecure());
-    this.messaging = new MessagingServiceClient(server, credentials.createInsecure());
-    this.backups = new BackupServiceClient(server, credentials.createInsecure());
-    this.vault = new VaultServiceClient(server, credentials.createInsecure());
+    this.accounts = new AccountServiceClient(server, tls);
+    this.keys = new KeysServiceClient(server, tls);
+    this.messaging = new MessagingServiceClient(server, tls);
+    this.backups = new BackupServiceClient(server, tls);
+    this.vault = new VaultServiceClient(server, tls);
     this.useSecret(device);
   }
 

@@ -1,10 +1,10 @@
-import { credentials } from '@grpc/grpc-js';
 import {
   AccountServiceClient,
   VaultServiceClient,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { deriveAccountRecoveryCredential, parseRecoveryKey, type RecoveryKey } from '../backup';
 import { explain, SottoError } from '../errors';
+import { gatewayCredentials } from '../gateway-trust';
 import { unary } from '../grpc';
 import { generateDeviceKeys, publicDeviceKeys } from '../keys';
 import { Profile, type AccountFile } from '../profile';
@@ -34,11 +34,13 @@ export async function registerDevice(options: {
   profileDir: string;
   server: string;
   username: string;
+  /** The CA to verify the gateway with (see gatewayCredentials). */
+  ca?: string;
 }): Promise<NewDevice> {
   const profile = newProfile(options.profileDir);
   const server = parseServerAddress(options.server);
   const generated = generateDeviceKeys(REFILL);
-  const accounts = new AccountServiceClient(server, credentials.createInsecure());
+  const accounts = new AccountServiceClient(server, gatewayCredentials(server, { ca: options.ca }));
   let registered;
   try {
     registered = await unary(accounts.register.bind(accounts), {
@@ -71,12 +73,14 @@ export async function recoverDevice(options: {
   username: string;
   recoveryKey?: string;
   password?: string;
+  ca?: string;
 }): Promise<NewDevice & { readonly recoveryKey: RecoveryKey }> {
   const profile = newProfile(options.profileDir);
   const server = parseServerAddress(options.server);
   const username = options.username.toLowerCase();
-  const accounts = new AccountServiceClient(server, credentials.createInsecure());
-  const vault = new VaultServiceClient(server, credentials.createInsecure());
+  const tls = gatewayCredentials(server, { ca: options.ca });
+  const accounts = new AccountServiceClient(server, tls);
+  const vault = new VaultServiceClient(server, tls);
   let recoveryKey: RecoveryKey;
   let recovered;
   const generated = generateDeviceKeys(REFILL);

@@ -3,6 +3,7 @@ import type { BackupVersion, VaultStatus } from '@sotto/contracts/generated/sott
 import type { GetBackupStatusResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import type { TransferProgress } from '../backup-transfer';
 import { SottoError } from '../errors';
+import { gatewayCredentials } from '../gateway-trust';
 import { LAST_RESORT_KYBER_ID } from '../keys';
 import { Profile, type AccountFile, type HistoryEntry } from '../profile';
 import { parseServerAddress } from '../server';
@@ -40,12 +41,14 @@ export class SottoClient {
   private readonly inbox: Inbox;
   private readonly backups: Backups;
 
+  /** `ca`: the CA to verify the gateway with, if not SOTTO_CA's or the system's (see gatewayCredentials). */
   private constructor(
     readonly profile: Profile,
     readonly server: string,
     private account: AccountFile,
+    ca: string | undefined,
   ) {
-    this.connection = new GatewayConnection(server, account);
+    this.connection = new GatewayConnection(server, account, gatewayCredentials(server, { ca }));
     this.notices = new Notices(profile);
     this.contacts = new ContactBook(profile, this.connection, account, this.notices);
     const stores = profileSignalStores({
@@ -88,19 +91,20 @@ export class SottoClient {
     profileDir: string;
     server: string;
     username: string;
+    ca?: string;
   }): Promise<SottoClient> {
     const { profile, server, account } = await registerDevice(options);
-    return new SottoClient(profile, server, account);
+    return new SottoClient(profile, server, account, options.ca);
   }
 
-  static open(options: { profileDir: string; server: string }): SottoClient {
+  static open(options: { profileDir: string; server: string; ca?: string }): SottoClient {
     const profile = new Profile(options.profileDir);
     if (!profile.exists) {
       throw new SottoError(
         `not registered: ${options.profileDir} holds no account (run \`sotto register <username>\`)`,
       );
     }
-    return new SottoClient(profile, parseServerAddress(options.server), profile.account());
+    return new SottoClient(profile, parseServerAddress(options.server), profile.account(), options.ca);
   }
 
   close(): void {
@@ -202,10 +206,11 @@ export class SottoClient {
     username: string;
     recoveryKey?: string;
     password?: string;
+    ca?: string;
     onProgress?: (progress: TransferProgress) => void;
   }): Promise<{ client: SottoClient; historyEntries: number; version: BackupVersion }> {
     const { profile, server, account, recoveryKey } = await recoverDevice(options);
-    const client = new SottoClient(profile, server, account);
+    const client = new SottoClient(profile, server, account, options.ca);
     try {
       const restored = await client.backups.restoreNewest(recoveryKey, options.onProgress);
       return { client, ...restored };

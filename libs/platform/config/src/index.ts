@@ -1,2 +1,2 @@
 export { EnvironmentError, parseEnvironment, formatEnvironmentError } from './environment';
-export { hostPort, url, logLevel, positiveInt, commaList, HostPort } from './schema';
+export { hostPort, url, logLevel, positiveInt, commaList, pemFile, HostPort } from './schema';

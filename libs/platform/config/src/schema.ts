@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /** `host:port`, as every listen and dial address in Sotto is written. */
@@ -55,4 +56,18 @@ export function logLevel() {
   return z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
     message: 'expected one of fatal, error, warn, info, debug, trace, silent',
   });
+}
+
+/** The path of a readable PEM file (a certificate, a CA bundle or a private key). */
+export function pemFile() {
+  return z.string().refine(
+    (path) => {
+      try {
+        return readFileSync(path, 'utf8').includes('-----BEGIN ');
+      } catch {
+        return false;
+      }
+    },
+    { message: 'expected the path of a readable PEM file' },
+  );
 }

@@ -1,5 +1,8 @@
 import 'reflect-metadata';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Controller, Module, type INestMicroservice } from '@nestjs/common';
 import { Metadata, status, type ServerWritableStream } from '@grpc/grpc-js';
 import {
@@ -16,10 +19,12 @@ import {
 } from '@sotto/contracts/generated/sotto/backup/v1/backup';
 import pino from 'pino';
 import { Observable, reduce } from 'rxjs';
+import { prepareLocalPki } from '@sotto/platform/tls';
 import { GrpcService, packageDefinitionOf, type GrpcController } from './contract';
 import { GrpcExceptionFilter, grpcError } from './errors';
 import { createGrpcMicroservice } from './microservice';
-import { createUpstreamClient, type UpstreamClient } from './upstream';
+import { serverCredentials } from './tls';
+import { createUpstreamClient, useServiceIdentity, type UpstreamClient } from './upstream';
 
 const sha256 = new Uint8Array(32).fill(7);
 
@@ -90,24 +95,40 @@ describe('contracts on NestJS and grpc-js', () => {
   let app: INestMicroservice;
   let store: UpstreamClient<typeof BackupStoreServiceService>;
   let address: string;
+  let files: (name: string) => { ca: string; cert: string; key: string };
+  const tlsDir = mkdtempSync(join(tmpdir(), 'sotto-contract-tls-'));
 
   beforeAll(async () => {
     address = `127.0.0.1:${await freePort()}`;
+    // Over mutual TLS, as every call between services is: the store as itself, the client as the gateway.
+    const pki = await prepareLocalPki({
+      dir: tlsDir,
+      servers: ['backup-store', 'gateway', 'presence'],
+      clients: [],
+    });
+    files = (name: string) => ({
+      ca: pki.ca,
+      cert: join(tlsDir, `${name}.crt`),
+      key: join(tlsDir, `${name}.key`),
+    });
     @Module({ controllers: [EchoStore] })
     class TestModule {}
     app = await createGrpcMicroservice(TestModule, false, {
       url: address,
       package: 'sotto.backup.v1',
       packageDefinition: packageDefinitionOf([BackupStoreServiceService]),
+      credentials: serverCredentials('backup-store', files('backup-store'), { publicApi: false }),
     });
     app.useGlobalFilters(new GrpcExceptionFilter(pino({ level: 'silent' })));
     await app.listen();
+    useServiceIdentity(files('gateway'));
     store = createUpstreamClient('backup-store', BackupStoreServiceService, address);
   });
 
   afterAll(async () => {
     store?.close();
     await app?.close();
+    rmSync(tlsDir, { recursive: true, force: true });
   });
 
   it('answers a unary call in the generated types, 64-bit numbers as strings', async () => {
@@ -158,6 +179,34 @@ describe('contracts on NestJS and grpc-js', () => {
       });
     } finally {
       gone.close();
+    }
+  });
+
+  it('passes PERMISSION_DENIED through when the caller is not one the topology allows', async () => {
+    useServiceIdentity(files('presence'));
+    const asPresence = createUpstreamClient('backup-store', BackupStoreServiceService, address);
+    try {
+      await expect(asPresence.listBackups({ accountId: 'a1' })).rejects.toMatchObject({
+        error: {
+          code: status.PERMISSION_DENIED,
+          message: 'caller: presence may not call /sotto.backup.v1.BackupStoreService/ListBackups',
+        },
+      });
+    } finally {
+      asPresence.close();
+      useServiceIdentity(files('gateway'));
+    }
+  });
+
+  it('will not call a server whose certificate names another service than the one it meant', async () => {
+    // The backup store's address, called as if it were the key vault's.
+    const impostor = createUpstreamClient('key-vault', BackupStoreServiceService, address);
+    try {
+      await expect(impostor.listBackups({ accountId: 'a1' })).rejects.toMatchObject({
+        error: { code: status.UNAVAILABLE, message: 'key-vault is unavailable; try again' },
+      });
+    } finally {
+      impostor.close();
     }
   });
 

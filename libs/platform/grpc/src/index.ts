@@ -13,3 +13,5 @@ export { requireAccountId, requireDeviceId, validArgument } from './arguments';
 export { GrpcMetricsInterceptor } from './metrics.interceptor';
 export { createUpstreamClient, upstreamError, UpstreamClient, UpstreamClients } from './upstream';
 export { addressBucket, peerAddress } from './client-address';
+export { checkOwnCertificate, serverCredentials, topologyInterceptor, Refusal, ServerTls } from './tls';
+export { useServiceIdentity } from './upstream';

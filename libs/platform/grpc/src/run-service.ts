@@ -7,8 +7,21 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
-import { HEALTH_PROTO_PATH, PROTO_LOADER_OPTIONS, type ServiceContract } from '@sotto/contracts';
-import { EnvironmentError, hostPort, logLevel, parseEnvironment, positiveInt } from '@sotto/platform/config';
+import {
+  HEALTH_PROTO_PATH,
+  PROTO_LOADER_OPTIONS,
+  SERVICE_IDENTITIES,
+  type ServiceContract,
+  type ServiceIdentity,
+} from '@sotto/contracts';
+import {
+  EnvironmentError,
+  hostPort,
+  logLevel,
+  parseEnvironment,
+  pemFile,
+  positiveInt,
+} from '@sotto/platform/config';
 import { Readiness, ReadinessModule } from '@sotto/platform/health';
 import { createLogger, NestPinoLogger, type Logger } from '@sotto/platform/logging';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '@sotto/platform/metrics';
@@ -16,6 +29,8 @@ import { packageDefinitionOf } from './contract';
 import { GrpcExceptionFilter } from './errors';
 import { GrpcMetricsInterceptor } from './metrics.interceptor';
 import { createGrpcMicroservice } from './microservice';
+import { checkOwnCertificate, serverCredentials } from './tls';
+import { useServiceIdentity } from './upstream';
 
 /** Variables every service reads; each service's schema adds its own. */
 export function commonServiceEnv(defaults: { grpc: string; metrics: string }) {
@@ -27,6 +42,17 @@ export function commonServiceEnv(defaults: { grpc: string; metrics: string }) {
     SHUTDOWN_GRACE_MS: positiveInt().default(15_000),
     /** Set by a supervisor (npm start, the test harness): exit if it dies. */
     SOTTO_PARENT_PID: positiveInt().optional(),
+    /**
+     * This service's certificate (naming it as spiffe://sotto/<service>) and
+     * key: served to its callers and presented to the services it calls.
+     */
+    GRPC_TLS_CERT: pemFile(),
+    GRPC_TLS_KEY: pemFile(),
+    /** The CA the platform's certificates are issued by: callers and called services must chain to it. */
+    GRPC_TLS_CA: pemFile(),
+    /** The public API's certificate and key, if not GRPC_TLS_CERT's (the gateway, under a public CA). */
+    GRPC_PUBLIC_TLS_CERT: pemFile().optional(),
+    GRPC_PUBLIC_TLS_KEY: pemFile().optional(),
   };
 }
 
@@ -96,11 +122,30 @@ function fail(logger: Logger, message: string, error: unknown): never {
   process.exit(1);
 }
 
+function identityOf(name: string): ServiceIdentity {
+  const identity = SERVICE_IDENTITIES.find((service) => service === name);
+  if (identity === undefined) throw new Error(`${name} is not one of ${SERVICE_IDENTITIES.join(', ')}`);
+  return identity;
+}
+
 async function start<S extends z.ZodType<CommonServiceEnv>>(
   spec: ServiceSpec<S>,
   env: z.output<S>,
   logger: Logger,
 ): Promise<void> {
+  const identity = identityOf(spec.name);
+  const tls = { ca: env.GRPC_TLS_CA, cert: env.GRPC_TLS_CERT, key: env.GRPC_TLS_KEY };
+  checkOwnCertificate(identity, tls);
+  useServiceIdentity(tls);
+  const credentials = serverCredentials(
+    identity,
+    { ...tls, publicCert: env.GRPC_PUBLIC_TLS_CERT, publicKey: env.GRPC_PUBLIC_TLS_KEY },
+    {
+      publicApi: spec.publicApi ?? false,
+      onRefused: ({ caller, method }) =>
+        logger.warn({ caller: caller ?? 'unknown', method }, 'call refused: the topology does not allow it'),
+    },
+  );
   const registry = createMetricsRegistry(spec.name);
   const serviceNames = ['', ...spec.contract.services];
   const health = new HealthImplementation(
@@ -123,6 +168,8 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
     // get exactly the generated types.
     packageDefinition: packageDefinitionOf(spec.contract.definitions),
     gracefulShutdown: true,
+    // TLS 1.3 only; internal services also require a client certificate and check the topology.
+    credentials,
     channelOptions: spec.publicApi
       ? {}
       : {

@@ -1,6 +1,5 @@
 import {
   Client,
-  credentials,
   Metadata,
   status,
   type CallOptions,
@@ -11,6 +10,12 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import type { OnApplicationShutdown } from '@nestjs/common';
+import {
+  mutualTlsCredentials,
+  SERVICE_IDENTITIES,
+  type ServiceIdentity,
+  type TlsFiles,
+} from '@sotto/contracts';
 import { grpcError } from './errors';
 import { internalChannelOptions } from './client-options';
 import type { RequestOf, ResponseOf, ServiceShape } from './contract';
@@ -77,17 +82,35 @@ export type UpstreamClient<S extends ServiceShape> = { readonly [K in keyof S]: 
   close(): void;
 };
 
+let ownIdentity: TlsFiles | undefined;
+
 /**
- * A client for another Sotto service (`name` as it appears in errors, e.g.
- * `message-relay`), on a channel with keepalive and round-robin over every
- * address the name resolves to.
+ * The certificate this process calls other services with: a process is one
+ * service, with one identity. runService sets it before the application starts.
+ */
+export function useServiceIdentity(files: TlsFiles): void {
+  ownIdentity = files;
+}
+
+function isServiceIdentity(name: string): name is ServiceIdentity {
+  return (SERVICE_IDENTITIES as readonly string[]).includes(name);
+}
+
+/**
+ * A client for another Sotto service (`name`, e.g. `message-relay`, as it
+ * appears in errors and in its certificate), over mutual TLS as this
+ * process's identity, accepting only a server whose certificate names that
+ * service; on a channel with keepalive and round-robin over every address
+ * the name resolves to.
  */
 export function createUpstreamClient<S extends ServiceShape & ServiceDefinition>(
   name: string,
   definition: S,
   address: string,
 ): UpstreamClient<S> {
-  const client = new Client(address, credentials.createInsecure(), internalChannelOptions());
+  if (!isServiceIdentity(name)) throw new Error(`${name} is not a Sotto service`);
+  if (ownIdentity === undefined) throw new Error(`no certificate to call ${name} with: runService sets it`);
+  const client = new Client(address, mutualTlsCredentials(ownIdentity, name), internalChannelOptions());
   const methods: Record<string, unknown> = { close: () => client.close() };
   for (const [method, shape] of Object.entries(definition)) {
     const { path, requestSerialize: serialize, responseDeserialize: deserialize } = shape;

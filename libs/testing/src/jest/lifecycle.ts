@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
+import { preparePlatformPki } from '@sotto/stack';
 import { INFRA_ENV, type TestInfra } from '../infra';
 
 declare global {
@@ -9,13 +10,14 @@ declare global {
 }
 
 /**
- * One Kafka, Redis, PostgreSQL and SoftHSM2 token for the whole test run. When `npm test`
+ * One Kafka, Redis, PostgreSQL, SoftHSM2 token and CA for the whole test run. When `npm test`
  * already started them (INFRA_ENV is set), every project reuses that set.
  */
 export async function globalSetup(): Promise<void> {
   if (process.env[INFRA_ENV]) return;
   await ensureSystemPackages();
   const workDir = mkdtempSync(join(tmpdir(), 'sotto-test-'));
+  const tls = await preparePlatformPki(join(workDir, 'tls'));
   const infra = await startInfrastructure({ dataDir: join(workDir, 'infra') });
   globalThis.__sottoTestInfra = { infra, workDir };
   const endpoints: TestInfra = {
@@ -23,9 +25,12 @@ export async function globalSetup(): Promise<void> {
     redisUrl: infra.redis.url,
     databaseUrl: infra.postgres.url,
     hsm: infra.hsm,
+    tls,
     workDir,
   };
   process.env[INFRA_ENV] = JSON.stringify(endpoints);
+  // The CLI and the SDK trust the gateway's certificate through SOTTO_CA, as a person's would.
+  process.env['SOTTO_CA'] = tls.ca;
   // For specs that load the PKCS#11 library themselves: SoftHSM2 reads its configuration from the
   // process environment, which a test file cannot change (Jest gives each one a copy of it).
   process.env['SOFTHSM2_CONF'] = infra.hsm.softHsmConf;

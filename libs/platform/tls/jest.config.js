@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'platform-tls',
+  preset: '../../../jest.preset.js',
+  rootDir: '.',
+};

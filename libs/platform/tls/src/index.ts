@@ -1,0 +1,1 @@
+export { prepareLocalPki, spiffeUri, type LocalPki, type TlsIdentityFiles } from './local-pki';
