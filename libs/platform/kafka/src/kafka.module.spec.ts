@@ -44,7 +44,7 @@ describe('KafkaModule', () => {
 
   describe('TLS, attacked', () => {
     it('refuses a broker whose certificate is not from its CA, and tells it nothing', async () => {
-      const impostor = await startTlsImpostor((await foreignPki()).identities['kafka'] ?? relay);
+      const impostor = await startTlsImpostor(identityFiles('kafka', await foreignPki()));
       try {
         await expect(start({ brokers: [impostor.address], tls: relay })).rejects.toThrow(
           /self-signed certificate in certificate chain|unable to verify the first certificate/,

@@ -75,7 +75,7 @@ describe('PostgresModule', () => {
 
   describe('TLS, attacked', () => {
     it('refuses a server whose certificate is not from its CA, and tells it nothing (no user name)', async () => {
-      const impostor = await startTlsImpostor((await foreignPki()).identities['postgres'] ?? directory, {
+      const impostor = await startTlsImpostor(identityFiles('postgres', await foreignPki()), {
         postgres: true,
       });
       try {

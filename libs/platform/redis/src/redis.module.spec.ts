@@ -55,7 +55,7 @@ describe('RedisModule', () => {
 
   describe('TLS, attacked', () => {
     it('refuses a server whose certificate is not from its CA, and tells it nothing', async () => {
-      const impostor = await startTlsImpostor((await foreignPki()).identities['redis'] ?? relay);
+      const impostor = await startTlsImpostor(identityFiles('redis', await foreignPki()));
       try {
         await expect(start({ url: `rediss://${impostor.address}`, tls: relay })).rejects.toThrow(
           /^cannot connect to Redis at 127\.0\.0\.1:\d+: (self-signed certificate in certificate chain|unable to verify the first certificate)/,
