@@ -86,7 +86,11 @@ interface PodSpec {
     name: string;
     emptyDir?: object;
     persistentVolumeClaim?: { claimName: string };
-    secret?: { secretName: string };
+    secret?: { secretName: string; defaultMode?: number };
+    projected?: {
+      defaultMode?: number;
+      sources: { secret: { name: string; items: { key: string; path: string }[] } }[];
+    };
   }[];
 }
 interface Manifest {
@@ -141,10 +145,11 @@ interface TestPod extends Manifest {
 interface Certificate extends Manifest {
   spec: {
     secretName: string;
+    commonName?: string;
     duration: string;
     renewBefore: string;
     privateKey: { algorithm: string; size: number };
-    uris: string[];
+    uris?: string[];
     dnsNames?: string[];
     usages: string[];
     issuerRef: { name: string; kind: string; group: string };
@@ -975,6 +980,206 @@ describe('helm/sotto', () => {
       const result = helm(['template', RELEASE, chart, '--set', 'tls.certManager.enabled=true']);
       expect(result.status).not.toBe(0);
       expect(result.stderr).toContain('issuerRef');
+    });
+
+    describe('to Kafka, Redis and PostgreSQL', () => {
+      /** Each server's env prefix, and the services that use it. */
+      const SERVERS = {
+        postgres: { prefix: 'DATABASE', users: ['prekey-directory', 'backup-store', 'key-vault'] },
+        redis: {
+          prefix: 'REDIS',
+          users: ['gateway', 'prekey-directory', 'message-relay', 'presence', 'key-vault'],
+        },
+        kafka: { prefix: 'KAFKA', users: ['message-relay'] },
+      } as const;
+      type Server = keyof typeof SERVERS;
+      const FROM_SECRETS = [
+        'postgres.tls.ca.existingSecret=rds-ca',
+        'postgres.tls.ca.key=global-bundle.pem',
+        'postgres.tls.clientCertificate.existingSecret=pg-client',
+        'redis.tls.ca.existingSecret=redis-ca',
+        'kafka.brokers={kafka-bootstrap.kafka:9093}',
+        'kafka.tls.enabled=true',
+        'kafka.tls.ca.existingSecret=events-cluster-ca-cert',
+        'kafka.tls.clientCertificate.existingSecret=sotto-relay',
+        'kafka.tls.clientCertificate.certKey=user.crt',
+        'kafka.tls.clientCertificate.keyKey=user.key',
+      ];
+      const TLS_ENV = /^(DATABASE|REDIS|KAFKA)_TLS_|^KAFKA_SECURITY_PROTOCOL$/;
+      const storageEnv = (manifests: Manifest[], service: string): Record<string, string | undefined> =>
+        Object.fromEntries(
+          Object.entries(environment(manifests, service))
+            .filter(([name]) => TLS_ENV.test(name))
+            .map(([name, entry]) => [name, entry.value]),
+        );
+      const volume = (manifests: Manifest[], service: string, server: Server) =>
+        (one(manifests, 'Deployment', fullname(service)).spec.template.spec.volumes ?? []).find(
+          (v) => v.name === `${server}-tls`,
+        );
+
+      it('sets nothing by default: plaintext, or TLS against the system roots as the URL says', () => {
+        for (const service of NAMES) {
+          expect([service, storageEnv(defaults, service)]).toEqual([service, {}]);
+          for (const server of Object.keys(SERVERS) as Server[]) {
+            expect(volume(defaults, service, server)).toBeUndefined();
+          }
+        }
+      });
+
+      it('mounts each CA and client certificate from its Secret, read-only, in the pods that use the server, where *_TLS_* point', () => {
+        const manifests = render(FROM_SECRETS);
+        expect(helm(['lint', '--strict', chart, ...setArgs(FROM_SECRETS)]).status).toBe(0);
+        for (const service of NAMES) {
+          const expected: Record<string, string> = {};
+          for (const [server, { prefix, users }] of Object.entries(SERVERS)) {
+            if (!(users as readonly string[]).includes(service)) continue;
+            expected[`${prefix}_TLS_CA`] = `/etc/sotto/${server}-tls/ca.crt`;
+            if (server !== 'redis') {
+              expected[`${prefix}_TLS_CERT`] = `/etc/sotto/${server}-tls/tls.crt`;
+              expected[`${prefix}_TLS_KEY`] = `/etc/sotto/${server}-tls/tls.key`;
+            }
+          }
+          if (service === 'message-relay') expected['KAFKA_SECURITY_PROTOCOL'] = 'SSL';
+          expect([service, storageEnv(manifests, service)]).toEqual([service, expected]);
+          const mounts = container(manifests, service).volumeMounts ?? [];
+          for (const [server, { users }] of Object.entries(SERVERS) as [
+            Server,
+            { users: readonly string[] },
+          ][]) {
+            const mount = mounts.find((m) => m.name === `${server}-tls`);
+            expect([service, server, mount]).toEqual([
+              service,
+              server,
+              users.includes(service)
+                ? { name: `${server}-tls`, mountPath: `/etc/sotto/${server}-tls`, readOnly: true }
+                : undefined,
+            ]);
+          }
+        }
+        expect(volume(manifests, 'key-vault', 'postgres')?.projected).toEqual({
+          defaultMode: 0o440,
+          sources: [
+            { secret: { name: 'rds-ca', items: [{ key: 'global-bundle.pem', path: 'ca.crt' }] } },
+            {
+              secret: {
+                name: 'pg-client',
+                items: [
+                  { key: 'tls.crt', path: 'tls.crt' },
+                  { key: 'tls.key', path: 'tls.key' },
+                ],
+              },
+            },
+          ],
+        });
+        expect(volume(manifests, 'message-relay', 'kafka')?.projected?.sources).toEqual([
+          { secret: { name: 'events-cluster-ca-cert', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+          {
+            secret: {
+              name: 'sotto-relay',
+              items: [
+                { key: 'user.crt', path: 'tls.crt' },
+                { key: 'user.key', path: 'tls.key' },
+              ],
+            },
+          },
+        ]);
+      });
+
+      it('rolls the pods that mount a storage Secret when it changes, and only those', () => {
+        const manifests = render(FROM_SECRETS);
+        const reload = (service: string): string[] =>
+          (
+            one(manifests, 'Deployment', fullname(service)).spec.template.metadata.annotations?.[
+              'secret.reloader.stakater.com/reload'
+            ] ?? ''
+          ).split(',');
+        expect(reload('message-relay').sort()).toEqual(
+          [fullname('message-relay-tls'), 'redis-ca', 'events-cluster-ca-cert', 'sotto-relay'].sort(),
+        );
+        expect(reload('backup-store').sort()).toEqual(
+          [fullname('backup-store-tls'), 'pg-client', 'rds-ca'].sort(),
+        );
+        expect(reload('presence').sort()).toEqual([fullname('presence-tls'), 'redis-ca'].sort());
+        // A CA and a client certificate in one Secret are watched once.
+        const shared = render([
+          'redis.tls.ca.existingSecret=redis-tls',
+          'redis.tls.clientCertificate.existingSecret=redis-tls',
+        ]);
+        expect(
+          one(shared, 'Deployment', fullname('presence')).spec.template.metadata.annotations?.[
+            'secret.reloader.stakater.com/reload'
+          ],
+        ).toBe(`${fullname('presence-tls')},redis-tls`);
+        // helm upgrade hashes the Secrets' contents (it can look them up; helm template cannot).
+        expect(
+          one(manifests, 'Deployment', fullname('presence')).spec.template.metadata.annotations?.[
+            'checksum/tls'
+          ],
+        ).toMatch(/^[0-9a-f]{64}$/);
+      });
+
+      it('has cert-manager issue client certificates naming the user, into the Secrets the pods mount', () => {
+        const values = [
+          ...CERT_MANAGER,
+          'postgres.tls.clientCertificate.certManager.enabled=true',
+          'kafka.tls.enabled=true',
+          'kafka.tls.clientCertificate.certManager.enabled=true',
+          'kafka.tls.clientCertificate.certManager.commonName=sotto-relay',
+          'kafka.tls.clientCertificate.certManager.issuerRef.name=kafka-clients-ca',
+        ];
+        const manifests = render(values);
+        expect(helm(['lint', '--strict', chart, ...setArgs(values)]).status).toBe(0);
+        expect(one(manifests, 'Certificate', fullname('postgres-client-tls')).spec).toEqual({
+          secretName: fullname('postgres-client-tls'),
+          commonName: 'sotto',
+          duration: '168h',
+          renewBefore: '48h',
+          privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+          usages: ['digital signature', 'client auth'],
+          issuerRef: { name: 'sotto-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' },
+        });
+        expect(one(manifests, 'Certificate', fullname('kafka-client-tls')).spec).toMatchObject({
+          commonName: 'sotto-relay',
+          issuerRef: { name: 'kafka-clients-ca', kind: 'Issuer', group: 'cert-manager.io' },
+        });
+        expect(all(manifests, 'Certificate').filter((c) => c.metadata.name.includes('redis'))).toEqual([]);
+        expect(storageEnv(manifests, 'backup-store')).toEqual({
+          DATABASE_TLS_CERT: '/etc/sotto/postgres-tls/tls.crt',
+          DATABASE_TLS_KEY: '/etc/sotto/postgres-tls/tls.key',
+        });
+        expect(volume(manifests, 'message-relay', 'kafka')?.projected?.sources).toEqual([
+          {
+            secret: {
+              name: fullname('kafka-client-tls'),
+              items: [
+                { key: 'tls.crt', path: 'tls.crt' },
+                { key: 'tls.key', path: 'tls.key' },
+              ],
+            },
+          },
+        ]);
+      });
+
+      it('refuses settings the services would stop on or ignore, naming the values', () => {
+        const refused = (values: string[]): string => {
+          const result = helm(['template', RELEASE, chart, ...setArgs(values)]);
+          expect(result.status).not.toBe(0);
+          return result.stderr;
+        };
+        expect(refused(['kafka.tls.ca.existingSecret=events-ca'])).toContain(
+          'kafka.tls.ca and kafka.tls.clientCertificate are read only over TLS: set kafka.tls.enabled=true',
+        );
+        expect(refused(['redis.tls.clientCertificate.certManager.enabled=true'])).toContain(
+          'redis.tls.clientCertificate.certManager.enabled needs an issuer',
+        );
+        expect(refused(['postgres.tls.ca.key='])).toContain("at '/postgres/tls/ca/key': minLength");
+        expect(refused(['redis.tls.ca.secret=x'])).toContain(
+          "at '/redis/tls/ca': additional properties 'secret' not allowed",
+        );
+        expect(refused(['kafka.tls.clientCertificate.certManager.commonName=' + 'x'.repeat(65)])).toContain(
+          "at '/kafka/tls/clientCertificate/certManager/commonName': maxLength",
+        );
+      });
     });
   });
 });

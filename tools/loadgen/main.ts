@@ -5,11 +5,13 @@
  * latency and, when it started the platform itself, the CPU time each
  * service and server spent per message.
  *
- *   npm run loadgen -- [--pairs 16] [--messages 100] [--size 140] [--server HOST:PORT [--ca FILE]] [--json]
+ *   npm run loadgen -- [--pairs 16] [--messages 100] [--size 140] [--server HOST:PORT [--ca FILE]]
+ *                      [--plaintext-storage] [--json]
  *
  * Without --server it starts its own Kafka, Redis, PostgreSQL and the six
- * services in a scratch directory, exactly as `npm start` runs them, and
- * stops them afterwards.
+ * services in a scratch directory, exactly as `npm start` runs them (the
+ * servers over mutual TLS; --plaintext-storage runs them without, to measure
+ * what TLS costs), and stops them afterwards.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,6 +29,7 @@ interface Options {
   readonly server?: string;
   readonly ca?: string;
   readonly json: boolean;
+  readonly plaintextStorage: boolean;
 }
 
 const say = (line: string): void => void process.stderr.write(`[loadgen] ${line}\n`);
@@ -41,6 +44,7 @@ function parseOptions(argv: string[]): Options {
       server: { type: 'string' },
       ca: { type: 'string' },
       json: { type: 'boolean', default: false },
+      'plaintext-storage': { type: 'boolean', default: false },
     },
   });
   const count = (name: 'pairs' | 'messages' | 'size', max: number): number =>
@@ -52,6 +56,7 @@ function parseOptions(argv: string[]): Options {
     server: values.server,
     ca: values.ca,
     json: values.json ?? false,
+    plaintextStorage: values['plaintext-storage'] ?? false,
   };
 }
 
@@ -155,6 +160,7 @@ async function run(
       ]),
     );
     return {
+      ...(options.server ? {} : { storage: options.plaintextStorage ? 'plaintext' : 'tls' }),
       pairs: options.pairs,
       messagesPerSender: options.messages,
       textSize: options.size,

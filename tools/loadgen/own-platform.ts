@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
-import { preparePlatformPki, startPlatform, type Platform, type PlatformOptions } from '@sotto/stack';
+import {
+  localInfraEndpoints,
+  preparePlatformPki,
+  startPlatform,
+  type Platform,
+  type PlatformOptions,
+} from '@sotto/stack';
 
 /** A command-line count from 1 to `max`, or an error naming the option. */
 export function wholeNumber(name: string, text: string | undefined, max: number): number {
@@ -24,12 +30,14 @@ export interface OwnPlatform {
 
 /**
  * Kafka, Redis, PostgreSQL, a SoftHSM2 token and the six services in a
- * scratch directory, exactly as `npm start` runs them; `env` adds variables
- * to some services.
+ * scratch directory, exactly as `npm start` runs them (the servers over
+ * mutual TLS, unless `plaintextStorage`, to measure what it costs); `env`
+ * adds variables to some services.
  */
 export async function startOwnPlatform(
   say: (line: string) => void,
   env: PlatformOptions['env'] = {},
+  { plaintextStorage = false }: { readonly plaintextStorage?: boolean } = {},
 ): Promise<OwnPlatform> {
   const workDir = mkdtempSync(join(tmpdir(), 'sotto-loadgen-stack-'));
   let infra: Infrastructure | undefined;
@@ -41,17 +49,14 @@ export async function startOwnPlatform(
   };
   try {
     await ensureSystemPackages();
-    say('starting Kafka, Redis, PostgreSQL and the six services');
+    say(`starting Kafka, Redis, PostgreSQL (${plaintextStorage ? 'plaintext' : 'TLS'}) and the six services`);
     const tls = await preparePlatformPki(join(workDir, 'tls'));
-    infra = await startInfrastructure({ dataDir: join(workDir, 'infra') });
+    infra = await startInfrastructure({
+      dataDir: join(workDir, 'infra'),
+      ...(plaintextStorage ? {} : { tls }),
+    });
     platform = await startPlatform({
-      infra: {
-        kafkaBrokers: infra.kafka.brokers,
-        redisUrl: infra.redis.url,
-        databaseUrl: infra.postgres.url,
-        hsm: infra.hsm,
-        tls,
-      },
+      infra: localInfraEndpoints(infra, tls),
       logDir: join(workDir, 'logs'),
       backupBlobDir: join(workDir, 'blobs'),
       env,
@@ -75,7 +80,14 @@ export async function startOwnPlatform(
  * as the SDK finds it: SOTTO_CA, the system's roots, a checkout's stack.json).
  * Any failure, bad options included, is one line on stderr and exit code 1.
  */
-export function runLoad<O extends { readonly server?: string; readonly ca?: string; readonly json: boolean }>(
+export function runLoad<
+  O extends {
+    readonly server?: string;
+    readonly ca?: string;
+    readonly json: boolean;
+    readonly plaintextStorage?: boolean;
+  },
+>(
   parseOptions: () => O,
   say: (line: string) => void,
   run: (options: O, server: string, pids: Record<string, number>, ca: string | undefined) => Promise<object>,
@@ -98,7 +110,7 @@ export function runLoad<O extends { readonly server?: string; readonly ca?: stri
       await report(options, options.server, {}, options.ca);
       return;
     }
-    const own = await startOwnPlatform(say, env(options));
+    const own = await startOwnPlatform(say, env(options), { plaintextStorage: options.plaintextStorage });
     try {
       await report(options, own.platform.gateway, own.pids, own.ca);
     } finally {

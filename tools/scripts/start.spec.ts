@@ -12,6 +12,7 @@ interface Stack {
   kafkaBrokers: string[];
   redisUrl: string;
   databaseUrl: string;
+  storageTls: string[];
   backupBlobDir: string;
   tls: { ca: string; clientCert: string; clientKey: string };
   services: Record<ServiceIdentity, { grpc: string; metrics: string }>;
@@ -28,6 +29,7 @@ const root = repoRoot();
 
 /** The test run's infrastructure settings: `npm start` runs without them, so it starts its own. */
 const INFRA_VARIABLES = ['KAFKA_BROKERS', 'REDIS_URL', 'DATABASE_URL', 'SOTTO_TEST_INFRA', 'SOTTO_CA'];
+const STORAGE_TLS_VARIABLES = /^(KAFKA|REDIS|DATABASE)_TLS_(CA|CERT|KEY)$|^KAFKA_SECURITY_PROTOCOL$/;
 
 /** Runs the `sotto` CLI as a person would, without the test run's SOTTO_CA. */
 async function sotto(
@@ -54,7 +56,9 @@ async function sotto(
 /** Runs `npm start` in a process group of its own, as a terminal would. */
 function npmStart(env: Record<string, string>): Run {
   const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !INFRA_VARIABLES.includes(name)),
+    Object.entries(process.env).filter(
+      ([name]) => !INFRA_VARIABLES.includes(name) && !STORAGE_TLS_VARIABLES.test(name),
+    ),
   );
   const child = spawn('npm', ['start', '--silent'], {
     cwd: root,
@@ -123,6 +127,7 @@ describe('npm start', () => {
         'kafkaBrokers',
         'redisUrl',
         'services',
+        'storageTls',
         'tls',
       ]);
       expect(stack.gateway).toBe(gateway);
@@ -158,9 +163,19 @@ describe('npm start', () => {
       expect(elsewhere.code).toBe(1);
       expect(elsewhere.stdout).toMatch(new RegExp(`^${gateway}: certificate not trusted \\(.+\\)\n$`));
 
+      // Kafka, Redis and PostgreSQL serve mutual TLS too; stack.json's database URL carries the
+      // operator's certificate, so that pg (and psql) take it whole.
+      expect(stack.storageTls).toEqual(['kafka', 'redis', 'postgres']);
+      expect(stack.redisUrl).toMatch(/^rediss:\/\/127\.0\.0\.1:\d+$/);
+      expect(new URL(stack.databaseUrl).searchParams.get('sslcert')).toBe(stack.tls.clientCert);
+
       // Keep a row, to find it again after a restart.
       const db = new Client({ connectionString: stack.databaseUrl });
       await db.connect();
+      const { rows: ssl } = await db.query<{ ssl: boolean }>(
+        'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+      );
+      expect(ssl).toEqual([{ ssl: true }]);
       await db.query('CREATE TABLE persisted (note text)');
       await db.query("INSERT INTO persisted VALUES ('still here')");
       await db.end();
@@ -183,6 +198,29 @@ describe('npm start', () => {
     } finally {
       killGroup(run);
     }
+  });
+
+  it('refuses TLS settings for servers of your own it would not use, before starting anything', async () => {
+    const ca = join(stateDir, 'tls', 'ca.crt');
+    const without = npmStart({ SOTTO_STATE_DIR: stateDir, SOTTO_GATEWAY_ADDR: gateway, REDIS_TLS_CA: ca });
+    expect(await without.exited).toBe(78);
+    expect(without.output()).toContain(
+      'REDIS_TLS_CA: is for a server of your own, named by REDIS_URL; the local one uses the certificates in .sotto/tls',
+    );
+    const plaintext = npmStart({
+      SOTTO_STATE_DIR: stateDir,
+      SOTTO_GATEWAY_ADDR: gateway,
+      DATABASE_URL: 'postgres://sotto@db.internal:5432/sotto?sslmode=require',
+      KAFKA_BROKERS: 'kafka.internal:9093',
+      KAFKA_TLS_CA: ca,
+    });
+    expect(await plaintext.exited).toBe(78);
+    expect(plaintext.output()).toContain(
+      'KAFKA_TLS_CA: is read only over TLS: set KAFKA_SECURITY_PROTOCOL=SSL',
+    );
+    expect(plaintext.output()).toContain(
+      "DATABASE_URL: sslmode=require does not check that the server's certificate names its host: use sslmode=verify-full",
+    );
   });
 
   it('keeps its data and its CA across restarts', async () => {

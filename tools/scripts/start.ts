@@ -1,10 +1,11 @@
 /**
- * `npm start`: the whole platform on one machine. Starts Kafka, Redis and
- * PostgreSQL (unless KAFKA_BROKERS, REDIS_URL, DATABASE_URL name existing
- * servers) and prepares the key-vault's SoftHSM2 token (unless PKCS11_MODULE,
- * PKCS11_TOKEN_LABEL and PKCS11_PIN name another HSM), makes (or keeps) a
- * local CA and the services' certificates in .sotto/tls, then the six
- * services, all over TLS; writes .sotto/stack.json; stops everything in
+ * `npm start`: the whole platform on one machine. Makes (or keeps) a local CA
+ * and the certificates of the services and of the local servers in
+ * .sotto/tls; starts Kafka, Redis and PostgreSQL serving mutual TLS with them
+ * (unless KAFKA_BROKERS, REDIS_URL, DATABASE_URL name existing servers, with
+ * their own TLS settings) and prepares the key-vault's SoftHSM2 token (unless
+ * PKCS11_MODULE, PKCS11_TOKEN_LABEL and PKCS11_PIN name another HSM), then the
+ * six services, all over TLS; writes .sotto/stack.json; stops everything in
  * order on Ctrl-C.
  */
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -12,7 +13,18 @@ import { createServer, isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { commaList, hostPort, parseEnvironment, url, EnvironmentError } from '@sotto/platform/config';
+import {
+  clientTlsVariables,
+  commaList,
+  hostPort,
+  parseEnvironment,
+  url,
+  EnvironmentError,
+  type EnvironmentProblem,
+} from '@sotto/platform/config';
+import { kafkaEnv } from '@sotto/platform/kafka';
+import { postgresEnv } from '@sotto/platform/postgres';
+import { redisEnv } from '@sotto/platform/redis';
 import {
   ensureSystemPackages,
   prepareSoftHsm,
@@ -20,10 +32,13 @@ import {
   startKafka,
   startPostgres,
   startRedis,
+  storageServerTls,
+  STORAGE_SERVERS,
   type RunningServer,
 } from '@sotto/local-infra';
 import {
   operatorTls,
+  postgresUrlWithTls,
   preparePlatformPki,
   SERVICE_NAMES,
   startPlatform,
@@ -43,6 +58,47 @@ const startEnv = z.object({
   PKCS11_TOKEN_LABEL: z.string().optional(),
   PKCS11_PIN: z.string().optional(),
 });
+
+/**
+ * The servers of the operator's own that the environment may name, with the
+ * variables (read by the services) that say how to reach them over TLS.
+ */
+const OWN_SERVERS = [
+  { address: 'KAFKA_BROKERS', schema: kafkaEnv, tls: ['KAFKA_SECURITY_PROTOCOL', ...tlsFiles('KAFKA')] },
+  { address: 'REDIS_URL', schema: redisEnv, tls: tlsFiles('REDIS') },
+  { address: 'DATABASE_URL', schema: postgresEnv, tls: tlsFiles('DATABASE') },
+];
+
+function tlsFiles(prefix: string): string[] {
+  const { ca, cert, key } = clientTlsVariables(prefix);
+  return [ca, cert, key];
+}
+
+/**
+ * What is wrong with the TLS settings of the servers of the operator's own,
+ * said before anything starts: the services would each stop on it. TLS
+ * settings without the server's address are refused too: the local servers'
+ * certificates come from .sotto/tls, and a variable that would be ignored is
+ * a mistake.
+ */
+function ownServerProblems(env: Record<string, string | undefined>): EnvironmentProblem[] {
+  const given = (name: string): boolean => (env[name] ?? '') !== '';
+  return OWN_SERVERS.flatMap(({ address, schema, tls }) => {
+    if (!given(address)) {
+      return tls.filter(given).map((variable) => ({
+        variable,
+        message: `is for a server of your own, named by ${address}; the local one uses the certificates in .sotto/tls`,
+      }));
+    }
+    try {
+      parseEnvironment(schema, env);
+      return [];
+    } catch (error) {
+      if (error instanceof EnvironmentError) return [...error.problems];
+      throw error;
+    }
+  });
+}
 
 /** The HSM the environment names, if it names one completely. */
 function configuredHsm(env: z.output<typeof startEnv>): HsmEndpoint | undefined {
@@ -156,6 +212,8 @@ async function main(): Promise<number> {
   let env: z.output<typeof startEnv>;
   try {
     env = parseEnvironment(startEnv);
+    const problems = ownServerProblems(process.env);
+    if (problems.length > 0) throw new EnvironmentError(problems);
   } catch (error) {
     if (error instanceof EnvironmentError) {
       warn(`sotto: ${error.message}`);
@@ -217,27 +275,40 @@ async function main(): Promise<number> {
       track();
       return server;
     };
-    say('starting infrastructure…');
-    const [kafkaBrokers, redisUrl, databaseUrl, hsm] = await Promise.all([
-      env.KAFKA_BROKERS ??
-        startKafka({ dataDir: join(dataDir, 'kafka'), logger }).then((k) => remember(k).brokers),
-      env.REDIS_URL ?? startRedis({ dataDir: join(dataDir, 'redis'), logger }).then((r) => remember(r).url),
-      env.DATABASE_URL ??
-        startPostgres({ dataDir: join(dataDir, 'postgres'), logger }).then((p) => remember(p).url),
-      // Kept in the data dir: the vault's database is sealed by a key in this token.
-      otherHsm ?? prepareSoftHsm({ dataDir: join(dataDir, 'softhsm'), logger }),
-    ]);
-    say(`  kafka ${kafkaBrokers.join(',')} · redis ${redisUrl} · postgres ${databaseUrl}`);
     // Kept across runs; made again when expired, or when the gateway is reached by another name.
     const tls = await preparePlatformPki(join(stateDir, 'tls'), {
       hosts: gatewayHosts(env.SOTTO_GATEWAY_ADDR),
       logger,
     });
+    say('starting infrastructure…');
+    const [kafkaBrokers, redisUrl, databaseUrl, hsm] = await Promise.all([
+      env.KAFKA_BROKERS ??
+        startKafka({ dataDir: join(dataDir, 'kafka'), logger, tls: storageServerTls(tls, 'kafka') }).then(
+          (k) => remember(k).brokers,
+        ),
+      env.REDIS_URL ??
+        startRedis({ dataDir: join(dataDir, 'redis'), logger, tls: storageServerTls(tls, 'redis') }).then(
+          (r) => remember(r).url,
+        ),
+      env.DATABASE_URL ??
+        startPostgres({
+          dataDir: join(dataDir, 'postgres'),
+          logger,
+          tls: storageServerTls(tls, 'postgres'),
+        }).then((p) => remember(p).url),
+      // Kept in the data dir: the vault's database is sealed by a key in this token.
+      otherHsm ?? prepareSoftHsm({ dataDir: join(dataDir, 'softhsm'), logger }),
+    ]);
+    // The servers started here serve TLS with the local CA's certificates; the others are the operator's.
+    const storageTls = STORAGE_SERVERS.filter((name) =>
+      infra.some((server) => server.name === name && server.ca !== undefined),
+    );
+    say(`  kafka ${kafkaBrokers.join(',')} · redis ${redisUrl} · postgres ${databaseUrl}`);
 
     say(`starting ${SERVICE_NAMES.join(', ')}…`);
     const backupBlobDir = join(dataDir, 'backups');
     platform = await startPlatform({
-      infra: { kafkaBrokers, redisUrl, databaseUrl, hsm, tls },
+      infra: { kafkaBrokers, redisUrl, databaseUrl, hsm, tls, storageTls },
       gatewayAddr: env.SOTTO_GATEWAY_ADDR,
       logDir,
       backupBlobDir,
@@ -253,7 +324,10 @@ async function main(): Promise<number> {
       tls: { ca: tls.ca, clientCert: operator.cert, clientKey: operator.key },
       kafkaBrokers,
       redisUrl,
-      databaseUrl,
+      // psql and pg take the local database's URL whole: with the operator's certificate in it.
+      databaseUrl: storageTls.includes('postgres') ? postgresUrlWithTls(databaseUrl, operator) : databaseUrl,
+      // The servers that serve mutual TLS with certificates of tls.ca, and take the operator's.
+      storageTls,
       backupBlobDir,
       services: Object.fromEntries(
         SERVICE_NAMES.map((name) => [name, { grpc: services[name].grpc, metrics: services[name].metrics }]),
@@ -263,7 +337,9 @@ async function main(): Promise<number> {
     say('');
     say(`Sotto is running. Gateway: ${platform.gateway}`);
     say(`Endpoints: ${stackFile}`);
-    say(`TLS: every service serves TLS 1.3; the CA is ${tls.ca}`);
+    say(
+      `TLS: every service serves TLS 1.3${storageTls.length > 0 ? `, and so do ${storageTls.join(', ')}` : ''}; the CA is ${tls.ca}`,
+    );
     say(`Logs: ${logDir}`);
     say('Press Ctrl-C to stop.');
 

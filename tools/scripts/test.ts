@@ -1,9 +1,11 @@
 /**
  * `npm test`: installs what the tests need and the machine lacks (Debian
- * packages; Helm and moto's S3 server, once, under .sotto/tools), starts one
- * Kafka, Redis and PostgreSQL, and prepares a SoftHSM2 token and a CA with
- * the services' certificates, for the whole run, runs every project's tests with Jest, stops the servers, and ends with
- * the line `jest: N passed, M failed[, K skipped]`. Extra arguments go to Jest.
+ * packages; Helm and moto's S3 server, once, under .sotto/tools), makes a CA
+ * with the services' and the servers' certificates, starts one Kafka, Redis
+ * and PostgreSQL serving mutual TLS with them, and prepares a SoftHSM2 token,
+ * for the whole run, runs every project's tests with Jest, stops the servers,
+ * and ends with the line `jest: N passed, M failed[, K skipped]`. Extra
+ * arguments go to Jest.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -20,7 +22,7 @@ import {
   type Infrastructure,
   type TestTool,
 } from '@sotto/local-infra';
-import { preparePlatformPki } from '@sotto/stack';
+import { localInfraEndpoints, preparePlatformPki } from '@sotto/stack';
 import { INFRA_ENV } from '@sotto/testing';
 
 interface JestReport {
@@ -80,23 +82,16 @@ async function main(): Promise<number> {
     await ensureSystemPackages();
     await ensureTestTools(toolsToInstall(root, jestArgs), logger);
 
-    log('starting Kafka, Redis and PostgreSQL for this run');
+    log('starting Kafka, Redis and PostgreSQL (TLS) for this run');
     const started = Date.now();
     const tls = await preparePlatformPki(join(workDir, 'tls'));
-    infra = await startInfrastructure({ dataDir: join(workDir, 'infra'), logger });
+    infra = await startInfrastructure({ dataDir: join(workDir, 'infra'), logger, tls });
     log(`infrastructure ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     const reportFile = join(workDir, 'jest-report.json');
     const env = {
       ...process.env,
-      [INFRA_ENV]: JSON.stringify({
-        kafkaBrokers: infra.kafka.brokers,
-        redisUrl: infra.redis.url,
-        databaseUrl: infra.postgres.url,
-        hsm: infra.hsm,
-        tls,
-        workDir,
-      }),
+      [INFRA_ENV]: JSON.stringify({ ...localInfraEndpoints(infra, tls), workDir }),
       // The CLI and the SDK trust the gateway's certificate through SOTTO_CA, as a person's would.
       SOTTO_CA: tls.ca,
       // SoftHSM2 reads it from the environment, for specs that load the PKCS#11 library themselves.

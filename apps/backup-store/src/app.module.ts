@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
-import { PostgresModule } from '@sotto/platform/postgres';
+import { PostgresModule, postgresConnection } from '@sotto/platform/postgres';
 import { BackupController } from './backup.controller';
 import { BlobsModule } from './blobs/blobs.module';
 import { CleanupModule } from './cleanup/cleanup.module';
@@ -18,7 +18,11 @@ export class AppModule {
       module: AppModule,
       global: true,
       imports: [
-        PostgresModule.forRoot({ url: env.DATABASE_URL, schema: 'backup', migrationsDir: MIGRATIONS_DIR }),
+        PostgresModule.forRoot({
+          ...postgresConnection(env),
+          schema: 'backup',
+          migrationsDir: MIGRATIONS_DIR,
+        }),
         BlobsModule.register(env),
         MetricsModule,
         CleanupModule.register({ sweepIntervalMs: env.BACKUP_SWEEP_INTERVAL_SECONDS * 1000 }),

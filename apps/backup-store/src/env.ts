@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { positiveInt, url } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
+import { postgresEnv } from '@sotto/platform/postgres';
 
 const MIB = 1024 ** 2;
 /** S3 refuses parts under 5 MiB, except the last. */
@@ -14,7 +15,6 @@ const yesNo = () =>
 export const backupEnv = serviceEnvSchema(
   { grpc: '127.0.0.1:7404', metrics: '127.0.0.1:9404' },
   {
-    DATABASE_URL: url(['postgres', 'postgresql']),
     /** Where blobs are kept when no S3-compatible bucket is configured. */
     BACKUP_BLOB_DIR: z.string().min(1, { message: 'expected a directory path' }).optional(),
     /** Per-account quota in bytes (default 2 GiB). */
@@ -45,35 +45,37 @@ export const backupEnv = serviceEnvSchema(
       })
       .default(8 * MIB),
   },
-).superRefine((env, context) => {
-  const problem = (variable: string, message: string): void =>
-    context.addIssue({ code: 'custom', path: [variable], message });
-  if (env.BACKUP_S3_BUCKET === undefined) {
-    if (env.BACKUP_BLOB_DIR === undefined) problem('BACKUP_BLOB_DIR', 'is required');
-    for (const variable of [
-      'BACKUP_S3_ENDPOINT',
-      'BACKUP_S3_ACCESS_KEY_ID',
-      'BACKUP_S3_SECRET_ACCESS_KEY',
-    ] as const) {
-      if (env[variable] !== undefined) problem('BACKUP_S3_BUCKET', `is required when ${variable} is set`);
+)
+  .and(postgresEnv)
+  .superRefine((env, context) => {
+    const problem = (variable: string, message: string): void =>
+      context.addIssue({ code: 'custom', path: [variable], message });
+    if (env.BACKUP_S3_BUCKET === undefined) {
+      if (env.BACKUP_BLOB_DIR === undefined) problem('BACKUP_BLOB_DIR', 'is required');
+      for (const variable of [
+        'BACKUP_S3_ENDPOINT',
+        'BACKUP_S3_ACCESS_KEY_ID',
+        'BACKUP_S3_SECRET_ACCESS_KEY',
+      ] as const) {
+        if (env[variable] !== undefined) problem('BACKUP_S3_BUCKET', `is required when ${variable} is set`);
+      }
+      return;
     }
-    return;
-  }
-  if ((env.BACKUP_S3_ACCESS_KEY_ID === undefined) !== (env.BACKUP_S3_SECRET_ACCESS_KEY === undefined)) {
-    const missing =
-      env.BACKUP_S3_ACCESS_KEY_ID === undefined ? 'BACKUP_S3_ACCESS_KEY_ID' : 'BACKUP_S3_SECRET_ACCESS_KEY';
-    problem(
-      missing,
-      'is required: set both BACKUP_S3_ACCESS_KEY_ID and BACKUP_S3_SECRET_ACCESS_KEY, or neither',
-    );
-  }
-  if (env.BACKUP_QUOTA_BYTES > env.BACKUP_S3_PART_BYTES * S3_MAX_PARTS) {
-    problem(
-      'BACKUP_S3_PART_BYTES',
-      `a blob of BACKUP_QUOTA_BYTES must fit in ${S3_MAX_PARTS} parts: expected at least ${Math.ceil(env.BACKUP_QUOTA_BYTES / S3_MAX_PARTS)}`,
-    );
-  }
-});
+    if ((env.BACKUP_S3_ACCESS_KEY_ID === undefined) !== (env.BACKUP_S3_SECRET_ACCESS_KEY === undefined)) {
+      const missing =
+        env.BACKUP_S3_ACCESS_KEY_ID === undefined ? 'BACKUP_S3_ACCESS_KEY_ID' : 'BACKUP_S3_SECRET_ACCESS_KEY';
+      problem(
+        missing,
+        'is required: set both BACKUP_S3_ACCESS_KEY_ID and BACKUP_S3_SECRET_ACCESS_KEY, or neither',
+      );
+    }
+    if (env.BACKUP_QUOTA_BYTES > env.BACKUP_S3_PART_BYTES * S3_MAX_PARTS) {
+      problem(
+        'BACKUP_S3_PART_BYTES',
+        `a blob of BACKUP_QUOTA_BYTES must fit in ${S3_MAX_PARTS} parts: expected at least ${Math.ceil(env.BACKUP_QUOTA_BYTES / S3_MAX_PARTS)}`,
+      );
+    }
+  });
 export type BackupEnv = z.output<typeof backupEnv>;
 
 /** Where blobs go: an S3-compatible bucket when BACKUP_S3_BUCKET is set, else the local directory. */

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import {
   AccountServiceClient,
@@ -16,6 +16,7 @@ import {
   startTestPlatform,
   startTestService,
   testInfra,
+  testRedis,
   type Platform,
   type TcpProxy,
   type TestService,
@@ -109,7 +110,7 @@ describe('account protection, through the public API of several gateways', () =>
       BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
       KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
     };
-    redis = new Redis(testInfra().redisUrl);
+    redis = testRedis();
     const redisUrl = new URL(testInfra().redisUrl);
     secondRedis = await startTcpProxy(`${redisUrl.hostname}:${redisUrl.port}`);
     const proxiedRedis = new URL(testInfra().redisUrl);

@@ -1,5 +1,5 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
-import { RedisModule } from '@sotto/platform/redis';
+import { RedisModule, redisConnection } from '@sotto/platform/redis';
 import { AccountsController } from './accounts/accounts.controller';
 import { AuthModule } from './auth/auth.module';
 import { BackupsController } from './backups/backups.controller';
@@ -16,7 +16,7 @@ export class AppModule {
   static register(env: GatewayEnv): DynamicModule {
     return {
       module: AppModule,
-      imports: [RedisModule.forRoot({ url: env.REDIS_URL }), AuthModule, MessagingModule],
+      imports: [RedisModule.forRoot(redisConnection(env)), AuthModule, MessagingModule],
       controllers: [AccountsController, KeysController, BackupsController, VaultController],
       providers: [{ provide: GATEWAY_ENV, useValue: env }, Upstream, VaultReports],
       exports: [GATEWAY_ENV, Upstream, VaultReports],

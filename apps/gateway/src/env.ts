@@ -1,14 +1,14 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { hostPort, positiveInt, url } from '@sotto/platform/config';
+import { hostPort, positiveInt } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
+import { redisEnv } from '@sotto/platform/redis';
 
 export const gatewayEnv = serviceEnvSchema(
   // The public API listens where clients expect it by default.
   { grpc: '127.0.0.1:7400', metrics: '127.0.0.1:9400' },
   {
-    REDIS_URL: url(['redis', 'rediss']),
     PREKEY_DIRECTORY_ADDR: hostPort().default('127.0.0.1:7401'),
     MESSAGE_RELAY_ADDR: hostPort().default('127.0.0.1:7402'),
     PRESENCE_ADDR: hostPort().default('127.0.0.1:7403'),
@@ -41,6 +41,6 @@ export const gatewayEnv = serviceEnvSchema(
     AUTH_FAILURES_PER_DEVICE: positiveInt().default(100),
     AUTH_FAILURE_WINDOW_SECONDS: positiveInt().default(60),
   },
-);
+).and(redisEnv);
 export type GatewayEnv = z.output<typeof gatewayEnv>;
 export const GATEWAY_ENV = Symbol('GATEWAY_ENV');

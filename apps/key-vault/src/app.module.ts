@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
-import { PostgresModule } from '@sotto/platform/postgres';
-import { RedisModule } from '@sotto/platform/redis';
+import { PostgresModule, postgresConnection } from '@sotto/platform/postgres';
+import { RedisModule, redisConnection } from '@sotto/platform/redis';
 import { AttemptsModule } from './attempts/attempts.module';
 import type { VaultEnv } from './env';
 import { LoginModule } from './login/login.module';
@@ -20,8 +20,12 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        PostgresModule.forRoot({ url: env.DATABASE_URL, schema: 'vault', migrationsDir: MIGRATIONS_DIR }),
-        RedisModule.forRoot({ url: env.REDIS_URL }),
+        PostgresModule.forRoot({
+          ...postgresConnection(env),
+          schema: 'vault',
+          migrationsDir: MIGRATIONS_DIR,
+        }),
+        RedisModule.forRoot(redisConnection(env)),
         MetricsModule,
         ServerSetupModule.register({
           modulePath: env.PKCS11_MODULE,

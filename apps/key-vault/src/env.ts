@@ -1,8 +1,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { positiveInt, url } from '@sotto/platform/config';
+import { positiveInt } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
+import { postgresEnv } from '@sotto/platform/postgres';
+import { redisEnv } from '@sotto/platform/redis';
 import { tryDelays } from './records/try-spacing';
 
 /** The PKCS#11 library of the HSM: SoftHSM2 locally, the vendor's library in production. */
@@ -22,9 +24,6 @@ function label() {
 export const vaultEnv = serviceEnvSchema(
   { grpc: '127.0.0.1:7405', metrics: '127.0.0.1:9405' },
   {
-    DATABASE_URL: url(['postgres', 'postgresql']),
-    // Login state and the rate limits of unauthenticated recovery live in Redis.
-    REDIS_URL: url(['redis', 'rediss']),
     PKCS11_MODULE: modulePath(),
     /** The token (slot) holding the vault's sealing key. */
     PKCS11_TOKEN_LABEL: label(),
@@ -47,5 +46,8 @@ export const vaultEnv = serviceEnvSchema(
     /** Times a day an account's device may clear its count of failed tries. */
     VAULT_RESET_LIMIT_PER_DAY: positiveInt().default(1),
   },
-);
+)
+  .and(postgresEnv)
+  // Login state and the rate limits of unauthenticated recovery live in Redis.
+  .and(redisEnv);
 export type VaultEnv = z.output<typeof vaultEnv>;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import * as opaque from '@serenity-kit/opaque';
 import { Client } from 'pg';
-import { createTestDatabase, startTestService, type TestService } from '@sotto/testing';
+import { createTestDatabase, operatorDatabaseUrl, startTestService, type TestService } from '@sotto/testing';
 import {
   VaultClient,
   newAccountId,
@@ -63,7 +63,7 @@ describe('key-vault', () => {
     short = f;
     vault = new VaultClient(a.grpc);
     other = new VaultClient(b.grpc);
-    db = new Client({ connectionString: databaseUrl });
+    db = new Client({ connectionString: operatorDatabaseUrl(databaseUrl) });
     await db.connect();
   });
 

@@ -1,6 +1,6 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
-import { KafkaModule } from '@sotto/platform/kafka';
-import { RedisModule } from '@sotto/platform/redis';
+import { KafkaModule, kafkaConnection } from '@sotto/platform/kafka';
+import { RedisModule, redisConnection } from '@sotto/platform/redis';
 import { RELAY_ENV, type RelayEnv } from './env';
 import { MailboxModule } from './mailbox/mailbox.module';
 import { RelayController } from './relay.controller';
@@ -15,8 +15,8 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        KafkaModule.forRoot({ brokers: env.KAFKA_BROKERS, clientId: 'sotto-message-relay' }),
-        RedisModule.forRoot({ url: env.REDIS_URL }),
+        KafkaModule.forRoot({ ...kafkaConnection(env), clientId: 'sotto-message-relay' }),
+        RedisModule.forRoot(redisConnection(env)),
         SendModule,
         MailboxModule,
         RoutingModule,

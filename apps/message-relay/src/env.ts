@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { commaList, hostPort, positiveInt, url } from '@sotto/platform/config';
+import { hostPort, positiveInt } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
+import { kafkaEnv } from '@sotto/platform/kafka';
+import { redisEnv } from '@sotto/platform/redis';
 
 export const relayEnv = serviceEnvSchema(
   { grpc: '127.0.0.1:7402', metrics: '127.0.0.1:9402' },
   {
-    KAFKA_BROKERS: commaList(),
-    REDIS_URL: url(['redis', 'rediss']),
     PREKEY_DIRECTORY_ADDR: hostPort().default('127.0.0.1:7401'),
     PRESENCE_ADDR: hostPort().default('127.0.0.1:7403'),
     /** Partitions of sotto.envelopes.v1 when the relay creates it; the unit of consumer parallelism. */
@@ -20,6 +20,8 @@ export const relayEnv = serviceEnvSchema(
     /** Test-only: crash at a named point of routing (crash-before-mailbox, crash-before-commit). */
     SOTTO_FAULT_INJECTION: z.enum(['crash-before-mailbox', 'crash-before-commit']).optional(),
   },
-);
+)
+  .and(kafkaEnv)
+  .and(redisEnv);
 export type RelayEnv = z.output<typeof relayEnv>;
 export const RELAY_ENV = Symbol('RELAY_ENV');

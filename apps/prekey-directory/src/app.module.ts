@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
-import { PostgresModule } from '@sotto/platform/postgres';
-import { RedisModule } from '@sotto/platform/redis';
+import { PostgresModule, postgresConnection } from '@sotto/platform/postgres';
+import { RedisModule, redisConnection } from '@sotto/platform/redis';
 import { AccountsModule } from './accounts/accounts.module';
 import { DirectoryController } from './directory.controller';
 import type { DirectoryEnv } from './env';
@@ -15,8 +15,12 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        PostgresModule.forRoot({ url: env.DATABASE_URL, schema: 'directory', migrationsDir: MIGRATIONS_DIR }),
-        RedisModule.forRoot({ url: env.REDIS_URL }),
+        PostgresModule.forRoot({
+          ...postgresConnection(env),
+          schema: 'directory',
+          migrationsDir: MIGRATIONS_DIR,
+        }),
+        RedisModule.forRoot(redisConnection(env)),
         AccountsModule,
         PreKeysModule.register({
           fetches: env.PREKEY_FETCH_LIMIT,

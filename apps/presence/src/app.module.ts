@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { RedisModule } from '@sotto/platform/redis';
+import { RedisModule, redisConnection } from '@sotto/platform/redis';
 import type { PresenceEnv } from './env';
 import { StreamsModule } from './streams/streams.module';
 
@@ -8,7 +8,7 @@ export class AppModule {
   static register(env: PresenceEnv): DynamicModule {
     return {
       module: AppModule,
-      imports: [RedisModule.forRoot({ url: env.REDIS_URL }), StreamsModule.register(env.PRESENCE_TTL_MS)],
+      imports: [RedisModule.forRoot(redisConnection(env)), StreamsModule.register(env.PRESENCE_TTL_MS)],
     };
   }
 }

@@ -153,6 +153,62 @@ Call with (dict "root" $ "secrets" (list name…)).
 /etc/sotto/public-tls
 {{- end }}
 
+{{/*
+How one component reaches Kafka, Redis and PostgreSQL over TLS: for each of them it uses whose
+TLS block names a CA or a client certificate, the Secrets they come from and where the pod mounts
+them (/etc/sotto/<server>-tls: ca.crt, tls.crt, tls.key). Call with (dict "root" $ "c" <component>);
+returns a YAML list for fromYamlArray.
+*/}}
+{{- define "sotto.storageTls" -}}
+{{- $root := .root }}
+{{- $entries := list }}
+{{- range $server, $prefix := dict "postgres" "DATABASE" "redis" "REDIS" "kafka" "KAFKA" }}
+{{- if has $server $.c.needs }}
+{{- $tls := (index $root.Values $server).tls }}
+{{- $client := $tls.clientCertificate }}
+{{- $managed := $client.certManager.enabled }}
+{{- $clientSecret := $client.existingSecret }}
+{{- if and $managed (not $clientSecret) }}
+{{- $clientSecret = include "sotto.storageClientCertificateName" (dict "root" $root "server" $server) }}
+{{- end }}
+{{- if or $tls.ca.existingSecret $clientSecret }}
+{{- $entries = append $entries (dict
+  "server" $server
+  "prefix" $prefix
+  "dir" (printf "/etc/sotto/%s-tls" $server)
+  "ca" $tls.ca.existingSecret
+  "caKey" $tls.ca.key
+  "client" $clientSecret
+  "certKey" (ternary "tls.crt" $client.certKey $managed)
+  "keyKey" (ternary "tls.key" $client.keyKey $managed)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $entries }}
+{{- end }}
+
+{{/* The Secret cert-manager issues a client certificate for `server` into when none is named. */}}
+{{- define "sotto.storageClientCertificateName" -}}
+{{- printf "%s-%s-client-tls" (include "sotto.fullname" .root) .server | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fails rendering on TLS settings for Kafka, Redis or PostgreSQL that the services would stop on or
+that would be ignored, naming the values to change.
+*/}}
+{{- define "sotto.validateStorageTls" -}}
+{{- $kafka := .Values.kafka.tls }}
+{{- if and (not $kafka.enabled) (or $kafka.ca.existingSecret $kafka.clientCertificate.existingSecret $kafka.clientCertificate.certManager.enabled) }}
+{{- fail "kafka.tls.ca and kafka.tls.clientCertificate are read only over TLS: set kafka.tls.enabled=true" }}
+{{- end }}
+{{- range $server := list "postgres" "redis" "kafka" }}
+{{- $certManager := (index $.Values $server).tls.clientCertificate.certManager }}
+{{- if and $certManager.enabled (not (or $certManager.issuerRef.name $.Values.tls.certManager.issuerRef.name)) }}
+{{- fail (printf "%s.tls.clientCertificate.certManager.enabled needs an issuer: set %s.tls.clientCertificate.certManager.issuerRef.name, or tls.certManager.issuerRef.name" $server $server) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The gRPC port of the service called `name` (e.g. "presence"). */}}
 {{- define "sotto.grpcPortOf" -}}
 {{- range $key, $c := include "sotto.components" . | fromYaml }}
@@ -193,6 +249,9 @@ GRPC_PUBLIC_TLS_KEY: {{ printf "%s/tls.key" (include "sotto.publicTlsDir" .) | q
 {{- with $root.Values.kafka.brokers }}
 KAFKA_BROKERS: {{ join "," . | quote }}
 {{- end }}
+{{- if $root.Values.kafka.tls.enabled }}
+KAFKA_SECURITY_PROTOCOL: "SSL"
+{{- end }}
 ENVELOPE_TOPIC_PARTITIONS: {{ $values.envelopeTopic.partitions | int64 | quote }}
 ENVELOPE_TOPIC_REPLICATION: {{ $values.envelopeTopic.replication | int64 | quote }}
 {{- end }}
@@ -229,6 +288,15 @@ VAULT_LOGIN_LIMIT_WINDOW_SECONDS: {{ $values.login.windowSeconds | int64 | quote
 {{- end }}
 KEY_VAULT_TRY_DELAYS: {{ join "," $delays | quote }}
 VAULT_RESET_LIMIT_PER_DAY: {{ $values.login.resetLimitPerDay | int64 | quote }}
+{{- end }}
+{{- range $storage := include "sotto.storageTls" (dict "root" $root "c" $c) | fromYamlArray }}
+{{- if $storage.ca }}
+{{ $storage.prefix }}_TLS_CA: {{ printf "%s/ca.crt" $storage.dir | quote }}
+{{- end }}
+{{- if $storage.client }}
+{{ $storage.prefix }}_TLS_CERT: {{ printf "%s/tls.crt" $storage.dir | quote }}
+{{ $storage.prefix }}_TLS_KEY: {{ printf "%s/tls.key" $storage.dir | quote }}
+{{- end }}
 {{- end }}
 {{- if eq $c.name "gateway" }}
 AUTH_CACHE_TTL_MS: {{ $values.auth.cacheTtlMs | int64 | quote }}

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SottoClient, UntrustedIdentityError } from '@sotto/client-sdk';
-import { startTestPlatform, testInfra } from '@sotto/testing';
+import { startTestPlatform } from '@sotto/testing';
 import { everythingStored, walk } from './everything-stored';
 
 /** Listens until `count` messages arrived (routing is asynchronous), then stops. */
@@ -174,7 +174,6 @@ describe('backups end to end: back up, lose the phone, restore, chat on', () => 
 
   it('leaves no message, password or recovery key in Kafka, Redis, PostgreSQL or the blob directory', async () => {
     const stored = await everythingStored({
-      ...testInfra(),
       databaseUrl: platform.databaseUrl,
       blobDir: platform.backupBlobDir,
     });

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
-import { Redis } from 'ioredis';
 import { Client } from 'pg';
+import { operatorDatabaseUrl, testKafka, testRedis } from '@sotto/testing';
 
 export function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -11,27 +10,19 @@ export function walk(dir: string): string[] {
   );
 }
 
-/** Where the servers keep things: the test harness's Kafka, Redis and PostgreSQL, and a backup blob directory. */
+/**
+ * Where the servers keep things: the test harness's Kafka and Redis, the
+ * platform's database on its PostgreSQL, and a backup blob directory.
+ */
 export interface StoredPlaces {
-  readonly kafkaBrokers: readonly string[];
-  readonly redisUrl: string;
   readonly databaseUrl: string;
   readonly blobDir?: string;
 }
 
 /** Every byte the servers keep, to look for plaintext in. */
-export async function everythingStored({
-  kafkaBrokers,
-  redisUrl,
-  databaseUrl,
-  blobDir,
-}: StoredPlaces): Promise<Buffer> {
+export async function everythingStored({ databaseUrl, blobDir }: StoredPlaces): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  const kafka = new Kafka({
-    clientId: 'plaintext-scan',
-    brokers: [...kafkaBrokers],
-    logLevel: logLevel.NOTHING,
-  });
+  const kafka = testKafka({ clientId: 'plaintext-scan' });
   const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
   const admin = kafka.admin();
   await Promise.all([consumer.connect(), admin.connect()]);
@@ -54,14 +45,14 @@ export async function everythingStored({
   });
   await consumer.disconnect();
 
-  const redis = new Redis(redisUrl);
+  const redis = testRedis();
   for (const key of await redis.keys('*')) {
     const dump = await redis.dumpBuffer(key);
     if (dump) chunks.push(dump);
   }
   redis.disconnect();
 
-  const db = new Client({ connectionString: databaseUrl });
+  const db = new Client({ connectionString: operatorDatabaseUrl(databaseUrl) });
   await db.connect();
   const { rows: tables } = await db.query<{ schema: string; name: string }>(
     "SELECT table_schema AS schema, table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",

@@ -10,7 +10,7 @@ import {
   type ReceivedMessage,
   type TypingIndicator,
 } from '@sotto/client-sdk';
-import { startTestPlatform } from '@sotto/testing';
+import { operatorDatabaseUrl, startTestPlatform } from '@sotto/testing';
 
 interface Got {
   readonly messages: ReceivedMessage[];
@@ -223,7 +223,7 @@ describe('trust, end to end: who wrote, whose keys, and what cannot be read', ()
     expect(said(await receiveUntil(gus, messages(1)))).toEqual([[name('hal'), 'from the first hal']]);
 
     // The directory gives the name hal to another account (Ivy's); the first Hal is renamed.
-    const db = new Client({ connectionString: platform.databaseUrl });
+    const db = new Client({ connectionString: operatorDatabaseUrl(platform.databaseUrl) });
     await db.connect();
     try {
       await db.query('UPDATE directory.accounts SET username = $2 WHERE username = $1', [

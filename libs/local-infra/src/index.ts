@@ -5,6 +5,7 @@ export type {
   RunningPostgres,
   RunningRedis,
   RunningServer,
+  ServerTls,
   SoftHsmToken,
 } from './types';
 export { freePort } from './ports';
@@ -12,7 +13,7 @@ export { startKafka } from './kafka';
 export { startRedis } from './redis';
 export { startPostgres } from './postgres';
 export { initSoftHsmToken, prepareSoftHsm } from './softhsm';
-export { startInfrastructure } from './infrastructure';
+export { startInfrastructure, storageServerTls, STORAGE_SERVERS, type StorageServer } from './infrastructure';
 export { ensureSystemPackages } from './system-packages';
 export {
   ensureTestTools,
@@ -25,4 +26,11 @@ export {
 } from './test-tools';
 export { repoRoot } from './repo-root';
 // Local certificates live in a platform library, so that platform specs can make them too.
-export { prepareLocalPki, spiffeUri, type LocalPki, type TlsIdentityFiles } from '@sotto/platform/tls';
+export {
+  clientTlsOptions,
+  prepareLocalPki,
+  spiffeUri,
+  type ClientTlsFiles,
+  type LocalPki,
+  type TlsIdentityFiles,
+} from '@sotto/platform/tls';

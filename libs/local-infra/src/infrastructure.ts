@@ -1,24 +1,45 @@
 import { join } from 'node:path';
+import type { LocalPki } from '@sotto/platform/tls';
 import { startKafka } from './kafka';
 import { startPostgres } from './postgres';
 import { startRedis } from './redis';
 import { prepareSoftHsm } from './softhsm';
-import type { Infrastructure, Logger, RunningServer } from './types';
+import type { Infrastructure, Logger, RunningServer, ServerTls } from './types';
+
+/** The servers startInfrastructure starts; under TLS, each serves the certificate of its name. */
+export const STORAGE_SERVERS = ['kafka', 'redis', 'postgres'] as const;
+export type StorageServer = (typeof STORAGE_SERVERS)[number];
+
+/** What a local server serves TLS with: the certificate of its name from the local CA. */
+export function storageServerTls(pki: LocalPki, name: StorageServer): ServerTls {
+  const identity = pki.identities[name];
+  if (identity === undefined) throw new Error(`the local CA issued no certificate for ${name}`);
+  return { ca: pki.ca, identity };
+}
+
+const serverTls = (pki: LocalPki | undefined, name: StorageServer): ServerTls | undefined =>
+  pki === undefined ? undefined : storageServerTls(pki, name);
 
 /**
  * Kafka, Redis and PostgreSQL in parallel under dataDir/{kafka,redis,postgres}, and the
- * key-vault's SoftHSM2 token under dataDir/softhsm. If any fails, the ones that did start are
- * stopped and the first failure is rethrown.
+ * key-vault's SoftHSM2 token under dataDir/softhsm. With `tls`, each server serves TLS 1.3 only,
+ * with the certificate of its name from that CA, and takes only clients presenting one of its
+ * certificates. If any fails, the ones that did start are stopped and the first failure is rethrown.
  */
 export async function startInfrastructure(opts: {
   dataDir: string;
   logger?: Logger;
+  tls?: LocalPki;
 }): Promise<Infrastructure> {
   const base = { logger: opts.logger };
   const [kafka, redis, postgres, hsm] = await Promise.allSettled([
-    startKafka({ ...base, dataDir: join(opts.dataDir, 'kafka') }),
-    startRedis({ ...base, dataDir: join(opts.dataDir, 'redis') }),
-    startPostgres({ ...base, dataDir: join(opts.dataDir, 'postgres') }),
+    startKafka({ ...base, dataDir: join(opts.dataDir, 'kafka'), tls: serverTls(opts.tls, 'kafka') }),
+    startRedis({ ...base, dataDir: join(opts.dataDir, 'redis'), tls: serverTls(opts.tls, 'redis') }),
+    startPostgres({
+      ...base,
+      dataDir: join(opts.dataDir, 'postgres'),
+      tls: serverTls(opts.tls, 'postgres'),
+    }),
     prepareSoftHsm({ ...base, dataDir: join(opts.dataDir, 'softhsm') }),
   ]);
   if (

@@ -1,4 +1,6 @@
-import { Kafka, Partitioners, logLevel } from 'kafkajs';
+import { join } from 'node:path';
+import { Kafka, Partitioners, logLevel, type KafkaConfig } from 'kafkajs';
+import { clientTlsOptions, prepareLocalPki, type ClientTlsFiles } from '@sotto/platform/tls';
 import { startKafka } from './kafka';
 import { freePort } from './ports';
 import type { RunningKafka } from './types';
@@ -6,8 +8,30 @@ import { isGone, tempDir } from './test-support';
 
 const TOPIC = 'local-infra.test';
 
-function client(kafka: RunningKafka): Kafka {
-  return new Kafka({ clientId: 'local-infra-spec', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
+/** A client of the broker; of a TLS broker, with these files (by default, a certificate of its CA). */
+let clientTls: ClientTlsFiles = {};
+function client(kafka: RunningKafka, config: Partial<KafkaConfig> = {}): Kafka {
+  return new Kafka({
+    clientId: 'local-infra-spec',
+    brokers: kafka.brokers,
+    logLevel: logLevel.NOTHING,
+    ...(kafka.ca ? { ssl: clientTlsOptions(clientTls) } : {}),
+    ...config,
+  });
+}
+
+/** Lists topics once, without retries: "listed", or the error. */
+async function listOnce(kafka: Kafka): Promise<string> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.listTopics();
+    return 'listed';
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
 }
 
 /** Reads the topic from the beginning with a fresh group until a record with `key` shows up. */
@@ -37,7 +61,7 @@ describe('startKafka', () => {
   const tmp = tempDir('kafka');
   afterAll(() => tmp.cleanup());
 
-  it('produces and consumes, and keeps topics and records across a restart on another port', async () => {
+  it('produces and consumes, and keeps topics and records across a restart on another port, with mutual TLS only', async () => {
     const first = await startKafka({ dataDir: tmp.dir });
     let second: RunningKafka | undefined;
     try {
@@ -66,8 +90,22 @@ describe('startKafka', () => {
       const oldPort = Number(first.brokers[0]?.split(':')[1]);
       let port = await freePort();
       while (port === oldPort) port = await freePort();
-      second = await startKafka({ dataDir: tmp.dir, port });
+      const pki = await prepareLocalPki({
+        dir: join(tmp.dir, 'pki'),
+        servers: ['kafka'],
+        clients: ['client'],
+      });
+      const identity = (name: string) => ({ ca: pki.ca, ...pki.identities[name] });
+      clientTls = identity('client');
+      second = await startKafka({ dataDir: tmp.dir, port, tls: { ca: pki.ca, identity: identity('kafka') } });
       expect(second.brokers).toEqual([`127.0.0.1:${port}`]);
+      expect(second.ca).toBe(pki.ca);
+      // Nothing in plaintext, nothing without a certificate of the CA.
+      const once = { retry: { retries: 0 }, connectionTimeout: 3000, requestTimeout: 3000 };
+      expect(await listOnce(client(second, { ...once, ssl: false }))).toBe('Closed connection');
+      expect(await listOnce(client(second, { ...once, ssl: clientTlsOptions({ ca: pki.ca }) }))).toMatch(
+        /alert bad certificate/,
+      );
 
       const admin2 = client(second).admin();
       await admin2.connect();

@@ -2,11 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { clientTlsOptions } from '@sotto/platform/tls';
 import { ManagedProcess } from './process';
 import { freePort } from './ports';
 import { repoRoot } from './repo-root';
 import { javaBinary, run, which } from './system';
-import { silentLogger, type Logger, type RunningKafka, type StartOptions } from './types';
+import { silentLogger, type Logger, type RunningKafka, type ServerTls, type StartOptions } from './types';
 
 const READY_TIMEOUT_MS = 120_000;
 const NODE_ID = 1;
@@ -77,18 +78,48 @@ function newClusterId(): string {
   }
 }
 
-function serverProperties(dataDir: string, port: number, controllerPort: number): string {
+/**
+ * The broker's TLS settings: its key and certificate chain as one PEM file,
+ * which Kafka reads as a keystore, and the CA as a PEM truststore. Every
+ * listener, the controller's included, takes only TLS 1.3 clients with a
+ * certificate of the CA; the broker itself dials the controller with its own
+ * certificate and checks the controller's names the host it dials.
+ */
+function tlsProperties(dataDir: string, tls: ServerTls): Record<string, string> {
+  const keystore = join(dataDir, 'broker-keystore.pem');
+  const pem = (file: string): string => `${readFileSync(file, 'utf8').trimEnd()}\n`;
+  writeFileSync(keystore, pem(tls.identity.key) + pem(tls.identity.cert), { mode: 0o600 });
+  return {
+    'ssl.keystore.type': 'PEM',
+    'ssl.keystore.location': keystore,
+    'ssl.truststore.type': 'PEM',
+    'ssl.truststore.location': tls.ca,
+    'ssl.client.auth': 'required',
+    'ssl.protocol': 'TLSv1.3',
+    'ssl.enabled.protocols': 'TLSv1.3',
+    'ssl.endpoint.identification.algorithm': 'https',
+  };
+}
+
+function serverProperties(
+  dataDir: string,
+  port: number,
+  controllerPort: number,
+  tls: ServerTls | undefined,
+): string {
+  const protocol = tls ? 'SSL' : 'PLAINTEXT';
   const props: Record<string, string | number | boolean> = {
     'process.roles': 'broker,controller',
     'node.id': NODE_ID,
     // A static voter set: the controller's address lives only in this file, not in the metadata
     // log, so the next start may pick different ports.
     'controller.quorum.voters': `${NODE_ID}@127.0.0.1:${controllerPort}`,
-    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}`,
+    listeners: `BROKER://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    'advertised.listeners': `BROKER://127.0.0.1:${port}`,
     'controller.listener.names': 'CONTROLLER',
-    'inter.broker.listener.name': 'PLAINTEXT',
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'inter.broker.listener.name': 'BROKER',
+    'listener.security.protocol.map': `BROKER:${protocol},CONTROLLER:${protocol}`,
+    ...(tls ? tlsProperties(dataDir, tls) : {}),
     'log.dirs': join(dataDir, 'data'),
     'num.partitions': 8,
     'auto.create.topics.enable': false,
@@ -133,10 +164,12 @@ function log4j2Properties(logFile: string): string {
   ].join('\n');
 }
 
-async function probe(brokers: string[]): Promise<void> {
+async function probe(brokers: string[], tls: ServerTls | undefined): Promise<void> {
   const kafka = new Kafka({
     clientId: 'sotto-local-infra-probe',
     brokers,
+    // Under TLS, as any client must: verifying the broker, presenting a certificate of the CA.
+    ...(tls ? { ssl: clientTlsOptions({ ca: tls.ca, ...tls.identity }) } : {}),
     logLevel: logLevel.NOTHING,
     connectionTimeout: 2000,
     requestTimeout: 5000,
@@ -174,7 +207,7 @@ export async function startKafka(opts: StartOptions): Promise<RunningKafka> {
   const propsFile = join(dataDir, 'server.properties');
   const log4jFile = join(dataDir, 'log4j2.properties');
   // Ports change between runs, so both files are rewritten on every start.
-  writeFileSync(propsFile, serverProperties(dataDir, port, controllerPort));
+  writeFileSync(propsFile, serverProperties(dataDir, port, controllerPort, opts.tls));
   writeFileSync(log4jFile, log4j2Properties(logFile));
   const jvmArgs = [
     '-Xms256m',
@@ -225,11 +258,19 @@ export async function startKafka(opts: StartOptions): Promise<RunningKafka> {
     logger,
   });
   try {
-    await child.waitReady(() => probe(brokers), READY_TIMEOUT_MS);
+    await child.waitReady(() => probe(brokers, opts.tls), READY_TIMEOUT_MS);
   } catch (err) {
     await child.stop();
     throw err;
   }
-  logger.info(`kafka ready on ${brokers[0]} in ${Date.now() - started} ms (pid ${child.pid})`);
-  return { name: 'kafka', pid: child.pid, brokers, stop: () => child.stop() };
+  logger.info(
+    `kafka ready on ${brokers[0]}${opts.tls ? ' (TLS)' : ''} in ${Date.now() - started} ms (pid ${child.pid})`,
+  );
+  return {
+    name: 'kafka',
+    pid: child.pid,
+    brokers,
+    ...(opts.tls ? { ca: opts.tls.ca } : {}),
+    stop: () => child.stop(),
+  };
 }

@@ -1,19 +1,22 @@
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   readFileSync,
   readdirSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { Client } from 'pg';
+import { Client, type ClientConfig } from 'pg';
+import { clientTlsOptions } from '@sotto/platform/tls';
 import { ManagedProcess, logTail } from './process';
 import { freePort } from './ports';
 import { isRoot, postgresBinDir, run, which } from './system';
-import { silentLogger, type Logger, type RunningPostgres, type StartOptions } from './types';
+import { silentLogger, type Logger, type RunningPostgres, type ServerTls, type StartOptions } from './types';
 
 const READY_TIMEOUT_MS = 30_000;
 const SUPERUSER = 'sotto';
@@ -82,12 +85,59 @@ function chownRecursive(path: string, user: OsUser): void {
   for (const entry of readdirSync(path)) chownRecursive(join(path, entry), user);
 }
 
-async function probe(port: number, database: string): Promise<void> {
-  const client = new Client({
+/**
+ * How the start-up probe and ensureDatabase connect: under TLS as any client
+ * must, verifying the server and presenting a certificate of the CA (the
+ * server's own, which allows client authentication).
+ */
+function adminConnection(port: number, database: string, tls: ServerTls | undefined): ClientConfig {
+  return {
     host: '127.0.0.1',
     port,
     user: SUPERUSER,
     database,
+    ...(tls ? { ssl: clientTlsOptions({ ca: tls.ca, ...tls.identity }) } : {}),
+  };
+}
+
+/**
+ * Under TLS: only TLS connections over loopback, each with a client
+ * certificate from the CA (the user name is still the client's to choose; the
+ * data dir is local and disposable). No line admits plaintext, so PostgreSQL
+ * refuses it with "no pg_hba.conf entry … no encryption".
+ */
+const TLS_HBA = `# Written by Sotto's local infrastructure on every start.
+hostssl all all 127.0.0.1/32 trust clientcert=verify-ca
+hostssl all all ::1/128 trust clientcert=verify-ca
+`;
+
+/**
+ * The server's certificate, key and CA, copied where the server can read
+ * them: PostgreSQL runs as another user than root, and refuses a key that
+ * others can read or that is not its own.
+ */
+function installServerTls(dir: string, tls: ServerTls, owner: OsUser | undefined): Record<string, string> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const files = {
+    ssl_cert_file: join(dir, 'server.crt'),
+    ssl_key_file: join(dir, 'server.key'),
+    ssl_ca_file: join(dir, 'ca.crt'),
+    hba_file: join(dir, 'pg_hba.conf'),
+  };
+  copyFileSync(tls.identity.cert, files.ssl_cert_file);
+  copyFileSync(tls.identity.key, files.ssl_key_file);
+  copyFileSync(tls.ca, files.ssl_ca_file);
+  writeFileSync(files.hba_file, TLS_HBA);
+  for (const file of [dir, ...Object.values(files)]) {
+    if (owner !== undefined) chownSync(file, owner.uid, owner.gid);
+    chmodSync(file, file === dir ? 0o700 : 0o600);
+  }
+  return files;
+}
+
+async function probe(port: number, database: string, tls: ServerTls | undefined): Promise<void> {
+  const client = new Client({
+    ...adminConnection(port, database, tls),
     connectionTimeoutMillis: 2000,
     query_timeout: 5000,
   });
@@ -101,8 +151,8 @@ async function probe(port: number, database: string): Promise<void> {
   }
 }
 
-async function ensureDatabase(port: number): Promise<void> {
-  const client = new Client({ host: '127.0.0.1', port, user: SUPERUSER, database: 'postgres' });
+async function ensureDatabase(port: number, tls: ServerTls | undefined): Promise<void> {
+  const client = new Client(adminConnection(port, 'postgres', tls));
   client.on('error', () => undefined);
   await client.connect();
   try {
@@ -133,8 +183,10 @@ export async function startPostgres(opts: StartOptions): Promise<RunningPostgres
   // As root, run everything as the postgres user; setpriv execs in place so the pid we hold is
   // the postmaster itself and signals reach it directly.
   let wrap = (bin: string, args: string[]): [string, string[]] => [bin, args];
+  let osUser: OsUser | undefined;
   if (isRoot()) {
     const user = await ensureOsUser(logger);
+    osUser = user;
     const setpriv = which('setpriv') ?? '/usr/bin/setpriv';
     wrap = (bin, args) => [
       setpriv,
@@ -169,6 +221,16 @@ export async function startPostgres(opts: StartOptions): Promise<RunningPostgres
 
   const port = opts.port ?? (await freePort());
   const started = Date.now();
+  const { tls } = opts;
+  // Rewritten on every start, so a data dir can be reused with or without TLS, and with new certificates.
+  const tlsSettings =
+    tls === undefined
+      ? []
+      : Object.entries({
+          ssl: 'on',
+          ssl_min_protocol_version: 'TLSv1.3',
+          ...installServerTls(join(dataDir, 'tls'), tls, osUser),
+        }).flatMap(([name, value]) => ['-c', `${name}=${value}`]);
   const [cmd, args] = wrap(join(binDir, 'postgres'), [
     '-D',
     pgdata,
@@ -181,6 +243,7 @@ export async function startPostgres(opts: StartOptions): Promise<RunningPostgres
     'unix_socket_directories=',
     '-c',
     'logging_collector=off',
+    ...tlsSettings,
   ]);
   const child = await ManagedProcess.spawn({
     name: 'postgres',
@@ -197,8 +260,8 @@ export async function startPostgres(opts: StartOptions): Promise<RunningPostgres
     logger,
   });
   try {
-    await child.waitReady(() => probe(port, 'postgres'), READY_TIMEOUT_MS);
-    await ensureDatabase(port);
+    await child.waitReady(() => probe(port, 'postgres', tls), READY_TIMEOUT_MS);
+    await ensureDatabase(port, tls);
   } catch (err) {
     await child.stop();
     if (err instanceof Error && !err.message.includes('last lines of')) {
@@ -206,11 +269,15 @@ export async function startPostgres(opts: StartOptions): Promise<RunningPostgres
     }
     throw err;
   }
-  logger.info(`postgres ready on 127.0.0.1:${port} in ${Date.now() - started} ms (pid ${child.pid})`);
+  logger.info(
+    `postgres ready on 127.0.0.1:${port}${tls ? ' (TLS)' : ''} in ${Date.now() - started} ms (pid ${child.pid})`,
+  );
+  const url = `postgres://${SUPERUSER}@127.0.0.1:${port}/${DATABASE}`;
   return {
     name: 'postgres',
     pid: child.pid,
-    url: `postgres://${SUPERUSER}@127.0.0.1:${port}/${DATABASE}`,
+    url: tls ? `${url}?sslmode=verify-full` : url,
+    ...(tls ? { ca: tls.ca } : {}),
     stop: () => child.stop(),
   };
 }

@@ -1,3 +1,5 @@
+import type { TlsIdentityFiles } from '@sotto/platform/tls';
+
 export interface Logger {
   info(msg: string): void;
   warn(msg: string): void;
@@ -6,21 +8,26 @@ export interface Logger {
 export interface RunningServer {
   readonly name: 'kafka' | 'redis' | 'postgres';
   readonly pid: number;
+  /**
+   * Set when it serves TLS only (TLS 1.3), with a certificate from this CA,
+   * and takes only clients that present a certificate from it too.
+   */
+  readonly ca?: string;
   stop(): Promise<void>;
 }
 
 export interface RunningKafka extends RunningServer {
-  /** ['127.0.0.1:PORT'] */
+  /** ['127.0.0.1:PORT'], an SSL listener when `ca` is set */
   readonly brokers: string[];
 }
 
 export interface RunningRedis extends RunningServer {
-  /** redis://127.0.0.1:PORT */
+  /** redis://127.0.0.1:PORT, or rediss://127.0.0.1:PORT with TLS */
   readonly url: string;
 }
 
 export interface RunningPostgres extends RunningServer {
-  /** postgres://sotto@127.0.0.1:PORT/sotto */
+  /** postgres://sotto@127.0.0.1:PORT/sotto, with ?sslmode=verify-full under TLS */
   readonly url: string;
 }
 
@@ -46,10 +53,23 @@ export interface Infrastructure {
   stop(): Promise<void>;
 }
 
+/** What a local server needs to serve mutual TLS. */
+export interface ServerTls {
+  /** The CA its certificate chains to, and every client's must. */
+  readonly ca: string;
+  /**
+   * Its certificate and private key. The certificate must name 127.0.0.1 and
+   * allow client authentication too: the server's readiness probe presents it.
+   */
+  readonly identity: TlsIdentityFiles;
+}
+
 export interface StartOptions {
   dataDir: string;
   port?: number;
   logger?: Logger;
+  /** Serve TLS only, with this certificate, and require client certificates from its CA. */
+  tls?: ServerTls;
 }
 
 export const silentLogger: Logger = {

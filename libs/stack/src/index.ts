@@ -2,11 +2,13 @@ export {
   SERVICE_NAMES,
   ServiceName,
   InfraEndpoints,
+  localInfraEndpoints,
   HsmEndpoint,
   serviceEnv,
   ServiceAddresses,
   PLATFORM_IDENTITIES,
   operatorTls,
+  postgresUrlWithTls,
   preparePlatformPki,
 } from './services';
 export { startServiceProcess, ServiceProcess, ServiceProcessOptions } from './service-process';

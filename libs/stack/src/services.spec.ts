@@ -19,7 +19,7 @@ const infra = {
   tls: {
     ca: '/tls/ca.crt',
     identities: Object.fromEntries(
-      [...SERVICE_NAMES, 'operator'].map((name) => [
+      [...SERVICE_NAMES, 'kafka', 'redis', 'postgres', 'operator'].map((name) => [
         name,
         { cert: `/tls/${name}.crt`, key: `/tls/${name}.key` },
       ]),
@@ -27,14 +27,17 @@ const infra = {
   },
 };
 const TLS = ['GRPC_TLS_CA', 'GRPC_TLS_CERT', 'GRPC_TLS_KEY'];
+const STORAGE_TLS = /^(KAFKA|REDIS|DATABASE)_TLS_(CA|CERT|KEY)$|^KAFKA_SECURITY_PROTOCOL$/;
 
 describe('serviceEnv', () => {
   it('gives each service only the storage it owns, its certificate and the services it calls', () => {
     const keys = Object.fromEntries(
       SERVICE_NAMES.map((name) => [
         name,
-        Object.keys(serviceEnv(name, addresses, infra, '/blobs'))
-          .filter((key) => !TLS.includes(key))
+        Object.keys(
+          serviceEnv(name, addresses, { ...infra, storageTls: ['kafka', 'redis', 'postgres'] }, '/blobs'),
+        )
+          .filter((key) => !TLS.includes(key) && !STORAGE_TLS.test(key))
           .sort(),
       ]),
     );
@@ -97,6 +100,38 @@ describe('serviceEnv', () => {
     const env = serviceEnv('key-vault', addresses, realHsm, '/blobs');
     expect(env.PKCS11_MODULE).toBe('/opt/hsm/lib/libpkcs11.so');
     expect(env).not.toHaveProperty('SOFTHSM2_CONF');
+  });
+
+  it('has no storage TLS variables for servers it did not start with TLS', () => {
+    for (const name of SERVICE_NAMES) {
+      expect(
+        Object.keys(serviceEnv(name, addresses, infra, '/blobs')).filter((key) => STORAGE_TLS.test(key)),
+      ).toEqual([]);
+    }
+  });
+
+  it('gives each service the local CA and its own certificate for the servers that serve TLS', () => {
+    const tlsInfra = { ...infra, storageTls: ['kafka', 'redis', 'postgres'] as const };
+    const own = (name: string) => ({ ca: '/tls/ca.crt', cert: `/tls/${name}.crt`, key: `/tls/${name}.key` });
+    const relay = serviceEnv('message-relay', addresses, tlsInfra, '/blobs');
+    expect(relay).toMatchObject({
+      KAFKA_SECURITY_PROTOCOL: 'SSL',
+      KAFKA_TLS_CA: own('message-relay').ca,
+      KAFKA_TLS_CERT: own('message-relay').cert,
+      KAFKA_TLS_KEY: own('message-relay').key,
+      REDIS_TLS_CA: own('message-relay').ca,
+      REDIS_TLS_CERT: own('message-relay').cert,
+      REDIS_TLS_KEY: own('message-relay').key,
+    });
+    expect(relay).not.toHaveProperty('DATABASE_TLS_CA');
+    expect(serviceEnv('backup-store', addresses, tlsInfra, '/blobs')).toMatchObject({
+      DATABASE_TLS_CA: '/tls/ca.crt',
+      DATABASE_TLS_CERT: '/tls/backup-store.crt',
+      DATABASE_TLS_KEY: '/tls/backup-store.key',
+    });
+    // Only the servers it lists: another Redis of the operator's keeps the operator's settings.
+    const gateway = serviceEnv('gateway', addresses, { ...infra, storageTls: ['postgres'] }, '/blobs');
+    expect(Object.keys(gateway).filter((key) => STORAGE_TLS.test(key))).toEqual([]);
   });
 
   it('points callers at the right addresses', () => {

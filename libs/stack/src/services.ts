@@ -1,5 +1,13 @@
 import { calleesOf, OPERATOR_IDENTITY, SERVICE_IDENTITIES, type ServiceIdentity } from '@sotto/contracts';
-import { prepareLocalPki, type LocalPki, type Logger } from '@sotto/local-infra';
+import {
+  prepareLocalPki,
+  STORAGE_SERVERS,
+  type Infrastructure,
+  type LocalPki,
+  type Logger,
+  type StorageServer,
+  type TlsIdentityFiles,
+} from '@sotto/local-infra';
 
 /** Every service of the platform, in the order they are listed to people. */
 export const SERVICE_NAMES = SERVICE_IDENTITIES;
@@ -20,17 +28,52 @@ export interface InfraEndpoints {
   readonly redisUrl: string;
   readonly databaseUrl: string;
   readonly hsm: HsmEndpoint;
-  /** The CA and the certificates of the six services and the operator (prepareLocalPki). */
+  /**
+   * The CA and the certificates of the six services, of Kafka, Redis and
+   * PostgreSQL, and of the operator (prepareLocalPki).
+   */
   readonly tls: LocalPki;
+  /**
+   * Which of Kafka, Redis and PostgreSQL serve mutual TLS with certificates of
+   * `tls` (the ones started here): each service trusts `tls.ca` for them and
+   * presents its own certificate. Any other is plaintext, or configured
+   * through the services' environment (REDIS_TLS_CA…).
+   */
+  readonly storageTls?: readonly StorageServer[];
 }
 
-/** The identities a local platform needs certificates for: each service's, and the operator's. */
-export const PLATFORM_IDENTITIES = { servers: SERVICE_NAMES, clients: [OPERATOR_IDENTITY] } as const;
+/**
+ * The endpoints of servers startInfrastructure started, with the CA the
+ * services' certificates come from; the servers it started with TLS are the
+ * ones `storageTls` lists.
+ */
+export function localInfraEndpoints(infra: Infrastructure, tls: LocalPki): InfraEndpoints {
+  return {
+    kafkaBrokers: infra.kafka.brokers,
+    redisUrl: infra.redis.url,
+    databaseUrl: infra.postgres.url,
+    hsm: infra.hsm,
+    tls,
+    storageTls: [infra.kafka, infra.redis, infra.postgres].flatMap((server) =>
+      server.ca === undefined ? [] : [server.name],
+    ),
+  };
+}
 
 /**
- * The local CA in `dir` and the certificates of the six services and the
- * operator, kept across runs (see prepareLocalPki); `hosts` are more names
- * the servers' certificates carry, such as the gateway's public host.
+ * The identities a local platform needs certificates for: each service's,
+ * each local server's (Kafka, Redis, PostgreSQL), and the operator's.
+ */
+export const PLATFORM_IDENTITIES = {
+  servers: [...SERVICE_NAMES, ...STORAGE_SERVERS],
+  clients: [OPERATOR_IDENTITY],
+} as const;
+
+/**
+ * The local CA in `dir` and the certificates of the six services, the local
+ * servers and the operator, kept across runs (see prepareLocalPki); `hosts`
+ * are more names the servers' certificates carry, such as the gateway's
+ * public host.
  */
 export function preparePlatformPki(
   dir: string,
@@ -39,11 +82,47 @@ export function preparePlatformPki(
   return prepareLocalPki({ dir, ...PLATFORM_IDENTITIES, ...options });
 }
 
-/** The operator's certificate: what a supervisor checks the services' health with. */
+/**
+ * The operator's certificate: what a supervisor checks the services' health
+ * with, and what a person (or a test) reaches the local Kafka, Redis and
+ * PostgreSQL with.
+ */
 export function operatorTls(tls: LocalPki): { ca: string; cert: string; key: string } {
   const operator = tls.identities[OPERATOR_IDENTITY];
   if (operator === undefined) throw new Error('the local CA issued no operator certificate');
   return { ca: tls.ca, ...operator };
+}
+
+/**
+ * A PostgreSQL URL that names its TLS files itself, as libpq's sslrootcert,
+ * sslcert and sslkey: one that psql, pg and DATABASE_URL all take whole.
+ */
+export function postgresUrlWithTls(url: string, files: { ca: string; cert: string; key: string }): string {
+  const withFiles = new URL(url);
+  withFiles.searchParams.set('sslmode', 'verify-full');
+  withFiles.searchParams.set('sslrootcert', files.ca);
+  withFiles.searchParams.set('sslcert', files.cert);
+  withFiles.searchParams.set('sslkey', files.key);
+  return withFiles.toString();
+}
+
+/**
+ * The variables through which a service reaches a server of `storageTls`:
+ * the local CA, and its own certificate as the client's.
+ */
+function storageTlsEnv(
+  server: StorageServer,
+  infra: InfraEndpoints,
+  own: TlsIdentityFiles,
+): Record<string, string> {
+  if (!(infra.storageTls ?? []).includes(server)) return {};
+  const prefix = { kafka: 'KAFKA', redis: 'REDIS', postgres: 'DATABASE' }[server];
+  return {
+    ...(server === 'kafka' ? { KAFKA_SECURITY_PROTOCOL: 'SSL' } : {}),
+    [`${prefix}_TLS_CA`]: infra.tls.ca,
+    [`${prefix}_TLS_CERT`]: own.cert,
+    [`${prefix}_TLS_KEY`]: own.key,
+  };
 }
 
 export interface ServiceAddresses {
@@ -77,22 +156,28 @@ export function serviceEnv(
       ]),
     ),
   };
+  const redis = { REDIS_URL: infra.redisUrl, ...storageTlsEnv('redis', infra, certificate) };
+  const postgres = { DATABASE_URL: infra.databaseUrl, ...storageTlsEnv('postgres', infra, certificate) };
+  const kafka = {
+    KAFKA_BROKERS: infra.kafkaBrokers.join(','),
+    ...storageTlsEnv('kafka', infra, certificate),
+  };
   switch (name) {
     case 'gateway':
-      return { ...own, REDIS_URL: infra.redisUrl };
+      return { ...own, ...redis };
     case 'prekey-directory':
-      return { ...own, DATABASE_URL: infra.databaseUrl, REDIS_URL: infra.redisUrl };
+      return { ...own, ...postgres, ...redis };
     case 'message-relay':
-      return { ...own, KAFKA_BROKERS: infra.kafkaBrokers.join(','), REDIS_URL: infra.redisUrl };
+      return { ...own, ...kafka, ...redis };
     case 'presence':
-      return { ...own, REDIS_URL: infra.redisUrl };
+      return { ...own, ...redis };
     case 'backup-store':
-      return { ...own, DATABASE_URL: infra.databaseUrl, BACKUP_BLOB_DIR: backupBlobDir };
+      return { ...own, ...postgres, BACKUP_BLOB_DIR: backupBlobDir };
     case 'key-vault':
       return {
         ...own,
-        DATABASE_URL: infra.databaseUrl,
-        REDIS_URL: infra.redisUrl,
+        ...postgres,
+        ...redis,
         PKCS11_MODULE: infra.hsm.modulePath,
         PKCS11_TOKEN_LABEL: infra.hsm.tokenLabel,
         PKCS11_PIN: infra.hsm.pin,

@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, Partitioners, logLevel } from 'kafkajs';
-import { Redis } from 'ioredis';
+import { Partitioners } from 'kafkajs';
 import { Client } from 'pg';
-import { createTestDatabase, testInfra } from './index';
+import { createTestDatabase, operatorDatabaseUrl, testInfra, testKafka, testRedis } from './index';
 
 describe('test harness infrastructure', () => {
+  it('serves Kafka, Redis and PostgreSQL over TLS, with certificates of the run’s CA', () => {
+    expect(testInfra().storageTls).toEqual(['kafka', 'redis', 'postgres']);
+    expect(testInfra().redisUrl).toMatch(/^rediss:\/\/127\.0\.0\.1:\d+$/);
+    expect(testInfra().databaseUrl).toMatch(/\?sslmode=verify-full$/);
+  });
+
   it('carries a record through Kafka with kafkajs', async () => {
-    const kafka = new Kafka({
-      clientId: 'harness-test',
-      brokers: [...testInfra().kafkaBrokers],
-      logLevel: logLevel.NOTHING,
-    });
+    const kafka = testKafka({ clientId: 'harness-test' });
     const topic = `harness-${randomUUID()}`;
     const admin = kafka.admin();
     const producer = kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner });
@@ -40,7 +41,7 @@ describe('test harness infrastructure', () => {
   });
 
   it('round-trips through Redis with ioredis', async () => {
-    const redis = new Redis(testInfra().redisUrl);
+    const redis = testRedis();
     try {
       const key = `harness:${randomUUID()}`;
       await redis.set(key, Buffer.from([0, 1, 2, 255]));
@@ -52,7 +53,7 @@ describe('test harness infrastructure', () => {
   });
 
   it('round-trips through PostgreSQL with pg, in a database of its own', async () => {
-    const client = new Client({ connectionString: await createTestDatabase() });
+    const client = new Client({ connectionString: operatorDatabaseUrl(await createTestDatabase()) });
     await client.connect();
     try {
       await client.query('CREATE TABLE t (id integer PRIMARY KEY, body bytea NOT NULL)');

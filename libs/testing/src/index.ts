@@ -14,6 +14,8 @@ export {
 export { freePort, motoTool, repoRoot, testToolProblem } from '@sotto/local-infra';
 export type { Platform } from '@sotto/stack';
 export { startTcpProxy, TcpProxy, TcpProxyOptions } from './tcp-proxy';
+export { operatorDatabaseUrl, testKafka, testRedis } from './storage';
+export { startTlsImpostor, TlsImpostor } from './impostor';
 export {
   callerCredentials,
   foreignPki,

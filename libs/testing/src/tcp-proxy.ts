@@ -1,7 +1,7 @@
 import { createServer, connect, type Socket } from 'node:net';
 
 export interface TcpProxy {
-  /** 127.0.0.1:PORT: connect here to reach the target. */
+  /** HOST:PORT (127.0.0.1 unless `listen` says otherwise): connect here to reach the target. */
   readonly address: string;
   /** Drops every connection at once, as a network failure would: no goodbye to either side. */
   cut(): void;
@@ -18,6 +18,11 @@ export interface TcpProxyOptions {
    * its clients come from another address.
    */
   readonly from?: string;
+  /**
+   * The loopback address the proxy listens on (127.0.0.1 by default), e.g.
+   * "127.0.0.2": to reach the target by an address its certificate does not name.
+   */
+  readonly listen?: string;
 }
 
 /** A loopback TCP relay whose connections a test can cut mid-call, or refuse for a while. */
@@ -45,11 +50,12 @@ export async function startTcpProxy(target: string, options: TcpProxyOptions = {
     track(upstream);
     client.pipe(upstream).pipe(client);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listen = options.listen ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(0, listen, resolve));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('proxy has no port');
   return {
-    address: `127.0.0.1:${address.port}`,
+    address: `${listen}:${address.port}`,
     cut: () => {
       for (const socket of sockets) socket.resetAndDestroy();
     },

@@ -11,7 +11,7 @@ import {
   type StatusObject,
 } from '@grpc/grpc-js';
 import { caTlsCredentials, mutualTlsCredentials, type PeerIdentity } from '@sotto/contracts';
-import { prepareLocalPki, type LocalPki } from '@sotto/local-infra';
+import { prepareLocalPki, type LocalPki, type StorageServer } from '@sotto/local-infra';
 import { PLATFORM_IDENTITIES } from '@sotto/stack';
 import { testInfra } from './infra';
 
@@ -20,8 +20,11 @@ export function testTls(): LocalPki {
   return testInfra().tls;
 }
 
-/** The files of one identity of this run's platform (a service or the operator). */
-export function identityFiles(identity: PeerIdentity, pki: LocalPki = testTls()) {
+/**
+ * The files of one identity of this run's platform (a service, the operator,
+ * or one of the local servers), or of another PKI's.
+ */
+export function identityFiles(identity: PeerIdentity | StorageServer, pki: LocalPki = testTls()) {
   const files = pki.identities[identity];
   if (files === undefined) throw new Error(`no certificate for ${identity}`);
   return { ca: pki.ca, ...files };

@@ -4,6 +4,7 @@ import { Pool } from 'pg';
 import {
   createTestDatabase,
   createTestHsmToken,
+  operatorDatabaseUrl,
   startTestService,
   testInfra,
   type TestService,
@@ -33,7 +34,7 @@ describe('the vault database at rest', () => {
   beforeAll(async () => {
     const databaseUrl = await createTestDatabase();
     service = await startTestService('key-vault', { DATABASE_URL: databaseUrl });
-    pool = new Pool({ connectionString: databaseUrl, options: '-c search_path=vault' });
+    pool = new Pool({ connectionString: operatorDatabaseUrl(databaseUrl), options: '-c search_path=vault' });
     store = new ServerSetupStore(pool);
     await opaque.ready;
   });

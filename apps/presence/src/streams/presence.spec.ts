@@ -1,16 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { Redis } from 'ioredis';
 import { unary } from '@sotto/client-sdk';
 import { gatewayEvents } from '@sotto/contracts';
 import { PresenceServiceClient } from '@sotto/contracts/generated/sotto/presence/v1/presence';
-import { callerCredentials, startTestService, testInfra, type TestService } from '@sotto/testing';
+import { callerCredentials, startTestService, testRedis, type TestService } from '@sotto/testing';
 
 /** Collects the events published on one gateway's channel. */
 async function listen(
   gatewayId: string,
 ): Promise<{ next: () => Promise<gatewayEvents.Event>; close: () => void }> {
-  const subscriber = new Redis(testInfra().redisUrl);
+  const subscriber = testRedis();
   const queue: gatewayEvents.Event[] = [];
   const waiting: ((event: gatewayEvents.Event) => void)[] = [];
   subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => {

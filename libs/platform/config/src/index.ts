@@ -1,2 +1,8 @@
-export { EnvironmentError, parseEnvironment, formatEnvironmentError } from './environment';
+export {
+  EnvironmentError,
+  parseEnvironment,
+  formatEnvironmentError,
+  type EnvironmentProblem,
+} from './environment';
 export { hostPort, url, logLevel, positiveInt, commaList, pemFile, HostPort } from './schema';
+export { checkClientTls, clientTlsShape, clientTlsVariables, type ClientTlsVariables } from './client-tls';

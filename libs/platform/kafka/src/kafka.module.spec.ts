@@ -2,18 +2,31 @@ import { randomUUID } from 'node:crypto';
 import { Test } from '@nestjs/testing';
 import type { Admin } from 'kafkajs';
 import { Readiness, ReadinessModule } from '@sotto/platform/health';
-import { testInfra } from '@sotto/testing';
-import { KafkaModule, ensureTopic } from './index';
+import {
+  foreignPki,
+  identityFiles,
+  startTcpProxy,
+  startTlsImpostor,
+  testInfra,
+  testTls,
+} from '@sotto/testing';
+import { KafkaModule, ensureTopic, type KafkaConnection } from './index';
+
+/** The platform's Kafka client, as the relay starts it. */
+async function start(connection: KafkaConnection) {
+  const moduleRef = await Test.createTestingModule({
+    imports: [ReadinessModule, KafkaModule.forRoot({ ...connection, clientId: 'kafka-module-test' })],
+  }).compile();
+  moduleRef.enableShutdownHooks();
+  return moduleRef;
+}
 
 describe('KafkaModule', () => {
-  it('connects an admin client, reports readiness, and creates topics on demand', async () => {
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        ReadinessModule,
-        KafkaModule.forRoot({ brokers: testInfra().kafkaBrokers, clientId: 'kafka-module-test' }),
-      ],
-    }).compile();
-    moduleRef.enableShutdownHooks();
+  // What the relay presents: its own certificate, and the run's CA for the brokers'.
+  const relay = identityFiles('message-relay');
+
+  it('connects an admin client over TLS, reports readiness, and creates topics on demand', async () => {
+    const moduleRef = await start({ brokers: testInfra().kafkaBrokers, tls: relay });
     try {
       expect(await moduleRef.get(Readiness).report()).toEqual({ ready: true, checks: { kafka: 'ok' } });
       const admin = moduleRef.get<Admin>(KafkaModule.ADMIN);
@@ -27,5 +40,37 @@ describe('KafkaModule', () => {
     } finally {
       await moduleRef.close();
     }
+  });
+
+  describe('TLS, attacked', () => {
+    it('refuses a broker whose certificate is not from its CA, and tells it nothing', async () => {
+      const impostor = await startTlsImpostor(identityFiles('kafka', await foreignPki()));
+      try {
+        await expect(start({ brokers: [impostor.address], tls: relay })).rejects.toThrow(
+          /self-signed certificate in certificate chain|unable to verify the first certificate/,
+        );
+        expect([impostor.handshakes, impostor.bytesReceived]).toEqual([0, 0]);
+      } finally {
+        await impostor.close();
+      }
+    });
+
+    it('refuses the real broker reached by an address its certificate does not name', async () => {
+      const [broker = ''] = testInfra().kafkaBrokers;
+      const proxy = await startTcpProxy(broker, { listen: '127.0.0.2' });
+      try {
+        await expect(start({ brokers: [proxy.address], tls: relay })).rejects.toThrow(
+          "Hostname/IP does not match certificate's altnames: IP: 127.0.0.2 is not in the cert's list",
+        );
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it('is refused by the broker without a client certificate', async () => {
+      await expect(start({ brokers: testInfra().kafkaBrokers, tls: { ca: testTls().ca } })).rejects.toThrow(
+        /alert bad certificate/,
+      );
+    });
   });
 });

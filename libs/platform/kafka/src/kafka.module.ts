@@ -1,13 +1,33 @@
 import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
-import { Kafka, logLevel, type Admin, type LogEntry } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type KafkaConfig, type LogEntry } from 'kafkajs';
 import { Readiness } from '@sotto/platform/health';
+import { clientTlsOptions, type ClientTlsFiles } from '@sotto/platform/tls';
 
 export const KAFKA = Symbol('KAFKA');
 const KAFKA_ADMIN = Symbol('KAFKA_ADMIN');
 
-export interface KafkaOptions {
+/** Brokers, and whether (and how) to reach them over TLS. */
+export interface KafkaConnection {
   readonly brokers: readonly string[];
+  /** Set for TLS (security.protocol SSL); an unset CA means the system's roots. */
+  readonly tls?: ClientTlsFiles;
+}
+
+export interface KafkaOptions extends KafkaConnection {
   readonly clientId: string;
+}
+
+/**
+ * kafkajs settings for a connection: over TLS each broker's certificate must
+ * chain to the CA and name the host dialled (the bootstrap address, then each
+ * broker's advertised one), and the client presents its certificate if it has
+ * one.
+ */
+export function kafkaClientConfig(connection: KafkaConnection): Pick<KafkaConfig, 'brokers' | 'ssl'> {
+  return {
+    brokers: [...connection.brokers],
+    ...(connection.tls === undefined ? {} : { ssl: clientTlsOptions(connection.tls) }),
+  };
 }
 
 function logCreator(): (entry: LogEntry) => void {
@@ -40,7 +60,7 @@ export class KafkaModule {
           useFactory: (): Kafka =>
             new Kafka({
               clientId: options.clientId,
-              brokers: [...options.brokers],
+              ...kafkaClientConfig(options),
               logLevel: logLevel.WARN,
               logCreator,
             }),

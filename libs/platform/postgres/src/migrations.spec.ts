@@ -2,15 +2,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'pg';
-import { createTestDatabase } from '@sotto/testing';
+import { createTestDatabase, identityFiles } from '@sotto/testing';
 import { loadMigrations, migrate } from './migrations';
+import { postgresClientConfig } from './postgres.module';
 
 describe('migrations', () => {
   let pool: Pool;
   let dir: string;
 
   beforeEach(async () => {
-    pool = new Pool({ connectionString: await createTestDatabase(), max: 4 });
+    // As a service connects: over TLS, with its own certificate.
+    pool = new Pool({
+      ...postgresClientConfig(await createTestDatabase(), identityFiles('key-vault')),
+      max: 4,
+    });
     dir = mkdtempSync(join(tmpdir(), 'sotto-migrations-'));
   });
 

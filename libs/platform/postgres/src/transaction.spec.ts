@@ -1,12 +1,16 @@
 import { Pool } from 'pg';
-import { createTestDatabase } from '@sotto/testing';
-import { inTransaction, inTransactionOn } from './index';
+import { createTestDatabase, identityFiles } from '@sotto/testing';
+import { inTransaction, inTransactionOn, postgresClientConfig } from './index';
 
 describe('transactions', () => {
   let pool: Pool;
 
   beforeAll(async () => {
-    pool = new Pool({ connectionString: await createTestDatabase(), max: 2 });
+    // As a service connects: over TLS, with its own certificate.
+    pool = new Pool({
+      ...postgresClientConfig(await createTestDatabase(), identityFiles('key-vault')),
+      max: 2,
+    });
     await pool.query('CREATE TABLE notes (id integer PRIMARY KEY)');
     await pool.query(
       'CREATE TABLE deferred (id integer, CONSTRAINT one_each UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)',

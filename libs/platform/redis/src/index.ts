@@ -1,3 +1,4 @@
-export { RedisModule, REDIS } from './redis.module';
+export { RedisModule, REDIS, redisClientOptions, type RedisConnection } from './redis.module';
+export { redisEnv, redisConnection, type RedisEnv } from './redis-env';
 export { RateLimiter, type RateLimit, type RateLimitResult } from './rate-limiter';
 export type { Redis } from 'ioredis';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { testInfra } from '@sotto/testing';
+import type { Redis } from 'ioredis';
+import { testRedis } from '@sotto/testing';
 import { RateLimiter } from './index';
 
 describe('RateLimiter', () => {
@@ -9,7 +9,7 @@ describe('RateLimiter', () => {
   let key: string;
 
   beforeAll(() => {
-    redis = new Redis(testInfra().redisUrl);
+    redis = testRedis();
     limiter = new RateLimiter(redis);
   });
 

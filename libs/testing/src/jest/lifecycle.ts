@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
-import { preparePlatformPki } from '@sotto/stack';
+import { localInfraEndpoints, preparePlatformPki } from '@sotto/stack';
 import { INFRA_ENV, type TestInfra } from '../infra';
 
 declare global {
@@ -10,24 +10,18 @@ declare global {
 }
 
 /**
- * One Kafka, Redis, PostgreSQL, SoftHSM2 token and CA for the whole test run. When `npm test`
- * already started them (INFRA_ENV is set), every project reuses that set.
+ * One CA, one Kafka, Redis and PostgreSQL serving mutual TLS with its certificates, and one
+ * SoftHSM2 token for the whole test run. When `npm test` already started them (INFRA_ENV is
+ * set), every project reuses that set.
  */
 export async function globalSetup(): Promise<void> {
   if (process.env[INFRA_ENV]) return;
   await ensureSystemPackages();
   const workDir = mkdtempSync(join(tmpdir(), 'sotto-test-'));
   const tls = await preparePlatformPki(join(workDir, 'tls'));
-  const infra = await startInfrastructure({ dataDir: join(workDir, 'infra') });
+  const infra = await startInfrastructure({ dataDir: join(workDir, 'infra'), tls });
   globalThis.__sottoTestInfra = { infra, workDir };
-  const endpoints: TestInfra = {
-    kafkaBrokers: infra.kafka.brokers,
-    redisUrl: infra.redis.url,
-    databaseUrl: infra.postgres.url,
-    hsm: infra.hsm,
-    tls,
-    workDir,
-  };
+  const endpoints: TestInfra = { ...localInfraEndpoints(infra, tls), workDir };
   process.env[INFRA_ENV] = JSON.stringify(endpoints);
   // The CLI and the SDK trust the gateway's certificate through SOTTO_CA, as a person's would.
   process.env['SOTTO_CA'] = tls.ca;
