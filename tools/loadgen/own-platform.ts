@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
-import { preparePlatformPki, startPlatform, type Platform, type PlatformOptions } from '@sotto/stack';
+import {
+  everyService,
+  preparePlatformPki,
+  startPlatform,
+  type Platform,
+  type PlatformOptions,
+} from '@sotto/stack';
 
 /** A command-line count from 1 to `max`, or an error naming the option. */
 export function wholeNumber(name: string, text: string | undefined, max: number): number {
@@ -24,8 +30,9 @@ export interface OwnPlatform {
 
 /**
  * Kafka, Redis, PostgreSQL, a SoftHSM2 token and the six services in a
- * scratch directory, exactly as `npm start` runs them; `env` adds variables
- * to some services.
+ * scratch directory, exactly as `npm start` runs them but with
+ * SOTTO_RATE_LIMITS=off (a load generator is the script the limits are
+ * there to stop); `env` adds variables to some services.
  */
 export async function startOwnPlatform(
   say: (line: string) => void,
@@ -54,7 +61,7 @@ export async function startOwnPlatform(
       },
       logDir: join(workDir, 'logs'),
       backupBlobDir: join(workDir, 'blobs'),
-      env,
+      env: everyService({ SOTTO_RATE_LIMITS: 'off' }, env),
     });
     const pids: Record<string, number> = {};
     for (const service of Object.values(platform.services)) pids[service.name] = service.pid;

@@ -12,7 +12,14 @@ import { createServer, isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { commaList, hostPort, parseEnvironment, url, EnvironmentError } from '@sotto/platform/config';
+import {
+  commaList,
+  hostPort,
+  parseEnvironment,
+  rateLimitsSwitch,
+  url,
+  EnvironmentError,
+} from '@sotto/platform/config';
 import {
   ensureSystemPackages,
   prepareSoftHsm,
@@ -23,6 +30,7 @@ import {
   type RunningServer,
 } from '@sotto/local-infra';
 import {
+  everyService,
   operatorTls,
   preparePlatformPki,
   SERVICE_NAMES,
@@ -42,6 +50,8 @@ const startEnv = z.object({
   PKCS11_MODULE: z.string().optional(),
   PKCS11_TOKEN_LABEL: z.string().optional(),
   PKCS11_PIN: z.string().optional(),
+  /** "off" turns every rate limit of every service off: for load tests only. */
+  SOTTO_RATE_LIMITS: rateLimitsSwitch(),
 });
 
 /** The HSM the environment names, if it names one completely. */
@@ -241,6 +251,7 @@ async function main(): Promise<number> {
       gatewayAddr: env.SOTTO_GATEWAY_ADDR,
       logDir,
       backupBlobDir,
+      env: everyService({ SOTTO_RATE_LIMITS: env.SOTTO_RATE_LIMITS }),
     });
     track();
 
@@ -265,6 +276,9 @@ async function main(): Promise<number> {
     say(`Endpoints: ${stackFile}`);
     say(`TLS: every service serves TLS 1.3; the CA is ${tls.ca}`);
     say(`Logs: ${logDir}`);
+    if (env.SOTTO_RATE_LIMITS === 'off') {
+      warn('WARNING: SOTTO_RATE_LIMITS=off: every rate limit is off. For load tests only.');
+    }
     say('Press Ctrl-C to stop.');
 
     // A service that dies on its own takes the platform down with it, loudly.

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { PostgresModule } from '@sotto/platform/postgres';
-import { RedisModule } from '@sotto/platform/redis';
+import { RateLimitsModule, RedisModule } from '@sotto/platform/redis';
 import { AttemptsModule } from './attempts/attempts.module';
 import type { VaultEnv } from './env';
 import { LoginModule } from './login/login.module';
@@ -22,6 +22,7 @@ export class AppModule {
       imports: [
         PostgresModule.forRoot({ url: env.DATABASE_URL, schema: 'vault', migrationsDir: MIGRATIONS_DIR }),
         RedisModule.forRoot({ url: env.REDIS_URL }),
+        RateLimitsModule.forRoot({ enabled: env.SOTTO_RATE_LIMITS === 'on' }),
         MetricsModule,
         ServerSetupModule.register({
           modulePath: env.PKCS11_MODULE,

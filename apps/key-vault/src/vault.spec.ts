@@ -46,6 +46,7 @@ describe('key-vault', () => {
       startTestService('key-vault', deployment),
       startTestService('key-vault', deployment),
       startTestService('key-vault', {
+        SOTTO_RATE_LIMITS: 'on',
         VAULT_LOGIN_LIMIT_PER_ACCOUNT: '3',
         VAULT_LOGIN_LIMIT_PER_SOURCE: '5',
         ...NO_WAITS,

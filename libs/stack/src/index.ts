@@ -4,6 +4,7 @@ export {
   InfraEndpoints,
   HsmEndpoint,
   serviceEnv,
+  everyService,
   ServiceAddresses,
   PLATFORM_IDENTITIES,
   operatorTls,
