@@ -48,7 +48,7 @@ export async function startOwnPlatform(
   };
   try {
     await ensureSystemPackages();
-    say('starting Kafka, Redis, PostgreSQL and the six services');
+    say('starting Kafka, Redis, PostgreSQL and the six services, with SOTTO_RATE_LIMITS=off');
     const tls = await preparePlatformPki(join(workDir, 'tls'));
     infra = await startInfrastructure({ dataDir: join(workDir, 'infra') });
     platform = await startPlatform({
