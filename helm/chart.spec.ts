@@ -911,6 +911,34 @@ describe('helm/sotto', () => {
     expect(scraped.map((svc) => svc.metadata.name).sort()).toEqual(NAMES.map(fullname).sort());
   });
 
+  it('alerts on sustained rate-limit hits, by limit and never by who, through a PrometheusRule only when enabled', () => {
+    expect(all(defaults, 'PrometheusRule')).toEqual([]);
+    const rendered = render([
+      'prometheusRule.enabled=true',
+      'prometheusRule.labels.release=kps',
+      'prometheusRule.rateLimitHits.perSecond=2',
+      'prometheusRule.rateLimitHits.for=30m',
+    ]);
+    const [rule, ...more] = all(rendered, 'PrometheusRule') as (Manifest & {
+      spec: { groups: { name: string; rules: { alert: string; expr: string; for: string }[] }[] };
+    })[];
+    expect(more).toEqual([]);
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(rule.metadata.namespace).toBe(NAMESPACE);
+    expect(rule.metadata.labels?.release).toBe('kps');
+    const rules = rule.spec.groups.flatMap((group) => group.rules);
+    expect(rules).toEqual([
+      expect.objectContaining({
+        alert: 'SottoRateLimitHitsSustained',
+        expr: `sum by (namespace, limit) (rate(sotto_rate_limit_hits_total{namespace="${NAMESPACE}"}[5m])) > 2`,
+        for: '30m',
+      }),
+    ]);
+    const refused = helm(['template', RELEASE, chart, '--set', 'prometheusRule.rateLimitHits.for=soon']);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain('for');
+  });
+
   it('ships a helm test hook that checks every gRPC health, as the operator, and every /readyz through their Services', () => {
     const [pod, ...more] = all(defaults, 'Pod');
     expect(more).toEqual([]);
