@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { explain, SottoError } from './errors';
+import { explain, SottoError, ThrottledError } from './errors';
 
 function refusal(details: string, retryAfterMs?: string): ServiceError {
   const metadata = new Metadata();
@@ -17,8 +17,10 @@ describe('explain', () => {
       refusal('too many messages sent from this device; retry in 2 s', '1200'),
       'gw:7400',
     );
+    expect(error).toBeInstanceOf(ThrottledError);
     expect(error).toBeInstanceOf(SottoError);
     expect(error).toMatchObject({
+      name: 'ThrottledError',
       message: 'too many messages sent from this device; try again in 2 s',
       code: status.RESOURCE_EXHAUSTED,
       retryAfterMs: 1200,
@@ -45,6 +47,8 @@ describe('explain', () => {
         message: 'one_time_pre_keys: a device keeps at most 1000',
         code: status.RESOURCE_EXHAUSTED,
       });
+      expect(error).toBeInstanceOf(SottoError);
+      expect(error).not.toBeInstanceOf(ThrottledError);
       expect(error instanceof SottoError ? error.retryAfterMs : 'not a SottoError').toBeUndefined();
     }
   });

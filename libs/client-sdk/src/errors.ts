@@ -15,6 +15,20 @@ export class SottoError extends Error {
 }
 
 /**
+ * The server refused for now and said how long to wait (RESOURCE_EXHAUSTED
+ * with `retry-after-ms`): a rate limit, or a vault password try that must
+ * wait. Trying again after `retryAfterMs` can succeed; sooner cannot.
+ */
+export class ThrottledError extends SottoError {
+  declare readonly retryAfterMs: number;
+
+  constructor(message: string, retryAfterMs: number) {
+    super(message, status.RESOURCE_EXHAUSTED, retryAfterMs);
+    this.name = 'ThrottledError';
+  }
+}
+
+/**
  * A contact's identity key is not the one this device accepted: whoever
  * answers for them now may not be them. Nothing is sent until the user
  * compares the new safety number and accepts it (SottoClient.trust).
@@ -67,9 +81,8 @@ export function explain(error: unknown, server: string): Error {
       const what = error.details || error.message;
       if (retryAfterMs === undefined) return new SottoError(what, error.code);
       const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
-      return new SottoError(
+      return new ThrottledError(
         `${what.replace(/; retry in \d+ s$/, '')}; try again in ${seconds} s`,
-        error.code,
         retryAfterMs,
       );
     }
