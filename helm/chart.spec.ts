@@ -687,6 +687,81 @@ describe('helm/sotto', () => {
     expect(zero.stderr).toContain('perSource');
   });
 
+  it("passes every rate limit to the service that applies it, with the services' own defaults", () => {
+    // The defaults are the services' own (apps/gateway/src/env.ts, apps/prekey-directory/src/env.ts).
+    const gatewayLimits = {
+      RATE_LIMIT_REGISTER_PER_SOURCE: ['registerPerSource', '20/1h', '5/1d'],
+      RATE_LIMIT_RECOVER_ACCOUNT_PER_SOURCE: ['recoverAccountPerSource', '10/1h', '3/1h'],
+      RATE_LIMIT_SEND_PER_DEVICE: ['sendPerDevice', '60/1m', '120/2m'],
+      RATE_LIMIT_SEND_PER_DESTINATION: ['sendPerDestination', '600/1m', '300/30s'],
+      RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT: ['lookupUsernamePerAccount', '100/1h', '50/h'],
+      RATE_LIMIT_LOOKUP_ACCOUNT_PER_ACCOUNT: ['lookupAccountPerAccount', '300/1h', '600/1h'],
+      RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT: ['prekeyBundlesPerAccount', '200/1h', '100/1h'],
+      RATE_LIMIT_CONNECT_PER_DEVICE: ['connectPerDevice', '30/1m', '10/10s'],
+      RATE_LIMIT_OTHER_CALLS_PER_DEVICE: ['otherCallsPerDevice', '120/1m', '240/1m'],
+    } as const;
+    const directoryLimits = {
+      PREKEY_FETCH_LIMIT: ['prekeyFetchesPerRequesterAndTarget', '60', '30'],
+      PREKEY_FETCH_WINDOW_SECONDS: ['prekeyFetchWindowSeconds', '3600', '600'],
+      RATE_LIMIT_ONE_TIME_PREKEYS_PER_DEVICE: ['oneTimePrekeysPerDevice', '50/1d', '100/1d'],
+    } as const;
+    const expected = (limits: Record<string, readonly [string, string, string]>, column: 1 | 2) =>
+      Object.fromEntries(Object.entries(limits).map(([name, row]) => [name, row[column]]));
+    const read = (manifests: Manifest[], service: string, names: string[]) =>
+      Object.fromEntries(names.map((name) => [name, value(environment(manifests, service), name)]));
+
+    expect(read(defaults, 'gateway', Object.keys(gatewayLimits))).toEqual(expected(gatewayLimits, 1));
+    expect(read(defaults, 'prekey-directory', Object.keys(directoryLimits))).toEqual(
+      expected(directoryLimits, 1),
+    );
+    for (const service of NAMES) {
+      const on = ['gateway', 'prekey-directory', 'key-vault'].includes(service) ? 'on' : undefined;
+      expect([service, value(environment(defaults, service), 'SOTTO_RATE_LIMITS')]).toEqual([service, on]);
+    }
+
+    const custom = render(
+      [...Object.values(gatewayLimits), ...Object.values(directoryLimits)].map(
+        ([key, , custom]) => `rateLimits.${key}=${custom}`,
+      ),
+    );
+    expect(read(custom, 'gateway', Object.keys(gatewayLimits))).toEqual(expected(gatewayLimits, 2));
+    expect(read(custom, 'prekey-directory', Object.keys(directoryLimits))).toEqual(
+      expected(directoryLimits, 2),
+    );
+
+    // A rate the services would refuse at start-up is refused before anything reaches the cluster.
+    for (const bad of ['60', '0/1m', '60/1w', '1.5/1m', '60 per minute']) {
+      const refused = helm(['template', RELEASE, chart, '--set-string', `rateLimits.sendPerDevice=${bad}`]);
+      expect([bad, refused.status]).not.toEqual([bad, 0]);
+      expect(refused.stderr).toContain('sendPerDevice');
+    }
+  });
+
+  it('refuses to turn the rate limits off unless rateLimits.allowOff says so', () => {
+    const off = helm(['template', RELEASE, chart, '--set', 'rateLimits.enabled=false']);
+    expect(off.status).not.toBe(0);
+    expect(off.stderr).toContain('rateLimits.allowOff=true');
+    // Nor through a service's extra environment.
+    for (const key of ['gateway', 'prekeyDirectory', 'keyVault']) {
+      const sneaked = helm([
+        'template',
+        RELEASE,
+        chart,
+        ...setArgs([`${key}.extraEnv[0].name=SOTTO_RATE_LIMITS`, `${key}.extraEnv[0].value=off`]),
+      ]);
+      expect([key, sneaked.status]).not.toEqual([key, 0]);
+      expect(sneaked.stderr).toContain(`${key}.extraEnv sets SOTTO_RATE_LIMITS`);
+    }
+
+    const forced = render(['rateLimits.enabled=false', 'rateLimits.allowOff=true']);
+    for (const service of ['gateway', 'prekey-directory', 'key-vault']) {
+      expect([service, value(environment(forced, service), 'SOTTO_RATE_LIMITS')]).toEqual([service, 'off']);
+    }
+    // allowOff alone changes nothing.
+    const allowed = render(['rateLimits.allowOff=true']);
+    expect(value(environment(allowed, 'gateway'), 'SOTTO_RATE_LIMITS')).toBe('on');
+  });
+
   it("passes the key-vault's waits between tries and its daily resets, and refuses a wrong list", () => {
     // The defaults are the service's own (apps/key-vault/src/records/try-spacing.ts, env.ts).
     const vault = environment(defaults, 'key-vault');
@@ -839,6 +914,34 @@ describe('helm/sotto', () => {
         ),
     );
     expect(scraped.map((svc) => svc.metadata.name).sort()).toEqual(NAMES.map(fullname).sort());
+  });
+
+  it('alerts on sustained rate-limit hits, by limit and never by who, through a PrometheusRule only when enabled', () => {
+    expect(all(defaults, 'PrometheusRule')).toEqual([]);
+    const rendered = render([
+      'prometheusRule.enabled=true',
+      'prometheusRule.labels.release=kps',
+      'prometheusRule.rateLimitHits.perSecond=2',
+      'prometheusRule.rateLimitHits.for=30m',
+    ]);
+    const [rule, ...more] = all(rendered, 'PrometheusRule') as (Manifest & {
+      spec: { groups: { name: string; rules: { alert: string; expr: string; for: string }[] }[] };
+    })[];
+    expect(more).toEqual([]);
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(rule.metadata.namespace).toBe(NAMESPACE);
+    expect(rule.metadata.labels?.release).toBe('kps');
+    const rules = rule.spec.groups.flatMap((group) => group.rules);
+    expect(rules).toEqual([
+      expect.objectContaining({
+        alert: 'SottoRateLimitHitsSustained',
+        expr: `sum by (namespace, limit) (rate(sotto_rate_limit_hits_total{namespace="${NAMESPACE}"}[5m])) > 2`,
+        for: '30m',
+      }),
+    ]);
+    const refused = helm(['template', RELEASE, chart, '--set', 'prometheusRule.rateLimitHits.for=soon']);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain('for');
   });
 
   it('ships a helm test hook that checks every gRPC health, as the operator, and every /readyz through their Services', () => {

@@ -185,16 +185,12 @@ async function run(
   }
 }
 
-// Room for the logins it makes, and for two copies of the backup.
+// Room for two copies of the backup. Its logins are not limited: its platform runs with SOTTO_RATE_LIMITS=off.
 runLoad(
   () => parseOptions(process.argv.slice(2)),
   say,
   run,
   (options) => ({
-    'key-vault': {
-      VAULT_LOGIN_LIMIT_PER_ACCOUNT: String(options.logins + 1),
-      VAULT_LOGIN_LIMIT_PER_SOURCE: String(options.logins + 1),
-    },
     'backup-store': { BACKUP_QUOTA_BYTES: String(2 * options.sizeMb * MB + MB) },
   }),
 );

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
 import {
+  everyService,
   localInfraEndpoints,
   preparePlatformPki,
   startPlatform,
@@ -31,8 +32,9 @@ export interface OwnPlatform {
 /**
  * Kafka, Redis, PostgreSQL, a SoftHSM2 token and the six services in a
  * scratch directory, exactly as `npm start` runs them (the servers over
- * mutual TLS, unless `plaintextStorage`, to measure what it costs); `env`
- * adds variables to some services.
+ * mutual TLS, unless `plaintextStorage`, to measure what it costs) but with
+ * SOTTO_RATE_LIMITS=off (a load generator is the script the limits are
+ * there to stop); `env` adds variables to some services.
  */
 export async function startOwnPlatform(
   say: (line: string) => void,
@@ -49,7 +51,9 @@ export async function startOwnPlatform(
   };
   try {
     await ensureSystemPackages();
-    say(`starting Kafka, Redis, PostgreSQL (${plaintextStorage ? 'plaintext' : 'TLS'}) and the six services`);
+    say(
+      `starting Kafka, Redis, PostgreSQL (${plaintextStorage ? 'plaintext' : 'TLS'}) and the six services, with SOTTO_RATE_LIMITS=off`,
+    );
     const tls = await preparePlatformPki(join(workDir, 'tls'));
     infra = await startInfrastructure({
       dataDir: join(workDir, 'infra'),
@@ -59,7 +63,7 @@ export async function startOwnPlatform(
       infra: localInfraEndpoints(infra, tls),
       logDir: join(workDir, 'logs'),
       backupBlobDir: join(workDir, 'blobs'),
-      env,
+      env: everyService({ SOTTO_RATE_LIMITS: 'off' }, env),
     });
     const pids: Record<string, number> = {};
     for (const service of Object.values(platform.services)) pids[service.name] = service.pid;

@@ -223,12 +223,28 @@ describe('npm start', () => {
     );
   });
 
-  it('keeps its data and its CA across restarts', async () => {
+  it('keeps its data and its CA across restarts; with SOTTO_RATE_LIMITS=off, it and each limiting service say so', async () => {
     const ca = readFileSync(join(stateDir, 'tls', 'ca.crt'), 'utf8');
     const gatewayCert = readFileSync(join(stateDir, 'tls', 'gateway.crt'), 'utf8');
-    const run = npmStart({ SOTTO_STATE_DIR: stateDir, SOTTO_GATEWAY_ADDR: gateway });
+    const logOf = (service: string): string => readFileSync(join(stateDir, 'logs', `${service}.log`), 'utf8');
+    // The first run had its limits on, as npm start does by default.
+    expect(logOf('gateway')).not.toContain('SOTTO_RATE_LIMITS=off');
+    const run = npmStart({
+      SOTTO_STATE_DIR: stateDir,
+      SOTTO_GATEWAY_ADDR: gateway,
+      SOTTO_RATE_LIMITS: 'off',
+    });
     try {
-      await waitFor(run, 'Sotto is running', 180_000);
+      await waitFor(run, 'Press Ctrl-C to stop.', 180_000);
+      expect(run.output()).toContain(
+        'WARNING: SOTTO_RATE_LIMITS=off: every rate limit is off. For load tests only.',
+      );
+      for (const service of ['gateway', 'prekey-directory', 'key-vault']) {
+        expect([service, logOf(service)]).toEqual([
+          service,
+          expect.stringContaining('SOTTO_RATE_LIMITS=off: every rate limit of this service is off'),
+        ]);
+      }
       expect(readFileSync(join(stateDir, 'tls', 'ca.crt'), 'utf8')).toBe(ca);
       expect(readFileSync(join(stateDir, 'tls', 'gateway.crt'), 'utf8')).toBe(gatewayCert);
       const stack = JSON.parse(readFileSync(join(stateDir, 'stack.json'), 'utf8')) as Stack;

@@ -18,6 +18,7 @@ import {
   commaList,
   hostPort,
   parseEnvironment,
+  rateLimitsSwitch,
   url,
   EnvironmentError,
   type EnvironmentProblem,
@@ -37,6 +38,7 @@ import {
   type RunningServer,
 } from '@sotto/local-infra';
 import {
+  everyService,
   operatorTls,
   postgresUrlWithTls,
   preparePlatformPki,
@@ -57,6 +59,8 @@ const startEnv = z.object({
   PKCS11_MODULE: z.string().optional(),
   PKCS11_TOKEN_LABEL: z.string().optional(),
   PKCS11_PIN: z.string().optional(),
+  /** "off" turns every rate limit of every service off: for load tests only. */
+  SOTTO_RATE_LIMITS: rateLimitsSwitch(),
 });
 
 /**
@@ -312,6 +316,7 @@ async function main(): Promise<number> {
       gatewayAddr: env.SOTTO_GATEWAY_ADDR,
       logDir,
       backupBlobDir,
+      env: everyService({ SOTTO_RATE_LIMITS: env.SOTTO_RATE_LIMITS }),
     });
     track();
 
@@ -341,6 +346,9 @@ async function main(): Promise<number> {
       `TLS: every service serves TLS 1.3${storageTls.length > 0 ? `, and so do ${storageTls.join(', ')}` : ''}; the CA is ${tls.ca}`,
     );
     say(`Logs: ${logDir}`);
+    if (env.SOTTO_RATE_LIMITS === 'off') {
+      warn('WARNING: SOTTO_RATE_LIMITS=off: every rate limit is off. For load tests only.');
+    }
     say('Press Ctrl-C to stop.');
 
     // A service that dies on its own takes the platform down with it, loudly.

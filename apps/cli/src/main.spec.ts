@@ -318,4 +318,43 @@ describe('a conversation with the sotto command', () => {
     );
     expect((await sotto('--server', platform.gateway, '--profile', stolen, 'rotate-secret')).code).toBe(1);
   });
+
+  it('says how long to wait when a rate limit refuses it, and sends nothing more', async () => {
+    // A gateway of the same platform with its limits on: four sends an hour from a device. Each
+    // `sotto send` makes two: the message, and its copy for this account's other devices (the
+    // command, a new process each time, asks whether there are any).
+    const services = platform.services;
+    const limited = await startTestService('gateway', {
+      PREKEY_DIRECTORY_ADDR: services['prekey-directory'].grpc,
+      MESSAGE_RELAY_ADDR: services['message-relay'].grpc,
+      PRESENCE_ADDR: services.presence.grpc,
+      BACKUP_STORE_ADDR: services['backup-store'].grpc,
+      KEY_VAULT_ADDR: services['key-vault'].grpc,
+      SOTTO_RATE_LIMITS: 'on',
+      RATE_LIMIT_SEND_PER_DEVICE: '4/1h',
+    });
+    try {
+      const via = (...args: string[]) =>
+        sotto('--server', limited.grpc, '--profile', join(profiles, a), ...args);
+      for (const text of ['one', 'two']) {
+        expect(await via('send', b, text)).toEqual({ code: 0, stdout: `sent to ${b}\n`, stderr: '' });
+      }
+      const refused = await via('send', b, 'three');
+      expect(refused).toEqual({
+        code: 1,
+        stdout: '',
+        stderr: expect.stringMatching(
+          /^sotto: too many messages sent from this device; try again in (89\d|900) s\n$/,
+        ) as string,
+      });
+      const received = await as(b, 'receive', '--wait', '3', '--json');
+      const texts = received.stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { text: string }).text);
+      expect(texts.filter((text) => ['one', 'two', 'three'].includes(text))).toEqual(['one', 'two']);
+    } finally {
+      await limited.stop();
+    }
+  });
 });

@@ -64,8 +64,10 @@ describe('spaced vault tries with the sotto command', () => {
     // Waits of 15 s before each try after the third: longer than a few runs of the command, short
     // enough for a test to wait out. The hourly login limits have tests of their own; here they
     // would stop the stranger first (every login comes from 127.0.0.1, which other suites share).
+    // The vault's rate limits are on: the daily reset limit is under test.
     platform = await startTestPlatform({
       'key-vault': {
+        SOTTO_RATE_LIMITS: 'on',
         KEY_VAULT_TRY_DELAYS: '15,15,15,15,15,15,15',
         VAULT_LOGIN_LIMIT_PER_ACCOUNT: '1000',
         VAULT_LOGIN_LIMIT_PER_SOURCE: '1000',
@@ -98,7 +100,7 @@ describe('spaced vault tries with the sotto command', () => {
       code: 1,
       stdout: '',
       stderr: expect.stringMatching(
-        /^sotto: password tries are spaced out: the next is allowed in \d+ s \(7 attempts left\); retry in \d+ s\n$/,
+        /^sotto: password tries are spaced out: the next is allowed in \d+ s \(7 attempts left\); try again in \d+ s\n$/,
       ) as string,
     });
 
@@ -149,7 +151,7 @@ describe('spaced vault tries with the sotto command', () => {
       code: 1,
       stdout: '',
       stderr: expect.stringMatching(
-        /^sotto: the count of tries was reset 1 time\(s\) today already; retry in \d+ s\n$/,
+        /^sotto: the count of tries was reset 1 time\(s\) today already; try again in \d+ s\n$/,
       ) as string,
     });
   });

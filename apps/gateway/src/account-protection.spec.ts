@@ -119,6 +119,7 @@ describe('account protection, through the public API of several gateways', () =>
       startTestService('gateway', { ...upstream, REDIS_URL: proxiedRedis.toString(), GATEWAY_ID: secondId }),
       startTestService('gateway', {
         ...upstream,
+        SOTTO_RATE_LIMITS: 'on',
         AUTH_FAILURES_PER_SOURCE: '6',
         AUTH_FAILURES_PER_DEVICE: '8',
         AUTH_FAILURE_WINDOW_SECONDS: '60',

@@ -1,10 +1,11 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
-import { RedisModule, redisConnection } from '@sotto/platform/redis';
+import { RateLimitsModule, RedisModule, redisConnection } from '@sotto/platform/redis';
 import { AccountsController } from './accounts/accounts.controller';
 import { AuthModule } from './auth/auth.module';
 import { BackupsController } from './backups/backups.controller';
 import { GATEWAY_ENV, type GatewayEnv } from './env';
 import { KeysController } from './keys/keys.controller';
+import { LimitsModule } from './limits/limits.module';
 import { MessagingModule } from './messaging/messaging.module';
 import { Upstream } from './upstream/upstream';
 import { VaultController } from './vault/vault.controller';
@@ -16,7 +17,13 @@ export class AppModule {
   static register(env: GatewayEnv): DynamicModule {
     return {
       module: AppModule,
-      imports: [RedisModule.forRoot(redisConnection(env)), AuthModule, MessagingModule],
+      imports: [
+        RedisModule.forRoot(redisConnection(env)),
+        RateLimitsModule.forRoot({ enabled: env.SOTTO_RATE_LIMITS === 'on' }),
+        AuthModule,
+        LimitsModule,
+        MessagingModule,
+      ],
       controllers: [AccountsController, KeysController, BackupsController, VaultController],
       providers: [{ provide: GATEWAY_ENV, useValue: env }, Upstream, VaultReports],
       exports: [GATEWAY_ENV, Upstream, VaultReports],

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { hostPort, positiveInt } from '@sotto/platform/config';
+import { hostPort, positiveInt, rate, rateLimitsSwitch } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 import { redisEnv } from '@sotto/platform/redis';
 
@@ -40,6 +40,28 @@ export const gatewayEnv = serviceEnvSchema(
     /** Failed authentications of one device per window, from anywhere, before each address gets only one more. */
     AUTH_FAILURES_PER_DEVICE: positiveInt().default(100),
     AUTH_FAILURE_WINDOW_SECONDS: positiveInt().default(60),
+    /** "off" turns every rate limit off, for load tests only; the gateway says so as it starts. */
+    SOTTO_RATE_LIMITS: rateLimitsSwitch(),
+    // Rate limits, as <count>/<period>: that many at once, and as many again over the period.
+    // Sized so that a person never meets them and a script does; README.md says why each is what it is.
+    /** Registrations from one address (IPv4, or an IPv6 /64). */
+    RATE_LIMIT_REGISTER_PER_SOURCE: rate('20/1h'),
+    /** Account recoveries from one address. */
+    RATE_LIMIT_RECOVER_ACCOUNT_PER_SOURCE: rate('10/1h'),
+    /** Sends from one device, typing indicators included. */
+    RATE_LIMIT_SEND_PER_DEVICE: rate('60/1m'),
+    /** Sends to one account, from everyone together. */
+    RATE_LIMIT_SEND_PER_DESTINATION: rate('600/1m'),
+    /** Username lookups by one account, all its devices together. */
+    RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT: rate('100/1h'),
+    /** Account lookups (naming a sender) by one account. */
+    RATE_LIMIT_LOOKUP_ACCOUNT_PER_ACCOUNT: rate('300/1h'),
+    /** Prekey bundle fetches by one account, whoever it fetches. */
+    RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT: rate('200/1h'),
+    /** Connect streams opened by one device. */
+    RATE_LIMIT_CONNECT_PER_DEVICE: rate('30/1m'),
+    /** Every other authenticated call of one device (prekey counts and uploads, backups, the vault, …). */
+    RATE_LIMIT_OTHER_CALLS_PER_DEVICE: rate('120/1m'),
   },
 ).and(redisEnv);
 export type GatewayEnv = z.output<typeof gatewayEnv>;

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { PostgresModule, postgresConnection } from '@sotto/platform/postgres';
-import { RedisModule, redisConnection } from '@sotto/platform/redis';
+import { RateLimitsModule, RedisModule, redisConnection } from '@sotto/platform/redis';
 import { AttemptsModule } from './attempts/attempts.module';
 import type { VaultEnv } from './env';
 import { LoginModule } from './login/login.module';
@@ -26,6 +26,7 @@ export class AppModule {
           migrationsDir: MIGRATIONS_DIR,
         }),
         RedisModule.forRoot(redisConnection(env)),
+        RateLimitsModule.forRoot({ enabled: env.SOTTO_RATE_LIMITS === 'on' }),
         MetricsModule,
         ServerSetupModule.register({
           modulePath: env.PKCS11_MODULE,

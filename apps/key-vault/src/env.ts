@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { positiveInt } from '@sotto/platform/config';
+import { positiveInt, rateLimitsSwitch } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 import { postgresEnv } from '@sotto/platform/postgres';
 import { redisEnv } from '@sotto/platform/redis';
@@ -45,6 +45,11 @@ export const vaultEnv = serviceEnvSchema(
     KEY_VAULT_TRY_DELAYS: tryDelays(),
     /** Times a day an account's device may clear its count of failed tries. */
     VAULT_RESET_LIMIT_PER_DAY: positiveInt().default(1),
+    /**
+     * "off" turns the login and reset limits off, for load tests only; the vault says so as it
+     * starts. The 10-guess limit and the spaced tries are not rate limits and stay.
+     */
+    SOTTO_RATE_LIMITS: rateLimitsSwitch(),
   },
 )
   .and(postgresEnv)

@@ -46,14 +46,20 @@ describe('key-vault', () => {
       startTestService('key-vault', deployment),
       startTestService('key-vault', deployment),
       startTestService('key-vault', {
+        SOTTO_RATE_LIMITS: 'on',
         VAULT_LOGIN_LIMIT_PER_ACCOUNT: '3',
         VAULT_LOGIN_LIMIT_PER_SOURCE: '5',
         ...NO_WAITS,
       }),
       startTestService('key-vault', { ...GENEROUS, VAULT_LOGIN_TTL_SECONDS: '3' }),
       // Replicas of the same deployment whose tries are spaced: by the default waits (1 h, 4 h, ...),
-      // and by waits short enough to be waited out in a test.
-      startTestService('key-vault', { ...deployment, KEY_VAULT_TRY_DELAYS: undefined }),
+      // with the rate limits on (the daily reset limit is under test), and by waits short enough to
+      // be waited out in a test.
+      startTestService('key-vault', {
+        ...deployment,
+        KEY_VAULT_TRY_DELAYS: undefined,
+        SOTTO_RATE_LIMITS: 'on',
+      }),
       startTestService('key-vault', { ...deployment, KEY_VAULT_TRY_DELAYS: '1,2,2,2,2,2,2' }),
     ]);
     replicas = [a, b];

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { PostgresModule, postgresConnection } from '@sotto/platform/postgres';
-import { RedisModule, redisConnection } from '@sotto/platform/redis';
+import { RateLimitsModule, RedisModule, redisConnection } from '@sotto/platform/redis';
 import { AccountsModule } from './accounts/accounts.module';
 import { DirectoryController } from './directory.controller';
 import type { DirectoryEnv } from './env';
@@ -21,10 +21,11 @@ export class AppModule {
           migrationsDir: MIGRATIONS_DIR,
         }),
         RedisModule.forRoot(redisConnection(env)),
+        RateLimitsModule.forRoot({ enabled: env.SOTTO_RATE_LIMITS === 'on' }),
         AccountsModule,
         PreKeysModule.register({
-          fetches: env.PREKEY_FETCH_LIMIT,
-          windowSeconds: env.PREKEY_FETCH_WINDOW_SECONDS,
+          fetchLimit: { fetches: env.PREKEY_FETCH_LIMIT, windowSeconds: env.PREKEY_FETCH_WINDOW_SECONDS },
+          oneTimeKeyBudget: env.RATE_LIMIT_ONE_TIME_PREKEYS_PER_DEVICE,
         }),
       ],
       controllers: [DirectoryController],

@@ -33,7 +33,7 @@ describe('prekey-directory', () => {
   beforeAll(async () => {
     [service, limited] = await Promise.all([
       startTestService('prekey-directory', { PREKEY_FETCH_LIMIT: '1000' }),
-      startTestService('prekey-directory', { PREKEY_FETCH_LIMIT: '3' }),
+      startTestService('prekey-directory', { SOTTO_RATE_LIMITS: 'on', PREKEY_FETCH_LIMIT: '3' }),
     ]);
     client = new DirectoryServiceClient(service.grpc, callerCredentials('gateway'));
   });

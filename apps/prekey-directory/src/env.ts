@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { positiveInt } from '@sotto/platform/config';
+import { positiveInt, rate, rateLimitsSwitch } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 import { postgresEnv } from '@sotto/platform/postgres';
 import { redisEnv } from '@sotto/platform/redis';
@@ -10,6 +10,14 @@ export const directoryEnv = serviceEnvSchema(
     /** Bundle fetches one account may make for another per window. */
     PREKEY_FETCH_LIMIT: positiveInt().default(60),
     PREKEY_FETCH_WINDOW_SECONDS: positiveInt().default(3600),
+    /** "off" turns every rate limit off, for load tests only; the directory says so as it starts. */
+    SOTTO_RATE_LIMITS: rateLimitsSwitch(),
+    /**
+     * One-time prekeys one device hands out, to everyone together, as <count>/<period>. Past it,
+     * bundles come without a one-time EC key and with the last-resort Kyber key: sessions still
+     * start, and no crowd of requesters can drain a device's keys.
+     */
+    RATE_LIMIT_ONE_TIME_PREKEYS_PER_DEVICE: rate('50/1d'),
   },
 )
   .and(postgresEnv)

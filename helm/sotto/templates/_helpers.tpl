@@ -305,6 +305,26 @@ AUTH_FAILURES_PER_SOURCE: {{ $values.auth.failures.perSource | int64 | quote }}
 AUTH_FAILURES_PER_DEVICE: {{ $values.auth.failures.perDevice | int64 | quote }}
 AUTH_FAILURE_WINDOW_SECONDS: {{ $values.auth.failures.windowSeconds | int64 | quote }}
 {{- end }}
+{{- $limits := $root.Values.rateLimits }}
+{{- if has $c.name (list "gateway" "prekey-directory" "key-vault") }}
+SOTTO_RATE_LIMITS: {{ ternary "on" "off" $limits.enabled | quote }}
+{{- end }}
+{{- if eq $c.name "gateway" }}
+RATE_LIMIT_REGISTER_PER_SOURCE: {{ $limits.registerPerSource | quote }}
+RATE_LIMIT_RECOVER_ACCOUNT_PER_SOURCE: {{ $limits.recoverAccountPerSource | quote }}
+RATE_LIMIT_SEND_PER_DEVICE: {{ $limits.sendPerDevice | quote }}
+RATE_LIMIT_SEND_PER_DESTINATION: {{ $limits.sendPerDestination | quote }}
+RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT: {{ $limits.lookupUsernamePerAccount | quote }}
+RATE_LIMIT_LOOKUP_ACCOUNT_PER_ACCOUNT: {{ $limits.lookupAccountPerAccount | quote }}
+RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT: {{ $limits.prekeyBundlesPerAccount | quote }}
+RATE_LIMIT_CONNECT_PER_DEVICE: {{ $limits.connectPerDevice | quote }}
+RATE_LIMIT_OTHER_CALLS_PER_DEVICE: {{ $limits.otherCallsPerDevice | quote }}
+{{- end }}
+{{- if eq $c.name "prekey-directory" }}
+PREKEY_FETCH_LIMIT: {{ $limits.prekeyFetchesPerRequesterAndTarget | int64 | quote }}
+PREKEY_FETCH_WINDOW_SECONDS: {{ $limits.prekeyFetchWindowSeconds | int64 | quote }}
+RATE_LIMIT_ONE_TIME_PREKEYS_PER_DEVICE: {{ $limits.oneTimePrekeysPerDevice | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -373,6 +393,27 @@ to change; the service would otherwise stop at start-up, or lose or scatter blob
 {{- end }}
 {{- if and $several $local.persistence.enabled (not $local.persistence.existingClaim) (not (has "ReadWriteMany" $local.persistence.accessModes)) }}
 {{- fail "backupStore: several replicas share the blob volume, so blobStorage.local.persistence.accessModes must include ReadWriteMany" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Fails rendering when the rate limits would be off (SOTTO_RATE_LIMITS=off, through rateLimits.enabled
+or any component's extraEnv) and the operator has not said rateLimits.allowOff=true: without them
+anyone can register in bulk, spam, enumerate usernames and drain prekeys.
+*/}}
+{{- define "sotto.validateRateLimits" -}}
+{{- $limits := .Values.rateLimits }}
+{{- if not $limits.allowOff }}
+{{- if not $limits.enabled }}
+{{- fail "rateLimits.enabled=false turns every rate limit off (SOTTO_RATE_LIMITS=off), which is for load tests only; if this deployment is one, set rateLimits.allowOff=true as well" }}
+{{- end }}
+{{- range $key, $c := include "sotto.components" . | fromYaml }}
+{{- range (index $.Values $key).extraEnv }}
+{{- if eq .name "SOTTO_RATE_LIMITS" }}
+{{- fail (printf "%s.extraEnv sets SOTTO_RATE_LIMITS; the rate limits are switched by rateLimits.enabled, and off only with rateLimits.allowOff=true" $key) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}

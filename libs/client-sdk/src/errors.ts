@@ -6,9 +6,25 @@ export class SottoError extends Error {
   constructor(
     message: string,
     readonly code?: status,
+    /** For a refusal to be tried again later (RESOURCE_EXHAUSTED): how long to wait, from the server's `retry-after-ms`. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'SottoError';
+  }
+}
+
+/**
+ * The server refused for now and said how long to wait (RESOURCE_EXHAUSTED
+ * with `retry-after-ms`): a rate limit, or a vault password try that must
+ * wait. Trying again after `retryAfterMs` can succeed; sooner cannot.
+ */
+export class ThrottledError extends SottoError {
+  declare readonly retryAfterMs: number;
+
+  constructor(message: string, retryAfterMs: number) {
+    super(message, status.RESOURCE_EXHAUSTED, retryAfterMs);
+    this.name = 'ThrottledError';
   }
 }
 
@@ -32,6 +48,14 @@ function isServiceError(error: unknown): error is ServiceError {
   );
 }
 
+/** The server's `retry-after-ms` trailer of a refusal, if it sent a sane one. */
+function retryAfterOf(error: ServiceError): number | undefined {
+  // A ServiceError made by hand (or by an older grpc-js) may carry no metadata.
+  const metadata = error.metadata as ServiceError['metadata'] | undefined;
+  const [value] = metadata?.get('retry-after-ms') ?? [];
+  return typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+}
+
 /** Turns a gRPC failure into words: unreachable or untrusted servers, refused credentials, throttling. */
 export function explain(error: unknown, server: string): Error {
   if (error instanceof SottoError) return error;
@@ -51,6 +75,17 @@ export function explain(error: unknown, server: string): Error {
       return new SottoError(`server ${server} did not answer in time`, error.code);
     case status.UNAUTHENTICATED:
       return new SottoError(`this device is not registered with ${server} (${error.details})`, error.code);
+    case status.RESOURCE_EXHAUSTED: {
+      // "too many …; retry in N s" (or another refusal with a wait): the wait as the trailer says it.
+      const retryAfterMs = retryAfterOf(error);
+      const what = error.details || error.message;
+      if (retryAfterMs === undefined) return new SottoError(what, error.code);
+      const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+      return new ThrottledError(
+        `${what.replace(/; retry in \d+ s$/, '')}; try again in ${seconds} s`,
+        retryAfterMs,
+      );
+    }
     default:
       return new SottoError(error.details || error.message, error.code);
   }

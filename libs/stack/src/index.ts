@@ -5,6 +5,7 @@ export {
   localInfraEndpoints,
   HsmEndpoint,
   serviceEnv,
+  everyService,
   ServiceAddresses,
   PLATFORM_IDENTITIES,
   operatorTls,

@@ -125,6 +125,20 @@ function storageTlsEnv(
   };
 }
 
+/**
+ * The same variables for every service, such as SOTTO_RATE_LIMITS, with
+ * `extra` added to (or overriding them for) some services.
+ */
+export function everyService(
+  variables: Readonly<Record<string, string>>,
+  extra: Partial<Record<ServiceName, Readonly<Record<string, string>>>> = {},
+): Record<ServiceName, Readonly<Record<string, string>>> {
+  return Object.fromEntries(SERVICE_NAMES.map((name) => [name, { ...variables, ...extra[name] }])) as Record<
+    ServiceName,
+    Readonly<Record<string, string>>
+  >;
+}
+
 export interface ServiceAddresses {
   readonly grpc: string;
   readonly metrics: string;

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '@sotto/local-infra';
 import {
+  everyService,
   operatorTls,
   SERVICE_NAMES,
   serviceEnv,
@@ -17,6 +18,15 @@ import { createTestDatabase } from './database';
 import { testInfra } from './infra';
 
 export type TestService = ServiceProcess;
+
+/**
+ * Services started here run without rate limits unless a test turns them on
+ * (SOTTO_RATE_LIMITS: 'on', with its own rates): every test of a run comes
+ * from 127.0.0.1 to one Redis, so per-address and per-account buckets would
+ * be shared by unrelated suites. The suites that test a limit turn them on,
+ * and reach the gateway from an address of their own (startTcpProxy's `from`).
+ */
+const LIMITS_OFF = { SOTTO_RATE_LIMITS: 'off' } as const;
 
 /** Where services started by tests write their logs; kept until the run ends, for reading failures. */
 export function testLogDir(): string {
@@ -40,7 +50,11 @@ export async function startTestService(
   }
   const blobDir = mkdtempSync(join(testInfra().workDir, 'blobs-'));
   const merged: Record<string, string> = {};
-  for (const [key, value] of Object.entries({ ...serviceEnv(name, addresses, infra, blobDir), ...env })) {
+  for (const [key, value] of Object.entries({
+    ...serviceEnv(name, addresses, infra, blobDir),
+    ...LIMITS_OFF,
+    ...env,
+  })) {
     if (value !== undefined) merged[key] = value;
   }
   return startServiceProcess({
@@ -52,8 +66,9 @@ export async function startTestService(
 }
 
 /**
- * All six services against the harness, as `npm start` runs them, with a
- * database of their own; `env` adds variables to some services.
+ * All six services against the harness, as `npm start` runs them (but
+ * without rate limits, see LIMITS_OFF), with a database of their own; `env`
+ * adds variables to some services.
  */
 export async function startTestPlatform(
   env: PlatformOptions['env'] = {},
@@ -61,7 +76,12 @@ export async function startTestPlatform(
   const infra = { ...testInfra(), databaseUrl: await createTestDatabase() };
   const dir = mkdtempSync(join(testInfra().workDir, 'platform-'));
   const backupBlobDir = join(dir, 'blobs');
-  const platform = await startPlatform({ infra, logDir: join(dir, 'logs'), backupBlobDir, env });
+  const platform = await startPlatform({
+    infra,
+    logDir: join(dir, 'logs'),
+    backupBlobDir,
+    env: everyService(LIMITS_OFF, env),
+  });
   return Object.assign(platform, { databaseUrl: infra.databaseUrl, backupBlobDir });
 }
 
@@ -87,7 +107,11 @@ export async function createTestCluster(): Promise<TestCluster> {
     addresses,
     async start(name, env = {}) {
       const merged: Record<string, string> = {};
-      for (const [key, value] of Object.entries({ ...serviceEnv(name, addresses, infra, blobDir), ...env })) {
+      for (const [key, value] of Object.entries({
+        ...serviceEnv(name, addresses, infra, blobDir),
+        ...LIMITS_OFF,
+        ...env,
+      })) {
         if (value !== undefined) merged[key] = value;
       }
       const service = await startServiceProcess({

@@ -1,6 +1,5 @@
 import { Global, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import { RateLimiter } from '@sotto/platform/redis';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
 import { Authenticator } from './authenticator';
 import { CredentialCache } from './credential-cache';
@@ -15,7 +14,6 @@ import { AuthFailureLimits, FAILURE_LIMITS, type FailureLimits } from './failure
     Authenticator,
     CredentialRevocations,
     AuthFailureLimits,
-    RateLimiter,
     {
       provide: CredentialCache,
       inject: [GATEWAY_ENV],

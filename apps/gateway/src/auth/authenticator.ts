@@ -6,7 +6,7 @@ import { parseDeviceCredential, type DeviceCredential } from '@sotto/platform/id
 import { Upstream } from '../upstream/upstream';
 import { CredentialCache, type AuthenticatedDevice } from './credential-cache';
 import { AuthFailureLimits } from './failure-limits';
-import { failureSource } from './failure-source';
+import { clientSource } from './client-source';
 
 export type { AuthenticatedDevice } from './credential-cache';
 
@@ -41,7 +41,7 @@ export class Authenticator {
     if (cached) return cached;
 
     const device: AuthenticatedDevice = { accountId, deviceId };
-    const attempt = await this.limits.begin(failureSource(peer), device);
+    const attempt = await this.limits.begin(clientSource(peer), device);
     const generation = this.cache.generation;
     let authenticated: boolean;
     try {

@@ -8,11 +8,17 @@ import {
 import { Reflector } from '@nestjs/core';
 import type { Metadata } from '@grpc/grpc-js';
 import { Authenticator, type AuthenticatedDevice } from './authenticator';
+import { peerOf, whilePaused } from './call';
 
 const PUBLIC = Symbol('sotto:public-rpc');
 
 /** Marks an RPC that needs no device credential (registration, recovery, vault login). */
 export const Public = (): CustomDecorator<symbol> => SetMetadata(PUBLIC, true);
+
+/** Whether a handler is marked @Public(). */
+export function isPublic(handler: object): boolean {
+  return new Reflector().get<boolean | undefined>(PUBLIC, handler as () => unknown) === true;
+}
 
 // The device each call's credential proved, keyed by the call's own metadata object.
 const callers = new WeakMap<Metadata, AuthenticatedDevice>();
@@ -25,27 +31,6 @@ export function callerOf(metadata: Metadata): AuthenticatedDevice {
   const caller = callers.get(metadata);
   if (!caller) throw new Error('callerOf: the call was not authenticated (is the handler @Public()?)');
   return caller;
-}
-
-interface Pausable {
-  pause(): unknown;
-  resume(): unknown;
-}
-
-function isPausable(call: unknown): call is Pausable {
-  return (
-    typeof call === 'object' &&
-    call !== null &&
-    typeof (call as Partial<Pausable>).pause === 'function' &&
-    typeof (call as Partial<Pausable>).resume === 'function'
-  );
-}
-
-/** grpc-js's peer string of a call ("1.2.3.4:5678"), or "" if the argument is not a call. */
-function peerOf(call: unknown): string {
-  const getPeer =
-    typeof call === 'object' && call !== null ? (call as { getPeer?: unknown }).getPeer : undefined;
-  return typeof getPeer === 'function' ? String(getPeer.call(call)) : '';
 }
 
 /**
@@ -67,13 +52,8 @@ export class DeviceAuthGuard implements CanActivate {
     if (this.reflector.get<boolean | undefined>(PUBLIC, context.getHandler())) return true;
     const metadata = context.switchToRpc().getContext<Metadata>();
     const call = context.getArgByIndex<unknown>(2);
-    const stream = isPausable(call) ? call : undefined;
-    stream?.pause();
-    try {
-      callers.set(metadata, await this.auth.authenticate(metadata, peerOf(call)));
-    } finally {
-      stream?.resume();
-    }
+    const caller = await whilePaused(call, () => this.auth.authenticate(metadata, peerOf(call)));
+    callers.set(metadata, caller);
     return true;
   }
 }

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { throttled } from '@sotto/platform/grpc';
-import { RateLimiter } from '@sotto/platform/redis';
+import { RateLimiter, type RateLimit } from '@sotto/platform/redis';
 import type { AuthenticatedDevice } from './credential-cache';
 
 export const FAILURE_LIMITS = Symbol('FAILURE_LIMITS');
@@ -21,19 +21,21 @@ export interface PendingAuthentication {
 
 /**
  * Failed authentications, counted in Redis (shared by every gateway) per
- * source address and per device, in fixed windows. An attempt is counted
- * before the directory is asked and taken back if it succeeds, so attempts
- * in flight at once hold their places under the limit and a flood cannot
- * slip past it by arriving all together.
+ * source address and per device, in token buckets: `perSource` failures at
+ * once and as many again per window, and so for `perDevice`. An attempt takes
+ * its tokens before the directory is asked and gives them back if it
+ * succeeds, so attempts in flight at once hold their places under the limit
+ * and a flood cannot slip past it by arriving all together.
  *
- * - Per source: past `perSource` failures in a window, an address is refused
- *   every authentication the gateway has not already cached, without asking
- *   the directory. Successes never reset the count, or an attacker could
- *   interleave their own account's credential to keep guessing.
- * - Per device: past `perDevice` failures of one device in a window (a spray
- *   from many addresses), each address gets one more try of that device in
- *   the window. A spray can therefore not lock the device's owner out: the
- *   owner's own address has not failed, and a success is taken back.
+ * - Per source: once an address has no tokens left, it is refused every
+ *   authentication the gateway has not already cached, without asking the
+ *   directory, until a token is back. Successes never refill the bucket, or
+ *   an attacker could interleave their own account's credential to keep
+ *   guessing.
+ * - Per device: once a device has no tokens left (a spray from many
+ *   addresses), each address gets one more try of that device per window. A
+ *   spray can therefore not lock the device's owner out: the owner's own
+ *   address has not failed, and a success is given back.
  */
 @Injectable()
 export class AuthFailureLimits {
@@ -44,34 +46,38 @@ export class AuthFailureLimits {
 
   /** Counts an attempt from `source` at `device`; throws RESOURCE_EXHAUSTED when over a limit. */
   async begin(source: string, device: AuthenticatedDevice): Promise<PendingAuthentication> {
-    const windowMs = this.limits.windowSeconds * 1000;
-    // Keys carry their subject in braces: on Redis Cluster, one subject's counters share a slot.
-    const sourceKey = `sotto:ratelimit:auth-failures:source:{${source}}`;
-    const bySource = await this.limiter.hit(sourceKey, { limit: this.limits.perSource, windowMs });
-    if (!bySource.allowed) {
+    const periodMs = this.limits.windowSeconds * 1000;
+    const bySource = { burst: this.limits.perSource, periodMs };
+    const fromSource = await this.limiter.take('auth_failures_per_source', source, bySource);
+    if (!fromSource.allowed) {
       throw throttled(
         'authorization: too many failed authentications from this address',
-        bySource.retryAfterMs,
+        fromSource.retryAfterMs,
       );
     }
     const subject = `${device.accountId}.${device.deviceId}`;
-    const deviceKey = `sotto:ratelimit:auth-failures:device:{${subject}}`;
-    const counted = [sourceKey, deviceKey];
-    const byDevice = await this.limiter.hit(deviceKey, { limit: this.limits.perDevice, windowMs });
-    if (!byDevice.allowed) {
-      const pairKey = `sotto:ratelimit:auth-failures:device:{${subject}}:source:${source}`;
-      const byPair = await this.limiter.hit(pairKey, { limit: 1, windowMs });
-      if (!byPair.allowed) {
+    const byDevice = { burst: this.limits.perDevice, periodMs };
+    const taken: [name: string, subject: string, limit: RateLimit][] = [
+      ['auth_failures_per_source', source, bySource],
+    ];
+    const ofDevice = await this.limiter.take('auth_failures_per_device', subject, byDevice);
+    if (ofDevice.allowed) {
+      taken.push(['auth_failures_per_device', subject, byDevice]);
+    } else {
+      const byPair = { burst: 1, periodMs };
+      const pair = `${subject}:${source}`;
+      const fromPair = await this.limiter.take('auth_failures_per_device_and_source', pair, byPair);
+      if (!fromPair.allowed) {
         throw throttled(
           'authorization: too many failed authentications for this device',
-          byDevice.retryAfterMs,
+          Math.min(ofDevice.retryAfterMs, fromPair.retryAfterMs),
         );
       }
-      counted.push(pairKey);
+      taken.push(['auth_failures_per_device_and_source', pair, byPair]);
     }
-    const takeBack = async (): Promise<void> => {
-      await Promise.all(counted.map((key) => this.limiter.refund(key)));
+    const giveBack = async (): Promise<void> => {
+      await Promise.all(taken.map(([name, key, limit]) => this.limiter.refund(name, key, limit)));
     };
-    return { succeeded: takeBack, abandoned: takeBack };
+    return { succeeded: giveBack, abandoned: giveBack };
   }
 }

@@ -1,5 +1,4 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { RateLimiter } from '@sotto/platform/redis';
 import { RecordsModule } from '../records/records.module';
 import { RESETS_PER_DAY, ResetAttemptsService } from './reset-attempts.service';
 
@@ -9,11 +8,7 @@ export class AttemptsModule {
     return {
       module: AttemptsModule,
       imports: [RecordsModule],
-      providers: [
-        { provide: RESETS_PER_DAY, useValue: options.resetsPerDay },
-        RateLimiter,
-        ResetAttemptsService,
-      ],
+      providers: [{ provide: RESETS_PER_DAY, useValue: options.resetsPerDay }, ResetAttemptsService],
       exports: [ResetAttemptsService],
     };
   }

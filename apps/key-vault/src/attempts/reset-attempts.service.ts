@@ -14,7 +14,8 @@ const DAY_MS = 24 * 3600 * 1000;
 
 /**
  * A signed-in device clears its account's count of failed tries. Limited per
- * account per day: whoever holds a device credential could otherwise reset
+ * account per day (a token bucket: `resetsPerDay` at once, then one every
+ * day / resetsPerDay): whoever holds a device credential could otherwise reset
  * after every few guesses and try passwords without end, which the guess limit
  * is there to prevent. A reset with nothing to clear costs nothing.
  */
@@ -40,9 +41,9 @@ export class ResetAttemptsService {
       case 'live':
         if (vault.attemptsUsed === 0) return vaultStatusOf(vault);
     }
-    const allowed = await this.limiter.hit(`sotto:ratelimit:vault-reset:account:{${accountId}}`, {
-      limit: this.resetsPerDay,
-      windowMs: DAY_MS,
+    const allowed = await this.limiter.take('vault_resets_per_account', accountId, {
+      burst: this.resetsPerDay,
+      periodMs: DAY_MS,
     });
     if (!allowed.allowed) {
       throw throttled(

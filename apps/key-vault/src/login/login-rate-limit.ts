@@ -12,9 +12,10 @@ export interface LoginLimits {
 }
 
 /**
- * Logins started per account and per source address in a fixed window. The
- * guess limit caps what any attacker gets; this slows them down, and keeps one
- * source from burning many accounts' tries. In Redis: every replica shares it.
+ * Logins started per account and per source address: as many at once as the
+ * limit, and as many again per window (token buckets). The guess limit caps
+ * what any attacker gets; this slows them down, and keeps one source from
+ * burning many accounts' tries. In Redis: every replica shares it.
  */
 @Injectable()
 export class LoginRateLimit {
@@ -29,24 +30,19 @@ export class LoginRateLimit {
    * not also spend the account's allowance.
    */
   async hitSource(source: string): Promise<void> {
-    await this.check(
-      `sotto:ratelimit:vault-login:source:{${source}}`,
-      this.limits.perSource,
-      'from this address',
-    );
+    await this.check('vault_logins_per_source', source, this.limits.perSource, 'from this address');
   }
 
   /** Counts one login for this account; throws RESOURCE_EXHAUSTED with a retry delay when over the limit. */
   async hitAccount(accountId: AccountId): Promise<void> {
-    await this.check(
-      `sotto:ratelimit:vault-login:account:{${accountId}}`,
-      this.limits.perAccount,
-      'for this account',
-    );
+    await this.check('vault_logins_per_account', accountId, this.limits.perAccount, 'for this account');
   }
 
-  private async check(key: string, limit: number, scope: string): Promise<void> {
-    const result = await this.limiter.hit(key, { limit, windowMs: this.limits.windowSeconds * 1000 });
+  private async check(name: string, subject: string, burst: number, scope: string): Promise<void> {
+    const result = await this.limiter.take(name, subject, {
+      burst,
+      periodMs: this.limits.windowSeconds * 1000,
+    });
     if (!result.allowed) throw throttled(`too many vault logins ${scope}`, result.retryAfterMs);
   }
 }

@@ -1,5 +1,4 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { RateLimiter } from '@sotto/platform/redis';
 import { RecordsModule } from '../records/records.module';
 import { RegistrationModule } from '../registration/registration.module';
 import { LOGIN_LIMITS, LoginRateLimit, type LoginLimits } from './login-rate-limit';
@@ -16,7 +15,6 @@ export class LoginModule {
       providers: [
         { provide: LOGIN_TTL_SECONDS, useValue: options.ttlSeconds },
         { provide: LOGIN_LIMITS, useValue: options.limits },
-        RateLimiter,
         LoginRateLimit,
         LoginSessions,
         LoginService,

@@ -11,8 +11,9 @@ export interface FetchLimit {
 }
 
 /**
- * Bundle fetches per requester and target in a fixed window, so no one can
- * drain another account's one-time keys. Kept in Redis: every replica shares it.
+ * Bundle fetches per requester and target: `fetches` at once, and as many
+ * again per window (a token bucket), so no one requester can drain another
+ * account's one-time keys. Kept in Redis: every replica shares it.
  */
 @Injectable()
 export class FetchRateLimit {
@@ -23,11 +24,14 @@ export class FetchRateLimit {
 
   /** Counts one fetch; throws RESOURCE_EXHAUSTED with a retry delay when over the limit. */
   async hit(requester: AccountId, target: AccountId): Promise<void> {
-    // The target in braces: on Redis Cluster, one target's counters share a slot.
-    const result = await this.limiter.hit(`sotto:ratelimit:bundle:{${target}}:${requester}`, {
-      limit: this.limit.fetches,
-      windowMs: this.limit.windowSeconds * 1000,
-    });
+    const result = await this.limiter.take(
+      'prekey_fetches_per_requester_and_target',
+      `${target}:${requester}`,
+      {
+        burst: this.limit.fetches,
+        periodMs: this.limit.windowSeconds * 1000,
+      },
+    );
     if (!result.allowed) throw throttled('too many prekey fetches for this account', result.retryAfterMs);
   }
 }

@@ -58,7 +58,8 @@ export async function insertOneTimeKeys(
   }
 }
 
-interface DeviceRow {
+/** A device's signed keys, as a bundle fetch reads them before claiming any one-time key. */
+export interface BundleDevice {
   device_id: DeviceId;
   registration_id: number;
   signed_pre_key_id: number;
@@ -74,44 +75,24 @@ interface DeviceRow {
 export class PreKeysRepository {
   constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
 
-  /**
-   * One bundle per device (all devices when deviceId is undefined), each with
-   * freshly claimed one-time keys. SKIP LOCKED lets concurrent claims on any
-   * replica take different keys instead of waiting on, or repeating, one.
-   */
-  async claimBundles(accountId: AccountId, deviceId: DeviceId | undefined): Promise<StoredBundle[]> {
-    const { rows: devices } = await this.pool.query<DeviceRow>(
+  /** The devices a bundle fetch is for: all of the account's when deviceId is undefined. */
+  async bundleDevices(accountId: AccountId, deviceId: DeviceId | undefined): Promise<BundleDevice[]> {
+    const { rows } = await this.pool.query<BundleDevice>(
       `SELECT device_id, registration_id, signed_pre_key_id, signed_pre_key, signed_pre_key_signature,
               kyber_last_resort_key_id, kyber_last_resort_key, kyber_last_resort_signature
        FROM devices WHERE account_id = $1 AND ($2::integer IS NULL OR device_id = $2) ORDER BY device_id`,
       [accountId, deviceId ?? null],
     );
-    return Promise.all(devices.map((device) => this.claimForDevice(accountId, device)));
+    return rows;
   }
 
-  private async claimForDevice(accountId: AccountId, device: DeviceRow): Promise<StoredBundle> {
-    const [ec, kyber] = await Promise.all([
-      this.pool.query<{ key_id: number; public_key: Buffer }>(
-        `DELETE FROM one_time_ec_pre_keys
-         WHERE (account_id, device_id, key_id) IN (
-           SELECT account_id, device_id, key_id FROM one_time_ec_pre_keys
-           WHERE account_id = $1 AND device_id = $2
-           ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING key_id, public_key`,
-        [accountId, device.device_id],
-      ),
-      this.pool.query<{ key_id: number; public_key: Buffer; signature: Buffer }>(
-        `DELETE FROM one_time_kyber_pre_keys
-         WHERE (account_id, device_id, key_id) IN (
-           SELECT account_id, device_id, key_id FROM one_time_kyber_pre_keys
-           WHERE account_id = $1 AND device_id = $2
-           ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING key_id, public_key, signature`,
-        [accountId, device.device_id],
-      ),
-    ]);
-    const oneTimeEc = ec.rows[0];
-    const oneTimeKyber = kyber.rows[0];
+  /**
+   * A device's bundle: with freshly claimed one-time keys when `oneTime`,
+   * else (and when none are left) without a one-time EC key and with the
+   * last-resort Kyber key.
+   */
+  async claimBundle(accountId: AccountId, device: BundleDevice, oneTime: boolean): Promise<StoredBundle> {
+    const { ec, kyber } = oneTime ? await this.claimOneTimeKeys(accountId, device.device_id) : {};
     return {
       deviceId: device.device_id,
       registrationId: device.registration_id,
@@ -120,20 +101,51 @@ export class PreKeysRepository {
         publicKey: device.signed_pre_key,
         signature: device.signed_pre_key_signature,
       },
-      ...(oneTimeEc ? { oneTimePreKey: { keyId: oneTimeEc.key_id, publicKey: oneTimeEc.public_key } } : {}),
-      kyberPreKey: oneTimeKyber
-        ? {
-            keyId: oneTimeKyber.key_id,
-            publicKey: oneTimeKyber.public_key,
-            signature: oneTimeKyber.signature,
-          }
+      ...(ec ? { oneTimePreKey: { keyId: ec.key_id, publicKey: ec.public_key } } : {}),
+      kyberPreKey: kyber
+        ? { keyId: kyber.key_id, publicKey: kyber.public_key, signature: kyber.signature }
         : {
             keyId: device.kyber_last_resort_key_id,
             publicKey: device.kyber_last_resort_key,
             signature: device.kyber_last_resort_signature,
           },
-      kyberLastResort: oneTimeKyber === undefined,
+      kyberLastResort: kyber === undefined,
     };
+  }
+
+  /**
+   * One one-time key of each kind, each claimed by one statement that deletes
+   * and returns it. SKIP LOCKED lets concurrent claims on any replica take
+   * different keys instead of waiting on, or repeating, one.
+   */
+  private async claimOneTimeKeys(
+    accountId: AccountId,
+    deviceId: DeviceId,
+  ): Promise<{
+    ec?: { key_id: number; public_key: Buffer };
+    kyber?: { key_id: number; public_key: Buffer; signature: Buffer };
+  }> {
+    const [ec, kyber] = await Promise.all([
+      this.pool.query<{ key_id: number; public_key: Buffer }>(
+        `DELETE FROM one_time_ec_pre_keys
+         WHERE (account_id, device_id, key_id) IN (
+           SELECT account_id, device_id, key_id FROM one_time_ec_pre_keys
+           WHERE account_id = $1 AND device_id = $2
+           ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING key_id, public_key`,
+        [accountId, deviceId],
+      ),
+      this.pool.query<{ key_id: number; public_key: Buffer; signature: Buffer }>(
+        `DELETE FROM one_time_kyber_pre_keys
+         WHERE (account_id, device_id, key_id) IN (
+           SELECT account_id, device_id, key_id FROM one_time_kyber_pre_keys
+           WHERE account_id = $1 AND device_id = $2
+           ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING key_id, public_key, signature`,
+        [accountId, deviceId],
+      ),
+    ]);
+    return { ec: ec.rows[0], kyber: kyber.rows[0] };
   }
 
   async count(accountId: AccountId, deviceId: DeviceId): Promise<PreKeyCounts> {

@@ -4,9 +4,15 @@ import { grpcError } from '@sotto/platform/grpc';
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { AccountsRepository } from '../accounts/accounts.repository';
 import { FetchRateLimit } from './fetch-rate-limit';
+import { OneTimeKeyBudget } from './one-time-key-budget';
 import type { UploadPreKeysRequest } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { parseIdentityKey, validateKeys } from './key-validation';
-import { PreKeysRepository, type PreKeyCounts, type StoredBundle } from './prekeys.repository';
+import {
+  PreKeysRepository,
+  type BundleDevice,
+  type PreKeyCounts,
+  type StoredBundle,
+} from './prekeys.repository';
 
 /** No device keeps more one-time keys of each kind than this. */
 export const MAX_STORED_ONE_TIME_KEYS = 1000;
@@ -20,6 +26,7 @@ export class PreKeysService {
     private readonly prekeys: PreKeysRepository,
     private readonly accounts: AccountsRepository,
     private readonly rateLimit: FetchRateLimit,
+    private readonly budget: OneTimeKeyBudget,
   ) {}
 
   async bundles(
@@ -33,9 +40,22 @@ export class PreKeysService {
     await this.rateLimit.hit(requester, target);
     const identityKey = await this.accounts.identityKey(target);
     if (!identityKey) throw grpcError(status.NOT_FOUND, 'target_account_id: no such account');
-    const bundles = await this.prekeys.claimBundles(target, deviceId);
-    if (bundles.length === 0) throw grpcError(status.NOT_FOUND, 'target_device_id: no such device');
+    const devices = await this.prekeys.bundleDevices(target, deviceId);
+    if (devices.length === 0) throw grpcError(status.NOT_FOUND, 'target_device_id: no such device');
+    const bundles = await Promise.all(devices.map((device) => this.bundle(target, device)));
     return { identityKey, bundles };
+  }
+
+  /**
+   * A device's bundle, with one-time keys while its budget lasts. The budget
+   * is taken before the claim, so no number of concurrent fetches hands out
+   * more than it; a device that had no one-time key left gets it back.
+   */
+  private async bundle(target: AccountId, device: BundleDevice): Promise<StoredBundle> {
+    const grant = await this.budget.take(target, device.device_id);
+    const bundle = await this.prekeys.claimBundle(target, device, grant !== undefined);
+    if (grant && bundle.oneTimePreKey === undefined && bundle.kyberLastResort) await grant.release();
+    return bundle;
   }
 
   count(accountId: AccountId, deviceId: DeviceId): Promise<PreKeyCounts> {

@@ -6,3 +6,4 @@ export {
 } from './environment';
 export { hostPort, url, logLevel, positiveInt, commaList, pemFile, HostPort } from './schema';
 export { checkClientTls, clientTlsShape, clientTlsVariables, type ClientTlsVariables } from './client-tls';
+export { rate, parseRate, formatRate, rateLimitsSwitch, type Rate } from './rate';

@@ -1,85 +1,172 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
 import { testRedis } from '@sotto/testing';
-import { RateLimiter } from './index';
+import { RateLimiter, type RateLimit } from './index';
 
-describe('RateLimiter', () => {
+describe('RateLimiter (token buckets in Redis)', () => {
   let redis: Redis;
+  let now: number;
   let limiter: RateLimiter;
-  let key: string;
+  let registry: Registry;
+  let subject: string;
+  const clock = (): number => now;
+  const key = (name = 'test'): string => `sotto:bucket:${name}:{${subject}}`;
 
   beforeAll(() => {
     redis = testRedis();
-    limiter = new RateLimiter(redis);
   });
 
   afterAll(() => redis.quit());
 
   beforeEach(() => {
-    key = `test:ratelimit:{${randomUUID()}}`;
+    now = 1_700_000_000_000;
+    registry = new Registry();
+    limiter = new RateLimiter(redis, { clock, registry });
+    subject = randomUUID();
   });
 
-  const hits = (n: number, limit: { limit: number; windowMs: number }) =>
-    Promise.all(Array.from({ length: n }, () => limiter.hit(key, limit)));
+  const takes = (n: number, limit: RateLimit, on = limiter) =>
+    Promise.all(Array.from({ length: n }, () => on.take('test', subject, limit)));
 
-  it('allows the limit in a window, then refuses with the time until the window ends', async () => {
-    const window = { limit: 3, windowMs: 60_000 };
-    expect(await hits(3, window)).toEqual([{ allowed: true }, { allowed: true }, { allowed: true }]);
-    const refused = await limiter.hit(key, window);
-    expect(refused).toEqual({ allowed: false, retryAfterMs: expect.any(Number) });
-    const { retryAfterMs } = refused as { retryAfterMs: number };
-    expect(retryAfterMs).toBeGreaterThan(59_000);
-    expect(retryAfterMs).toBeLessThanOrEqual(60_000);
-    // Refused hits count too, and do not push the window's end back.
-    const later = (await limiter.hit(key, window)) as { retryAfterMs: number };
-    expect(later.retryAfterMs).toBeLessThanOrEqual(retryAfterMs);
-    expect(await redis.get(key)).toBe('5');
+  it('lets the whole burst through at once, then refuses with the time until the next token', async () => {
+    const limit = { burst: 3, periodMs: 60_000 };
+    expect(await takes(3, limit)).toEqual(Array(3).fill({ allowed: true }));
+    // One token comes back every 60 000 / 3 ms.
+    expect(await limiter.take('test', subject, limit)).toEqual({ allowed: false, retryAfterMs: 20_000 });
+    now += 5_000;
+    expect(await limiter.take('test', subject, limit)).toEqual({ allowed: false, retryAfterMs: 15_000 });
   });
 
-  it('never lets more than the limit through, however many hit at once', async () => {
-    const results = await hits(50, { limit: 7, windowMs: 60_000 });
-    expect(results.filter((result) => result.allowed)).toHaveLength(7);
+  it('refills by the time elapsed, one token per period / burst, never past the burst', async () => {
+    const limit = { burst: 4, periodMs: 4_000 };
+    await takes(4, limit);
+    now += 999;
+    expect((await limiter.take('test', subject, limit)).allowed).toBe(false);
+    now += 1;
+    expect(await limiter.take('test', subject, limit)).toEqual({ allowed: true });
+    expect((await limiter.take('test', subject, limit)).allowed).toBe(false);
+    // Idle for ten periods, the bucket holds its burst and no more.
+    now += 40_000;
+    expect(await takes(4, limit)).toEqual(Array(4).fill({ allowed: true }));
+    expect((await limiter.take('test', subject, limit)).allowed).toBe(false);
   });
 
-  it('allows again once the delay it gave has passed', async () => {
-    const window = { limit: 1, windowMs: 200 };
-    expect(await limiter.hit(key, window)).toEqual({ allowed: true });
-    const refused = (await limiter.hit(key, window)) as { allowed: false; retryAfterMs: number };
-    expect(refused.allowed).toBe(false);
-    // Waiting out the delay is the behaviour under test; the window is short.
-    await new Promise((resolve) => setTimeout(resolve, refused.retryAfterMs + 20));
-    expect(await limiter.hit(key, window)).toEqual({ allowed: true });
+  it('takes several tokens at once, or none, and says when there will be enough', async () => {
+    const limit = { burst: 10, periodMs: 10_000 };
+    expect(await limiter.take('test', subject, limit, 7)).toEqual({ allowed: true });
+    expect(await limiter.take('test', subject, limit, 4)).toEqual({ allowed: false, retryAfterMs: 1_000 });
+    // The refused take spent nothing: three are still there.
+    expect(await limiter.take('test', subject, limit, 3)).toEqual({ allowed: true });
+    await expect(limiter.take('test', subject, limit, 11)).rejects.toThrow('cannot take 11 tokens of 10');
   });
 
-  it('counts each key on its own', async () => {
-    const window = { limit: 1, windowMs: 60_000 };
-    expect(await limiter.hit(key, window)).toEqual({ allowed: true });
-    expect(await limiter.hit(`${key}:other`, window)).toEqual({ allowed: true });
-    expect((await limiter.hit(key, window)).allowed).toBe(false);
+  it('never lets concurrent takers, on several connections, spend more than the bucket', async () => {
+    const others = [testRedis(), testRedis()];
+    try {
+      const limiters = [limiter, ...others.map((connection) => new RateLimiter(connection, { clock }))];
+      const limit = { burst: 7, periodMs: 3_600_000 };
+      const results = (await Promise.all(limiters.map((each) => takes(40, limit, each)))).flat();
+      expect(results.filter((result) => result.allowed)).toHaveLength(7);
+      expect(results).toHaveLength(120);
+    } finally {
+      await Promise.all(others.map((connection) => connection.quit()));
+    }
   });
 
-  it('gives a counter left without an expiry one, rather than refusing for ever', async () => {
-    await redis.set(key, '100');
-    const refused = (await limiter.hit(key, { limit: 5, windowMs: 30_000 })) as { retryAfterMs: number };
-    expect(refused).toEqual({ allowed: false, retryAfterMs: 30_000 });
-    expect(await redis.pttl(key)).toBeGreaterThan(0);
+  it('with the real clock, lets a script through at the refill rate and no faster', async () => {
+    const real = new RateLimiter(redis);
+    const limit = { burst: 5, periodMs: 500 };
+    const started = Date.now();
+    let allowed = 0;
+    let last = started;
+    // Back to back for 600 ms: the burst, then one token per 100 ms.
+    while (Date.now() - started < 600) {
+      last = Date.now();
+      if ((await real.take('test', subject, limit)).allowed) allowed += 1;
+    }
+    const refilled = (last - started) / 100;
+    expect(allowed).toBeLessThanOrEqual(5 + Math.ceil(refilled) + 1);
+    expect(allowed).toBeGreaterThanOrEqual(5 + Math.floor(refilled) - 1);
+    expect(allowed).toBeGreaterThan(5);
   });
 
-  it('takes a hit back on refund, so a place under the limit frees up, never going below zero', async () => {
-    const window = { limit: 2, windowMs: 60_000 };
-    expect(await hits(2, window)).toEqual([{ allowed: true }, { allowed: true }]);
-    await limiter.refund(key);
-    expect(await limiter.hit(key, window)).toEqual({ allowed: true });
-    expect((await limiter.hit(key, window)).allowed).toBe(false);
-    const ttl = await redis.pttl(key);
-    for (let i = 0; i < 5; i++) await limiter.refund(key);
-    expect(await redis.get(key)).toBe('0');
-    expect(await redis.pttl(key)).toBeLessThanOrEqual(ttl);
-    expect(await redis.pttl(key)).toBeGreaterThan(0);
+  it('expires a bucket when it would be full again, and keeps no bucket that is full', async () => {
+    const limit = { burst: 4, periodMs: 400 };
+    await takes(2, limit, new RateLimiter(redis));
+    const ttl = await redis.pttl(key());
+    expect(ttl).toBeGreaterThan(100);
+    expect(ttl).toBeLessThanOrEqual(200);
+    // Waiting for Redis to expire the key is the behaviour under test; it is 200 ms away.
+    const deadline = Date.now() + 5_000;
+    while ((await redis.exists(key())) === 1) {
+      if (Date.now() > deadline) throw new Error('the bucket did not expire');
+      await delay(20);
+    }
+    expect(await takes(4, limit, new RateLimiter(redis))).toEqual(Array(4).fill({ allowed: true }));
+
+    // Given back in full, a bucket is full and is deleted at once.
+    subject = randomUUID();
+    await limiter.take('test', subject, { burst: 2, periodMs: 3_600_000 });
+    expect(await redis.exists(key())).toBe(1);
+    await limiter.refund('test', subject, { burst: 2, periodMs: 3_600_000 });
+    expect(await redis.exists(key())).toBe(0);
   });
 
-  it('leaves a window that ended alone on refund', async () => {
-    await limiter.refund(key);
-    expect(await redis.exists(key)).toBe(0);
+  it('gives tokens back on refund, never filling the bucket past its burst', async () => {
+    const limit = { burst: 2, periodMs: 3_600_000 };
+    await takes(2, limit);
+    await limiter.refund('test', subject, limit);
+    expect(await limiter.take('test', subject, limit)).toEqual({ allowed: true });
+    expect((await limiter.take('test', subject, limit)).allowed).toBe(false);
+    for (let i = 0; i < 5; i++) await limiter.refund('test', subject, limit);
+    expect(await takes(3, limit)).toEqual([
+      { allowed: true },
+      { allowed: true },
+      expect.objectContaining({ allowed: false }),
+    ]);
+  });
+
+  it('refills nothing for a clock that is behind the one that last wrote the bucket', async () => {
+    const limit = { burst: 2, periodMs: 2_000 };
+    await takes(2, limit);
+    now -= 60_000;
+    expect((await limiter.take('test', subject, limit)).allowed).toBe(false);
+    now += 60_000 + 999;
+    expect((await limiter.take('test', subject, limit)).allowed).toBe(false);
+    now += 1;
+    expect((await limiter.take('test', subject, limit)).allowed).toBe(true);
+  });
+
+  it('keeps each limit and each subject in a bucket of its own', async () => {
+    const limit = { burst: 1, periodMs: 60_000 };
+    expect(await limiter.take('test', subject, limit)).toEqual({ allowed: true });
+    expect(await limiter.take('other', subject, limit)).toEqual({ allowed: true });
+    expect(await limiter.take('test', `${subject}-2`, limit)).toEqual({ allowed: true });
+    expect((await limiter.take('test', subject, limit)).allowed).toBe(false);
+  });
+
+  it('counts every refusal by limit name, and nothing else', async () => {
+    const limit = { burst: 1, periodMs: 60_000 };
+    await limiter.take('send_per_device', subject, limit);
+    await limiter.take('send_per_device', subject, limit);
+    await limiter.take('send_per_device', subject, limit);
+    await limiter.take('connect_per_device', subject, limit);
+    const text = await registry.metrics();
+    expect(text).toContain('sotto_rate_limit_hits_total{limit="send_per_device"} 2');
+    expect(text).not.toContain('limit="connect_per_device"');
+    expect(text).not.toContain(subject);
+    // A second limiter on the same registry shares the counter.
+    expect(() => new RateLimiter(redis, { registry })).not.toThrow();
+  });
+
+  it('allows everything and writes nothing when turned off', async () => {
+    const off = new RateLimiter(redis, { enabled: false, clock, registry });
+    const limit = { burst: 1, periodMs: 3_600_000 };
+    expect(await takes(50, limit, off)).toEqual(Array(50).fill({ allowed: true }));
+    await off.refund('test', subject, limit);
+    expect(await redis.exists(key())).toBe(0);
+    expect(await registry.metrics()).not.toContain('limit="test"');
   });
 });

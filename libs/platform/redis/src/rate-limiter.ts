@@ -1,59 +1,132 @@
-import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { REDIS } from './redis.module';
+import { Counter, type Registry } from 'prom-client';
 
-/** So many hits per key in a fixed window that starts with the key's first hit. */
+/**
+ * A token bucket: it holds at most `burst` tokens and refills at `burst`
+ * tokens per `periodMs`, continuously. A caller may spend the whole bucket at
+ * once, then one token every periodMs / burst. "60 per minute" is
+ * `{ burst: 60, periodMs: 60_000 }`: 60 at once, then one a second.
+ */
 export interface RateLimit {
-  readonly limit: number;
-  readonly windowMs: number;
+  readonly burst: number;
+  readonly periodMs: number;
 }
 
 export type RateLimitResult =
   | { readonly allowed: true }
-  /** Over the limit until the window ends, in `retryAfterMs`. */
+  /** Too few tokens; enough will be back in `retryAfterMs`. */
   | { readonly allowed: false; readonly retryAfterMs: number };
 
-// Count and expiry in one step, so concurrent hits can never skip the limit,
-// and a counter always expires: one left without a TTL gets the window's.
-const HIT = `
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  ttl = tonumber(ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ttl)
+/**
+ * Refill by the time elapsed since the bucket was last written, then take
+ * ARGV[4] tokens if there are that many (a negative count gives tokens back,
+ * never above the burst). One script, so concurrent takers never spend more
+ * than the bucket holds. A bucket missing is full: a full one is deleted, and
+ * any other expires when it would be full again, so idle subjects cost nothing.
+ * The clock is the caller's (every replica's is NTP-synchronised); a write
+ * never moves `at` backwards, so a replica whose clock is behind refills
+ * nothing rather than twice.
+ */
+const TAKE = `
+local burst = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local take = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+if now > at then
+  tokens = math.min(burst, tokens + (now - at) * burst / period)
+  at = now
 end
-return {count, ttl}
+if take > tokens then
+  return {0, math.ceil((take - tokens) * period / burst)}
+end
+tokens = math.min(burst, tokens - take)
+if tokens >= burst then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', at)
+  redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * period / burst))
+end
+return {1, 0}
 `;
 
-// Takes one hit back, never below zero; the window's end stays where it is.
-const REFUND = `
-local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-if count <= 0 then return 0 end
-return redis.call('DECR', KEYS[1])
-`;
+export interface RateLimiterOptions {
+  /** False turns every limit off: every take is allowed, nothing is written (SOTTO_RATE_LIMITS=off). */
+  readonly enabled?: boolean;
+  /** Milliseconds since the epoch; tests pass their own. */
+  readonly clock?: () => number;
+  /** Where `sotto_rate_limit_hits_total` is registered: the service's registry. */
+  readonly registry?: Registry;
+}
+
+const HITS = 'sotto_rate_limit_hits_total';
 
 /**
- * Fixed-window counters in Redis, shared by every replica. The caller owns the
- * key and what it means; on Redis Cluster it should carry a hash tag.
+ * Token buckets in Redis, shared by every replica: one per limit and subject
+ * (an address, a device, an account). Every refusal is counted in
+ * `sotto_rate_limit_hits_total` by limit name, never by subject.
  */
-@Injectable()
 export class RateLimiter {
-  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+  readonly enabled: boolean;
+  private readonly clock: () => number;
+  private readonly hits: Counter<'limit'> | undefined;
 
-  /** Counts one hit, allowed or not; over the limit, says how long until the window ends. */
-  async hit(key: string, { limit, windowMs }: RateLimit): Promise<RateLimitResult> {
-    const [count, ttlMs] = (await this.redis.eval(HIT, 1, key, windowMs)) as [number, number];
-    return count <= limit ? { allowed: true } : { allowed: false, retryAfterMs: ttlMs };
+  constructor(
+    private readonly redis: Redis,
+    options: RateLimiterOptions = {},
+  ) {
+    this.enabled = options.enabled ?? true;
+    this.clock = options.clock ?? Date.now;
+    const { registry } = options;
+    this.hits =
+      registry === undefined
+        ? undefined
+        : ((registry.getSingleMetric(HITS) as Counter<'limit'> | undefined) ??
+          new Counter({
+            name: HITS,
+            help: 'Requests refused (or, for one-time prekeys, served without one) because a rate limit was reached, by limit.',
+            labelNames: ['limit'],
+            registers: [registry],
+          }));
   }
 
   /**
-   * Takes back one hit of the current window, for a caller that counts an
-   * attempt before it knows whether it should (so that attempts in flight at
-   * once hold their places under the limit) and learns it should not. A
-   * window that ended in between is left alone: its counter is gone, or it
-   * is a new window that did not count the hit.
+   * Takes `tokens` (1 by default) from `subject`'s bucket of the limit called
+   * `name`; refused, takes nothing and says when there will be enough. `name`
+   * is also the metric's label: a fixed word such as "send_per_device".
    */
-  async refund(key: string): Promise<void> {
-    await this.redis.eval(REFUND, 1, key);
+  async take(name: string, subject: string, limit: RateLimit, tokens = 1): Promise<RateLimitResult> {
+    if (!this.enabled) return { allowed: true };
+    if (tokens > limit.burst) throw new Error(`${name}: cannot take ${tokens} tokens of ${limit.burst}`);
+    const [allowed, retryAfterMs] = await this.run(name, subject, limit, tokens);
+    if (allowed === 1) return { allowed: true };
+    this.hits?.inc({ limit: name });
+    return { allowed: false, retryAfterMs };
+  }
+
+  /**
+   * Gives back tokens taken, never filling the bucket past its burst: for a
+   * caller that takes before it knows whether it should (so that attempts in
+   * flight at once hold their places) and then learns it should not.
+   */
+  async refund(name: string, subject: string, limit: RateLimit, tokens = 1): Promise<void> {
+    if (!this.enabled) return;
+    await this.run(name, subject, limit, -tokens);
+  }
+
+  private async run(
+    name: string,
+    subject: string,
+    limit: RateLimit,
+    tokens: number,
+  ): Promise<[number, number]> {
+    // The subject in braces: on Redis Cluster, one subject's buckets share a slot.
+    const key = `sotto:bucket:${name}:{${subject}}`;
+    return (await this.redis.eval(TAKE, 1, key, limit.burst, limit.periodMs, this.clock(), tokens)) as [
+      number,
+      number,
+    ];
   }
 }

@@ -1,0 +1,169 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Metadata } from '@grpc/grpc-js';
+import {
+  AccountServiceService,
+  BackupServiceService,
+  KeysServiceService,
+  MessagingServiceService,
+  VaultServiceService,
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import { throttled } from '@sotto/platform/grpc';
+import { parseAccountId } from '@sotto/platform/ids';
+import { RateLimiter, type RateLimit } from '@sotto/platform/redis';
+import { clientSource } from '../auth/client-source';
+import { callerOf } from '../auth/device-auth.guard';
+
+/** The gateway's own limits, by the name they have in metrics and in RATE_LIMIT_* (upper-cased). */
+export const LIMIT_NAMES = [
+  'register_per_source',
+  'recover_account_per_source',
+  'send_per_device',
+  'send_per_destination',
+  'lookup_username_per_account',
+  'lookup_account_per_account',
+  'prekey_bundles_per_account',
+  'connect_per_device',
+  'other_calls_per_device',
+] as const;
+export type LimitName = (typeof LIMIT_NAMES)[number];
+
+/**
+ * Whom a call is counted against: its client address (IPv4, or an IPv6 /64),
+ * the authenticated device or its account, or the account a Send is for.
+ */
+export type Subject = 'source' | 'device' | 'account' | 'destination';
+
+export interface LimitRule {
+  readonly limit: LimitName;
+  readonly per: Subject;
+}
+
+type PathOf<Method> = Method extends { readonly path: infer Path } ? Path : never;
+type PathsOf<Service> = PathOf<Service[keyof Service]>;
+/** Every method of the public API; a method added to the contract does not compile until the table has it. */
+export type GatewayPath =
+  | PathsOf<typeof AccountServiceService>
+  | PathsOf<typeof KeysServiceService>
+  | PathsOf<typeof MessagingServiceService>
+  | PathsOf<typeof BackupServiceService>
+  | PathsOf<typeof VaultServiceService>;
+
+const OTHER: readonly LimitRule[] = [{ limit: 'other_calls_per_device', per: 'device' }];
+
+/**
+ * The limits every public method is subject to, checked in this order once
+ * the caller is authenticated (failed authentications have limits of their
+ * own, in AuthFailureLimits).
+ */
+export const CALL_LIMITS: { readonly [Path in GatewayPath]: readonly LimitRule[] } = {
+  [AccountServiceService.register.path]: [{ limit: 'register_per_source', per: 'source' }],
+  [AccountServiceService.recoverAccount.path]: [{ limit: 'recover_account_per_source', per: 'source' }],
+  [AccountServiceService.lookupUsername.path]: [{ limit: 'lookup_username_per_account', per: 'account' }],
+  [AccountServiceService.lookupAccount.path]: [{ limit: 'lookup_account_per_account', per: 'account' }],
+  [AccountServiceService.setRecoveryCredential.path]: OTHER,
+  [AccountServiceService.rotateDeviceSecret.path]: OTHER,
+  [KeysServiceService.getPreKeyBundle.path]: [{ limit: 'prekey_bundles_per_account', per: 'account' }],
+  [KeysServiceService.getPreKeyCount.path]: OTHER,
+  [KeysServiceService.uploadPreKeys.path]: OTHER,
+  // Per sender first: a device refused for its destination gets its own token back.
+  [MessagingServiceService.send.path]: [
+    { limit: 'send_per_device', per: 'device' },
+    { limit: 'send_per_destination', per: 'destination' },
+  ],
+  [MessagingServiceService.connect.path]: [{ limit: 'connect_per_device', per: 'device' }],
+  [BackupServiceService.createBackupUpload.path]: OTHER,
+  [BackupServiceService.uploadBackup.path]: OTHER,
+  [BackupServiceService.getBackupUpload.path]: OTHER,
+  [BackupServiceService.cancelBackupUpload.path]: OTHER,
+  [BackupServiceService.getBackupStatus.path]: OTHER,
+  [BackupServiceService.downloadBackup.path]: OTHER,
+  [VaultServiceService.startVaultRegistration.path]: OTHER,
+  [VaultServiceService.finishVaultRegistration.path]: OTHER,
+  // Unauthenticated: the key-vault limits logins per account and per address (VAULT_LOGIN_LIMIT_*),
+  // and a finish only goes on with a login that was started.
+  [VaultServiceService.startVaultLogin.path]: [],
+  [VaultServiceService.finishVaultLogin.path]: [],
+  [VaultServiceService.deleteVault.path]: OTHER,
+  [VaultServiceService.resetVaultAttempts.path]: OTHER,
+};
+
+/** What a refused caller is told, before "; retry in N s". */
+export const REFUSALS: { readonly [Name in LimitName]: string } = {
+  register_per_source: 'too many registrations from this address',
+  recover_account_per_source: 'too many account recoveries from this address',
+  send_per_device: 'too many messages sent from this device',
+  send_per_destination: 'too many messages sent to this account',
+  lookup_username_per_account: 'too many username lookups by this account',
+  lookup_account_per_account: 'too many account lookups by this account',
+  prekey_bundles_per_account: 'too many prekey bundles fetched by this account',
+  connect_per_device: 'too many connections from this device',
+  other_calls_per_device: 'too many calls from this device',
+};
+
+export const CALL_LIMIT_RATES = Symbol('CALL_LIMIT_RATES');
+export type CallLimitRates = { readonly [Name in LimitName]: RateLimit };
+
+/** A call as the limits see it. */
+export interface LimitedCall {
+  /** grpc-js's method path. */
+  readonly path: string;
+  /** grpc-js's peer string. */
+  readonly peer: string;
+  readonly metadata: Metadata;
+  /** The decoded request; for a client stream, not a message. */
+  readonly request: unknown;
+}
+
+function destinationOf(request: unknown): string | undefined {
+  const destination =
+    typeof request === 'object' && request !== null
+      ? (request as { destinationAccountId?: unknown }).destinationAccountId
+      : undefined;
+  // A malformed destination is refused by the relay, having spent nothing.
+  return typeof destination === 'string' && parseAccountId(destination).ok ? destination : undefined;
+}
+
+/**
+ * Admits a call or refuses it with RESOURCE_EXHAUSTED and `retry-after-ms`,
+ * by the table above and the token buckets of RateLimiter (shared by every
+ * gateway through Redis).
+ */
+@Injectable()
+export class CallLimits {
+  constructor(
+    private readonly limiter: RateLimiter,
+    @Inject(CALL_LIMIT_RATES) private readonly rates: CallLimitRates,
+  ) {}
+
+  async admit(call: LimitedCall): Promise<void> {
+    const rules: readonly LimitRule[] =
+      (CALL_LIMITS as Record<string, readonly LimitRule[] | undefined>)[call.path] ?? [];
+    const taken: [LimitName, string][] = [];
+    for (const { limit, per } of rules) {
+      const subject = this.subjectOf(per, call);
+      if (subject === undefined) continue;
+      const result = await this.limiter.take(limit, subject, this.rates[limit]);
+      if (!result.allowed) {
+        // A call refused by a later limit spends nothing of the earlier ones.
+        await Promise.all(taken.map(([name, key]) => this.limiter.refund(name, key, this.rates[name])));
+        throw throttled(REFUSALS[limit], result.retryAfterMs);
+      }
+      taken.push([limit, subject]);
+    }
+  }
+
+  private subjectOf(per: Subject, call: LimitedCall): string | undefined {
+    switch (per) {
+      case 'source':
+        return clientSource(call.peer);
+      case 'device': {
+        const { accountId, deviceId } = callerOf(call.metadata);
+        return `${accountId}.${deviceId}`;
+      }
+      case 'account':
+        return callerOf(call.metadata).accountId;
+      case 'destination':
+        return destinationOf(call.request);
+    }
+  }
+}

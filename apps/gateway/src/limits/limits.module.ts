@@ -1,0 +1,30 @@
+import { Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import { GATEWAY_ENV, type GatewayEnv } from '../env';
+import { CALL_LIMIT_RATES, CallLimits, type CallLimitRates } from './call-limits';
+import { CallLimitsInterceptor } from './limits.interceptor';
+
+/** The rates of the call limits, as the environment sets them. */
+export function callLimitRates(env: GatewayEnv): CallLimitRates {
+  return {
+    register_per_source: env.RATE_LIMIT_REGISTER_PER_SOURCE,
+    recover_account_per_source: env.RATE_LIMIT_RECOVER_ACCOUNT_PER_SOURCE,
+    send_per_device: env.RATE_LIMIT_SEND_PER_DEVICE,
+    send_per_destination: env.RATE_LIMIT_SEND_PER_DESTINATION,
+    lookup_username_per_account: env.RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT,
+    lookup_account_per_account: env.RATE_LIMIT_LOOKUP_ACCOUNT_PER_ACCOUNT,
+    prekey_bundles_per_account: env.RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT,
+    connect_per_device: env.RATE_LIMIT_CONNECT_PER_DEVICE,
+    other_calls_per_device: env.RATE_LIMIT_OTHER_CALLS_PER_DEVICE,
+  };
+}
+
+/** Rate limits on every public call (see CALL_LIMITS). */
+@Module({
+  providers: [
+    CallLimits,
+    { provide: CALL_LIMIT_RATES, inject: [GATEWAY_ENV], useFactory: callLimitRates },
+    { provide: APP_INTERCEPTOR, useClass: CallLimitsInterceptor },
+  ],
+})
+export class LimitsModule {}

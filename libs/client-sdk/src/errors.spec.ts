@@ -1,0 +1,55 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { explain, SottoError, ThrottledError } from './errors';
+
+function refusal(details: string, retryAfterMs?: string): ServiceError {
+  const metadata = new Metadata();
+  if (retryAfterMs !== undefined) metadata.set('retry-after-ms', retryAfterMs);
+  return Object.assign(new Error(`8 RESOURCE_EXHAUSTED: ${details}`), {
+    code: status.RESOURCE_EXHAUSTED,
+    details,
+    metadata,
+  });
+}
+
+describe('explain', () => {
+  it('says how long to wait, in seconds from the retry-after-ms trailer, for a throttled call', () => {
+    const error = explain(
+      refusal('too many messages sent from this device; retry in 2 s', '1200'),
+      'gw:7400',
+    );
+    expect(error).toBeInstanceOf(ThrottledError);
+    expect(error).toBeInstanceOf(SottoError);
+    expect(error).toMatchObject({
+      name: 'ThrottledError',
+      message: 'too many messages sent from this device; try again in 2 s',
+      code: status.RESOURCE_EXHAUSTED,
+      retryAfterMs: 1200,
+    });
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('rounds a wait under a second up to one second, and keeps long waits in seconds', () => {
+    expect(explain(refusal('too many connections from this device', '3'), 's').message).toBe(
+      'too many connections from this device; try again in 1 s',
+    );
+    expect(
+      explain(refusal('too many registrations from this address; retry in 180 s', '180000'), 's'),
+    ).toMatchObject({
+      message: 'too many registrations from this address; try again in 180 s',
+      retryAfterMs: 180_000,
+    });
+  });
+
+  it('passes a refusal with no wait, or a wait that is not a number, on as the server wrote it', () => {
+    for (const value of [undefined, '', 'soon', '-5', '1e9']) {
+      const error = explain(refusal('one_time_pre_keys: a device keeps at most 1000', value), 's');
+      expect(error).toMatchObject({
+        message: 'one_time_pre_keys: a device keeps at most 1000',
+        code: status.RESOURCE_EXHAUSTED,
+      });
+      expect(error).toBeInstanceOf(SottoError);
+      expect(error).not.toBeInstanceOf(ThrottledError);
+      expect(error instanceof SottoError ? error.retryAfterMs : 'not a SottoError').toBeUndefined();
+    }
+  });
+});
