@@ -37,6 +37,37 @@ end
 return deleted
 `;
 
+// KEYS: queue, messages. ARGV: after this sequence, at most this many, at most about this many bytes.
+// Returns {drained, guid1, sequence1, body1, guid2, ...}: envelopes in order, stopping before the one
+// that would take the page past the byte budget (but never empty while something is queued);
+// drained is 1 when nothing is queued after the last one returned. One script, so an envelope
+// acknowledged meanwhile is either in the page whole or not at all.
+const READ = `
+local limit = tonumber(ARGV[2])
+local budget = tonumber(ARGV[3])
+local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, limit + 1)
+local page = {1}
+local count = 0
+local bytes = 0
+for i = 1, #entries, 2 do
+  local body = redis.call('HGET', KEYS[2], entries[i])
+  if body then
+    if count == limit or (count > 0 and bytes + #body > budget) then
+      page[1] = 0
+      break
+    end
+    count = count + 1
+    bytes = bytes + #body
+    page[#page + 1] = entries[i]
+    page[#page + 1] = entries[i + 1]
+    page[#page + 1] = body
+  end
+end
+-- A full fetch may hide more behind it: only a short one proves the mailbox drained.
+if #entries > 2 * limit then page[1] = 0 end
+return page
+`;
+
 /** Per-device mailboxes in Redis: ordered, de-duplicated by GUID, expiring after 30 days. */
 @Injectable()
 export class MailboxStore {
@@ -71,36 +102,38 @@ export class MailboxStore {
     });
   }
 
-  /** Up to `limit` envelopes queued after `afterSequence`, oldest first. */
+  /**
+   * Up to `limit` envelopes queued after `afterSequence`, oldest first, and
+   * no more than about `maxBytes` of them: the page ends before the envelope
+   * that would take it past `maxBytes`, but holds at least one if any is queued.
+   */
   async read(
     device: DeviceAddress,
     afterSequence: number,
     limit: number,
+    maxBytes: number,
   ): Promise<{ items: QueuedItem[]; drained: boolean }> {
     const [queue, messages] = this.keys(device);
-    const entries = await this.redis.zrangebyscore(
+    // As Buffers: the envelopes are binary.
+    const reply = (await this.redis.callBuffer(
+      'EVAL',
+      READ,
+      2,
       queue,
-      `(${afterSequence}`,
-      '+inf',
-      'WITHSCORES',
-      'LIMIT',
-      0,
-      limit + 1,
-    );
-    const pairs: { guid: string; sequence: number }[] = [];
-    for (let i = 0; i < entries.length; i += 2) {
-      pairs.push({ guid: entries[i] ?? '', sequence: Number(entries[i + 1]) });
-    }
-    const page = pairs.slice(0, limit);
-    if (page.length === 0) return { items: [], drained: true };
-    const bodies = await this.redis.hmgetBuffer(messages, ...page.map((pair) => pair.guid));
+      messages,
+      afterSequence,
+      limit,
+      maxBytes,
+    )) as [number, ...Buffer[]];
+    const [drained, ...flat] = reply;
     const items: QueuedItem[] = [];
-    page.forEach((pair, index) => {
-      const envelope = bodies[index];
-      // An envelope acknowledged between the two reads is simply gone.
-      if (envelope) items.push({ sequence: pair.sequence, guid: pair.guid, envelope });
-    });
-    return { items, drained: pairs.length <= limit };
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const [guid, sequence, envelope] = [flat[i], flat[i + 1], flat[i + 2]];
+      if (guid && sequence && envelope) {
+        items.push({ guid: guid.toString(), sequence: Number(sequence.toString()), envelope });
+      }
+    }
+    return { items, drained: drained === 1 };
   }
 
   async delete(device: DeviceAddress, guids: readonly string[]): Promise<number> {
