@@ -52,7 +52,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
   private async route(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     if (!payload.isRunning() || payload.isStale() || batch.messages.length === 0) return;
-    const items: { device: DeviceAddress; guid: string; envelope: Buffer }[] = [];
+    const items: { device: DeviceAddress; guid: string; envelope: Buffer; arrivedAtMs: number }[] = [];
     for (const message of batch.messages) {
       if (!message.value) continue;
       try {
@@ -61,6 +61,8 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
           device: { accountId: envelope.destinationAccountId, deviceId: envelope.destinationDeviceId },
           guid: envelope.guid,
           envelope: message.value,
+          // It arrived when the relay accepted it; its 30 days run from then.
+          arrivedAtMs: Number(envelope.serverTimestampMs),
         });
       } catch (error) {
         // A record that is not an envelope can never be delivered; retrying it would stall the partition.
