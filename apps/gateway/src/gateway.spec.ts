@@ -1,113 +1,39 @@
 import { randomUUID } from 'node:crypto';
-import {
-  Client,
-  Metadata,
-  status,
-  type ClientDuplexStream,
-  type MethodDefinition,
-  type ServiceError,
-} from '@grpc/grpc-js';
+import { Client, Metadata, status, type MethodDefinition, type ServiceError } from '@grpc/grpc-js';
 import { CONTRACTS } from '@sotto/contracts';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
   KeysServiceClient,
   MessagingServiceClient,
-  type ConnectRequest,
   type ConnectResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { gatewayCredentials, startTestPlatform, type Platform } from '@sotto/testing';
-
-interface Device {
-  accountId: string;
-  registrationId: number;
-  auth: Metadata;
-}
-
-/** A Connect stream whose messages can be awaited one by one. */
-class Inbox {
-  private readonly queue: ConnectResponse[] = [];
-  private readonly waiting: ((message: ConnectResponse | 'end') => void)[] = [];
-  ended = false;
-
-  constructor(readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>) {
-    call.on('data', (message: ConnectResponse) => this.deliver(message));
-    call.on('end', () => {
-      this.ended = true;
-      this.waiting.splice(0).forEach((resolve) => resolve('end'));
-    });
-    call.on('error', () => undefined);
-  }
-
-  private deliver(message: ConnectResponse): void {
-    const waiter = this.waiting.shift();
-    if (waiter) waiter(message);
-    else this.queue.push(message);
-  }
-
-  next(): Promise<ConnectResponse | 'end'> {
-    const ready = this.queue.shift();
-    if (ready) return Promise.resolve(ready);
-    if (this.ended) return Promise.resolve('end');
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  ack(guids: string[]): void {
-    this.call.write({ ack: { guids } });
-  }
-}
+import { Inbox, PublicApi, type Device } from './testing/public-api';
 
 describe('gateway, end to end through the public API', () => {
   let platform: Platform;
   let accounts: AccountServiceClient;
   let keys: KeysServiceClient;
   let messaging: MessagingServiceClient;
+  let api: PublicApi;
 
   beforeAll(async () => {
     platform = await startTestPlatform();
-    accounts = new AccountServiceClient(platform.gateway, gatewayCredentials());
+    api = new PublicApi(platform.gateway);
+    ({ accounts, messaging } = api);
     keys = new KeysServiceClient(platform.gateway, gatewayCredentials());
-    messaging = new MessagingServiceClient(platform.gateway, gatewayCredentials());
   });
 
   afterAll(async () => {
-    for (const client of [accounts, keys, messaging]) client?.close();
+    keys?.close();
+    api?.close();
     await platform?.stop();
   });
 
-  async function register(username = `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`): Promise<Device> {
-    const generated = generateDeviceKeys(20);
-    const registered = await unary(accounts.register.bind(accounts), {
-      username,
-      identityKey: Buffer.from(generated.identity.publicKey.serialize()),
-      device: publicDeviceKeys(generated),
-    });
-    const auth = new Metadata();
-    auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
-    return { accountId: registered.accountId, registrationId: generated.registrationId, auth };
-  }
-
-  const send = (from: Device, to: Device, body: string) =>
-    unary(
-      messaging.send.bind(messaging),
-      {
-        destinationAccountId: to.accountId,
-        clientTimestampMs: String(Date.now()),
-        ephemeral: false,
-        envelopes: [
-          {
-            destinationDeviceId: 1,
-            destinationRegistrationId: to.registrationId,
-            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-            content: Buffer.from(body),
-          },
-        ],
-      },
-      { metadata: from.auth },
-    );
-
-  const connect = (device: Device) => new Inbox(messaging.connect(device.auth));
+  const register = (username?: string): Promise<Device> => api.register(username);
+  const send = (from: Device, to: Device, body: string) => api.send(from, to, body);
+  const connect = (device: Device): Inbox => api.connect(device);
 
   it('refuses calls without credentials or with a wrong secret, and stores nothing', async () => {
     const alice = await register();

@@ -17,6 +17,15 @@ export const relayEnv = serviceEnvSchema(
     KAFKA_CONSUMER_GROUP: z.string().min(1).default('sotto-message-relay'),
     /** How long a relay may go silent before Kafka hands its partitions to another. */
     KAFKA_SESSION_TIMEOUT_MS: positiveInt().default(30_000),
+    /**
+     * A mailbox holding this many envelopes refuses more (Send answers RESOURCE_EXHAUSTED):
+     * a month of a busy person's mail, offline the whole time, is well under it.
+     */
+    MAILBOX_MAX_ENVELOPES: positiveInt().default(50_000),
+    /** A mailbox holding this many bytes of envelopes refuses more; bounds Redis memory per device. */
+    MAILBOX_MAX_BYTES: positiveInt().default(100 * 1024 * 1024),
+    /** How long an undelivered envelope is kept after it arrived, each on its own clock: 30 days. */
+    MAILBOX_ENVELOPE_TTL_SECONDS: positiveInt().default(30 * 24 * 60 * 60),
     /** Test-only: crash at a named point of routing (crash-before-mailbox, crash-before-commit). */
     SOTTO_FAULT_INJECTION: z.enum(['crash-before-mailbox', 'crash-before-commit']).optional(),
   },

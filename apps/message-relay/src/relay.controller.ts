@@ -21,6 +21,8 @@ import { MailboxStore, type DeviceAddress } from './mailbox/mailbox.store';
 import { SendService } from './send/send.service';
 
 const MAX_READ = 500;
+/** The most envelope bytes one ReadMailbox answer carries: well under gRPC's 4 MiB message limit. */
+export const MAX_READ_BYTES = 2 * 1024 * 1024;
 const MAX_ACK = 1000;
 
 function device(accountId: string, deviceId: number, prefix: string): DeviceAddress {
@@ -50,10 +52,12 @@ export class RelayController implements GrpcController<typeof RelayServiceServic
     if (!Number.isSafeInteger(after) || after < 0) {
       throw grpcError(status.INVALID_ARGUMENT, 'after_sequence: must be a whole number');
     }
+    const maxBytes = request.maxBytes === 0 ? MAX_READ_BYTES : Math.min(request.maxBytes, MAX_READ_BYTES);
     const { items, drained } = await this.mailboxes.read(
       device(request.accountId, request.deviceId, ''),
       after,
       limit,
+      maxBytes,
     );
     return {
       envelopes: items.map((item) => ({

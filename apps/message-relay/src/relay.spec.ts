@@ -80,6 +80,7 @@ describe('message-relay', () => {
         deviceId: 1,
         afterSequence: '0',
         limit: 100,
+        maxBytes: 0,
       });
       if (envelopes.length >= count || Date.now() > deadline) return envelopes;
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -119,6 +120,7 @@ describe('message-relay', () => {
         deviceId: 1,
         afterSequence: '0',
         limit: 100,
+        maxBytes: 0,
       });
       expect(rest.envelopes.map((item) => item.envelope!.guid)).toEqual([sent[2]]);
       expect(rest.drained).toBe(true);

@@ -20,3 +20,4 @@ export {
   topologyDocument,
 } from './topology';
 export { TlsFiles, TLS_MIN_VERSION, mutualTlsCredentials, caTlsCredentials } from './tls';
+export { PRESENCE_MAX_PER_CALL, presenceBatches } from './presence-calls';

@@ -55,6 +55,7 @@ export class DeliveryStream {
               ...this.device,
               afterSequence: this.lastSequence,
               limit: PAGE,
+              maxBytes: 0,
             });
             for (const queued of page.envelopes) {
               if (this.closed) return;

@@ -1,5 +1,21 @@
 import { Module } from '@nestjs/common';
-import { MailboxStore } from './mailbox.store';
+import { RELAY_ENV, type RelayEnv } from '../env';
+import { MailboxMetrics } from './mailbox-metrics';
+import { MAILBOX_OPTIONS, MailboxStore, type MailboxOptions } from './mailbox.store';
 
-@Module({ providers: [MailboxStore], exports: [MailboxStore] })
+@Module({
+  providers: [
+    MailboxMetrics,
+    {
+      provide: MAILBOX_OPTIONS,
+      inject: [RELAY_ENV],
+      useFactory: (env: RelayEnv): MailboxOptions => ({
+        envelopeTtlMs: env.MAILBOX_ENVELOPE_TTL_SECONDS * 1000,
+        now: () => Date.now(),
+      }),
+    },
+    MailboxStore,
+  ],
+  exports: [MailboxStore, MailboxMetrics],
+})
 export class MailboxModule {}

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { REDIS, type Redis } from '@sotto/platform/redis';
+import { MailboxMetrics } from './mailbox-metrics';
 
 export interface DeviceAddress {
   readonly accountId: string;
@@ -12,100 +13,226 @@ export interface QueuedItem {
   readonly envelope: Buffer;
 }
 
-/** Mailboxes keep undelivered envelopes this long after the last one arrived. */
-export const MAILBOX_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+/** How a mailbox stands against its caps: envelopes queued and their bytes. */
+export interface MailboxUsage {
+  readonly envelopes: number;
+  readonly bytes: number;
+}
 
-// KEYS: queue (zset guid by sequence), messages (hash guid -> envelope), sequence counter.
+export interface MailboxOptions {
+  /** How long an envelope is kept after it arrived, whatever arrives after it (30 days). */
+  readonly envelopeTtlMs: number;
+  /** Milliseconds since the epoch; the clock that expiry is measured by. */
+  readonly now: () => number;
+}
+
+export const MAILBOX_OPTIONS = Symbol('MAILBOX_OPTIONS');
+
+// Every script gets the mailbox's five keys: KEYS[1] queue (zset guid by sequence), KEYS[2]
+// messages (hash guid -> envelope), KEYS[3] sequence counter, KEYS[4] arrivals (zset guid by
+// arrival time), KEYS[5] bytes (the messages' total size). PRUNE is their common prologue: it
+// drops envelopes whose own 30 days are over (at most 1000 a call, so no call runs long; the
+// rest go on the next), keeping the byte count true. A mailbox's keys expire only when nothing
+// has arrived for as long as an envelope lives, so an idle one costs nothing.
+const PRUNE = `
+local function prune(cutoff)
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', cutoff, 'LIMIT', 0, 1000)
+  local freed = 0
+  for _, guid in ipairs(expired) do
+    freed = freed + redis.call('HSTRLEN', KEYS[2], guid)
+    redis.call('HDEL', KEYS[2], guid)
+    redis.call('ZREM', KEYS[1], guid)
+    redis.call('ZREM', KEYS[4], guid)
+  end
+  if freed > 0 and redis.call('DECRBY', KEYS[5], freed) < 0 then redis.call('SET', KEYS[5], 0, 'KEEPTTL') end
+  return #expired
+end
+`;
+
+// ARGV: guid, envelope, arrival (ms), expiry cutoff (now - envelope TTL), key TTL (ms).
+// Returns {sequence, expired}: the envelope's sequence (0 when it arrived so long ago that it
+// has already expired, and is dropped), and how many older envelopes expired meanwhile.
 // Inserting a GUID that is already queued changes nothing and returns its sequence:
 // redelivery from Kafka after a crash is harmless.
-const INSERT = `
+const INSERT = `${PRUNE}
 local existing = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if existing then return tonumber(existing) end
+if existing then return {tonumber(existing), 0} end
+local expired = prune(tonumber(ARGV[4]))
+if tonumber(ARGV[3]) <= tonumber(ARGV[4]) then return {0, expired} end
 local sequence = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[1], sequence, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
-return sequence
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('INCRBY', KEYS[5], #ARGV[2])
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+return {sequence, expired}
 `;
 
+// ARGV: guids. Returns how many were queued.
 const DELETE = `
 local deleted = 0
+local freed = 0
 for i = 1, #ARGV do
-  deleted = deleted + redis.call('ZREM', KEYS[1], ARGV[i])
+  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then deleted = deleted + 1 end
+  freed = freed + redis.call('HSTRLEN', KEYS[2], ARGV[i])
   redis.call('HDEL', KEYS[2], ARGV[i])
+  redis.call('ZREM', KEYS[4], ARGV[i])
 end
+if freed > 0 and redis.call('DECRBY', KEYS[5], freed) < 0 then redis.call('SET', KEYS[5], 0, 'KEEPTTL') end
 return deleted
 `;
 
-/** Per-device mailboxes in Redis: ordered, de-duplicated by GUID, expiring after 30 days. */
+// ARGV: expiry cutoff. Returns {envelopes, bytes, expired} after pruning.
+const USAGE = `${PRUNE}
+local expired = prune(tonumber(ARGV[1]))
+return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[5]) or '0'), expired}
+`;
+
+// ARGV: after this sequence, at most this many, at most about this many bytes, expiry cutoff.
+// Returns {drained, expired, guid1, sequence1, body1, guid2, ...}: envelopes in order, stopping before the one
+// that would take the page past the byte budget (but never empty while something is queued);
+// drained is 1 when nothing is queued after the last one returned. One script, so an envelope
+// acknowledged meanwhile is either in the page whole or not at all.
+const READ = `${PRUNE}
+local expired = prune(tonumber(ARGV[4]))
+local limit = tonumber(ARGV[2])
+local budget = tonumber(ARGV[3])
+local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, limit + 1)
+local page = {1, expired}
+local count = 0
+local bytes = 0
+for i = 1, #entries, 2 do
+  local body = redis.call('HGET', KEYS[2], entries[i])
+  if body then
+    if count == limit or (count > 0 and bytes + #body > budget) then
+      page[1] = 0
+      break
+    end
+    count = count + 1
+    bytes = bytes + #body
+    page[#page + 1] = entries[i]
+    page[#page + 1] = entries[i + 1]
+    page[#page + 1] = body
+  end
+end
+-- A full fetch may hide more behind it: only a short one proves the mailbox drained.
+if #entries > 2 * limit then page[1] = 0 end
+return page
+`;
+
+/**
+ * Per-device mailboxes in Redis: ordered, de-duplicated by GUID, each
+ * envelope kept 30 days from its arrival. Expired envelopes are dropped by
+ * whichever script touches the mailbox next, and counted.
+ */
 @Injectable()
 export class MailboxStore {
-  constructor(@Inject(REDIS) private readonly redis: Redis) {}
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly metrics: MailboxMetrics,
+    @Inject(MAILBOX_OPTIONS) private readonly options: MailboxOptions,
+  ) {}
 
-  // The device in braces: on Redis Cluster a mailbox's three keys share a slot.
-  private keys(device: DeviceAddress): [string, string, string] {
+  // The device in braces: on Redis Cluster a mailbox's keys share a slot.
+  private keys(device: DeviceAddress): [string, string, string, string, string] {
     const base = `sotto:mailbox:{${device.accountId}:${device.deviceId}}`;
-    return [`${base}:queue`, `${base}:messages`, `${base}:sequence`];
+    return [`${base}:queue`, `${base}:messages`, `${base}:sequence`, `${base}:arrivals`, `${base}:bytes`];
   }
 
-  /** Inserts many envelopes in one round trip; returns each one's sequence number. */
+  /** Envelopes that arrived at or before this instant have expired. */
+  private cutoff(): number {
+    return this.options.now() - this.options.envelopeTtlMs;
+  }
+
+  /**
+   * Inserts many envelopes in one round trip; returns each one's sequence
+   * number, 0 for one that arrived (`arrivedAtMs`) too long ago to keep.
+   */
   async insertMany(
-    items: readonly { device: DeviceAddress; guid: string; envelope: Uint8Array }[],
+    items: readonly { device: DeviceAddress; guid: string; envelope: Uint8Array; arrivedAtMs: number }[],
   ): Promise<number[]> {
     if (items.length === 0) return [];
+    const cutoff = this.cutoff();
     const pipeline = this.redis.pipeline();
     for (const item of items) {
       pipeline.eval(
         INSERT,
-        3,
+        5,
         ...this.keys(item.device),
         item.guid,
         Buffer.from(item.envelope),
-        MAILBOX_TTL_MS,
+        item.arrivedAtMs,
+        cutoff,
+        this.options.envelopeTtlMs,
       );
     }
     const results = (await pipeline.exec()) ?? [];
-    return results.map(([error, sequence]) => {
+    let expired = 0;
+    const sequences = results.map(([error, reply]) => {
       if (error) throw error;
-      return Number(sequence);
+      const [sequence, pruned] = reply as [number, number];
+      expired += pruned + (sequence === 0 ? 1 : 0);
+      return sequence;
     });
+    this.metrics.expired(expired);
+    return sequences;
   }
 
-  /** Up to `limit` envelopes queued after `afterSequence`, oldest first. */
+  /** How full each device's mailbox is, after dropping what expired; one round trip. */
+  async usage(devices: readonly DeviceAddress[]): Promise<MailboxUsage[]> {
+    if (devices.length === 0) return [];
+    const cutoff = this.cutoff();
+    const pipeline = this.redis.pipeline();
+    for (const device of devices) pipeline.eval(USAGE, 5, ...this.keys(device), cutoff);
+    const results = (await pipeline.exec()) ?? [];
+    let expired = 0;
+    const usage = results.map(([error, reply]) => {
+      if (error) throw error;
+      const [envelopes, bytes, pruned] = reply as [number, number, number];
+      expired += pruned;
+      return { envelopes, bytes };
+    });
+    this.metrics.expired(expired);
+    return usage;
+  }
+
+  /**
+   * Up to `limit` envelopes queued after `afterSequence`, oldest first, and
+   * no more than about `maxBytes` of them: the page ends before the envelope
+   * that would take it past `maxBytes`, but holds at least one if any is queued.
+   * Nothing expired is in it.
+   */
   async read(
     device: DeviceAddress,
     afterSequence: number,
     limit: number,
+    maxBytes: number,
   ): Promise<{ items: QueuedItem[]; drained: boolean }> {
-    const [queue, messages] = this.keys(device);
-    const entries = await this.redis.zrangebyscore(
-      queue,
-      `(${afterSequence}`,
-      '+inf',
-      'WITHSCORES',
-      'LIMIT',
-      0,
-      limit + 1,
-    );
-    const pairs: { guid: string; sequence: number }[] = [];
-    for (let i = 0; i < entries.length; i += 2) {
-      pairs.push({ guid: entries[i] ?? '', sequence: Number(entries[i + 1]) });
-    }
-    const page = pairs.slice(0, limit);
-    if (page.length === 0) return { items: [], drained: true };
-    const bodies = await this.redis.hmgetBuffer(messages, ...page.map((pair) => pair.guid));
+    // As Buffers: the envelopes are binary.
+    const reply = (await this.redis.callBuffer(
+      'EVAL',
+      READ,
+      5,
+      ...this.keys(device),
+      afterSequence,
+      limit,
+      maxBytes,
+      this.cutoff(),
+    )) as [number, number, ...Buffer[]];
+    const [drained, expired, ...flat] = reply;
+    this.metrics.expired(expired);
     const items: QueuedItem[] = [];
-    page.forEach((pair, index) => {
-      const envelope = bodies[index];
-      // An envelope acknowledged between the two reads is simply gone.
-      if (envelope) items.push({ sequence: pair.sequence, guid: pair.guid, envelope });
-    });
-    return { items, drained: pairs.length <= limit };
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const [guid, sequence, envelope] = [flat[i], flat[i + 1], flat[i + 2]];
+      if (guid && sequence && envelope) {
+        items.push({ guid: guid.toString(), sequence: Number(sequence.toString()), envelope });
+      }
+    }
+    return { items, drained: drained === 1 };
   }
 
   async delete(device: DeviceAddress, guids: readonly string[]): Promise<number> {
     if (guids.length === 0) return 0;
-    const [queue, messages] = this.keys(device);
-    return (await this.redis.eval(DELETE, 2, queue, messages, ...guids)) as number;
+    return (await this.redis.eval(DELETE, 5, ...this.keys(device), ...guids)) as number;
   }
 }

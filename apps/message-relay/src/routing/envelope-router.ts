@@ -6,7 +6,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
-import { envelopesTopic } from '@sotto/contracts';
+import { envelopesTopic, presenceBatches } from '@sotto/contracts';
 import { KAFKA } from '@sotto/platform/kafka';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
@@ -52,7 +52,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
   private async route(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     if (!payload.isRunning() || payload.isStale() || batch.messages.length === 0) return;
-    const items: { device: DeviceAddress; guid: string; envelope: Buffer }[] = [];
+    const items: { device: DeviceAddress; guid: string; envelope: Buffer; arrivedAtMs: number }[] = [];
     for (const message of batch.messages) {
       if (!message.value) continue;
       try {
@@ -61,6 +61,8 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
           device: { accountId: envelope.destinationAccountId, deviceId: envelope.destinationDeviceId },
           guid: envelope.guid,
           envelope: message.value,
+          // It arrived when the relay accepted it; its 30 days run from then.
+          arrivedAtMs: Number(envelope.serverTimestampMs),
         });
       } catch (error) {
         // A record that is not an envelope can never be delivered; retrying it would stall the partition.
@@ -84,14 +86,20 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     await this.notify(items.map((item) => item.device));
   }
 
-  /** Best effort: a device that misses the nudge still gets its mail on its next drain. */
+  /**
+   * Nudges the gateways of the batch's devices, in as many presence calls as
+   * it takes (presence takes 1000 devices a call). Best effort: a device that
+   * misses the nudge still gets its mail on its next drain.
+   */
   private async notify(devices: DeviceAddress[]): Promise<void> {
     const unique = [...new Map(devices.map((d) => [`${d.accountId}:${d.deviceId}`, d])).values()];
-    if (unique.length === 0) return;
-    try {
-      await this.upstream.presence.notify({ devices: unique });
-    } catch (error) {
-      this.logger.warn(`could not notify gateways: ${(error as Error).message}`);
+    const results = await Promise.allSettled(
+      presenceBatches(unique).map((batch) => this.upstream.presence.notify({ devices: batch })),
+    );
+    for (const result of results) {
+      if (result.status === 'rejected') {
+        this.logger.warn(`could not notify gateways: ${(result.reason as Error).message}`);
+      }
     }
   }
 

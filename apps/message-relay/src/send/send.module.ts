@@ -1,7 +1,12 @@
 import { Module } from '@nestjs/common';
+import { MailboxModule } from '../mailbox/mailbox.module';
 import { RoutingModule } from '../routing/routing.module';
 import { EnvelopeLog } from './envelope-log';
 import { SendService } from './send.service';
 
-@Module({ imports: [RoutingModule], providers: [EnvelopeLog, SendService], exports: [SendService] })
+@Module({
+  imports: [RoutingModule, MailboxModule],
+  providers: [EnvelopeLog, SendService],
+  exports: [SendService],
+})
 export class SendModule {}

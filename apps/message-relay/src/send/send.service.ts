@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { Metadata, status } from '@grpc/grpc-js';
 import {
   EnvelopeType,
@@ -7,7 +7,9 @@ import {
 } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { SendRequest, SendResponse } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import { grpcError } from '@sotto/platform/grpc';
-import type { DeviceAddress } from '../mailbox/mailbox.store';
+import { RELAY_ENV, type RelayEnv } from '../env';
+import { MailboxMetrics } from '../mailbox/mailbox-metrics';
+import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
 import { FaultInjection } from '../routing/fault-injection';
 import { Upstream } from '../upstream/upstream';
 import { EnvelopeLog } from './envelope-log';
@@ -38,6 +40,9 @@ export class SendService {
     private readonly upstream: Upstream,
     private readonly log: EnvelopeLog,
     private readonly faults: FaultInjection,
+    private readonly mailboxes: MailboxStore,
+    private readonly mailboxMetrics: MailboxMetrics,
+    @Inject(RELAY_ENV) private readonly env: RelayEnv,
   ) {}
 
   /**
@@ -91,9 +96,39 @@ export class SendService {
       await this.upstream.presence.deliverEphemeral({ envelopes: records });
       return { guids: records.map((record) => record.guid), serverTimestampMs };
     }
+    await this.checkRoom(input);
     this.faults.accepted(records.map((record) => record.guid));
     await this.log.append(records);
     return { guids: records.map((record) => record.guid), serverTimestampMs };
+  }
+
+  /**
+   * Refuses the whole message, before anything is logged, when any destination
+   * mailbox is at its cap: nothing already queued is dropped to make room. Sends
+   * racing each other can take a mailbox a little past its cap (by at most what
+   * they carry); what Kafka accepted is always delivered.
+   */
+  private async checkRoom(input: SendInput): Promise<void> {
+    const devices = input.envelopes.map((e) => ({
+      accountId: input.destinationAccountId,
+      deviceId: e.destinationDeviceId,
+    }));
+    const usage = await this.mailboxes.usage(devices);
+    input.envelopes.forEach((envelope, index) => {
+      const { envelopes, bytes } = usage[index] ?? { envelopes: 0, bytes: 0 };
+      const cap =
+        envelopes + 1 > this.env.MAILBOX_MAX_ENVELOPES
+          ? (`${this.env.MAILBOX_MAX_ENVELOPES} envelopes` as const)
+          : bytes + envelope.content.length > this.env.MAILBOX_MAX_BYTES
+            ? (`${this.env.MAILBOX_MAX_BYTES} bytes` as const)
+            : undefined;
+      if (cap === undefined) return;
+      this.mailboxMetrics.refused(cap.endsWith('bytes') ? 'bytes' : 'envelopes');
+      throw grpcError(
+        status.RESOURCE_EXHAUSTED,
+        `mailbox full: device ${envelope.destinationDeviceId} of the destination holds ${envelopes} undelivered envelopes (${bytes} bytes), at its cap of ${cap}; nothing was sent`,
+      );
+    });
   }
 
   /** Refuses a message whose device list is not exactly the destination's, with the lists to fix. */

@@ -1,5 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
+import { PRESENCE_MAX_PER_CALL } from '@sotto/contracts';
 import { grpcError, GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import {
   PresenceServiceService,
@@ -22,12 +23,19 @@ import {
 } from '@sotto/contracts/generated/sotto/presence/v1/presence';
 import { PresenceService, checkDevice } from './presence.service';
 
-const MAX_DEVICES_PER_CALL = 1000;
+/** Refuses a call naming more than presence takes at once, whole: nothing of it is done. */
+function refuseOversize(items: readonly unknown[], field: string): void {
+  if (items.length > PRESENCE_MAX_PER_CALL) {
+    throw grpcError(
+      status.RESOURCE_EXHAUSTED,
+      `${field}: at most ${PRESENCE_MAX_PER_CALL} per call, not ${items.length}; send them in several calls`,
+    );
+  }
+}
 
 function devicesOf(devices: readonly { accountId: string; deviceId: number }[]) {
-  return devices
-    .slice(0, MAX_DEVICES_PER_CALL)
-    .map((device, index) => checkDevice(device, `devices[${index}]`));
+  refuseOversize(devices, 'devices');
+  return devices.map((device, index) => checkDevice(device, `devices[${index}]`));
 }
 
 /** gRPC in, gRPC out for the PresenceService contract. */
@@ -75,16 +83,11 @@ export class PresenceController implements GrpcController<typeof PresenceService
   }
 
   async deliverEphemeral(request: DeliverEphemeralRequest): Promise<DeliverEphemeralResponse> {
-    if (request.envelopes.length > MAX_DEVICES_PER_CALL) {
-      throw grpcError(status.INVALID_ARGUMENT, `envelopes: at most ${MAX_DEVICES_PER_CALL} per call`);
-    }
+    refuseOversize(request.envelopes, 'envelopes');
     return { delivered: await this.presence.deliverEphemeral(request.envelopes) };
   }
 
   async reportVaultAttempt(request: ReportVaultAttemptRequest): Promise<ReportVaultAttemptResponse> {
-    if (request.devices.length > MAX_DEVICES_PER_CALL) {
-      throw grpcError(status.INVALID_ARGUMENT, `devices: at most ${MAX_DEVICES_PER_CALL} per call`);
-    }
     if (!request.report) throw grpcError(status.INVALID_ARGUMENT, 'report: is required');
     return { delivered: await this.presence.reportVaultAttempt(devicesOf(request.devices), request.report) };
   }

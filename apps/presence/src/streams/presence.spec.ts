@@ -197,6 +197,80 @@ describe('presence', () => {
     }
   });
 
+  const oversize = (field: string, count: number) => ({
+    code: status.RESOURCE_EXHAUSTED,
+    details: `${field}: at most 1000 per call, not ${count}; send them in several calls`,
+  });
+
+  it('refuses a Heartbeat of more than 1000 devices whole: none of its claims is kept, while 1000 are', async () => {
+    const shortClient = new PresenceServiceClient(shortLived.grpc, callerCredentials('gateway'));
+    const shortRelay = new PresenceServiceClient(shortLived.grpc, callerCredentials('message-relay'));
+    try {
+      // Two gateways: one heartbeats exactly 1000 devices, the other 1001. Each holds the first of its list.
+      const [kept, refused] = [device(), device()];
+      const [keeper, flooder] = [`gw-${randomUUID()}`, `gw-${randomUUID()}`];
+      const keeperList = [kept, ...Array.from({ length: 999 }, device)];
+      const flooderList = [refused, ...Array.from({ length: 1000 }, device)];
+      for (const [d, gw] of [
+        [kept, keeper],
+        [refused, flooder],
+      ] as const) {
+        await unary(shortClient.claimStream.bind(shortClient), { device: d, gatewayId: gw, streamId: 's' });
+      }
+      const deadline = Date.now() + 15_000;
+      let gatewayIds: string[] = [];
+      while (Date.now() < deadline) {
+        await unary(shortClient.heartbeat.bind(shortClient), { gatewayId: keeper, devices: keeperList });
+        const answer = await unary(shortClient.heartbeat.bind(shortClient), {
+          gatewayId: flooder,
+          devices: flooderList,
+        }).catch((thrown: unknown) => thrown);
+        expect(answer).toMatchObject(oversize('devices', 1001));
+        const { locations } = await unary(shortRelay.locate.bind(shortRelay), { devices: [kept, refused] });
+        gatewayIds = locations.map((location) => location.gatewayId);
+        if (gatewayIds[1] === '') break;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      // Sliced to its first 1000, the refused call would have kept its first device alive like the other.
+      expect(gatewayIds).toEqual([keeper, '']);
+    } finally {
+      shortClient.close();
+      shortRelay.close();
+    }
+  });
+
+  it('refuses a Notify, Locate or EndStreams of more than 1000 devices whole, with RESOURCE_EXHAUSTED', async () => {
+    const [online, other] = [device(), device()];
+    const gw = `gw-${randomUUID()}`;
+    await claim(online, gw, 'online-stream');
+    await claim(other, gw, 'other-stream');
+    const tooMany = [online, ...Array.from({ length: 1000 }, device)];
+    const events = await listen(gw);
+    try {
+      const refusal = (call: Promise<unknown>) => call.catch((thrown: unknown) => thrown);
+      expect(await refusal(unary(relay.notify.bind(relay), { devices: tooMany }))).toMatchObject(
+        oversize('devices', 1001),
+      );
+      expect(await refusal(unary(relay.locate.bind(relay), { devices: tooMany }))).toMatchObject(
+        oversize('devices', 1001),
+      );
+      expect(await refusal(unary(client.endStreams.bind(client), { devices: tooMany }))).toMatchObject(
+        oversize('devices', 1001),
+      );
+      // Nothing of the refused calls happened: the first event on the channel is this nudge, and the stream stands.
+      expect(await unary(relay.notify.bind(relay), { devices: [other] })).toEqual({ notified: 1 });
+      expect(await events.next()).toMatchObject({ device: other, streamId: 'other-stream', newMail: {} });
+      expect(await locate(online)).toEqual([{ gatewayId: gw, streamId: 'online-stream' }]);
+      // At the limit, a call is served.
+      expect(await unary(relay.notify.bind(relay), { devices: tooMany.slice(0, 1000) })).toEqual({
+        notified: 1,
+      });
+      expect(await events.next()).toMatchObject({ device: online, streamId: 'online-stream', newMail: {} });
+    } finally {
+      events.close();
+    }
+  });
+
   it.each([
     [{ gatewayId: 'gw', streamId: 's' }, 'device: is required'],
     [

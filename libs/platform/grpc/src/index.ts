@@ -1,6 +1,12 @@
 export { runService, ServiceSpec, serviceEnvSchema, CommonServiceEnv } from './run-service';
 export { internalChannelOptions } from './client-options';
 export {
+  INTERNAL_SERVER_LIMITS,
+  PUBLIC_SERVER_LIMITS,
+  serverLimitOptions,
+  ServerLimits,
+} from './server-limits';
+export {
   GrpcController,
   GrpcService,
   packageDefinitionOf,

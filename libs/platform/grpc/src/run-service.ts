@@ -31,6 +31,7 @@ import { GrpcMetricsInterceptor } from './metrics.interceptor';
 import { createGrpcMicroservice } from './microservice';
 import { checkOwnCertificate, serverCredentials } from './tls';
 import { useServiceIdentity } from './upstream';
+import { INTERNAL_SERVER_LIMITS, PUBLIC_SERVER_LIMITS, serverLimitOptions } from './server-limits';
 
 /** Variables every service reads; each service's schema adds its own. */
 export function commonServiceEnv(defaults: { grpc: string; metrics: string }) {
@@ -171,8 +172,9 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
     // TLS 1.3 only; internal services also require a client certificate and check the topology.
     credentials,
     channelOptions: spec.publicApi
-      ? {}
+      ? serverLimitOptions(PUBLIC_SERVER_LIMITS)
       : {
+          ...serverLimitOptions(INTERNAL_SERVER_LIMITS),
           'grpc.max_connection_age_ms': INTERNAL_CONNECTION_AGE_MS,
           'grpc.max_connection_age_grace_ms': INTERNAL_CONNECTION_AGE_GRACE_MS,
         },

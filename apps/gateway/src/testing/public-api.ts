@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import {
+  AccountServiceClient,
+  MessagingServiceClient,
+  type ConnectRequest,
+  type ConnectResponse,
+  type SendResponse,
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import { gatewayCredentials } from '@sotto/testing';
+
+/** A registered device as a test drives it: its account, registration id and credentials. */
+export interface Device {
+  accountId: string;
+  registrationId: number;
+  auth: Metadata;
+}
+
+/** A Connect stream whose messages can be awaited one by one. */
+export class Inbox {
+  private readonly queue: ConnectResponse[] = [];
+  private readonly waiting: ((message: ConnectResponse | 'end') => void)[] = [];
+  ended = false;
+
+  constructor(readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>) {
+    call.on('data', (message: ConnectResponse) => this.deliver(message));
+    call.on('end', () => {
+      this.ended = true;
+      this.waiting.splice(0).forEach((resolve) => resolve('end'));
+    });
+    call.on('error', () => undefined);
+  }
+
+  private deliver(message: ConnectResponse): void {
+    const waiter = this.waiting.shift();
+    if (waiter) waiter(message);
+    else this.queue.push(message);
+  }
+
+  next(): Promise<ConnectResponse | 'end'> {
+    const ready = this.queue.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.ended) return Promise.resolve('end');
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  ack(guids: string[]): void {
+    this.call.write({ ack: { guids } });
+  }
+}
+
+/** The gateway's public API as a raw client sees it: register, send opaque bytes, connect. */
+export class PublicApi {
+  readonly accounts: AccountServiceClient;
+  readonly messaging: MessagingServiceClient;
+
+  constructor(gateway: string) {
+    this.accounts = new AccountServiceClient(gateway, gatewayCredentials());
+    this.messaging = new MessagingServiceClient(gateway, gatewayCredentials());
+  }
+
+  async register(username = `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`): Promise<Device> {
+    const generated = generateDeviceKeys(20);
+    const registered = await unary(this.accounts.register.bind(this.accounts), {
+      username,
+      identityKey: Buffer.from(generated.identity.publicKey.serialize()),
+      device: publicDeviceKeys(generated),
+    });
+    const auth = new Metadata();
+    auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
+    return { accountId: registered.accountId, registrationId: generated.registrationId, auth };
+  }
+
+  /** Sends `body` (any bytes: the platform never reads them) to the destination's device 1. */
+  send(from: Device, to: Device, body: string | Uint8Array): Promise<SendResponse> {
+    return unary(
+      this.messaging.send.bind(this.messaging),
+      {
+        destinationAccountId: to.accountId,
+        clientTimestampMs: String(Date.now()),
+        ephemeral: false,
+        envelopes: [
+          {
+            destinationDeviceId: 1,
+            destinationRegistrationId: to.registrationId,
+            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+            content: typeof body === 'string' ? Buffer.from(body) : body,
+          },
+        ],
+      },
+      { metadata: from.auth },
+    );
+  }
+
+  connect(device: Device): Inbox {
+    return new Inbox(this.messaging.connect(device.auth));
+  }
+
+  close(): void {
+    this.accounts.close();
+    this.messaging.close();
+  }
+}
