@@ -515,6 +515,18 @@ describe('helm/sotto', () => {
     }
   });
 
+  it("gives the message-relay its mailboxes' caps and expiry, and refuses a cap of zero", () => {
+    const env = environment(defaults, 'message-relay');
+    expect(value(env, 'MAILBOX_MAX_ENVELOPES')).toBe('50000');
+    expect(value(env, 'MAILBOX_MAX_BYTES')).toBe('104857600');
+    expect(value(env, 'MAILBOX_ENVELOPE_TTL_SECONDS')).toBe('2592000');
+    const custom = environment(render(['messageRelay.mailbox.maxEnvelopes=1000']), 'message-relay');
+    expect(value(custom, 'MAILBOX_MAX_ENVELOPES')).toBe('1000');
+    const zero = helm(['template', RELEASE, chart, '--set', 'messageRelay.mailbox.maxBytes=0']);
+    expect(zero.status).not.toBe(0);
+    expect(zero.stderr).toContain('maxBytes');
+  });
+
   it('keeps backup blobs on a writable volume: an emptyDir by default, a kept PVC when asked', () => {
     const check = (manifests: Manifest[]): PodSpec['volumes'] => {
       const env = environment(manifests, 'backup-store');
