@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { status } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { unary } from '@sotto/client-sdk';
 import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import type { ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
@@ -81,6 +81,7 @@ describe('a full mailbox', () => {
 
     const refused = await refusal(api.send(mallory, bob, 'one too many'));
     expect(refused).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    expect((refused as ServiceError).metadata.get('sotto-refusal')).toEqual(['mailbox-full']);
     expect((refused as Error).message).toMatch(
       /mailbox full: device 1 of the destination holds 5 undelivered envelopes .* at its cap of 5 envelopes; nothing was sent/,
     );

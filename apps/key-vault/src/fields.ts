@@ -1,5 +1,5 @@
 import { status } from '@grpc/grpc-js';
-import { grpcError } from '@sotto/platform/grpc';
+import { grpcError, refuse } from '@sotto/platform/grpc';
 
 /** A fixed-size protocol message (an OPAQUE message, a proof): anything else is malformed. */
 export function exactBytes(value: Uint8Array, length: number, field: string): Buffer {
@@ -14,7 +14,7 @@ export function exactBytes(value: Uint8Array, length: number, field: string): Bu
 export function boundedBytes(value: Uint8Array, maxLength: number, field: string): Buffer {
   if (value.length === 0) throw grpcError(status.INVALID_ARGUMENT, `${field}: is required`);
   if (value.length > maxLength) {
-    throw grpcError(status.RESOURCE_EXHAUSTED, `${field}: at most ${maxLength} bytes, not ${value.length}`);
+    throw refuse('too-large', `${field}: at most ${maxLength} bytes, not ${value.length}`);
   }
   return Buffer.from(value);
 }

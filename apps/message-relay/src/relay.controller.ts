@@ -13,6 +13,7 @@ import {
 import {
   grpcError,
   GrpcService,
+  refuse,
   requireAccountId,
   requireDeviceId,
   type GrpcController,
@@ -70,7 +71,7 @@ export class RelayController implements GrpcController<typeof RelayServiceServic
 
   async ack(request: AckRequest): Promise<AckResponse> {
     if (request.guids.length > MAX_ACK) {
-      throw grpcError(status.RESOURCE_EXHAUSTED, `guids: at most ${MAX_ACK} per acknowledgement`);
+      throw refuse('too-many', `guids: at most ${MAX_ACK} per acknowledgement`);
     }
     return {
       deleted: await this.mailboxes.delete(device(request.accountId, request.deviceId, ''), request.guids),

@@ -1,9 +1,10 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { explain, SottoError, ThrottledError } from './errors';
 
-function refusal(details: string, retryAfterMs?: string): ServiceError {
+function refusal(details: string, retryAfterMs?: string, reason?: string): ServiceError {
   const metadata = new Metadata();
   if (retryAfterMs !== undefined) metadata.set('retry-after-ms', retryAfterMs);
+  if (reason !== undefined) metadata.set('sotto-refusal', reason);
   return Object.assign(new Error(`8 RESOURCE_EXHAUSTED: ${details}`), {
     code: status.RESOURCE_EXHAUSTED,
     details,
@@ -50,6 +51,20 @@ describe('explain', () => {
       expect(error).toBeInstanceOf(SottoError);
       expect(error).not.toBeInstanceOf(ThrottledError);
       expect(error instanceof SottoError ? error.retryAfterMs : 'not a SottoError').toBeUndefined();
+    }
+  });
+
+  it("names the refusal's reason from the sotto-refusal trailer, and ignores one that is not a reason", () => {
+    expect(explain(refusal('mailbox full: …', undefined, 'mailbox-full'), 's')).toMatchObject({
+      reason: 'mailbox-full',
+      retryAfterMs: undefined,
+    });
+    expect(explain(refusal('too many …; retry in 2 s', '1200', 'rate-limited'), 's')).toMatchObject({
+      name: 'ThrottledError',
+      reason: 'rate-limited',
+    });
+    for (const garbage of ['', 'Mailbox Full', 'x'.repeat(41), 'rate_limited; drop']) {
+      expect(explain(refusal('refused', undefined, garbage), 's')).toMatchObject({ reason: undefined });
     }
   });
 });

@@ -8,6 +8,12 @@ export class SottoError extends Error {
     readonly code?: status,
     /** For a refusal to be tried again later (RESOURCE_EXHAUSTED): how long to wait, from the server's `retry-after-ms`. */
     readonly retryAfterMs?: number,
+    /**
+     * Why the server refused, from its `sotto-refusal` trailer: `rate-limited`, `must-wait`,
+     * `too-large`, `too-many`, `quota`, `mailbox-full`, `device-list-mismatch`, `upload-state`
+     * or `vault-destroyed` (README, "Errors").
+     */
+    readonly reason?: string,
   ) {
     super(message);
     this.name = 'SottoError';
@@ -22,8 +28,8 @@ export class SottoError extends Error {
 export class ThrottledError extends SottoError {
   declare readonly retryAfterMs: number;
 
-  constructor(message: string, retryAfterMs: number) {
-    super(message, status.RESOURCE_EXHAUSTED, retryAfterMs);
+  constructor(message: string, retryAfterMs: number, reason?: string) {
+    super(message, status.RESOURCE_EXHAUSTED, retryAfterMs, reason);
     this.name = 'ThrottledError';
   }
 }
@@ -50,10 +56,21 @@ function isServiceError(error: unknown): error is ServiceError {
 
 /** The server's `retry-after-ms` trailer of a refusal, if it sent a sane one. */
 function retryAfterOf(error: ServiceError): number | undefined {
+  const value = trailerOf(error, 'retry-after-ms');
+  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+}
+
+/** The server's `sotto-refusal` trailer: a reason named in lower case and dashes, if it sent one. */
+function reasonOf(error: ServiceError): string | undefined {
+  const value = trailerOf(error, 'sotto-refusal');
+  return value !== undefined && /^[a-z-]{1,40}$/.test(value) ? value : undefined;
+}
+
+function trailerOf(error: ServiceError, key: string): string | undefined {
   // A ServiceError made by hand (or by an older grpc-js) may carry no metadata.
   const metadata = error.metadata as ServiceError['metadata'] | undefined;
-  const [value] = metadata?.get('retry-after-ms') ?? [];
-  return typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+  const [value] = metadata?.get(key) ?? [];
+  return typeof value === 'string' ? value : undefined;
 }
 
 /** Turns a gRPC failure into words: unreachable or untrusted servers, refused credentials, throttling. */
@@ -79,14 +96,15 @@ export function explain(error: unknown, server: string): Error {
       // "too many …; retry in N s" (or another refusal with a wait): the wait as the trailer says it.
       const retryAfterMs = retryAfterOf(error);
       const what = error.details || error.message;
-      if (retryAfterMs === undefined) return new SottoError(what, error.code);
+      if (retryAfterMs === undefined) return new SottoError(what, error.code, undefined, reasonOf(error));
       const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
       return new ThrottledError(
         `${what.replace(/; retry in \d+ s$/, '')}; try again in ${seconds} s`,
         retryAfterMs,
+        reasonOf(error),
       );
     }
     default:
-      return new SottoError(error.details || error.message, error.code);
+      return new SottoError(error.details || error.message, error.code, undefined, reasonOf(error));
   }
 }

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
-import { grpcError } from '@sotto/platform/grpc';
+import { grpcError, refuse } from '@sotto/platform/grpc';
 import type { AccountId } from '@sotto/platform/ids';
 import { BLOB_STORE, type BlobStore, type Checkpoint, type PendingBlob } from '../blobs/blob-store';
 import { DoomedBlobs } from '../cleanup/doomed-blobs';
@@ -73,7 +73,7 @@ export class UploadsService {
     const quota = this.policy.quotaBytes;
     if (size > quota) {
       this.metrics.quotaRefused('bytes');
-      throw grpcError(status.RESOURCE_EXHAUSTED, `size: ${size} bytes is over the quota of ${quota} bytes`);
+      throw refuse('quota', `size: ${size} bytes is over the quota of ${quota} bytes`);
     }
     const uploadId = randomUUID() as UploadId;
     let blob: PendingBlob | undefined;
@@ -82,15 +82,15 @@ export class UploadsService {
         const reserved = await account.reservations();
         if (reserved.uploads >= MAX_UPLOADS_IN_PROGRESS) {
           this.metrics.quotaRefused('uploads');
-          throw grpcError(
-            status.RESOURCE_EXHAUSTED,
+          throw refuse(
+            'quota',
             `${reserved.uploads} uploads are in progress for this account, the most it may have; finish or cancel one`,
           );
         }
         if (reserved.bytes + size > quota) {
           this.metrics.quotaRefused('bytes');
-          throw grpcError(
-            status.RESOURCE_EXHAUSTED,
+          throw refuse(
+            'quota',
             `size: ${size} bytes would exceed the quota of ${quota} bytes: uploads in progress reserve ${reserved.bytes}`,
           );
         }
@@ -125,8 +125,8 @@ export class UploadsService {
     const blob = await this.uploads.discard(accountId, uploadId);
     if (blob) return this.doomed.removeNow(accountId, [blob]);
     const upload = await this.find(accountId, uploadId);
-    throw grpcError(
-      status.FAILED_PRECONDITION,
+    throw refuse(
+      'upload-state',
       `upload_id: the upload is complete: it is version ${upload.version}; nothing to cancel`,
     );
   }
@@ -195,8 +195,8 @@ export class UploadsService {
       let position = offset;
       for await (const chunk of chunks) {
         if (chunk.length > MAX_CHUNK_BYTES) {
-          throw grpcError(
-            status.RESOURCE_EXHAUSTED,
+          throw refuse(
+            'too-large',
             `chunk: ${chunk.length} bytes is over the maximum chunk size of ${MAX_CHUNK_BYTES} bytes`,
           );
         }
@@ -233,13 +233,13 @@ export class UploadsService {
     if (upload.version !== null) {
       if (offset === upload.size)
         return { received: upload.size, version: this.versionOf(upload, upload.version) };
-      throw grpcError(
-        status.FAILED_PRECONDITION,
+      throw refuse(
+        'upload-state',
         `start.offset: the upload is complete (version ${upload.version}); only offset ${upload.size} is accepted, got ${offset}`,
       );
     }
-    throw grpcError(
-      status.FAILED_PRECONDITION,
+    throw refuse(
+      'upload-state',
       `start.offset: the store holds ${upload.received} bytes of this upload: expected offset ${upload.received}, got ${offset}`,
     );
   }

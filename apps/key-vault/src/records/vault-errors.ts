@@ -1,5 +1,5 @@
 import { Metadata, status } from '@grpc/grpc-js';
-import { grpcError, throttled } from '@sotto/platform/grpc';
+import { grpcError, refuse, throttled } from '@sotto/platform/grpc';
 import type { AccountId } from '@sotto/platform/ids';
 import { MAX_ATTEMPTS } from './vault-records.repository';
 
@@ -15,10 +15,10 @@ export const noVault = () => grpcError(status.NOT_FOUND, 'account_id: has no vau
 
 export function vaultDestroyed(accountId?: AccountId) {
   const message = `vault destroyed after ${MAX_ATTEMPTS} failed attempts; restore with the recovery key`;
-  if (accountId === undefined) return grpcError(status.FAILED_PRECONDITION, message);
+  if (accountId === undefined) return refuse('vault-destroyed', message);
   const metadata = new Metadata();
   metadata.set(ACCOUNT_ID_METADATA, accountId);
-  return grpcError(status.FAILED_PRECONDITION, message, metadata);
+  return refuse('vault-destroyed', message, metadata);
 }
 
 export const vaultReplaced = () =>
@@ -35,8 +35,8 @@ export function mustWait(waitMs: number, attemptsLeft: number) {
   const metadata = new Metadata();
   metadata.set('retry-after-ms', String(waitMs));
   metadata.set('attempts-left', String(attemptsLeft));
-  return grpcError(
-    status.RESOURCE_EXHAUSTED,
+  return refuse(
+    'must-wait',
     `password tries are spaced out: the next is allowed in ${formatWait(waitMs)} ` +
       `(${attemptsLeft} attempts left); retry in ${Math.ceil(waitMs / 1000)} s`,
     metadata,

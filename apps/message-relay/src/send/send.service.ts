@@ -6,7 +6,7 @@ import {
   type Envelope,
 } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { SendRequest, SendResponse } from '@sotto/contracts/generated/sotto/relay/v1/relay';
-import { grpcError } from '@sotto/platform/grpc';
+import { grpcError, refuse } from '@sotto/platform/grpc';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { MailboxMetrics } from '../mailbox/mailbox-metrics';
 import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
@@ -64,8 +64,8 @@ export class SendService {
       const field = `envelopes[${index}]`;
       if (envelope.content.length === 0) throw invalid(`${field}.content: is required`);
       if (envelope.content.length > MAX_ENVELOPE_BYTES) {
-        throw grpcError(
-          status.RESOURCE_EXHAUSTED,
+        throw refuse(
+          'too-large',
           `${field}.content: ${envelope.content.length} bytes is over the ${MAX_ENVELOPE_BYTES}-byte limit`,
         );
       }
@@ -124,8 +124,8 @@ export class SendService {
             : undefined;
       if (cap === undefined) return;
       this.mailboxMetrics.refused(cap.endsWith('bytes') ? 'bytes' : 'envelopes');
-      throw grpcError(
-        status.RESOURCE_EXHAUSTED,
+      throw refuse(
+        'mailbox-full',
         `mailbox full: device ${envelope.destinationDeviceId} of the destination holds ${envelopes} undelivered envelopes (${bytes} bytes), at its cap of ${cap}; nothing was sent`,
       );
     });
@@ -157,8 +157,8 @@ export class SendService {
     const metadata = new Metadata();
     metadata.set(MISMATCHED_DEVICES_TRAILER, Buffer.from(MismatchedDevices.encode(mismatch).finish()));
     const list = (ids: number[]): string => `[${ids.join(', ')}]`;
-    throw grpcError(
-      status.FAILED_PRECONDITION,
+    throw refuse(
+      'device-list-mismatch',
       `device list mismatch: missing ${list(mismatch.missingDeviceIds)}, extra ${list(mismatch.extraDeviceIds)}, stale ${list(mismatch.staleDeviceIds)}`,
       metadata,
     );

@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { KEMPublicKey, PublicKey } from '@signalapp/libsignal-client';
 import type { EcPreKey, KyberPreKey, SignedEcPreKey } from '@sotto/contracts/generated/sotto/common/v1/keys';
-import { grpcError } from '@sotto/platform/grpc';
+import { grpcError, refuse } from '@sotto/platform/grpc';
 
 /** Limits on one request: no account may push more than this at once. */
 export const MAX_ONE_TIME_KEYS_PER_REQUEST = 100;
@@ -109,14 +109,14 @@ export function validateKeys(
 ): ValidatedKeys {
   const path = (name: string): string => (fields.prefix ? `${fields.prefix}.${name}` : name);
   if (keys.oneTimeEc.length > MAX_ONE_TIME_KEYS_PER_REQUEST) {
-    throw grpcError(
-      status.RESOURCE_EXHAUSTED,
+    throw refuse(
+      'too-many',
       `${path(fields.oneTimeEc)}: at most ${MAX_ONE_TIME_KEYS_PER_REQUEST} keys per request`,
     );
   }
   if (keys.oneTimeKyber.length > MAX_ONE_TIME_KEYS_PER_REQUEST) {
-    throw grpcError(
-      status.RESOURCE_EXHAUSTED,
+    throw refuse(
+      'too-many',
       `${path(fields.oneTimeKyber)}: at most ${MAX_ONE_TIME_KEYS_PER_REQUEST} keys per request`,
     );
   }

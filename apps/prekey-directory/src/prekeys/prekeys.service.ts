@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
-import { grpcError } from '@sotto/platform/grpc';
+import { grpcError, refuse } from '@sotto/platform/grpc';
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { AccountsRepository } from '../accounts/accounts.repository';
 import { FetchRateLimit } from './fetch-rate-limit';
@@ -84,16 +84,10 @@ export class PreKeysService {
     );
     const before = await this.prekeys.count(accountId, deviceId);
     if (before.ec + keys.oneTimeEc.length > MAX_STORED_ONE_TIME_KEYS) {
-      throw grpcError(
-        status.RESOURCE_EXHAUSTED,
-        `one_time_pre_keys: a device keeps at most ${MAX_STORED_ONE_TIME_KEYS}`,
-      );
+      throw refuse('quota', `one_time_pre_keys: a device keeps at most ${MAX_STORED_ONE_TIME_KEYS}`);
     }
     if (before.kyber + keys.oneTimeKyber.length > MAX_STORED_ONE_TIME_KEYS) {
-      throw grpcError(
-        status.RESOURCE_EXHAUSTED,
-        `one_time_kyber_pre_keys: a device keeps at most ${MAX_STORED_ONE_TIME_KEYS}`,
-      );
+      throw refuse('quota', `one_time_kyber_pre_keys: a device keeps at most ${MAX_STORED_ONE_TIME_KEYS}`);
     }
     await this.prekeys.store(accountId, deviceId, keys);
     return this.prekeys.count(accountId, deviceId);

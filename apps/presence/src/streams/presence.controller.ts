@@ -1,7 +1,7 @@
 import { Controller } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { PRESENCE_MAX_PER_CALL } from '@sotto/contracts';
-import { grpcError, GrpcService, type GrpcController } from '@sotto/platform/grpc';
+import { grpcError, GrpcService, refuse, type GrpcController } from '@sotto/platform/grpc';
 import {
   PresenceServiceService,
   type ClaimStreamRequest,
@@ -26,8 +26,8 @@ import { PresenceService, checkDevice } from './presence.service';
 /** Refuses a call naming more than presence takes at once, whole: nothing of it is done. */
 function refuseOversize(items: readonly unknown[], field: string): void {
   if (items.length > PRESENCE_MAX_PER_CALL) {
-    throw grpcError(
-      status.RESOURCE_EXHAUSTED,
+    throw refuse(
+      'too-many',
       `${field}: at most ${PRESENCE_MAX_PER_CALL} per call, not ${items.length}; send them in several calls`,
     );
   }

@@ -2,7 +2,8 @@ import { Metadata, status } from '@grpc/grpc-js';
 import type { ArgumentsHost } from '@nestjs/common';
 import pino from 'pino';
 import { lastValueFrom } from 'rxjs';
-import { GrpcExceptionFilter, grpcError, throttled } from './errors';
+import { GrpcExceptionFilter, grpcError } from './errors';
+import { throttled } from './refusals';
 
 const host = {
   getType: () => 'rpc',

@@ -17,20 +17,6 @@ export function grpcError(code: status, message: string, metadata?: Metadata): R
 }
 
 /**
- * RESOURCE_EXHAUSTED for a caller who must wait: the delay in words and, for
- * clients to act on, in milliseconds in the `retry-after-ms` metadata.
- */
-export function throttled(what: string, retryAfterMs: number): RpcException {
-  const metadata = new Metadata();
-  metadata.set('retry-after-ms', String(retryAfterMs));
-  return grpcError(
-    status.RESOURCE_EXHAUSTED,
-    `${what}; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
-    metadata,
-  );
-}
-
-/**
  * The gRPC status code an error carries: a deliberate error of ours
  * (grpcError), or one a client call returned. Undefined for anything else.
  */

@@ -14,7 +14,8 @@ export {
   ResponseOf,
   ServiceShape,
 } from './contract';
-export { GrpcExceptionFilter, grpcError, grpcStatusOf, throttled } from './errors';
+export { GrpcExceptionFilter, grpcError, grpcStatusOf } from './errors';
+export { REFUSALS, REFUSAL_TRAILER, refuse, RefusalReason, throttled } from './refusals';
 export { requireAccountId, requireDeviceId, validArgument } from './arguments';
 export { GrpcMetricsInterceptor } from './metrics.interceptor';
 export { createUpstreamClient, upstreamError, UpstreamClient, UpstreamClients } from './upstream';
