@@ -40,6 +40,18 @@ export const gatewayEnv = serviceEnvSchema(
     /** Failed authentications of one device per window, from anywhere, before each address gets only one more. */
     AUTH_FAILURES_PER_DEVICE: positiveInt().default(100),
     AUTH_FAILURE_WINDOW_SECONDS: positiveInt().default(60),
+    /**
+     * Envelopes a device may have unacknowledged on its stream (Signal uses
+     * 256); the rest wait in its mailbox until acknowledgements come. At most
+     * 1000, what one acknowledgement may carry.
+     */
+    DELIVERY_MAX_IN_FLIGHT: positiveInt().max(1000, { message: 'expected at most 1000' }).default(256),
+    /** Bytes of envelope content a device may have unacknowledged; one envelope goes even if larger. */
+    DELIVERY_MAX_IN_FLIGHT_BYTES: positiveInt().default(1024 * 1024),
+    /** First wait before a failed drain of a connected device is tried again; doubled each time, with jitter. */
+    DELIVERY_DRAIN_RETRY_MIN_MS: positiveInt().default(250),
+    /** Longest wait between retries of a failed drain. */
+    DELIVERY_DRAIN_RETRY_MAX_MS: positiveInt().default(30_000),
   },
 );
 export type GatewayEnv = z.output<typeof gatewayEnv>;
