@@ -153,10 +153,12 @@ export class DeliveryStream {
 
   /** Waits while the call holds writes the device has not read: nothing piles up in the gateway. */
   private async writable(): Promise<void> {
-    if (!this.outlet.congested) return;
-    this.waitingFor = 'client';
-    await Promise.race([this.outlet.ready(), this.ended]);
-    this.waitingFor = undefined;
+    // Again after each 'drain': what the call held may have filled it once more.
+    while (this.outlet.congested && !this.closed) {
+      this.waitingFor = 'client';
+      await Promise.race([this.outlet.ready(), this.ended]);
+      this.waitingFor = undefined;
+    }
   }
 
   private retryLater(error: unknown): void {
