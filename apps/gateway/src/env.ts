@@ -62,6 +62,18 @@ export const gatewayEnv = serviceEnvSchema(
     RATE_LIMIT_CONNECT_PER_DEVICE: rate('30/1m'),
     /** Every other authenticated call of one device (prekey counts and uploads, backups, the vault, …). */
     RATE_LIMIT_OTHER_CALLS_PER_DEVICE: rate('120/1m'),
+    /**
+     * Envelopes a device may have unacknowledged on its stream (Signal uses
+     * 256); the rest wait in its mailbox until acknowledgements come. At most
+     * 1000, what one acknowledgement may carry.
+     */
+    DELIVERY_MAX_IN_FLIGHT: positiveInt().max(1000, { message: 'expected at most 1000' }).default(256),
+    /** Bytes of envelope content a device may have unacknowledged; one envelope goes even if larger. */
+    DELIVERY_MAX_IN_FLIGHT_BYTES: positiveInt().default(1024 * 1024),
+    /** First wait before a failed drain of a connected device is tried again; doubled each time, with jitter. */
+    DELIVERY_DRAIN_RETRY_MIN_MS: positiveInt().default(250),
+    /** Longest wait between retries of a failed drain. */
+    DELIVERY_DRAIN_RETRY_MAX_MS: positiveInt().default(30_000),
   },
 ).and(redisEnv);
 export type GatewayEnv = z.output<typeof gatewayEnv>;

@@ -10,10 +10,34 @@ import { CredentialRevocations, type Revocation } from '../auth/credential-revoc
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
 import { Upstream } from '../upstream/upstream';
 import { VaultReports } from '../vault/vault-reports';
+import { DeliveryMetrics, type DeliverySnapshot } from './delivery-metrics';
+import { drainRetryDelayMs, type RetryDelays } from './drain-retry';
+import { InFlightWindow, type InFlightLimits } from './in-flight-window';
 
 const PAGE = 100;
+/** A mailbox read that takes longer has failed, and the drain is retried: a hung relay never stalls a device for good. */
+const READ_TIMEOUT_MS = 10_000;
 /** Below this many one-time keys of either kind, a device is asked to upload more. */
 export const PREKEYS_LOW = 10;
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/** Where a stream's messages go: the device's Connect call. */
+export interface StreamOutlet {
+  /** Hands a message to the call, which writes it as HTTP/2 flow control lets it. */
+  push(message: ConnectResponse): void;
+  /** True while the call holds writes the device has not taken yet: push no envelope until ready(). */
+  readonly congested: boolean;
+  /** Resolves once the call has written what it held. */
+  ready(): Promise<void>;
+  /** Ends the call. */
+  end(): void;
+}
+
+export interface DeliverySettings {
+  readonly inFlight: InFlightLimits;
+  readonly retry: RetryDelays;
+}
 
 /** One device's open Connect stream on this gateway. */
 export class DeliveryStream {
@@ -23,6 +47,13 @@ export class DeliveryStream {
   private drainAgain = false;
   private reportedEmpty = false;
   private closed = false;
+  private readonly ended: Promise<void>;
+  private markEnded!: () => void;
+  private readonly window: InFlightWindow;
+  /** What the drain waits for, if anything: room in the window, or the device to read. */
+  private waitingFor?: 'acknowledgements' | 'client';
+  private failedDrains = 0;
+  private retry?: NodeJS.Timeout;
   /** Failed tries on the account's vault to tell this device of, asked for while the backlog drains. */
   private vaultReport?: Promise<VaultAttemptFailed | undefined>;
 
@@ -30,40 +61,39 @@ export class DeliveryStream {
     readonly device: AuthenticatedDevice,
     private readonly upstream: Upstream,
     private readonly vaultReports: VaultReports,
-    private readonly push: (message: ConnectResponse) => void,
-    private readonly end: () => void,
+    private readonly outlet: StreamOutlet,
+    private readonly onClose: () => void,
+    private readonly settings: DeliverySettings,
+    private readonly metrics: DeliveryMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.window = new InFlightWindow(settings.inFlight);
+    this.ended = new Promise((resolve) => (this.markEnded = resolve));
+  }
 
   /**
-   * Sends everything queued after what this stream already sent, in order.
-   * Drains never overlap: a nudge during a drain makes it go round once more.
+   * Sends everything queued after what this stream already sent, in order,
+   * with at most the window's worth unacknowledged: past it, the rest waits
+   * in the mailbox until the device acknowledges. Drains never overlap: a
+   * nudge during a drain makes it go round once more. A drain that fails is
+   * tried again after a backoff, so a connected device never stalls waiting
+   * for the next nudge.
    */
   async drain(): Promise<void> {
+    if (this.closed) return;
     if (this.draining) {
       this.drainAgain = true;
       return;
     }
     this.draining = true;
+    clearTimeout(this.retry);
+    this.retry = undefined;
     this.vaultReport ??= this.vaultReports.pending(this.device.accountId);
     try {
       do {
         do {
           this.drainAgain = false;
-          for (;;) {
-            const page = await this.upstream.relay.readMailbox({
-              ...this.device,
-              afterSequence: this.lastSequence,
-              limit: PAGE,
-              maxBytes: 0,
-            });
-            for (const queued of page.envelopes) {
-              if (this.closed) return;
-              if (queued.envelope) this.push({ envelope: queued.envelope });
-              this.lastSequence = queued.sequence;
-            }
-            if (page.drained || page.envelopes.length === 0) break;
-          }
+          await this.sendQueued();
         } while (this.drainAgain && !this.closed);
         if (!this.reportedEmpty && !this.closed) {
           this.reportedEmpty = true;
@@ -71,55 +101,149 @@ export class DeliveryStream {
           const report = await this.vaultReport;
           if (report) this.pushVaultReport(report);
           if (this.closed) return;
-          this.push({ queueEmpty: {} });
+          this.outlet.push({ queueEmpty: {} });
           await this.checkPreKeys();
         }
         // Mail that arrived while the vault and the prekeys were asked about.
       } while (this.drainAgain && !this.closed);
+      this.failedDrains = 0;
     } catch (error) {
-      this.logger.warn(
-        `drain of ${this.device.accountId}.${this.device.deviceId} failed: ${(error as Error).message}`,
-      );
+      this.retryLater(error);
     } finally {
       this.draining = false;
     }
   }
 
+  /** Reads the mailbox page by page into the window and writes each envelope when the device takes it. */
+  private async sendQueued(): Promise<void> {
+    for (;;) {
+      if (this.window.isFull) {
+        this.waitingFor = 'acknowledgements';
+        await this.window.whenRoom();
+        this.waitingFor = undefined;
+      }
+      if (this.closed) return;
+      const room = this.window.room();
+      const page = await this.upstream.relay.readMailbox(
+        {
+          ...this.device,
+          afterSequence: this.lastSequence,
+          limit: Math.min(PAGE, room.envelopes),
+          maxBytes: Math.min(room.bytes, 0xffffffff),
+        },
+        undefined,
+        { deadline: Date.now() + READ_TIMEOUT_MS },
+      );
+      if (this.closed) return;
+      this.metrics.read(page.envelopes.length);
+      for (const { envelope } of page.envelopes) {
+        if (envelope) this.window.add(envelope.guid, envelope.content.length);
+      }
+      for (const queued of page.envelopes) {
+        if (queued.envelope) {
+          await this.writable();
+          if (this.closed) return;
+          this.outlet.push({ envelope: queued.envelope });
+        }
+        this.lastSequence = queued.sequence;
+      }
+      if (page.drained || page.envelopes.length === 0) return;
+    }
+  }
+
+  /** Waits while the call holds writes the device has not read: nothing piles up in the gateway. */
+  private async writable(): Promise<void> {
+    // Again after each 'drain': what the call held may have filled it once more.
+    while (this.outlet.congested && !this.closed) {
+      this.waitingFor = 'client';
+      await Promise.race([this.outlet.ready(), this.ended]);
+      this.waitingFor = undefined;
+    }
+  }
+
+  private retryLater(error: unknown): void {
+    if (this.closed) return;
+    this.failedDrains += 1;
+    this.metrics.drainFailed();
+    const delayMs = drainRetryDelayMs(this.failedDrains, this.settings.retry);
+    this.logger.warn(
+      `drain of ${this.device.accountId}.${this.device.deviceId} failed (${this.failedDrains} in a row), ` +
+        `trying again in ${delayMs} ms: ${messageOf(error)}`,
+    );
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.drain();
+    }, delayMs);
+  }
+
   /** A failed password try on the account's vault, as presence or the vault itself reported it. */
   pushVaultReport(report: VaultAttemptFailed): void {
-    if (!this.closed) this.push({ vaultAttemptFailed: report });
+    if (!this.closed) this.outlet.push({ vaultAttemptFailed: report });
   }
 
-  /** Ephemeral envelopes are pushed as they come, never queued; acknowledging them is harmless. */
+  /**
+   * Ephemeral envelopes are pushed as they come, never queued; acknowledging
+   * them is harmless. One that finds the device not reading is dropped, as
+   * one that finds it offline is: they are not worth memory.
+   */
   pushEphemeral(envelope: Envelope): void {
-    if (!this.closed) this.push({ envelope });
+    if (this.closed) return;
+    if (this.outlet.congested) {
+      this.metrics.ephemeralDroppedOne();
+      return;
+    }
+    this.outlet.push({ envelope });
   }
 
-  async acknowledge(guids: readonly string[]): Promise<void> {
-    if (guids.length === 0) return;
-    await this.upstream.relay.ack({ ...this.device, guids: [...guids] });
+  /** The device acknowledged these: they leave the window, and the backlog may come on. */
+  acknowledged(guids: readonly string[]): void {
+    this.window.release(guids);
   }
 
   displace(): void {
     if (this.closed) return;
-    this.push({ displaced: {} });
+    this.outlet.push({ displaced: {} });
     this.close();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.end();
+    clearTimeout(this.retry);
+    this.retry = undefined;
+    this.window.clear();
+    this.markEnded();
+    this.onClose();
+    this.outlet.end();
   }
 
   get isClosed(): boolean {
     return this.closed;
   }
 
+  /** This stream's share of the gateway's delivery metrics. */
+  addTo(snapshot: {
+    -readonly [K in keyof DeliverySnapshot]: DeliverySnapshot[K];
+  }): void {
+    snapshot.streams += 1;
+    snapshot.inFlightEnvelopes += this.window.envelopes;
+    snapshot.inFlightBytes += this.window.bytes;
+    if (this.waitingFor === 'acknowledgements') snapshot.waitingForAcknowledgements += 1;
+    if (this.waitingFor === 'client') snapshot.waitingForClient += 1;
+    if (this.retry !== undefined) snapshot.awaitingRetry += 1;
+    snapshot.longestFailureStreak = Math.max(snapshot.longestFailureStreak, this.failedDrains);
+  }
+
+  /** Advisory: a failure here is logged, and costs the device nothing of its mail. */
   private async checkPreKeys(): Promise<void> {
-    const counts = await this.upstream.directory.getPreKeyCount(this.device);
-    if (counts.ecCount < PREKEYS_LOW || counts.kyberCount < PREKEYS_LOW) {
-      this.push({ preKeysLow: { ecCount: counts.ecCount, kyberCount: counts.kyberCount } });
+    try {
+      const counts = await this.upstream.directory.getPreKeyCount(this.device);
+      if (this.closed) return;
+      if (counts.ecCount < PREKEYS_LOW || counts.kyberCount < PREKEYS_LOW) {
+        this.outlet.push({ preKeysLow: { ecCount: counts.ecCount, kyberCount: counts.kyberCount } });
+      }
+    } catch (error) {
+      this.logger.warn(`prekey count of ${this.device.accountId} unknown: ${messageOf(error)}`);
     }
   }
 }
@@ -127,7 +251,8 @@ export class DeliveryStream {
 /**
  * The delivery streams this gateway holds. Presence records which gateway
  * holds each device; this gateway listens on its own Redis channel for "new
- * mail" and "displaced" events about its streams, and heartbeats its claims.
+ * mail" and "displaced" events about its streams (PresenceHeartbeat renews
+ * its claims).
  */
 @Injectable()
 export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
@@ -135,38 +260,39 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
   private readonly streams = new Map<string, DeliveryStream>();
   // The same streams by device ("<account>.<device>"), for revocations.
   private readonly streamsByDevice = new Map<string, Set<DeliveryStream>>();
+  private readonly settings: DeliverySettings;
   private subscriber?: Redis;
-  private heartbeat?: NodeJS.Timeout;
 
   constructor(
     private readonly upstream: Upstream,
     private readonly vaultReports: VaultReports,
+    private readonly metrics: DeliveryMetrics,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(GATEWAY_ENV) private readonly env: GatewayEnv,
     revocations: CredentialRevocations,
   ) {
+    this.settings = {
+      inFlight: { envelopes: env.DELIVERY_MAX_IN_FLIGHT, bytes: env.DELIVERY_MAX_IN_FLIGHT_BYTES },
+      retry: { minMs: env.DELIVERY_DRAIN_RETRY_MIN_MS, maxMs: env.DELIVERY_DRAIN_RETRY_MAX_MS },
+    };
     revocations.onRevocation((revocation) => this.endRevoked(revocation));
+    metrics.observe(() => this.snapshot());
   }
 
   async onModuleInit(): Promise<void> {
     this.subscriber = this.redis.duplicate();
     this.subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => this.onEvent(message));
     await this.subscriber.subscribe(gatewayEvents.channel(this.env.GATEWAY_ID));
-    this.heartbeat = setInterval(() => void this.beat(), this.env.PRESENCE_HEARTBEAT_MS);
   }
 
   /** Opens a stream: claims the device in presence (displacing an older stream), then drains its mailbox. */
-  async open(
-    device: AuthenticatedDevice,
-    push: (message: ConnectResponse) => void,
-    end: () => void,
-  ): Promise<DeliveryStream> {
+  async open(device: AuthenticatedDevice, outlet: StreamOutlet): Promise<DeliveryStream> {
     const deviceKey = `${device.accountId}.${device.deviceId}`;
     const stream: DeliveryStream = new DeliveryStream(
       device,
       this.upstream,
       this.vaultReports,
-      push,
+      outlet,
       () => {
         this.streams.delete(stream.id);
         const sameDevice = this.streamsByDevice.get(deviceKey);
@@ -174,19 +300,51 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
         if (sameDevice?.size === 0) this.streamsByDevice.delete(deviceKey);
         void this.upstream.presence
           .releaseStream({ device, streamId: stream.id })
-          .catch((error: unknown) =>
-            this.logger.warn(`release failed: ${error instanceof Error ? error.message : String(error)}`),
-          );
-        end();
+          .catch((error: unknown) => this.logger.warn(`release failed: ${messageOf(error)}`));
       },
+      this.settings,
+      this.metrics,
       this.logger,
     );
     this.streams.set(stream.id, stream);
     const sameDevice = this.streamsByDevice.get(deviceKey) ?? new Set<DeliveryStream>();
     this.streamsByDevice.set(deviceKey, sameDevice.add(stream));
-    await this.upstream.presence.claimStream({ device, gatewayId: this.env.GATEWAY_ID, streamId: stream.id });
+    try {
+      await this.upstream.presence.claimStream({
+        device,
+        gatewayId: this.env.GATEWAY_ID,
+        streamId: stream.id,
+      });
+    } catch (error) {
+      stream.close();
+      throw error;
+    }
     void stream.drain();
     return stream;
+  }
+
+  /** Hands a device's acknowledgements to the relay, which deletes those envelopes. */
+  async forwardAcks(device: AuthenticatedDevice, guids: string[]): Promise<void> {
+    await this.upstream.relay.ack({ ...device, guids });
+  }
+
+  /** The devices of every open stream, for the presence heartbeat. */
+  devices(): AuthenticatedDevice[] {
+    return [...this.streams.values()].map((stream) => stream.device);
+  }
+
+  private snapshot(): DeliverySnapshot {
+    const snapshot = {
+      streams: 0,
+      inFlightEnvelopes: 0,
+      inFlightBytes: 0,
+      waitingForAcknowledgements: 0,
+      waitingForClient: 0,
+      awaitingRetry: 0,
+      longestFailureStreak: 0,
+    };
+    for (const stream of this.streams.values()) stream.addTo(snapshot);
+    return snapshot;
   }
 
   /**
@@ -219,19 +377,8 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
     else if (event.vaultAttemptFailed) stream.pushVaultReport(event.vaultAttemptFailed);
   }
 
-  private async beat(): Promise<void> {
-    const devices = [...this.streams.values()].map((stream) => stream.device);
-    if (devices.length === 0) return;
-    try {
-      await this.upstream.presence.heartbeat({ gatewayId: this.env.GATEWAY_ID, devices });
-    } catch (error) {
-      this.logger.warn(`presence heartbeat failed: ${(error as Error).message}`);
-    }
-  }
-
   /** On shutdown every stream ends; its client reconnects to another gateway and gets what was not acknowledged. */
   async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.heartbeat);
     for (const stream of [...this.streams.values()]) stream.close();
     await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
   }

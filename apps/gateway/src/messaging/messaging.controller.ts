@@ -1,5 +1,5 @@
 import { Controller } from '@nestjs/common';
-import type { Metadata } from '@grpc/grpc-js';
+import type { Metadata, ServerDuplexStream } from '@grpc/grpc-js';
 import {
   MessagingServiceService,
   type ConnectRequest,
@@ -8,10 +8,32 @@ import {
   type SendResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { GrpcService, type GrpcController } from '@sotto/platform/grpc';
-import { Observable } from 'rxjs';
+import { Observable, type Subscriber } from 'rxjs';
 import { callerOf } from '../auth/device-auth.guard';
 import { Upstream } from '../upstream/upstream';
-import { DeliveryStreams, type DeliveryStream } from './delivery-streams';
+import { AckQueue } from './ack-queue';
+import { DeliveryStreams, type DeliveryStream, type StreamOutlet } from './delivery-streams';
+
+/**
+ * A Connect call as a stream's outlet. NestJS writes what the observable
+ * emits with the call's write(), keeping what write() refuses in a list of
+ * its own until 'drain' (writeObservableToGrpc); the stream pushes no
+ * envelope while the call is congested, so that list stays empty and a
+ * device that does not read holds only what HTTP/2 flow control lets through.
+ */
+function outletOf(
+  call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
+  subscriber: Subscriber<ConnectResponse>,
+): StreamOutlet {
+  return {
+    push: (message) => subscriber.next(message),
+    get congested() {
+      return call.writableNeedDrain;
+    },
+    ready: () => new Promise<void>((resolve) => call.once('drain', () => resolve())),
+    end: () => subscriber.complete(),
+  };
+}
 
 /** The public MessagingService: Send, and the per-device Connect stream. */
 @Controller()
@@ -31,38 +53,39 @@ export class MessagingController implements GrpcController<typeof MessagingServi
     });
   }
 
-  connect(requests: Observable<ConnectRequest>, metadata: Metadata): Observable<ConnectResponse> {
+  connect(
+    requests: Observable<ConnectRequest>,
+    metadata: Metadata,
+    call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
+  ): Observable<ConnectResponse> {
     const device = callerOf(metadata);
     return new Observable<ConnectResponse>((subscriber) => {
       let stream: DeliveryStream | undefined;
-      // Acknowledgements that arrive while the stream is being opened.
-      const pendingAcks: string[][] = [];
-      const acknowledge = (guids: string[]): void => {
-        if (!stream) {
-          pendingAcks.push(guids);
-          return;
-        }
-        stream.acknowledge(guids).catch((error: unknown) => subscriber.error(error));
-      };
+      let gone = false;
+      // Acknowledgements wait here (bounded) while the stream opens; reading pauses meanwhile.
+      const acks = new AckQueue(
+        (guids) => this.streams.forwardAcks(device, guids),
+        call,
+        (error: unknown) => subscriber.error(error),
+      );
       const inbound = requests.subscribe({
         next: (request) => {
-          if (request.ack) acknowledge(request.ack.guids);
+          if (request.ack && acks.add(request.ack.guids)) stream?.acknowledged(request.ack.guids);
         },
         error: () => stream?.close(),
         complete: () => stream?.close(),
       });
       this.streams
-        .open(
-          device,
-          (message) => subscriber.next(message),
-          () => subscriber.complete(),
-        )
+        .open(device, outletOf(call, subscriber))
         .then((opened) => {
+          // The call ended while the stream was opening.
+          if (gone) opened.close();
           stream = opened;
-          pendingAcks.splice(0).forEach(acknowledge);
+          acks.start();
         })
         .catch((error: unknown) => subscriber.error(error));
       return () => {
+        gone = true;
         inbound.unsubscribe();
         stream?.close();
       };

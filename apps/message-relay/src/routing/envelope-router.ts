@@ -23,6 +23,7 @@ import { FaultInjection } from './fault-injection';
 export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(EnvelopeRouter.name);
   private readonly consumer: Consumer;
+  private readonly partitions: number;
 
   constructor(
     @Inject(KAFKA) kafka: Kafka,
@@ -31,6 +32,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     private readonly upstream: Upstream,
     private readonly faults: FaultInjection,
   ) {
+    this.partitions = env.ENVELOPE_TOPIC_PARTITIONS;
     this.consumer = kafka.consumer({
       groupId: env.KAFKA_CONSUMER_GROUP,
       sessionTimeout: env.KAFKA_SESSION_TIMEOUT_MS,
@@ -43,6 +45,9 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     // A new group starts at the beginning: nothing logged before it existed is skipped.
     await this.consumer.subscribe({ topic: envelopesTopic.TOPIC, fromBeginning: true });
     await this.consumer.run({
+      // Partitions are routed side by side: one busy partition does not hold up the devices of the others
+      // (an account's envelopes share a partition, so each mailbox still fills in order).
+      partitionsConsumedConcurrently: this.partitions,
       autoCommit: false,
       eachBatchAutoResolve: false,
       eachBatch: (payload) => this.route(payload),
@@ -75,6 +80,9 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     const guids = items.map((item) => item.guid);
     await this.faults.at('crash-before-mailbox', guids);
     await this.mailboxes.insertMany(items);
+    // The mail is in the mailboxes: gateways may fetch it while the offsets are committed. (A crash
+    // before the commit re-reads the batch, and its devices are nudged again: harmless.)
+    const nudged = this.notify(items.map((item) => item.device));
     await this.faults.at('crash-before-commit', guids);
 
     const last = batch.messages[batch.messages.length - 1].offset;
@@ -83,7 +91,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
       { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
     ]);
     await payload.heartbeat();
-    await this.notify(items.map((item) => item.device));
+    await nudged;
   }
 
   /**
