@@ -1,5 +1,4 @@
-import { status } from '@grpc/grpc-js';
-import { grpcError } from '@sotto/platform/grpc';
+import { refuse } from '@sotto/platform/grpc';
 
 /**
  * The most GUIDs one acknowledgement from a device may carry, and the most
@@ -87,7 +86,7 @@ export class AckQueue {
   private refuse(message: string): false {
     this.failed = true;
     this.pending = [];
-    this.fail(grpcError(status.RESOURCE_EXHAUSTED, message));
+    this.fail(refuse('too-many', message));
     return false;
   }
 
