@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
-import { testInfra } from '@sotto/testing';
+import { testRedis } from '@sotto/testing';
 import { MailboxMetrics } from './mailbox-metrics';
 import { MailboxStore, type DeviceAddress } from './mailbox.store';
 
@@ -17,7 +17,7 @@ describe('MailboxStore against Redis', () => {
   let now = Date.now();
 
   beforeAll(() => {
-    redis = new Redis(testInfra().redisUrl);
+    redis = testRedis();
   });
 
   afterAll(() => redis.quit());
