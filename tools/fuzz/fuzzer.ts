@@ -7,6 +7,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SERVICE_NAMES, type PlatformOptions } from '@sotto/stack';
 import { makeCall, type FuzzCall } from './calls';
 import { FUZZ_CREDENTIAL, type Entry } from './metadata';
 import { Random } from './random';
@@ -44,6 +45,25 @@ export interface FuzzOptions {
   /** Only methods whose path contains one of these; every method if empty. */
   readonly methods?: readonly string[];
   readonly say: (line: string) => void;
+}
+
+/**
+ * The platform's environment for a fuzz run: no rate limits, and
+ * failed-authentication limits out of reach, so that calls as the fuzz
+ * account keep reaching the handlers.
+ */
+export function fuzzEnvironment(): NonNullable<PlatformOptions['env']> {
+  const env: Record<string, Record<string, string>> = {};
+  for (const name of SERVICE_NAMES) env[name] = { SOTTO_RATE_LIMITS: 'off' };
+  env['gateway'] = {
+    ...env['gateway'],
+    // The fuzzer sends thousands of wrong credentials from one address; at the
+    // default limits, every later call, its own account's included, would be
+    // refused before reaching a handler.
+    AUTH_FAILURES_PER_SOURCE: '100000000',
+    AUTH_FAILURES_PER_DEVICE: '100000000',
+  };
+  return env;
 }
 
 /** Inputs saved per method; further failures are counted and listed without one. */

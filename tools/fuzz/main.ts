@@ -23,8 +23,8 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gatewayCredentials, gatewayTrust } from '@sotto/client-sdk';
-import { SERVICE_NAMES, startScratchPlatform, type PlatformOptions } from '@sotto/stack';
-import { fuzz, replay, type FuzzTarget } from './fuzzer';
+import { startScratchPlatform } from '@sotto/stack';
+import { fuzz, fuzzEnvironment, replay, type FuzzTarget } from './fuzzer';
 import { codeName, formatReport } from './report';
 import { DEFAULT_MAX_RECEIVE_BYTES } from './wire';
 
@@ -98,21 +98,6 @@ async function requireLoopback(server: string): Promise<void> {
   }
 }
 
-/** The platform's environment for a fuzz run: no rate limits, and failed-authentication limits out of reach. */
-function fuzzEnvironment(): PlatformOptions['env'] {
-  const env: Record<string, Record<string, string>> = {};
-  for (const name of SERVICE_NAMES) env[name] = { SOTTO_RATE_LIMITS: 'off' };
-  env['gateway'] = {
-    ...env['gateway'],
-    // The fuzzer sends thousands of wrong credentials from one address; at the
-    // default limits, every later call, its own account's included, would be
-    // refused before reaching a handler.
-    AUTH_FAILURES_PER_SOURCE: '100000000',
-    AUTH_FAILURES_PER_DEVICE: '100000000',
-  };
-  return env;
-}
-
 async function runAgainst(options: Options, target: FuzzTarget): Promise<boolean> {
   if (options.replay !== undefined) {
     const outcome = await replay(target, options.replay, say);
@@ -124,7 +109,7 @@ async function runAgainst(options: Options, target: FuzzTarget): Promise<boolean
     concurrency: options.concurrency,
     timeLimitMs: options.minutes * 60_000,
     seed: options.seed,
-    callTimeoutMs: 20_000,
+    callTimeoutMs: 60_000,
     inputsDir: options.inputs,
     maxReceiveBytes: options.maxReceiveBytes,
     methods: options.methods,

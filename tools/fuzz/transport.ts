@@ -13,14 +13,7 @@ import {
   type ServiceError,
   type StatusObject,
 } from '@grpc/grpc-js';
-import {
-  authorization,
-  FUZZ_CREDENTIAL,
-  hasSeveralCredentials,
-  isHeavy,
-  type Credential,
-  type Entry,
-} from './metadata';
+import { authorization, FUZZ_CREDENTIAL, isHeavy, type Credential, type Entry } from './metadata';
 import { DEFAULT_MAX_RECEIVE_BYTES } from './wire';
 
 /** How a call ended, and what the server sent before it did. */
@@ -98,14 +91,15 @@ export class GatewayCaller {
 
   call(method: MethodKind, input: CallInput, credential: Credential): Promise<Outcome> {
     const entries = realEntries(input.metadata, credential);
-    if (input.raw !== undefined || hasSeveralCredentials(entries)) {
+    if (input.raw !== undefined) {
       return this.rawCall(method.path, entries, input.messages, input.raw);
     }
     let metadata: Metadata;
     try {
       metadata = grpcMetadata(entries);
-    } catch (error) {
-      return Promise.resolve({ code: CLIENT_REFUSED, details: (error as Error).message, responses: [] });
+    } catch {
+      // Metadata grpc-js will not send (a tab in a value, say) goes over raw HTTP/2 as it is.
+      return this.rawCall(method.path, entries, input.messages, undefined);
     }
     if (!isHeavy(entries)) return this.grpcCall(this.client, method, metadata, input.messages);
     const answer = this.heavyLane.then(() =>
