@@ -5,13 +5,20 @@
  * UNKNOWN answer, watches the platform's processes, and at the end checks
  * that the victim's state is unchanged and that two new users can still talk.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SERVICE_NAMES, type PlatformOptions } from '@sotto/stack';
 import { makeCall, type FuzzCall } from './calls';
 import { FUZZ_CREDENTIAL, type Entry } from './metadata';
 import { Random } from './random';
-import { codeName, FAILING_CODES, type Failure, type FuzzReport, type MethodReport } from './report';
+import {
+  codeName,
+  FAILING_CODES,
+  type Failure,
+  type FuzzReport,
+  type LoggedErrors,
+  type MethodReport,
+} from './report';
 import { gatewayMethods, type GatewayMethod } from './schema';
 import { GatewayCaller, type CallInput, type Outcome, type RawFrame } from './transport';
 import { World, type Gateway } from './world';
@@ -20,6 +27,8 @@ export interface WatchedProcess {
   readonly pid: number;
   /** Settles when the process ends. */
   readonly exited: Promise<number | string>;
+  /** Its log, one JSON object per line: what it logs at error level during the run is reported. */
+  readonly logFile?: string;
 }
 
 export interface FuzzTarget {
@@ -178,6 +187,7 @@ export async function fuzz(target: FuzzTarget, options: FuzzOptions): Promise<Fu
   }
 
   const world = await World.create(target.gateway, say);
+  const logs = new LogWatch(target.processes ?? {});
   const caller = new GatewayCaller(
     target.gateway.address,
     target.gateway.credentials,
@@ -301,6 +311,7 @@ export async function fuzz(target: FuzzTarget, options: FuzzOptions): Promise<Fu
       victim: { problems: victimProblems, oneTimePreKeysHandedOut: world.victimKeysHandedOut },
       conversation,
       replacedFuzzAccounts: world.replacedFuzzAccounts,
+      loggedErrors: logs.errors(),
       problems,
     };
   } finally {
@@ -325,6 +336,65 @@ export async function replay(
   } finally {
     caller.close();
     world.close();
+  }
+}
+
+/** Where each process's log stood when the run began, to read what it logged at error level since. */
+class LogWatch {
+  private readonly from = new Map<string, { file: string; offset: number }>();
+
+  constructor(processes: Readonly<Record<string, WatchedProcess>>) {
+    for (const [name, process] of Object.entries(processes)) {
+      if (process.logFile === undefined) continue;
+      this.from.set(name, { file: process.logFile, offset: sizeOf(process.logFile) });
+    }
+  }
+
+  /** Per process, how many lines it logged at error level or worse, and the first few distinct messages. */
+  errors(): Record<string, LoggedErrors> {
+    const found: Record<string, LoggedErrors> = {};
+    for (const [name, { file, offset }] of this.from) {
+      const samples = new Set<string>();
+      let count = 0;
+      for (const line of readFrom(file, offset).split('\n')) {
+        if (!/"level":"(error|fatal)"/.test(line)) continue;
+        count++;
+        if (samples.size < 5) samples.add(messageOf(line));
+      }
+      if (count > 0) found[name] = { count, samples: [...samples] };
+    }
+    return found;
+  }
+}
+
+function sizeOf(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+function readFrom(file: string, offset: number): string {
+  const length = sizeOf(file) - offset;
+  if (length <= 0) return '';
+  const buffer = Buffer.alloc(length);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, buffer, 0, length, offset);
+  } finally {
+    closeSync(fd);
+  }
+  return buffer.toString('utf8');
+}
+
+function messageOf(line: string): string {
+  try {
+    const entry = JSON.parse(line) as { msg?: unknown; err?: { message?: unknown } };
+    const text = [entry.msg, entry.err?.message].filter((part) => typeof part === 'string').join(': ');
+    return text.slice(0, 300);
+  } catch {
+    return line.slice(0, 300);
   }
 }
 

@@ -96,11 +96,10 @@ function clutter(rng: Random): Entry[] {
 }
 
 /**
- * Metadata HTTP/2 itself may refuse (too many entries, long values): node's
- * server resets such a stream, and when other streams of the connection are
- * sending at the time, sometimes with INTERNAL_ERROR rather than
- * ENHANCE_YOUR_CALM. The transport sends these calls one at a time on a
- * connection of their own, so that what they get is the answer to them.
+ * Metadata HTTP/2 itself may refuse (past the header list size a server
+ * advertises) or that is heavy to carry: sent one call at a time on a
+ * connection of their own, so that what they get is the answer to them and
+ * not to the calls around them.
  */
 export function isHeavy(entries: readonly Entry[]): boolean {
   return entries.length > 60 || entries.some(([, value]) => value.length > 4096);

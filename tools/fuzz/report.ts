@@ -30,6 +30,13 @@ export interface Failure {
   readonly input?: string;
 }
 
+/** Lines a process logged at error level or worse during the run: not a failure, a lead. */
+export interface LoggedErrors {
+  readonly count: number;
+  /** The first few distinct messages. */
+  readonly samples: readonly string[];
+}
+
 export interface FuzzReport {
   readonly passed: boolean;
   readonly seconds: number;
@@ -45,6 +52,8 @@ export interface FuzzReport {
   };
   readonly conversation: string;
   readonly replacedFuzzAccounts: number;
+  /** By process name; only those that logged any. */
+  readonly loggedErrors: Readonly<Record<string, LoggedErrors>>;
   /** Every pass criterion not met, in words; empty when `passed`. */
   readonly problems: readonly string[];
 }
@@ -100,6 +109,13 @@ export function formatReport(report: FuzzReport): string {
     `victim: ${report.victim.problems.length === 0 ? 'envelopes, prekeys and backups unchanged' : report.victim.problems.join('; ')} (one-time prekeys handed out to the fuzzer: ${report.victim.oneTimePreKeysHandedOut.ec} EC, ${report.victim.oneTimePreKeysHandedOut.kyber} Kyber)`,
     `conversation afterwards: ${report.conversation}`,
   ];
+  const logged = Object.entries(report.loggedErrors);
+  lines.push(
+    `errors logged by the services: ${logged.length === 0 ? 'none' : logged.map(([name, { count }]) => `${name} ${count}`).join(', ')}`,
+  );
+  for (const [name, { samples }] of logged) {
+    for (const sample of samples) lines.push(`  ${name}: ${sample}`);
+  }
   if (report.replacedFuzzAccounts > 0)
     lines.push(`fuzz account replaced ${report.replacedFuzzAccounts} times`);
   for (const failure of report.failures.slice(0, 50)) {
