@@ -30,7 +30,7 @@ async function affectedBy(file: string): Promise<string[]> {
 }
 
 /** Every project whose suites (or tools) run all six services. */
-const RUN_THE_PLATFORM = ['cli', 'client-sdk-e2e', 'gateway', 'image', 'loadgen', 'tools'];
+const RUN_THE_PLATFORM = ['cli', 'client-sdk-e2e', 'fuzz', 'gateway', 'image', 'loadgen', 'tools'];
 
 describe('nx affected', () => {
   it('selects every suite that runs the message relay when its code changes', async () => {
@@ -71,7 +71,7 @@ describe('nx affected', () => {
 // caller. These are the calls that start one (or, for a platform, all six).
 const STARTS_ONE =
   /\b(?:startTestService|describeServiceBoot|runServiceToExit|cluster\.start)\(\s*'([a-z-]+)'|\bstartServiceProcess\(\{\s*name:\s*'([a-z-]+)'/g;
-const STARTS_ALL = /\b(?:startTestPlatform|startPlatform)\(/;
+const STARTS_ALL = /\b(?:startTestPlatform|startPlatform|startScratchPlatform)\(/;
 /** Where those calls are defined rather than made, and this file, which names them. */
 const DEFINITIONS = [
   /^libs\/stack\/src\/(?!.*\.spec\.ts$)/,
@@ -123,6 +123,7 @@ describe('the project graph', () => {
         { file: 'apps/message-relay/src/relay.spec.ts', project: 'message-relay', service: 'presence' },
         { file: 'apps/cli/src/main.spec.ts', project: 'cli', service: 'gateway' },
         { file: 'tools/loadgen/own-platform.ts', project: 'loadgen', service: 'key-vault' },
+        { file: 'tools/fuzz/main.ts', project: 'fuzz', service: 'gateway' },
       ]),
     );
 

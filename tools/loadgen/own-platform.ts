@@ -1,14 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
 import {
-  everyService,
-  localInfraEndpoints,
-  preparePlatformPki,
-  startPlatform,
-  type Platform,
+  startScratchPlatform,
   type PlatformOptions,
+  type ScratchPlatform,
+  type ScratchPlatformOptions,
 } from '@sotto/stack';
 
 /** A command-line count from 1 to `max`, or an error naming the option. */
@@ -20,59 +14,15 @@ export function wholeNumber(name: string, text: string | undefined, max: number)
   return value;
 }
 
-export interface OwnPlatform {
-  readonly platform: Platform;
-  /** Every process whose CPU time is measured: the six services and Kafka, Redis, PostgreSQL. */
-  readonly pids: Record<string, number>;
-  /** The CA its gateway's certificate is issued by. */
-  readonly ca: string;
-  stop(): Promise<void>;
-}
+export type OwnPlatform = ScratchPlatform;
 
-/**
- * Kafka, Redis, PostgreSQL, a SoftHSM2 token and the six services in a
- * scratch directory, exactly as `npm start` runs them (the servers over
- * mutual TLS, unless `plaintextStorage`, to measure what it costs) but with
- * SOTTO_RATE_LIMITS=off (a load generator is the script the limits are
- * there to stop); `env` adds variables to some services.
- */
-export async function startOwnPlatform(
+/** The platform a load generator runs against when not given --server (see startScratchPlatform). */
+export function startOwnPlatform(
   say: (line: string) => void,
   env: PlatformOptions['env'] = {},
-  { plaintextStorage = false }: { readonly plaintextStorage?: boolean } = {},
+  options: ScratchPlatformOptions = {},
 ): Promise<OwnPlatform> {
-  const workDir = mkdtempSync(join(tmpdir(), 'sotto-loadgen-stack-'));
-  let infra: Infrastructure | undefined;
-  let platform: Platform | undefined;
-  const stop = async (): Promise<void> => {
-    await platform?.stop();
-    await infra?.stop();
-    rmSync(workDir, { recursive: true, force: true });
-  };
-  try {
-    await ensureSystemPackages();
-    say(
-      `starting Kafka, Redis, PostgreSQL (${plaintextStorage ? 'plaintext' : 'TLS'}) and the six services, with SOTTO_RATE_LIMITS=off`,
-    );
-    const tls = await preparePlatformPki(join(workDir, 'tls'));
-    infra = await startInfrastructure({
-      dataDir: join(workDir, 'infra'),
-      ...(plaintextStorage ? {} : { tls }),
-    });
-    platform = await startPlatform({
-      infra: localInfraEndpoints(infra, tls),
-      logDir: join(workDir, 'logs'),
-      backupBlobDir: join(workDir, 'blobs'),
-      env: everyService({ SOTTO_RATE_LIMITS: 'off' }, env),
-    });
-    const pids: Record<string, number> = {};
-    for (const service of Object.values(platform.services)) pids[service.name] = service.pid;
-    for (const backing of [infra.kafka, infra.redis, infra.postgres]) pids[backing.name] = backing.pid;
-    return { platform, pids, ca: tls.ca, stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  return startScratchPlatform('sotto-loadgen-stack', say, env, options);
 }
 
 /**

@@ -14,3 +14,4 @@ export {
 } from './services';
 export { startServiceProcess, ServiceProcess, ServiceProcessOptions } from './service-process';
 export { startPlatform, Platform, PlatformOptions } from './platform';
+export { startScratchPlatform, ScratchPlatform, ScratchPlatformOptions } from './scratch-platform';

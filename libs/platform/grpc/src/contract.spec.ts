@@ -4,9 +4,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Controller, Module, type INestMicroservice } from '@nestjs/common';
-import { Metadata, status, type ServerWritableStream } from '@grpc/grpc-js';
+import { Client, Metadata, status, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { CONTRACTS, mutualTlsCredentials } from '@sotto/contracts';
 import {
   BackupStoreServiceService,
+  CreateUploadRequest as CreateUpload,
+  UploadChunksRequest as UploadChunks,
   type CancelUploadResponse,
   type CreateUploadRequest,
   type CreateUploadResponse,
@@ -18,9 +22,15 @@ import {
   type UploadChunksResponse,
 } from '@sotto/contracts/generated/sotto/backup/v1/backup';
 import pino from 'pino';
-import { Observable, reduce } from 'rxjs';
+import { Observable, reduce, tap } from 'rxjs';
 import { prepareLocalPki } from '@sotto/platform/tls';
-import { GrpcService, packageDefinitionOf, type GrpcController } from './contract';
+import {
+  decodeOrRefuse,
+  GrpcService,
+  packageDefinitionOf,
+  UndecodableRequest,
+  type GrpcController,
+} from './contract';
 import { GrpcExceptionFilter, grpcError } from './errors';
 import { createGrpcMicroservice } from './microservice';
 import { serverCredentials } from './tls';
@@ -41,13 +51,18 @@ async function freePort(): Promise<number> {
 @Controller()
 @GrpcService(BackupStoreServiceService)
 class EchoStore implements GrpcController<typeof BackupStoreServiceService> {
+  /** Every request a handler was given, to show which ones never reached it. */
+  static readonly seen: unknown[] = [];
+
   createUpload(request: CreateUploadRequest): CreateUploadResponse {
+    EchoStore.seen.push(request);
     if (request.accountId === 'bad') throw grpcError(status.INVALID_ARGUMENT, 'account_id: is bad');
     return { uploadId: `upload-of-${request.accountId}-${request.size}`, maxChunkSize: 4, expiresAtMs: '9' };
   }
 
   uploadChunks(requests: Observable<UploadChunksRequest>): Observable<UploadChunksResponse> {
     return requests.pipe(
+      tap((message) => EchoStore.seen.push(message)),
       reduce(
         (answer: UploadChunksResponse, message) => ({
           ...answer,
@@ -226,5 +241,146 @@ describe('contracts on NestJS and grpc-js', () => {
     expect(definition['sotto.backup.v1.BackupStoreService']?.createUpload?.path).toBe(
       '/sotto.backup.v1.BackupStoreService/CreateUpload',
     );
+  });
+  describe('a request that does not decode', () => {
+    /** The store's address as a plain grpc-js client, sending bytes as they are. */
+    let raw: Client;
+    const bytes = (value: Buffer): Buffer => value;
+
+    beforeAll(() => {
+      raw = new Client(address, mutualTlsCredentials(files('gateway'), 'backup-store'));
+    });
+
+    afterAll(() => raw?.close());
+
+    function unary(path: string, body: Buffer): Promise<ServiceError | null> {
+      return new Promise((resolve) => {
+        raw.makeUnaryRequest(path, bytes, bytes, body, new Metadata(), {}, (error) => resolve(error));
+      });
+    }
+
+    function clientStream(path: string, messages: Buffer[]): Promise<ServiceError | null> {
+      return new Promise((resolve) => {
+        const call = raw.makeClientStreamRequest(path, bytes, bytes, new Metadata(), {}, (error) =>
+          resolve(error),
+        );
+        messages.forEach((message) => call.write(message));
+        call.end();
+      });
+    }
+
+    /** CreateUploadRequest with `account_id` holding these bytes. */
+    const createUpload = (accountId: Uint8Array): Buffer =>
+      Buffer.from(
+        new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(accountId).uint32(16).uint32(7).finish(),
+      );
+
+    it('answers a body that is not protobuf with INVALID_ARGUMENT, before the handler', async () => {
+      const before = EchoStore.seen.length;
+      // A field 1 that says 100 bytes follow, and then ends.
+      const error = await unary(
+        '/sotto.backup.v1.BackupStoreService/CreateUpload',
+        Buffer.from([0x0a, 0x64, 1]),
+      );
+      expect(error).toMatchObject({
+        code: status.INVALID_ARGUMENT,
+        details: 'request: not a valid protobuf message (premature EOF)',
+      });
+      expect(EchoStore.seen).toHaveLength(before);
+    });
+
+    it.each([
+      ['a lone continuation byte', [0x61, 0x80]],
+      ['a truncated sequence', [0xe2, 0x82]],
+      ['an overlong encoding of "/"', [0xc0, 0xaf]],
+      ['a UTF-16 surrogate', [0xed, 0xa0, 0x80]],
+    ])('refuses a string field holding %s, instead of passing on U+FFFD', async (_case, utf8) => {
+      const before = EchoStore.seen.length;
+      const error = await unary(
+        '/sotto.backup.v1.BackupStoreService/CreateUpload',
+        createUpload(new Uint8Array(utf8)),
+      );
+      expect(error).toMatchObject({
+        code: status.INVALID_ARGUMENT,
+        details: 'request: a string field is not valid UTF-8',
+      });
+      expect(EchoStore.seen).toHaveLength(before);
+    });
+
+    it('accepts every valid string, U+FFFD and a leading byte-order mark included', async () => {
+      const accountId = '\uFEFFa\uFFFDé😀';
+      const error = await unary(
+        '/sotto.backup.v1.BackupStoreService/CreateUpload',
+        createUpload(new TextEncoder().encode(accountId)),
+      );
+      expect(error).toBeNull();
+      expect(EchoStore.seen.at(-1)).toMatchObject({ accountId });
+    });
+
+    it('ends a client stream at the message that does not decode, nested fields included', async () => {
+      const before = EchoStore.seen.length;
+      // UploadChunksRequest.start (field 1) with upload_id (field 2) holding these bytes.
+      const start = (uploadId: Uint8Array): Buffer =>
+        Buffer.from(
+          new BinaryWriter()
+            .tag(1, WireType.LengthDelimited)
+            .fork()
+            .tag(2, WireType.LengthDelimited)
+            .bytes(uploadId)
+            .join()
+            .finish(),
+        );
+      const error = await clientStream('/sotto.backup.v1.BackupStoreService/UploadChunks', [
+        Buffer.from(UploadChunks.encode({ chunk: new Uint8Array([1]) }).finish()),
+        start(new Uint8Array([0xff])),
+        Buffer.from(UploadChunks.encode({ chunk: new Uint8Array([2]) }).finish()),
+      ]);
+      expect(error).toMatchObject({
+        code: status.INVALID_ARGUMENT,
+        details: 'request: a string field is not valid UTF-8',
+      });
+      expect(EchoStore.seen.slice(before)).toEqual([{ chunk: Buffer.from([1]) }]);
+    });
+  });
+
+  it('answers a call with hundreds of metadata entries, where HTTP/2 would reset it (sometimes as INTERNAL)', async () => {
+    // Node's default of 128 entries answered with a stream reset that, on a busy connection,
+    // carried INTERNAL_ERROR: the fuzzer met it as an INTERNAL answer from the gateway.
+    const metadata = new Metadata();
+    for (let i = 0; i < 600; i++) metadata.set(`x-clutter-${i}`, `value ${i}`);
+    expect(await store.createUpload({ accountId: 'a1', size: '1', sha256 }, metadata)).toMatchObject({
+      uploadId: 'upload-of-a1-1',
+    });
+  });
+
+  describe('decodeOrRefuse', () => {
+    const everyMethod = Object.values(CONTRACTS).flatMap((contract) =>
+      contract.definitions.flatMap((definition) => Object.values(definition)),
+    );
+
+    it('decodes what the generated codec encoded, as the codec does', () => {
+      const request = { accountId: 'a1', size: '12345678901234', sha256: new Uint8Array([1, 2]) };
+      const decode = decodeOrRefuse(BackupStoreServiceService.createUpload.requestDeserialize);
+      expect(decode(Buffer.from(CreateUpload.encode(request).finish()))).toEqual(
+        BackupStoreServiceService.createUpload.requestDeserialize(
+          Buffer.from(CreateUpload.encode(request).finish()),
+        ),
+      );
+    });
+
+    it.each([
+      ['a truncated varint', [0x08, 0xff]],
+      ['a length past the end', [0x0a, 0x05, 0x61]],
+      ['wire type 7', [0x0f]],
+      ['an end-group tag with no start', [0x0c]],
+      ['field number 0', [0x00]],
+      ['field number 0 after a field', [0x10, 0x01, 0x00, 0x0a]],
+      ['groups nested deeper than the limit', [...Array<number>(200).fill(0x0b)]],
+    ])('refuses %s in every method of every contract, without throwing', (_case, body) => {
+      for (const method of everyMethod) {
+        const decoded = decodeOrRefuse(method.requestDeserialize)(Buffer.from(body));
+        expect([method.path, decoded]).toEqual([method.path, expect.any(UndecodableRequest)]);
+      }
+    });
   });
 });

@@ -5,14 +5,18 @@
  * NestJS server, so servers, the client SDK and the tests decode every
  * message into the one generated type for it.
  */
-import type {
+import {
   Metadata,
-  ServerDuplexStream,
-  ServerReadableStream,
-  ServerUnaryCall,
-  ServerWritableStream,
-  ServiceDefinition,
+  ServerInterceptingCall,
+  status,
+  type ServerDuplexStream,
+  type ServerInterceptor,
+  type ServerReadableStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceDefinition,
 } from '@grpc/grpc-js';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { GrpcMethod, GrpcStreamMethod } from '@nestjs/microservices';
 import type { Observable } from 'rxjs';
 import { serviceNameOf } from '@sotto/contracts';
@@ -89,10 +93,107 @@ export function GrpcService(definition: ServiceShape): ClassDecorator {
 /**
  * The services as a grpc-js package definition, keyed by their fully qualified
  * names, for NestJS's `packageDefinition` option: the server then decodes and
- * encodes with the generated codecs.
+ * encodes with the generated codecs. A request that does not decode (or holds
+ * a string that is not UTF-8) becomes an UndecodableRequest instead of an
+ * exception, which grpc-js would answer with INTERNAL;
+ * refuseUndecodableRequests answers it with INVALID_ARGUMENT.
  */
 export function packageDefinitionOf(
   definitions: readonly ServiceDefinition[],
 ): Record<string, ServiceDefinition> {
-  return Object.fromEntries(definitions.map((definition) => [serviceNameOf(definition), definition]));
+  return Object.fromEntries(
+    definitions.map((definition) => [serviceNameOf(definition), withTolerantDecoding(definition)]),
+  );
 }
+
+/** A request message that could not be decoded, and why, in words for the caller. */
+export class UndecodableRequest {
+  constructor(readonly problem: string) {}
+}
+
+class InvalidUtf8 extends Error {}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * proto3 strings must be UTF-8. The generated codecs decode leniently,
+ * replacing bad bytes with U+FFFD, so a malformed name or id would arrive
+ * as a different, valid-looking string; this decoder refuses it instead.
+ */
+function strictUtf8(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new InvalidUtf8();
+  }
+}
+
+/**
+ * Walks the message's top-level fields as the protobuf wire format defines
+ * them. The generated codecs stop reading, without a word, at a field number
+ * 0 or an end-group tag, so bytes after one would otherwise be ignored.
+ */
+function checkFields(bytes: Buffer): void {
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [fieldNo, wireType] = reader.tag();
+    if (wireType === WireType.EndGroup)
+      throw new Error(`an end-group tag of field ${fieldNo} without a start`);
+    reader.skip(wireType, fieldNo);
+  }
+}
+
+/**
+ * Decodes as `decode` does, with a reader that refuses invalid UTF-8, and
+ * never throws. The generated `requestDeserialize` passes its argument to the
+ * message's `decode`, which takes a BinaryReader as well as bytes: that is how
+ * the strict reader reaches every string field, nested messages included.
+ */
+export function decodeOrRefuse(decode: (bytes: Buffer) => unknown): (bytes: Buffer) => unknown {
+  const decodeFrom = decode as unknown as (reader: BinaryReader) => unknown;
+  return (bytes) => {
+    try {
+      checkFields(bytes);
+      return decodeFrom(new BinaryReader(bytes, strictUtf8));
+    } catch (error) {
+      return new UndecodableRequest(
+        error instanceof InvalidUtf8
+          ? 'request: a string field is not valid UTF-8'
+          : `request: not a valid protobuf message (${error instanceof Error ? error.message : String(error)})`,
+      );
+    }
+  };
+}
+
+function withTolerantDecoding(definition: ServiceDefinition): ServiceDefinition {
+  return Object.fromEntries(
+    Object.entries(definition).map(([name, method]) => [
+      name,
+      { ...method, requestDeserialize: decodeOrRefuse(method.requestDeserialize) },
+    ]),
+  );
+}
+
+/**
+ * Answers a request message that did not decode with INVALID_ARGUMENT naming
+ * the problem, before any guard or handler sees it; for a stream, at the
+ * message that did not decode. Every server built by createGrpcMicroservice
+ * has it.
+ */
+export const refuseUndecodableRequests: ServerInterceptor = (_method, call) =>
+  new ServerInterceptingCall(call, {
+    start: (next) =>
+      next({
+        onReceiveMessage: (message: unknown, pass: (message: unknown) => void) => {
+          if (message instanceof UndecodableRequest) {
+            call.sendStatus({
+              code: status.INVALID_ARGUMENT,
+              details: message.problem,
+              metadata: new Metadata(),
+            });
+          } else {
+            pass(message);
+          }
+        },
+      }),
+  });

@@ -18,6 +18,16 @@ import {
 } from '@sotto/contracts';
 
 /**
+ * How many metadata entries a call may carry. Node's HTTP/2 server refuses
+ * more than 128 by default with a stream reset that, when the connection is
+ * writing at the time, carries INTERNAL_ERROR instead of ENHANCE_YOUR_CALM, so
+ * a client sees INTERNAL. With the count this high, what bounds metadata is
+ * the header list size every HTTP/2 peer is told in SETTINGS (64 KiB), which
+ * clients check before sending.
+ */
+export const MAX_METADATA_ENTRIES = 4096;
+
+/**
  * A TLS 1.3-only server: grpc-js's own createSsl cannot refuse older
  * versions, so this sets the minimum on both the server and its secure
  * context. With `requireClientCertificate`, a client without a certificate
@@ -30,7 +40,12 @@ class Tls13ServerCredentials extends ServerCredentials {
     private readonly interceptors: ServerInterceptor[],
   ) {
     super(
-      { requestCert: requireClientCertificate, rejectUnauthorized: true, minVersion: TLS_MIN_VERSION },
+      {
+        requestCert: requireClientCertificate,
+        rejectUnauthorized: true,
+        minVersion: TLS_MIN_VERSION,
+        maxHeaderListPairs: MAX_METADATA_ENTRIES,
+      },
       { ...context, minVersion: TLS_MIN_VERSION },
     );
   }

@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
+import { startPlatform, type Platform, type PlatformOptions } from './platform';
+import { everyService, localInfraEndpoints, preparePlatformPki } from './services';
+
+export interface ScratchPlatform {
+  readonly platform: Platform;
+  /** Every process it runs: the six services and Kafka, Redis, PostgreSQL. */
+  readonly pids: Record<string, number>;
+  /** The CA its gateway's certificate is issued by. */
+  readonly ca: string;
+  /** Stops everything and deletes the scratch directory. */
+  stop(): Promise<void>;
+}
+
+export interface ScratchPlatformOptions {
+  /** Kafka, Redis and PostgreSQL without TLS (to measure what it costs); mutual TLS otherwise. */
+  readonly plaintextStorage?: boolean;
+}
+
+/**
+ * Kafka, Redis, PostgreSQL, a SoftHSM2 token and the six services in a
+ * scratch directory (`prefix` names it), exactly as `npm start` runs them
+ * but with SOTTO_RATE_LIMITS=off: the tools that start one, the load
+ * generators and the fuzzer, are the scripts the limits are there to stop.
+ * `env` adds variables to (or overrides them for) some services.
+ */
+export async function startScratchPlatform(
+  prefix: string,
+  say: (line: string) => void,
+  env: PlatformOptions['env'] = {},
+  { plaintextStorage = false }: ScratchPlatformOptions = {},
+): Promise<ScratchPlatform> {
+  const workDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  let infra: Infrastructure | undefined;
+  let platform: Platform | undefined;
+  const stop = async (): Promise<void> => {
+    await platform?.stop();
+    await infra?.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  try {
+    await ensureSystemPackages();
+    say(
+      `starting Kafka, Redis, PostgreSQL (${plaintextStorage ? 'plaintext' : 'TLS'}) and the six services, with SOTTO_RATE_LIMITS=off`,
+    );
+    const tls = await preparePlatformPki(join(workDir, 'tls'));
+    infra = await startInfrastructure({
+      dataDir: join(workDir, 'infra'),
+      ...(plaintextStorage ? {} : { tls }),
+    });
+    platform = await startPlatform({
+      infra: localInfraEndpoints(infra, tls),
+      logDir: join(workDir, 'logs'),
+      backupBlobDir: join(workDir, 'blobs'),
+      env: everyService({ SOTTO_RATE_LIMITS: 'off' }, env),
+    });
+    const pids: Record<string, number> = {};
+    for (const service of Object.values(platform.services)) pids[service.name] = service.pid;
+    for (const backing of [infra.kafka, infra.redis, infra.postgres]) pids[backing.name] = backing.pid;
+    return { platform, pids, ca: tls.ca, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
