@@ -31,7 +31,7 @@ import { GrpcMetricsInterceptor } from './metrics.interceptor';
 import { createGrpcMicroservice } from './microservice';
 import { checkOwnCertificate, serverCredentials } from './tls';
 import { useServiceIdentity } from './upstream';
-import { withProtocMapEntryNames } from './reflection';
+import { withProtocDescriptors } from './reflection';
 import { INTERNAL_SERVER_LIMITS, PUBLIC_SERVER_LIMITS, serverLimitOptions } from './server-limits';
 
 /** Variables every service reads; each service's schema adds its own. */
@@ -250,7 +250,7 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
 
 /** The service's .proto files with grpc.health.v1, for server reflection (grpcurl and friends). */
 function reflectionDefinition(contract: ServiceContract) {
-  return withProtocMapEntryNames(
+  return withProtocDescriptors(
     loadSync([...contract.protoFiles, HEALTH_PROTO_PATH], {
       ...PROTO_LOADER_OPTIONS,
       includeDirs: [...(PROTO_LOADER_OPTIONS.includeDirs ?? []), dirname(HEALTH_PROTO_PATH)],
