@@ -928,7 +928,7 @@ describe('helm/sotto', () => {
     expect(scraped.map((svc) => svc.metadata.name).sort()).toEqual(NAMES.map(fullname).sort());
   });
 
-  it('alerts on sustained rate-limit hits, by limit and never by who, through a PrometheusRule only when enabled', () => {
+  it('alerts on sustained rate-limit hits, full mailboxes and failing drains, never by who, through a PrometheusRule only when enabled', () => {
     expect(all(defaults, 'PrometheusRule')).toEqual([]);
     const rendered = render([
       'prometheusRule.enabled=true',
@@ -950,7 +950,19 @@ describe('helm/sotto', () => {
         expr: `sum by (namespace, limit) (rate(sotto_rate_limit_hits_total{namespace="${NAMESPACE}"}[5m])) > 2`,
         for: '30m',
       }),
+      expect.objectContaining({
+        alert: 'SottoMailboxesFull',
+        expr: `sum by (namespace, cap) (rate(sotto_mailbox_full_refusals_total{namespace="${NAMESPACE}"}[5m])) > 0.1`,
+        for: '15m',
+      }),
+      expect.objectContaining({
+        alert: 'SottoDeliveryDrainsFailing',
+        expr: `max by (namespace, pod) (sotto_gateway_drain_failure_streak_max{namespace="${NAMESPACE}"}) >= 5`,
+        for: '5m',
+      }),
     ]);
+    // No alert groups or describes by who: only limits, caps and pods.
+    for (const each of rules) expect(each.expr).not.toMatch(/account|device_id|address|source/);
     const refused = helm(['template', RELEASE, chart, '--set', 'prometheusRule.rateLimitHits.for=soon']);
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toContain('for');
