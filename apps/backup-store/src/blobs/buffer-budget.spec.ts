@@ -6,13 +6,16 @@ import {
 } from './buffer-budget';
 
 /** Records what a budget reports, as the metrics would. */
-function observed(): BudgetObserver & { gauge: number[]; waits: string[] } {
+function observed(): BudgetObserver & { gauge: number[]; queue: number[]; waits: string[] } {
   const gauge: number[] = [];
+  const queue: number[] = [];
   const waits: string[] = [];
   return {
     gauge,
+    queue,
     waits,
     reserved: (bytes) => gauge.push(bytes),
+    queued: (waiting) => queue.push(waiting),
     waited: (outcome) => waits.push(outcome),
   };
 }
@@ -69,6 +72,7 @@ describe('BufferBudget', () => {
     expect(budget.waiting).toBe(0);
     expect(budget.peak).toBe(80);
     expect(observer.waits).toEqual(['granted']);
+    expect(observer.queue).toEqual([1, 0]);
   });
 
   it('serves waiters first come, first served: a small request does not overtake a large one', async () => {
@@ -93,15 +97,14 @@ describe('BufferBudget', () => {
     const started = Date.now();
     const refused = budget.reserve(10);
     await expect(refused).rejects.toThrow(BufferBudgetExhaustedError);
-    await expect(refused).rejects.toThrow(
-      'the test buffer (100 bytes across all uploads) had no room for 50 ms',
-    );
+    await expect(refused).rejects.toThrow('the test buffer (100 bytes) stayed full for 50 ms');
     expect(Date.now() - started).toBeGreaterThanOrEqual(45);
     expect(budget.waiting).toBe(0);
     expect(budget.used).toBe(100);
     held.release();
     expect(budget.used).toBe(0);
     expect(observer.waits).toEqual(['refused']);
+    expect(observer.queue).toEqual([1, 0]);
   });
 
   it('lets those behind a cancelled waiter in when they fit', async () => {

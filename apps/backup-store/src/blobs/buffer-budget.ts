@@ -4,9 +4,10 @@ export interface Reservation {
   release(): void;
 }
 
-/** What a budget tells the metrics: bytes reserved now, and how each wait for room ended. */
+/** What a budget tells the metrics: bytes reserved now, callers waiting now, and how each wait ended. */
 export interface BudgetObserver {
   reserved(bytes: number): void;
+  queued(waiting: number): void;
   waited(outcome: 'granted' | 'refused' | 'cancelled'): void;
 }
 
@@ -17,7 +18,7 @@ export class BufferBudgetExhaustedError extends Error {
     readonly capacity: number,
     readonly waitedMs: number,
   ) {
-    super(`the ${what} (${capacity} bytes across all uploads) had no room for ${waitedMs} ms`);
+    super(`the ${what} (${capacity} bytes) stayed full for ${waitedMs} ms`);
     this.name = 'BufferBudgetExhaustedError';
   }
 }
@@ -35,7 +36,11 @@ interface Waiter {
   readonly grant: (reservation: Reservation) => void;
 }
 
-const NO_OBSERVER: BudgetObserver = { reserved: () => undefined, waited: () => undefined };
+const NO_OBSERVER: BudgetObserver = {
+  reserved: () => undefined,
+  queued: () => undefined,
+  waited: () => undefined,
+};
 
 /**
  * A process-wide cap on bytes held in buffers. A buffer reserves its bytes
@@ -105,6 +110,7 @@ export class BufferBudget {
       const leave = (): void => {
         const index = this.queue.indexOf(waiter);
         if (index >= 0) this.queue.splice(index, 1);
+        this.observer.queued(this.queue.length);
         settle();
         // Those behind this caller may fit now.
         this.grantWaiting();
@@ -129,6 +135,7 @@ export class BufferBudget {
       };
       signal?.addEventListener('abort', cancel, { once: true });
       this.queue.push(waiter);
+      this.observer.queued(this.queue.length);
     });
   }
 
@@ -154,6 +161,7 @@ export class BufferBudget {
     for (let next = this.queue[0]; next; next = this.queue[0]) {
       if (this.usedBytes + next.bytes > this.capacity) return;
       this.queue.shift();
+      this.observer.queued(this.queue.length);
       next.grant(this.take(next.bytes));
     }
   }

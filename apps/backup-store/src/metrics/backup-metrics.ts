@@ -82,8 +82,23 @@ export class BackupMetrics {
       help: 'BACKUP_S3_BUFFER_BYTES: the most all S3 part buffers of this process may hold together.',
       registers: this.registers,
     }).set(capacityBytes);
+    const peak = new Gauge({
+      name: 'sotto_backup_s3_buffer_peak_bytes',
+      help: 'The most bytes S3 part buffers reserved at once since the process started; for sizing BACKUP_S3_BUFFER_BYTES.',
+      registers: this.registers,
+    });
+    const waiting = new Gauge({
+      name: 'sotto_backup_s3_buffer_waiting_streams',
+      help: 'Upload streams waiting for room in the S3 upload buffer now, not reading their clients.',
+      registers: this.registers,
+    });
+    let most = 0;
     return {
-      reserved: (bytes) => this.bufferedBytes.set(bytes),
+      reserved: (bytes) => {
+        this.bufferedBytes.set(bytes);
+        if (bytes > most) peak.set((most = bytes));
+      },
+      queued: (count) => waiting.set(count),
       waited: (outcome) => this.bufferWaits.inc({ outcome }),
     };
   }

@@ -227,8 +227,8 @@ export class UploadsService {
     if (failure instanceof BufferBudgetExhaustedError) {
       throw refuse(
         'quota',
-        `${failure.message} (BACKUP_S3_BUFFER_BYTES); the store holds ${received} bytes of this upload, ` +
-          `nothing is lost: resume from offset ${received} later`,
+        `the ${failure.what} (${failure.capacity} bytes shared by all uploads) stayed full for ${failure.waitedMs} ms; ` +
+          `the store holds ${received} bytes of this upload, nothing is lost: resume from offset ${received} later`,
       );
     }
     if (failure !== undefined) throw failure as Error;
