@@ -62,7 +62,9 @@ export const backupEnv = serviceEnvSchema(
      * How long a stream waits for room in BACKUP_S3_BUFFER_BYTES before it is
      * refused with RESOURCE_EXHAUSTED (default 30 s).
      */
-    BACKUP_S3_BUFFER_WAIT_SECONDS: positiveInt().max(MAX_BUFFER_WAIT_SECONDS).default(30),
+    BACKUP_S3_BUFFER_WAIT_SECONDS: positiveInt()
+      .max(MAX_BUFFER_WAIT_SECONDS, { message: `expected at most ${MAX_BUFFER_WAIT_SECONDS} (a day)` })
+      .default(30),
   },
 )
   .and(postgresEnv)
