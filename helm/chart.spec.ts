@@ -264,6 +264,8 @@ const S3 = [
   'backupStore.blobStorage.s3.region=eu-central-1',
   'backupStore.blobStorage.s3.forcePathStyle=true',
   'backupStore.blobStorage.s3.partBytes=16777216',
+  'backupStore.blobStorage.s3.bufferBytes=134217728',
+  'backupStore.blobStorage.s3.bufferWaitSeconds=20',
 ];
 const S3_KEYS = ['BACKUP_S3_ACCESS_KEY_ID', 'BACKUP_S3_SECRET_ACCESS_KEY'];
 
@@ -343,8 +345,15 @@ describe('helm/sotto', () => {
         { lints: false },
       ),
     ).toContain('backupStore.blobStorage.s3.partBytes=5242880 is too small');
+    // The buffer budget must hold one part's buffer: 16 MiB + 1 MiB - 1 bytes here.
+    expect(refused([...S3, 'backupStore.blobStorage.s3.bufferBytes=16777216'], { lints: false })).toContain(
+      "backupStore.blobStorage.s3.bufferBytes=16777216 cannot hold one part's buffer: set it to at least 17825791",
+    );
     for (const [bad, key] of [
       ['backupStore.blobStorage.s3.partBytes=1048576', 'partBytes'],
+      ['backupStore.blobStorage.s3.bufferBytes=1048576', 'bufferBytes'],
+      ['backupStore.blobStorage.s3.bufferWaitSeconds=0', 'bufferWaitSeconds'],
+      ['backupStore.blobStorage.s3.bufferWaitSeconds=86401', 'bufferWaitSeconds'],
       ['backupStore.blobStorage.s3.endpoint=minio:9000', 'endpoint'],
       ['backupStore.blobStorage.s3.bucket=s3://sotto-backups', 'bucket'],
       ['backupStore.blobStorage.s3.region=', 'region'],
@@ -568,6 +577,8 @@ describe('helm/sotto', () => {
       BACKUP_S3_REGION: 'eu-central-1',
       BACKUP_S3_FORCE_PATH_STYLE: 'true',
       BACKUP_S3_PART_BYTES: '16777216',
+      BACKUP_S3_BUFFER_BYTES: '134217728',
+      BACKUP_S3_BUFFER_WAIT_SECONDS: '20',
     });
     // No key pair: the AWS SDK's default chain (IRSA, instance roles) supplies credentials.
     for (const name of S3_KEYS) expect(env[name]).toBeUndefined();
@@ -591,7 +602,7 @@ describe('helm/sotto', () => {
     const policy = one(manifests, 'NetworkPolicy', fullname('backup-store'));
     expect(policy.spec.policyTypes).toEqual(['Ingress']);
 
-    // AWS S3 itself: no endpoint, virtual-hosted requests, the default region and part size.
+    // AWS S3 itself: no endpoint, virtual-hosted requests, the default region, part size and buffer budget.
     const aws = environment(
       render(['backupStore.blobStorage.type=s3', 'backupStore.blobStorage.s3.bucket=b-1']),
       'backup-store',
@@ -599,8 +610,14 @@ describe('helm/sotto', () => {
     expect(aws.BACKUP_S3_ENDPOINT).toBeUndefined();
     expect(aws.BACKUP_BLOB_DIR).toBeUndefined();
     expect(
-      [aws.BACKUP_S3_REGION, aws.BACKUP_S3_FORCE_PATH_STYLE, aws.BACKUP_S3_PART_BYTES].map((e) => e.value),
-    ).toEqual(['us-east-1', 'false', '8388608']);
+      [
+        aws.BACKUP_S3_REGION,
+        aws.BACKUP_S3_FORCE_PATH_STYLE,
+        aws.BACKUP_S3_PART_BYTES,
+        aws.BACKUP_S3_BUFFER_BYTES,
+        aws.BACKUP_S3_BUFFER_WAIT_SECONDS,
+      ].map((e) => e.value),
+    ).toEqual(['us-east-1', 'false', '8388608', '268435456', '30']);
   });
 
   it('takes the S3 key pair only from the Secret named, under the keys named', () => {

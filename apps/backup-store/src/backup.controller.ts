@@ -101,6 +101,7 @@ export class BackupController implements GrpcController<typeof BackupStoreServic
         chunks: chunksOf(inbound),
         stop: () => inbound.cancel(),
         onEnd: (listener) => inbound.onEnd(listener),
+        signal: inbound.signal,
       },
     );
     return {

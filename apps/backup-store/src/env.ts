@@ -2,12 +2,20 @@ import { z } from 'zod';
 import { positiveInt, url } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 import { postgresEnv } from '@sotto/platform/postgres';
+import { partBufferBytes } from './blobs/s3-blob-store';
 
 const MIB = 1024 ** 2;
 /** S3 refuses parts under 5 MiB, except the last. */
 const S3_MIN_PART_BYTES = 5 * MIB;
 /** S3 numbers parts 1 to 10,000. */
 const S3_MAX_PARTS = 10_000;
+
+/** The largest chunk an UploadChunks message may carry, and so the most one write adds to a part. */
+export const MAX_CHUNK_BYTES = MIB;
+/** The most one S3 part's buffer holds. */
+export const s3PartBufferBytes = (partBytes: number): number => partBufferBytes(partBytes, MAX_CHUNK_BYTES);
+/** A day: longer than any client waits on a stream. */
+const MAX_BUFFER_WAIT_SECONDS = 24 * 3600;
 
 const yesNo = () =>
   z.enum(['true', 'false'], { message: 'expected true or false' }).transform((value) => value === 'true');
@@ -44,6 +52,19 @@ export const backupEnv = serviceEnvSchema(
         message: `expected at least ${S3_MIN_PART_BYTES} (5 MiB, S3's minimum part)`,
       })
       .default(8 * MIB),
+    /**
+     * Bytes all S3 uploads of the process may buffer together (default 256
+     * MiB). A stream reserves a part's buffer (BACKUP_S3_PART_BYTES plus one
+     * chunk) before buffering it, and waits while the budget is used up.
+     */
+    BACKUP_S3_BUFFER_BYTES: positiveInt().default(256 * MIB),
+    /**
+     * How long a stream waits for room in BACKUP_S3_BUFFER_BYTES before it is
+     * refused with RESOURCE_EXHAUSTED (default 30 s).
+     */
+    BACKUP_S3_BUFFER_WAIT_SECONDS: positiveInt()
+      .max(MAX_BUFFER_WAIT_SECONDS, { message: `expected at most ${MAX_BUFFER_WAIT_SECONDS} (a day)` })
+      .default(30),
   },
 )
   .and(postgresEnv)
@@ -69,6 +90,13 @@ export const backupEnv = serviceEnvSchema(
         'is required: set both BACKUP_S3_ACCESS_KEY_ID and BACKUP_S3_SECRET_ACCESS_KEY, or neither',
       );
     }
+    const partBuffer = s3PartBufferBytes(env.BACKUP_S3_PART_BYTES);
+    if (env.BACKUP_S3_BUFFER_BYTES < partBuffer) {
+      problem(
+        'BACKUP_S3_BUFFER_BYTES',
+        `must hold at least one part's buffer (BACKUP_S3_PART_BYTES + 1 MiB chunk - 1): expected at least ${partBuffer}`,
+      );
+    }
     if (env.BACKUP_QUOTA_BYTES > env.BACKUP_S3_PART_BYTES * S3_MAX_PARTS) {
       problem(
         'BACKUP_S3_PART_BYTES',
@@ -89,6 +117,9 @@ export interface S3Location {
   readonly credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
   readonly forcePathStyle: boolean;
   readonly partBytes: number;
+  /** Bytes all uploads may buffer together, and how long a stream waits for room. */
+  readonly bufferBytes: number;
+  readonly bufferWaitMs: number;
 }
 
 export function blobLocation(env: BackupEnv): BlobLocation {
@@ -109,6 +140,8 @@ export function blobLocation(env: BackupEnv): BlobLocation {
         : undefined,
     forcePathStyle: env.BACKUP_S3_FORCE_PATH_STYLE,
     partBytes: env.BACKUP_S3_PART_BYTES,
+    bufferBytes: env.BACKUP_S3_BUFFER_BYTES,
+    bufferWaitMs: env.BACKUP_S3_BUFFER_WAIT_SECONDS * 1000,
   };
 }
 

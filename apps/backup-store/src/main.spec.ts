@@ -22,6 +22,23 @@ describe('backup-store S3 settings', () => {
       { BACKUP_S3_PART_BYTES: String(1024 * 1024) },
       "expected at least 5242880 (5 MiB, S3's minimum part)",
     ],
+    [
+      'BACKUP_S3_BUFFER_BYTES',
+      { BACKUP_S3_BUFFER_BYTES: String(8 * 1024 * 1024) },
+      "must hold at least one part's buffer (BACKUP_S3_PART_BYTES + 1 MiB chunk - 1): expected at least 9437183",
+    ],
+    ['BACKUP_S3_BUFFER_BYTES', { BACKUP_S3_BUFFER_BYTES: '-1' }, 'expected a number greater than 0'],
+    [
+      'BACKUP_S3_BUFFER_WAIT_SECONDS',
+      { BACKUP_S3_BUFFER_WAIT_SECONDS: '0' },
+      'expected a number greater than 0',
+    ],
+    [
+      'BACKUP_S3_BUFFER_WAIT_SECONDS',
+      { BACKUP_S3_BUFFER_WAIT_SECONDS: '86401' },
+      'expected at most 86400 (a day)',
+    ],
+    ['BACKUP_S3_BUFFER_WAIT_SECONDS', { BACKUP_S3_BUFFER_WAIT_SECONDS: '1.5' }, 'expected a whole number'],
   ])('exits non-zero naming %s when it is invalid', async (variable, env, message) => {
     const { code, stderr } = await runServiceToExit('backup-store', { ...base, ...env });
     expect(code).toBe(78);

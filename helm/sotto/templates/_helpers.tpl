@@ -272,6 +272,8 @@ BACKUP_S3_ENDPOINT: {{ . | quote }}
 BACKUP_S3_REGION: {{ $s3.region | quote }}
 BACKUP_S3_FORCE_PATH_STYLE: {{ $s3.forcePathStyle | toString | quote }}
 BACKUP_S3_PART_BYTES: {{ $s3.partBytes | int64 | quote }}
+BACKUP_S3_BUFFER_BYTES: {{ $s3.bufferBytes | int64 | quote }}
+BACKUP_S3_BUFFER_WAIT_SECONDS: {{ $s3.bufferWaitSeconds | int64 | quote }}
 {{- else }}
 BACKUP_BLOB_DIR: {{ include "sotto.blobDir" . | quote }}
 {{- end }}
@@ -387,6 +389,10 @@ to change; the service would otherwise stop at start-up, or lose or scatter blob
 {{- $maxParts := 10000 }}
 {{- if gt (int64 $bs.quotaBytes) (mul (int64 $s3.partBytes) $maxParts) }}
 {{- fail (printf "backupStore.blobStorage.s3.partBytes=%d is too small: a blob of backupStore.quotaBytes=%d must fit in S3's %d parts, so set partBytes to at least %d" (int64 $s3.partBytes) (int64 $bs.quotaBytes) $maxParts (div (add (int64 $bs.quotaBytes) (sub $maxParts 1)) $maxParts)) }}
+{{- end }}
+{{- $partBuffer := add (int64 $s3.partBytes) 1048575 }}
+{{- if lt (int64 $s3.bufferBytes) $partBuffer }}
+{{- fail (printf "backupStore.blobStorage.s3.bufferBytes=%d cannot hold one part's buffer: set it to at least %d (partBytes + 1 MiB - 1)" (int64 $s3.bufferBytes) $partBuffer) }}
 {{- end }}
 {{- else }}
 {{- $local := $bs.blobStorage.local }}

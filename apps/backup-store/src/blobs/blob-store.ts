@@ -10,9 +10,14 @@ export interface BlobStore {
   /**
    * Appends to a pending blob from `received`, the durable count recorded in
    * the metadata; anything the store holds past it is overwritten. `parts` is
-   * how many parts were recorded so far.
+   * how many parts were recorded so far. `signal` aborts a write that waits
+   * for buffer room (BufferWaitCancelledError): the stream is gone.
    */
-  append(blob: PendingBlob, position: { received: number; parts: number; size: number }): BlobWriter;
+  append(
+    blob: PendingBlob,
+    position: { received: number; parts: number; size: number },
+    signal?: AbortSignal,
+  ): BlobWriter;
   /**
    * Makes a whole pending blob readable under its key, all at once: a reader
    * never sees part of it. Finishing a blob that was already finished is fine.
@@ -51,7 +56,9 @@ export interface Checkpoint {
 export interface BlobWriter {
   /**
    * Takes the next bytes. Resolves when the writer is ready for more, with a
-   * checkpoint when these bytes made more of the blob durable.
+   * checkpoint when these bytes made more of the blob durable. May wait for
+   * room in a buffer budget, and fail with BufferBudgetExhaustedError when
+   * none comes free in time; what was stored before stays stored.
    */
   write(bytes: Uint8Array): Promise<Checkpoint | undefined>;
   /**

@@ -1,7 +1,9 @@
 import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Readiness } from '@sotto/platform/health';
-import { blobLocation, type BackupEnv } from '../env';
+import { MAX_CHUNK_BYTES, blobLocation, type BackupEnv } from '../env';
+import { BackupMetrics } from '../metrics/backup-metrics';
+import { BufferBudget } from './buffer-budget';
 import { BLOB_STORE, type BlobStore } from './blob-store';
 import { LocalBlobStore } from './local-blob-store';
 import { S3BlobStore, createS3Client } from './s3-blob-store';
@@ -31,11 +33,21 @@ export class BlobsModule {
         { provide: S3_CLIENT, useFactory: () => (location.kind === 's3' ? createS3Client(location) : null) },
         {
           provide: BLOB_STORE,
-          inject: [Readiness, S3_CLIENT],
-          useFactory: async (readiness: Readiness, client: S3Client | null): Promise<BlobStore> => {
+          inject: [Readiness, S3_CLIENT, BackupMetrics],
+          useFactory: async (
+            readiness: Readiness,
+            client: S3Client | null,
+            metrics: BackupMetrics,
+          ): Promise<BlobStore> => {
             let store: BlobStore;
             if (location.kind === 's3' && client) {
-              store = new S3BlobStore(client, location.bucket, location.partBytes);
+              const budget = new BufferBudget(
+                'S3 upload buffer',
+                location.bufferBytes,
+                location.bufferWaitMs,
+                metrics.s3Buffer(location.bufferBytes),
+              );
+              store = new S3BlobStore(client, location.bucket, location.partBytes, budget, MAX_CHUNK_BYTES);
             } else if (location.kind === 'local') {
               const local = new LocalBlobStore(location.dir);
               await local.prepare();
@@ -46,7 +58,7 @@ export class BlobsModule {
             readiness.register('blob-store', () => store.check());
             new Logger('BlobStore').log(
               location.kind === 's3'
-                ? `blobs in S3 bucket ${location.bucket}`
+                ? `blobs in S3 bucket ${location.bucket}; parts of ${location.partBytes} bytes buffered within ${location.bufferBytes} bytes across uploads`
                 : 'blobs in the local directory',
             );
             return store;

@@ -12,6 +12,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import type { S3Location } from '../env';
+import type { BufferBudget, Reservation } from './buffer-budget';
 import {
   BlobMissingError,
   type BlobStore,
@@ -44,13 +45,29 @@ export function createS3Client(settings: S3Location): S3Client {
  * all at once, when the upload is completed. S3 refuses parts under 5 MiB
  * except the last, so bytes are buffered to the part size, and only whole
  * stored parts count as received.
+ *
+ * Every part's buffer is reserved from `budget`, shared by all uploads of the
+ * process, before its first byte is held: when the budget is used up, a
+ * stream's next write waits (and so does the client, through gRPC flow
+ * control) until another part is stored, and fails with
+ * BufferBudgetExhaustedError after the budget's wait. Writes are at most
+ * `maxWriteBytes`, so a part's buffer never holds more than
+ * `partBufferBytes(partBytes, maxWriteBytes)`.
  */
 export class S3BlobStore implements BlobStore {
   constructor(
     private readonly s3: S3Client,
     private readonly bucket: string,
     private readonly partBytes: number,
-  ) {}
+    private readonly budget: BufferBudget,
+    private readonly maxWriteBytes: number,
+  ) {
+    if (budget.capacity < partBufferBytes(partBytes, maxWriteBytes)) {
+      throw new RangeError(
+        `the ${budget.what} of ${budget.capacity} bytes cannot hold one part's buffer of ${partBufferBytes(partBytes, maxWriteBytes)} bytes`,
+      );
+    }
+  }
 
   async begin(key: string): Promise<PendingBlob> {
     const { UploadId } = await this.s3.send(
@@ -60,8 +77,17 @@ export class S3BlobStore implements BlobStore {
     return { key, multipartId: UploadId };
   }
 
-  append(blob: PendingBlob, position: { received: number; parts: number; size: number }): BlobWriter {
-    return new S3PartWriter(this.s3, this.bucket, blob, position, this.partBytes);
+  append(
+    blob: PendingBlob,
+    position: { received: number; parts: number; size: number },
+    signal?: AbortSignal,
+  ): BlobWriter {
+    return new S3PartWriter(this.s3, this.bucket, blob, position, {
+      partBytes: this.partBytes,
+      maxWriteBytes: this.maxWriteBytes,
+      budget: this.budget,
+      signal,
+    });
   }
 
   async finish(blob: PendingBlob, parts: readonly StoredPart[]): Promise<void> {
@@ -153,9 +179,28 @@ function multipartId(blob: PendingBlob): string {
   return blob.multipartId;
 }
 
+/**
+ * The most one part's buffer holds: a part is stored once it reaches
+ * `partBytes`, so it is short of that by at least a byte before its last
+ * write of at most `maxWriteBytes`.
+ */
+export function partBufferBytes(partBytes: number, maxWriteBytes: number): number {
+  return partBytes - 1 + maxWriteBytes;
+}
+
+interface PartBuffering {
+  readonly partBytes: number;
+  readonly maxWriteBytes: number;
+  readonly budget: BufferBudget;
+  /** Aborts a wait for budget: the stream was cancelled or taken over. */
+  readonly signal: AbortSignal | undefined;
+}
+
 class S3PartWriter implements BlobWriter {
   private buffered: Uint8Array[] = [];
   private bufferedBytes = 0;
+  /** The budget held for the part being buffered; none between parts. */
+  private reservation: Reservation | undefined;
   private received: number;
   private nextPart: number;
   private readonly size: number;
@@ -165,7 +210,7 @@ class S3PartWriter implements BlobWriter {
     private readonly bucket: string,
     private readonly blob: PendingBlob,
     position: { received: number; parts: number; size: number },
-    private readonly partBytes: number,
+    private readonly buffering: PartBuffering,
   ) {
     this.received = position.received;
     this.nextPart = position.parts + 1;
@@ -176,38 +221,59 @@ class S3PartWriter implements BlobWriter {
     return this.received + this.bufferedBytes === this.size;
   }
 
-  write(bytes: Uint8Array): Promise<Checkpoint | undefined> {
+  async write(bytes: Uint8Array): Promise<Checkpoint | undefined> {
+    const { partBytes, maxWriteBytes, budget, signal } = this.buffering;
+    if (bytes.length > maxWriteBytes) {
+      throw new RangeError(`a write of ${bytes.length} bytes is over the most of ${maxWriteBytes}`);
+    }
+    // The part's buffer, reserved before it holds anything: all of it, or
+    // what is left of the blob when that is less.
+    this.reservation ??= await budget.reserve(
+      Math.max(1, Math.min(partBufferBytes(partBytes, maxWriteBytes), this.size - this.received)),
+      signal,
+    );
     this.buffered.push(bytes);
     this.bufferedBytes += bytes.length;
-    if (this.bufferedBytes >= this.partBytes || this.atEnd) return this.storePart();
-    return Promise.resolve(undefined);
+    if (this.bufferedBytes >= partBytes || this.atEnd) return this.storePart();
+    return undefined;
   }
 
   private async storePart(): Promise<Checkpoint> {
-    const body = Buffer.concat(this.buffered, this.bufferedBytes);
-    this.buffered = [];
-    this.bufferedBytes = 0;
-    const number = this.nextPart;
-    const { ETag } = await this.s3.send(
-      new UploadPartCommand({
-        Bucket: this.bucket,
-        Key: this.blob.key,
-        UploadId: multipartId(this.blob),
-        PartNumber: number,
-        Body: body,
-        ContentLength: body.length,
-      }),
-    );
-    if (!ETag) throw new Error(`S3 gave no ETag for part ${number} of ${this.blob.key}`);
-    this.nextPart += 1;
-    this.received += body.length;
-    return { received: this.received, part: { number, etag: ETag } };
+    try {
+      const body = Buffer.concat(this.buffered, this.bufferedBytes);
+      this.buffered = [];
+      this.bufferedBytes = 0;
+      const number = this.nextPart;
+      const { ETag } = await this.s3.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: this.blob.key,
+          UploadId: multipartId(this.blob),
+          PartNumber: number,
+          Body: body,
+          ContentLength: body.length,
+        }),
+      );
+      if (!ETag) throw new Error(`S3 gave no ETag for part ${number} of ${this.blob.key}`);
+      this.nextPart += 1;
+      this.received += body.length;
+      return { received: this.received, part: { number, etag: ETag } };
+    } finally {
+      // Stored or failed, the part's bytes are no longer held.
+      this.releaseBuffer();
+    }
   }
 
   async close(): Promise<Checkpoint | undefined> {
     if (this.bufferedBytes > 0 && this.atEnd) return this.storePart();
+    this.releaseBuffer();
+    return undefined;
+  }
+
+  private releaseBuffer(): void {
     this.buffered = [];
     this.bufferedBytes = 0;
-    return undefined;
+    this.reservation?.release();
+    this.reservation = undefined;
   }
 }

@@ -22,6 +22,7 @@ export class Inbound<T> {
   private wake: (() => void) | undefined;
   private readonly endListeners: (() => void)[] = [];
   private readonly subscription: Subscription;
+  private readonly cancellation = new AbortController();
 
   constructor(
     source: Observable<T>,
@@ -57,8 +58,14 @@ export class Inbound<T> {
     }
   }
 
+  /** Aborts once the stream is cancelled: whatever waits on its behalf can stop. */
+  get signal(): AbortSignal {
+    return this.cancellation.signal;
+  }
+
   /** Stops taking messages: the client went away, or a newer stream took over. */
   cancel(): void {
+    this.cancellation.abort();
     this.queue.length = 0;
     this.subscription.unsubscribe();
     this.end();

@@ -4,8 +4,9 @@ import { status } from '@grpc/grpc-js';
 import { grpcError, refuse } from '@sotto/platform/grpc';
 import type { AccountId } from '@sotto/platform/ids';
 import { BLOB_STORE, type BlobStore, type Checkpoint, type PendingBlob } from '../blobs/blob-store';
+import { BufferBudgetExhaustedError, BufferWaitCancelledError } from '../blobs/buffer-budget';
 import { DoomedBlobs } from '../cleanup/doomed-blobs';
-import { BACKUP_POLICY, type BackupPolicy } from '../env';
+import { BACKUP_POLICY, MAX_CHUNK_BYTES, type BackupPolicy } from '../env';
 import { BackupMetrics } from '../metrics/backup-metrics';
 import type { UploadId } from '../validation';
 import { VersionsRepository, type VersionRecord } from '../versions/versions.repository';
@@ -16,7 +17,7 @@ import { UploadsRepository, type UploadRecord } from './uploads.repository';
  * The largest chunk a stream may carry. Well under gRPC's default 4 MiB
  * message limit, and large enough that per-message costs do not dominate.
  */
-export const MAX_CHUNK_BYTES = 1024 * 1024;
+export { MAX_CHUNK_BYTES };
 /** Uploads one account may have in progress at once. */
 export const MAX_UPLOADS_IN_PROGRESS = 8;
 
@@ -34,6 +35,8 @@ export interface ChunkSource {
   stop(): void;
   /** Calls `listener` once the client is done sending, or gone. */
   onEnd(listener: () => void): void;
+  /** Aborts once the stream is cancelled by its client or stopped: a wait for buffer room ends. */
+  readonly signal: AbortSignal;
 }
 
 export interface StreamOutcome {
@@ -154,7 +157,7 @@ export class UploadsService {
     });
     source.onEnd(() => stream.closing());
     try {
-      const { received, digest } = await this.append(accountId, upload, writer, offset, source.chunks);
+      const { received, digest } = await this.append(accountId, upload, writer, offset, source);
       if (superseded) throw supersededError();
       stream.closing();
       if (received < upload.size) return { received, version: undefined };
@@ -174,14 +177,14 @@ export class UploadsService {
     upload: UploadRecord,
     writer: string,
     offset: number,
-    chunks: AsyncIterable<Uint8Array>,
+    source: Pick<ChunkSource, 'chunks' | 'signal'>,
   ): Promise<{ received: number; digest: Buffer | undefined }> {
     const hash = offset === 0 ? createHash('sha256') : undefined;
-    const blobWriter = this.blobs.append(upload.blob, {
-      received: offset,
-      parts: upload.parts,
-      size: upload.size,
-    });
+    const blobWriter = this.blobs.append(
+      upload.blob,
+      { received: offset, parts: upload.parts, size: upload.size },
+      source.signal,
+    );
     let received = offset;
     const record = async (checkpoint: Checkpoint | undefined): Promise<void> => {
       if (!checkpoint) return;
@@ -193,7 +196,7 @@ export class UploadsService {
     let failure: unknown;
     try {
       let position = offset;
-      for await (const chunk of chunks) {
+      for await (const chunk of source.chunks) {
         if (chunk.length > MAX_CHUNK_BYTES) {
           throw refuse(
             'too-large',
@@ -212,12 +215,21 @@ export class UploadsService {
         await record(await blobWriter.write(chunk));
       }
     } catch (error) {
-      failure = error;
+      // A stream that went away while it waited for buffer room ends like
+      // one whose chunks ended.
+      if (!(error instanceof BufferWaitCancelledError)) failure = error;
     }
     try {
       await record(await blobWriter.close());
     } catch (error) {
       failure ??= error;
+    }
+    if (failure instanceof BufferBudgetExhaustedError) {
+      throw refuse(
+        'quota',
+        `the ${failure.what} (${failure.capacity} bytes shared by all uploads) stayed full for ${failure.waitedMs} ms; ` +
+          `the store holds ${received} bytes of this upload, nothing is lost: resume from offset ${received} later`,
+      );
     }
     if (failure !== undefined) throw failure as Error;
     return { received, digest: received === upload.size ? hash?.digest() : undefined };
