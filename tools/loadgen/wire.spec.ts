@@ -77,7 +77,9 @@ describe('the wire load generator', () => {
     expect(ceiling.producer.latencyMs.p50).toBeLessThanOrEqual(ceiling.producer.latencyMs.p99);
     expect(ceiling.consumer.recordsPerSecond).toBeGreaterThan(0);
   });
+});
 
+describe('npm run loadgen:wire', () => {
   it.each([
     [['--devices', '1'], '--devices: expected a whole number from 2 to 10000, got 1'],
     [['--in-flight', 'many'], '--in-flight: expected a whole number from 1 to 100000, got many'],

@@ -12,7 +12,7 @@ import { silentLogger, type Logger, type RunningKafka, type ServerTls, type Star
 const READY_TIMEOUT_MS = 120_000;
 const NODE_ID = 1;
 
-/** Path of the Maven build file that resolves the broker jars. */
+/** Path of the Maven build file that resolves the broker's jars and Kafka's command-line tools. */
 export function kafkaPom(): string {
   return join(repoRoot(), 'tools', 'kafka', 'pom.xml');
 }
