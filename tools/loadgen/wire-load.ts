@@ -10,6 +10,7 @@
  * lost or delivered twice (see DeliveryLedger).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   Metadata,
@@ -44,6 +45,13 @@ export interface WireTarget {
   readonly pids: Readonly<Record<string, number>>;
 }
 
+interface Percentiles {
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
 export interface WireReport extends DeliveryCounts {
   readonly devices: number;
   readonly inFlight: number;
@@ -53,7 +61,12 @@ export interface WireReport extends DeliveryCounts {
   /** Envelopes delivered during the measured seconds. */
   readonly measuredDeliveries: number;
   readonly messagesPerSecond: number;
-  readonly latencyMs: { p50: number; p95: number; p99: number; max: number };
+  /** Send→delivered, of the envelopes delivered in the measured seconds. */
+  readonly latencyMs: Percentiles;
+  /** Send→answered (Kafka holds the envelope), of the Sends answered in the measured seconds. */
+  readonly sendAnsweredMs: Percentiles;
+  /** What else the machine was doing: its cores, and its load average over the minute before the measurement. */
+  readonly machine: { readonly cores: number; readonly loadAverage: number };
   /**
    * CPU microseconds per envelope delivered in the measured seconds, for each
    * process, for the servers together (every process but this one) and for all.
@@ -74,12 +87,14 @@ interface Device {
   stream?: ClientDuplexStream<ConnectRequest, ConnectResponse>;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
-
 const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
+
+function percentiles(values: readonly number[]): Percentiles {
+  const sorted = Float64Array.from(values).sort();
+  const at = (p: number): number =>
+    round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0);
+  return { p50: at(50), p95: at(95), p99: at(99), max: round(sorted[sorted.length - 1] ?? 0) };
+}
 
 function codeName(error: unknown): string {
   const code = (error as Partial<ServiceError>).code;
@@ -144,6 +159,7 @@ export async function measureWire(
 
   let measuring = false;
   const latencies: number[] = [];
+  const answerTimes: number[] = [];
   let measuredDeliveries = 0;
   let lastDelivery = performance.now();
   let streamFailure: Error | undefined;
@@ -198,7 +214,8 @@ export async function measureWire(
       const destination =
         devices[(sender.index + 1 + (sequenceOffset % (devices.length - 1))) % devices.length];
       if (destination === undefined) throw new Error('no destination device');
-      const sequence = book.sending(performance.now());
+      const sentAt = performance.now();
+      const sequence = book.sending(sentAt);
       const request: SendRequest = {
         destinationAccountId: destination.accountId,
         clientTimestampMs: String(Date.now()),
@@ -217,6 +234,7 @@ export async function measureWire(
           metadata: sender.auth,
           deadlineMs: CALL_DEADLINE_MS,
         });
+        if (measuring) answerTimes.push(performance.now() - sentAt);
         const guid = answer.guids[0];
         if (guid === undefined) book.failed('NO_GUID');
         else book.confirmed(sequence, guid);
@@ -237,6 +255,7 @@ export async function measureWire(
     const wait = (seconds: number): Promise<void> =>
       Promise.race([new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000)), streamFailed]);
     await wait(warmupSeconds);
+    const loadAverage = loadavg()[0] ?? 0;
     const cpuBefore = cpuSeconds(target.pids);
     const started = performance.now();
     measuring = true;
@@ -261,7 +280,6 @@ export async function measureWire(
       }),
     ]);
 
-    const sorted = Float64Array.from(latencies).sort();
     const perMessage = (seconds: number): number =>
       measuredDeliveries === 0 ? 0 : round((seconds * 1e6) / measuredDeliveries);
     const used = Object.fromEntries(
@@ -279,12 +297,9 @@ export async function measureWire(
       measuredSeconds: round(measuredSeconds, 3),
       measuredDeliveries,
       messagesPerSecond: Math.round(measuredDeliveries / measuredSeconds),
-      latencyMs: {
-        p50: round(percentile(sorted, 50)),
-        p95: round(percentile(sorted, 95)),
-        p99: round(percentile(sorted, 99)),
-        max: round(sorted[sorted.length - 1] ?? 0),
-      },
+      latencyMs: percentiles(latencies),
+      sendAnsweredMs: percentiles(answerTimes),
+      machine: { cores: availableParallelism(), loadAverage: round(loadAverage, 2) },
       ...book.counts(),
       cpuMicrosPerMessage: {
         ...Object.fromEntries(Object.entries(used).map(([name, seconds]) => [name, perMessage(seconds)])),

@@ -52,6 +52,9 @@ describe('the wire load generator', () => {
     expect(report.latencyMs.p50).toBeLessThanOrEqual(report.latencyMs.p95);
     expect(report.latencyMs.p95).toBeLessThanOrEqual(report.latencyMs.p99);
     expect(report.latencyMs.p99).toBeLessThanOrEqual(report.latencyMs.max);
+    expect(report.sendAnsweredMs.p50).toBeGreaterThan(0);
+    expect(report.sendAnsweredMs.p99).toBeLessThanOrEqual(report.sendAnsweredMs.max);
+    expect(report.machine.cores).toBeGreaterThan(0);
     expect(Object.keys(report.cpuMicrosPerMessage).sort()).toEqual(
       [...Object.keys(pids), 'servers', 'total'].sort(),
     );
@@ -97,5 +100,17 @@ describe('npm run loadgen:wire', () => {
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(message);
+  });
+
+  it('is also npm run loadgen -- --wire', () => {
+    const result = spawnSync(
+      process.execPath,
+      ['-r', '@swc-node/register', 'tools/loadgen/main.ts', '--wire', '--devices', '1'],
+      { cwd: repoRoot(), encoding: 'utf8' },
+    );
+    expect({ code: result.status, stderr: result.stderr.trim() }).toEqual({
+      code: 2,
+      stderr: '[loadgen:wire] --devices: expected a whole number from 2 to 10000, got 1',
+    });
   });
 });
