@@ -77,6 +77,8 @@ export interface WireReport extends DeliveryCounts {
 /** Longest wait, after sending stops, for a further envelope to arrive before the rest count as lost. */
 const DRAIN_QUIET_MS = 15_000;
 const CALL_DEADLINE_MS = 60_000;
+/** How long a sending loop waits after a failed Send before its next. */
+const FAILED_SEND_PAUSE_MS = 100;
 
 interface Device {
   readonly index: number;
@@ -240,6 +242,8 @@ export async function measureWire(
         else book.confirmed(sequence, guid);
       } catch (error) {
         book.failed(codeName(error));
+        // A platform refusing or gone is counted, not hammered.
+        await new Promise((resolve) => setTimeout(resolve, FAILED_SEND_PAUSE_MS));
       }
     };
     // --in-flight loops, spread over the devices as senders; each sends its next envelope when the last is answered.
