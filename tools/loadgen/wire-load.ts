@@ -72,6 +72,16 @@ export interface WireReport extends DeliveryCounts {
    * process, for the servers together (every process but this one) and for all.
    */
   readonly cpuMicrosPerMessage: Record<string, number>;
+  /**
+   * CPU each process used, in thousandths of a core, over as many seconds as
+   * the warm-up with every stream open before anything was sent.
+   */
+  readonly idleCpuMillicores: Record<string, number>;
+  /**
+   * The servers' CPU per message less what they would have used idle over
+   * the measured seconds; absent when only this process is measured.
+   */
+  readonly serverCpuMicrosPerMessageAboveIdle?: number;
 }
 
 /** Longest wait, after sending stops, for a further envelope to arrive before the rest count as lost. */
@@ -210,7 +220,16 @@ export async function measureWire(
       ),
     );
 
+    const wait = (seconds: number): Promise<void> =>
+      Promise.race([new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000)), streamFailed]);
     const warmupSeconds = Math.min(5, options.durationSeconds / 5);
+    // What the processes spend with every stream open and nothing sent, to tell the per-message cost from the fixed one.
+    say(`${round(warmupSeconds)} s idle, every stream open`);
+    const idleBefore = cpuSeconds(target.pids);
+    const idleStarted = performance.now();
+    await wait(warmupSeconds);
+    const idleSeconds = (performance.now() - idleStarted) / 1000;
+    const idleAfter = cpuSeconds(target.pids);
     let sending = true;
     const sendOne = async (sender: Device, sequenceOffset: number): Promise<void> => {
       const destination =
@@ -256,8 +275,6 @@ export async function measureWire(
     say(
       `sending ${options.size}-byte envelopes, ${options.inFlight} in flight: ${round(warmupSeconds)} s warm-up, then ${options.durationSeconds} s measured`,
     );
-    const wait = (seconds: number): Promise<void> =>
-      Promise.race([new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000)), streamFailed]);
     await wait(warmupSeconds);
     const loadAverage = loadavg()[0] ?? 0;
     const cpuBefore = cpuSeconds(target.pids);
@@ -286,13 +303,20 @@ export async function measureWire(
 
     const perMessage = (seconds: number): number =>
       measuredDeliveries === 0 ? 0 : round((seconds * 1e6) / measuredDeliveries);
-    const used = Object.fromEntries(
-      Object.keys(target.pids).map((name) => [name, (cpuAfter[name] ?? 0) - (cpuBefore[name] ?? 0)]),
-    );
-    const servers = Object.entries(used)
-      .filter(([name]) => name !== 'loadgen')
-      .reduce((sum, [, seconds]) => sum + seconds, 0);
+    const between = (before: Record<string, number>, after: Record<string, number>): Record<string, number> =>
+      Object.fromEntries(
+        Object.keys(target.pids).map((name) => [name, (after[name] ?? 0) - (before[name] ?? 0)]),
+      );
+    const serversOf = (seconds: Record<string, number>): number =>
+      Object.entries(seconds)
+        .filter(([name]) => name !== 'loadgen')
+        .reduce((sum, [, value]) => sum + value, 0);
+    const used = between(cpuBefore, cpuAfter);
+    const idle = between(idleBefore, idleAfter);
+    const servers = serversOf(used);
     const all = Object.values(used).reduce((sum, seconds) => sum + seconds, 0);
+    const serversIdle = serversOf(idle);
+    const millicores = (seconds: number): number => Math.round((seconds * 1000) / idleSeconds);
     return {
       devices: options.devices,
       inFlight: options.inFlight,
@@ -310,6 +334,17 @@ export async function measureWire(
         ...(Object.keys(used).length > 1 ? { servers: perMessage(servers) } : {}),
         total: perMessage(all),
       },
+      idleCpuMillicores: {
+        ...Object.fromEntries(Object.entries(idle).map(([name, seconds]) => [name, millicores(seconds)])),
+        ...(Object.keys(idle).length > 1 ? { servers: millicores(serversIdle) } : {}),
+      },
+      ...(Object.keys(used).length > 1
+        ? {
+            serverCpuMicrosPerMessageAboveIdle: perMessage(
+              Math.max(0, servers - (serversIdle / idleSeconds) * measuredSeconds),
+            ),
+          }
+        : {}),
     };
   } finally {
     for (const device of devices) {

@@ -58,6 +58,10 @@ describe('the wire load generator', () => {
     expect(Object.keys(report.cpuMicrosPerMessage).sort()).toEqual(
       [...Object.keys(pids), 'servers', 'total'].sort(),
     );
+    expect(Object.keys(report.idleCpuMillicores).sort()).toEqual([...Object.keys(pids), 'servers'].sort());
+    expect(report.serverCpuMicrosPerMessageAboveIdle).toBeLessThanOrEqual(
+      report.cpuMicrosPerMessage['servers'] ?? 0,
+    );
     const { servers, total, loadgen } = report.cpuMicrosPerMessage;
     expect(servers).toBeGreaterThan(0);
     expect(total).toBeCloseTo((servers ?? 0) + (loadgen ?? 0), 0);

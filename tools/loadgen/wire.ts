@@ -74,7 +74,8 @@ async function run(
   say(
     `Sotto: ${sotto.messagesPerSecond} messages/s delivered, p50/p95/p99 ${sotto.latencyMs.p50}/${sotto.latencyMs.p95}/${sotto.latencyMs.p99} ms, ` +
       `Send answered p50/p99 ${sotto.sendAnsweredMs.p50}/${sotto.sendAnsweredMs.p99} ms, ` +
-      `${sotto.cpuMicrosPerMessage['servers'] ?? '–'} µs server CPU per message; ` +
+      `${sotto.cpuMicrosPerMessage['servers'] ?? '–'} µs server CPU per message ` +
+      `(${sotto.serverCpuMicrosPerMessageAboveIdle ?? '–'} above the ${sotto.idleCpuMillicores['servers'] ?? '–'} millicores they use idle); ` +
       `${sotto.lost} lost, ${sotto.duplicated} duplicated of ${sotto.confirmed} sent ` +
       `(machine load average ${sotto.machine.loadAverage} on ${sotto.machine.cores} cores)`,
   );
