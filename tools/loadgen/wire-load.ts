@@ -3,8 +3,8 @@
  * devices, each on a connection of its own with its Connect stream open,
  * send opaque envelopes of --size random bytes to each other through the
  * public gateway's Send, --in-flight at a time in all, and acknowledge
- * every envelope delivered to them. After a warm-up, it measures for
- * --duration seconds: envelopes delivered per second, send→delivered
+ * every envelope delivered to them. After an idle spell (what each process
+ * uses with nothing sent) and a warm-up, it measures for --duration seconds: envelopes delivered per second, send→delivered
  * latency, and the CPU each process spent per delivered envelope; then it
  * stops sending, waits for everything sent to arrive, and counts what was
  * lost or delivered twice (see DeliveryLedger).
