@@ -4,10 +4,11 @@
  * send opaque envelopes of --size random bytes to each other through the
  * public gateway's Send, --in-flight at a time in all, and acknowledge
  * every envelope delivered to them. After an idle spell (what each process
- * uses with nothing sent) and a warm-up, it measures for --duration seconds: envelopes delivered per second, send→delivered
- * latency, and the CPU each process spent per delivered envelope; then it
- * stops sending, waits for everything sent to arrive, and counts what was
- * lost or delivered twice (see DeliveryLedger).
+ * uses with nothing sent) and a warm-up, it measures for --duration
+ * seconds: envelopes delivered per second, send→delivered latency, and the
+ * CPU each process spent per delivered envelope; then it stops sending,
+ * waits for everything sent to arrive, and counts what was lost or
+ * delivered twice (see DeliveryLedger).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
