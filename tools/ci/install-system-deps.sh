@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages local infrastructure and tests need (idempotent), then resolves
-# Kafka's broker jars through tools/kafka/pom.xml so the first Kafka start needs no Maven run.
+# Kafka's broker jars and tools through tools/kafka/pom.xml so the first Kafka start needs no Maven run.
 # Keep the package list in sync with libs/local-infra/src/system-packages.ts.
 set -euo pipefail
 

@@ -30,17 +30,22 @@ function allProcesses(): ProcStat[] {
 
 /**
  * CPU seconds used so far by each named process and all its descendants
- * (PostgreSQL's backends, the JVM's threads are counted with their parents).
- * Linux only: it reads /proc.
+ * (PostgreSQL's backends, the JVM's threads are counted with their parents),
+ * except descendants that are named themselves: a load generator that
+ * started the servers is not charged with their time. Linux only: it reads
+ * /proc.
  */
 export function cpuSeconds(roots: Readonly<Record<string, number>>): Record<string, number> {
   const processes = allProcesses();
   const children = new Map<number, ProcStat[]>();
   for (const proc of processes) children.set(proc.ppid, [...(children.get(proc.ppid) ?? []), proc]);
   const byPid = new Map(processes.map((proc) => [proc.pid, proc]));
+  const named = new Set(Object.values(roots));
   const treeTicks = (pid: number): number =>
     (byPid.get(pid)?.ticks ?? 0) +
-    (children.get(pid) ?? []).reduce((sum, child) => sum + treeTicks(child.pid), 0);
+    (children.get(pid) ?? [])
+      .filter((child) => !named.has(child.pid))
+      .reduce((sum, child) => sum + treeTicks(child.pid), 0);
   return Object.fromEntries(
     Object.entries(roots).map(([name, pid]) => [name, treeTicks(pid) / TICKS_PER_SECOND]),
   );

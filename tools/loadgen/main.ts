@@ -7,6 +7,7 @@
  *
  *   npm run loadgen -- [--pairs 16] [--messages 100] [--size 140] [--server HOST:PORT [--ca FILE]]
  *                      [--plaintext-storage] [--json]
+ *   npm run loadgen -- --wire …    the wire load generator (wire.ts), as npm run loadgen:wire
  *
  * Without --server it starts its own Kafka, Redis, PostgreSQL and the six
  * services in a scratch directory, exactly as `npm start` runs them (the
@@ -182,4 +183,10 @@ async function run(
   }
 }
 
-runLoad(() => parseOptions(process.argv.slice(2)), say, run);
+if (process.argv[2] === '--wire') {
+  // `npm run loadgen -- --wire …` is `npm run loadgen:wire -- …`.
+  process.argv.splice(2, 1);
+  void import('./wire');
+} else {
+  runLoad(() => parseOptions(process.argv.slice(2)), say, run);
+}

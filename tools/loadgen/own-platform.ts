@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import {
   startScratchPlatform,
   type PlatformOptions,
@@ -25,26 +26,38 @@ export function startOwnPlatform(
   return startScratchPlatform('sotto-loadgen-stack', say, env, options);
 }
 
+/** Options a load generator could not take: one line on stderr and exit code 2. */
+export class UsageError extends Error {}
+
 /**
  * A load generator's whole run: parses its options, runs against
  * `--server` or else a platform of its own (CPU measured per process, `env`
- * added to its services) that is stopped afterwards, and prints the report
- * as JSON on stdout, on one line with --json. The gateway's certificate is
- * verified with the own platform's CA, or against `--server` with `--ca` (else
- * as the SDK finds it: SOTTO_CA, the system's roots, a checkout's stack.json).
- * Any failure, bad options included, is one line on stderr and exit code 1.
+ * added to its services, handed to `run` as `own`) that is stopped
+ * afterwards, and prints the report as JSON on stdout, on one line with
+ * --json, and writes it to `jsonFile` when the options name one. The
+ * gateway's certificate is verified with the own platform's CA, or against
+ * `--server` with `--ca` (else as the SDK finds it: SOTTO_CA, the system's
+ * roots, a checkout's stack.json). Options it cannot take are one line on
+ * stderr and exit code 2; any other failure one line and exit code 1.
  */
 export function runLoad<
   O extends {
     readonly server?: string;
     readonly ca?: string;
-    readonly json: boolean;
+    readonly json?: boolean;
+    readonly jsonFile?: string;
     readonly plaintextStorage?: boolean;
   },
 >(
   parseOptions: () => O,
   say: (line: string) => void,
-  run: (options: O, server: string, pids: Record<string, number>, ca: string | undefined) => Promise<object>,
+  run: (
+    options: O,
+    server: string,
+    pids: Record<string, number>,
+    ca: string | undefined,
+    own: OwnPlatform | undefined,
+  ) => Promise<object>,
   env: (options: O) => PlatformOptions['env'] = () => ({}),
 ): void {
   const report = async (
@@ -52,27 +65,37 @@ export function runLoad<
     server: string,
     pids: Record<string, number>,
     ca: string | undefined,
+    own?: OwnPlatform,
   ): Promise<void> => {
-    const result = await run(options, server, { loadgen: process.pid, ...pids }, ca);
+    const result = await run(options, server, { loadgen: process.pid, ...pids }, ca, own);
+    if (options.jsonFile !== undefined) {
+      writeFileSync(options.jsonFile, `${JSON.stringify(result, null, 2)}\n`);
+      say(`report written to ${options.jsonFile}`);
+    }
     process.stdout.write(
-      options.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`,
+      options.json === true ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`,
     );
   };
   const main = async (): Promise<void> => {
-    const options = parseOptions();
+    let options: O;
+    try {
+      options = parseOptions();
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
     if (options.server) {
       await report(options, options.server, {}, options.ca);
       return;
     }
     const own = await startOwnPlatform(say, env(options), { plaintextStorage: options.plaintextStorage });
     try {
-      await report(options, own.platform.gateway, own.pids, own.ca);
+      await report(options, own.platform.gateway, own.pids, own.ca, own);
     } finally {
       await own.stop();
     }
   };
   main().catch((error: unknown) => {
     say((error as Error).message);
-    process.exit(1);
+    process.exit(error instanceof UsageError ? 2 : 1);
   });
 }

@@ -9,7 +9,7 @@ export type {
   SoftHsmToken,
 } from './types';
 export { freePort } from './ports';
-export { startKafka } from './kafka';
+export { kafkaClientConfig, runKafkaTool, startKafka } from './kafka';
 export { startRedis } from './redis';
 export { startPostgres } from './postgres';
 export { initSoftHsmToken, prepareSoftHsm } from './softhsm';

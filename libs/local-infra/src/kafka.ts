@@ -6,13 +6,13 @@ import { clientTlsOptions } from '@sotto/platform/tls';
 import { ManagedProcess } from './process';
 import { freePort } from './ports';
 import { repoRoot } from './repo-root';
-import { javaBinary, run, which } from './system';
+import { javaBinary, run, which, type RunResult } from './system';
 import { silentLogger, type Logger, type RunningKafka, type ServerTls, type StartOptions } from './types';
 
 const READY_TIMEOUT_MS = 120_000;
 const NODE_ID = 1;
 
-/** Path of the Maven build file that resolves the broker jars. */
+/** Path of the Maven build file that resolves the broker's jars and Kafka's command-line tools. */
 export function kafkaPom(): string {
   return join(repoRoot(), 'tools', 'kafka', 'pom.xml');
 }
@@ -86,7 +86,20 @@ function newClusterId(): string {
  * certificate and checks the controller's names the host it dials.
  */
 function tlsProperties(dataDir: string, tls: ServerTls): Record<string, string> {
-  const keystore = join(dataDir, 'broker-keystore.pem');
+  return {
+    ...pemStoreProperties(join(dataDir, 'broker-keystore.pem'), tls),
+    'ssl.client.auth': 'required',
+    'ssl.protocol': 'TLSv1.3',
+    'ssl.enabled.protocols': 'TLSv1.3',
+    'ssl.endpoint.identification.algorithm': 'https',
+  };
+}
+
+/**
+ * A Java client's or server's key and certificate chain as one PEM file at
+ * `keystore`, which Kafka reads as a keystore, and the CA as a PEM truststore.
+ */
+function pemStoreProperties(keystore: string, tls: ServerTls): Record<string, string> {
   const pem = (file: string): string => `${readFileSync(file, 'utf8').trimEnd()}\n`;
   writeFileSync(keystore, pem(tls.identity.key) + pem(tls.identity.cert), { mode: 0o600 });
   return {
@@ -94,11 +107,70 @@ function tlsProperties(dataDir: string, tls: ServerTls): Record<string, string> 
     'ssl.keystore.location': keystore,
     'ssl.truststore.type': 'PEM',
     'ssl.truststore.location': tls.ca,
-    'ssl.client.auth': 'required',
-    'ssl.protocol': 'TLSv1.3',
-    'ssl.enabled.protocols': 'TLSv1.3',
-    'ssl.endpoint.identification.algorithm': 'https',
   };
+}
+
+/**
+ * A properties file in `dir` for one of Kafka's own Java clients (a tool's
+ * --producer.config or --consumer.config) reaching `brokers`: under TLS, as
+ * the broker requires, with `tls.identity` as the client's certificate.
+ * Returns its path.
+ */
+export function kafkaClientConfig(
+  dir: string,
+  brokers: readonly string[],
+  tls: ServerTls | undefined,
+): string {
+  mkdirSync(dir, { recursive: true });
+  const props: Record<string, string> = {
+    'bootstrap.servers': brokers.join(','),
+    ...(tls
+      ? {
+          'security.protocol': 'SSL',
+          ...pemStoreProperties(join(dir, 'client-keystore.pem'), tls),
+          'ssl.protocol': 'TLSv1.3',
+          'ssl.enabled.protocols': 'TLSv1.3',
+        }
+      : {}),
+  };
+  const file = join(dir, 'client.properties');
+  writeFileSync(
+    file,
+    `${Object.entries(props)
+      .map(([key, value]) => `${key}=${value}`)
+      .join('\n')}\n`,
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+/**
+ * Runs one of Kafka's command-line tools from the kafka-tools artifact (a
+ * class such as org.apache.kafka.tools.ProducerPerformance, what the
+ * distribution's bin/kafka-producer-perf-test.sh runs) on the JDK, with the
+ * classpath the broker runs on, to completion.
+ */
+export async function runKafkaTool(
+  mainClass: string,
+  args: readonly string[],
+  logger: Logger = silentLogger,
+): Promise<RunResult> {
+  const java = javaBinary();
+  if (java === undefined) {
+    throw new Error(
+      'java not found ($JAVA_HOME/bin/java or PATH); install the Debian package default-jre-headless',
+    );
+  }
+  const classpath = await kafkaClasspath(logger);
+  return run(java, [
+    '-Xmx512m',
+    '-XX:+UseG1GC',
+    '-Djava.awt.headless=true',
+    '-cp',
+    classpath,
+    mainClass,
+    ...args,
+  ]);
 }
 
 function serverProperties(

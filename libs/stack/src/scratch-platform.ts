@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureSystemPackages, startInfrastructure, type Infrastructure } from '@sotto/local-infra';
 import { startPlatform, type Platform, type PlatformOptions } from './platform';
-import { everyService, localInfraEndpoints, preparePlatformPki } from './services';
+import { everyService, localInfraEndpoints, preparePlatformPki, type InfraEndpoints } from './services';
 
 export interface ScratchPlatform {
   readonly platform: Platform;
@@ -11,6 +11,8 @@ export interface ScratchPlatform {
   readonly pids: Record<string, number>;
   /** The CA its gateway's certificate is issued by. */
   readonly ca: string;
+  /** Its Kafka, Redis and PostgreSQL, and the certificates (the operator's included) of its CA. */
+  readonly infra: InfraEndpoints;
   /** Stops everything and deletes the scratch directory. */
   stop(): Promise<void>;
 }
@@ -51,8 +53,9 @@ export async function startScratchPlatform(
       dataDir: join(workDir, 'infra'),
       ...(plaintextStorage ? {} : { tls }),
     });
+    const endpoints = localInfraEndpoints(infra, tls);
     platform = await startPlatform({
-      infra: localInfraEndpoints(infra, tls),
+      infra: endpoints,
       logDir: join(workDir, 'logs'),
       backupBlobDir: join(workDir, 'blobs'),
       env: everyService({ SOTTO_RATE_LIMITS: 'off' }, env),
@@ -60,7 +63,7 @@ export async function startScratchPlatform(
     const pids: Record<string, number> = {};
     for (const service of Object.values(platform.services)) pids[service.name] = service.pid;
     for (const backing of [infra.kafka, infra.redis, infra.postgres]) pids[backing.name] = backing.pid;
-    return { platform, pids, ca: tls.ca, stop };
+    return { platform, pids, ca: tls.ca, infra: endpoints, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'loadgen',
+  preset: '../../jest.preset.js',
+  rootDir: '.',
+};

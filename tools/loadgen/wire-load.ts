@@ -1,0 +1,356 @@
+/**
+ * The platform as a server, apart from client crypto: --devices registered
+ * devices, each on a connection of its own with its Connect stream open,
+ * send opaque envelopes of --size random bytes to each other through the
+ * public gateway's Send, --in-flight at a time in all, and acknowledge
+ * every envelope delivered to them. After an idle spell (what each process
+ * uses with nothing sent) and a warm-up, it measures for --duration
+ * seconds: envelopes delivered per second, send→delivered latency, and the
+ * CPU each process spent per delivered envelope; then it stops sending,
+ * waits for everything sent to arrive, and counts what was lost or
+ * delivered twice (see DeliveryLedger).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import {
+  Metadata,
+  status,
+  type ChannelCredentials,
+  type ClientDuplexStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { gatewayCredentials, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import {
+  AccountServiceClient,
+  MessagingServiceClient,
+  type ConnectRequest,
+  type ConnectResponse,
+  type SendRequest,
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import { cpuSeconds } from './cpu';
+import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from './wire-ledger';
+
+export interface WireOptions {
+  readonly devices: number;
+  readonly inFlight: number;
+  readonly durationSeconds: number;
+  readonly size: number;
+}
+
+export interface WireTarget {
+  readonly server: string;
+  readonly ca?: string;
+  /** Processes whose CPU is measured, by name; `loadgen` is this one. */
+  readonly pids: Readonly<Record<string, number>>;
+}
+
+interface Percentiles {
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+export interface WireReport extends DeliveryCounts {
+  readonly devices: number;
+  readonly inFlight: number;
+  readonly envelopeBytes: number;
+  readonly warmupSeconds: number;
+  readonly measuredSeconds: number;
+  /** Envelopes delivered during the measured seconds. */
+  readonly measuredDeliveries: number;
+  readonly messagesPerSecond: number;
+  /** Send→delivered, of the envelopes delivered in the measured seconds. */
+  readonly latencyMs: Percentiles;
+  /** Send→answered (Kafka holds the envelope), of the Sends answered in the measured seconds. */
+  readonly sendAnsweredMs: Percentiles;
+  /** What else the machine was doing: its cores, and its load average over the minute before the measurement. */
+  readonly machine: { readonly cores: number; readonly loadAverage: number };
+  /**
+   * CPU microseconds per envelope delivered in the measured seconds, for each
+   * process, for the servers together (every process but this one) and for all.
+   */
+  readonly cpuMicrosPerMessage: Record<string, number>;
+  /**
+   * CPU each process used, in thousandths of a core, over as many seconds as
+   * the warm-up with every stream open before anything was sent.
+   */
+  readonly idleCpuMillicores: Record<string, number>;
+  /**
+   * The servers' CPU per message less what they would have used idle over
+   * the measured seconds; absent when only this process is measured.
+   */
+  readonly serverCpuMicrosPerMessageAboveIdle?: number;
+}
+
+/** Longest wait, after sending stops, for a further envelope to arrive before the rest count as lost. */
+const DRAIN_QUIET_MS = 15_000;
+const CALL_DEADLINE_MS = 60_000;
+/** How long a sending loop waits after a failed Send before its next. */
+const FAILED_SEND_PAUSE_MS = 100;
+
+interface Device {
+  readonly index: number;
+  readonly accountId: string;
+  readonly registrationId: number;
+  readonly auth: Metadata;
+  readonly messaging: MessagingServiceClient;
+  stream?: ClientDuplexStream<ConnectRequest, ConnectResponse>;
+}
+
+const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
+
+function percentiles(values: readonly number[]): Percentiles {
+  const sorted = Float64Array.from(values).sort();
+  const at = (p: number): number =>
+    round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0);
+  return { p50: at(50), p95: at(95), p99: at(99), max: round(sorted[sorted.length - 1] ?? 0) };
+}
+
+function codeName(error: unknown): string {
+  const code = (error as Partial<ServiceError>).code;
+  return code === undefined ? 'CLIENT' : (status[code] ?? String(code));
+}
+
+/** Registers devices a few at a time, each with a connection of its own to the gateway. */
+async function registerDevices(count: number, server: string, tls: ChannelCredentials): Promise<Device[]> {
+  const accounts = new AccountServiceClient(server, tls);
+  const tag = randomUUID().replace(/-/g, '').slice(0, 8);
+  const devices: Device[] = [];
+  let next = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(8, count) }, async () => {
+        while (next < count) {
+          const index = next++;
+          const keys = generateDeviceKeys(1);
+          const registered = await unary(
+            accounts.register.bind(accounts),
+            {
+              username: `lgw_${tag}_${index}`,
+              identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+              device: publicDeviceKeys(keys),
+            },
+            { deadlineMs: CALL_DEADLINE_MS },
+          );
+          const auth = new Metadata();
+          auth.set(
+            'authorization',
+            `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`,
+          );
+          devices[index] = {
+            index,
+            accountId: registered.accountId,
+            registrationId: keys.registrationId,
+            auth,
+            // A connection per device, as phones have: grpc-js would otherwise share one.
+            messaging: new MessagingServiceClient(server, tls, { 'grpc.use_local_subchannel_pool': 1 }),
+          };
+        }
+      }),
+    );
+  } finally {
+    accounts.close();
+  }
+  return devices;
+}
+
+export async function measureWire(
+  options: WireOptions,
+  target: WireTarget,
+  say: (line: string) => void,
+): Promise<WireReport> {
+  if (options.devices < 2) throw new Error('--devices: at least 2, to send to each other');
+  if (options.size < SEQUENCE_BYTES) throw new Error(`--size: at least ${SEQUENCE_BYTES} bytes`);
+  const tls = gatewayCredentials(target.server, { ca: target.ca });
+  say(`registering ${options.devices} devices`);
+  const devices = await registerDevices(options.devices, target.server, tls);
+  const filler = randomBytes(options.size);
+  const book = new DeliveryLedger(filler);
+
+  let measuring = false;
+  const latencies: number[] = [];
+  const answerTimes: number[] = [];
+  let measuredDeliveries = 0;
+  let lastDelivery = performance.now();
+  let streamFailure: Error | undefined;
+  let failStreams!: (error: Error) => void;
+  const streamFailed = new Promise<never>((_, reject) => (failStreams = reject));
+  streamFailed.catch(() => undefined);
+
+  try {
+    say(`opening ${options.devices} Connect streams`);
+    await Promise.all(
+      devices.map(
+        (device) =>
+          new Promise<void>((resolve, reject) => {
+            const stream = device.messaging.connect(device.auth);
+            device.stream = stream;
+            let acks: string[] = [];
+            const flush = (): void => {
+              // Acknowledged in batches, each what one turn of the event loop received.
+              stream.write({ ack: { guids: acks } });
+              acks = [];
+            };
+            stream.on('data', (message: ConnectResponse) => {
+              if (message.envelope !== undefined) {
+                const now = performance.now();
+                lastDelivery = now;
+                const latency = book.delivered(message.envelope.guid, message.envelope.content, now);
+                if (measuring && latency !== undefined) {
+                  latencies.push(latency);
+                  measuredDeliveries++;
+                }
+                if (acks.length === 0) setImmediate(flush);
+                acks.push(message.envelope.guid);
+              } else if (message.queueEmpty !== undefined) {
+                resolve();
+              } else if (message.displaced !== undefined) {
+                reject(new Error(`device ${device.index}: displaced by another Connect`));
+              }
+            });
+            stream.on('error', (error: Error) => {
+              if (codeName(error) === 'CANCELLED') return;
+              streamFailure ??= new Error(`device ${device.index}'s Connect stream failed: ${error.message}`);
+              reject(streamFailure);
+              failStreams(streamFailure);
+            });
+          }),
+      ),
+    );
+
+    const wait = (seconds: number): Promise<void> =>
+      Promise.race([new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000)), streamFailed]);
+    const warmupSeconds = Math.min(5, options.durationSeconds / 5);
+    // What the processes spend with every stream open and nothing sent, to tell the per-message cost from the fixed one.
+    say(`${round(warmupSeconds)} s idle, every stream open`);
+    const idleBefore = cpuSeconds(target.pids);
+    const idleStarted = performance.now();
+    await wait(warmupSeconds);
+    const idleSeconds = (performance.now() - idleStarted) / 1000;
+    const idleAfter = cpuSeconds(target.pids);
+    let sending = true;
+    const sendOne = async (sender: Device, sequenceOffset: number): Promise<void> => {
+      const destination =
+        devices[(sender.index + 1 + (sequenceOffset % (devices.length - 1))) % devices.length];
+      if (destination === undefined) throw new Error('no destination device');
+      const sentAt = performance.now();
+      const sequence = book.sending(sentAt);
+      const request: SendRequest = {
+        destinationAccountId: destination.accountId,
+        clientTimestampMs: String(Date.now()),
+        ephemeral: false,
+        envelopes: [
+          {
+            destinationDeviceId: 1,
+            destinationRegistrationId: destination.registrationId,
+            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+            content: envelopeContent(sequence, filler),
+          },
+        ],
+      };
+      try {
+        const answer = await unary(sender.messaging.send.bind(sender.messaging), request, {
+          metadata: sender.auth,
+          deadlineMs: CALL_DEADLINE_MS,
+        });
+        if (measuring) answerTimes.push(performance.now() - sentAt);
+        const guid = answer.guids[0];
+        if (guid === undefined) book.failed('NO_GUID');
+        else book.confirmed(sequence, guid);
+      } catch (error) {
+        book.failed(codeName(error));
+        // A platform refusing or gone is counted, not hammered.
+        await new Promise((resolve) => setTimeout(resolve, FAILED_SEND_PAUSE_MS));
+      }
+    };
+    // --in-flight loops, spread over the devices as senders; each sends its next envelope when the last is answered.
+    const senders = Array.from({ length: options.inFlight }, async (_, slot) => {
+      const sender = devices[slot % devices.length];
+      if (sender === undefined) return;
+      for (let turn = Math.floor(slot / devices.length); sending; turn++) await sendOne(sender, turn);
+    });
+
+    say(
+      `sending ${options.size}-byte envelopes, ${options.inFlight} in flight: ${round(warmupSeconds)} s warm-up, then ${options.durationSeconds} s measured`,
+    );
+    await wait(warmupSeconds);
+    const loadAverage = loadavg()[0] ?? 0;
+    const cpuBefore = cpuSeconds(target.pids);
+    const started = performance.now();
+    measuring = true;
+    await wait(options.durationSeconds);
+    measuring = false;
+    const measuredSeconds = (performance.now() - started) / 1000;
+    const cpuAfter = cpuSeconds(target.pids);
+    sending = false;
+
+    say('sending stopped; waiting for everything sent to be delivered');
+    await Promise.race([Promise.all(senders), streamFailed]);
+    await Promise.race([
+      book.whenComplete(),
+      streamFailed,
+      new Promise<void>((resolve) => {
+        const quiet = setInterval(() => {
+          if (book.complete || performance.now() - lastDelivery > DRAIN_QUIET_MS) {
+            clearInterval(quiet);
+            resolve();
+          }
+        }, 250);
+      }),
+    ]);
+
+    const perMessage = (seconds: number): number =>
+      measuredDeliveries === 0 ? 0 : round((seconds * 1e6) / measuredDeliveries);
+    const between = (before: Record<string, number>, after: Record<string, number>): Record<string, number> =>
+      Object.fromEntries(
+        Object.keys(target.pids).map((name) => [name, (after[name] ?? 0) - (before[name] ?? 0)]),
+      );
+    const serversOf = (seconds: Record<string, number>): number =>
+      Object.entries(seconds)
+        .filter(([name]) => name !== 'loadgen')
+        .reduce((sum, [, value]) => sum + value, 0);
+    const used = between(cpuBefore, cpuAfter);
+    const idle = between(idleBefore, idleAfter);
+    const servers = serversOf(used);
+    const all = Object.values(used).reduce((sum, seconds) => sum + seconds, 0);
+    const serversIdle = serversOf(idle);
+    const millicores = (seconds: number): number => Math.round((seconds * 1000) / idleSeconds);
+    return {
+      devices: options.devices,
+      inFlight: options.inFlight,
+      envelopeBytes: options.size,
+      warmupSeconds: round(warmupSeconds),
+      measuredSeconds: round(measuredSeconds, 3),
+      measuredDeliveries,
+      messagesPerSecond: Math.round(measuredDeliveries / measuredSeconds),
+      latencyMs: percentiles(latencies),
+      sendAnsweredMs: percentiles(answerTimes),
+      machine: { cores: availableParallelism(), loadAverage: round(loadAverage, 2) },
+      ...book.counts(),
+      cpuMicrosPerMessage: {
+        ...Object.fromEntries(Object.entries(used).map(([name, seconds]) => [name, perMessage(seconds)])),
+        ...(Object.keys(used).length > 1 ? { servers: perMessage(servers) } : {}),
+        total: perMessage(all),
+      },
+      idleCpuMillicores: {
+        ...Object.fromEntries(Object.entries(idle).map(([name, seconds]) => [name, millicores(seconds)])),
+        ...(Object.keys(idle).length > 1 ? { servers: millicores(serversIdle) } : {}),
+      },
+      ...(Object.keys(used).length > 1
+        ? {
+            serverCpuMicrosPerMessageAboveIdle: perMessage(
+              Math.max(0, servers - (serversIdle / idleSeconds) * measuredSeconds),
+            ),
+          }
+        : {}),
+    };
+  } finally {
+    for (const device of devices) {
+      device.stream?.cancel();
+      device.messaging.close();
+    }
+  }
+}

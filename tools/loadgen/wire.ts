@@ -1,0 +1,108 @@
+/**
+ * The wire load generator: the message path as a server, without client
+ * crypto (see measureWire), and in the same run the raw ceiling of the same
+ * Kafka broker with Kafka's own ProducerPerformance and ConsumerPerformance
+ * (see measureKafkaCeiling), Sotto's throughput given as a share of it.
+ *
+ *   npm run loadgen:wire -- [--devices 64] [--in-flight 256] [--duration 30] [--size 200]
+ *                           [--kafka-records 1000000] [--server HOST:PORT [--ca FILE]] [--json FILE]
+ *
+ * Without --server it starts its own platform as `npm start` runs it (TLS
+ * everywhere, rate limits off) and measures the CPU of every process; against
+ * a running platform only its own, and no Kafka ceiling (its broker is not
+ * known). The report is printed as JSON on stdout, and written to --json FILE.
+ */
+import { parseArgs } from 'node:util';
+import { operatorTls } from '@sotto/stack';
+import { measureKafkaCeiling, type KafkaCeiling } from './kafka-ceiling';
+import { runLoad, wholeNumber, type OwnPlatform } from './own-platform';
+import { measureWire } from './wire-load';
+
+interface Options {
+  readonly devices: number;
+  readonly inFlight: number;
+  readonly durationSeconds: number;
+  readonly size: number;
+  readonly kafkaRecords: number;
+  readonly server?: string;
+  readonly ca?: string;
+  readonly jsonFile?: string;
+}
+
+const say = (line: string): void => void process.stderr.write(`[loadgen:wire] ${line}\n`);
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      devices: { type: 'string', default: '64' },
+      'in-flight': { type: 'string', default: '256' },
+      duration: { type: 'string', default: '30' },
+      size: { type: 'string', default: '200' },
+      'kafka-records': { type: 'string', default: '1000000' },
+      server: { type: 'string' },
+      ca: { type: 'string' },
+      json: { type: 'string' },
+    },
+  });
+  const devices = wholeNumber('devices', values.devices, 10_000);
+  if (devices < 2) throw new Error(`--devices: expected a whole number from 2 to 10000, got ${devices}`);
+  const size = wholeNumber('size', values.size, 64 * 1024);
+  if (size < 8) throw new Error(`--size: expected a whole number from 8 to 65536, got ${size}`);
+  if (values.ca !== undefined && values.server === undefined) throw new Error('--ca: only with --server');
+  if (values.json === '') throw new Error('--json: expected a file name');
+  return {
+    devices,
+    inFlight: wholeNumber('in-flight', values['in-flight'], 100_000),
+    durationSeconds: wholeNumber('duration', values.duration, 24 * 3600),
+    size,
+    kafkaRecords: wholeNumber('kafka-records', values['kafka-records'], 100_000_000),
+    server: values.server,
+    ca: values.ca,
+    jsonFile: values.json,
+  };
+}
+
+async function run(
+  options: Options,
+  server: string,
+  pids: Record<string, number>,
+  ca: string | undefined,
+  own: OwnPlatform | undefined,
+): Promise<object> {
+  const sotto = await measureWire(options, { server, ca, pids }, say);
+  say(
+    `Sotto: ${sotto.messagesPerSecond} messages/s delivered, p50/p95/p99 ${sotto.latencyMs.p50}/${sotto.latencyMs.p95}/${sotto.latencyMs.p99} ms, ` +
+      `Send answered p50/p99 ${sotto.sendAnsweredMs.p50}/${sotto.sendAnsweredMs.p99} ms, ` +
+      `${sotto.cpuMicrosPerMessage['servers'] ?? '–'} µs server CPU per message ` +
+      `(${sotto.serverCpuMicrosPerMessageAboveIdle ?? '–'} above the ${sotto.idleCpuMillicores['servers'] ?? '–'} millicores they use idle); ` +
+      `${sotto.lost} lost, ${sotto.duplicated} duplicated of ${sotto.confirmed} sent ` +
+      `(machine load average ${sotto.machine.loadAverage} on ${sotto.machine.cores} cores)`,
+  );
+  let kafkaCeiling: (KafkaCeiling & { sottoShare: number }) | { skipped: string };
+  if (own === undefined) {
+    kafkaCeiling = { skipped: 'against --server the broker is not known' };
+  } else {
+    const kafkaTls = (own.infra.storageTls ?? []).includes('kafka') ? operatorTls(own.infra.tls) : undefined;
+    const ceiling = await measureKafkaCeiling(
+      {
+        brokers: own.infra.kafkaBrokers,
+        ...(kafkaTls
+          ? { tls: { ca: kafkaTls.ca, identity: { cert: kafkaTls.cert, key: kafkaTls.key } } }
+          : {}),
+        pid: own.pids['kafka'],
+      },
+      { records: options.kafkaRecords, recordBytes: options.size },
+      say,
+    );
+    const sottoShare = sotto.messagesPerSecond / ceiling.producer.recordsPerSecond;
+    kafkaCeiling = { ...ceiling, sottoShare: Number(sottoShare.toFixed(5)) };
+    say(
+      `raw Kafka: ${ceiling.producer.recordsPerSecond} records/s produced (acks=all, idempotent), ` +
+        `${ceiling.consumer.recordsPerSecond} consumed; Sotto delivers ${(sottoShare * 100).toFixed(2)}% of the producer's rate (1 : ${Math.round(1 / sottoShare)})`,
+    );
+  }
+  return { ...sotto, kafkaCeiling };
+}
+
+runLoad(() => parseOptions(process.argv.slice(2)), say, run);
