@@ -5,16 +5,27 @@ import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelo
 import { Readiness } from '@sotto/platform/health';
 import { KAFKA, KafkaModule, ensureTopic } from '@sotto/platform/kafka';
 import { RELAY_ENV, type RelayEnv } from '../env';
+import { GroupCommit } from './group-commit';
+
+/** Most envelopes in one produce request. */
+const MAX_ENVELOPES_PER_PRODUCE = 2_000;
+/** Most bytes of envelopes in one produce request. */
+const MAX_BYTES_PER_PRODUCE = 900 * 1024;
+/** An envelope's record beyond its content: ids, timestamps, the key. */
+const ENVELOPE_OVERHEAD_BYTES = 160;
 
 /**
  * The durable side of Send: envelopes are appended to sotto.envelopes.v1,
  * keyed by recipient account, and count as accepted only once every in-sync
  * replica has them (acks=all) through an idempotent producer, so a retried
- * produce never writes a record twice.
+ * produce never writes a record twice. The idempotent producer keeps one
+ * request in flight, so the Sends that arrive while one is in flight are
+ * group-committed: they go to Kafka together in the next request.
  */
 @Injectable()
 export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
   private readonly producer: Producer;
+  private readonly commits: GroupCommit<Envelope>;
 
   constructor(
     @Inject(KAFKA) kafka: Kafka,
@@ -26,6 +37,13 @@ export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
       idempotent: true,
       maxInFlightRequests: 1,
       createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    this.commits = new GroupCommit((envelopes) => this.produce(envelopes), {
+      maxItems: MAX_ENVELOPES_PER_PRODUCE,
+      // Under the broker's default message.max.bytes (1 MiB) for a partition's batch, whatever
+      // the keys; one Send larger than this still goes, alone.
+      maxBytes: MAX_BYTES_PER_PRODUCE,
+      sizeOf: (envelope) => envelope.content.length + ENVELOPE_OVERHEAD_BYTES,
     });
   }
 
@@ -46,7 +64,11 @@ export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** Resolves once Kafka has acknowledged every envelope. */
-  async append(envelopes: readonly Envelope[]): Promise<void> {
+  append(envelopes: readonly Envelope[]): Promise<void> {
+    return this.commits.add(envelopes);
+  }
+
+  private async produce(envelopes: readonly Envelope[]): Promise<void> {
     await this.producer.send({
       topic: envelopesTopic.TOPIC,
       acks: -1,
