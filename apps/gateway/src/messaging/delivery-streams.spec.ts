@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { status } from '@grpc/grpc-js';
+import { unary } from '@sotto/client-sdk';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
-  AccountServiceClient,
   MessagingServiceClient,
-  type ConnectRequest,
   type ConnectResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
@@ -25,12 +23,7 @@ import {
   gatewayMetrics as metrics,
   memoryOf,
 } from './testing/gateway-metrics';
-
-interface Device {
-  accountId: string;
-  registrationId: number;
-  auth: Metadata;
-}
+import { Inbox, PublicApi, type Device } from '../testing/public-api';
 
 /** The gateway's default DELIVERY_MAX_IN_FLIGHT and DELIVERY_MAX_IN_FLIGHT_BYTES. */
 const MAX_IN_FLIGHT = 256;
@@ -50,48 +43,6 @@ async function heldBack(service: TestService): Promise<void> {
   }
 }
 
-/** A Connect stream whose messages can be awaited one by one, once it is read. */
-class Inbox {
-  private readonly queue: ConnectResponse[] = [];
-  private readonly waiting: ((message: ConnectResponse | 'end') => void)[] = [];
-  ended = false;
-  error?: ServiceError;
-
-  constructor(readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>) {
-    call.on('error', (error: ServiceError) => (this.error = error));
-    call.on('status', () => {
-      this.ended = true;
-      this.waiting.splice(0).forEach((resolve) => resolve('end'));
-    });
-  }
-
-  /** Starts reading (a new Inbox reads nothing until then, as a device that stopped reading). */
-  read(): this {
-    this.call.on('data', (message: ConnectResponse) => {
-      const waiter = this.waiting.shift();
-      if (waiter) waiter(message);
-      else this.queue.push(message);
-    });
-    return this;
-  }
-
-  /** Messages that came and were not taken yet. */
-  get buffered(): number {
-    return this.queue.length;
-  }
-
-  next(): Promise<ConnectResponse | 'end'> {
-    const ready = this.queue.shift();
-    if (ready) return Promise.resolve(ready);
-    if (this.ended) return Promise.resolve('end');
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  ack(guids: string[]): void {
-    this.call.write({ ack: { guids } });
-  }
-}
-
 describe('delivery streams: flow control, bounded memory and drains that fail', () => {
   let platform: Platform;
   // A gateway for one device at a time, so its delivery metrics are that device's.
@@ -100,7 +51,7 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
   let cutOff: TestService;
   let relayProxy: TcpProxy;
   let relay: RelayServiceClient;
-  let accounts: AccountServiceClient;
+  let api: PublicApi;
   let publicMessaging: MessagingServiceClient;
   const clients: { close(): void }[] = [];
 
@@ -125,9 +76,9 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
     ]);
     // The backlogs are queued as the gateway would queue them: the relay's own Send.
     relay = new RelayServiceClient(platform.services['message-relay'].grpc, callerCredentials('gateway'));
-    accounts = new AccountServiceClient(platform.gateway, gatewayCredentials());
-    publicMessaging = new MessagingServiceClient(platform.gateway, gatewayCredentials());
-    clients.push(relay, accounts, publicMessaging);
+    api = new PublicApi(platform.gateway);
+    publicMessaging = api.messaging;
+    clients.push(relay, api);
   }, 180_000);
 
   afterAll(async () => {
@@ -137,23 +88,13 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
     await platform?.stop();
   });
 
-  async function register(): Promise<Device> {
-    // Enough one-time keys that Connect does not ask for more.
-    const generated = generateDeviceKeys(20);
-    const registered = await unary(accounts.register.bind(accounts), {
-      username: `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
-      identityKey: Buffer.from(generated.identity.publicKey.serialize()),
-      device: publicDeviceKeys(generated),
-    });
-    const auth = new Metadata();
-    auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
-    return { accountId: registered.accountId, registrationId: generated.registrationId, auth };
-  }
+  // Registered with 20 one-time keys, enough that Connect does not ask for more.
+  const register = (): Promise<Device> => api.register();
 
   const connectAt = (gateway: TestService, device: Device): Inbox => {
     const client = new MessagingServiceClient(gateway.grpc, gatewayCredentials());
     clients.push(client);
-    return new Inbox(client.connect(device.auth));
+    return new Inbox(client.connect(device.auth), { reading: false });
   };
 
   /** Queues `count` envelopes of `bytes` each from one device to another, `concurrency` Sends at a time. */

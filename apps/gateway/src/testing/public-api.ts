@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+import { Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
@@ -18,25 +18,42 @@ export interface Device {
   auth: Metadata;
 }
 
-/** A Connect stream whose messages can be awaited one by one. */
+/**
+ * A Connect stream whose messages can be awaited one by one. It reads from
+ * the start unless `reading` is false: then it reads nothing until `read()`,
+ * as a device that stopped reading.
+ */
 export class Inbox {
   private readonly queue: ConnectResponse[] = [];
   private readonly waiting: ((message: ConnectResponse | 'end') => void)[] = [];
   ended = false;
+  error?: ServiceError;
 
-  constructor(readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>) {
-    call.on('data', (message: ConnectResponse) => this.deliver(message));
-    call.on('end', () => {
+  constructor(
+    readonly call: ClientDuplexStream<ConnectRequest, ConnectResponse>,
+    { reading = true }: { reading?: boolean } = {},
+  ) {
+    call.on('error', (error: ServiceError) => (this.error = error));
+    call.on('status', () => {
       this.ended = true;
       this.waiting.splice(0).forEach((resolve) => resolve('end'));
     });
-    call.on('error', () => undefined);
+    if (reading) this.read();
   }
 
-  private deliver(message: ConnectResponse): void {
-    const waiter = this.waiting.shift();
-    if (waiter) waiter(message);
-    else this.queue.push(message);
+  /** Starts reading. */
+  read(): this {
+    this.call.on('data', (message: ConnectResponse) => {
+      const waiter = this.waiting.shift();
+      if (waiter) waiter(message);
+      else this.queue.push(message);
+    });
+    return this;
+  }
+
+  /** Messages that came and were not taken yet. */
+  get buffered(): number {
+    return this.queue.length;
   }
 
   next(): Promise<ConnectResponse | 'end'> {
