@@ -6,12 +6,17 @@
  *
  *   npm run loadgen:wire -- [--devices 64] [--in-flight 256] [--duration 30] [--size 200]
  *                           [--kafka-records 1000000] [--server HOST:PORT [--ca FILE]] [--json FILE]
+ *                           [--cpu-prof DIR]
  *
  * Without --server it starts its own platform as `npm start` runs it (TLS
  * everywhere, rate limits off) and measures the CPU of every process; against
  * a running platform only its own, and no Kafka ceiling (its broker is not
  * known). The report is printed as JSON on stdout, and written to --json FILE.
+ * With --cpu-prof DIR each service of its own platform writes a V8 CPU
+ * profile (<service>.<time>.cpuprofile) into DIR when it stops.
  */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { operatorTls } from '@sotto/stack';
 import { measureKafkaCeiling, type KafkaCeiling } from './kafka-ceiling';
@@ -43,8 +48,17 @@ function parseOptions(argv: string[]): Options {
       server: { type: 'string' },
       ca: { type: 'string' },
       json: { type: 'string' },
+      'cpu-prof': { type: 'string' },
     },
   });
+  const profileDir = values['cpu-prof'];
+  if (profileDir !== undefined) {
+    if (values.server !== undefined) throw new Error('--cpu-prof: only without --server');
+    if (profileDir === '') throw new Error('--cpu-prof: expected a directory');
+    mkdirSync(resolve(profileDir), { recursive: true });
+    // Read by the service launcher (libs/stack) for each service it starts.
+    process.env['SOTTO_CPU_PROF_DIR'] = resolve(profileDir);
+  }
   const devices = wholeNumber('devices', values.devices, 10_000);
   if (devices < 2) throw new Error(`--devices: expected a whole number from 2 to 10000, got ${devices}`);
   const size = wholeNumber('size', values.size, 64 * 1024);

@@ -26,6 +26,18 @@ export const relayEnv = serviceEnvSchema(
     MAILBOX_MAX_BYTES: positiveInt().default(100 * 1024 * 1024),
     /** How long an undelivered envelope is kept after it arrived, each on its own clock: 30 days. */
     MAILBOX_ENVELOPE_TTL_SECONDS: positiveInt().default(30 * 24 * 60 * 60),
+    /**
+     * How long the relay trusts its cached copy of an account's device list, in ms (0: no cache,
+     * every Send asks the directory). The directory's change messages drop entries as they happen;
+     * this bounds what a lost one costs.
+     */
+    DEVICE_LIST_CACHE_TTL_MS: z.coerce
+      .number({ message: 'expected a whole number' })
+      .int({ message: 'expected a whole number' })
+      .min(0, { message: 'expected 0 or more' })
+      .default(60_000),
+    /** Most accounts whose device lists the relay caches (least recently used go first); ~300 bytes each. */
+    DEVICE_LIST_CACHE_MAX_ACCOUNTS: positiveInt().default(100_000),
     /** Test-only: crash at a named point of routing (crash-before-mailbox, crash-before-commit). */
     SOTTO_FAULT_INJECTION: z.enum(['crash-before-mailbox', 'crash-before-commit']).optional(),
   },

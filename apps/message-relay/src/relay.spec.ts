@@ -4,7 +4,15 @@ import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { EnvelopeType, MismatchedDevices } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { RelayServiceClient, type QueuedEnvelope } from '@sotto/contracts/generated/sotto/relay/v1/relay';
-import { callerCredentials, createTestCluster, type TestCluster } from '@sotto/testing';
+import { postgresClientConfig } from '@sotto/platform/postgres';
+import {
+  callerCredentials,
+  createTestCluster,
+  freePort,
+  identityFiles,
+  type TestCluster,
+} from '@sotto/testing';
+import { Pool } from 'pg';
 
 interface Account {
   accountId: string;
@@ -29,14 +37,15 @@ describe('message-relay', () => {
     await cluster?.stop();
   });
 
-  async function account(): Promise<Account> {
+  async function account(): Promise<Account & { username: string }> {
     const keys = generateDeviceKeys(1);
+    const username = `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
     const { accountId } = await unary(directory.register.bind(directory), {
-      username: `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
+      username,
       identityKey: Buffer.from(keys.identity.publicKey.serialize()),
       device: publicDeviceKeys(keys),
     });
-    return { accountId, registrationId: keys.registrationId };
+    return { accountId, registrationId: keys.registrationId, username };
   }
 
   /** A relay of its own consumer group, so what it routes is only what this test waits for. */
@@ -160,6 +169,108 @@ describe('message-relay', () => {
     } finally {
       client.close();
     }
+  });
+
+  describe('device lists', () => {
+    const recoveryCredential = () => Buffer.from(randomUUID().replace(/-/g, '').repeat(2), 'hex');
+
+    it('checks a send against the list as the directory has it now, not as the relay cached it', async () => {
+      const { client } = await relay();
+      try {
+        const [alice, bob] = await Promise.all([account(), account()]);
+        // The relay now holds Bob's list (device 1).
+        await send(client, alice, bob, 'before');
+
+        // Bob recovers his account onto a new device: device 1 is signed out, device 2 is his only one.
+        const secret = recoveryCredential();
+        await unary(directory.setRecoveryCredential.bind(directory), {
+          accountId: bob.accountId,
+          recoveryCredential: secret,
+          currentRecoveryCredential: Buffer.alloc(0),
+        });
+        const keys = generateDeviceKeys(1);
+        const recovered = await unary(directory.recoverAccount.bind(directory), {
+          username: bob.username,
+          recoveryCredential: secret,
+          identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+          device: publicDeviceKeys(keys),
+        });
+        expect(recovered.deviceId).toBe(2);
+
+        // At once, not after the cache's time to live: the signed-out device gets nothing more.
+        await expect(send(client, alice, bob, 'to the old phone')).rejects.toMatchObject({
+          code: status.FAILED_PRECONDITION,
+          details: 'device list mismatch: missing [2], extra [1], stale []',
+        });
+        const to2 = {
+          envelopes: [
+            {
+              destinationDeviceId: 2,
+              destinationRegistrationId: keys.registrationId,
+              type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+              content: Buffer.from('to the new phone'),
+            },
+          ],
+        };
+        expect((await send(client, alice, bob, '', to2)).guids).toHaveLength(1);
+      } finally {
+        client.close();
+      }
+    });
+
+    it('asks the directory again before refusing a send that disagrees with a cached list', async () => {
+      const { client } = await relay();
+      const pool = new Pool({
+        ...postgresClientConfig(cluster.databaseUrl, identityFiles('prekey-directory')),
+        max: 1,
+      });
+      try {
+        const [alice, bob] = await Promise.all([account(), account()]);
+        await send(client, alice, bob, 'cached');
+        // A change the relay is never told of: written straight into the directory's database.
+        const reinstalled = bob.registrationId === 16380 ? 1 : bob.registrationId + 1;
+        await pool.query(
+          'UPDATE directory.devices SET registration_id = $2 WHERE account_id = $1 AND device_id = 1',
+          [bob.accountId, reinstalled],
+        );
+        // Until the entry expires, the cached list still lets the old registration id through: what a
+        // lost change message costs, bounded by DEVICE_LIST_CACHE_TTL_MS.
+        expect((await send(client, alice, bob, 'stale but cached')).guids).toHaveLength(1);
+        const current = { ...bob, registrationId: reinstalled };
+        expect((await send(client, alice, current, 'after the reinstall')).guids).toHaveLength(1);
+      } finally {
+        client.close();
+        await pool.end();
+      }
+    });
+
+    it('caches nothing with DEVICE_LIST_CACHE_TTL_MS=0', async () => {
+      // On a port of its own: the relays the other tests started answer on the shared one.
+      const { client } = await relay({
+        DEVICE_LIST_CACHE_TTL_MS: '0',
+        GRPC_ADDR: `127.0.0.1:${await freePort()}`,
+        METRICS_ADDR: `127.0.0.1:${await freePort()}`,
+      });
+      const pool = new Pool({
+        ...postgresClientConfig(cluster.databaseUrl, identityFiles('prekey-directory')),
+        max: 1,
+      });
+      try {
+        const [alice, bob] = await Promise.all([account(), account()]);
+        await send(client, alice, bob, 'first');
+        await pool.query(
+          'UPDATE directory.devices SET registration_id = registration_id + 1 WHERE account_id = $1',
+          [bob.accountId],
+        );
+        await expect(send(client, alice, bob, 'with the old registration id')).rejects.toMatchObject({
+          code: status.FAILED_PRECONDITION,
+          details: 'device list mismatch: missing [], extra [], stale [1]',
+        });
+      } finally {
+        client.close();
+        await pool.end();
+      }
+    });
   });
 
   it.each([

@@ -37,6 +37,17 @@ function logTail(file: string, lines = 20): string {
 }
 
 /**
+ * With SOTTO_CPU_PROF_DIR set (the load generators' --cpu-prof), each service
+ * writes a V8 CPU profile there when it stops, named after the service, for
+ * Chrome DevTools or speedscope.
+ */
+function profiling(name: ServiceName): string[] {
+  const dir = process.env['SOTTO_CPU_PROF_DIR'];
+  if (dir === undefined || dir === '') return [];
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.${Date.now()}.cpuprofile`];
+}
+
+/**
  * Runs one service from its TypeScript sources, exactly as `npm start` does,
  * and resolves once it answers its gRPC health check with SERVING.
  */
@@ -47,7 +58,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   try {
     child = spawn(
       process.execPath,
-      ['-r', '@swc-node/register', join('apps', options.name, 'src', 'main.ts')],
+      [...profiling(options.name), '-r', '@swc-node/register', join('apps', options.name, 'src', 'main.ts')],
       {
         cwd: root,
         env: {

@@ -88,6 +88,8 @@ export async function startTestPlatform(
 export interface TestCluster {
   /** Where each service listens (or would, if started). */
   readonly addresses: Readonly<Record<ServiceName, ServiceAddresses>>;
+  /** The database the cluster's services share, for tests that play a server writing behind the API's back. */
+  readonly databaseUrl: string;
   /** Starts one service wired to the others; `env` overrides or removes (undefined) variables. */
   start(name: ServiceName, env?: Readonly<Record<string, string | undefined>>): Promise<TestService>;
   /** Stops every service this cluster started that is still running. */
@@ -105,6 +107,7 @@ export async function createTestCluster(): Promise<TestCluster> {
   const started: TestService[] = [];
   return {
     addresses,
+    databaseUrl: infra.databaseUrl,
     async start(name, env = {}) {
       const merged: Record<string, string> = {};
       for (const [key, value] of Object.entries({

@@ -12,6 +12,7 @@ import { MailboxMetrics } from '../mailbox/mailbox-metrics';
 import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
 import { FaultInjection } from '../routing/fault-injection';
 import { Upstream } from '../upstream/upstream';
+import { DeviceLists } from './device-lists';
 import { EnvelopeLog } from './envelope-log';
 import { uuidv7 } from './uuidv7';
 
@@ -42,6 +43,7 @@ export class SendService {
     private readonly faults: FaultInjection,
     private readonly mailboxes: MailboxStore,
     private readonly mailboxMetrics: MailboxMetrics,
+    private readonly deviceLists: DeviceLists,
     @Inject(RELAY_ENV) private readonly env: RelayEnv,
   ) {}
 
@@ -131,29 +133,22 @@ export class SendService {
     });
   }
 
-  /** Refuses a message whose device list is not exactly the destination's, with the lists to fix. */
+  /**
+   * Refuses a message whose device list is not exactly the destination's, with
+   * the lists to fix. A disagreement with a cached list is checked again
+   * against the directory: only the directory's list refuses a send.
+   */
   private async checkDevices(source: DeviceAddress, input: SendInput): Promise<void> {
-    const { devices } = await this.upstream.directory.listDevices({ accountId: input.destinationAccountId });
-    const toSelf = input.destinationAccountId === source.accountId;
-    const expected = new Map(
-      devices
-        .filter((device) => !(toSelf && device.deviceId === source.deviceId))
-        .map((device) => [device.deviceId, device.registrationId]),
-    );
-    const given = new Map(input.envelopes.map((e) => [e.destinationDeviceId, e.destinationRegistrationId]));
-    const mismatch: MismatchedDevices = {
-      missingDeviceIds: [...expected.keys()].filter((id) => !given.has(id)).sort((a, b) => a - b),
-      extraDeviceIds: [...given.keys()].filter((id) => !expected.has(id)).sort((a, b) => a - b),
-      staleDeviceIds: [...given]
-        .filter(([id, registrationId]) => expected.has(id) && expected.get(id) !== registrationId)
-        .map(([id]) => id)
-        .sort((a, b) => a - b),
-    };
-    if (
-      mismatch.missingDeviceIds.length + mismatch.extraDeviceIds.length + mismatch.staleDeviceIds.length ===
-      0
-    )
-      return;
+    const cached = await this.deviceLists.get(input.destinationAccountId);
+    let mismatch = mismatchOf(source, input, cached.devices);
+    if (mismatch !== undefined && cached.source === 'cache') {
+      mismatch = mismatchOf(
+        source,
+        input,
+        (await this.deviceLists.get(input.destinationAccountId, true)).devices,
+      );
+    }
+    if (mismatch === undefined) return;
     const metadata = new Metadata();
     metadata.set(MISMATCHED_DEVICES_TRAILER, Buffer.from(MismatchedDevices.encode(mismatch).finish()));
     const list = (ids: number[]): string => `[${ids.join(', ')}]`;
@@ -163,4 +158,30 @@ export class SendService {
       metadata,
     );
   }
+}
+
+/** How the devices a send names differ from the destination's, or undefined when they don't. */
+function mismatchOf(
+  source: DeviceAddress,
+  input: SendInput,
+  devices: readonly { deviceId: number; registrationId: number }[],
+): MismatchedDevices | undefined {
+  const toSelf = input.destinationAccountId === source.accountId;
+  const expected = new Map(
+    devices
+      .filter((device) => !(toSelf && device.deviceId === source.deviceId))
+      .map((device) => [device.deviceId, device.registrationId]),
+  );
+  const given = new Map(input.envelopes.map((e) => [e.destinationDeviceId, e.destinationRegistrationId]));
+  const mismatch: MismatchedDevices = {
+    missingDeviceIds: [...expected.keys()].filter((id) => !given.has(id)).sort((a, b) => a - b),
+    extraDeviceIds: [...given.keys()].filter((id) => !expected.has(id)).sort((a, b) => a - b),
+    staleDeviceIds: [...given]
+      .filter(([id, registrationId]) => expected.has(id) && expected.get(id) !== registrationId)
+      .map(([id]) => id)
+      .sort((a, b) => a - b),
+  };
+  const differences =
+    mismatch.missingDeviceIds.length + mismatch.extraDeviceIds.length + mismatch.staleDeviceIds.length;
+  return differences === 0 ? undefined : mismatch;
 }

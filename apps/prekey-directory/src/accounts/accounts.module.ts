@@ -1,6 +1,10 @@
 import { Module } from '@nestjs/common';
 import { AccountsRepository } from './accounts.repository';
 import { AccountsService } from './accounts.service';
+import { DeviceListChanges } from './device-list-changes';
 
-@Module({ providers: [AccountsRepository, AccountsService], exports: [AccountsRepository, AccountsService] })
+@Module({
+  providers: [AccountsRepository, AccountsService, DeviceListChanges],
+  exports: [AccountsRepository, AccountsService],
+})
 export class AccountsModule {}

@@ -14,6 +14,7 @@ import type {
   RecoverAccountRequest,
   RegisterRequest,
 } from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import { DeviceListChanges } from './device-list-changes';
 import { hashDeviceSecret, isDeviceSecret, newDeviceSecret, verifyDeviceSecret } from './credentials';
 import { canonicalUsername } from './username';
 
@@ -74,7 +75,10 @@ function newDevice(input: RegistrationInput): { device: NewDevice; deviceSecret:
 
 @Injectable()
 export class AccountsService {
-  constructor(private readonly accounts: AccountsRepository) {}
+  constructor(
+    private readonly accounts: AccountsRepository,
+    private readonly deviceLists: DeviceListChanges,
+  ) {}
 
   /**
    * Creates an account and its primary device. Every key is checked and every
@@ -88,6 +92,7 @@ export class AccountsService {
     const { device, deviceSecret } = newDevice(input);
     try {
       const accountId = await this.accounts.create({ username, identityKey: input.identityKey, ...device });
+      await this.deviceLists.changed(accountId);
       return { accountId, deviceId: PRIMARY_DEVICE_ID, deviceSecret };
     } catch (error) {
       if (error instanceof UsernameTakenError) {
@@ -180,6 +185,7 @@ export class AccountsService {
     if (!recovered) {
       throw grpcError(status.PERMISSION_DENIED, 'recovery_credential: wrong username or recovery credential');
     }
+    await this.deviceLists.changed(recovered.accountId);
     return { ...recovered, deviceSecret };
   }
 

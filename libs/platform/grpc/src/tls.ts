@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { SecureContextOptions } from 'node:tls';
+import { TLSSocket, type SecureContextOptions } from 'node:tls';
 import {
   Metadata,
   ServerCredentials,
@@ -74,9 +74,18 @@ export function topologyInterceptor(
   service: ServiceIdentity,
   onRefused: (refusal: Refusal) => void = () => undefined,
 ): ServerInterceptor {
+  // A connection's certificate is the same for every call on it, and reading it costs more than a
+  // small call: the identity is worked out once per TLS connection.
+  const identities = new WeakMap<object, PeerIdentity | undefined>();
   return (method, call) => {
-    const certificate = call.getAuthContext().sslPeerCertificate;
-    const caller = identityFromSubjectAltName(certificate?.subjectaltname);
+    const socket = tlsSocketOf(call);
+    let caller: PeerIdentity | undefined;
+    if (socket !== undefined && identities.has(socket)) {
+      caller = identities.get(socket);
+    } else {
+      caller = identityFromSubjectAltName(call.getAuthContext().sslPeerCertificate?.subjectaltname);
+      if (socket !== undefined) identities.set(socket, caller);
+    }
     if (caller !== undefined && mayCall(service, caller, method.path))
       return new ServerInterceptingCall(call);
     onRefused({ caller, method: method.path });
@@ -92,6 +101,16 @@ export function topologyInterceptor(
         }),
     });
   };
+}
+
+/**
+ * The verified TLS connection a call arrived on, when grpc-js lets it be
+ * seen (its server call keeps the HTTP/2 stream); undefined otherwise, and
+ * the certificate is then read for each call.
+ */
+function tlsSocketOf(call: unknown): object | undefined {
+  const socket = (call as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket;
+  return socket instanceof TLSSocket && socket.authorized ? socket : undefined;
 }
 
 /**
