@@ -18,6 +18,15 @@ export const relayEnv = serviceEnvSchema(
     /** How long a relay may go silent before Kafka hands its partitions to another. */
     KAFKA_SESSION_TIMEOUT_MS: positiveInt().default(30_000),
     /**
+     * Routed offsets are committed at most this often (ms); a crash re-reads at most this much,
+     * harmlessly. Committing after every batch costs Kafka a request per batch.
+     */
+    KAFKA_COMMIT_INTERVAL_MS: positiveInt().default(100),
+    /** A fetch returns once it has this many bytes, or after KAFKA_FETCH_MAX_WAIT_MS. */
+    KAFKA_FETCH_MIN_BYTES: positiveInt().default(64 * 1024),
+    /** The longest a fetch waits for KAFKA_FETCH_MIN_BYTES: the latency routing may add to gather a batch. */
+    KAFKA_FETCH_MAX_WAIT_MS: positiveInt().default(10),
+    /**
      * A mailbox holding this many envelopes refuses more (Send answers RESOURCE_EXHAUSTED):
      * a month of a busy person's mail, offline the whole time, is well under it.
      */

@@ -12,6 +12,7 @@ import { RELAY_ENV, type RelayEnv } from '../env';
 import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
 import { Upstream } from '../upstream/upstream';
 import { FaultInjection } from './fault-injection';
+import { OffsetCommits } from './offset-commits';
 
 /**
  * Reads sotto.envelopes.v1 and writes each envelope into its device's
@@ -24,6 +25,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
   private readonly logger = new Logger(EnvelopeRouter.name);
   private readonly consumer: Consumer;
   private readonly partitions: number;
+  private readonly commits: OffsetCommits;
 
   constructor(
     @Inject(KAFKA) kafka: Kafka,
@@ -37,7 +39,16 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
       groupId: env.KAFKA_CONSUMER_GROUP,
       sessionTimeout: env.KAFKA_SESSION_TIMEOUT_MS,
       allowAutoTopicCreation: false,
+      // A fetch waits up to this long for a fuller batch: one Redis script and one nudge carry many envelopes.
+      minBytes: env.KAFKA_FETCH_MIN_BYTES,
+      maxWaitTimeInMs: env.KAFKA_FETCH_MAX_WAIT_MS,
     });
+    this.commits = new OffsetCommits(
+      (offsets) => this.consumer.commitOffsets(offsets),
+      env.KAFKA_COMMIT_INTERVAL_MS,
+      (error) =>
+        this.logger.warn(`could not commit offsets (they are read again): ${(error as Error).message}`),
+    );
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -87,9 +98,11 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
 
     const last = batch.messages[batch.messages.length - 1].offset;
     payload.resolveOffset(last);
-    await this.consumer.commitOffsets([
-      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
-    ]);
+    this.commits.routed({
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: (BigInt(last) + 1n).toString(),
+    });
     await payload.heartbeat();
     await nudged;
   }
@@ -112,6 +125,9 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
   }
 
   async onApplicationShutdown(): Promise<void> {
+    // The batch being routed finishes first; then what it and the others routed is committed.
+    await this.consumer.stop();
+    await this.commits.flush();
     await this.consumer.disconnect();
   }
 }
