@@ -7,6 +7,7 @@ import { GATEWAY_ENV, type GatewayEnv } from './env';
 import { KeysController } from './keys/keys.controller';
 import { LimitsModule } from './limits/limits.module';
 import { MessagingModule } from './messaging/messaging.module';
+import { RelayCalls } from './upstream/relay-calls';
 import { Upstream } from './upstream/upstream';
 import { VaultController } from './vault/vault.controller';
 import { VaultReports } from './vault/vault-reports';
@@ -25,8 +26,8 @@ export class AppModule {
         MessagingModule,
       ],
       controllers: [AccountsController, KeysController, BackupsController, VaultController],
-      providers: [{ provide: GATEWAY_ENV, useValue: env }, Upstream, VaultReports],
-      exports: [GATEWAY_ENV, Upstream, VaultReports],
+      providers: [{ provide: GATEWAY_ENV, useValue: env }, Upstream, RelayCalls, VaultReports],
+      exports: [GATEWAY_ENV, Upstream, RelayCalls, VaultReports],
     };
   }
 }

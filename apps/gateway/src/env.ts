@@ -68,6 +68,11 @@ export const gatewayEnv = serviceEnvSchema(
      * 1000, what one acknowledgement may carry.
      */
     DELIVERY_MAX_IN_FLIGHT: positiveInt().max(1000, { message: 'expected at most 1000' }).default(256),
+    /**
+     * Batch calls of each kind (SendBatch, ReadMailboxBatch, AckBatch) the gateway keeps in flight to
+     * the relays; the Sends, reads and acknowledgements made meanwhile go together in the next.
+     */
+    RELAY_BATCH_CONCURRENCY: positiveInt().max(64, { message: 'expected at most 64' }).default(4),
     /** Bytes of envelope content a device may have unacknowledged; one envelope goes even if larger. */
     DELIVERY_MAX_IN_FLIGHT_BYTES: positiveInt().default(1024 * 1024),
     /** First wait before a failed drain of a connected device is tried again; doubled each time, with jitter. */

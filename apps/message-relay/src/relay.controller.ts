@@ -1,16 +1,28 @@
-import { Controller } from '@nestjs/common';
+import { Controller, Logger } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
-import { envelopesTopic } from '@sotto/contracts';
+import {
+  envelopesTopic,
+  MAILBOX_PAGE_MAX_BYTES,
+  mailboxPageWorstCaseBytes,
+  RELAY_BATCH_MAX_BYTES,
+} from '@sotto/contracts';
 import {
   RelayServiceService,
+  type AckBatchRequest,
+  type AckBatchResponse,
   type AckRequest,
   type AckResponse,
+  type ReadMailboxBatchRequest,
+  type ReadMailboxBatchResponse,
+  type SendBatchRequest,
+  type SendBatchResponse,
   type ReadMailboxRequest,
   type ReadMailboxResponse,
   type SendRequest,
   type SendResponse,
 } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import {
+  answerEach,
   grpcError,
   GrpcService,
   refuse,
@@ -23,7 +35,7 @@ import { SendService } from './send/send.service';
 
 const MAX_READ = 500;
 /** The most envelope bytes one ReadMailbox answer carries: well under gRPC's 4 MiB message limit. */
-export const MAX_READ_BYTES = 2 * 1024 * 1024;
+export const MAX_READ_BYTES = MAILBOX_PAGE_MAX_BYTES;
 const MAX_ACK = 1000;
 
 function device(accountId: string, deviceId: number, prefix: string): DeviceAddress {
@@ -37,6 +49,8 @@ function device(accountId: string, deviceId: number, prefix: string): DeviceAddr
 @Controller()
 @GrpcService(RelayServiceService)
 export class RelayController implements GrpcController<typeof RelayServiceService> {
+  private readonly logger = new Logger(RelayController.name);
+
   constructor(
     private readonly sender: SendService,
     private readonly mailboxes: MailboxStore,
@@ -77,4 +91,32 @@ export class RelayController implements GrpcController<typeof RelayServiceServic
       deleted: await this.mailboxes.delete(device(request.accountId, request.deviceId, ''), request.guids),
     };
   }
+
+  async sendBatch(request: SendBatchRequest): Promise<SendBatchResponse> {
+    return { outcomes: await answerEach(request.sends, (send) => this.send(send), this.onBug) };
+  }
+
+  async readMailboxBatch(request: ReadMailboxBatchRequest): Promise<ReadMailboxBatchResponse> {
+    const worstCase = request.reads.reduce(
+      (total, read) => total + mailboxPageWorstCaseBytes(read.maxBytes),
+      0,
+    );
+    if (worstCase > RELAY_BATCH_MAX_BYTES) {
+      throw refuse(
+        'too-large',
+        `reads: pages of up to ${worstCase} bytes in all, over the ${RELAY_BATCH_MAX_BYTES}-byte batch limit; ask for smaller pages or fewer reads`,
+      );
+    }
+    return { outcomes: await answerEach(request.reads, (read) => this.readMailbox(read), this.onBug) };
+  }
+
+  async ackBatch(request: AckBatchRequest): Promise<AckBatchResponse> {
+    return { outcomes: await answerEach(request.acks, (ack) => this.ack(ack), this.onBug) };
+  }
+
+  private readonly onBug = (correlationId: string, error: unknown): void => {
+    this.logger.error(
+      `unhandled error in a batched call (correlation id ${correlationId}): ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    );
+  };
 }

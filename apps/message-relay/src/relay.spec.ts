@@ -171,6 +171,102 @@ describe('message-relay', () => {
     }
   });
 
+  describe('batched calls', () => {
+    it('answers each Send of a batch on its own, and routes the accepted ones', async () => {
+      const { client } = await relay();
+      try {
+        const [alice, bob] = await Promise.all([account(), account()]);
+        const request = (text: string, registrationId = bob.registrationId, content = Buffer.from(text)) => ({
+          sourceAccountId: alice.accountId,
+          sourceDeviceId: 1,
+          destinationAccountId: bob.accountId,
+          clientTimestampMs: String(Date.now()),
+          ephemeral: false,
+          envelopes: [
+            {
+              destinationDeviceId: 1,
+              destinationRegistrationId: registrationId,
+              type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+              content,
+            },
+          ],
+        });
+        const { outcomes } = await unary(client.sendBatch.bind(client), {
+          sends: [
+            request('first'),
+            request('stale', bob.registrationId + 1),
+            request('huge', bob.registrationId, Buffer.alloc(256 * 1024 + 1)),
+            request('second'),
+          ],
+        });
+        expect(outcomes.map((outcome) => (outcome.ok ? 'ok' : outcome.error?.code))).toEqual([
+          'ok',
+          status.FAILED_PRECONDITION,
+          status.RESOURCE_EXHAUSTED,
+          'ok',
+        ]);
+        expect(outcomes[1]?.error?.details).toBe('device list mismatch: missing [], extra [], stale [1]');
+        const trailer = outcomes[1]?.error?.trailers.find((t) => t.key === 'sotto-mismatched-devices-bin');
+        expect(MismatchedDevices.decode(trailer!.value)).toEqual({
+          missingDeviceIds: [],
+          extraDeviceIds: [],
+          staleDeviceIds: [1],
+        });
+        const queued = await mailbox(client, bob, 2);
+        expect(queued.map((item) => Buffer.from(item.envelope!.content).toString())).toEqual([
+          'first',
+          'second',
+        ]);
+
+        // Read and acknowledged in batches too, alongside another device's calls.
+        const { outcomes: pages } = await unary(client.readMailboxBatch.bind(client), {
+          reads: [
+            { accountId: bob.accountId, deviceId: 1, afterSequence: '0', limit: 1, maxBytes: 0 },
+            { accountId: alice.accountId, deviceId: 1, afterSequence: '0', limit: 10, maxBytes: 0 },
+            { accountId: bob.accountId, deviceId: 0, afterSequence: '0', limit: 10, maxBytes: 0 },
+          ],
+        });
+        expect(pages[0]?.ok?.envelopes.map((item) => item.envelope!.guid)).toEqual([
+          queued[0].envelope!.guid,
+        ]);
+        expect(pages[0]?.ok?.drained).toBe(false);
+        expect(pages[1]?.ok).toEqual({ envelopes: [], drained: true });
+        expect(pages[2]?.error?.code).toBe(status.INVALID_ARGUMENT);
+        const { outcomes: acks } = await unary(client.ackBatch.bind(client), {
+          acks: [
+            { accountId: bob.accountId, deviceId: 1, guids: queued.map((item) => item.envelope!.guid) },
+            { accountId: alice.accountId, deviceId: 1, guids: [queued[0].envelope!.guid] },
+          ],
+        });
+        // Alice cannot delete what is in Bob's mailbox: her acknowledgement deletes nothing.
+        expect(acks.map((outcome) => outcome.ok?.deleted)).toEqual([2, 0]);
+        expect(await mailbox(client, bob, 0)).toEqual([]);
+      } finally {
+        client.close();
+      }
+    });
+
+    it('refuses a batch of reads whose pages could pass the batch limit, whole', async () => {
+      const { client } = await relay();
+      try {
+        const bob = await account();
+        const reads = Array.from({ length: 4 }, () => ({
+          accountId: bob.accountId,
+          deviceId: 1,
+          afterSequence: '0',
+          limit: 500,
+          maxBytes: 0,
+        }));
+        await expect(unary(client.readMailboxBatch.bind(client), { reads })).rejects.toMatchObject({
+          code: status.RESOURCE_EXHAUSTED,
+          details: expect.stringContaining('over the 6291456-byte batch limit') as string,
+        });
+      } finally {
+        client.close();
+      }
+    });
+  });
+
   describe('device lists', () => {
     const recoveryCredential = () => Buffer.from(randomUUID().replace(/-/g, '').repeat(2), 'hex');
 

@@ -22,3 +22,9 @@ export {
 } from './topology';
 export { TlsFiles, TLS_MIN_VERSION, mutualTlsCredentials, caTlsCredentials } from './tls';
 export { PRESENCE_MAX_PER_CALL, presenceBatches } from './presence-calls';
+export {
+  MAILBOX_PAGE_MAX_BYTES,
+  RELAY_BATCH_MAX_BYTES,
+  RELAY_BATCH_MAX_CALLS,
+  mailboxPageWorstCaseBytes,
+} from './relay-batches';

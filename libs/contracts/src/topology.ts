@@ -88,6 +88,9 @@ export const TOPOLOGY: Readonly<Record<Exclude<ServiceIdentity, 'gateway'>, Read
     send: GATEWAY,
     readMailbox: GATEWAY,
     ack: GATEWAY,
+    sendBatch: GATEWAY,
+    readMailboxBatch: GATEWAY,
+    ackBatch: GATEWAY,
   }),
   presence: rules(PresenceServiceService, {
     claimStream: GATEWAY,

@@ -8,6 +8,7 @@ import { REDIS, type Redis } from '@sotto/platform/redis';
 import type { AuthenticatedDevice } from '../auth/authenticator';
 import { CredentialRevocations, type Revocation } from '../auth/credential-revocations';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
+import { RelayCalls } from '../upstream/relay-calls';
 import { Upstream } from '../upstream/upstream';
 import { VaultReports } from '../vault/vault-reports';
 import { DeliveryMetrics, type DeliverySnapshot } from './delivery-metrics';
@@ -15,8 +16,12 @@ import { drainRetryDelayMs, type RetryDelays } from './drain-retry';
 import { InFlightWindow, type InFlightLimits } from './in-flight-window';
 
 const PAGE = 100;
-/** A mailbox read that takes longer has failed, and the drain is retried: a hung relay never stalls a device for good. */
-const READ_TIMEOUT_MS = 10_000;
+/**
+ * The most bytes one page of a drain asks for. Reads of many devices go to
+ * the relay in one batch, each counted at what its page could hold, so a
+ * smaller page lets more reads share a batch.
+ */
+const PAGE_BYTES = 256 * 1024;
 /** Below this many one-time keys of either kind, a device is asked to upload more. */
 export const PREKEYS_LOW = 10;
 
@@ -60,6 +65,7 @@ export class DeliveryStream {
   constructor(
     readonly device: AuthenticatedDevice,
     private readonly upstream: Upstream,
+    private readonly relay: RelayCalls,
     private readonly vaultReports: VaultReports,
     private readonly outlet: StreamOutlet,
     private readonly onClose: () => void,
@@ -124,16 +130,12 @@ export class DeliveryStream {
       }
       if (this.closed) return;
       const room = this.window.room();
-      const page = await this.upstream.relay.readMailbox(
-        {
-          ...this.device,
-          afterSequence: this.lastSequence,
-          limit: Math.min(PAGE, room.envelopes),
-          maxBytes: Math.min(room.bytes, 0xffffffff),
-        },
-        undefined,
-        { deadline: Date.now() + READ_TIMEOUT_MS },
-      );
+      const page = await this.relay.readMailbox({
+        ...this.device,
+        afterSequence: this.lastSequence,
+        limit: Math.min(PAGE, room.envelopes),
+        maxBytes: Math.min(room.bytes, PAGE_BYTES),
+      });
       if (this.closed) return;
       this.metrics.read(page.envelopes.length);
       for (const { envelope } of page.envelopes) {
@@ -265,6 +267,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     private readonly upstream: Upstream,
+    private readonly relay: RelayCalls,
     private readonly vaultReports: VaultReports,
     private readonly metrics: DeliveryMetrics,
     @Inject(REDIS) private readonly redis: Redis,
@@ -291,6 +294,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
     const stream: DeliveryStream = new DeliveryStream(
       device,
       this.upstream,
+      this.relay,
       this.vaultReports,
       outlet,
       () => {
@@ -325,7 +329,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
 
   /** Hands a device's acknowledgements to the relay, which deletes those envelopes. */
   async forwardAcks(device: AuthenticatedDevice, guids: string[]): Promise<void> {
-    await this.upstream.relay.ack({ ...device, guids });
+    await this.relay.ack({ ...device, guids });
   }
 
   /** The devices of every open stream, for the presence heartbeat. */

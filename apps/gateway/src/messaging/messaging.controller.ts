@@ -10,7 +10,7 @@ import {
 import { GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import { Observable, type Subscriber } from 'rxjs';
 import { callerOf } from '../auth/device-auth.guard';
-import { Upstream } from '../upstream/upstream';
+import { RelayCalls } from '../upstream/relay-calls';
 import { AckQueue } from './ack-queue';
 import { DeliveryStreams, type DeliveryStream, type StreamOutlet } from './delivery-streams';
 
@@ -40,13 +40,13 @@ function outletOf(
 @GrpcService(MessagingServiceService)
 export class MessagingController implements GrpcController<typeof MessagingServiceService> {
   constructor(
-    private readonly upstream: Upstream,
+    private readonly relay: RelayCalls,
     private readonly streams: DeliveryStreams,
   ) {}
 
   send(request: SendRequest, metadata: Metadata): Promise<SendResponse> {
     const caller = callerOf(metadata);
-    return this.upstream.relay.send({
+    return this.relay.send({
       ...request,
       sourceAccountId: caller.accountId,
       sourceDeviceId: caller.deviceId,

@@ -1,4 +1,5 @@
 import type { ChannelOptions } from '@grpc/grpc-js';
+import { INTERNAL_SERVER_LIMITS } from './server-limits';
 
 /**
  * Every address the name resolves to gets a connection and calls go round
@@ -14,5 +15,8 @@ export function internalChannelOptions(): ChannelOptions {
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.service_config': ROUND_ROBIN,
+    // As large as the services take: a batch call is larger than gRPC's default 4 MiB allows.
+    'grpc.max_send_message_length': INTERNAL_SERVER_LIMITS.maxSendBytes,
+    'grpc.max_receive_message_length': INTERNAL_SERVER_LIMITS.maxReceiveBytes,
   };
 }

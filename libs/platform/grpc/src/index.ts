@@ -22,3 +22,12 @@ export { createUpstreamClient, upstreamError, UpstreamClient, UpstreamClients } 
 export { addressBucket, peerAddress } from './client-address';
 export { checkOwnCertificate, serverCredentials, topologyInterceptor, Refusal, ServerTls } from './tls';
 export { useServiceIdentity } from './upstream';
+export { CallBatcher, CallBatcherLimits, Outcome } from './call-batcher';
+export {
+  answerEach,
+  AnsweredCall,
+  callErrorOf,
+  errorOfCall,
+  MAX_BATCH_CALLS,
+  outcomesOf,
+} from './batch-outcomes';
