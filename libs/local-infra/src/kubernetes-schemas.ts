@@ -15,7 +15,7 @@ export interface CrdSource {
 
 /**
  * The custom resources helm/sotto renders: ServiceMonitor and PrometheusRule (Prometheus
- * Operator), Certificate (cert-manager) and ScaledObject (KEDA).
+ * Operator), Certificate (cert-manager), ScaledObject and TriggerAuthentication (KEDA).
  */
 export const CRD_SOURCES: readonly CrdSource[] = [
   {
@@ -34,7 +34,10 @@ export const CRD_SOURCES: readonly CrdSource[] = [
   {
     module: 'github.com/kedacore/keda/v2',
     version: 'v2.21.0',
-    files: ['config/crd/bases/keda.sh_scaledobjects.yaml'],
+    files: [
+      'config/crd/bases/keda.sh_scaledobjects.yaml',
+      'config/crd/bases/keda.sh_triggerauthentications.yaml',
+    ],
   },
 ];
 

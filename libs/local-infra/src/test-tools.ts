@@ -282,7 +282,10 @@ const schemasDir = (): string => join(toolsDir(), 'kubernetes-schemas');
 const SCHEMAS_STAMP = 'VERSION';
 
 function kubeconformStamp(): string {
-  const crds = CRD_SOURCES.map((source) => `${source.module}@${source.version}`).join(', ');
+  const crds = CRD_SOURCES.map((source) => {
+    const kinds = source.files.map((file) => (file.split('/').pop() ?? file).replace(/\.yaml$/, ''));
+    return `${source.module}@${source.version} (${kinds.join(', ')})`;
+  }).join(', ');
   return `${KUBECONFORM_VERSION} (kubernetes-validate ${KUBERNETES_VALIDATE_VERSION}; ${crds})`;
 }
 
