@@ -349,10 +349,10 @@ KAFKA_SECURITY_PROTOCOL: "SSL"
 ENVELOPE_TOPIC_PARTITIONS: {{ $values.envelopeTopic.partitions | int64 | quote }}
 ENVELOPE_TOPIC_REPLICATION: {{ $values.envelopeTopic.replication | int64 | quote }}
 ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS: {{ $values.envelopeTopic.minInsyncReplicas | int64 | quote }}
-KAFKA_CONSUMER_GROUP: {{ $values.consumerGroup | quote }}
 MAILBOX_MAX_ENVELOPES: {{ $values.mailbox.maxEnvelopes | int64 | quote }}
 MAILBOX_MAX_BYTES: {{ $values.mailbox.maxBytes | int64 | quote }}
 MAILBOX_ENVELOPE_TTL_SECONDS: {{ $values.mailbox.envelopeTtlSeconds | int64 | quote }}
+KAFKA_CONSUMER_GROUP: {{ $values.consumerGroup | quote }}
 {{- end }}
 {{- if has "blobs" $c.needs }}
 BACKUP_QUOTA_BYTES: {{ $values.quotaBytes | int64 | quote }}
