@@ -1,9 +1,22 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { calleesOf, callersOf, topologyDocument, type ServiceIdentity } from '@sotto/contracts';
-import { helmTool, testToolProblem } from '@sotto/local-infra';
+import {
+  calleesOf,
+  callersOf,
+  envelopesTopic,
+  topologyDocument,
+  type ServiceIdentity,
+} from '@sotto/contracts';
+import {
+  helmTool,
+  kubeconformSchemaLocations,
+  kubeconformTool,
+  KUBERNETES_SCHEMA_VERSIONS,
+  testToolProblem,
+} from '@sotto/local-infra';
 
 // Lints and renders helm/sotto with the Helm that `npm test` builds (libs/local-infra), and checks
 // what an SRE relies on once it is applied: who may talk to whom, where each service finds the
@@ -12,6 +25,8 @@ import { helmTool, testToolProblem } from '@sotto/local-infra';
 const root = join(__dirname, '..');
 const chart = join(root, 'helm', 'sotto');
 const [HELM] = helmTool.command();
+const [KUBECONFORM] = kubeconformTool.command();
+const PRODUCTION = join(chart, 'values-production.yaml');
 const RELEASE = 'rel';
 const NAMESPACE = 'chat';
 
@@ -51,7 +66,10 @@ interface Probe {
 interface EnvVar {
   name: string;
   value?: string;
-  valueFrom?: { secretKeyRef?: { name: string; key: string } };
+  valueFrom?: {
+    secretKeyRef?: { name: string; key: string };
+    configMapKeyRef?: { name: string; key: string };
+  };
 }
 interface VolumeMount {
   name: string;
@@ -65,7 +83,7 @@ interface Container {
   command?: string[];
   ports?: { name: string; containerPort: number }[];
   env?: EnvVar[];
-  envFrom?: { configMapRef?: { name: string } }[];
+  envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
   livenessProbe?: Probe;
   readinessProbe?: Probe;
   startupProbe?: Probe;
@@ -80,6 +98,8 @@ interface Container {
   volumeMounts?: VolumeMount[];
 }
 interface PodSpec {
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; seccompProfile?: { type: string } };
   containers: Container[];
   volumes?: {
@@ -125,7 +145,12 @@ interface NetworkPolicy extends Manifest {
     podSelector: { matchLabels: Labels };
     policyTypes: string[];
     ingress: { ports: { port: string | number }[]; from?: PeerSelector[] }[];
+    egress?: EgressRule[];
   };
+}
+interface EgressRule {
+  ports: { port: string | number; protocol: string }[];
+  to?: PeerSelector[];
 }
 interface Autoscaler extends Manifest {
   spec: { scaleTargetRef: { apiVersion: string; kind: string; name: string }; minReplicas: number };
@@ -162,15 +187,19 @@ interface HelmResult {
   stderr: string;
 }
 
-let helmChecked = false;
+const checkedTools = new Set<string>();
 
-/** Runs the project's Helm; fails (never skips) when it is missing or not the pinned version. */
+/** Fails (never skips) when a test tool is missing or not the pinned version. */
+function checkTool(tool: typeof helmTool): void {
+  if (checkedTools.has(tool.name)) return;
+  const problem = testToolProblem(tool);
+  if (problem !== undefined) throw new Error(problem);
+  checkedTools.add(tool.name);
+}
+
+/** Runs the project's Helm. */
 function helm(args: string[]): HelmResult {
-  if (!helmChecked) {
-    const problem = testToolProblem(helmTool);
-    if (problem !== undefined) throw new Error(problem);
-    helmChecked = true;
-  }
+  checkTool(helmTool);
   const result = spawnSync(HELM, args, {
     cwd: root,
     encoding: 'utf8',
@@ -184,14 +213,123 @@ function setArgs(values: string[]): string[] {
   return values.flatMap((value) => ['--set', value]);
 }
 
-/** `helm template` with these --set values, parsed; a failed render fails the test with Helm's words. */
-function render(values: string[] = []): Manifest[] {
-  const result = helm(['template', RELEASE, chart, '--namespace', NAMESPACE, ...setArgs(values)]);
+/** `helm template` of `chartDir` with these values files and --set values, as text. */
+function renderText(values: string[] = [], files: string[] = [], chartDir = chart): string {
+  const result = helm([
+    'template',
+    RELEASE,
+    chartDir,
+    '--namespace',
+    NAMESPACE,
+    ...files.flatMap((file) => ['-f', file]),
+    ...setArgs(values),
+  ]);
   if (result.status !== 0) throw new Error(`helm template failed:\n${result.stderr}`);
-  return parseAllDocuments(result.stdout).flatMap((doc) => {
+  return result.stdout;
+}
+
+/** `helm template` with these --set values (and values files), parsed; a failed render fails the test with Helm's words. */
+function render(values: string[] = [], files: string[] = []): Manifest[] {
+  return parseAllDocuments(renderText(values, files)).flatMap((doc) => {
     const value = doc.toJS() as Manifest | null;
     return value === null ? [] : [value];
   });
+}
+
+interface KubeconformResult {
+  resources: { filename: string; kind: string; name: string; status: string; msg: string }[];
+}
+
+/**
+ * kubeconform's verdict on each manifest of each named text (the name is each resource's
+ * `filename`), strictly, against Kubernetes `version`, offline.
+ */
+function kubeconform(texts: Record<string, string>, version: string): KubeconformResult {
+  checkTool(kubeconformTool);
+  const dir = mkdtempSync(join(tmpdir(), 'sotto-kubeconform-'));
+  try {
+    const files = Object.entries(texts).map(([name, text]) => {
+      const file = join(dir, `${name}.yaml`);
+      writeFileSync(file, text);
+      return file;
+    });
+    const result = spawnSync(
+      KUBECONFORM,
+      [
+        '-strict',
+        '-output',
+        'json',
+        '-verbose',
+        '-kubernetes-version',
+        version,
+        ...kubeconformSchemaLocations().flatMap((location) => ['-schema-location', location]),
+        ...files,
+      ],
+      { encoding: 'utf8' },
+    );
+    if (result.error) throw result.error;
+    const parsed = JSON.parse(result.stdout) as KubeconformResult;
+    for (const resource of parsed.resources) resource.filename = relative(dir, resource.filename);
+    return parsed;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Files under `dir`, as paths relative to it. */
+function listFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? listFiles(path).map((file) => `${name}/${file}`) : [name];
+  });
+}
+
+/**
+ * NOTES.txt as `helm install` would print it. `helm template` leaves NOTES.txt out, so a copy of
+ * the chart renders it as a ConfigMap's data through a named template holding its text.
+ */
+function notes(values: string[], files: string[] = []): string {
+  const copy = mkdtempSync(join(tmpdir(), 'sotto-chart-'));
+  try {
+    cpSync(chart, copy, { recursive: true });
+    const text = readFileSync(join(chart, 'templates', 'NOTES.txt'), 'utf8');
+    writeFileSync(join(copy, 'templates', '_notes.tpl'), `{{- define "notes" -}}\n${text}{{- end }}\n`);
+    writeFileSync(
+      join(copy, 'templates', 'notes.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n    {{- include "notes" . | nindent 4 }}\n',
+    );
+    const [doc] = parseAllDocuments(
+      helm([
+        'template',
+        RELEASE,
+        copy,
+        '--namespace',
+        NAMESPACE,
+        '--show-only',
+        'templates/notes.yaml',
+        ...files.flatMap((file) => ['-f', file]),
+        ...setArgs(values),
+      ]).stdout,
+    );
+    return (doc.toJS() as { data: { notes: string } }).data.notes;
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
+}
+
+/** Every `sotto_…` metric name the services' source registers (string literals outside specs). */
+function registeredMetricNames(): Set<string> {
+  const names = new Set<string>();
+  for (const top of ['apps', 'libs']) {
+    for (const file of listFiles(join(root, top))) {
+      if (!file.endsWith('.ts') || file.endsWith('.spec.ts') || file.includes('node_modules')) continue;
+      if (relative(top, file).includes('generated')) continue;
+      for (const match of readFileSync(join(root, top, file), 'utf8').matchAll(/'(sotto_[a-z_]+)'/g)) {
+        names.add(match[1]);
+      }
+    }
+  }
+  return names;
 }
 
 /** The fields the tests read, for each kind they look into. */
@@ -256,6 +394,39 @@ function admittedServices(manifests: Manifest[], peers: PeerSelector[] | undefin
   });
 }
 
+/** Sorted names in a Reloader annotation of a service's pods (`secret` or `configmap`). */
+function reloaded(manifests: Manifest[], service: string, kind: 'secret' | 'configmap'): string[] {
+  const annotations = one(manifests, 'Deployment', fullname(service)).spec.template.metadata.annotations;
+  const list = annotations?.[`${kind}.reloader.stakater.com/reload`];
+  return list === undefined ? [] : list.split(',').sort();
+}
+
+/**
+ * Every Secret and ConfigMap a service's pod reads, from its spec as Kubernetes would: volumes,
+ * env and envFrom. Its own ConfigMap is left out: checksum/config covers it.
+ */
+function consumed(manifests: Manifest[], service: string): { secrets: string[]; configMaps: string[] } {
+  const pod = one(manifests, 'Deployment', fullname(service)).spec.template.spec;
+  const secrets = new Set<string>();
+  const configMaps = new Set<string>();
+  for (const volume of pod.volumes ?? []) {
+    if (volume.secret) secrets.add(volume.secret.secretName);
+    for (const source of volume.projected?.sources ?? []) secrets.add(source.secret.name);
+  }
+  for (const c of pod.containers) {
+    for (const entry of c.env ?? []) {
+      if (entry.valueFrom?.secretKeyRef) secrets.add(entry.valueFrom.secretKeyRef.name);
+      if (entry.valueFrom?.configMapKeyRef) configMaps.add(entry.valueFrom.configMapKeyRef.name);
+    }
+    for (const source of c.envFrom ?? []) {
+      if (source.secretRef) secrets.add(source.secretRef.name);
+      if (source.configMapRef) configMaps.add(source.configMapRef.name);
+    }
+  }
+  configMaps.delete(fullname(service));
+  return { secrets: [...secrets].sort(), configMaps: [...configMaps].sort() };
+}
+
 /** The backup-store on an S3-compatible bucket, as for MinIO; credentials from the pod unless added. */
 const S3 = [
   'backupStore.blobStorage.type=s3',
@@ -268,6 +439,68 @@ const S3 = [
   'backupStore.blobStorage.s3.bufferWaitSeconds=20',
 ];
 const S3_KEYS = ['BACKUP_S3_ACCESS_KEY_ID', 'BACKUP_S3_SECRET_ACCESS_KEY'];
+
+const BROKERS = 'kafka.brokers={kafka-0.kafka:9092,kafka-1.kafka:9092}';
+
+/** Every optional feature of the chart on at once. */
+const EVERYTHING = [
+  'serviceMonitor.enabled=true',
+  'prometheusRule.enabled=true',
+  'tls.certManager.enabled=true',
+  'tls.certManager.issuerRef.name=sotto-ca',
+  'tls.certManager.issuerRef.kind=ClusterIssuer',
+  'tls.gatewayPublic.existingSecret=chat-example-org',
+  'postgres.tls.ca.existingSecret=rds-ca',
+  'postgres.tls.clientCertificate.existingSecret=pg-client',
+  'redis.tls.ca.existingSecret=redis-ca',
+  'redis.tls.clientCertificate.certManager.enabled=true',
+  'kafka.brokers={kafka-0.kafka:9093,kafka-1.kafka:9093}',
+  'kafka.tls.enabled=true',
+  'kafka.tls.ca.existingSecret=events-cluster-ca-cert',
+  'kafka.tls.clientCertificate.existingSecret=sotto-relay',
+  'messageRelay.autoscaling.enabled=false',
+  'messageRelay.autoscaling.keda.enabled=true',
+  ...S3,
+  'backupStore.blobStorage.s3.existingSecret=s3-creds',
+  'backupStore.autoscaling.enabled=true',
+  'gateway.service.type=LoadBalancer',
+  'gateway.service.nodePort=30400',
+  'gateway.service.externalTrafficPolicy=Local',
+  'gateway.service.loadBalancerSourceRanges={10.0.0.0/8}',
+  'gateway.service.annotations.service\\.beta\\.kubernetes\\.io/aws-load-balancer-type=nlb',
+  'gateway.autoscaling.targetMemoryUtilizationPercentage=80',
+  'gateway.extraEnv[0].name=EXTRA_TOKEN',
+  'gateway.extraEnv[0].valueFrom.secretKeyRef.name=gateway-extra',
+  'gateway.extraEnv[0].valueFrom.secretKeyRef.key=token',
+  'gateway.extraEnv[1].name=EXTRA_FLAG',
+  'gateway.extraEnv[1].valueFrom.configMapKeyRef.name=gateway-flags',
+  'gateway.extraEnv[1].valueFrom.configMapKeyRef.key=flag',
+  'gateway.extraEnvFrom[0].secretRef.name=gateway-env',
+  'gateway.extraEnvFrom[1].configMapRef.name=gateway-settings',
+  'gateway.podAnnotations.team=edge',
+  'gateway.podLabels.tier=edge',
+  'gateway.nodeSelector.pool=edge',
+  'gateway.tolerations[0].key=edge',
+  'gateway.tolerations[0].operator=Exists',
+  'gateway.topologySpreadConstraints[0].maxSkew=1',
+  'gateway.topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone',
+  'gateway.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule',
+  'gateway.topologySpreadConstraints[0].labelSelector.matchLabels.tier=edge',
+  'networkPolicy.egress.hsm.ports={1792}',
+  'networkPolicy.egress.extraRules[0].ports[0].port=4317',
+  'serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/sotto',
+];
+
+/** The backup-store's blobs on a kept volume, and cert-manager client certificates for storage. */
+const LOCAL_BLOBS = [
+  'backupStore.blobStorage.local.persistence.enabled=true',
+  'backupStore.blobStorage.local.persistence.storageClass=fast',
+  'tls.certManager.enabled=true',
+  'tls.certManager.issuerRef.name=sotto-ca',
+  'postgres.tls.clientCertificate.certManager.enabled=true',
+  'kafka.tls.enabled=true',
+  'kafka.tls.clientCertificate.certManager.enabled=true',
+];
 
 const OVERRIDES = [
   'serviceMonitor.enabled=true',
@@ -598,9 +831,9 @@ describe('helm/sotto', () => {
         s3: [],
       });
     }
-    // The store may be anywhere: the policies leave egress open (HTTPS 443 or the endpoint's port).
-    const policy = one(manifests, 'NetworkPolicy', fullname('backup-store'));
-    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+    // The store may be anywhere: its egress policy opens the endpoint's port to any address.
+    const egress = one(manifests, 'NetworkPolicy', `${fullname('backup-store')}-egress`);
+    expect(egress.spec.egress).toContainEqual({ ports: [{ port: 9000, protocol: 'TCP' }] });
 
     // AWS S3 itself: no endpoint, virtual-hosted requests, the default region, part size and buffer budget.
     const aws = environment(
@@ -818,7 +1051,7 @@ describe('helm/sotto', () => {
   });
 
   it('opens the gateway gRPC port to all, and each internal one only to the services that call it', () => {
-    const policies = all(defaults, 'NetworkPolicy');
+    const policies = all(defaults, 'NetworkPolicy').filter((p) => p.spec.policyTypes.includes('Ingress'));
     expect(policies).toHaveLength(NAMES.length);
     for (const service of NAMES) {
       const pods = one(defaults, 'Deployment', fullname(service)).spec.template.metadata.labels;
@@ -945,7 +1178,7 @@ describe('helm/sotto', () => {
     expect(scraped.map((svc) => svc.metadata.name).sort()).toEqual(NAMES.map(fullname).sort());
   });
 
-  it('alerts on sustained rate-limit hits, full mailboxes and failing drains, never by who, through a PrometheusRule only when enabled', () => {
+  it('alerts on rate-limit hits, full and filling mailboxes, failing drains, routing lag and latency and server errors, never by who, through a PrometheusRule only when enabled', () => {
     expect(all(defaults, 'PrometheusRule')).toEqual([]);
     const rendered = render([
       'prometheusRule.enabled=true',
@@ -973,11 +1206,48 @@ describe('helm/sotto', () => {
         for: '15m',
       }),
       expect.objectContaining({
+        alert: 'SottoMailboxesFilling',
+        expr:
+          `(sum by (namespace) (rate(sotto_mailbox_depth_envelopes_count{namespace="${NAMESPACE}"}[15m]))` +
+          ` - sum by (namespace) (rate(sotto_mailbox_depth_envelopes_bucket{namespace="${NAMESPACE}",le="25000"}[15m])))` +
+          ` / sum by (namespace) (rate(sotto_mailbox_depth_envelopes_count{namespace="${NAMESPACE}"}[15m])) > 0.01`,
+        for: '30m',
+      }),
+      expect.objectContaining({
         alert: 'SottoDeliveryDrainsFailing',
         expr: `max by (namespace, pod) (sotto_gateway_drain_failure_streak_max{namespace="${NAMESPACE}"}) >= 5`,
         for: '5m',
       }),
+      expect.objectContaining({
+        alert: 'SottoRelayConsumerLagHigh',
+        expr: `max by (namespace) (sotto_relay_consumer_lag_messages{namespace="${NAMESPACE}"}) > 100000`,
+        for: '10m',
+      }),
+      expect.objectContaining({
+        alert: 'SottoRoutingSlow',
+        expr: `histogram_quantile(0.99, sum by (namespace, le) (rate(sotto_relay_routing_delay_seconds_bucket{namespace="${NAMESPACE}"}[5m]))) > 2`,
+        for: '10m',
+      }),
+      expect.objectContaining({
+        alert: 'SottoServerErrors',
+        expr:
+          `sum by (namespace, service) (rate(sotto_grpc_server_handled_total{namespace="${NAMESPACE}",grpc_code=~"INTERNAL|UNKNOWN|UNAVAILABLE|DATA_LOSS|DEADLINE_EXCEEDED"}[5m]))` +
+          ` / sum by (namespace, service) (rate(sotto_grpc_server_handled_total{namespace="${NAMESPACE}"}[5m])) > 0.01`,
+        for: '10m',
+      }),
     ]);
+    // Every series an alert reads is one a service registers.
+    const exported = registeredMetricNames();
+    for (const each of rules) {
+      for (const series of each.expr.match(/sotto_[a-z_]+/g) ?? []) {
+        const metric = series.replace(/_(bucket|count|sum)$/, '');
+        expect({ alert: each.alert, metric, exported: exported.has(metric) }).toEqual({
+          alert: each.alert,
+          metric,
+          exported: true,
+        });
+      }
+    }
     // No alert groups or describes by who: only limits, caps and pods.
     for (const each of rules) expect(each.expr).not.toMatch(/account|device_id|address|source/);
     const refused = helm(['template', RELEASE, chart, '--set', 'prometheusRule.rateLimitHits.for=soon']);
@@ -1003,6 +1273,562 @@ describe('helm/sotto', () => {
       NAMES.map((service) => `http://${fullname(service)}:${SERVICES[service].metrics}/readyz`).sort(),
     );
     expect(c.command?.slice(0, 2)).toEqual(['node', '-e']);
+  });
+
+  it('runs the pods as one ServiceAccount without an API token, or the one named', () => {
+    const account = one(defaults, 'ServiceAccount', `${RELEASE}-sotto`);
+    expect(account).toMatchObject({ apiVersion: 'v1', automountServiceAccountToken: false });
+    for (const service of NAMES) {
+      const pod = one(defaults, 'Deployment', fullname(service)).spec.template.spec;
+      expect([service, pod.serviceAccountName, pod.automountServiceAccountToken]).toEqual([
+        service,
+        `${RELEASE}-sotto`,
+        false,
+      ]);
+    }
+    const irsa = render([
+      'serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/sotto',
+    ]);
+    expect(one(irsa, 'ServiceAccount', `${RELEASE}-sotto`).metadata.annotations).toEqual({
+      'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/sotto',
+    });
+    const theirs = render(['serviceAccount.create=false', 'serviceAccount.name=platform']);
+    expect(all(theirs, 'ServiceAccount')).toEqual([]);
+    expect(one(theirs, 'Deployment', fullname('presence')).spec.template.spec.serviceAccountName).toBe(
+      'platform',
+    );
+  });
+
+  describe('at 100 billion messages a day', () => {
+    let production: Manifest[];
+    let everything: Manifest[];
+
+    beforeAll(() => {
+      production = render([], [PRODUCTION]);
+      everything = render(EVERYTHING);
+    });
+
+    describe('offline validation against the Kubernetes API', () => {
+      let renders: Record<string, string>;
+
+      beforeAll(() => {
+        renders = {
+          defaults: renderText(),
+          'values-production': renderText([], [PRODUCTION]),
+          'every-optional-feature': renderText(EVERYTHING),
+          'local-blobs-and-client-certificates': renderText(LOCAL_BLOBS),
+        };
+      });
+
+      it.each(KUBERNETES_SCHEMA_VERSIONS)(
+        'validates every render, strictly, against Kubernetes %s',
+        (version) => {
+          const { resources } = kubeconform(renders, version);
+          expect(resources.filter((r) => r.status !== 'statusValid')).toEqual([]);
+          for (const name of Object.keys(renders)) {
+            const count = resources.filter((r) => r.filename === `${name}.yaml`).length;
+            expect([name, count > NAMES.length * 4]).toEqual([name, true]);
+          }
+        },
+      );
+
+      it('checks the custom resources too, against their operators’ CRDs', () => {
+        const { resources } = kubeconform(
+          { everything: renders['every-optional-feature'] },
+          KUBERNETES_SCHEMA_VERSIONS[0],
+        );
+        const kinds = new Set(resources.map((r) => r.kind));
+        for (const kind of [
+          'ServiceMonitor',
+          'PrometheusRule',
+          'Certificate',
+          'ScaledObject',
+          'TriggerAuthentication',
+        ]) {
+          expect([kind, kinds.has(kind)]).toEqual([kind, true]);
+        }
+      });
+
+      it('would catch a misspelt field, a wrong type or an unknown kind, in core and custom resources', () => {
+        const broken = renders['every-optional-feature']
+          .replace('maxUnavailable: 0\n', 'maxUnavailabel: 0\n')
+          .replace('cooldownPeriod: 300', 'cooldownPeriode: 300')
+          .replace('severity: critical', 'severity: 3')
+          .concat('\n---\napiVersion: sotto.dev/v1\nkind: Mailbox\nmetadata:\n  name: nobody\n');
+        const notValid = kubeconform({ broken }, KUBERNETES_SCHEMA_VERSIONS[0]).resources.filter(
+          (r) => r.status !== 'statusValid',
+        );
+        expect(notValid.map((r) => `${r.kind} ${r.status}`).sort()).toEqual(
+          [
+            'Deployment statusInvalid',
+            'Mailbox statusError',
+            'PrometheusRule statusInvalid',
+            'ScaledObject statusInvalid',
+          ].sort(),
+        );
+        expect(notValid.find((r) => r.kind === 'Deployment')?.msg).toContain("'maxUnavailabel' not allowed");
+        expect(notValid.find((r) => r.kind === 'ScaledObject')?.msg).toContain(
+          "'cooldownPeriode' not allowed",
+        );
+      });
+    });
+
+    describe('each template', () => {
+      /** Every file under templates/, each with the test that breaks when it does. */
+      const COVERED: Record<string, string> = {
+        'NOTES.txt': 'prints how to reach the gateway, what to create, and what restricts and scales it',
+        '_helpers.tpl': 'every test (names, labels, configuration, Secrets)',
+        'certificate.yaml': 'has cert-manager issue short-lived ECDSA certificates naming each identity',
+        'configmap.yaml': "points every service at each upstream's Service and gRPC port",
+        'deployment.yaml': 'runs each of the six services in its own Deployment',
+        'hpa.yaml': 'autoscales with autoscaling/v2 HPAs that own the replica count',
+        'networkpolicy-egress.yaml':
+          'lets each service reach only DNS, the services it calls and its storage',
+        'networkpolicy.yaml':
+          'opens the gateway gRPC port to all, and each internal one only to the services that call it',
+        'pdb.yaml': 'guards every service with a PodDisruptionBudget over its own pods',
+        'prometheusrule.yaml': 'alerts on rate-limit hits, full and filling mailboxes',
+        'pvc.yaml': 'keeps backup blobs on a writable volume',
+        'scaledobject.yaml': "scales the relay with KEDA on its consumer group's lag",
+        'service.yaml': 'exposes gRPC and metrics on a ClusterIP Service per service',
+        'serviceaccount.yaml': 'runs the pods as one ServiceAccount without an API token',
+        'servicemonitor.yaml': 'scrapes /metrics of all six services through a ServiceMonitor',
+        'tests/test-health.yaml': 'ships a helm test hook that checks every gRPC health',
+      };
+
+      it('has a test, and renders in some tested configuration', () => {
+        const files = listFiles(join(chart, 'templates')).sort();
+        expect(files).toEqual(Object.keys(COVERED).sort());
+        const spec = readFileSync(__filename, 'utf8');
+        for (const [file, title] of Object.entries(COVERED)) {
+          if (file === '_helpers.tpl') continue;
+          expect([file, spec.includes(`it('${title}`) || spec.includes(`it("${title}`)]).toEqual([
+            file,
+            true,
+          ]);
+        }
+        const rendered = new Set(
+          [renderText(EVERYTHING), renderText(LOCAL_BLOBS)].flatMap((text) =>
+            [...text.matchAll(/^# Source: sotto\/templates\/(.+)$/gm)].map((m) => m[1]),
+          ),
+        );
+        for (const file of files.filter((f) => !f.startsWith('_') && f !== 'NOTES.txt')) {
+          expect([file, rendered.has(file)]).toEqual([file, true]);
+        }
+      });
+
+      it('prints how to reach the gateway, what to create, and what restricts and scales it', () => {
+        const defaultsNotes = notes([]);
+        expect(defaultsNotes).toContain(
+          `kubectl -n ${NAMESPACE} port-forward service/${fullname('gateway')} 7400:7400`,
+        );
+        expect(defaultsNotes).toContain(`create secret generic ${RELEASE}-sotto-postgres`);
+        expect(defaultsNotes).toContain('Egress is restricted');
+        expect(defaultsNotes).toContain('Redis 6379, PostgreSQL 5432');
+        expect(defaultsNotes).not.toContain('KEDA');
+        const productionNotes = notes([], [PRODUCTION]);
+        expect(productionNotes).toContain('KEDA scales the message-relay from 64 to 256 pods');
+        expect(productionNotes).toContain('its egress NetworkPolicy allows 443');
+        expect(notes(['networkPolicy.egress.enabled=false'])).not.toContain('Egress is restricted');
+      });
+    });
+
+    describe('KEDA', () => {
+      const KEDA = [
+        'messageRelay.autoscaling.enabled=false',
+        'messageRelay.autoscaling.keda.enabled=true',
+        BROKERS,
+      ];
+      interface ScaledObject extends Manifest {
+        spec: {
+          scaleTargetRef: { apiVersion: string; kind: string; name: string };
+          minReplicaCount: number;
+          maxReplicaCount: number;
+          triggers: {
+            type: string;
+            metadata: Record<string, string>;
+            metricType?: string;
+            authenticationRef?: { name: string };
+          }[];
+        };
+      }
+      const scaledObject = (manifests: Manifest[]): ScaledObject =>
+        one(manifests, 'ScaledObject', fullname('message-relay')) as ScaledObject;
+      const refused = (values: string[]): string => {
+        const result = helm(['template', RELEASE, chart, ...setArgs(values)]);
+        expect(result.status).not.toBe(0);
+        return result.stderr;
+      };
+
+      it("scales the relay with KEDA on its consumer group's lag, instead of the CPU HPA", () => {
+        expect(all(defaults, 'ScaledObject')).toEqual([]);
+        const manifests = render([...KEDA, 'messageRelay.autoscaling.keda.lagThreshold=2500']);
+        const scaled = scaledObject(manifests);
+        expect(scaled.apiVersion).toBe('keda.sh/v1alpha1');
+        expect(scaled.spec.scaleTargetRef).toEqual({
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          name: fullname('message-relay'),
+        });
+        expect([scaled.spec.minReplicaCount, scaled.spec.maxReplicaCount]).toEqual([2, 8]);
+        const [kafka, cpu, ...more] = scaled.spec.triggers;
+        expect(more).toEqual([]);
+        // The group the relay consumes as, the topic it logs to: the same values the relay is given.
+        const env = environment(manifests, 'message-relay');
+        expect(kafka).toEqual({
+          type: 'kafka',
+          metadata: {
+            bootstrapServers: value(env, 'KAFKA_BROKERS'),
+            consumerGroup: value(env, 'KAFKA_CONSUMER_GROUP'),
+            topic: envelopesTopic.TOPIC,
+            lagThreshold: '2500',
+            activationLagThreshold: '0',
+            offsetResetPolicy: 'earliest',
+            allowIdleConsumers: 'false',
+          },
+        });
+        expect(value(env, 'KAFKA_CONSUMER_GROUP')).toBe('sotto-message-relay');
+        expect(cpu).toEqual({ type: 'cpu', metricType: 'Utilization', metadata: { value: '70' } });
+        // KEDA owns the relay's HPA and its replicas; the other services keep theirs.
+        expect(
+          all(manifests, 'HorizontalPodAutoscaler')
+            .map((h) => h.spec.scaleTargetRef.name)
+            .sort(),
+        ).toEqual(
+          NAMES.filter((n) => !['message-relay', 'backup-store'].includes(n))
+            .map(fullname)
+            .sort(),
+        );
+        expect(one(manifests, 'Deployment', fullname('message-relay')).spec.replicas).toBeUndefined();
+        // Lag only, when asked.
+        const lagOnly = scaledObject(
+          render([...KEDA, 'messageRelay.autoscaling.keda.cpuUtilizationPercentage=null']),
+        );
+        expect(lagOnly.spec.triggers.map((t) => t.type)).toEqual(['kafka']);
+        // Another group: the relay and KEDA follow it together.
+        const renamed = render([...KEDA, 'messageRelay.consumerGroup=relay-blue']);
+        expect(scaledObject(renamed).spec.triggers[0].metadata.consumerGroup).toBe('relay-blue');
+        expect(value(environment(renamed, 'message-relay'), 'KAFKA_CONSUMER_GROUP')).toBe('relay-blue');
+      });
+
+      it('never scales the relay past the partitions: one consumer each', () => {
+        const atPartitions = render([
+          ...KEDA,
+          'messageRelay.envelopeTopic.partitions=32',
+          'messageRelay.autoscaling.keda.maxReplicaCount=32',
+        ]);
+        expect(scaledObject(atPartitions).spec.maxReplicaCount).toBe(32);
+        expect(refused([...KEDA, 'messageRelay.autoscaling.keda.maxReplicaCount=9'])).toContain(
+          'messageRelay.autoscaling.keda.maxReplicaCount=9 exceeds messageRelay.envelopeTopic.partitions=8: each partition is consumed by one relay pod, so pods beyond 8 would route nothing',
+        );
+        expect(
+          refused([
+            ...KEDA,
+            'messageRelay.envelopeTopic.partitions=4',
+            'messageRelay.autoscaling.keda.maxReplicaCount=8',
+          ]),
+        ).toContain('lower maxReplicaCount to at most 4');
+        expect(
+          refused([
+            ...KEDA,
+            'messageRelay.autoscaling.keda.minReplicaCount=6',
+            'messageRelay.autoscaling.keda.maxReplicaCount=4',
+          ]),
+        ).toContain('minReplicaCount=6 is above maxReplicaCount=4');
+      });
+
+      it('refuses the CPU HPA and KEDA together, and KEDA without brokers, saying what to set', () => {
+        expect(refused(['messageRelay.autoscaling.keda.enabled=true', BROKERS])).toContain(
+          'messageRelay.autoscaling.keda.enabled and messageRelay.autoscaling.enabled are mutually exclusive',
+        );
+        expect(
+          refused(['messageRelay.autoscaling.enabled=false', 'messageRelay.autoscaling.keda.enabled=true']),
+        ).toContain('messageRelay.autoscaling.keda.enabled needs kafka.brokers');
+        for (const bad of ['lagThreshold=0', 'maxReplicaCount=0', 'pollingInterval=0', 'lagThreshold=many']) {
+          const key = bad.split('=')[0];
+          expect(refused([...KEDA, `messageRelay.autoscaling.keda.${bad}`])).toContain(key);
+        }
+        expect(refused([...KEDA, 'messageRelay.consumerGroup=two words'])).toContain('consumerGroup');
+      });
+
+      it("reaches TLS brokers as the relay does, with the relay's CA and client certificate", () => {
+        const manifests = render([
+          ...KEDA,
+          'kafka.tls.enabled=true',
+          'kafka.tls.ca.existingSecret=events-cluster-ca-cert',
+          'kafka.tls.clientCertificate.existingSecret=sotto-relay',
+          'kafka.tls.clientCertificate.certKey=user.crt',
+          'kafka.tls.clientCertificate.keyKey=user.key',
+        ]);
+        const [kafka] = scaledObject(manifests).spec.triggers;
+        expect(kafka.metadata.tls).toBe('enable');
+        expect(kafka.authenticationRef).toEqual({ name: `${fullname('message-relay')}-kafka` });
+        const auth = one(
+          manifests,
+          'TriggerAuthentication',
+          `${fullname('message-relay')}-kafka`,
+        ) as Manifest & {
+          spec: { secretTargetRef: { parameter: string; name: string; key: string }[] };
+        };
+        expect(auth.spec.secretTargetRef).toEqual([
+          { parameter: 'ca', name: 'events-cluster-ca-cert', key: 'ca.crt' },
+          { parameter: 'cert', name: 'sotto-relay', key: 'user.crt' },
+          { parameter: 'key', name: 'sotto-relay', key: 'user.key' },
+        ]);
+        // The same Secrets the relay mounts.
+        expect(consumed(manifests, 'message-relay').secrets).toEqual(
+          expect.arrayContaining(['events-cluster-ca-cert', 'sotto-relay']),
+        );
+        expect(all(render(KEDA), 'TriggerAuthentication')).toEqual([]);
+      });
+    });
+
+    describe('egress', () => {
+      const egressOf = (manifests: Manifest[], service: string): NetworkPolicy => {
+        const labels = one(manifests, 'Deployment', fullname(service)).spec.template.metadata.labels;
+        const mine = all(manifests, 'NetworkPolicy').filter(
+          (p) => p.spec.policyTypes.includes('Egress') && selects(p.spec.podSelector.matchLabels, labels),
+        );
+        expect(mine.map((p) => p.metadata.name)).toEqual([`${fullname(service)}-egress`]);
+        expect(mine[0].spec.policyTypes).toEqual(['Egress']);
+        return mine[0];
+      };
+      /** TCP ports a service may reach at any address (rules without peers), sorted. */
+      const openPorts = (policy: NetworkPolicy): number[] =>
+        (policy.spec.egress ?? [])
+          .filter((rule) => rule.to === undefined)
+          .flatMap((rule) => rule.ports.map((p) => Number(p.port)))
+          .sort((a, b) => a - b);
+      /** The services (of ours) a policy lets a pod reach, each with the ports. */
+      const reachableServices = (manifests: Manifest[], policy: NetworkPolicy): Record<string, number[]> =>
+        Object.fromEntries(
+          NAMES.flatMap((service) => {
+            const labels = one(manifests, 'Deployment', fullname(service)).spec.template.metadata.labels;
+            const ports = (policy.spec.egress ?? [])
+              .filter((rule) =>
+                (rule.to ?? []).some(
+                  (peer) =>
+                    peer.namespaceSelector === undefined &&
+                    peer.podSelector !== undefined &&
+                    selects(peer.podSelector.matchLabels ?? {}, labels),
+                ),
+              )
+              .flatMap((rule) => rule.ports.map((p) => Number(p.port)));
+            return ports.length > 0 ? [[service, ports]] : [];
+          }),
+        );
+
+      it('lets each service reach only DNS, the services it calls and its storage', () => {
+        const users = {
+          redis: ['gateway', 'prekey-directory', 'message-relay', 'presence', 'key-vault'],
+          postgres: ['prekey-directory', 'backup-store', 'key-vault'],
+        };
+        for (const service of NAMES) {
+          const policy = egressOf(defaults, service);
+          // Every rule names its ports: none opens everything.
+          for (const rule of policy.spec.egress ?? []) expect(rule.ports.length).toBeGreaterThan(0);
+          const [dns] = policy.spec.egress ?? [];
+          expect(dns).toEqual({
+            ports: [
+              { port: 53, protocol: 'UDP' },
+              { port: 53, protocol: 'TCP' },
+            ],
+            to: [
+              {
+                namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+                podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } },
+              },
+            ],
+          });
+          expect({ service, reaches: reachableServices(defaults, policy) }).toEqual({
+            service,
+            reaches: Object.fromEntries(
+              SERVICES[service].calls.map((callee) => [callee, [SERVICES[callee].grpc]]),
+            ),
+          });
+          const expected = [
+            ...(users.redis.includes(service) ? [6379] : []),
+            ...(users.postgres.includes(service) ? [5432] : []),
+          ].sort((a, b) => a - b);
+          expect({ service, open: openPorts(policy) }).toEqual({ service, open: expected });
+        }
+      });
+
+      it("reaches Kafka on its brokers' ports, the S3 store on its endpoint's, an HSM and more only when named", () => {
+        const manifests = render([
+          'kafka.brokers={kafka-0.kafka:9093,[fd00::1]:9094}',
+          ...S3,
+          'networkPolicy.egress.hsm.ports={1792}',
+          'networkPolicy.egress.postgres.to[0].ipBlock.cidr=10.20.0.0/16',
+        ]);
+        expect(openPorts(egressOf(manifests, 'message-relay'))).toEqual([6379, 9093, 9094]);
+        expect(openPorts(egressOf(manifests, 'backup-store'))).toEqual([9000]);
+        expect(egressOf(manifests, 'backup-store').spec.egress).toContainEqual({
+          ports: [{ port: 5432, protocol: 'TCP' }],
+          to: [{ ipBlock: { cidr: '10.20.0.0/16' } }],
+        });
+        expect(openPorts(egressOf(manifests, 'key-vault'))).toEqual([1792, 6379]);
+        for (const service of NAMES.filter(
+          (n) => !['message-relay', 'backup-store', 'key-vault'].includes(n),
+        )) {
+          expect(
+            openPorts(egressOf(manifests, service)).filter((p) => [9093, 9094, 9000, 1792].includes(p)),
+          ).toEqual([]);
+        }
+        // AWS S3 itself, and ports named outright.
+        const aws = render(['backupStore.blobStorage.type=s3', 'backupStore.blobStorage.s3.bucket=b-1']);
+        expect(openPorts(egressOf(aws, 'backup-store'))).toEqual([443, 5432]);
+        const named = render([
+          BROKERS,
+          'networkPolicy.egress.kafka.ports={9095}',
+          'networkPolicy.egress.redis.ports={6380}',
+        ]);
+        expect(openPorts(egressOf(named, 'message-relay'))).toEqual([6380, 9095]);
+        // Extra rules go to every service.
+        const extra = render(['networkPolicy.egress.extraRules[0].ports[0].port=4317']);
+        for (const service of NAMES) {
+          expect(egressOf(extra, service).spec.egress).toContainEqual({ ports: [{ port: 4317 }] });
+        }
+      });
+
+      it('leaves egress open only when asked', () => {
+        const policies = (values: string[]) =>
+          all(render(values), 'NetworkPolicy').filter((p) => p.spec.policyTypes.includes('Egress'));
+        expect(policies(['networkPolicy.egress.enabled=false'])).toEqual([]);
+        expect(policies(['networkPolicy.enabled=false'])).toEqual([]);
+      });
+    });
+
+    describe('rolling on Secrets and ConfigMaps', () => {
+      it('watches every Secret and ConfigMap each pod reads, and only those', () => {
+        for (const [name, manifests] of [
+          ['defaults', defaults],
+          ['production', production],
+          ['everything', everything],
+        ] as const) {
+          for (const service of NAMES) {
+            const reads = consumed(manifests, service);
+            expect({ name, service, secrets: reloaded(manifests, service, 'secret') }).toEqual({
+              name,
+              service,
+              secrets: reads.secrets,
+            });
+            expect({ name, service, configMaps: reloaded(manifests, service, 'configmap') }).toEqual({
+              name,
+              service,
+              configMaps: reads.configMaps,
+            });
+            const annotations = one(manifests, 'Deployment', fullname(service)).spec.template.metadata
+              .annotations;
+            expect(annotations?.['checksum/secrets']).toMatch(/^[0-9a-f]{64}$/);
+            expect(annotations?.['checksum/configmaps'] !== undefined).toBe(reads.configMaps.length > 0);
+          }
+        }
+        // The gateway in EVERYTHING reads a Secret and a ConfigMap of the operator's through extraEnv.
+        expect(consumed(everything, 'gateway')).toEqual({
+          secrets: expect.arrayContaining(['gateway-extra', 'gateway-env']) as string[],
+          configMaps: ['gateway-flags', 'gateway-settings'],
+        });
+      });
+
+      it('rolls exactly the pods that read a Secret when it is swapped for another', () => {
+        const podTemplates = (manifests: Manifest[]): Record<string, string> =>
+          Object.fromEntries(
+            NAMES.map((s) => [s, JSON.stringify(one(manifests, 'Deployment', fullname(s)).spec.template)]),
+          );
+        const before = podTemplates(defaults);
+        const changed = (values: string[]): string[] => {
+          const after = podTemplates(render(values));
+          return NAMES.filter((s) => before[s] !== after[s]);
+        };
+        expect(changed(['postgres.existingSecret=pg-2'])).toEqual([
+          'prekey-directory',
+          'backup-store',
+          'key-vault',
+        ]);
+        expect(changed(['keyVault.hsm.existingSecret=hsm-2'])).toEqual(['key-vault']);
+        expect(changed(['redis.tls.ca.existingSecret=redis-ca'])).toEqual(
+          NAMES.filter((s) => s !== 'backup-store'),
+        );
+      });
+    });
+
+    describe('values-production.yaml', () => {
+      it('passes helm lint --strict and renders', () => {
+        const result = helm(['lint', '--strict', chart, '-f', PRODUCTION]);
+        expect(result.stdout + result.stderr).toContain('1 chart(s) linted, 0 chart(s) failed');
+      });
+
+      it('keeps the envelope log at replication 3 with min.insync.replicas 2, over 256 partitions', () => {
+        const env = environment(production, 'message-relay');
+        expect(
+          [
+            'ENVELOPE_TOPIC_PARTITIONS',
+            'ENVELOPE_TOPIC_REPLICATION',
+            'ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS',
+          ].map((n) => value(env, n)),
+        ).toEqual(['256', '3', '2']);
+      });
+
+      it('scales the relay with KEDA up to one pod per partition, and every other service with an HPA', () => {
+        const scaled = one(production, 'ScaledObject', fullname('message-relay')) as Manifest & {
+          spec: { maxReplicaCount: number; minReplicaCount: number };
+        };
+        expect(scaled.spec.maxReplicaCount).toBe(
+          Number(value(environment(production, 'message-relay'), 'ENVELOPE_TOPIC_PARTITIONS')),
+        );
+        expect(
+          all(production, 'HorizontalPodAutoscaler')
+            .map((h) => h.spec.scaleTargetRef.name)
+            .sort(),
+        ).toEqual(
+          NAMES.filter((n) => n !== 'message-relay')
+            .map(fullname)
+            .sort(),
+        );
+      });
+
+      it('guards every service with a PDB and sizes every container', () => {
+        expect(all(production, 'PodDisruptionBudget')).toHaveLength(NAMES.length);
+        for (const service of NAMES) {
+          const { resources } = container(production, service);
+          expect(resources?.requests).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
+          expect(resources?.limits).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
+        }
+        // The gateway holds 20,000 streams of at most 20 KiB each: 391 MiB of its 768 MiB request.
+        expect(container(production, 'gateway').resources?.requests?.memory).toBe('768Mi');
+      });
+
+      it('turns TLS, the rate limits, egress policies and the alerts on', () => {
+        expect(value(environment(production, 'message-relay'), 'KAFKA_SECURITY_PROTOCOL')).toBe('SSL');
+        expect(all(production, 'Certificate').length).toBeGreaterThanOrEqual(NAMES.length + 1);
+        expect(value(environment(production, 'gateway'), 'GRPC_PUBLIC_TLS_CERT')).toBe(
+          '/etc/sotto/public-tls/tls.crt',
+        );
+        for (const service of ['gateway', 'prekey-directory', 'key-vault']) {
+          expect([service, value(environment(production, service), 'SOTTO_RATE_LIMITS')]).toEqual([
+            service,
+            'on',
+          ]);
+        }
+        expect(all(production, 'NetworkPolicy')).toHaveLength(NAMES.length * 2);
+        expect(all(production, 'PrometheusRule')).toHaveLength(1);
+        expect(all(production, 'ServiceMonitor')).toHaveLength(1);
+      });
+
+      it('says where each number comes from', () => {
+        const text = readFileSync(PRODUCTION, 'utf8');
+        for (const figure of [
+          '3,600 µs',
+          '400 µs',
+          '20 KiB',
+          'one relay consumer per partition',
+          'min.insync.replicas',
+        ]) {
+          expect(text.toLowerCase()).toContain(figure.toLowerCase());
+        }
+      });
+    });
   });
 
   describe('TLS', () => {
@@ -1065,19 +1891,19 @@ describe('helm/sotto', () => {
     it('rolls pods when their Secrets change: a checksum for helm upgrade, and Reloader when installed', () => {
       for (const service of NAMES) {
         const annotations = one(defaults, 'Deployment', fullname(service)).spec.template.metadata.annotations;
-        expect(annotations?.['checksum/tls']).toMatch(/^[0-9a-f]{64}$/);
-        expect(annotations?.['secret.reloader.stakater.com/reload']).toBe(fullname(`${service}-tls`));
+        expect(annotations?.['checksum/secrets']).toMatch(/^[0-9a-f]{64}$/);
+        expect(reloaded(defaults, service, 'secret')).toEqual(consumed(defaults, service).secrets);
+        expect(reloaded(defaults, service, 'secret')).toContain(fullname(`${service}-tls`));
       }
       const publicGateway = render(['tls.gatewayPublic.existingSecret=chat-example-org']);
-      expect(
-        one(publicGateway, 'Deployment', fullname('gateway')).spec.template.metadata.annotations?.[
-          'secret.reloader.stakater.com/reload'
-        ],
-      ).toBe(`${fullname('gateway-tls')},chat-example-org`);
+      expect(reloaded(publicGateway, 'gateway', 'secret')).toEqual(
+        [fullname('gateway-tls'), 'chat-example-org', `${RELEASE}-sotto-redis`].sort(),
+      );
       const without = render(['tls.reloader=false']);
       for (const service of NAMES) {
         const annotations = one(without, 'Deployment', fullname(service)).spec.template.metadata.annotations;
         expect(annotations).not.toHaveProperty(['secret.reloader.stakater.com/reload']);
+        expect(annotations?.['checksum/secrets']).toMatch(/^[0-9a-f]{64}$/);
       }
     });
 
@@ -1231,33 +2057,34 @@ describe('helm/sotto', () => {
 
       it('rolls the pods that mount a storage Secret when it changes, and only those', () => {
         const manifests = render(FROM_SECRETS);
-        const reload = (service: string): string[] =>
-          (
-            one(manifests, 'Deployment', fullname(service)).spec.template.metadata.annotations?.[
-              'secret.reloader.stakater.com/reload'
-            ] ?? ''
-          ).split(',');
-        expect(reload('message-relay').sort()).toEqual(
-          [fullname('message-relay-tls'), 'redis-ca', 'events-cluster-ca-cert', 'sotto-relay'].sort(),
+        const reload = (service: string): string[] => reloaded(manifests, service, 'secret');
+        const redisUrl = `${RELEASE}-sotto-redis`;
+        const postgresUrl = `${RELEASE}-sotto-postgres`;
+        expect(reload('message-relay')).toEqual(
+          [
+            fullname('message-relay-tls'),
+            'redis-ca',
+            'events-cluster-ca-cert',
+            'sotto-relay',
+            redisUrl,
+          ].sort(),
         );
-        expect(reload('backup-store').sort()).toEqual(
-          [fullname('backup-store-tls'), 'pg-client', 'rds-ca'].sort(),
+        expect(reload('backup-store')).toEqual(
+          [fullname('backup-store-tls'), 'pg-client', 'rds-ca', postgresUrl].sort(),
         );
-        expect(reload('presence').sort()).toEqual([fullname('presence-tls'), 'redis-ca'].sort());
+        expect(reload('presence')).toEqual([fullname('presence-tls'), 'redis-ca', redisUrl].sort());
         // A CA and a client certificate in one Secret are watched once.
         const shared = render([
           'redis.tls.ca.existingSecret=redis-tls',
           'redis.tls.clientCertificate.existingSecret=redis-tls',
         ]);
-        expect(
-          one(shared, 'Deployment', fullname('presence')).spec.template.metadata.annotations?.[
-            'secret.reloader.stakater.com/reload'
-          ],
-        ).toBe(`${fullname('presence-tls')},redis-tls`);
+        expect(reloaded(shared, 'presence', 'secret')).toEqual(
+          [fullname('presence-tls'), 'redis-tls', redisUrl].sort(),
+        );
         // helm upgrade hashes the Secrets' contents (it can look them up; helm template cannot).
         expect(
           one(manifests, 'Deployment', fullname('presence')).spec.template.metadata.annotations?.[
-            'checksum/tls'
+            'checksum/secrets'
           ],
         ).toMatch(/^[0-9a-f]{64}$/);
       });

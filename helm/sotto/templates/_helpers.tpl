@@ -130,17 +130,111 @@ addresses it is given). Call with the root context; returns JSON for fromJson.
 {{- end }}
 
 {{/*
-A hash of these Secrets' contents as the cluster holds them now (lookup), so that helm upgrade
-rolls the pods when one was replaced. `helm template` cannot look, and hashes nothing.
-Call with (dict "root" $ "secrets" (list name…)).
+A hash of these Secrets' (or ConfigMaps') contents as the cluster holds them now (lookup), so that
+helm upgrade rolls the pods when one was replaced. `helm template` cannot look, and hashes nothing.
+Call with (dict "root" $ "kind" "Secret" "names" (list name…)).
 */}}
-{{- define "sotto.tlsChecksum" -}}
+{{- define "sotto.contentChecksum" -}}
 {{- $data := list }}
-{{- range $name := .secrets }}
-{{- $secret := lookup "v1" "Secret" $.root.Release.Namespace $name }}
-{{- $data = append $data (toJson (dig "data" dict $secret)) }}
+{{- range $name := .names }}
+{{- $object := lookup "v1" $.kind $.root.Release.Namespace $name }}
+{{- $data = append $data (toJson (dig "data" dict $object)) }}
 {{- end }}
 {{- join "," $data | sha256sum }}
+{{- end }}
+
+{{/* The Secrets holding the PostgreSQL URL, the Redis URL and the HSM PIN. Call with the root context. */}}
+{{- define "sotto.postgresSecretName" -}}
+{{- default (printf "%s-postgres" (include "sotto.fullname" .)) .Values.postgres.existingSecret }}
+{{- end }}
+{{- define "sotto.redisSecretName" -}}
+{{- default (printf "%s-redis" (include "sotto.fullname" .)) .Values.redis.existingSecret }}
+{{- end }}
+{{- define "sotto.hsmSecretName" -}}
+{{- default (printf "%s-hsm" (include "sotto.fullname" .)) .Values.keyVault.hsm.existingSecret }}
+{{- end }}
+
+{{/*
+Every Secret one component's pod reads, as a YAML list for fromYamlArray: the certificates it
+mounts (its own, the gateway's public one, CAs and client certificates for Kafka, Redis and
+PostgreSQL), the ones its environment comes from (URLs, the HSM PIN, the S3 key pair) and those its
+extraEnv and extraEnvFrom name. Call with (dict "root" $ "key" "messageRelay" "c" <component>).
+*/}}
+{{- define "sotto.podSecrets" -}}
+{{- $root := .root }}
+{{- $c := .c }}
+{{- $values := index $root.Values .key }}
+{{- $names := list (include "sotto.tlsSecretName" (dict "root" $root "component" $c.name)) }}
+{{- if eq $c.name "gateway" }}
+{{- $names = append $names $root.Values.tls.gatewayPublic.existingSecret }}
+{{- end }}
+{{- range include "sotto.storageTls" (dict "root" $root "c" $c) | fromYamlArray }}
+{{- $names = concat $names (list .ca .client) }}
+{{- end }}
+{{- if has "postgres" $c.needs }}
+{{- $names = append $names (include "sotto.postgresSecretName" $root) }}
+{{- end }}
+{{- if has "redis" $c.needs }}
+{{- $names = append $names (include "sotto.redisSecretName" $root) }}
+{{- end }}
+{{- if has "hsm" $c.needs }}
+{{- $names = append $names (include "sotto.hsmSecretName" $root) }}
+{{- end }}
+{{- if and (has "blobs" $c.needs) (eq $root.Values.backupStore.blobStorage.type "s3") }}
+{{- $names = append $names $root.Values.backupStore.blobStorage.s3.existingSecret }}
+{{- end }}
+{{- range $values.extraEnv }}
+{{- $names = append $names (dig "valueFrom" "secretKeyRef" "name" "" .) }}
+{{- end }}
+{{- range $values.extraEnvFrom }}
+{{- $names = append $names (dig "secretRef" "name" "" .) }}
+{{- end }}
+{{- toYaml ($names | compact | uniq) }}
+{{- end }}
+
+{{/*
+The ConfigMaps besides its own that one component's pod reads (through extraEnv and extraEnvFrom),
+as a YAML list for fromYamlArray. Its own is hashed into checksum/config. Same arguments as
+sotto.podSecrets.
+*/}}
+{{- define "sotto.podConfigMaps" -}}
+{{- $values := index .root.Values .key }}
+{{- $names := list }}
+{{- range $values.extraEnv }}
+{{- $names = append $names (dig "valueFrom" "configMapKeyRef" "name" "" .) }}
+{{- end }}
+{{- range $values.extraEnvFrom }}
+{{- $names = append $names (dig "configMapRef" "name" "" .) }}
+{{- end }}
+{{- toYaml ($names | compact | uniq) }}
+{{- end }}
+
+{{/* The Kafka topic the relay logs envelopes to (libs/contracts/src/topics/envelopes-v1). */}}
+{{- define "sotto.envelopeTopic" -}}
+sotto.envelopes.v1
+{{- end }}
+
+{{/*
+Fails rendering on KEDA settings that would scale the relay wrongly, naming the values to change.
+*/}}
+{{- define "sotto.validateKeda" -}}
+{{- $relay := .Values.messageRelay }}
+{{- $keda := $relay.autoscaling.keda }}
+{{- if $keda.enabled }}
+{{- if $relay.autoscaling.enabled }}
+{{- fail "messageRelay.autoscaling.keda.enabled and messageRelay.autoscaling.enabled are mutually exclusive: KEDA makes and owns the relay's HPA, and two HPAs on one Deployment fight over its replicas; set messageRelay.autoscaling.enabled=false (keda.cpuUtilizationPercentage scales on CPU as well)" }}
+{{- end }}
+{{- $partitions := int64 $relay.envelopeTopic.partitions }}
+{{- if gt (int64 $keda.maxReplicaCount) $partitions }}
+{{- fail (printf "messageRelay.autoscaling.keda.maxReplicaCount=%d exceeds messageRelay.envelopeTopic.partitions=%d: each partition is consumed by one relay pod, so pods beyond %d would route nothing; lower maxReplicaCount to at most %d, or raise the partitions (Kafka can add partitions, never remove them)" (int64 $keda.maxReplicaCount) $partitions $partitions $partitions) }}
+{{- end }}
+{{- if gt (int64 $keda.minReplicaCount) (int64 $keda.maxReplicaCount) }}
+{{- fail (printf "messageRelay.autoscaling.keda.minReplicaCount=%d is above maxReplicaCount=%d" (int64 $keda.minReplicaCount) (int64 $keda.maxReplicaCount)) }}
+{{- end }}
+{{- if not .Values.kafka.brokers }}
+{{- fail "messageRelay.autoscaling.keda.enabled needs kafka.brokers: KEDA asks the brokers for the consumer group's lag" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Where a pod finds its certificate: its own Secret, mounted read-only. */}}
@@ -254,9 +348,11 @@ KAFKA_SECURITY_PROTOCOL: "SSL"
 {{- end }}
 ENVELOPE_TOPIC_PARTITIONS: {{ $values.envelopeTopic.partitions | int64 | quote }}
 ENVELOPE_TOPIC_REPLICATION: {{ $values.envelopeTopic.replication | int64 | quote }}
+ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS: {{ $values.envelopeTopic.minInsyncReplicas | int64 | quote }}
 MAILBOX_MAX_ENVELOPES: {{ $values.mailbox.maxEnvelopes | int64 | quote }}
 MAILBOX_MAX_BYTES: {{ $values.mailbox.maxBytes | int64 | quote }}
 MAILBOX_ENVELOPE_TTL_SECONDS: {{ $values.mailbox.envelopeTtlSeconds | int64 | quote }}
+KAFKA_CONSUMER_GROUP: {{ $values.consumerGroup | quote }}
 {{- end }}
 {{- if has "blobs" $c.needs }}
 BACKUP_QUOTA_BYTES: {{ $values.quotaBytes | int64 | quote }}
@@ -343,21 +439,21 @@ operator created.
 - name: DATABASE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ default (printf "%s-postgres" (include "sotto.fullname" $root)) $root.Values.postgres.existingSecret }}
+      name: {{ include "sotto.postgresSecretName" $root }}
       key: {{ $root.Values.postgres.urlKey }}
 {{- end }}
 {{- if has "redis" $c.needs }}
 - name: REDIS_URL
   valueFrom:
     secretKeyRef:
-      name: {{ default (printf "%s-redis" (include "sotto.fullname" $root)) $root.Values.redis.existingSecret }}
+      name: {{ include "sotto.redisSecretName" $root }}
       key: {{ $root.Values.redis.urlKey }}
 {{- end }}
 {{- if has "hsm" $c.needs }}
 - name: PKCS11_PIN
   valueFrom:
     secretKeyRef:
-      name: {{ default (printf "%s-hsm" (include "sotto.fullname" $root)) $root.Values.keyVault.hsm.existingSecret }}
+      name: {{ include "sotto.hsmSecretName" $root }}
       key: {{ $root.Values.keyVault.hsm.pinKey }}
 {{- end }}
 {{- $s3 := $root.Values.backupStore.blobStorage.s3 }}

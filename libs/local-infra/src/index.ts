@@ -18,12 +18,15 @@ export { ensureSystemPackages } from './system-packages';
 export {
   ensureTestTools,
   helmTool,
+  kubeconformSchemaLocations,
+  kubeconformTool,
   motoTool,
   testToolProblem,
   testToolsUsedBy,
   TEST_TOOLS,
   type TestTool,
 } from './test-tools';
+export { KUBERNETES_SCHEMA_VERSIONS } from './kubernetes-schemas';
 export { repoRoot } from './repo-root';
 // Local certificates live in a platform library, so that platform specs can make them too.
 export {

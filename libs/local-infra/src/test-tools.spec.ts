@@ -7,6 +7,10 @@ import {
   kubernetesVersionOfClientGo,
   testToolProblem,
   testToolsUsedBy,
+  helmTool,
+  kubeconformTool,
+  motoTool,
+  TEST_TOOLS,
   type TestTool,
 } from './test-tools';
 import { silentLogger } from './types';
@@ -123,6 +127,31 @@ describe('which tools a run needs', () => {
       testToolsUsedBy([chart, s3], ['/repo/helmet/x.spec.ts', '/repo/apps/backup-store-2/a.spec.ts'], root),
     ).toEqual([]);
     expect(testToolsUsedBy([chart, s3], [], root)).toEqual([]);
+  });
+});
+
+describe("the project's tools", () => {
+  it('gives the chart suite Helm and kubeconform, and the backup-store moto', () => {
+    expect(testToolsUsedBy(TEST_TOOLS, ['/repo/helm/chart.spec.ts'], '/repo')).toEqual([
+      helmTool,
+      kubeconformTool,
+    ]);
+    expect(testToolsUsedBy(TEST_TOOLS, ['/repo/apps/backup-store/src/s3.spec.ts'], '/repo')).toEqual([
+      motoTool,
+    ]);
+  });
+
+  it('pins kubeconform and every schema source in the version it checks, so changing one reinstalls', () => {
+    expect(kubeconformTool.version).toMatch(/^v\d+\.\d+\.\d+ \(kubernetes-validate \d+\.\d+\.\d+; /);
+    for (const crd of [
+      'monitoring.coreos.com_servicemonitors',
+      'monitoring.coreos.com_prometheusrules',
+      'cert-manager.io_certificates',
+      'keda.sh_scaledobjects',
+      'keda.sh_triggerauthentications',
+    ]) {
+      expect(kubeconformTool.version).toContain(crd);
+    }
   });
 });
 

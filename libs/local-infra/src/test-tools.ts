@@ -1,6 +1,24 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import {
+  CRD_SOURCES,
+  crdJsonSchemas,
+  KUBERNETES_SCHEMA_VERSIONS,
+  KUBERNETES_VALIDATE_VERSION,
+  kubeconformReadable,
+} from './kubernetes-schemas';
 import { repoRoot } from './repo-root';
 import { installDebianPackages } from './system-packages';
 import { run, which } from './system';
@@ -8,7 +26,8 @@ import type { Logger } from './types';
 
 /**
  * Programs that some test suites run and no Debian package provides at the version they need:
- * Helm, which the chart suite (helm/chart.spec.ts) lints and renders with, and moto's S3-compatible server,
+ * Helm, which the chart suite (helm/chart.spec.ts) lints and renders with, kubeconform and the
+ * Kubernetes API schemas it checks the rendered chart against, and moto's S3-compatible server,
  * which the backup-store's S3 suite stores blobs in. `npm test` installs them once under
  * .sotto/tools and reuses them while the installed version is the pinned one.
  */
@@ -30,7 +49,9 @@ export interface TestTool {
 
 export const HELM_VERSION = 'v3.22.0';
 export const MOTO_VERSION = '5.2.5';
+export const KUBECONFORM_VERSION = 'v0.7.0';
 const HELM_MODULE = 'helm.sh/helm/v3';
+const KUBECONFORM_MODULE = 'github.com/yannh/kubeconform';
 
 function toolsDir(): string {
   return join(repoRoot(), '.sotto', 'tools');
@@ -74,7 +95,23 @@ export const motoTool: TestTool = {
   install: installMoto,
 };
 
-export const TEST_TOOLS: readonly TestTool[] = [helmTool, motoTool];
+/**
+ * kubeconform, built with `go install` like Helm, and the schemas it reads, all from package
+ * registries so the chart validates offline: the Kubernetes API's from the PyPI package
+ * kubernetes-validate, and the custom resources' from the CustomResourceDefinitions in the
+ * operators' Go modules (kubernetes-schemas.ts). Its version names every pin, so changing any one
+ * of them reinstalls.
+ */
+export const kubeconformTool: TestTool = {
+  name: 'kubeconform',
+  version: kubeconformStamp(),
+  usedBy: ['helm/'],
+  command: () => [kubeconformBinary()],
+  installedVersion: installedKubeconform,
+  install: installKubeconform,
+};
+
+export const TEST_TOOLS: readonly TestTool[] = [helmTool, kubeconformTool, motoTool];
 
 /** Why `tool` cannot run as the tests expect (missing, or another version), or undefined when it can. */
 export function testToolProblem(tool: TestTool): string | undefined {
@@ -232,6 +269,180 @@ async function buildHelm(logger: Logger): Promise<void> {
     renameSync(join(work, 'helm'), helmBinary());
     logger.info(
       `helm ${HELM_VERSION} for Kubernetes ${kubernetes.major}.${kubernetes.minor} built in ${seconds(started)}`,
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+// ---- kubeconform and its schemas --------------------------------------------------------------
+
+const kubeconformBinary = (): string => join(toolsDir(), 'bin', 'kubeconform');
+const schemasDir = (): string => join(toolsDir(), 'kubernetes-schemas');
+const SCHEMAS_STAMP = 'VERSION';
+
+function kubeconformStamp(): string {
+  const crds = CRD_SOURCES.map((source) => {
+    const kinds = source.files.map((file) => (file.split('/').pop() ?? file).replace(/\.yaml$/, ''));
+    return `${source.module}@${source.version} (${kinds.join(', ')})`;
+  }).join(', ');
+  return `${KUBECONFORM_VERSION} (kubernetes-validate ${KUBERNETES_VALIDATE_VERSION}; ${crds})`;
+}
+
+function installedKubeconform(): string | undefined {
+  const binary = answer(kubeconformBinary(), ['-v']);
+  if (binary === undefined) return undefined;
+  const stampFile = join(schemasDir(), SCHEMAS_STAMP);
+  const schemas = existsSync(stampFile) ? readFileSync(stampFile, 'utf8').trim() : 'no schemas';
+  return binary === KUBECONFORM_VERSION ? schemas : `${binary} (${schemas})`;
+}
+
+/**
+ * Where kubeconform finds a schema (its -schema-location templates): the Kubernetes API's for the
+ * version asked (-kubernetes-version, one of KUBERNETES_SCHEMA_VERSIONS; strict with -strict), then
+ * the custom resources'.
+ */
+export function kubeconformSchemaLocations(): string[] {
+  return [
+    join(
+      schemasDir(),
+      'kubernetes',
+      '{{ .NormalizedKubernetesVersion }}-local{{ .StrictSuffix }}',
+      '{{ .ResourceKind }}{{ .KindSuffix }}.json',
+    ),
+    join(schemasDir(), 'crds', '{{ .Group }}', '{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json'),
+  ];
+}
+
+function goBinary(purpose: string): string {
+  const go = which('go');
+  if (go === undefined) {
+    throw new Error(
+      `go not found on PATH: it builds ${purpose}; install a current Go from https://go.dev/dl/`,
+    );
+  }
+  return go;
+}
+
+/** `go mod download` of one module version; returns the folder the module's files are in. */
+async function goModuleDir(go: string, cwd: string, module: string, version: string): Promise<string> {
+  const download = await run(go, ['mod', 'download', '-json', `${module}@${version}`], { cwd });
+  if (download.code !== 0)
+    throw new Error(`go mod download ${module}@${version} failed:\n${tail(download.output)}`);
+  return (JSON.parse(download.stdout) as { Dir: string }).Dir;
+}
+
+/** Extracts the strict schemas of KUBERNETES_SCHEMA_VERSIONS from kubernetes-validate's wheel. */
+const EXTRACT_KUBERNETES_SCHEMAS = `
+import sys, zipfile
+wheel, target, *versions = sys.argv[1:]
+prefix = 'kubernetes_validate/kubernetes-json-schema/'
+wanted = tuple(prefix + 'v%s-local-strict/' % v for v in versions)
+count = 0
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(wanted) and name.endswith('.json'):
+            z.extract(name, target)
+            count += 1
+print(count)
+`;
+
+async function installKubernetesSchemas(work: string, target: string): Promise<number> {
+  const venv = join(work, 'venv');
+  const made = await run('python3', ['-m', 'venv', venv]);
+  if (made.code !== 0) throw new Error(`python3 -m venv failed:\n${tail(made.output)}`);
+  const requirement = `kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}`;
+  const wheels = join(work, 'wheels');
+  const pip = await run(venvPython(venv), [
+    '-m',
+    'pip',
+    'download',
+    '--quiet',
+    '--disable-pip-version-check',
+    '--no-input',
+    '--no-deps',
+    '--only-binary=:all:',
+    '--dest',
+    wheels,
+    requirement,
+  ]);
+  if (pip.code !== 0) throw new Error(`pip download ${requirement} failed:\n${tail(pip.output)}`);
+  const wheel = readdirSync(wheels).find((name) => name.endsWith('.whl'));
+  if (wheel === undefined) throw new Error(`pip download ${requirement} left no wheel`);
+  const unpacked = join(work, 'unpacked');
+  const extract = await run(venvPython(venv), [
+    '-c',
+    EXTRACT_KUBERNETES_SCHEMAS,
+    join(wheels, wheel),
+    unpacked,
+    ...KUBERNETES_SCHEMA_VERSIONS,
+  ]);
+  if (extract.code !== 0) throw new Error(`unpacking ${wheel} failed:\n${tail(extract.output)}`);
+  const root = join(unpacked, 'kubernetes_validate', 'kubernetes-json-schema');
+  let files = 0;
+  for (const version of KUBERNETES_SCHEMA_VERSIONS) {
+    const from = join(root, `v${version}-local-strict`);
+    if (!existsSync(from)) throw new Error(`${requirement} has no schemas for Kubernetes ${version}`);
+    const to = join(target, `v${version}-local-strict`);
+    mkdirSync(to, { recursive: true });
+    for (const name of readdirSync(from)) {
+      writeFileSync(join(to, name), kubeconformReadable(readFileSync(join(from, name), 'utf8')));
+      files++;
+    }
+  }
+  return files;
+}
+
+async function installCrdSchemas(go: string, work: string, target: string): Promise<number> {
+  let files = 0;
+  for (const source of CRD_SOURCES) {
+    const dir = await goModuleDir(go, work, source.module, source.version);
+    for (const file of source.files) {
+      for (const doc of parseAllDocuments(readFileSync(join(dir, file), 'utf8'))) {
+        for (const { group, kind, version, schema } of crdJsonSchemas(doc.toJS())) {
+          const path = join(target, group, `${kind}_${version}.json`);
+          mkdirSync(dirname(path), { recursive: true });
+          writeFileSync(path, JSON.stringify(schema));
+          files++;
+        }
+      }
+    }
+  }
+  return files;
+}
+
+async function installKubeconform(logger: Logger): Promise<void> {
+  const go = goBinary(`kubeconform ${KUBECONFORM_VERSION} for the chart tests`);
+  await ensurePythonVenv(logger);
+  logger.info(`installing kubeconform ${KUBECONFORM_VERSION} and the Kubernetes schemas (first run only)`);
+  const started = Date.now();
+  mkdirSync(join(toolsDir(), 'bin'), { recursive: true });
+  const work = mkdtempSync(join(toolsDir(), '.kubeconform-build-'));
+  try {
+    const install = await run(
+      go,
+      [
+        'install',
+        '-trimpath',
+        '-ldflags',
+        `-w -s -X main.version=${KUBECONFORM_VERSION}`,
+        `${KUBECONFORM_MODULE}/cmd/kubeconform@${KUBECONFORM_VERSION}`,
+      ],
+      { cwd: work, env: { ...process.env, GOBIN: work, CGO_ENABLED: '0' } },
+    );
+    if (install.code !== 0) {
+      throw new Error(`go install of kubeconform ${KUBECONFORM_VERSION} failed:\n${tail(install.output)}`);
+    }
+    const schemas = join(work, 'kubernetes-schemas');
+    const apiFiles = await installKubernetesSchemas(work, join(schemas, 'kubernetes'));
+    const crdFiles = await installCrdSchemas(go, work, join(schemas, 'crds'));
+    writeFileSync(join(schemas, SCHEMAS_STAMP), `${kubeconformStamp()}\n`);
+    // Renames, so the tests never see half a set of schemas or a half-written binary.
+    rmSync(schemasDir(), { recursive: true, force: true });
+    renameSync(schemas, schemasDir());
+    renameSync(join(work, 'kubeconform'), kubeconformBinary());
+    logger.info(
+      `kubeconform ${KUBECONFORM_VERSION} with ${apiFiles} Kubernetes and ${crdFiles} custom resource schemas installed in ${seconds(started)}`,
     );
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -13,6 +13,7 @@ import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
 import { Upstream } from '../upstream/upstream';
 import { FaultInjection } from './fault-injection';
 import { OffsetCommits } from './offset-commits';
+import { RoutingMetrics } from './routing-metrics';
 
 /**
  * Reads sotto.envelopes.v1 and writes each envelope into its device's
@@ -33,6 +34,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     private readonly mailboxes: MailboxStore,
     private readonly upstream: Upstream,
     private readonly faults: FaultInjection,
+    private readonly metrics: RoutingMetrics,
   ) {
     this.partitions = env.ENVELOPE_TOPIC_PARTITIONS;
     this.consumer = kafka.consumer({
@@ -91,6 +93,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     const guids = items.map((item) => item.guid);
     await this.faults.at('crash-before-mailbox', guids);
     await this.mailboxes.insertMany(items);
+    this.metrics.routed(items.map((item) => item.arrivedAtMs));
     // The mail is in the mailboxes: gateways may fetch it while the offsets are committed. (A crash
     // before the commit re-reads the batch, and its devices are nudged again: harmless.)
     const nudged = this.notify(items.map((item) => item.device));

@@ -2,6 +2,11 @@ import { Module } from '@nestjs/common';
 import { MailboxModule } from '../mailbox/mailbox.module';
 import { EnvelopeRouter } from './envelope-router';
 import { FaultInjection } from './fault-injection';
+import { RoutingMetrics } from './routing-metrics';
 
-@Module({ imports: [MailboxModule], providers: [FaultInjection, EnvelopeRouter], exports: [FaultInjection] })
+@Module({
+  imports: [MailboxModule],
+  providers: [FaultInjection, RoutingMetrics, EnvelopeRouter],
+  exports: [FaultInjection],
+})
 export class RoutingModule {}

@@ -118,6 +118,7 @@ export class SendService {
     const usage = await this.mailboxes.usage(devices);
     input.envelopes.forEach((envelope, index) => {
       const { envelopes, bytes } = usage[index] ?? { envelopes: 0, bytes: 0 };
+      this.mailboxMetrics.found(envelopes);
       const cap =
         envelopes + 1 > this.env.MAILBOX_MAX_ENVELOPES
           ? (`${this.env.MAILBOX_MAX_ENVELOPES} envelopes` as const)
