@@ -14,5 +14,11 @@ export { SottoError, ThrottledError, UntrustedIdentityError } from './errors';
 export { gatewayCredentials, gatewayTrust, GatewayTrust, GatewayTrustOptions } from './gateway-trust';
 export { Profile, HistoryEntry, Notice } from './profile';
 export * from './backup';
-export { uploadBackupFile, downloadBackupFile, TransferProgress } from './backup-transfer';
+export {
+  uploadBackupFile,
+  downloadBackupFile,
+  BUSY_WAIT_LIMIT_MS,
+  BusyWait,
+  TransferProgress,
+} from './backup-transfer';
 export { protectRecoveryKey, recoverWithPassword } from './vault-client';
