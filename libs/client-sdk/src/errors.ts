@@ -79,6 +79,9 @@ export function explain(error: unknown, server: string): Error {
   if (!isServiceError(error)) return error instanceof Error ? error : new Error(String(error));
   switch (error.code) {
     case status.UNAVAILABLE: {
+      // The server answered, and says what behind it is down ("…; try again"): its words, not "unreachable".
+      if (/; try again$/.test(error.details))
+        return new SottoError(`server ${server}: ${error.details}`, error.code);
       const tls = tlsFailure(error.details);
       if (tls === undefined) return new SottoError(`server ${server} is unreachable`, error.code);
       return new SottoError(
