@@ -9,12 +9,13 @@ import {
   BackupServiceClient,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
+  authorizationMetadata,
+  type BusyWait,
   downloadBackupFile,
   generateDeviceKeys,
   publicDeviceKeys,
   unary,
   uploadBackupFile,
-  type BusyWait,
 } from '@sotto/client-sdk';
 import {
   freePort,
@@ -85,8 +86,7 @@ describe('backup uploads while the S3 upload buffer is full', () => {
       identityKey: Buffer.from(generated.identity.publicKey.serialize()),
       device: publicDeviceKeys(generated),
     });
-    const auth = new Metadata();
-    auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
+    const auth = authorizationMetadata(registered);
     const client = new BackupServiceClient(platform.gateway, gatewayCredentials());
     clients.push(client);
     return { client, auth };

@@ -10,6 +10,7 @@ export {
 } from './keys';
 export { unary, UnaryMethod } from './grpc';
 export { SottoClient, ReceivedMessage, ReceiveOptions, TypingIndicator, VaultAttemptReport } from './client';
+export { authorizationMetadata, DeviceCredentials } from './client/authorization';
 export { SottoError, ThrottledError, UntrustedIdentityError } from './errors';
 export { gatewayCredentials, gatewayTrust, GatewayTrust, GatewayTrustOptions } from './gateway-trust';
 export { Profile, HistoryEntry, Notice } from './profile';
