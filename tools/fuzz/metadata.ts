@@ -4,6 +4,7 @@
  * what HTTP/2 headers can carry (grpc-js refuses anything else before it
  * leaves the client): printable ASCII, and raw bytes in `-bin` entries.
  */
+import { formatDeviceCredential } from '@sotto/platform/ids';
 import type { Random } from './random';
 
 export interface Credential {
@@ -12,8 +13,9 @@ export interface Credential {
   readonly secret: string;
 }
 
+/** The credential as a well-behaved client sends it. */
 export function authorization(credential: Credential): string {
-  return `${credential.accountId}.${credential.deviceId}:${credential.secret}`;
+  return formatDeviceCredential(credential);
 }
 
 /** One metadata entry; a `-bin` key carries bytes. */

@@ -13,11 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import {
+  authorizationMetadata,
+  type GeneratedDeviceKeys,
   generateDeviceKeys,
   publicDeviceKeys,
   SottoClient,
   unary,
-  type GeneratedDeviceKeys,
 } from '@sotto/client-sdk';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
@@ -43,7 +44,7 @@ import {
   type GetPreKeyCountResponse,
   type UploadBackupResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { authorization, type Credential, type Identities } from './metadata';
+import type { Credential, Identities } from './metadata';
 import type { Outcome } from './transport';
 import type { Knowledge } from './wire';
 
@@ -80,9 +81,7 @@ const BACKUP_BYTES = 96 * 1024;
 const CHECK_TIMEOUT_MS = 120_000;
 
 function metadataOf(credential: Credential): Metadata {
-  const metadata = new Metadata();
-  metadata.set('authorization', authorization(credential));
-  return metadata;
+  return authorizationMetadata({ ...credential, deviceSecret: credential.secret });
 }
 
 function sha256(bytes: Uint8Array): string {

@@ -18,8 +18,8 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Metadata } from '@grpc/grpc-js';
 import {
+  authorizationMetadata,
   downloadBackupFile,
   gatewayCredentials,
   generateDeviceKeys,
@@ -123,8 +123,7 @@ async function run(
       identityKey: Buffer.from(keys.identity.publicKey.serialize()),
       device: publicDeviceKeys(keys),
     });
-    const metadata = new Metadata();
-    metadata.set('authorization', `${device.accountId}.${device.deviceId}:${device.deviceSecret}`);
+    const metadata = authorizationMetadata(device);
 
     const size = options.sizeMb * MB;
     const path = join(dir, 'backup');

@@ -20,7 +20,13 @@ import {
   type ClientDuplexStream,
   type ServiceError,
 } from '@grpc/grpc-js';
-import { gatewayCredentials, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import {
+  authorizationMetadata,
+  gatewayCredentials,
+  generateDeviceKeys,
+  publicDeviceKeys,
+  unary,
+} from '@sotto/client-sdk';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
@@ -135,11 +141,7 @@ async function registerDevices(count: number, server: string, tls: ChannelCreden
             },
             { deadlineMs: CALL_DEADLINE_MS },
           );
-          const auth = new Metadata();
-          auth.set(
-            'authorization',
-            `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`,
-          );
+          const auth = authorizationMetadata(registered);
           devices[index] = {
             index,
             accountId: registered.accountId,

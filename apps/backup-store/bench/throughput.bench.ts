@@ -11,7 +11,8 @@
  * scratch directory, and stops them afterwards.
  */
 /* eslint-disable @nx/enforce-module-boundaries -- a benchmark, not service code: it starts the
-   service and its PostgreSQL the way npm start does, through the local-infra and stack libraries. */
+   service and its PostgreSQL the way npm start does, through the local-infra and stack libraries,
+   and moto's S3 server the way the tests do. */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,9 +22,9 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { ensureTestTools, freePort, motoTool, startPostgres } from '@sotto/local-infra';
 import { mutualTlsCredentials } from '@sotto/contracts';
 import { operatorTls, preparePlatformPki, startServiceProcess } from '@sotto/stack';
+import { startS3Server, type S3TestServer } from '@sotto/testing';
 /* eslint-enable @nx/enforce-module-boundaries */
 import { BackupTestClient, sha256 } from '../src/testing/backup-client';
-import { startS3Server, type S3TestServer } from '../src/testing/s3-server';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const note = (line: string): void => void process.stderr.write(`${line}\n`);

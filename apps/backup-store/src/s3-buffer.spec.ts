@@ -2,9 +2,17 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { callerCredentials, freePort, startTestService, testLogDir, type TestService } from '@sotto/testing';
+import {
+  callerCredentials,
+  freePort,
+  startS3Server,
+  startTestService,
+  testLogDir,
+  type S3TestServer,
+  type TestService,
+} from '@sotto/testing';
 import { BackupTestClient, MIB, refusal, sha256, type OpenUpload } from './testing/backup-client';
-import { startS3Server, type S3TestServer } from './testing/s3-server';
+import { BUSY_RETRY_AFTER_MS } from './uploads/uploads.service';
 
 /** S3's smallest part. */
 const PART_BYTES = 5 * MIB;
@@ -226,7 +234,9 @@ describe('the S3 upload buffer budget, with room for one part and a 2 s wait', (
       `the S3 upload buffer (${PART_BUFFER} bytes shared by all uploads) stayed full for 2000 ms; ` +
         `the store holds ${PART_BYTES} bytes of this upload, nothing is lost: resume from offset ${PART_BYTES} later`,
     );
-    expect((refused?.metadata ?? new Metadata()).get('sotto-refusal')).toEqual(['quota']);
+    const trailers = refused?.metadata ?? new Metadata();
+    expect(trailers.get('sotto-refusal')).toEqual(['busy']);
+    expect(trailers.get('retry-after-ms')).toEqual([String(BUSY_RETRY_AFTER_MS)]);
     expect(await bufferMetrics(service)).toMatchObject({
       waiting: 0,
       waits: { ...before.waits, refused: before.waits.refused + 1 },

@@ -5,10 +5,9 @@ import {
   S3Client,
   paginateListObjectsV2,
 } from '@aws-sdk/client-s3';
-import { freePort, startTestService, testLogDir } from '@sotto/testing';
+import { freePort, startS3Server, startTestService, testLogDir, type S3TestServer } from '@sotto/testing';
 import { MIB } from './testing/backup-client';
 import { describeBackupStore, type StoredBlobs } from './testing/backup-suite';
-import { startS3Server, type S3TestServer } from './testing/s3-server';
 
 const BUCKET = 'sotto-backups';
 /** S3's smallest part, so that the tests cross several parts with little data. */

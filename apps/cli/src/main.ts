@@ -303,7 +303,14 @@ function program(): Command {
     .action((options: { passwordStdin?: boolean }) =>
       withClient(async (client) => {
         const password = options.passwordStdin ? await readStdin('password') : undefined;
-        const made = await client.createBackup({ password, onProgress: progressBar('uploading') });
+        const made = await client.createBackup({
+          password,
+          onProgress: progressBar('uploading'),
+          onBusy: ({ waitMs }) =>
+            process.stderr.write(
+              `${process.stderr.isTTY ? '\n' : ''}the backup store is busy; resuming in ${Math.ceil(waitMs / 1000)} s\n`,
+            ),
+        });
         print(
           `backup version ${made.version.version} uploaded (${made.version.size} bytes)${
             made.passwordProtected ? '; the recovery key is also protected by your password' : ''

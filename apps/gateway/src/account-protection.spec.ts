@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
-import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { authorizationMetadata, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import {
   AccountServiceClient,
   MessagingServiceClient,
@@ -29,11 +29,8 @@ interface Device {
   secret: string;
 }
 
-const authOf = (device: Pick<Device, 'accountId' | 'deviceId' | 'secret'>): Metadata => {
-  const metadata = new Metadata();
-  metadata.set('authorization', `${device.accountId}.${device.deviceId}:${device.secret}`);
-  return metadata;
-};
+const authOf = (device: Pick<Device, 'accountId' | 'deviceId' | 'secret'>): Metadata =>
+  authorizationMetadata({ ...device, deviceSecret: device.secret });
 
 const newSecret = (): string => randomBytes(32).toString('base64url');
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Metadata, status, type MethodDefinition, type ServiceError } from '@grpc/grpc-js';
 import { CONTRACTS } from '@sotto/contracts';
-import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { authorizationMetadata, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import {
   AccountServiceClient,
   KeysServiceClient,
@@ -45,8 +45,11 @@ describe('gateway, end to end through the public API', () => {
       details: 'authorization: credentials are required',
     });
 
-    const wrong = new Metadata();
-    wrong.set('authorization', `${alice.accountId}.1:${'A'.repeat(43)}`);
+    const wrong = authorizationMetadata({
+      accountId: alice.accountId,
+      deviceId: 1,
+      deviceSecret: 'A'.repeat(43),
+    });
     const bob = await register();
     const spoofed = await unary(
       messaging.send.bind(messaging),
@@ -229,8 +232,7 @@ describe('gateway, end to end through the public API', () => {
     await expect(
       unary(accounts.lookupUsername.bind(accounts), { username: name }, { metadata: old.auth }),
     ).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
-    const auth = new Metadata();
-    auth.set('authorization', `${recovered.accountId}.${recovered.deviceId}:${recovered.deviceSecret}`);
+    const auth = authorizationMetadata(recovered);
     expect(
       await unary(accounts.lookupUsername.bind(accounts), { username: name }, { metadata: auth }),
     ).toEqual({

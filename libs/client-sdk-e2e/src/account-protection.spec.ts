@@ -2,8 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Metadata, status } from '@grpc/grpc-js';
-import { SottoClient, SottoError, unary } from '@sotto/client-sdk';
+import { status } from '@grpc/grpc-js';
+import { authorizationMetadata, SottoClient, SottoError, unary } from '@sotto/client-sdk';
 import { AccountServiceClient } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { gatewayCredentials, startTestPlatform, type Platform } from '@sotto/testing';
 
@@ -110,8 +110,7 @@ describe('account protection with the SDK: a stolen device secret', () => {
     const kept = randomBytes(32).toString('base64url');
     writeFileSync(join(profiles, owner, 'pending-device-secret'), kept);
     const accounts = new AccountServiceClient(platform.gateway, gatewayCredentials());
-    const auth = new Metadata();
-    auth.set('authorization', `${account.accountId}.${account.deviceId}:${account.deviceSecret}`);
+    const auth = authorizationMetadata(account);
     try {
       await unary(accounts.rotateDeviceSecret.bind(accounts), { newDeviceSecret: kept }, { metadata: auth });
     } finally {

@@ -9,6 +9,7 @@ import {
   VaultServiceClient,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
+  authorizationMetadata,
   downloadBackupFile,
   generateDeviceKeys,
   publicDeviceKeys,
@@ -47,8 +48,7 @@ describe('backup transfers through the gateway', () => {
       identityKey: Buffer.from(generated.identity.publicKey.serialize()),
       device: publicDeviceKeys(generated),
     });
-    const auth = new Metadata();
-    auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
+    const auth = authorizationMetadata(registered);
     const client = new BackupServiceClient(via, gatewayCredentials());
     clients.push(client);
     return { client, auth };

@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { status, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import type { BackupVersion } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type {
@@ -7,15 +8,52 @@ import type {
   DownloadBackupResponse,
   UploadBackupResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { SottoError } from './errors';
+import { reasonOf, retryAfterOf, SottoError } from './errors';
 import { unary } from './grpc';
 
 /** How often a cut upload or download is resumed before giving up. */
 const RESUME_ATTEMPTS = 5;
 
+/** How long, in all, an upload keeps coming back to a busy store before it reports the refusal. */
+export const BUSY_WAIT_LIMIT_MS = 5 * 60_000;
+/** The first wait when the store names none; each busy answer in a row doubles it, up to the cap. */
+const BUSY_FIRST_WAIT_MS = 1_000;
+const BUSY_WAIT_CAP_MS = 30_000;
+
 export interface TransferProgress {
   readonly done: number;
   readonly total: number;
+}
+
+/** The store was too busy to take the upload's bytes; it waits this long and resumes. */
+export interface BusyWait {
+  /** This wait, in milliseconds. */
+  readonly waitMs: number;
+  /** All waits of this upload so far, this one included. */
+  readonly waitedMs: number;
+  /** The server's words. */
+  readonly message: string;
+}
+
+/**
+ * A refusal that says the store, not this request, is out of room for now
+ * (`busy`): the same upload gets in once the room frees.
+ */
+function busy(error: unknown): error is ServiceError {
+  const failure = error as ServiceError;
+  return failure.code === status.RESOURCE_EXHAUSTED && reasonOf(failure) === 'busy';
+}
+
+/**
+ * How long to wait after the `inRow`-th busy answer in a row: never less than
+ * the server's retry-after, doubling while the store stays busy, and up to
+ * half again at random, so that uploads refused together do not all come back
+ * together.
+ */
+export function busyWaitMs(retryAfterMs: number | undefined, inRow: number): number {
+  const backoff = Math.min(BUSY_FIRST_WAIT_MS * 2 ** Math.min(inRow - 1, 16), BUSY_WAIT_CAP_MS);
+  const base = Math.max(retryAfterMs ?? 0, backoff);
+  return base + randomInt(Math.floor(base / 2) + 1);
 }
 
 // Failures that a new stream can get past; anything else is the request's fault.
@@ -42,11 +80,14 @@ function uploadFrom(
   onProgress: (sent: number) => void,
 ): Promise<UploadBackupResponse> {
   return new Promise((resolve, reject) => {
-    const call = client.uploadBackup(metadata, (error, response) =>
-      error ? reject(error) : resolve(response),
-    );
-    call.write({ start: { uploadId, offset: String(offset) } });
     const file = createReadStream(path, { start: offset, highWaterMark: chunkSize });
+    const call = client.uploadBackup(metadata, (error, response) => {
+      // The answer can come while the file waits for room in the stream, which will never come now.
+      file.destroy();
+      if (error) reject(error);
+      else resolve(response);
+    });
+    call.write({ start: { uploadId, offset: String(offset) } });
     let sent = offset;
     file.on('data', (data) => {
       // No encoding was set, so the stream yields Buffers.
@@ -68,7 +109,10 @@ function uploadFrom(
 
 /**
  * Uploads a backup file as a new version, resuming from what the server holds
- * whenever a stream is cut. Resolves with the version it became.
+ * whenever a stream is cut, or after a wait when the store is too busy to take
+ * it (for at most `busyWaitLimitMs` in all, BUSY_WAIT_LIMIT_MS by default).
+ * Resolves with the version it became. Any other refusal, such as the
+ * account's quota, is reported at once.
  */
 export async function uploadBackupFile(options: {
   client: BackupServiceClient;
@@ -77,15 +121,22 @@ export async function uploadBackupFile(options: {
   size: number;
   sha256: Uint8Array;
   onProgress?: (progress: TransferProgress) => void;
+  onBusy?: (wait: BusyWait) => void;
+  busyWaitLimitMs?: number;
 }): Promise<BackupVersion> {
   const { client, metadata, path, size } = options;
+  const busyWaitLimitMs = options.busyWaitLimitMs ?? BUSY_WAIT_LIMIT_MS;
   const created = await unary(
     client.createBackupUpload.bind(client),
     { size: String(size), sha256: Buffer.from(options.sha256) },
     { metadata },
   );
   let offset = 0;
-  for (let attempt = 1; ; attempt++) {
+  // Streams that were cut, which RESUME_ATTEMPTS bounds; busy answers are bounded by the total wait.
+  let cuts = 0;
+  let busyInRow = 0;
+  let busyWaitedMs = 0;
+  for (;;) {
     try {
       const answer = await uploadFrom(
         client,
@@ -99,19 +150,33 @@ export async function uploadBackupFile(options: {
       if (answer.complete && answer.version) return answer.version;
       // The stream ended before the server had everything: carry on from what it holds.
       offset = Number(answer.received);
+      cuts++;
     } catch (error) {
-      // A resume can race the cut stream's last write: the store then names the offset it holds.
-      const raced = offset > 0 && (error as ServiceError).code === status.FAILED_PRECONDITION;
-      if (!(resumable(error) || raced) || attempt >= RESUME_ATTEMPTS) throw error;
+      if (busy(error)) {
+        // Not a cut: the store kept what it stored, and takes the rest once it has room.
+        busyInRow++;
+        const waitMs = busyWaitMs(retryAfterOf(error), busyInRow);
+        if (busyWaitedMs + waitMs > busyWaitLimitMs) throw error;
+        busyWaitedMs += waitMs;
+        options.onBusy?.({ waitMs, waitedMs: busyWaitedMs, message: error.details });
+        await sleep(waitMs);
+      } else {
+        // A resume can race the cut stream's last write: the store then names the offset it holds.
+        const raced = offset > 0 && (error as ServiceError).code === status.FAILED_PRECONDITION;
+        cuts++;
+        if (!(resumable(error) || raced) || cuts >= RESUME_ATTEMPTS) throw error;
+      }
       const upload = await unary(
         client.getBackupUpload.bind(client),
         { uploadId: created.uploadId },
         { metadata },
       );
       if (upload.complete && upload.version) return upload.version;
+      // Progress since the last busy answer: the store is taking bytes again.
+      if (Number(upload.received) > offset) busyInRow = 0;
       offset = Number(upload.received);
     }
-    if (attempt >= RESUME_ATTEMPTS) {
+    if (cuts >= RESUME_ATTEMPTS) {
       throw new SottoError(`the upload stopped at ${offset} of ${size} bytes; try again`);
     }
   }

@@ -13,6 +13,24 @@ function refusal(details: string, retryAfterMs?: string, reason?: string): Servi
 }
 
 describe('explain', () => {
+  it("keeps the server's words when it answered that something behind it is down", () => {
+    const answered = Object.assign(new Error('14 UNAVAILABLE: …'), {
+      code: status.UNAVAILABLE,
+      details: 'rate limits are unavailable (Redis did not answer within 1000 ms); try again',
+      metadata: new Metadata(),
+    });
+    expect(explain(answered, 'gw:7400')).toMatchObject({
+      message: 'server gw:7400: rate limits are unavailable (Redis did not answer within 1000 ms); try again',
+      code: status.UNAVAILABLE,
+    });
+    const unreachable = Object.assign(new Error('14 UNAVAILABLE: …'), {
+      code: status.UNAVAILABLE,
+      details: 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7400',
+      metadata: new Metadata(),
+    });
+    expect(explain(unreachable, 'gw:7400').message).toBe('server gw:7400 is unreachable');
+  });
+
   it('says how long to wait, in seconds from the retry-after-ms trailer, for a throttled call', () => {
     const error = explain(
       refusal('too many messages sent from this device; retry in 2 s', '1200'),

@@ -10,8 +10,8 @@ export class SottoError extends Error {
     readonly retryAfterMs?: number,
     /**
      * Why the server refused, from its `sotto-refusal` trailer: `rate-limited`, `must-wait`,
-     * `too-large`, `too-many`, `quota`, `mailbox-full`, `device-list-mismatch`, `upload-state`
-     * or `vault-destroyed` (README, "Errors").
+     * `too-large`, `too-many`, `quota`, `mailbox-full`, `busy`, `device-list-mismatch`,
+     * `upload-state` or `vault-destroyed` (README, "Errors").
      */
     readonly reason?: string,
   ) {
@@ -55,13 +55,13 @@ function isServiceError(error: unknown): error is ServiceError {
 }
 
 /** The server's `retry-after-ms` trailer of a refusal, if it sent a sane one. */
-function retryAfterOf(error: ServiceError): number | undefined {
+export function retryAfterOf(error: ServiceError): number | undefined {
   const value = trailerOf(error, 'retry-after-ms');
   return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
 }
 
 /** The server's `sotto-refusal` trailer: a reason named in lower case and dashes, if it sent one. */
-function reasonOf(error: ServiceError): string | undefined {
+export function reasonOf(error: ServiceError): string | undefined {
   const value = trailerOf(error, 'sotto-refusal');
   return value !== undefined && /^[a-z-]{1,40}$/.test(value) ? value : undefined;
 }
@@ -79,6 +79,9 @@ export function explain(error: unknown, server: string): Error {
   if (!isServiceError(error)) return error instanceof Error ? error : new Error(String(error));
   switch (error.code) {
     case status.UNAVAILABLE: {
+      // The server answered, and says what behind it is down ("…; try again"): its words, not "unreachable".
+      if (/; try again$/.test(error.details))
+        return new SottoError(`server ${server}: ${error.details}`, error.code);
       const tls = tlsFailure(error.details);
       if (tls === undefined) return new SottoError(`server ${server} is unreachable`, error.code);
       return new SottoError(

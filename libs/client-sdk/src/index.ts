@@ -10,9 +10,16 @@ export {
 } from './keys';
 export { unary, UnaryMethod } from './grpc';
 export { SottoClient, ReceivedMessage, ReceiveOptions, TypingIndicator, VaultAttemptReport } from './client';
+export { authorizationMetadata, DeviceCredentials } from './client/authorization';
 export { SottoError, ThrottledError, UntrustedIdentityError } from './errors';
 export { gatewayCredentials, gatewayTrust, GatewayTrust, GatewayTrustOptions } from './gateway-trust';
 export { Profile, HistoryEntry, Notice } from './profile';
 export * from './backup';
-export { uploadBackupFile, downloadBackupFile, TransferProgress } from './backup-transfer';
+export {
+  uploadBackupFile,
+  downloadBackupFile,
+  BUSY_WAIT_LIMIT_MS,
+  BusyWait,
+  TransferProgress,
+} from './backup-transfer';
 export { protectRecoveryKey, recoverWithPassword } from './vault-client';

@@ -89,7 +89,7 @@ export const helmTool: TestTool = {
 export const motoTool: TestTool = {
   name: 'moto',
   version: MOTO_VERSION,
-  usedBy: ['apps/backup-store/'],
+  usedBy: ['apps/backup-store/', 'libs/client-sdk-e2e/'],
   command: () => [venvPython(motoVenv()), '-m', 'moto.server'],
   installedVersion: () => motoVersion(motoVenv()),
   install: installMoto,

@@ -13,8 +13,9 @@ export {
 } from './services';
 export { freePort, motoTool, repoRoot, testToolProblem } from '@sotto/local-infra';
 export type { Platform } from '@sotto/stack';
+export { startS3Server, S3TestServer } from './s3-server';
 export { startTcpProxy, TcpProxy, TcpProxyOptions } from './tcp-proxy';
-export { operatorDatabaseUrl, testKafka, testRedis } from './storage';
+export { operatorDatabaseUrl, startPrivateRedis, testKafka, testRedis, type PrivateRedis } from './storage';
 export { startTlsImpostor, TlsImpostor } from './impostor';
 export {
   callerCredentials,

@@ -1,6 +1,15 @@
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
-import { clientTlsOptions, type StorageServer } from '@sotto/local-infra';
+import {
+  clientTlsOptions,
+  freePort,
+  startRedis,
+  storageServerTls,
+  type RunningRedis,
+  type StorageServer,
+} from '@sotto/local-infra';
 import { operatorTls, postgresUrlWithTls } from '@sotto/stack';
 import { testInfra } from './infra';
 
@@ -16,6 +25,40 @@ function overTls(server: StorageServer): boolean {
 /** A client of the harness's Redis (or of `url`, e.g. a proxy in front of it). */
 export function testRedis(url: string = testInfra().redisUrl): Redis {
   return new Redis(url, overTls('redis') ? { tls: clientTlsOptions(operatorTls(testInfra().tls)) } : {});
+}
+
+/** A Redis of a test's own, which the test may stop and start again. */
+export interface PrivateRedis {
+  /** Its URL, for a service's REDIS_URL; the same after a restart. */
+  readonly url: string;
+  /** Stops the server; clients see their connection closed and then refused. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port, with the data it had (AOF). */
+  start(): Promise<void>;
+}
+
+/**
+ * A Redis server for one test, never the harness's shared one: for tests of
+ * what services do while Redis is down. TLS like the harness's Redis when
+ * that one serves TLS, so services reach it with their usual certificates.
+ */
+export async function startPrivateRedis(): Promise<PrivateRedis> {
+  const infra = testInfra();
+  const dataDir = mkdtempSync(join(infra.workDir, 'redis-'));
+  const port = await freePort();
+  const tls = overTls('redis') ? storageServerTls(infra.tls, 'redis') : undefined;
+  let running: RunningRedis | undefined = await startRedis({ dataDir, port, tls });
+  const { url } = running;
+  return {
+    url,
+    async stop() {
+      await running?.stop();
+      running = undefined;
+    },
+    async start() {
+      running ??= await startRedis({ dataDir, port, tls });
+    },
+  };
 }
 
 /** A client of the harness's Kafka. */

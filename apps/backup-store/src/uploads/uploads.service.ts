@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import { grpcError, refuse } from '@sotto/platform/grpc';
 import type { AccountId } from '@sotto/platform/ids';
 import { BLOB_STORE, type BlobStore, type Checkpoint, type PendingBlob } from '../blobs/blob-store';
@@ -20,6 +20,13 @@ import { UploadsRepository, type UploadRecord } from './uploads.repository';
 export { MAX_CHUNK_BYTES };
 /** Uploads one account may have in progress at once. */
 export const MAX_UPLOADS_IN_PROGRESS = 8;
+
+/**
+ * When a stream refused for a full S3 upload buffer may come back. The store
+ * itself queues streams for room (BACKUP_S3_BUFFER_WAIT_SECONDS), so one that
+ * comes back simply waits in line again: this only spaces the reconnects.
+ */
+export const BUSY_RETRY_AFTER_MS = 1_000;
 
 export interface UploadState {
   readonly received: number;
@@ -225,10 +232,13 @@ export class UploadsService {
       failure ??= error;
     }
     if (failure instanceof BufferBudgetExhaustedError) {
+      const metadata = new Metadata();
+      metadata.set('retry-after-ms', String(BUSY_RETRY_AFTER_MS));
       throw refuse(
-        'quota',
+        'busy',
         `the ${failure.what} (${failure.capacity} bytes shared by all uploads) stayed full for ${failure.waitedMs} ms; ` +
           `the store holds ${received} bytes of this upload, nothing is lost: resume from offset ${received} later`,
+        metadata,
       );
     }
     if (failure !== undefined) throw failure as Error;

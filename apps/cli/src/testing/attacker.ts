@@ -14,7 +14,13 @@ import {
   signalEncrypt,
   type PrivateKey,
 } from '@signalapp/libsignal-client';
-import { generateDeviceKeys, publicDeviceKeys, unary, type GeneratedDeviceKeys } from '@sotto/client-sdk';
+import {
+  authorizationMetadata,
+  type GeneratedDeviceKeys,
+  generateDeviceKeys,
+  publicDeviceKeys,
+  unary,
+} from '@sotto/client-sdk';
 import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
@@ -118,8 +124,7 @@ export class Attacker {
       identityKey: Buffer.from(keys.identity.publicKey.serialize()),
       device: publicDeviceKeys(keys),
     });
-    const auth = new Metadata();
-    auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
+    const auth = authorizationMetadata(registered);
     return new Attacker(
       username,
       registered.accountId,

@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { generateDeviceKeys, publicDeviceKeys, SottoClient, unary } from '@sotto/client-sdk';
+import {
+  authorizationMetadata,
+  generateDeviceKeys,
+  publicDeviceKeys,
+  SottoClient,
+  unary,
+} from '@sotto/client-sdk';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { PreKeyBundle } from '@sotto/contracts/generated/sotto/common/v1/keys';
 import {
@@ -157,8 +163,7 @@ describe('rate limits, through the public API', () => {
       identityKey: Buffer.from(keys.identity.publicKey.serialize()),
       device: publicDeviceKeys(keys),
     });
-    const auth = new Metadata();
-    auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
+    const auth = authorizationMetadata(registered);
     return { username, ...registered, registrationId: keys.registrationId, auth };
   };
   /** Accounts made where nothing is limited, for the tests to spend their limits with. */
@@ -424,13 +429,12 @@ describe('rate limits, through the public API', () => {
 
     // Half the stock is left, whatever the crowd does next.
     const targetKeys = keysAt(platform.gateway);
-    const targetAuth = new Metadata();
     const profile = JSON.parse(readFileSync(join(profiles, 'target', 'account.json'), 'utf8')) as {
       accountId: string;
       deviceId: number;
       deviceSecret: string;
     };
-    targetAuth.set('authorization', `${profile.accountId}.${profile.deviceId}:${profile.deviceSecret}`);
+    const targetAuth = authorizationMetadata(profile);
     const stock = () => unary(targetKeys.getPreKeyCount.bind(targetKeys), {}, { metadata: targetAuth });
     expect(await stock()).toEqual({ ecCount: 50, kyberCount: 50 });
     await Promise.all(crowd.slice(0, 20).map((requester) => bundleOf(scripted.grpc, requester, target)));

@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { authorizationMetadata, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { PRESENCE_MAX_PER_CALL, presenceBatches } from '@sotto/contracts';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
@@ -159,11 +159,7 @@ describe(`presence and delivery with ${STREAMS} streams on one gateway`, () => {
           identityKey,
           device,
         });
-        const auth = new Metadata();
-        auth.set(
-          'authorization',
-          `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`,
-        );
+        const auth = authorizationMetadata(registered);
         devices[index] = {
           index,
           accountId: registered.accountId,

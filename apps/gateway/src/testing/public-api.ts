@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { authorizationMetadata, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
@@ -85,8 +85,7 @@ export class PublicApi {
       identityKey: Buffer.from(generated.identity.publicKey.serialize()),
       device: publicDeviceKeys(generated),
     });
-    const auth = new Metadata();
-    auth.set('authorization', `${registered.accountId}.${registered.deviceId}:${registered.deviceSecret}`);
+    const auth = authorizationMetadata(registered);
     return { accountId: registered.accountId, registrationId: generated.registrationId, auth };
   }
 

@@ -19,7 +19,12 @@ import {
   writeBackupFile,
   type RecoveryKey,
 } from '../backup';
-import { downloadBackupFile, uploadBackupFile, type TransferProgress } from '../backup-transfer';
+import {
+  downloadBackupFile,
+  uploadBackupFile,
+  type BusyWait,
+  type TransferProgress,
+} from '../backup-transfer';
 import { SottoError } from '../errors';
 import type { Profile } from '../profile';
 import { protectRecoveryKey } from '../vault-client';
@@ -102,6 +107,7 @@ export class Backups {
   async create(options: {
     password?: string;
     onProgress?: (progress: TransferProgress) => void;
+    onBusy?: (wait: BusyWait) => void;
   }): Promise<CreatedBackup> {
     const { recoveryKey, newRecoveryKey } = this.recoveryKey();
     const { accounts, backups, vault, auth } = this.connection;
@@ -139,6 +145,7 @@ export class Backups {
         size: digest.size,
         sha256: digest.sha256,
         onProgress: options.onProgress,
+        onBusy: options.onBusy,
       }).catch(explained);
       if (options.password !== undefined) {
         await protectRecoveryKey({

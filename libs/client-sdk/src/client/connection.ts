@@ -7,6 +7,7 @@ import {
   VaultServiceClient,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { explain } from '../errors';
+import { authorizationMetadata } from './authorization';
 import { unary, type UnaryMethod } from '../grpc';
 import type { AccountFile } from '../profile';
 
@@ -38,7 +39,7 @@ export class GatewayConnection {
 
   /** Makes every later call carry this credential, e.g. after the device's secret was rotated. */
   useSecret(device: Pick<AccountFile, 'accountId' | 'deviceId' | 'deviceSecret'>): void {
-    this.auth.set('authorization', `${device.accountId}.${device.deviceId}:${device.deviceSecret}`);
+    authorizationMetadata(device, this.auth);
   }
 
   /** A failure of a call to this server, in words a person can read. */

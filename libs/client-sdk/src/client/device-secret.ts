@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Metadata, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { SottoError } from '../errors';
 import { unary } from '../grpc';
 import type { AccountFile, Profile } from '../profile';
+import { authorizationMetadata } from './authorization';
 import type { GatewayConnection } from './connection';
 
 /**
@@ -47,8 +48,7 @@ export async function rotateDeviceSecret(
   };
   /** Whether the server accepts `secret` for this device; undefined if it cannot be told now. */
   const accepts = async (secret: string): Promise<boolean | undefined> => {
-    const metadata = new Metadata();
-    metadata.set('authorization', `${account.accountId}.${account.deviceId}:${secret}`);
+    const metadata = authorizationMetadata({ ...account, deviceSecret: secret });
     try {
       await unary(connection.keys.getPreKeyCount.bind(connection.keys), {}, { metadata });
       return true;

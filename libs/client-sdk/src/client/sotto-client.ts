@@ -1,7 +1,7 @@
 import { ProtocolAddress } from '@signalapp/libsignal-client';
 import type { BackupVersion, VaultStatus } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type { GetBackupStatusResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import type { TransferProgress } from '../backup-transfer';
+import type { BusyWait, TransferProgress } from '../backup-transfer';
 import { SottoError } from '../errors';
 import { gatewayCredentials } from '../gateway-trust';
 import { LAST_RESORT_KYBER_ID } from '../keys';
@@ -173,7 +173,12 @@ export class SottoClient {
    * sealed under it. Returns the recovery key, which is all a new device needs.
    */
   createBackup(
-    options: { password?: string; onProgress?: (progress: TransferProgress) => void } = {},
+    options: {
+      password?: string;
+      onProgress?: (progress: TransferProgress) => void;
+      /** The backup store is too busy to take the upload now: it waits and resumes. */
+      onBusy?: (wait: BusyWait) => void;
+    } = {},
   ): Promise<CreatedBackup> {
     return this.backups.create(options);
   }

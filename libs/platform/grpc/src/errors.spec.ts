@@ -2,7 +2,7 @@ import { Metadata, status } from '@grpc/grpc-js';
 import type { ArgumentsHost } from '@nestjs/common';
 import pino from 'pino';
 import { lastValueFrom } from 'rxjs';
-import { GrpcExceptionFilter, grpcError } from './errors';
+import { DependencyUnavailableError, GrpcExceptionFilter, grpcError } from './errors';
 import { throttled } from './refusals';
 
 const host = {
@@ -51,6 +51,18 @@ describe('GrpcExceptionFilter', () => {
         err: expect.objectContaining({ message: 'password authentication failed for user "sotto"' }),
       }),
     );
+  });
+
+  it('answers a dependency that is down with UNAVAILABLE and what is down, never INTERNAL', async () => {
+    expect(
+      await caught(
+        filter,
+        new DependencyUnavailableError('rate limits', 'Redis did not answer within 1000 ms'),
+      ),
+    ).toEqual({
+      code: status.UNAVAILABLE,
+      message: 'rate limits are unavailable (Redis did not answer within 1000 ms); try again',
+    });
   });
 });
 

@@ -17,6 +17,24 @@ export function grpcError(code: status, message: string, metadata?: Metadata): R
 }
 
 /**
+ * A store a call depends on (Redis for rate limits, say) could not be reached
+ * or did not answer in time. Not a bug and not the caller's fault: the
+ * exception filter answers UNAVAILABLE with this message, so the client tries
+ * again later, and logs a warning, not an error with a correlation id.
+ */
+export class DependencyUnavailableError extends Error {
+  constructor(
+    /** What is unavailable, as the client reads it: "rate limits". */
+    readonly what: string,
+    /** Why, for the log and the client: "Redis did not answer within 1000 ms". */
+    readonly problem: string,
+  ) {
+    super(`${what} are unavailable (${problem}); try again`);
+    this.name = 'DependencyUnavailableError';
+  }
+}
+
+/**
  * The gRPC status code an error carries: a deliberate error of ours
  * (grpcError), or one a client call returned. Undefined for anything else.
  */
@@ -40,9 +58,10 @@ function isGrpcError(value: unknown): value is GrpcErrorShape {
 }
 
 /**
- * Passes deliberate gRPC errors through unchanged. Anything else is a bug:
- * it is logged with a correlation id, and the client gets INTERNAL with that
- * id and nothing else, never a stack trace.
+ * Passes deliberate gRPC errors through unchanged, and answers a dependency
+ * that is down (DependencyUnavailableError) with UNAVAILABLE. Anything else
+ * is a bug: it is logged with a correlation id, and the client gets INTERNAL
+ * with that id and nothing else, never a stack trace.
  */
 @Catch()
 export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
@@ -51,6 +70,10 @@ export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
   catch(exception: unknown, host: ArgumentsHost): Observable<never> {
     const error = exception instanceof RpcException ? exception.getError() : exception;
     if (isGrpcError(error)) return throwError(() => error);
+    if (exception instanceof DependencyUnavailableError) {
+      this.logger.warn({ what: exception.what, problem: exception.problem }, exception.message);
+      return throwError(() => ({ code: status.UNAVAILABLE, message: exception.message }));
+    }
 
     const correlationId = randomUUID();
     const handler = host.getType() === 'rpc' ? host.switchToRpc().getContext<unknown>() : undefined;

@@ -14,7 +14,7 @@ export {
   ResponseOf,
   ServiceShape,
 } from './contract';
-export { GrpcExceptionFilter, grpcError, grpcStatusOf } from './errors';
+export { DependencyUnavailableError, GrpcExceptionFilter, grpcError, grpcStatusOf } from './errors';
 export { REFUSALS, REFUSAL_TRAILER, refuse, RefusalReason, throttled } from './refusals';
 export { requireAccountId, requireDeviceId, validArgument } from './arguments';
 export { GrpcMetricsInterceptor } from './metrics.interceptor';

@@ -17,6 +17,7 @@ describe('the table of refusals', () => {
       'too-many': 'RESOURCE_EXHAUSTED',
       quota: 'RESOURCE_EXHAUSTED',
       'mailbox-full': 'RESOURCE_EXHAUSTED',
+      busy: 'RESOURCE_EXHAUSTED',
       'device-list-mismatch': 'FAILED_PRECONDITION',
       'upload-state': 'FAILED_PRECONDITION',
       'vault-destroyed': 'FAILED_PRECONDITION',

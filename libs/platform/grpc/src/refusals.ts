@@ -36,6 +36,11 @@ export const REFUSALS = {
     code: status.RESOURCE_EXHAUSTED,
     meaning: "a destination device's mailbox is at its cap; nothing was sent, try later",
   },
+  busy: {
+    code: status.RESOURCE_EXHAUSTED,
+    meaning:
+      'a buffer the server shares among all callers stayed full (the S3 upload buffer); nothing is lost, `retry-after-ms` says when to come back',
+  },
   'device-list-mismatch': {
     code: status.FAILED_PRECONDITION,
     meaning:

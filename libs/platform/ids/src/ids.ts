@@ -72,7 +72,15 @@ export function parseDeviceCredential(header: unknown, field = 'authorization'):
   return valid({ accountId: accountId.value, deviceId: deviceId.value, secret: match[3] });
 }
 
-/** The `authorization` metadata for a device's calls; parseDeviceCredential reads it back. */
-export function formatDeviceCredential(credential: DeviceCredential): string {
+/**
+ * The `authorization` metadata for a device's calls; parseDeviceCredential
+ * reads it back. Plain strings are fine here: a client formats what the
+ * server gave it, and the server checks it when it reads it.
+ */
+export function formatDeviceCredential(credential: {
+  readonly accountId: string;
+  readonly deviceId: number;
+  readonly secret: string;
+}): string {
   return `${credential.accountId}.${credential.deviceId}:${credential.secret}`;
 }

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
+import { DependencyUnavailableError } from '@sotto/platform/grpc';
 import { testRedis } from '@sotto/testing';
 import { RateLimiter, type RateLimit } from './index';
 
@@ -168,5 +170,67 @@ describe('RateLimiter (token buckets in Redis)', () => {
     await off.refund('test', subject, limit);
     expect(await redis.exists(key())).toBe(0);
     expect(await registry.metrics()).not.toContain('limit="test"');
+  });
+});
+
+describe('RateLimiter without Redis', () => {
+  const limit = { burst: 10, periodMs: 60_000 };
+  const clients: Redis[] = [];
+  let silent: Server;
+  const held: Socket[] = [];
+
+  beforeAll(async () => {
+    // A server that takes connections and never answers: Redis stopped (SIGSTOP), or a black hole.
+    silent = createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  });
+
+  afterAll(async () => {
+    for (const client of clients) client.disconnect();
+    for (const socket of held) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  const clientOf = (url: string): Redis => {
+    const client = new Redis(url, { maxRetriesPerRequest: 3 });
+    client.on('error', () => undefined);
+    clients.push(client);
+    return client;
+  };
+
+  it('refuses a take, and a refund, as unavailable when Redis does not answer in time, never admitting it', async () => {
+    const { port } = silent.address() as AddressInfo;
+    const limiter = new RateLimiter(clientOf(`redis://127.0.0.1:${port}`), { timeoutMs: 200 });
+    const started = Date.now();
+    const refused = await limiter.take('test', randomUUID(), limit).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(DependencyUnavailableError);
+    expect((refused as Error).message).toBe(
+      'rate limits are unavailable (Redis did not answer within 200 ms); try again',
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await expect(limiter.refund('test', randomUUID(), limit)).rejects.toBeInstanceOf(
+      DependencyUnavailableError,
+    );
+  });
+
+  it('refuses at once, without queueing, once the connection to Redis is lost', async () => {
+    const redis = testRedis();
+    clients.push(redis);
+    const limiter = new RateLimiter(redis, { timeoutMs: 60_000 });
+    expect(await limiter.take('test', randomUUID(), limit)).toEqual({ allowed: true });
+    // The server drops the client's connection, and ioredis sets about reconnecting.
+    const killer = testRedis();
+    clients.push(killer);
+    const reconnecting = new Promise<void>((resolve) => redis.once('reconnecting', () => resolve()));
+    await killer.client('KILL', 'ID', String(await redis.client('ID')));
+    await reconnecting;
+    const refused = await limiter.take('test', randomUUID(), limit).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(DependencyUnavailableError);
+    expect((refused as Error).message).toBe(
+      'rate limits are unavailable (Redis is not connected (reconnecting)); try again',
+    );
+    // And once it is back, takes are answered again.
+    await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
+    expect(await limiter.take('test', randomUUID(), limit)).toEqual({ allowed: true });
   });
 });

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
+import { DependencyUnavailableError } from '@sotto/platform/grpc';
 
 /**
  * A token bucket: it holds at most `burst` tokens and refills at `burst`
@@ -52,6 +53,16 @@ end
 return {1, 0}
 `;
 
+/**
+ * How long a bucket may take to answer before the call is refused as
+ * unavailable: a take is one short script, well under a millisecond when
+ * Redis is well, and a call must not hang past its deadline when it is not.
+ */
+export const RATE_LIMIT_TIMEOUT_MS = 1_000;
+
+/** A connection that was up and is lost: ioredis is trying again, or gave up. */
+const LOST = new Set(['reconnecting', 'close', 'end']);
+
 export interface RateLimiterOptions {
   /** False turns every limit off: every take is allowed, nothing is written (SOTTO_RATE_LIMITS=off). */
   readonly enabled?: boolean;
@@ -59,6 +70,8 @@ export interface RateLimiterOptions {
   readonly clock?: () => number;
   /** Where `sotto_rate_limit_hits_total` is registered: the service's registry. */
   readonly registry?: Registry;
+  /** RATE_LIMIT_TIMEOUT_MS by default. */
+  readonly timeoutMs?: number;
 }
 
 const HITS = 'sotto_rate_limit_hits_total';
@@ -67,10 +80,17 @@ const HITS = 'sotto_rate_limit_hits_total';
  * Token buckets in Redis, shared by every replica: one per limit and subject
  * (an address, a device, an account). Every refusal is counted in
  * `sotto_rate_limit_hits_total` by limit name, never by subject.
+ *
+ * Without Redis nothing is admitted: a take (or refund) whose connection is
+ * lost, or that gets no answer within `timeoutMs`, fails with
+ * DependencyUnavailableError, which services answer with UNAVAILABLE. A limit
+ * that let calls through while Redis is down would let a flood through
+ * exactly when the platform is weakest.
  */
 export class RateLimiter {
   readonly enabled: boolean;
   private readonly clock: () => number;
+  private readonly timeoutMs: number;
   private readonly hits: Counter<'limit'> | undefined;
 
   constructor(
@@ -79,6 +99,7 @@ export class RateLimiter {
   ) {
     this.enabled = options.enabled ?? true;
     this.clock = options.clock ?? Date.now;
+    this.timeoutMs = options.timeoutMs ?? RATE_LIMIT_TIMEOUT_MS;
     const { registry } = options;
     this.hits =
       registry === undefined
@@ -122,11 +143,30 @@ export class RateLimiter {
     limit: RateLimit,
     tokens: number,
   ): Promise<[number, number]> {
+    // Fail at once rather than queue behind a reconnect: under a flood the queue would only grow.
+    if (LOST.has(this.redis.status)) throw unavailable(`Redis is not connected (${this.redis.status})`);
     // The subject in braces: on Redis Cluster, one subject's buckets share a slot.
     const key = `sotto:bucket:${name}:{${subject}}`;
-    return (await this.redis.eval(TAKE, 1, key, limit.burst, limit.periodMs, this.clock(), tokens)) as [
-      number,
-      number,
-    ];
+    const taken = this.redis.eval(TAKE, 1, key, limit.burst, limit.periodMs, this.clock(), tokens);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => reject(unavailable(`Redis did not answer within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+    });
+    try {
+      return (await Promise.race([taken, timedOut])) as [number, number];
+    } catch (error) {
+      // Redis answered with an error: the script or the key is wrong, which is a bug, not an outage.
+      if (error instanceof DependencyUnavailableError || (error as Error).name === 'ReplyError') throw error;
+      throw unavailable(`Redis failed: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
+}
+
+function unavailable(problem: string): DependencyUnavailableError {
+  return new DependencyUnavailableError('rate limits', problem);
 }

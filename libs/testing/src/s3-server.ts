@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { motoTool, testToolProblem } from '@sotto/testing';
+import { motoTool, testToolProblem } from '@sotto/local-infra';
 
 const READY_TIMEOUT_MS = 60_000;
 
