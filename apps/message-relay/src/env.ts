@@ -22,10 +22,14 @@ export const relayEnv = serviceEnvSchema(
      * harmlessly. Committing after every batch costs Kafka a request per batch.
      */
     KAFKA_COMMIT_INTERVAL_MS: positiveInt().default(100),
-    /** A fetch returns once it has this many bytes, or after KAFKA_FETCH_MAX_WAIT_MS. */
-    KAFKA_FETCH_MIN_BYTES: positiveInt().default(64 * 1024),
-    /** The longest a fetch waits for KAFKA_FETCH_MIN_BYTES: the latency routing may add to gather a batch. */
-    KAFKA_FETCH_MAX_WAIT_MS: positiveInt().default(10),
+    /**
+     * A fetch returns as soon as it has this many bytes, or after KAFKA_FETCH_MAX_WAIT_MS. With 1, a
+     * fetch returns with whatever arrived while the last batch was routed: under load batches grow
+     * by themselves, and an idle relay waits in one long poll instead of asking again and again.
+     */
+    KAFKA_FETCH_MIN_BYTES: positiveInt().default(1),
+    /** How long a fetch waits for KAFKA_FETCH_MIN_BYTES (ms). */
+    KAFKA_FETCH_MAX_WAIT_MS: positiveInt().default(500),
     /**
      * A mailbox holding this many envelopes refuses more (Send answers RESOURCE_EXHAUSTED):
      * a month of a busy person's mail, offline the whole time, is well under it.

@@ -41,7 +41,6 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
       groupId: env.KAFKA_CONSUMER_GROUP,
       sessionTimeout: env.KAFKA_SESSION_TIMEOUT_MS,
       allowAutoTopicCreation: false,
-      // A fetch waits up to this long for a fuller batch: one Redis script and one nudge carry many envelopes.
       minBytes: env.KAFKA_FETCH_MIN_BYTES,
       maxWaitTimeInMs: env.KAFKA_FETCH_MAX_WAIT_MS,
     });
