@@ -254,6 +254,7 @@ KAFKA_SECURITY_PROTOCOL: "SSL"
 {{- end }}
 ENVELOPE_TOPIC_PARTITIONS: {{ $values.envelopeTopic.partitions | int64 | quote }}
 ENVELOPE_TOPIC_REPLICATION: {{ $values.envelopeTopic.replication | int64 | quote }}
+ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS: {{ $values.envelopeTopic.minInsyncReplicas | int64 | quote }}
 MAILBOX_MAX_ENVELOPES: {{ $values.mailbox.maxEnvelopes | int64 | quote }}
 MAILBOX_MAX_BYTES: {{ $values.mailbox.maxBytes | int64 | quote }}
 MAILBOX_ENVELOPE_TTL_SECONDS: {{ $values.mailbox.envelopeTtlSeconds | int64 | quote }}

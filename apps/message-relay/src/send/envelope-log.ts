@@ -6,6 +6,7 @@ import { Readiness } from '@sotto/platform/health';
 import { KAFKA, KafkaModule, ensureTopic } from '@sotto/platform/kafka';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { GroupCommit } from './group-commit';
+import { envelopeTopicReplication } from './topic-replication';
 
 /** Most envelopes in one produce request. */
 const MAX_ENVELOPES_PER_PRODUCE = 2_000;
@@ -48,11 +49,16 @@ export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onModuleInit(): Promise<void> {
-    await ensureTopic(this.admin, {
-      topic: envelopesTopic.TOPIC,
-      numPartitions: this.env.ENVELOPE_TOPIC_PARTITIONS,
-      replicationFactor: this.env.ENVELOPE_TOPIC_REPLICATION,
-    });
+    const brokers = (await this.admin.describeCluster()).brokers.length;
+    await ensureTopic(
+      this.admin,
+      {
+        topic: envelopesTopic.TOPIC,
+        numPartitions: this.env.ENVELOPE_TOPIC_PARTITIONS,
+        ...envelopeTopicReplication(this.env, brokers),
+      },
+      { minInsyncReplicas: 'ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS' },
+    );
     await this.producer.connect();
     this.readiness.register('kafka-topic', async () => {
       const metadata = await this.admin.fetchTopicMetadata({ topics: [envelopesTopic.TOPIC] });
