@@ -42,6 +42,8 @@ export interface KillRecord {
   readonly restartMs: number;
   /** Kill until the first envelope sent after the kill was delivered. */
   readonly recoveryMs: number;
+  /** Seconds into the run. */
+  readonly atSecond: number;
 }
 
 export interface ChaosReport extends DeliveryCounts {
@@ -53,6 +55,14 @@ export interface ChaosReport extends DeliveryCounts {
   readonly recovery: Record<string, { kills: number; maxMs: number; meanMs: number }>;
   /** Streams opened again after they broke. */
   readonly reconnects: number;
+  /**
+   * Answered sends that had not arrived when deliveries went quiet and came
+   * only once every device opened its stream again: stuck in a mailbox
+   * without a nudge (late, not lost, but a user would wait for a reconnect).
+   */
+  readonly deliveredOnlyAfterReconnect: number;
+  /** What was still missing at the end (at most 20): GUID, sequence, seconds into the run it was sent. */
+  readonly missing: readonly { guid: string; sequence: number; atSecond: number }[];
   /** Empty when nothing was lost, corrupted or shown twice, and every kill recovered. */
   readonly problems: readonly string[];
 }
@@ -223,24 +233,36 @@ export async function runChaos(
         }),
       ]).finally(() => clearTimeout(timer));
       const recoveryMs = Math.round(performance.now() - killedAt);
-      kills.push({ kind: planned.kind, victim, atMessage, restartMs, recoveryMs });
+      const atSecond = Number(((killedAt - started) / 1000).toFixed(1));
+      kills.push({ kind: planned.kind, victim, atMessage, restartMs, recoveryMs, atSecond });
       say(`${victim}: serving again after ${restartMs} ms, delivering after ${recoveryMs} ms`);
     }
 
     await Promise.all(senders);
+    const drained = (): Promise<void> =>
+      Promise.race([
+        book.whenComplete(),
+        new Promise<void>((resolve) => {
+          const quiet = setInterval(() => {
+            if (book.complete || performance.now() - lastDelivery > DRAIN_QUIET_MS) {
+              clearInterval(quiet);
+              resolve();
+            }
+          }, 250);
+        }),
+      ]);
     say('sending stopped; waiting for everything answered to be delivered');
-    await Promise.race([
-      book.whenComplete(),
-      new Promise<void>((resolve) => {
-        const quiet = setInterval(() => {
-          if (book.complete || performance.now() - lastDelivery > DRAIN_QUIET_MS) {
-            clearInterval(quiet);
-            resolve();
-          }
-        }, 250);
-      }),
-    ]);
+    await drained();
     const seconds = (performance.now() - started) / 1000;
+    const missingBeforeReconnect = book.counts().lost;
+    if (missingBeforeReconnect > 0) {
+      say(
+        `${missingBeforeReconnect} missing; every device opens its stream again, draining its mailbox from the start`,
+      );
+      lastDelivery = performance.now();
+      for (const device of devices) device.stream?.cancel();
+      await drained();
+    }
     const counts = book.counts();
     const recovery: ChaosReport['recovery'] = {};
     for (const kind of new Set(kills.map((kill) => kill.kind))) {
@@ -253,6 +275,9 @@ export async function runChaos(
     }
     const problems = [
       ...(counts.lost > 0 ? [`${counts.lost} answered sends never delivered`] : []),
+      ...(missingBeforeReconnect > counts.lost
+        ? [`${missingBeforeReconnect - counts.lost} answered sends delivered only after a reconnect`]
+        : []),
       ...(counts.shownTwice > 0 ? [`${counts.shownTwice} sends delivered again under a new GUID`] : []),
       ...(counts.corrupted > 0 ? [`${counts.corrupted} deliveries with other bytes than sent`] : []),
       ...(counts.confirmed < options.messages ? [`only ${counts.confirmed} sends answered`] : []),
@@ -265,6 +290,12 @@ export async function runChaos(
       kills,
       recovery,
       reconnects,
+      deliveredOnlyAfterReconnect: missingBeforeReconnect - counts.lost,
+      missing: book.missing().map(({ guid, sequence, sentAt }) => ({
+        guid,
+        sequence,
+        atSecond: Number(((sentAt - started) / 1000).toFixed(1)),
+      })),
       problems,
     };
   } finally {

@@ -43,6 +43,7 @@ describe('DeliveryLedger', () => {
     ledger.delivered('g1', envelopeContent(first, filler), 1);
     expect(ledger.complete).toBe(false);
     expect(ledger.counts()).toMatchObject({ sent: 2, confirmed: 2, delivered: 1, lost: 1 });
+    expect(ledger.missing()).toEqual([{ guid: 'g2', sequence: second, sentAt: 0 }]);
   });
 
   it('counts a GUID delivered again, or the same send under another GUID, as duplicated', () => {

@@ -127,6 +127,17 @@ export class DeliveryLedger {
     };
   }
 
+  /** Up to `limit` confirmed sends not delivered yet: their GUID, sequence number and send time. */
+  missing(limit = 20): { guid: string; sequence: number; sentAt: number }[] {
+    const found: { guid: string; sequence: number; sentAt: number }[] = [];
+    for (const [guid, sequence] of this.confirmedGuids) {
+      if (found.length >= limit) break;
+      if (!this.deliveredGuids.has(guid))
+        found.push({ guid, sequence, sentAt: this.sentAt[sequence] ?? NaN });
+    }
+    return found;
+  }
+
   private intact(content: Uint8Array): boolean {
     return (
       content.length === this.filler.length &&
