@@ -19,8 +19,8 @@ import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { gatewayCredentials, unary } from '@sotto/client-sdk';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { ConnectRequest, ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { codeName, registerDevices, type Device } from '../loadgen/wire-load';
-import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from '../loadgen/wire-ledger';
+import { codeName, registerDevices, type Device } from '../wire-load';
+import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from '../wire-ledger';
 import type { Fault } from './faults';
 
 export interface ChaosOptions {

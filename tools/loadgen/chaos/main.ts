@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '@sotto/local-infra';
 import { operatorTls } from '@sotto/stack';
-import { startOwnPlatform, UsageError, wholeNumber } from '../loadgen/own-platform';
+import { startOwnPlatform, UsageError, wholeNumber } from '../own-platform';
 import { runChaos, type ChaosOptions, type ChaosReport } from './chaos-run';
 import { platformFaults } from './platform-faults';
 

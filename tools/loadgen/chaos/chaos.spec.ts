@@ -93,10 +93,14 @@ describe('npm run chaos', () => {
     [['--json', ''], '--json: expected a file name'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
   ])('refuses %j with one line and exit code 2, before starting anything', (args, message) => {
-    const result = spawnSync(process.execPath, ['-r', '@swc-node/register', 'tools/chaos/main.ts', ...args], {
-      cwd: repoRoot(),
-      encoding: 'utf8',
-    });
+    const result = spawnSync(
+      process.execPath,
+      ['-r', '@swc-node/register', 'tools/loadgen/chaos/main.ts', ...args],
+      {
+        cwd: repoRoot(),
+        encoding: 'utf8',
+      },
+    );
     expect({ code: result.status, stdout: result.stdout }).toEqual({ code: 2, stdout: '' });
     expect(result.stderr.trim()).toBe(`[chaos] ${message}`);
   });

@@ -1,5 +1,0 @@
-module.exports = {
-  displayName: 'chaos',
-  preset: '../../jest.preset.js',
-  rootDir: '.',
-};
