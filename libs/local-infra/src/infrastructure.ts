@@ -4,11 +4,22 @@ import { startKafka, startKafkaCluster } from './kafka';
 import { startPostgres } from './postgres';
 import { startRedis } from './redis';
 import { prepareSoftHsm } from './softhsm';
-import type { Infrastructure, Logger, RunningServer, ServerTls } from './types';
+import type {
+  Infrastructure,
+  Logger,
+  RunningKafka,
+  RunningKafkaCluster,
+  RunningServer,
+  ServerTls,
+} from './types';
 
 /** The servers startInfrastructure starts; under TLS, each serves the certificate of its name. */
 export const STORAGE_SERVERS = ['kafka', 'redis', 'postgres'] as const;
 export type StorageServer = (typeof STORAGE_SERVERS)[number];
+
+function kafkaPids(kafka: RunningKafka | RunningKafkaCluster): number[] {
+  return 'nodes' in kafka ? kafka.nodes.map((node) => node.pid) : [kafka.pid];
+}
 
 /** What a local server serves TLS with: the certificate of its name from the local CA. */
 export function storageServerTls(pki: LocalPki, name: StorageServer): ServerTls {
@@ -60,7 +71,8 @@ export async function startInfrastructure(opts: {
       redis: redis.value,
       postgres: postgres.value,
       hsm: hsm.value,
-      pids: servers.map((s) => s.pid),
+      // Every node of a Kafka cluster, as started.
+      pids: [...kafkaPids(kafka.value), redis.value.pid, postgres.value.pid],
       stop: () => {
         stopping ??= Promise.all(servers.map((s) => s.stop())).then(() => undefined);
         return stopping;
