@@ -747,10 +747,11 @@ describe('helm/sotto', () => {
     expect(relative.stderr).toContain('modulePath');
   });
 
-  it('gives the message-relay its Kafka brokers and a replication factor of 3', () => {
+  it('gives the message-relay its Kafka brokers, a replication factor of 3 and min.insync.replicas of 2', () => {
     const env = environment(overridden, 'message-relay');
     expect(value(env, 'KAFKA_BROKERS')).toBe('kafka-0.kafka:9092,kafka-1.kafka:9092');
     expect(value(environment(defaults, 'message-relay'), 'ENVELOPE_TOPIC_REPLICATION')).toBe('3');
+    expect(value(environment(defaults, 'message-relay'), 'ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS')).toBe('2');
     expect(value(env, 'ENVELOPE_TOPIC_PARTITIONS')).toBe('8');
     for (const service of NAMES.filter((name) => name !== 'message-relay')) {
       expect(environment(overridden, service).KAFKA_BROKERS).toBeUndefined();

@@ -17,6 +17,8 @@ describe('DeliveryLedger', () => {
       delivered: 1,
       lost: 0,
       duplicated: 0,
+      redelivered: 0,
+      shownTwice: 0,
       unconfirmed: 0,
       corrupted: 0,
     });
@@ -41,6 +43,7 @@ describe('DeliveryLedger', () => {
     ledger.delivered('g1', envelopeContent(first, filler), 1);
     expect(ledger.complete).toBe(false);
     expect(ledger.counts()).toMatchObject({ sent: 2, confirmed: 2, delivered: 1, lost: 1 });
+    expect(ledger.missing()).toEqual([{ guid: 'g2', sequence: second, sentAt: 0 }]);
   });
 
   it('counts a GUID delivered again, or the same send under another GUID, as duplicated', () => {
@@ -51,6 +54,21 @@ describe('DeliveryLedger', () => {
     expect(ledger.delivered('g1', envelopeContent(sequence, filler), 2)).toBeUndefined();
     expect(ledger.delivered('g2', envelopeContent(sequence, filler), 3)).toBeUndefined();
     expect(ledger.counts()).toMatchObject({ delivered: 1, duplicated: 2, lost: 0 });
+  });
+
+  it('tells a redelivery the SDK drops by GUID from a copy under a new GUID that the user would see', () => {
+    const ledger = new DeliveryLedger(filler);
+    const first = ledger.sending(0);
+    const second = ledger.sending(0);
+    ledger.confirmed(first, 'g1');
+    ledger.confirmed(second, 'g2');
+    ledger.delivered('g1', envelopeContent(first, filler), 1);
+    ledger.delivered('g1', envelopeContent(first, filler), 2);
+    ledger.delivered('g1', envelopeContent(first, filler), 3);
+    expect(ledger.counts()).toMatchObject({ duplicated: 2, redelivered: 2, shownTwice: 0 });
+    ledger.delivered('g2', envelopeContent(second, filler), 4);
+    ledger.delivered('g3', envelopeContent(second, filler), 5);
+    expect(ledger.counts()).toMatchObject({ delivered: 2, duplicated: 3, redelivered: 2, shownTwice: 1 });
   });
 
   it('counts changed content as corrupted and failed sends by status', () => {

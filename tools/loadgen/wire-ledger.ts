@@ -6,7 +6,11 @@
  * answers and on the envelopes delivered, tell lost and duplicated apart:
  *
  * - lost: Send answered with a GUID that was never delivered;
- * - duplicated: a delivery of a GUID, or of a sequence number, delivered before;
+ * - duplicated: a delivery of a GUID, or of a sequence number, delivered before; of them
+ *   - redelivered: the same GUID again (an envelope sent again after a lost ack), which the
+ *     SDK and the CLI drop by GUID, so the user never sees it;
+ *   - shownTwice: a send delivered again under another GUID, which no client can tell from a
+ *     new message: a user-visible duplicate;
  * - unconfirmed: delivered, but its Send failed or never answered with that GUID;
  * - corrupted: delivered with content other than what was sent.
  */
@@ -31,6 +35,8 @@ export interface DeliveryCounts {
   readonly delivered: number;
   readonly lost: number;
   readonly duplicated: number;
+  readonly redelivered: number;
+  readonly shownTwice: number;
   readonly unconfirmed: number;
   readonly corrupted: number;
 }
@@ -43,7 +49,8 @@ export class DeliveryLedger {
   private readonly errors: Record<string, number> = {};
   /** Confirmed GUIDs that were also delivered. */
   private matched = 0;
-  private duplicates = 0;
+  private redeliveries = 0;
+  private copies = 0;
   private corrupt = 0;
   private inFlight = 0;
   private settledListeners: (() => void)[] = [];
@@ -79,8 +86,12 @@ export class DeliveryLedger {
         : -1;
     const sentAt = this.sentAt[sequence];
     if (sentAt === undefined || !this.intact(content)) this.corrupt++;
-    if (!firstOfGuid || this.deliveredSequences.has(sequence)) {
-      this.duplicates++;
+    if (!firstOfGuid) {
+      this.redeliveries++;
+      return undefined;
+    }
+    if (this.deliveredSequences.has(sequence)) {
+      this.copies++;
       return undefined;
     }
     this.deliveredGuids.add(guid);
@@ -108,10 +119,23 @@ export class DeliveryLedger {
       sendErrors: { ...this.errors },
       delivered: this.deliveredGuids.size,
       lost: this.confirmedGuids.size - this.matched,
-      duplicated: this.duplicates,
+      duplicated: this.redeliveries + this.copies,
+      redelivered: this.redeliveries,
+      shownTwice: this.copies,
       unconfirmed: this.deliveredGuids.size - this.matched,
       corrupted: this.corrupt,
     };
+  }
+
+  /** Up to `limit` confirmed sends not delivered yet: their GUID, sequence number and send time. */
+  missing(limit = 20): { guid: string; sequence: number; sentAt: number }[] {
+    const found: { guid: string; sequence: number; sentAt: number }[] = [];
+    for (const [guid, sequence] of this.confirmedGuids) {
+      if (found.length >= limit) break;
+      if (!this.deliveredGuids.has(guid))
+        found.push({ guid, sequence, sentAt: this.sentAt[sequence] ?? NaN });
+    }
+    return found;
   }
 
   private intact(content: Uint8Array): boolean {

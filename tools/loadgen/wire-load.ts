@@ -97,7 +97,7 @@ const CALL_DEADLINE_MS = 60_000;
 /** How long a sending loop waits after a failed Send before its next. */
 const FAILED_SEND_PAUSE_MS = 100;
 
-interface Device {
+export interface Device {
   readonly index: number;
   readonly accountId: string;
   readonly registrationId: number;
@@ -115,13 +115,17 @@ function percentiles(values: readonly number[]): Percentiles {
   return { p50: at(50), p95: at(95), p99: at(99), max: round(sorted[sorted.length - 1] ?? 0) };
 }
 
-function codeName(error: unknown): string {
+export function codeName(error: unknown): string {
   const code = (error as Partial<ServiceError>).code;
   return code === undefined ? 'CLIENT' : (status[code] ?? String(code));
 }
 
 /** Registers devices a few at a time, each with a connection of its own to the gateway. */
-async function registerDevices(count: number, server: string, tls: ChannelCredentials): Promise<Device[]> {
+export async function registerDevices(
+  count: number,
+  server: string,
+  tls: ChannelCredentials,
+): Promise<Device[]> {
   const accounts = new AccountServiceClient(server, tls);
   const tag = randomUUID().replace(/-/g, '').slice(0, 8);
   const devices: Device[] = [];

@@ -11,8 +11,14 @@ export const relayEnv = serviceEnvSchema(
     PRESENCE_ADDR: hostPort().default('127.0.0.1:7403'),
     /** Partitions of sotto.envelopes.v1 when the relay creates it; the unit of consumer parallelism. */
     ENVELOPE_TOPIC_PARTITIONS: positiveInt().default(8),
-    /** 3 on a real cluster; 1 on a single local broker. */
-    ENVELOPE_TOPIC_REPLICATION: positiveInt().default(1),
+    /** Replicas of each partition when the relay creates the topic; unset: min(3, brokers in the cluster). */
+    ENVELOPE_TOPIC_REPLICATION: positiveInt().optional(),
+    /**
+     * Replicas that must hold an envelope before Send answers (acks=all); set on the topic when
+     * the relay creates it, and an existing topic with fewer is refused at start-up.
+     * Unset: 2 when the topic is replicated, else 1.
+     */
+    ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS: positiveInt().optional(),
     /** Every relay of one deployment shares this group; Kafka spreads the partitions over them. */
     KAFKA_CONSUMER_GROUP: z.string().min(1).default('sotto-message-relay'),
     /** How long a relay may go silent before Kafka hands its partitions to another. */

@@ -1,7 +1,9 @@
 export type {
   Infrastructure,
+  KafkaClusterNode,
   Logger,
   RunningKafka,
+  RunningKafkaCluster,
   RunningPostgres,
   RunningRedis,
   RunningServer,
@@ -9,7 +11,13 @@ export type {
   SoftHsmToken,
 } from './types';
 export { freePort } from './ports';
-export { kafkaClientConfig, runKafkaTool, startKafka } from './kafka';
+export {
+  kafkaClientConfig,
+  runKafkaTool,
+  startKafka,
+  startKafkaCluster,
+  type KafkaClusterOptions,
+} from './kafka';
 export { startRedis } from './redis';
 export { startPostgres } from './postgres';
 export { initSoftHsmToken, prepareSoftHsm } from './softhsm';

@@ -1,14 +1,25 @@
 import { join } from 'node:path';
 import type { LocalPki } from '@sotto/platform/tls';
-import { startKafka } from './kafka';
+import { startKafka, startKafkaCluster } from './kafka';
 import { startPostgres } from './postgres';
 import { startRedis } from './redis';
 import { prepareSoftHsm } from './softhsm';
-import type { Infrastructure, Logger, RunningServer, ServerTls } from './types';
+import type {
+  Infrastructure,
+  Logger,
+  RunningKafka,
+  RunningKafkaCluster,
+  RunningServer,
+  ServerTls,
+} from './types';
 
 /** The servers startInfrastructure starts; under TLS, each serves the certificate of its name. */
 export const STORAGE_SERVERS = ['kafka', 'redis', 'postgres'] as const;
 export type StorageServer = (typeof STORAGE_SERVERS)[number];
+
+function kafkaPids(kafka: RunningKafka | RunningKafkaCluster): number[] {
+  return 'nodes' in kafka ? kafka.nodes.map((node) => node.pid) : [kafka.pid];
+}
 
 /** What a local server serves TLS with: the certificate of its name from the local CA. */
 export function storageServerTls(pki: LocalPki, name: StorageServer): ServerTls {
@@ -21,7 +32,7 @@ const serverTls = (pki: LocalPki | undefined, name: StorageServer): ServerTls | 
   pki === undefined ? undefined : storageServerTls(pki, name);
 
 /**
- * Kafka, Redis and PostgreSQL in parallel under dataDir/{kafka,redis,postgres}, and the
+ * Kafka (one broker, or a cluster of `kafkaNodes`), Redis and PostgreSQL in parallel under dataDir/{kafka,redis,postgres}, and the
  * key-vault's SoftHSM2 token under dataDir/softhsm. With `tls`, each server serves TLS 1.3 only,
  * with the certificate of its name from that CA, and takes only clients presenting one of its
  * certificates. If any fails, the ones that did start are stopped and the first failure is rethrown.
@@ -30,10 +41,15 @@ export async function startInfrastructure(opts: {
   dataDir: string;
   logger?: Logger;
   tls?: LocalPki;
+  /** Kafka as a KRaft cluster of this many nodes (startKafkaCluster) rather than one broker. */
+  kafkaNodes?: number;
 }): Promise<Infrastructure> {
   const base = { logger: opts.logger };
+  const kafkaOptions = { ...base, dataDir: join(opts.dataDir, 'kafka'), tls: serverTls(opts.tls, 'kafka') };
   const [kafka, redis, postgres, hsm] = await Promise.allSettled([
-    startKafka({ ...base, dataDir: join(opts.dataDir, 'kafka'), tls: serverTls(opts.tls, 'kafka') }),
+    opts.kafkaNodes === undefined
+      ? startKafka(kafkaOptions)
+      : startKafkaCluster({ ...kafkaOptions, nodes: opts.kafkaNodes }),
     startRedis({ ...base, dataDir: join(opts.dataDir, 'redis'), tls: serverTls(opts.tls, 'redis') }),
     startPostgres({
       ...base,
@@ -55,7 +71,8 @@ export async function startInfrastructure(opts: {
       redis: redis.value,
       postgres: postgres.value,
       hsm: hsm.value,
-      pids: servers.map((s) => s.pid),
+      // Every node of a Kafka cluster, as started.
+      pids: [...kafkaPids(kafka.value), redis.value.pid, postgres.value.pid],
       stop: () => {
         stopping ??= Promise.all(servers.map((s) => s.stop())).then(() => undefined);
         return stopping;

@@ -239,6 +239,20 @@ export class ManagedProcess {
     }
   }
 
+  /**
+   * Like a power cut (for fault runs): SIGKILL to the whole process group at once, no
+   * shutdown hook; resolves once it has exited.
+   */
+  kill(): Promise<void> {
+    this.stopping ??= (async () => {
+      signal(this.pid, 'SIGKILL', true);
+      await this.exited;
+      rmSync(this.pidFile, { force: true });
+      this.child.removeAllListeners();
+    })();
+    return this.stopping;
+  }
+
   /** Idempotent: graceful signal, up to 30 s, then SIGKILL to the whole process group. */
   stop(): Promise<void> {
     this.stopping ??= this.doStop();

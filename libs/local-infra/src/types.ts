@@ -21,6 +21,25 @@ export interface RunningKafka extends RunningServer {
   readonly brokers: string[];
 }
 
+/** One node of a local KRaft cluster: a broker and a controller voter in one process. */
+export interface KafkaClusterNode {
+  /** Its node.id, from 1. */
+  readonly id: number;
+  /** Its broker listener, 127.0.0.1:PORT; the same after a restart. */
+  readonly broker: string;
+  /** The running process (a new one after start()). */
+  readonly pid: number;
+  /** SIGKILL, like a power cut; resolves once it has exited. */
+  kill(): Promise<void>;
+  /** Starts it again, on the same ports and data, once it has exited; resolves when its broker answers. */
+  start(): Promise<void>;
+}
+
+export interface RunningKafkaCluster extends RunningKafka {
+  /** Every node, in node.id order; `brokers` lists their listeners in the same order. */
+  readonly nodes: readonly KafkaClusterNode[];
+}
+
 export interface RunningRedis extends RunningServer {
   /** redis://127.0.0.1:PORT, or rediss://127.0.0.1:PORT with TLS */
   readonly url: string;
@@ -44,7 +63,7 @@ export interface SoftHsmToken {
 }
 
 export interface Infrastructure {
-  kafka: RunningKafka;
+  kafka: RunningKafka | RunningKafkaCluster;
   redis: RunningRedis;
   postgres: RunningPostgres;
   /** Not a process: a token directory the vault's PKCS#11 library reads. */

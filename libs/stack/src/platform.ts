@@ -22,8 +22,15 @@ export interface PlatformOptions {
 }
 
 export interface Platform {
+  /** The running process of each service (a new one after `restart`). */
   readonly services: Readonly<Record<ServiceName, ServiceProcess>>;
   readonly gateway: string;
+  /**
+   * Starts a service again, on the same addresses with the same environment,
+   * once its process has exited (say, killed by a fault run); resolves when it
+   * is SERVING.
+   */
+  restart(name: ServiceName): Promise<ServiceProcess>;
   /** Stops the gateway first, so clients leave before the services behind it go. */
   stop(): Promise<void>;
 }
@@ -42,16 +49,14 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     addresses[name] = { grpc, metrics: await loopbackAddress() };
   }
 
-  const started = await Promise.allSettled(
-    SERVICE_NAMES.map((name) =>
-      startServiceProcess({
-        name,
-        env: { ...serviceEnv(name, addresses, options.infra, options.backupBlobDir), ...options.env?.[name] },
-        logFile: join(options.logDir, `${name}.log`),
-        operator: operatorTls(options.infra.tls),
-      }),
-    ),
-  );
+  const start = (name: ServiceName): Promise<ServiceProcess> =>
+    startServiceProcess({
+      name,
+      env: { ...serviceEnv(name, addresses, options.infra, options.backupBlobDir), ...options.env?.[name] },
+      logFile: join(options.logDir, `${name}.log`),
+      operator: operatorTls(options.infra.tls),
+    });
+  const started = await Promise.allSettled(SERVICE_NAMES.map(start));
   const running = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const failures = started.flatMap((result) =>
     result.status === 'rejected' ? [result.reason as Error] : [],
@@ -65,13 +70,21 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     ServiceName,
     ServiceProcess
   >;
+  let stopped = false;
   return {
     services,
     gateway: addresses.gateway.grpc,
+    restart: async (name) => {
+      await services[name].exited;
+      if (stopped) throw new Error(`${name}: the platform is stopping`);
+      services[name] = await start(name);
+      return services[name];
+    },
     stop: async () => {
+      stopped = true;
       await services.gateway.stop();
       await Promise.all(
-        running.filter((service) => service.name !== 'gateway').map((service) => service.stop()),
+        SERVICE_NAMES.filter((name) => name !== 'gateway').map((name) => services[name].stop()),
       );
     },
   };

@@ -13,6 +13,8 @@ export interface ScratchPlatform {
   readonly ca: string;
   /** Its Kafka, Redis and PostgreSQL, and the certificates (the operator's included) of its CA. */
   readonly infra: InfraEndpoints;
+  /** The processes of its Kafka (each node of a cluster), Redis and PostgreSQL. */
+  readonly servers: Infrastructure;
   /** Stops everything and deletes the scratch directory. */
   stop(): Promise<void>;
 }
@@ -20,6 +22,8 @@ export interface ScratchPlatform {
 export interface ScratchPlatformOptions {
   /** Kafka, Redis and PostgreSQL without TLS (to measure what it costs); mutual TLS otherwise. */
   readonly plaintextStorage?: boolean;
+  /** Kafka as a local KRaft cluster of this many brokers rather than one. */
+  readonly kafkaNodes?: number;
 }
 
 /**
@@ -33,7 +37,7 @@ export async function startScratchPlatform(
   prefix: string,
   say: (line: string) => void,
   env: PlatformOptions['env'] = {},
-  { plaintextStorage = false }: ScratchPlatformOptions = {},
+  { plaintextStorage = false, kafkaNodes }: ScratchPlatformOptions = {},
 ): Promise<ScratchPlatform> {
   const workDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   let infra: Infrastructure | undefined;
@@ -46,12 +50,13 @@ export async function startScratchPlatform(
   try {
     await ensureSystemPackages();
     say(
-      `starting Kafka, Redis, PostgreSQL (${plaintextStorage ? 'plaintext' : 'TLS'}) and the six services, with SOTTO_RATE_LIMITS=off`,
+      `starting Kafka${kafkaNodes === undefined ? '' : ` (${kafkaNodes} brokers)`}, Redis, PostgreSQL (${plaintextStorage ? 'plaintext' : 'TLS'}) and the six services, with SOTTO_RATE_LIMITS=off`,
     );
     const tls = await preparePlatformPki(join(workDir, 'tls'));
     infra = await startInfrastructure({
       dataDir: join(workDir, 'infra'),
       ...(plaintextStorage ? {} : { tls }),
+      ...(kafkaNodes === undefined ? {} : { kafkaNodes }),
     });
     const endpoints = localInfraEndpoints(infra, tls);
     platform = await startPlatform({
@@ -63,7 +68,11 @@ export async function startScratchPlatform(
     const pids: Record<string, number> = {};
     for (const service of Object.values(platform.services)) pids[service.name] = service.pid;
     for (const backing of [infra.kafka, infra.redis, infra.postgres]) pids[backing.name] = backing.pid;
-    return { platform, pids, ca: tls.ca, infra: endpoints, stop };
+    if ('nodes' in infra.kafka) {
+      delete pids['kafka'];
+      for (const node of infra.kafka.nodes) pids[`kafka-${node.id}`] = node.pid;
+    }
+    return { platform, pids, ca: tls.ca, infra: endpoints, servers: infra, stop };
   } catch (error) {
     await stop();
     throw error;

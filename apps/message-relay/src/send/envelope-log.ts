@@ -1,11 +1,13 @@
-import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { Partitioners, type Admin, type Kafka, type Producer } from 'kafkajs';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Partitioners, type Admin, type Kafka, type PartitionMetadata, type Producer } from 'kafkajs';
 import { envelopesTopic } from '@sotto/contracts';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { Readiness } from '@sotto/platform/health';
 import { KAFKA, KafkaModule, ensureTopic } from '@sotto/platform/kafka';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { GroupCommit } from './group-commit';
+import { unacknowledged } from './unacknowledged';
+import { envelopeTopicReplication } from './topic-replication';
 
 /** Most envelopes in one produce request. */
 const MAX_ENVELOPES_PER_PRODUCE = 2_000;
@@ -13,6 +15,8 @@ const MAX_ENVELOPES_PER_PRODUCE = 2_000;
 const MAX_BYTES_PER_PRODUCE = 900 * 1024;
 /** An envelope's record beyond its content: ids, timestamps, the key. */
 const ENVELOPE_OVERHEAD_BYTES = 160;
+/** Produces of what kafkajs left unwritten before a Send fails rather than answers. */
+const MAX_PRODUCE_ATTEMPTS = 3;
 
 /**
  * The durable side of Send: envelopes are appended to sotto.envelopes.v1,
@@ -24,8 +28,12 @@ const ENVELOPE_OVERHEAD_BYTES = 160;
  */
 @Injectable()
 export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger(EnvelopeLog.name);
   private readonly producer: Producer;
   private readonly commits: GroupCommit<Envelope>;
+  /** The partitioner kafkajs would use, applied here so that each record names its partition. */
+  private readonly partitioner = Partitioners.DefaultPartitioner();
+  private partitions: PartitionMetadata[] = [];
 
   constructor(
     @Inject(KAFKA) kafka: Kafka,
@@ -48,11 +56,19 @@ export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onModuleInit(): Promise<void> {
-    await ensureTopic(this.admin, {
-      topic: envelopesTopic.TOPIC,
-      numPartitions: this.env.ENVELOPE_TOPIC_PARTITIONS,
-      replicationFactor: this.env.ENVELOPE_TOPIC_REPLICATION,
-    });
+    const brokers = (await this.admin.describeCluster()).brokers.length;
+    await ensureTopic(
+      this.admin,
+      {
+        topic: envelopesTopic.TOPIC,
+        numPartitions: this.env.ENVELOPE_TOPIC_PARTITIONS,
+        ...envelopeTopicReplication(this.env, brokers),
+      },
+      { minInsyncReplicas: 'ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS' },
+    );
+    const metadata = await this.admin.fetchTopicMetadata({ topics: [envelopesTopic.TOPIC] });
+    this.partitions = metadata.topics[0]?.partitions ?? [];
+    if (this.partitions.length === 0) throw new Error(`${envelopesTopic.TOPIC} has no partitions`);
     await this.producer.connect();
     this.readiness.register('kafka-topic', async () => {
       const metadata = await this.admin.fetchTopicMetadata({ topics: [envelopesTopic.TOPIC] });
@@ -68,15 +84,39 @@ export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
     return this.commits.add(envelopes);
   }
 
+  /**
+   * Each record names its partition (the one its key hashes to), and what
+   * kafkajs resolves without an answer for is produced again: a send it
+   * retried across a broker's death can skip whole partitions (see
+   * unacknowledged). A record it never wrote cannot be written twice, and
+   * one it wrote but was not told of is deduplicated by the broker.
+   */
   private async produce(envelopes: readonly Envelope[]): Promise<void> {
-    await this.producer.send({
-      topic: envelopesTopic.TOPIC,
-      acks: -1,
-      messages: envelopes.map((envelope) => ({
+    const topic = envelopesTopic.TOPIC;
+    let pending = envelopes.map((envelope) => {
+      const message = {
         key: envelopesTopic.encodeKey(envelope.destinationAccountId),
         value: envelopesTopic.encodeValue(envelope),
-      })),
+      };
+      return {
+        ...message,
+        partition: this.partitioner({ topic, partitionMetadata: this.partitions, message }),
+      };
     });
+    for (let attempt = 1; ; attempt++) {
+      const results = await this.producer.send({ topic, acks: -1, messages: pending });
+      pending = unacknowledged(topic, pending, results);
+      if (pending.length === 0) return;
+      const partitions = [...new Set(pending.map((message) => message.partition))].join(', ');
+      if (attempt >= MAX_PRODUCE_ATTEMPTS) {
+        throw new Error(
+          `Kafka did not acknowledge partitions ${partitions} of ${topic} after ${attempt} produces`,
+        );
+      }
+      this.logger.warn(
+        `Kafka answered without partitions ${partitions}; producing their ${pending.length} records again`,
+      );
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -10,7 +10,7 @@ import {
   testInfra,
   testTls,
 } from '@sotto/testing';
-import { KafkaModule, ensureTopic, type KafkaConnection } from './index';
+import { KafkaModule, ensureTopic, topicMinInsyncReplicas, type KafkaConnection } from './index';
 
 /** The platform's Kafka client, as the relay starts it. */
 async function start(connection: KafkaConnection) {
@@ -38,6 +38,39 @@ describe('KafkaModule', () => {
       expect(metadata.topics[0]?.partitions).toHaveLength(3);
       await admin.deleteTopics({ topics: [topic] });
     } finally {
+      await moduleRef.close();
+    }
+  });
+
+  it('sets min.insync.replicas on the topics it creates, and refuses an existing topic with fewer, naming the setting', async () => {
+    const moduleRef = await start({ brokers: testInfra().kafkaBrokers, tls: relay });
+    const admin = moduleRef.get<Admin>(KafkaModule.ADMIN);
+    const topic = `module-test-${randomUUID()}`;
+    try {
+      await ensureTopic(admin, { topic, numPartitions: 1, replicationFactor: 1, minInsyncReplicas: 1 });
+      expect(await topicMinInsyncReplicas(admin, topic)).toBe(1);
+      // The same topic asked to take writes only with two copies: refused, not silently weaker.
+      await expect(
+        ensureTopic(
+          admin,
+          { topic, numPartitions: 1, replicationFactor: 1, minInsyncReplicas: 2 },
+          { minInsyncReplicas: 'ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS' },
+        ),
+      ).rejects.toThrow(
+        `${topic} has min.insync.replicas=1, fewer than the 2 that ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS asks for`,
+      );
+      // Created fresh with a stronger minimum, the topic carries it.
+      const strong = `module-test-${randomUUID()}`;
+      await ensureTopic(admin, {
+        topic: strong,
+        numPartitions: 1,
+        replicationFactor: 1,
+        minInsyncReplicas: 2,
+      });
+      expect(await topicMinInsyncReplicas(admin, strong)).toBe(2);
+      await admin.deleteTopics({ topics: [strong] });
+    } finally {
+      await admin.deleteTopics({ topics: [topic] });
       await moduleRef.close();
     }
   });

@@ -63,6 +63,9 @@ export class KafkaModule {
               ...kafkaClientConfig(options),
               logLevel: logLevel.WARN,
               logCreator,
+              // Rides out a broker's loss: its partitions get new leaders once the controller fences
+              // it (a broker session timeout, 9 s by default), and until then every retry fails.
+              retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5000 },
             }),
         },
         {
