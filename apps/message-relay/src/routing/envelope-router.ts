@@ -56,14 +56,31 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     await this.consumer.connect();
     // A new group starts at the beginning: nothing logged before it existed is skipped.
     await this.consumer.subscribe({ topic: envelopesTopic.TOPIC, fromBeginning: true });
-    await this.consumer.run({
-      // Partitions are routed side by side: one busy partition does not hold up the devices of the others
-      // (an account's envelopes share a partition, so each mailbox still fills in order).
-      partitionsConsumedConcurrently: this.partitions,
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.route(payload),
+    // A consumer that stopped for good (kafkajs restarts it after a retriable crash) would leave
+    // this relay answering Sends and routing nothing: it stops the relay, to be started again.
+    this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) this.stopRelay(payload.error);
     });
+    // Not awaited: joining the group can wait out a crashed relay's session (KAFKA_SESSION_TIMEOUT_MS),
+    // and Sends need only the producer, so they are served meanwhile; routing starts once the group
+    // has assigned this relay its partitions.
+    this.consumer
+      .run({
+        // Partitions are routed side by side: one busy partition does not hold up the devices of the others
+        // (an account's envelopes share a partition, so each mailbox still fills in order).
+        partitionsConsumedConcurrently: this.partitions,
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: (payload) => this.route(payload),
+      })
+      .catch((error: unknown) => this.stopRelay(error));
+  }
+
+  private stopRelay(error: unknown): void {
+    this.logger.error(
+      `routing stopped for good, so the relay stops: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    process.kill(process.pid, 'SIGTERM');
   }
 
   private async route(payload: EachBatchPayload): Promise<void> {
