@@ -17,6 +17,8 @@ export interface WireFigures {
   readonly envelopeBytes: number;
   /** Kafka's own ProducerPerformance on the same broker (acks=all, idempotent, same record size). */
   readonly kafkaCeilingRecordsPerSecond: number;
+  /** The broker's CPU per record during that ceiling run, when its CPU was measured. */
+  readonly kafkaCeilingBrokerMicrosPerRecord?: number;
   readonly kafkaBytesPerRecord: number;
   readonly redisBytesPerQueuedEnvelope: number;
   readonly machine: { readonly cores: number; readonly loadAverage: number };
@@ -30,6 +32,8 @@ export interface ConnectionFigures {
   /** The gateway's resident memory before any stream: what a pod costs empty. */
   readonly emptyGatewayRssBytes: number;
   readonly deliveryP99Ms: number;
+  /** Thousandths of a core the gateway used while holding the streams idle, when measured. */
+  readonly gatewayIdleMillicores?: number;
   readonly machine: { readonly cores: number; readonly loadAverage: number };
 }
 
@@ -95,6 +99,27 @@ export const ASSUMPTIONS: Assumptions = {
 /** The message path's processes, in the order the table shows them. */
 export const SERVICES = ['gateway', 'message-relay', 'presence', 'prekey-directory'] as const;
 
+/**
+ * A process's CPU per message beyond what it uses idle: the wire report's
+ * figure less its idle millicores spread over the messages of a second. At
+ * scale a pod's idle cost is paid once per pod, not once per message; on a
+ * small, shared machine it would otherwise dominate.
+ */
+export function marginalMicros(wire: WireFigures, name: string): number {
+  const total = wire.cpuMicrosPerMessage[name] ?? 0;
+  const idle =
+    wire.messagesPerSecond > 0 ? ((wire.idleCpuMillicores[name] ?? 0) * 1000) / wire.messagesPerSecond : 0;
+  return Math.max(0, total - idle);
+}
+
+/**
+ * The broker's CPU per message: beyond idle in the wire run, but never less
+ * than the broker spent per record at Kafka's own ceiling.
+ */
+export function kafkaMicros(wire: WireFigures): number {
+  return Math.max(marginalMicros(wire, 'kafka'), wire.kafkaCeilingBrokerMicrosPerRecord ?? 0);
+}
+
 export interface ServiceNeed {
   readonly name: string;
   readonly microsPerMessage: number;
@@ -158,13 +183,17 @@ export function planCapacity(
   const a = assumptions;
   const average = a.messagesPerDay / 86_400;
   const peak = average * a.peakFactor;
-  const micros = (name: string): number => wire.cpuMicrosPerMessage[name] ?? 0;
+  const micros = (name: string): number => marginalMicros(wire, name);
 
   // Gateways: as many as the streams need, each with its empty process plus its streams.
   const bytesPerStream = Math.max(0, connections.rssBytesPerStream);
   const gatewayPods = up(a.connectedDevices / a.streamsPerGateway);
   const memoryPerPodBytes = connections.emptyGatewayRssBytes + a.streamsPerGateway * bytesPerStream;
-  const idleCoresPerStream = (wire.idleCpuMillicores['gateway'] ?? 0) / 1000 / Math.max(1, wire.devices);
+  // Idle cost: measured with the streams held where the connections report has it, else the wire run's idle gateway (few streams) per pod.
+  const idleCoresPerStream =
+    connections.gatewayIdleMillicores !== undefined
+      ? connections.gatewayIdleMillicores / 1000 / connections.streams
+      : (wire.idleCpuMillicores['gateway'] ?? 0) / 1000 / a.streamsPerGateway;
 
   const services: ServiceNeed[] = SERVICES.map((name) => {
     const messageCores = coresFor(micros(name), peak, a.cpuUtilisation);
@@ -203,7 +232,7 @@ export function planCapacity(
   const masters = Math.max(1, mastersForThroughput, mastersForMemory);
   const redisNodes = masters * (1 + a.redisReplicasPerMaster);
 
-  const kafkaCores = coresFor(micros('kafka'), peak, a.cpuUtilisation) * a.kafkaReplication;
+  const kafkaCores = coresFor(kafkaMicros(wire), peak, a.cpuUtilisation) * a.kafkaReplication;
   const redisCores = redisNodes;
   const postgresCores = coresFor(micros('postgres'), peak, a.cpuUtilisation);
   // Every connected device is registered; devices registered but not connected add to this.

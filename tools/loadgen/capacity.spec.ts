@@ -1,5 +1,7 @@
 import {
   ASSUMPTIONS,
+  kafkaMicros,
+  marginalMicros,
   planCapacity,
   type Assumptions,
   type ConnectionFigures,
@@ -34,18 +36,20 @@ const assumptions: Assumptions = {
 const wire: WireFigures = {
   cpuMicrosPerMessage: {
     gateway: 100,
-    'message-relay': 200,
+    'message-relay': 300,
     presence: 10,
     'prekey-directory': 5,
     kafka: 30,
     redis: 20,
     postgres: 2,
   },
-  idleCpuMillicores: { gateway: 64 },
+  // 300 millicores idle over 3,000 messages a second: 100 µs of each message's 300 is the relay idling.
+  idleCpuMillicores: { 'message-relay': 300 },
   devices: 64,
   messagesPerSecond: 3000,
   envelopeBytes: 200,
   kafkaCeilingRecordsPerSecond: 100_000,
+  kafkaCeilingBrokerMicrosPerRecord: 40,
   kafkaBytesPerRecord: 300,
   redisBytesPerQueuedEnvelope: 500,
   machine: { cores: 2, loadAverage: 1 },
@@ -57,6 +61,8 @@ const connections: ConnectionFigures = {
   heapBytesPerStream: 5_000,
   emptyGatewayRssBytes: 100 * 2 ** 20,
   deliveryP99Ms: 500,
+  // 20 cores for 20,000 streams: a millicore each.
+  gatewayIdleMillicores: 20_000,
   machine: { cores: 2, loadAverage: 1 },
 };
 
@@ -74,7 +80,7 @@ describe('the capacity model', () => {
     expect(cores['message-relay']).toBeCloseTo(1200);
     expect(cores['presence']).toBeCloseTo(60);
     expect(cores['prekey-directory']).toBeCloseTo(30);
-    // 600 for messages, and 64 millicores idle for 64 streams = 1 millicore a stream: 1,000 cores for 1 M, at 50% = 2,000.
+    // 600 for messages, and a millicore a stream idle: 1,000 cores for 1 M, at 50% = 2,000.
     expect(cores['gateway']).toBeCloseTo(600 + 2000);
   });
 
@@ -84,6 +90,26 @@ describe('the capacity model', () => {
     expect(plan.services.find((service) => service.name === 'gateway')?.memoryBytes).toBe(
       50 * (100 * 2 ** 20 + 20_000 * 10_000),
     );
+  });
+
+  it("counts a process's CPU beyond what it uses idle, and Kafka's at least at its raw cost per record", () => {
+    expect(marginalMicros(wire, 'message-relay')).toBeCloseTo(200);
+    expect(marginalMicros(wire, 'gateway')).toBe(100);
+    expect(marginalMicros({ ...wire, idleCpuMillicores: { gateway: 3000 } }, 'gateway')).toBe(0);
+    expect(kafkaMicros(wire)).toBe(40);
+    // 40 µs × 3 M/s at 50%, on each of 3 replicas.
+    expect(plan.kafka.cores).toBeCloseTo(720);
+  });
+
+  it('counts the idle gateway per pod when the streams run did not measure its CPU', () => {
+    const { gatewayIdleMillicores: _measured, ...unmeasured } = connections;
+    const gateway = planCapacity(
+      { ...wire, idleCpuMillicores: { gateway: 100 } },
+      unmeasured,
+      assumptions,
+    ).services.find((service) => service.name === 'gateway');
+    // 0.1 core a pod × 50 pods at 50% = 10 cores, beside the 600 for messages (less the idle share: 100 − 33.3 µs).
+    expect(gateway?.cores).toBeCloseTo(((100 - 100_000 / 3000) * 3) / 0.5 + 10);
   });
 
   it('takes Kafka brokers from the raw ceiling, the replication factor and the retained log', () => {
@@ -111,9 +137,11 @@ describe('the capacity model', () => {
   });
 
   it('costs proportionally less when the CPU per message falls', () => {
+    const busy = { ...wire, idleCpuMillicores: {} };
+    const full = planCapacity(busy, connections, assumptions);
     const halved = planCapacity(
       {
-        ...wire,
+        ...busy,
         cpuMicrosPerMessage: Object.fromEntries(
           Object.entries(wire.cpuMicrosPerMessage).map(([name, micros]) => [name, micros / 2]),
         ),
@@ -122,8 +150,8 @@ describe('the capacity model', () => {
       assumptions,
     );
     const relay = (p: typeof plan): number => p.services.find((s) => s.name === 'message-relay')?.cores ?? 0;
-    expect(relay(halved)).toBeCloseTo(relay(plan) / 2);
-    expect(halved.totalCores).toBeLessThan(plan.totalCores);
+    expect(relay(halved)).toBeCloseTo(relay(full) / 2);
+    expect(halved.totalCores).toBeLessThan(full.totalCores);
   });
 
   it('prints a table with every component and the published WhatsApp figures beside it', () => {

@@ -11,6 +11,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
   ASSUMPTIONS,
+  kafkaMicros,
+  marginalMicros,
   planCapacity,
   type Assumptions,
   type CapacityPlan,
@@ -25,6 +27,12 @@ function field(report: Json, path: string, file: string): number {
   for (const key of path.split('.')) value = (value as Json | undefined)?.[key];
   if (typeof value !== 'number') throw new Error(`${file}: ${path} is missing; is it the right report?`);
   return value;
+}
+
+function optional<K extends string>(report: Json, path: string, key: K): Partial<Record<K, number>> {
+  let value: unknown = report;
+  for (const part of path.split('.')) value = (value as Json | undefined)?.[part];
+  return typeof value === 'number' ? ({ [key]: value } as Partial<Record<K, number>>) : {};
 }
 
 function numbers(report: Json, path: string, file: string): Record<string, number> {
@@ -43,6 +51,11 @@ export function wireFigures(report: Json, file: string): WireFigures {
     messagesPerSecond: field(report, 'messagesPerSecond', file),
     envelopeBytes: field(report, 'envelopeBytes', file),
     kafkaCeilingRecordsPerSecond: field(report, 'kafkaCeiling.producer.recordsPerSecond', file),
+    ...optional(
+      report,
+      'kafkaCeiling.producer.brokerCpuMicrosPerRecord',
+      'kafkaCeilingBrokerMicrosPerRecord',
+    ),
     kafkaBytesPerRecord: field(report, 'storage.kafkaBytesPerRecord', file),
     redisBytesPerQueuedEnvelope: field(report, 'storage.redisBytesPerQueuedEnvelope', file),
     machine: {
@@ -59,6 +72,7 @@ export function connectionFigures(report: Json, file: string): ConnectionFigures
     heapBytesPerStream: field(report, 'gatewayMemory.heapBytesPerStream', file),
     emptyGatewayRssBytes: field(report, 'gatewayMemory.before.rssBytes', file),
     deliveryP99Ms: field(report, 'delivery.latencyMs.p99', file),
+    ...optional(report, 'gatewayIdleMillicores', 'gatewayIdleMillicores'),
     machine: {
       cores: field(report, 'machine.cores', file),
       loadAverage: field(report, 'machine.loadAverage', file),
@@ -105,8 +119,8 @@ export function renderPlan(
   for (const service of plan.services) {
     const from =
       service.name === 'gateway'
-        ? `${service.microsPerMessage} µs/message; ${count(plan.gateway.bytesPerStream)} B/stream + ${bytes(connections.emptyGatewayRssBytes)} empty; idle ${(plan.gateway.idleCoresPerStream * 1e6).toFixed(1)} µcores/stream`
-        : `${service.microsPerMessage} µs/message`;
+        ? `${service.microsPerMessage.toFixed(1)} µs/message beyond idle (${wire.cpuMicrosPerMessage['gateway'] ?? 0} with it); ${count(plan.gateway.bytesPerStream)} B/stream + ${bytes(connections.emptyGatewayRssBytes)} empty; idle ${(plan.gateway.idleCoresPerStream * 1e6).toFixed(2)} µcores/stream`
+        : `${service.microsPerMessage.toFixed(1)} µs/message beyond idle (${wire.cpuMicrosPerMessage[service.name] ?? 0} with it)`;
     row(
       service.name,
       cores(service.cores),
@@ -122,7 +136,7 @@ export function renderPlan(
     cores(plan.kafka.cores),
     `${bytes(plan.kafka.logBytes)} disk`,
     `${count(plan.kafka.brokers)} brokers, ${count(plan.kafka.partitions)} partitions`,
-    `${wire.cpuMicrosPerMessage['kafka'] ?? 0} µs/message × RF ${a.kafkaReplication}; ${wire.kafkaBytesPerRecord} B/record; ` +
+    `${kafkaMicros(wire).toFixed(1)} µs/message (the larger of ${marginalMicros(wire, 'kafka').toFixed(1)} beyond idle in the wire run and ${wire.kafkaCeilingBrokerMicrosPerRecord ?? '–'} per record at the raw ceiling) × RF ${a.kafkaReplication}; ${wire.kafkaBytesPerRecord} B/record; ` +
       `${count(plan.kafka.brokerRecordsPerSecond)} records/s per broker (${count(plan.kafka.brokersForThroughput)} for throughput, ${count(plan.kafka.brokersForDisk)} for disk)`,
   );
   row(
@@ -130,7 +144,7 @@ export function renderPlan(
     cores(plan.redis.cores),
     bytes(plan.redis.memoryBytes),
     `${count(plan.redis.masters)} masters + ${count(plan.redis.masters * a.redisReplicasPerMaster)} replicas`,
-    `${wire.cpuMicrosPerMessage['redis'] ?? 0} µs/message (${count(plan.redis.masterMessagesPerSecond)} messages/s per master; ${count(plan.redis.mastersForThroughput)} for throughput, ${count(plan.redis.mastersForMemory)} for memory); ` +
+    `${marginalMicros(wire, 'redis').toFixed(1)} µs/message beyond idle (${count(plan.redis.masterMessagesPerSecond)} messages/s per master; ${count(plan.redis.mastersForThroughput)} for throughput, ${count(plan.redis.mastersForMemory)} for memory); ` +
       `${count(plan.redis.queuedEnvelopes)} queued × ${wire.redisBytesPerQueuedEnvelope} B + presence ${bytes(plan.redis.presenceBytes)}`,
   );
   row(
@@ -138,7 +152,7 @@ export function renderPlan(
     cores(plan.postgres.cores),
     `${bytes(plan.postgres.storageBytes)} disk`,
     '–',
-    `${wire.cpuMicrosPerMessage['postgres'] ?? 0} µs/message; ${bytes(a.directoryBytesPerDevice)}/device (assumed)`,
+    `${marginalMicros(wire, 'postgres').toFixed(1)} µs/message beyond idle; ${bytes(a.directoryBytesPerDevice)}/device (assumed)`,
   );
   row('**total**', `**${cores(plan.totalCores)}**`, `**${bytes(plan.totalMemoryBytes)}** RAM`, '', '');
   lines.push('');
@@ -152,6 +166,9 @@ export function renderPlan(
       `${wire.redisBytesPerQueuedEnvelope} B of Redis per queued envelope (machine: ${wire.machine.cores} cores, load average ${wire.machine.loadAverage})`,
     `- connections report: ${count(connections.streams)} streams on one gateway, ${count(connections.rssBytesPerStream)} B RSS and ` +
       `${count(connections.heapBytesPerStream)} B heap per stream, ${bytes(connections.emptyGatewayRssBytes)} before the streams; ` +
+      (connections.gatewayIdleMillicores === undefined
+        ? 'gateway CPU while holding them not measured (idle gateway of the wire run counted per pod); '
+        : `gateway ${connections.gatewayIdleMillicores} millicores holding them; `) +
       `delivery p99 ${connections.deliveryP99Ms} ms (machine: ${connections.machine.cores} cores, load average ${connections.machine.loadAverage})`,
     '',
     'Assumptions:',
