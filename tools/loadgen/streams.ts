@@ -92,6 +92,9 @@ export interface StreamsReport {
 
 const CALL_DEADLINE_MS = 60_000;
 
+const delay = (ms: number): Promise<undefined> =>
+  new Promise((resolve) => setTimeout(() => resolve(undefined), ms));
+
 /** Runs `work` over `items`, `concurrency` at a time. */
 export async function pool<T>(
   items: readonly T[],
@@ -329,7 +332,10 @@ export async function measureStreams(
     // One envelope first, on its own, so that the sample does not pay for the path's first use.
     const first = streams[0].nextEnvelope();
     await sendTo(senderChannels[0], devices[0]);
-    await first;
+    // Not forever: a gateway paused long enough (writing a heap snapshot) may have lost the device's presence.
+    if ((await Promise.race([first, delay(30_000)])) === undefined) {
+      say('the first envelope did not arrive within 30 s; sending the sample anyway');
+    }
     await Promise.all(
       [...chosen].map(async (index, position) => {
         const senderChannel = senderChannels[position % senderChannels.length];
@@ -340,10 +346,7 @@ export async function measureStreams(
         const guid = await sendTo(senderChannel, device);
         const answeredAt = performance.now();
         answered.push(answeredAt - sentAt);
-        const arrived = await Promise.race([
-          arrival,
-          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 30_000)),
-        ]);
+        const arrived = await Promise.race([arrival, delay(30_000)]);
         if (arrived !== undefined && arrived.guid === guid) {
           latencies.push(arrived.atMs - sentAt);
           afterAnswer.push(Math.max(0, arrived.atMs - answeredAt));
