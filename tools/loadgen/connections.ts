@@ -7,13 +7,27 @@
  * connection.
  *
  *   npm run loadgen:connections -- [--connections 500] [--concurrency 8] [--server HOST:PORT [--ca FILE]] [--json]
+ *
+ * With --streams N it measures instead what held streams cost (see
+ * measureStreams): N idle Connect streams on one gateway, its memory per
+ * stream, and live delivery to --sample of them picked at random.
+ *
+ *   npm run loadgen:connections -- --streams 20000 [--streams-per-channel 50] [--sample 1000]
+ *                                  [--hold-seconds 45] [--server HOST:PORT [--ca FILE]] [--report FILE]
+ *                                  [--heap-snapshot DIR]
+ *
+ * With --heap-snapshot DIR the gateway of its own platform writes a V8 heap
+ * snapshot into DIR before the streams open and again with them all open.
  */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Metadata, type ChannelCredentials } from '@grpc/grpc-js';
 import { gatewayCredentials } from '@sotto/client-sdk';
 import { HealthClient } from '@sotto/contracts/generated/health/v1/health';
 import { cpuSeconds } from './cpu';
-import { runLoad, wholeNumber } from './own-platform';
+import { runLoad, wholeNumber, type OwnPlatform } from './own-platform';
+import { measureStreams, type StreamsOptions } from './streams';
 
 interface Options {
   readonly connections: number;
@@ -21,6 +35,9 @@ interface Options {
   readonly server?: string;
   readonly ca?: string;
   readonly json: boolean;
+  /** Set with --streams: hold streams instead of opening and closing connections. */
+  readonly streams?: StreamsOptions;
+  readonly jsonFile?: string;
 }
 
 const say = (line: string): void => void process.stderr.write(`[loadgen:connections] ${line}\n`);
@@ -34,14 +51,43 @@ function parseOptions(argv: string[]): Options {
       server: { type: 'string' },
       ca: { type: 'string' },
       json: { type: 'boolean', default: false },
+      streams: { type: 'string' },
+      'streams-per-channel': { type: 'string', default: '50' },
+      sample: { type: 'string', default: '1000' },
+      'hold-seconds': { type: 'string', default: '45' },
+      report: { type: 'string' },
+      'heap-snapshot': { type: 'string' },
     },
   });
+  const snapshotDir = values['heap-snapshot'];
+  if (snapshotDir !== undefined) {
+    if (values.server !== undefined || values.streams === undefined) {
+      throw new Error('--heap-snapshot: only with --streams and without --server');
+    }
+    if (snapshotDir === '') throw new Error('--heap-snapshot: expected a directory');
+    mkdirSync(resolve(snapshotDir), { recursive: true });
+    // Read by the service launcher (libs/stack) for each service it starts.
+    process.env['SOTTO_HEAP_SNAPSHOT_DIR'] = resolve(snapshotDir);
+  }
+  if (values.report === '') throw new Error('--report: expected a file name');
   return {
     connections: wholeNumber('connections', values.connections, 1_000_000),
     concurrency: wholeNumber('concurrency', values.concurrency, 1000),
     server: values.server,
     ca: values.ca,
     json: values.json ?? false,
+    jsonFile: values.report,
+    ...(values.streams === undefined
+      ? {}
+      : {
+          streams: {
+            streams: wholeNumber('streams', values.streams, 1_000_000),
+            // A gateway takes at most 100 streams on one connection.
+            streamsPerChannel: wholeNumber('streams-per-channel', values['streams-per-channel'], 100),
+            sample: wholeNumber('sample', values.sample, 1_000_000),
+            holdSeconds: wholeNumber('hold-seconds', values['hold-seconds'], 24 * 3600),
+          },
+        }),
   };
 }
 
@@ -73,7 +119,21 @@ async function run(
   server: string,
   pids: Record<string, number>,
   ca: string | undefined,
+  own: OwnPlatform | undefined,
 ): Promise<object> {
+  if (options.streams !== undefined) {
+    return measureStreams(
+      options.streams,
+      {
+        server,
+        ca,
+        gatewayMetrics: own?.platform.services.gateway.metrics,
+        gatewayPid: pids['gateway'],
+        heapSnapshots: process.env['SOTTO_HEAP_SNAPSHOT_DIR'] !== undefined,
+      },
+      say,
+    );
+  }
   const tls = gatewayCredentials(server, { ca });
   // Warm up: the first connections pay for loading code, not for the connection.
   for (let i = 0; i < 20; i++) await connectOnce(server, tls);

@@ -36,6 +36,7 @@ import {
   type SendRequest,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { cpuSeconds } from './cpu';
+import { measureStorage, type StorageReport, type StorageTarget } from './wire-storage';
 import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from './wire-ledger';
 
 export interface WireOptions {
@@ -50,6 +51,8 @@ export interface WireTarget {
   readonly ca?: string;
   /** Processes whose CPU is measured, by name; `loadgen` is this one. */
   readonly pids: Readonly<Record<string, number>>;
+  /** Kafka and Redis under the platform, when known: their bytes per envelope are measured after the load. */
+  readonly storage?: StorageTarget;
 }
 
 interface Percentiles {
@@ -89,6 +92,8 @@ export interface WireReport extends DeliveryCounts {
    * the measured seconds; absent when only this process is measured.
    */
   readonly serverCpuMicrosPerMessageAboveIdle?: number;
+  /** Bytes per envelope in Kafka's log and in a Redis mailbox (see measureStorage). */
+  readonly storage?: StorageReport;
 }
 
 /** Longest wait, after sending stops, for a further envelope to arrive before the rest count as lost. */
@@ -308,6 +313,48 @@ export async function measureWire(
       }),
     ]);
 
+    let storage: StorageReport | undefined;
+    const [offline, storageSender] = devices;
+    if (target.storage !== undefined && offline !== undefined && storageSender !== undefined) {
+      say("measuring bytes per envelope in Kafka and in an offline device's Redis mailbox");
+      // Its stream closed, nothing takes envelopes out of its mailbox.
+      offline.stream?.cancel();
+      storage = await measureStorage(
+        target.storage,
+        { accountId: offline.accountId, deviceId: 1 },
+        { count: 1000, envelopeBytes: options.size },
+        async (count) => {
+          let left = count;
+          await Promise.all(
+            Array.from({ length: 50 }, async () => {
+              while (left > 0) {
+                left--;
+                await unary(
+                  storageSender.messaging.send.bind(storageSender.messaging),
+                  {
+                    destinationAccountId: offline.accountId,
+                    clientTimestampMs: String(Date.now()),
+                    ephemeral: false,
+                    envelopes: [
+                      {
+                        destinationDeviceId: 1,
+                        destinationRegistrationId: offline.registrationId,
+                        type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+                        content: randomBytes(options.size),
+                      },
+                    ],
+                  },
+                  { metadata: storageSender.auth, deadlineMs: CALL_DEADLINE_MS },
+                );
+              }
+            }),
+          );
+        },
+      );
+      say(
+        `${storage.kafkaBytesPerRecord} bytes per record in Kafka's log, ${storage.redisBytesPerQueuedEnvelope} bytes of Redis per queued envelope`,
+      );
+    }
     const perMessage = (seconds: number): number =>
       measuredDeliveries === 0 ? 0 : round((seconds * 1e6) / measuredDeliveries);
     const between = (before: Record<string, number>, after: Record<string, number>): Record<string, number> =>
@@ -352,6 +399,7 @@ export async function measureWire(
             ),
           }
         : {}),
+      ...(storage === undefined ? {} : { storage }),
     };
   } finally {
     for (const device of devices) {

@@ -25,9 +25,23 @@ describe('the wire load generator', () => {
     const pids: Record<string, number> = { loadgen: process.pid };
     for (const service of Object.values(platform.services)) pids[service.name] = service.pid;
 
+    const infra = testInfra();
+    const operator = operatorTls(infra.tls);
+    const withTls = (server: 'kafka' | 'redis'): typeof operator | undefined =>
+      (infra.storageTls ?? []).includes(server) ? operator : undefined;
     const report = await measureWire(
       { devices: 4, inFlight: 16, durationSeconds: 3, size: 200 },
-      { server: platform.gateway, ca: testTls().ca, pids },
+      {
+        server: platform.gateway,
+        ca: testTls().ca,
+        pids,
+        storage: {
+          kafkaBrokers: infra.kafkaBrokers,
+          redisUrl: infra.redisUrl,
+          kafkaTls: withTls('kafka'),
+          redisTls: withTls('redis'),
+        },
+      },
       () => undefined,
     );
 
@@ -65,6 +79,14 @@ describe('the wire load generator', () => {
     const { servers, total, loadgen } = report.cpuMicrosPerMessage;
     expect(servers).toBeGreaterThan(0);
     expect(total).toBeCloseTo((servers ?? 0) + (loadgen ?? 0), 0);
+
+    // What an envelope costs the storage: at least its 200 bytes in Kafka's log and in a mailbox, and not ten times that.
+    expect(report.storage?.queuedEnvelopes).toBe(1000);
+    expect(report.storage?.kafkaRecords).toBeGreaterThanOrEqual(report.sent + 1000);
+    for (const bytes of [report.storage?.kafkaBytesPerRecord, report.storage?.redisBytesPerQueuedEnvelope]) {
+      expect(bytes).toBeGreaterThan(200);
+      expect(bytes).toBeLessThan(2000);
+    }
   });
 
   it("measures the broker's raw ceiling with Kafka's own producer and consumer perf tools", async () => {

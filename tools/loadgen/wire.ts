@@ -84,7 +84,28 @@ async function run(
   ca: string | undefined,
   own: OwnPlatform | undefined,
 ): Promise<object> {
-  const sotto = await measureWire(options, { server, ca, pids }, say);
+  const storageTls = own === undefined ? undefined : operatorTls(own.infra.tls);
+  const withTls = (server: 'kafka' | 'redis'): typeof storageTls =>
+    own?.infra.storageTls?.includes(server) === true ? storageTls : undefined;
+  const sotto = await measureWire(
+    options,
+    {
+      server,
+      ca,
+      pids,
+      ...(own === undefined
+        ? {}
+        : {
+            storage: {
+              kafkaBrokers: own.infra.kafkaBrokers,
+              redisUrl: own.infra.redisUrl,
+              kafkaTls: withTls('kafka'),
+              redisTls: withTls('redis'),
+            },
+          }),
+    },
+    say,
+  );
   say(
     `Sotto: ${sotto.messagesPerSecond} messages/s delivered, p50/p95/p99 ${sotto.latencyMs.p50}/${sotto.latencyMs.p95}/${sotto.latencyMs.p99} ms, ` +
       `Send answered p50/p99 ${sotto.sendAnsweredMs.p50}/${sotto.sendAnsweredMs.p99} ms, ` +

@@ -39,12 +39,21 @@ function logTail(file: string, lines = 20): string {
 /**
  * With SOTTO_CPU_PROF_DIR set (the load generators' --cpu-prof), each service
  * writes a V8 CPU profile there when it stops, named after the service, for
- * Chrome DevTools or speedscope.
+ * Chrome DevTools or speedscope. With SOTTO_HEAP_SNAPSHOT_DIR set (the
+ * connections load generator's --heap-snapshot), a service writes a V8 heap
+ * snapshot there each time it gets SIGUSR2.
  */
 function profiling(name: ServiceName): string[] {
-  const dir = process.env['SOTTO_CPU_PROF_DIR'];
-  if (dir === undefined || dir === '') return [];
-  return ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.${Date.now()}.cpuprofile`];
+  const cpuDir = process.env['SOTTO_CPU_PROF_DIR'];
+  const heapDir = process.env['SOTTO_HEAP_SNAPSHOT_DIR'];
+  return [
+    ...(cpuDir === undefined || cpuDir === ''
+      ? []
+      : ['--cpu-prof', `--cpu-prof-dir=${cpuDir}`, `--cpu-prof-name=${name}.${Date.now()}.cpuprofile`]),
+    ...(heapDir === undefined || heapDir === ''
+      ? []
+      : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`]),
+  ];
 }
 
 /**
