@@ -101,6 +101,9 @@ export async function runChaos(
   const started = performance.now();
   let stopped = false;
   let sending = true;
+  // Sending goes on until every planned kill is done, even past --messages: Sends may keep being
+  // answered while a killed service recovers (the relay takes them before its consumer rejoins).
+  let killsDone = false;
   let reconnects = 0;
   let lastDelivery = performance.now();
   /** The lowest sequence delivered since each waiting recovery began: resolves it. */
@@ -191,7 +194,7 @@ export async function runChaos(
         book.failed(codeName(error));
         await sleep(FAILED_SEND_PAUSE_MS);
       }
-      if (book.counts().confirmed >= options.messages) sending = false;
+      if (killsDone && book.counts().confirmed >= options.messages) sending = false;
     };
     say(`sending ${options.messages} envelopes of ${options.size} bytes, ${options.inFlight} in flight`);
     const senders = Array.from({ length: options.inFlight }, async (_, slot) => {
@@ -237,6 +240,8 @@ export async function runChaos(
       kills.push({ kind: planned.kind, victim, atMessage, restartMs, recoveryMs, atSecond });
       say(`${victim}: serving again after ${restartMs} ms, delivering after ${recoveryMs} ms`);
     }
+    killsDone = true;
+    if (book.counts().confirmed >= options.messages) sending = false;
 
     await Promise.all(senders);
     const drained = (): Promise<void> =>
