@@ -4,6 +4,7 @@ export type {
   RunningKafka,
   RunningPostgres,
   RunningRedis,
+  RunningRedisCluster,
   RunningServer,
   ServerTls,
   SoftHsmToken,
@@ -11,6 +12,7 @@ export type {
 export { freePort } from './ports';
 export { kafkaClientConfig, runKafkaTool, startKafka } from './kafka';
 export { startRedis } from './redis';
+export { startRedisCluster, CLUSTER_NODE_TIMEOUT_MS } from './redis-cluster';
 export { startPostgres } from './postgres';
 export { initSoftHsmToken, prepareSoftHsm } from './softhsm';
 export { startInfrastructure, storageServerTls, STORAGE_SERVERS, type StorageServer } from './infrastructure';

@@ -239,6 +239,13 @@ export class ManagedProcess {
     }
   }
 
+  /** A crash, for fault tests: SIGKILL to the whole process group, resolved once it has exited. */
+  async kill(): Promise<void> {
+    signal(this.pid, 'SIGKILL', true);
+    await this.exited;
+    await this.stop();
+  }
+
   /** Idempotent: graceful signal, up to 30 s, then SIGKILL to the whole process group. */
   stop(): Promise<void> {
     this.stopping ??= this.doStop();
