@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { REDIS, type Redis } from '@sotto/platform/redis';
+import { pipelineEach, REDIS, type Redis } from '@sotto/platform/redis';
 import { MailboxMetrics } from './mailbox-metrics';
 
 export interface DeviceAddress {
@@ -153,20 +153,23 @@ export class MailboxStore {
   ): Promise<number[]> {
     if (items.length === 0) return [];
     const cutoff = this.cutoff();
-    const pipeline = this.redis.pipeline();
-    for (const item of items) {
-      pipeline.eval(
-        INSERT,
-        5,
-        ...this.keys(item.device),
-        item.guid,
-        Buffer.from(item.envelope),
-        item.arrivedAtMs,
-        cutoff,
-        this.options.envelopeTtlMs,
-      );
-    }
-    const results = (await pipeline.exec()) ?? [];
+    // One pipeline per Redis Cluster master: a device's keys share a slot, devices do not.
+    const results = await pipelineEach(
+      this.redis,
+      items,
+      (item) => this.keys(item.device)[0],
+      (pipeline, item) =>
+        pipeline.eval(
+          INSERT,
+          5,
+          ...this.keys(item.device),
+          item.guid,
+          Buffer.from(item.envelope),
+          item.arrivedAtMs,
+          cutoff,
+          this.options.envelopeTtlMs,
+        ),
+    );
     let expired = 0;
     const sequences = results.map(([error, reply]) => {
       if (error) throw error;
@@ -182,9 +185,12 @@ export class MailboxStore {
   async usage(devices: readonly DeviceAddress[]): Promise<MailboxUsage[]> {
     if (devices.length === 0) return [];
     const cutoff = this.cutoff();
-    const pipeline = this.redis.pipeline();
-    for (const device of devices) pipeline.eval(USAGE, 5, ...this.keys(device), cutoff);
-    const results = (await pipeline.exec()) ?? [];
+    const results = await pipelineEach(
+      this.redis,
+      devices,
+      (device) => this.keys(device)[0],
+      (pipeline, device) => pipeline.eval(USAGE, 5, ...this.keys(device), cutoff),
+    );
     let expired = 0;
     const usage = results.map(([error, reply]) => {
       if (error) throw error;
