@@ -12,5 +12,5 @@ export {
 export { redisEnv, redisConnection, type RedisEnv } from './redis-env';
 export { RateLimiter, type RateLimit, type RateLimitResult, type RateLimiterOptions } from './rate-limiter';
 export { RateLimitsModule } from './rate-limits.module';
-export { groupBySlot, keySlot, pipelineEach, SLOTS } from './slots';
+export { groupBySlot, keySlot, pipelineEach, SLOTS, whileAvailable } from './slots';
 export { publish, publishEach, subscribe, type SubscribeOptions, type Subscription } from './pubsub';

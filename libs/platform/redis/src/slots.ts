@@ -1,4 +1,5 @@
 import { Cluster, type ChainableCommander } from 'ioredis';
+import { DependencyUnavailableError } from '@sotto/platform/grpc';
 import type { Redis } from './redis.module';
 
 /** Redis Cluster's hash slots: CRC16 (XMODEM) of the key, or of its hash tag, modulo 16384. */
@@ -82,4 +83,23 @@ export async function pipelineEach<T>(
 /** The master serving a slot, as the client last learned it; the slot itself when it does not know yet. */
 function ownerOf(cluster: Cluster, slot: number): string {
   return cluster.slots[slot]?.[0] ?? `slot ${slot}`;
+}
+
+/** Replies that mean the cluster is between states (a failover, a resharding, a restart), not a bug. */
+const OUTAGE_REPLIES = /^(CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN|READONLY)\b/;
+
+/**
+ * Runs a Redis call; an outage (no connection, too many redirections while a failover settles, a
+ * cluster that says it is down) becomes DependencyUnavailableError, which services answer with
+ * UNAVAILABLE so clients try again. Any other error reply is a bug in the command and stays as it is.
+ */
+export async function whileAvailable<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof DependencyUnavailableError) throw error;
+    const { name, message } = error instanceof Error ? error : new Error(String(error));
+    if (name === 'ReplyError' && !OUTAGE_REPLIES.test(message)) throw error;
+    throw new DependencyUnavailableError(what, `Redis failed: ${message}`);
+  }
 }
