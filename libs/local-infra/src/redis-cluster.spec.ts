@@ -69,5 +69,22 @@ describe('startRedisCluster', () => {
     }
     await cluster.stop(); // idempotent
     expect(cluster.pids.every(isGone)).toBe(true);
+
+    // Started again in the same directory, it rejoins the cluster it formed, with its data (AOF).
+    const again = await startRedisCluster({
+      dataDir: join(tmp.dir, 'cluster'),
+      tls: { ca: pki.ca, identity: redis },
+    });
+    const reconnected = new Cluster([{ host: '127.0.0.1', port: port(again.nodes[0] ?? '') }], {
+      redisOptions: { tls },
+      dnsLookup: (address, callback) => callback(null, address),
+    });
+    try {
+      expect(again.nodes).toEqual(cluster.nodes);
+      expect(await reconnected.get('local-infra:key:7')).toBe('value-7');
+    } finally {
+      reconnected.disconnect();
+      await again.stop();
+    }
   });
 });
