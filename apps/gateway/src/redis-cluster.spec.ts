@@ -28,8 +28,10 @@ describe('the platform on a Redis Cluster', () => {
   beforeAll(async () => {
     cluster = await startPrivateRedisCluster();
     redis = cluster.client();
+    const ready = new Promise<void>((resolve) => redis.once('ready', () => resolve()));
     platform = await startTestPlatform({}, { redisClusterNodes: cluster.nodes });
     api = new PublicApi(platform.gateway);
+    await ready;
   });
 
   afterAll(async () => {
@@ -85,7 +87,6 @@ describe('the platform on a Redis Cluster', () => {
     expect([...received.values()]).toEqual(before);
 
     // The master that holds bob's mailbox dies while alice keeps sending.
-    await redis.ping();
     const mailboxKey = `sotto:mailbox:{${bob.accountId}:1}:queue`;
     const master = redis.slots[keySlot(mailboxKey)]?.[0];
     if (master === undefined) throw new Error("no master known for bob's mailbox");

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Test } from '@nestjs/testing';
 import { Cluster } from 'ioredis';
 import { parseEnvironment } from '@sotto/platform/config';
+import { DependencyUnavailableError } from '@sotto/platform/grpc';
 import { Readiness, ReadinessModule } from '@sotto/platform/health';
 import { startPrivateRedisCluster, testRedis, type PrivateRedisCluster } from '@sotto/testing';
 import {
@@ -16,6 +17,7 @@ import {
   redisConnection,
   redisEnv,
   subscribe,
+  whileAvailable,
   type Redis,
   type RedisConnection,
 } from './index';
@@ -50,6 +52,32 @@ describe('keySlot', () => {
   });
 });
 
+describe('whileAvailable', () => {
+  /** An error reply as ioredis gives it (its ReplyError class is untyped). */
+  const replyError = (message: string): Error => Object.assign(new Error(message), { name: 'ReplyError' });
+  const failing = (error: Error) => () => Promise.reject(error);
+
+  it('turns an outage into UNAVAILABLE for the caller: a lost connection, a cluster between states', async () => {
+    for (const error of [
+      new Error('Connection is closed.'),
+      new Error('Too many Cluster redirections. Last error: Error: Connection is closed.'),
+      replyError('CLUSTERDOWN The cluster is down'),
+      replyError('TRYAGAIN Multiple keys request during rehashing of slot'),
+    ]) {
+      await expect(whileAvailable('mailboxes', failing(error))).rejects.toThrow(DependencyUnavailableError);
+    }
+    await expect(whileAvailable('mailboxes', failing(new Error('Connection is closed.')))).rejects.toThrow(
+      'mailboxes are unavailable (Redis failed: Connection is closed.); try again',
+    );
+  });
+
+  it('keeps any other error reply as it is: a bug in the command, not an outage', async () => {
+    const crossSlot = replyError("CROSSSLOT Keys in request don't hash to the same slot");
+    await expect(whileAvailable('mailboxes', failing(crossSlot))).rejects.toBe(crossSlot);
+    expect(await whileAvailable('mailboxes', () => Promise.resolve(7))).toBe(7);
+  });
+});
+
 describe('on a Redis Cluster', () => {
   let cluster: PrivateRedisCluster;
   let redis: Cluster;
@@ -57,6 +85,8 @@ describe('on a Redis Cluster', () => {
   beforeAll(async () => {
     cluster = await startPrivateRedisCluster();
     redis = cluster.client();
+    // Ready: it has learned the slots and connected to every master.
+    await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
   });
   afterAll(async () => {
     redis.disconnect();
