@@ -716,6 +716,29 @@ describe('helm/sotto', () => {
     });
   });
 
+  it('runs the services on a Redis Cluster with redis.clusterNodes: REDIS_CLUSTER_NODES, no Redis Secret', () => {
+    const clustered = render([
+      'redis.clusterNodes={redis-0.redis:6379,redis-1.redis:6379}',
+      'redis.clusterTls=true',
+    ]);
+    const onCluster = NAMES.map((service) => {
+      const env = environment(clustered, service);
+      return [service, env.REDIS_URL, value(env, 'REDIS_CLUSTER_NODES'), value(env, 'REDIS_CLUSTER_TLS')];
+    });
+    expect(onCluster).toEqual(
+      NAMES.map((service) =>
+        SERVICES[service].secrets.includes('REDIS_URL')
+          ? [service, undefined, 'redis-0.redis:6379,redis-1.redis:6379', 'on']
+          : [service, undefined, undefined, undefined],
+      ),
+    );
+    expect(environment(defaults, 'presence').REDIS_CLUSTER_NODES).toBeUndefined();
+    const plaintext = environment(render(['redis.clusterNodes={redis-0.redis:6379}']), 'presence');
+    expect(plaintext.REDIS_CLUSTER_TLS).toBeUndefined();
+    const bad = helm(['template', RELEASE, chart, '--set', 'redis.clusterNodes={redis://redis-0:6379}']);
+    expect(bad.status).not.toBe(0);
+  });
+
   it('gives the key-vault its HSM: PKCS#11 settings in its ConfigMap, the PIN only from a Secret', () => {
     const env = environment(defaults, 'key-vault');
     expect(value(env, 'PKCS11_MODULE')).toMatch(/^\//);

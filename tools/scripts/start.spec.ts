@@ -28,7 +28,16 @@ interface Run {
 const root = repoRoot();
 
 /** The test run's infrastructure settings: `npm start` runs without them, so it starts its own. */
-const INFRA_VARIABLES = ['KAFKA_BROKERS', 'REDIS_URL', 'DATABASE_URL', 'SOTTO_TEST_INFRA', 'SOTTO_CA'];
+const INFRA_VARIABLES = [
+  'KAFKA_BROKERS',
+  'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
+  'REDIS_CLUSTER_TLS',
+  'SOTTO_REDIS',
+  'DATABASE_URL',
+  'SOTTO_TEST_INFRA',
+  'SOTTO_CA',
+];
 const STORAGE_TLS_VARIABLES = /^(KAFKA|REDIS|DATABASE)_TLS_(CA|CERT|KEY)$|^KAFKA_SECURITY_PROTOCOL$/;
 
 /** Runs the `sotto` CLI as a person would, without the test run's SOTTO_CA. */
@@ -200,12 +209,25 @@ describe('npm start', () => {
     }
   });
 
+  it('refuses REDIS_URL and REDIS_CLUSTER_NODES together, naming both, before starting anything', async () => {
+    const both = npmStart({
+      SOTTO_STATE_DIR: stateDir,
+      SOTTO_GATEWAY_ADDR: gateway,
+      REDIS_URL: 'redis://cache.internal:6379',
+      REDIS_CLUSTER_NODES: 'redis-0.internal:6379,redis-1.internal:6379',
+    });
+    expect(await both.exited).toBe(78);
+    expect(both.output()).toContain(
+      'REDIS_CLUSTER_NODES: is set with REDIS_URL: set REDIS_URL for one Redis server or REDIS_CLUSTER_NODES for a Redis Cluster, not both',
+    );
+  });
+
   it('refuses TLS settings for servers of your own it would not use, before starting anything', async () => {
     const ca = join(stateDir, 'tls', 'ca.crt');
     const without = npmStart({ SOTTO_STATE_DIR: stateDir, SOTTO_GATEWAY_ADDR: gateway, REDIS_TLS_CA: ca });
     expect(await without.exited).toBe(78);
     expect(without.output()).toContain(
-      'REDIS_TLS_CA: is for a server of your own, named by REDIS_URL; the local one uses the certificates in .sotto/tls',
+      'REDIS_TLS_CA: is for a server of your own, named by REDIS_URL or REDIS_CLUSTER_NODES; the local one uses the certificates in .sotto/tls',
     );
     const plaintext = npmStart({
       SOTTO_STATE_DIR: stateDir,

@@ -2,8 +2,9 @@
  * `npm start`: the whole platform on one machine. Makes (or keeps) a local CA
  * and the certificates of the services and of the local servers in
  * .sotto/tls; starts Kafka, Redis and PostgreSQL serving mutual TLS with them
- * (unless KAFKA_BROKERS, REDIS_URL, DATABASE_URL name existing servers, with
- * their own TLS settings) and prepares the key-vault's SoftHSM2 token (unless
+ * (unless KAFKA_BROKERS, REDIS_URL or REDIS_CLUSTER_NODES, DATABASE_URL name
+ * existing servers, with their own TLS settings; SOTTO_REDIS=cluster starts a
+ * local Redis Cluster of 3 masters and 3 replicas instead of one Redis) and prepares the key-vault's SoftHSM2 token (unless
  * PKCS11_MODULE, PKCS11_TOKEN_LABEL and PKCS11_PIN name another HSM), then the
  * six services, all over TLS; writes .sotto/stack.json; stops everything in
  * order on Ctrl-C.
@@ -33,8 +34,10 @@ import {
   startKafka,
   startPostgres,
   startRedis,
+  startRedisCluster,
   storageServerTls,
   STORAGE_SERVERS,
+  type RunningRedisCluster,
   type RunningServer,
 } from '@sotto/local-infra';
 import {
@@ -54,6 +57,9 @@ const startEnv = z.object({
   SOTTO_STATE_DIR: z.string().optional(),
   KAFKA_BROKERS: commaList().optional(),
   REDIS_URL: url(['redis', 'rediss']).optional(),
+  REDIS_CLUSTER_NODES: commaList().optional(),
+  /** "cluster": with no Redis named, start a local Redis Cluster (3 masters, 3 replicas) instead of one server. */
+  SOTTO_REDIS: z.enum(['server', 'cluster'], { message: 'expected server or cluster' }).default('server'),
   DATABASE_URL: url(['postgres', 'postgresql']).optional(),
   // Another HSM for the key-vault, all three or none; the vault checks them when it starts.
   PKCS11_MODULE: z.string().optional(),
@@ -68,9 +74,13 @@ const startEnv = z.object({
  * variables (read by the services) that say how to reach them over TLS.
  */
 const OWN_SERVERS = [
-  { address: 'KAFKA_BROKERS', schema: kafkaEnv, tls: ['KAFKA_SECURITY_PROTOCOL', ...tlsFiles('KAFKA')] },
-  { address: 'REDIS_URL', schema: redisEnv, tls: tlsFiles('REDIS') },
-  { address: 'DATABASE_URL', schema: postgresEnv, tls: tlsFiles('DATABASE') },
+  { address: ['KAFKA_BROKERS'], schema: kafkaEnv, tls: ['KAFKA_SECURITY_PROTOCOL', ...tlsFiles('KAFKA')] },
+  {
+    address: ['REDIS_URL', 'REDIS_CLUSTER_NODES'],
+    schema: redisEnv,
+    tls: [...tlsFiles('REDIS'), 'REDIS_CLUSTER_TLS'],
+  },
+  { address: ['DATABASE_URL'], schema: postgresEnv, tls: tlsFiles('DATABASE') },
 ];
 
 function tlsFiles(prefix: string): string[] {
@@ -88,10 +98,10 @@ function tlsFiles(prefix: string): string[] {
 function ownServerProblems(env: Record<string, string | undefined>): EnvironmentProblem[] {
   const given = (name: string): boolean => (env[name] ?? '') !== '';
   return OWN_SERVERS.flatMap(({ address, schema, tls }) => {
-    if (!given(address)) {
+    if (!address.some(given)) {
       return tls.filter(given).map((variable) => ({
         variable,
-        message: `is for a server of your own, named by ${address}; the local one uses the certificates in .sotto/tls`,
+        message: `is for a server of your own, named by ${address.join(' or ')}; the local one uses the certificates in .sotto/tls`,
       }));
     }
     try {
@@ -242,6 +252,7 @@ async function main(): Promise<number> {
     return 1;
   }
   const infra: RunningServer[] = [];
+  let redisCluster: RunningRedisCluster | undefined;
   let platform: Platform | undefined;
   let stopping: Promise<void> | undefined;
 
@@ -249,7 +260,7 @@ async function main(): Promise<number> {
     (stopping ??= (async () => {
       say('stopping Sotto…');
       await platform?.stop();
-      await Promise.all(infra.map((server) => server.stop()));
+      await Promise.all([...infra.map((server) => server.stop()), redisCluster?.stop()]);
       rmSync(stackFile, { force: true });
       rmSync(lockFile, { force: true });
       say('stopped');
@@ -264,13 +275,15 @@ async function main(): Promise<number> {
   const track = (): void =>
     recordChildren([
       ...infra.map((server) => server.pid),
+      ...(redisCluster?.pids ?? []),
       ...(platform ? Object.values(platform.services).map((service) => service.pid) : []),
     ]);
 
   try {
     await assertFree(env.SOTTO_GATEWAY_ADDR);
     const otherHsm = configuredHsm(env);
-    const needed = [!env.KAFKA_BROKERS, !env.REDIS_URL, !env.DATABASE_URL, !otherHsm].some(Boolean);
+    const ownRedis = env.REDIS_URL !== undefined || env.REDIS_CLUSTER_NODES !== undefined;
+    const needed = [!env.KAFKA_BROKERS, !ownRedis, !env.DATABASE_URL, !otherHsm].some(Boolean);
     if (needed) await ensureSystemPackages();
 
     const logger = { info: (m: string) => say(`  ${m}`), warn: (m: string) => warn(`  ${m}`) };
@@ -285,15 +298,37 @@ async function main(): Promise<number> {
       logger,
     });
     say('starting infrastructure…');
-    const [kafkaBrokers, redisUrl, databaseUrl, hsm] = await Promise.all([
+    const startLocalRedis = async (): Promise<{
+      redisUrl?: string;
+      redisClusterNodes?: readonly string[];
+    }> => {
+      if (env.SOTTO_REDIS === 'cluster') {
+        const cluster = await startRedisCluster({
+          dataDir: join(dataDir, 'redis-cluster'),
+          logger,
+          tls: storageServerTls(tls, 'redis'),
+        });
+        redisCluster = cluster;
+        track();
+        return { redisClusterNodes: cluster.nodes };
+      }
+      const redis = await startRedis({
+        dataDir: join(dataDir, 'redis'),
+        logger,
+        tls: storageServerTls(tls, 'redis'),
+      });
+      return { redisUrl: remember(redis).url };
+    };
+    const [kafkaBrokers, redisEndpoint, databaseUrl, hsm] = await Promise.all([
       env.KAFKA_BROKERS ??
         startKafka({ dataDir: join(dataDir, 'kafka'), logger, tls: storageServerTls(tls, 'kafka') }).then(
           (k) => remember(k).brokers,
         ),
-      env.REDIS_URL ??
-        startRedis({ dataDir: join(dataDir, 'redis'), logger, tls: storageServerTls(tls, 'redis') }).then(
-          (r) => remember(r).url,
-        ),
+      env.REDIS_URL !== undefined
+        ? { redisUrl: env.REDIS_URL }
+        : env.REDIS_CLUSTER_NODES !== undefined
+          ? { redisClusterNodes: env.REDIS_CLUSTER_NODES }
+          : startLocalRedis(),
       env.DATABASE_URL ??
         startPostgres({
           dataDir: join(dataDir, 'postgres'),
@@ -304,15 +339,19 @@ async function main(): Promise<number> {
       otherHsm ?? prepareSoftHsm({ dataDir: join(dataDir, 'softhsm'), logger }),
     ]);
     // The servers started here serve TLS with the local CA's certificates; the others are the operator's.
-    const storageTls = STORAGE_SERVERS.filter((name) =>
-      infra.some((server) => server.name === name && server.ca !== undefined),
+    const storageTls = STORAGE_SERVERS.filter(
+      (name) =>
+        infra.some((server) => server.name === name && server.ca !== undefined) ||
+        (name === 'redis' && redisCluster?.ca !== undefined),
     );
-    say(`  kafka ${kafkaBrokers.join(',')} · redis ${redisUrl} · postgres ${databaseUrl}`);
+    const { redisUrl, redisClusterNodes } = redisEndpoint;
+    const redisShown = redisClusterNodes === undefined ? redisUrl : `cluster ${redisClusterNodes.join(',')}`;
+    say(`  kafka ${kafkaBrokers.join(',')} · redis ${String(redisShown)} · postgres ${databaseUrl}`);
 
     say(`starting ${SERVICE_NAMES.join(', ')}…`);
     const backupBlobDir = join(dataDir, 'backups');
     platform = await startPlatform({
-      infra: { kafkaBrokers, redisUrl, databaseUrl, hsm, tls, storageTls },
+      infra: { kafkaBrokers, ...redisEndpoint, databaseUrl, hsm, tls, storageTls },
       gatewayAddr: env.SOTTO_GATEWAY_ADDR,
       logDir,
       backupBlobDir,
@@ -328,7 +367,7 @@ async function main(): Promise<number> {
       // certificate, which may call Health and reflection on every service and nothing else.
       tls: { ca: tls.ca, clientCert: operator.cert, clientKey: operator.key },
       kafkaBrokers,
-      redisUrl,
+      ...redisEndpoint,
       // psql and pg take the local database's URL whole: with the operator's certificate in it.
       databaseUrl: storageTls.includes('postgres') ? postgresUrlWithTls(databaseUrl, operator) : databaseUrl,
       // The servers that serve mutual TLS with certificates of tls.ca, and take the operator's.

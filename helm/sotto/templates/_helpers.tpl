@@ -174,7 +174,7 @@ extraEnv and extraEnvFrom name. Call with (dict "root" $ "key" "messageRelay" "c
 {{- if has "postgres" $c.needs }}
 {{- $names = append $names (include "sotto.postgresSecretName" $root) }}
 {{- end }}
-{{- if has "redis" $c.needs }}
+{{- if and (has "redis" $c.needs) (not $root.Values.redis.clusterNodes) }}
 {{- $names = append $names (include "sotto.redisSecretName" $root) }}
 {{- end }}
 {{- if has "hsm" $c.needs }}
@@ -339,6 +339,12 @@ GRPC_PUBLIC_TLS_KEY: {{ printf "%s/tls.key" (include "sotto.publicTlsDir" .) | q
 {{- range $callee := (index $topology.services $c.name).calls }}
 {{ printf "%s_ADDR" ($callee | upper | replace "-" "_") }}: {{ printf "%s:%s" (include "sotto.componentFullname" (dict "root" $root "component" $callee)) (include "sotto.grpcPortOf" (dict "Values" $root.Values "name" $callee)) | quote }}
 {{- end }}
+{{- if and (has "redis" $c.needs) $root.Values.redis.clusterNodes }}
+REDIS_CLUSTER_NODES: {{ join "," $root.Values.redis.clusterNodes | quote }}
+{{- if $root.Values.redis.clusterTls }}
+REDIS_CLUSTER_TLS: "on"
+{{- end }}
+{{- end }}
 {{- if has "kafka" $c.needs }}
 {{- with $root.Values.kafka.brokers }}
 KAFKA_BROKERS: {{ join "," . | quote }}
@@ -442,7 +448,7 @@ operator created.
       name: {{ include "sotto.postgresSecretName" $root }}
       key: {{ $root.Values.postgres.urlKey }}
 {{- end }}
-{{- if has "redis" $c.needs }}
+{{- if and (has "redis" $c.needs) (not $root.Values.redis.clusterNodes) }}
 - name: REDIS_URL
   valueFrom:
     secretKeyRef:

@@ -6,6 +6,7 @@ export type {
   RunningKafkaCluster,
   RunningPostgres,
   RunningRedis,
+  RunningRedisCluster,
   RunningServer,
   ServerTls,
   SoftHsmToken,
@@ -19,6 +20,7 @@ export {
   type KafkaClusterOptions,
 } from './kafka';
 export { startRedis } from './redis';
+export { startRedisCluster, CLUSTER_NODE_TIMEOUT_MS } from './redis-cluster';
 export { startPostgres } from './postgres';
 export { initSoftHsmToken, prepareSoftHsm } from './softhsm';
 export { startInfrastructure, storageServerTls, STORAGE_SERVERS, type StorageServer } from './infrastructure';

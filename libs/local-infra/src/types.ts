@@ -45,6 +45,21 @@ export interface RunningRedis extends RunningServer {
   readonly url: string;
 }
 
+/** A local Redis Cluster: 3 masters, 3 replicas (see startRedisCluster). */
+export interface RunningRedisCluster {
+  readonly name: 'redis-cluster';
+  /** Every node as host:port, masters and replicas alike: REDIS_CLUSTER_NODES. */
+  readonly nodes: readonly string[];
+  readonly pids: readonly number[];
+  /** Set when the nodes serve mutual TLS only, with certificates of this CA. */
+  readonly ca?: string;
+  /** A crash, for fault tests: SIGKILL the node at this address and wait until it has exited. */
+  kill(node: string): Promise<void>;
+  /** Resolves once every node still running says cluster_state:ok and every replica is in sync. */
+  waitHealthy(timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
 export interface RunningPostgres extends RunningServer {
   /** postgres://sotto@127.0.0.1:PORT/sotto, with ?sslmode=verify-full under TLS */
   readonly url: string;

@@ -25,7 +25,10 @@ export interface HsmEndpoint {
 
 export interface InfraEndpoints {
   readonly kafkaBrokers: readonly string[];
-  readonly redisUrl: string;
+  /** One Redis server (REDIS_URL); unset when the services use `redisClusterNodes`. */
+  readonly redisUrl?: string;
+  /** A Redis Cluster's nodes (REDIS_CLUSTER_NODES), which the services use instead of `redisUrl` when set. */
+  readonly redisClusterNodes?: readonly string[];
   readonly databaseUrl: string;
   readonly hsm: HsmEndpoint;
   /**
@@ -47,7 +50,10 @@ export interface InfraEndpoints {
  * services' certificates come from; the servers it started with TLS are the
  * ones `storageTls` lists.
  */
-export function localInfraEndpoints(infra: Infrastructure, tls: LocalPki): InfraEndpoints {
+export function localInfraEndpoints(
+  infra: Infrastructure,
+  tls: LocalPki,
+): InfraEndpoints & { redisUrl: string } {
   return {
     kafkaBrokers: infra.kafka.brokers,
     redisUrl: infra.redis.url,
@@ -170,7 +176,15 @@ export function serviceEnv(
       ]),
     ),
   };
-  const redis = { REDIS_URL: infra.redisUrl, ...storageTlsEnv('redis', infra, certificate) };
+  const redisTls = storageTlsEnv('redis', infra, certificate);
+  const redis =
+    infra.redisClusterNodes === undefined
+      ? { REDIS_URL: infra.redisUrl ?? '', ...redisTls }
+      : {
+          REDIS_CLUSTER_NODES: infra.redisClusterNodes.join(','),
+          ...(Object.keys(redisTls).length > 0 ? { REDIS_CLUSTER_TLS: 'on' } : {}),
+          ...redisTls,
+        };
   const postgres = { DATABASE_URL: infra.databaseUrl, ...storageTlsEnv('postgres', infra, certificate) };
   const kafka = {
     KAFKA_BROKERS: infra.kafkaBrokers.join(','),

@@ -15,7 +15,15 @@ export { freePort, motoTool, repoRoot, testToolProblem } from '@sotto/local-infr
 export type { Platform } from '@sotto/stack';
 export { startS3Server, S3TestServer } from './s3-server';
 export { startTcpProxy, TcpProxy, TcpProxyOptions } from './tcp-proxy';
-export { operatorDatabaseUrl, startPrivateRedis, testKafka, testRedis, type PrivateRedis } from './storage';
+export {
+  operatorDatabaseUrl,
+  startPrivateRedis,
+  startPrivateRedisCluster,
+  testKafka,
+  testRedis,
+  type PrivateRedis,
+  type PrivateRedisCluster,
+} from './storage';
 export { startTlsImpostor, TlsImpostor } from './impostor';
 export {
   callerCredentials,

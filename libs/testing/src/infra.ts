@@ -4,6 +4,8 @@ import type { InfraEndpoints } from '@sotto/stack';
 export const INFRA_ENV = 'SOTTO_TEST_INFRA';
 
 export interface TestInfra extends InfraEndpoints {
+  /** The harness always runs one Redis server; a test may start a cluster of its own. */
+  readonly redisUrl: string;
   /** Scratch space for this test run; removed afterwards. */
   readonly workDir: string;
 }

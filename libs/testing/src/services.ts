@@ -72,8 +72,16 @@ export async function startTestService(
  */
 export async function startTestPlatform(
   env: PlatformOptions['env'] = {},
+  options: {
+    /** Run the services on this Redis Cluster (e.g. startPrivateRedisCluster's nodes) instead of the harness's Redis. */
+    readonly redisClusterNodes?: readonly string[];
+  } = {},
 ): Promise<Platform & { databaseUrl: string; backupBlobDir: string }> {
-  const infra = { ...testInfra(), databaseUrl: await createTestDatabase() };
+  const infra = {
+    ...testInfra(),
+    databaseUrl: await createTestDatabase(),
+    ...(options.redisClusterNodes === undefined ? {} : { redisClusterNodes: options.redisClusterNodes }),
+  };
   const dir = mkdtempSync(join(testInfra().workDir, 'platform-'));
   const backupBlobDir = join(dir, 'blobs');
   const platform = await startPlatform({

@@ -1,13 +1,15 @@
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
 import {
   clientTlsOptions,
   freePort,
   startRedis,
+  startRedisCluster,
   storageServerTls,
   type RunningRedis,
+  type RunningRedisCluster,
   type StorageServer,
 } from '@sotto/local-infra';
 import { operatorTls, postgresUrlWithTls } from '@sotto/stack';
@@ -58,6 +60,54 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     async start() {
       running ??= await startRedis({ dataDir, port, tls });
     },
+  };
+}
+
+/** A Redis Cluster of a test's own: 3 masters, 3 replicas, TLS like the harness's Redis. */
+export interface PrivateRedisCluster extends RunningRedisCluster {
+  /** REDIS_CLUSTER_NODES, REDIS_CLUSTER_TLS and the operator's REDIS_TLS_* files, for a service or a client. */
+  readonly env: Readonly<Record<string, string>>;
+  /** A cluster client as the operator, with the options services use (TLS, masters only). */
+  client(): Cluster;
+}
+
+export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
+  const infra = testInfra();
+  const dataDir = mkdtempSync(join(infra.workDir, 'redis-cluster-'));
+  const tls = overTls('redis') ? storageServerTls(infra.tls, 'redis') : undefined;
+  const cluster = await startRedisCluster({ dataDir, tls });
+  const operator = tls === undefined ? undefined : operatorTls(infra.tls);
+  const env: Record<string, string> = {
+    REDIS_CLUSTER_NODES: cluster.nodes.join(','),
+    ...(operator === undefined
+      ? {}
+      : {
+          REDIS_CLUSTER_TLS: 'on',
+          REDIS_TLS_CA: operator.ca,
+          REDIS_TLS_CERT: operator.cert,
+          REDIS_TLS_KEY: operator.key,
+        }),
+  };
+  return {
+    name: cluster.name,
+    nodes: cluster.nodes,
+    pids: cluster.pids,
+    ...(cluster.ca === undefined ? {} : { ca: cluster.ca }),
+    kill: (node) => cluster.kill(node),
+    waitHealthy: (timeoutMs) => cluster.waitHealthy(timeoutMs),
+    stop: () => cluster.stop(),
+    env,
+    client: () =>
+      new Cluster(
+        cluster.nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
+        {
+          redisOptions: operator === undefined ? {} : { tls: clientTlsOptions(operator) },
+          dnsLookup: (address, callback) => {
+            callback(null, address);
+          },
+          scaleReads: 'master',
+        },
+      ),
   };
 }
 

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { credentialRevocations } from '@sotto/contracts';
-import { REDIS, type Redis } from '@sotto/platform/redis';
+import { publish, REDIS, subscribe, type Redis, type Subscription } from '@sotto/platform/redis';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
 import { CredentialCache } from './credential-cache';
 
@@ -22,7 +22,7 @@ const message = (error: unknown): string => (error instanceof Error ? error.mess
 export class CredentialRevocations implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(CredentialRevocations.name);
   private readonly listeners: ((revocation: Revocation) => void)[] = [];
-  private subscriber?: Redis;
+  private subscription?: Subscription;
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -36,31 +36,17 @@ export class CredentialRevocations implements OnModuleInit, OnApplicationShutdow
   }
 
   async onModuleInit(): Promise<void> {
-    // Resubscribing is done here, not by ioredis, so the cache resumes only once the subscription holds.
-    const subscriber = this.redis.duplicate({
-      lazyConnect: true,
-      autoResubscribe: false,
-      connectionName: `sotto-revocations-${this.env.GATEWAY_ID}`,
+    // The cache resumes only once the subscription holds again, and starts empty.
+    this.subscription = await subscribe(this.redis, credentialRevocations.CHANNEL, {
+      name: `sotto-revocations-${this.env.GATEWAY_ID}`,
+      onMessage: (payload) => this.received(payload),
+      onDown: () => this.cache.suspend(),
+      onUp: () => {
+        this.cache.resume();
+        this.logger.log('revocation channel back; the authentication cache starts empty');
+      },
     });
-    this.subscriber = subscriber;
-    subscriber.on('messageBuffer', (_channel: Buffer, payload: Buffer) => this.received(payload));
-    subscriber.on('close', () => this.cache.suspend());
-    subscriber.on('error', (error: Error) => this.logger.warn(`revocation channel: ${error.message}`));
-    await subscriber.connect();
-    await subscriber.subscribe(credentialRevocations.CHANNEL);
     this.cache.resume();
-    subscriber.on('ready', () => void this.resubscribe(subscriber));
-  }
-
-  private async resubscribe(subscriber: Redis): Promise<void> {
-    try {
-      await subscriber.subscribe(credentialRevocations.CHANNEL);
-      this.cache.resume();
-      this.logger.log('revocation channel back; the authentication cache starts empty');
-    } catch (error) {
-      // The connection dropped again; its next 'ready' tries again.
-      this.logger.warn(`could not resubscribe to revocations: ${message(error)}`);
-    }
   }
 
   /**
@@ -74,7 +60,7 @@ export class CredentialRevocations implements OnModuleInit, OnApplicationShutdow
     const revocation: Revocation = { accountId, deviceIds: [...deviceIds] };
     this.apply(revocation);
     try {
-      await this.redis.publish(credentialRevocations.CHANNEL, credentialRevocations.encode(revocation));
+      await publish(this.redis, credentialRevocations.CHANNEL, credentialRevocations.encode(revocation));
     } catch (error) {
       this.logger.error(
         `could not tell other gateways that ${accountId} devices ${deviceIds.join(',')} were revoked: ${message(error)}`,
@@ -99,7 +85,6 @@ export class CredentialRevocations implements OnModuleInit, OnApplicationShutdow
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.subscriber?.removeAllListeners('ready');
-    await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
+    await this.subscription?.close();
   }
 }

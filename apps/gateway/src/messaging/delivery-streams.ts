@@ -4,7 +4,7 @@ import { gatewayEvents } from '@sotto/contracts';
 import type { VaultAttemptFailed } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { REDIS, type Redis } from '@sotto/platform/redis';
+import { REDIS, subscribe, type Redis, type Subscription } from '@sotto/platform/redis';
 import type { AuthenticatedDevice } from '../auth/authenticator';
 import { CredentialRevocations, type Revocation } from '../auth/credential-revocations';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
@@ -263,7 +263,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
   // The same streams by device ("<account>.<device>"), for revocations.
   private readonly streamsByDevice = new Map<string, Set<DeliveryStream>>();
   private readonly settings: DeliverySettings;
-  private subscriber?: Redis;
+  private subscription?: Subscription;
 
   constructor(
     private readonly upstream: Upstream,
@@ -283,9 +283,10 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onModuleInit(): Promise<void> {
-    this.subscriber = this.redis.duplicate();
-    this.subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => this.onEvent(message));
-    await this.subscriber.subscribe(gatewayEvents.channel(this.env.GATEWAY_ID));
+    this.subscription = await subscribe(this.redis, gatewayEvents.channel(this.env.GATEWAY_ID), {
+      name: `sotto-gateway-events-${this.env.GATEWAY_ID}`,
+      onMessage: (message) => this.onEvent(message),
+    });
   }
 
   /** Opens a stream: claims the device in presence (displacing an older stream), then drains its mailbox. */
@@ -384,6 +385,6 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
   /** On shutdown every stream ends; its client reconnects to another gateway and gets what was not acknowledged. */
   async onApplicationShutdown(): Promise<void> {
     for (const stream of [...this.streams.values()]) stream.close();
-    await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
+    await this.subscription?.close();
   }
 }

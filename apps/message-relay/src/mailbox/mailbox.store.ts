@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { REDIS, type Redis } from '@sotto/platform/redis';
+import { pipelineEach, REDIS, whileAvailable, type Redis } from '@sotto/platform/redis';
 import { MailboxMetrics } from './mailbox-metrics';
 
 export interface DeviceAddress {
@@ -148,25 +148,35 @@ export class MailboxStore {
    * Inserts many envelopes in one round trip; returns each one's sequence
    * number, 0 for one that arrived (`arrivedAtMs`) too long ago to keep.
    */
-  async insertMany(
+  insertMany(
+    items: readonly { device: DeviceAddress; guid: string; envelope: Uint8Array; arrivedAtMs: number }[],
+  ): Promise<number[]> {
+    // Redis in a failover answers UNAVAILABLE, so callers (and Kafka's redelivery) try again.
+    return whileAvailable('mailboxes', () => this.insertManyNow(items));
+  }
+
+  private async insertManyNow(
     items: readonly { device: DeviceAddress; guid: string; envelope: Uint8Array; arrivedAtMs: number }[],
   ): Promise<number[]> {
     if (items.length === 0) return [];
     const cutoff = this.cutoff();
-    const pipeline = this.redis.pipeline();
-    for (const item of items) {
-      pipeline.eval(
-        INSERT,
-        5,
-        ...this.keys(item.device),
-        item.guid,
-        Buffer.from(item.envelope),
-        item.arrivedAtMs,
-        cutoff,
-        this.options.envelopeTtlMs,
-      );
-    }
-    const results = (await pipeline.exec()) ?? [];
+    // One pipeline per Redis Cluster master: a device's keys share a slot, devices do not.
+    const results = await pipelineEach(
+      this.redis,
+      items,
+      (item) => this.keys(item.device)[0],
+      (pipeline, item) =>
+        pipeline.eval(
+          INSERT,
+          5,
+          ...this.keys(item.device),
+          item.guid,
+          Buffer.from(item.envelope),
+          item.arrivedAtMs,
+          cutoff,
+          this.options.envelopeTtlMs,
+        ),
+    );
     let expired = 0;
     const sequences = results.map(([error, reply]) => {
       if (error) throw error;
@@ -179,12 +189,19 @@ export class MailboxStore {
   }
 
   /** How full each device's mailbox is, after dropping what expired; one round trip. */
-  async usage(devices: readonly DeviceAddress[]): Promise<MailboxUsage[]> {
+  usage(devices: readonly DeviceAddress[]): Promise<MailboxUsage[]> {
+    return whileAvailable('mailboxes', () => this.usageNow(devices));
+  }
+
+  private async usageNow(devices: readonly DeviceAddress[]): Promise<MailboxUsage[]> {
     if (devices.length === 0) return [];
     const cutoff = this.cutoff();
-    const pipeline = this.redis.pipeline();
-    for (const device of devices) pipeline.eval(USAGE, 5, ...this.keys(device), cutoff);
-    const results = (await pipeline.exec()) ?? [];
+    const results = await pipelineEach(
+      this.redis,
+      devices,
+      (device) => this.keys(device)[0],
+      (pipeline, device) => pipeline.eval(USAGE, 5, ...this.keys(device), cutoff),
+    );
     let expired = 0;
     const usage = results.map(([error, reply]) => {
       if (error) throw error;
@@ -202,7 +219,16 @@ export class MailboxStore {
    * that would take it past `maxBytes`, but holds at least one if any is queued.
    * Nothing expired is in it.
    */
-  async read(
+  read(
+    device: DeviceAddress,
+    afterSequence: number,
+    limit: number,
+    maxBytes: number,
+  ): Promise<{ items: QueuedItem[]; drained: boolean }> {
+    return whileAvailable('mailboxes', () => this.readNow(device, afterSequence, limit, maxBytes));
+  }
+
+  private async readNow(
     device: DeviceAddress,
     afterSequence: number,
     limit: number,
@@ -233,6 +259,9 @@ export class MailboxStore {
 
   async delete(device: DeviceAddress, guids: readonly string[]): Promise<number> {
     if (guids.length === 0) return 0;
-    return (await this.redis.eval(DELETE, 5, ...this.keys(device), ...guids)) as number;
+    return whileAvailable(
+      'mailboxes',
+      async () => (await this.redis.eval(DELETE, 5, ...this.keys(device), ...guids)) as number,
+    );
   }
 }

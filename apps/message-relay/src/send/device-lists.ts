@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { Counter, Registry } from 'prom-client';
 import { deviceListChanges } from '@sotto/contracts';
 import type { Device } from '@sotto/contracts/generated/sotto/directory/v1/directory';
-import { REDIS, type Redis } from '@sotto/platform/redis';
+import { REDIS, subscribe, type Redis, type Subscription } from '@sotto/platform/redis';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { Upstream } from '../upstream/upstream';
 
@@ -46,7 +46,7 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
   private readonly maxAccounts: number;
   /** False while the invalidations may be missed: every lookup goes to the directory. */
   private listening = false;
-  private subscriber?: Redis;
+  private subscription?: Subscription;
 
   constructor(
     private readonly upstream: Upstream,
@@ -66,20 +66,17 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     if (this.ttlMs === 0) return;
-    // Resubscribing is done here, not by ioredis, so the cache is used again only once the subscription holds.
-    const subscriber = this.redis.duplicate({
-      lazyConnect: true,
-      autoResubscribe: false,
-      connectionName: 'sotto-relay-device-lists',
+    // The cache is used again only once the subscription holds, and starts empty.
+    this.subscription = await subscribe(this.redis, deviceListChanges.CHANNEL, {
+      name: 'sotto-relay-device-lists',
+      onMessage: (payload) => this.received(payload),
+      onDown: () => this.suspend(),
+      onUp: () => {
+        this.listening = true;
+        this.logger.log('device-list channel back; the device-list cache starts empty');
+      },
     });
-    this.subscriber = subscriber;
-    subscriber.on('messageBuffer', (_channel: Buffer, payload: Buffer) => this.received(payload));
-    subscriber.on('close', () => this.suspend());
-    subscriber.on('error', (error: Error) => this.logger.warn(`device-list channel: ${error.message}`));
-    await subscriber.connect();
-    await subscriber.subscribe(deviceListChanges.CHANNEL);
     this.listening = true;
-    subscriber.on('ready', () => void this.resubscribe(subscriber));
   }
 
   /**
@@ -164,19 +161,7 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
     this.logger.warn('device-list channel down: every send asks the directory until it is back');
   }
 
-  private async resubscribe(subscriber: Redis): Promise<void> {
-    try {
-      await subscriber.subscribe(deviceListChanges.CHANNEL);
-      this.listening = true;
-      this.logger.log('device-list channel back; the device-list cache starts empty');
-    } catch (error) {
-      // The connection dropped again; its next 'ready' tries again.
-      this.logger.warn(`could not resubscribe to device-list changes: ${(error as Error).message}`);
-    }
-  }
-
   async onApplicationShutdown(): Promise<void> {
-    this.subscriber?.removeAllListeners('ready');
-    await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
+    await this.subscription?.close();
   }
 }

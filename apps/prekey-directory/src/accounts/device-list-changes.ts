@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { deviceListChanges } from '@sotto/contracts';
-import { REDIS, type Redis } from '@sotto/platform/redis';
+import { publish, REDIS, type Redis } from '@sotto/platform/redis';
 import type { AccountId } from '@sotto/platform/ids';
 
 /**
- * Tells the relays, over Redis pub/sub, that an account's device list
+ * Tells the relays, over Redis pub/sub (sharded on a Redis Cluster), that an account's device list
  * changed, so that none keeps checking sends against its cached copy.
  */
 @Injectable()
@@ -21,7 +21,7 @@ export class DeviceListChanges {
    */
   async changed(accountId: AccountId): Promise<void> {
     try {
-      await this.redis.publish(deviceListChanges.CHANNEL, deviceListChanges.encode({ accountId }));
+      await publish(this.redis, deviceListChanges.CHANNEL, deviceListChanges.encode({ accountId }));
     } catch (error) {
       this.logger.error(
         `could not tell relays that the devices of ${accountId} changed: ${(error as Error).message}`,

@@ -4,7 +4,7 @@ import { gatewayEvents } from '@sotto/contracts';
 import type { VaultAttemptFailed } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { grpcError, requireAccountId, requireDeviceId } from '@sotto/platform/grpc';
-import { REDIS, type Redis } from '@sotto/platform/redis';
+import { publish, publishEach, REDIS, type Redis } from '@sotto/platform/redis';
 import { StreamRegistry, type DeviceKey, type Holder } from './stream-registry';
 
 const TOKEN = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -46,7 +46,8 @@ export class PresenceService {
     };
     const previous = await this.registry.claim(device, holder);
     if (previous && previous.streamId !== streamId) {
-      await this.redis.publish(
+      await publish(
+        this.redis,
         gatewayEvents.channel(previous.gatewayId),
         gatewayEvents.encode({ device, streamId: previous.streamId, displaced: { byGatewayId: gatewayId } }),
       );
@@ -69,19 +70,18 @@ export class PresenceService {
   /** Closes the streams of signed-out devices: their gateways are told, as for a displacement. */
   async endStreams(devices: readonly DeviceKey[]): Promise<number> {
     const holders = await this.registry.end(devices);
-    const pipeline = this.redis.pipeline();
-    let ended = 0;
-    holders.forEach((holder, index) => {
+    const events = holders.flatMap((holder, index) => {
       const device = devices[index];
-      if (!holder || !device) return;
-      pipeline.publish(
-        gatewayEvents.channel(holder.gatewayId),
-        gatewayEvents.encode({ device, streamId: holder.streamId, displaced: { byGatewayId: '' } }),
-      );
-      ended += 1;
+      if (!holder || !device) return [];
+      return [
+        {
+          channel: gatewayEvents.channel(holder.gatewayId),
+          event: gatewayEvents.encode({ device, streamId: holder.streamId, displaced: { byGatewayId: '' } }),
+        },
+      ];
     });
-    if (ended > 0) await pipeline.exec();
-    return ended;
+    await this.publishAll(events);
+    return events.length;
   }
 
   /** Tells each device's gateway that it has mail; devices without a stream are skipped. */
@@ -100,19 +100,28 @@ export class PresenceService {
     kind: Omit<gatewayEvents.Event, 'device' | 'streamId'>,
   ): Promise<number> {
     const holders = await this.registry.locate(devices);
-    const pipeline = this.redis.pipeline();
-    let published = 0;
-    holders.forEach((holder, index) => {
+    const events = holders.flatMap((holder, index) => {
       const device = devices[index];
-      if (!holder || !device) return;
-      pipeline.publish(
-        gatewayEvents.channel(holder.gatewayId),
-        gatewayEvents.encode({ device, streamId: holder.streamId, ...kind }),
-      );
-      published += 1;
+      if (!holder || !device) return [];
+      return [
+        {
+          channel: gatewayEvents.channel(holder.gatewayId),
+          event: gatewayEvents.encode({ device, streamId: holder.streamId, ...kind }),
+        },
+      ];
     });
-    if (published > 0) await pipeline.exec();
-    return published;
+    await this.publishAll(events);
+    return events.length;
+  }
+
+  /** One round trip on a server; on a Redis Cluster, one per master serving the gateways' channels. */
+  private publishAll(events: readonly { channel: string; event: Buffer }[]): Promise<void> {
+    return publishEach(
+      this.redis,
+      events,
+      (each) => each.channel,
+      (each) => each.event,
+    );
   }
 
   /** Publishes each ephemeral envelope to the gateway holding its device; the rest are dropped, as they should be. */
@@ -124,23 +133,22 @@ export class PresenceService {
       ),
     );
     const holders = await this.registry.locate(devices);
-    const pipeline = this.redis.pipeline();
-    let delivered = 0;
-    holders.forEach((holder, index) => {
+    const events = holders.flatMap((holder, index) => {
       const device = devices[index];
       const envelope = envelopes[index];
-      if (!holder || !device || !envelope) return;
-      pipeline.publish(
-        gatewayEvents.channel(holder.gatewayId),
-        gatewayEvents.encode({
-          device,
-          streamId: holder.streamId,
-          ephemeral: { ...envelope, ephemeral: true },
-        }),
-      );
-      delivered += 1;
+      if (!holder || !device || !envelope) return [];
+      return [
+        {
+          channel: gatewayEvents.channel(holder.gatewayId),
+          event: gatewayEvents.encode({
+            device,
+            streamId: holder.streamId,
+            ephemeral: { ...envelope, ephemeral: true },
+          }),
+        },
+      ];
     });
-    if (delivered > 0) await pipeline.exec();
-    return delivered;
+    await this.publishAll(events);
+    return events.length;
   }
 }

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { REDIS, type Redis } from '@sotto/platform/redis';
+import { groupBySlot, pipelineEach, REDIS, type Redis } from '@sotto/platform/redis';
 
 export const PRESENCE_TTL_MS = Symbol('PRESENCE_TTL_MS');
 
@@ -83,22 +83,30 @@ export class StreamRegistry {
   }
 
   async heartbeat(gatewayId: string, devices: readonly DeviceKey[]): Promise<number> {
-    if (devices.length === 0) return 0;
-    return (await this.redis.eval(
-      HEARTBEAT,
-      devices.length,
-      ...devices.map((device) => this.key(device)),
-      gatewayId,
-      this.ttlMs,
-    )) as number;
+    // One script per slot on a Redis Cluster (an account's devices share one); one in all on a server.
+    const kept = await Promise.all(
+      groupBySlot(this.redis, devices, (device) => this.key(device)).map(
+        async (group) =>
+          (await this.redis.eval(
+            HEARTBEAT,
+            group.length,
+            ...group.map((device) => this.key(device)),
+            gatewayId,
+            this.ttlMs,
+          )) as number,
+      ),
+    );
+    return kept.reduce((sum, each) => sum + each, 0);
   }
 
   /** Forgets the devices' claims, returning who held each. */
   async end(devices: readonly DeviceKey[]): Promise<(Holder | undefined)[]> {
-    if (devices.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const device of devices) pipeline.getdel(this.key(device));
-    const results = (await pipeline.exec()) ?? [];
+    const results = await pipelineEach(
+      this.redis,
+      devices,
+      (device) => this.key(device),
+      (pipeline, device) => pipeline.getdel(this.key(device)),
+    );
     return results.map(([error, value]) => {
       if (error) throw error;
       return decodeHolder(value as string | null);
@@ -106,8 +114,14 @@ export class StreamRegistry {
   }
 
   async locate(devices: readonly DeviceKey[]): Promise<(Holder | undefined)[]> {
-    if (devices.length === 0) return [];
-    const values = await this.redis.mget(...devices.map((device) => this.key(device)));
-    return values.map(decodeHolder);
+    const holders = new Map<DeviceKey, Holder | undefined>();
+    // One MGET per slot on a Redis Cluster; one in all on a server.
+    await Promise.all(
+      groupBySlot(this.redis, devices, (device) => this.key(device)).map(async (group) => {
+        const values = await this.redis.mget(...group.map((device) => this.key(device)));
+        group.forEach((device, index) => holders.set(device, decodeHolder(values[index] ?? null)));
+      }),
+    );
+    return devices.map((device) => holders.get(device));
   }
 }

@@ -1,6 +1,6 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { answerEach, callErrorOf, errorOfCall, MAX_BATCH_CALLS, outcomesOf } from './batch-outcomes';
-import { grpcError } from './errors';
+import { DependencyUnavailableError, grpcError } from './errors';
 import { refuse, REFUSAL_TRAILER } from './refusals';
 
 describe('batched call outcomes', () => {
@@ -32,6 +32,18 @@ describe('batched call outcomes', () => {
     expect(error.getError()).toMatchObject({
       code: status.UNAVAILABLE,
       message: 'message-relay is unavailable; try again',
+    });
+  });
+
+  it('answers a dependency that is down UNAVAILABLE, as a call alone is answered, not as a bug', () => {
+    const carried = callErrorOf(
+      new DependencyUnavailableError('mailboxes', 'Redis failed: Connection is closed.'),
+      noBug,
+    );
+    expect(carried).toEqual({
+      code: status.UNAVAILABLE,
+      details: 'mailboxes are unavailable (Redis failed: Connection is closed.); try again',
+      trailers: [],
     });
   });
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { RpcException } from '@nestjs/microservices';
 import type { CallError } from '@sotto/contracts/generated/sotto/common/v1/call_error';
+import { DependencyUnavailableError } from './errors';
 import { refuse } from './refusals';
 import { upstreamError } from './upstream';
 import type { Outcome } from './call-batcher';
@@ -36,6 +37,9 @@ export function callErrorOf(
   onBug: (correlationId: string, error: unknown) => void,
 ): CallError {
   const inner = error instanceof RpcException ? error.getError() : error;
+  // As GrpcExceptionFilter answers a call alone: a dependency that is down is UNAVAILABLE, tried again.
+  if (inner instanceof DependencyUnavailableError)
+    return { code: status.UNAVAILABLE, details: inner.message, trailers: [] };
   if (typeof inner === 'object' && inner !== null) {
     const { code, message, metadata } = inner as { code?: unknown; message?: unknown; metadata?: unknown };
     const known = statusOf(code);

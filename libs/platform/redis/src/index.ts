@@ -1,5 +1,16 @@
-export { RedisModule, REDIS, redisClientOptions, type RedisConnection } from './redis.module';
+export {
+  RedisModule,
+  REDIS,
+  isClusterConnection,
+  redisClientOptions,
+  redisClusterOptions,
+  type Redis,
+  type RedisClusterConnection,
+  type RedisConnection,
+  type RedisServerConnection,
+} from './redis.module';
 export { redisEnv, redisConnection, type RedisEnv } from './redis-env';
 export { RateLimiter, type RateLimit, type RateLimitResult, type RateLimiterOptions } from './rate-limiter';
 export { RateLimitsModule } from './rate-limits.module';
-export type { Redis } from 'ioredis';
+export { groupBySlot, keySlot, pipelineEach, SLOTS, whileAvailable } from './slots';
+export { publish, publishEach, subscribe, type SubscribeOptions, type Subscription } from './pubsub';

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from './redis.module';
 import { Counter, type Registry } from 'prom-client';
 import { DependencyUnavailableError } from '@sotto/platform/grpc';
 

@@ -1,8 +1,7 @@
 import { Logger, Module, type DynamicModule } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { RateLimiter } from './rate-limiter';
-import { REDIS } from './redis.module';
+import { REDIS, type Redis } from './redis.module';
 
 /**
  * The service's one RateLimiter, on its Redis and counting hits in its

@@ -1,0 +1,233 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { ManagedProcess, errorMessage, sleep } from './process';
+import { freePort, isPortFree } from './ports';
+import { redisCommand, redisListenArgs, redisServerBinary, ping } from './redis';
+import { which } from './system';
+import { silentLogger, type RunningRedisCluster, type ServerTls, type StartOptions } from './types';
+
+const run = promisify(execFile);
+
+const MASTERS = 3;
+const NODES = MASTERS * 2;
+const READY_TIMEOUT_MS = 60_000;
+/**
+ * How long a master may be silent before the others count it failed and its replica takes over.
+ * Short, so a local fault test sees a promotion within seconds; Redis' default is 15 s.
+ */
+export const CLUSTER_NODE_TIMEOUT_MS = 2_000;
+
+/** Where the ports of a cluster are kept, so a restart finds its nodes where nodes.conf says they are. */
+interface ClusterLayout {
+  readonly ports: number[];
+  readonly busPorts: number[];
+}
+
+function readLayout(file: string): ClusterLayout | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    const layout = JSON.parse(readFileSync(file, 'utf8')) as ClusterLayout;
+    if (layout.ports.length === NODES && layout.busPorts.length === NODES) return layout;
+  } catch {
+    // unreadable: start afresh
+  }
+  return undefined;
+}
+
+/** redis-cli's TLS options: verify the nodes by the CA and present the server's certificate. */
+function cliTlsArgs(tls: ServerTls | undefined): string[] {
+  return tls === undefined
+    ? []
+    : ['--tls', '--cacert', tls.ca, '--cert', tls.identity.cert, '--key', tls.identity.key];
+}
+
+function field(info: string, name: string): string | undefined {
+  const line = info.split('\r\n').find((each) => each.startsWith(`${name}:`));
+  return line?.slice(name.length + 1).trim();
+}
+
+/**
+ * Healthy: every node that is running says cluster_state:ok, and every replica's link to its master is up
+ * (so the replica holds what its master held when the probe ran).
+ */
+async function probeHealthy(ports: number[], tls: ServerTls | undefined): Promise<void> {
+  for (const port of ports) {
+    const info = await redisCommand(port, tls, ['CLUSTER', 'INFO']);
+    const state = field(info, 'cluster_state');
+    if (state !== 'ok') throw new Error(`127.0.0.1:${port} says cluster_state:${String(state)}`);
+    const replication = await redisCommand(port, tls, ['INFO', 'replication']);
+    if (field(replication, 'role') === 'slave' && field(replication, 'master_link_status') !== 'up') {
+      throw new Error(`127.0.0.1:${port} is a replica whose master link is not up`);
+    }
+  }
+}
+
+/**
+ * A Redis Cluster of 3 masters and 3 replicas on loopback, each node a `redis-server` with its own
+ * data directory (dataDir/node-N, append-only file) and free ports for clients and for the cluster
+ * bus. With `tls`, every node serves TLS 1.3 only, replicates and talks on the bus over mutual TLS,
+ * and takes only clients presenting a certificate of the CA. Created with
+ * `redis-cli --cluster create ... --cluster-replicas 1` the first time; a later start in the same
+ * dataDir takes the same ports and rejoins the cluster it formed. Resolves once every node says
+ * cluster_state:ok and every replica is in sync.
+ */
+export async function startRedisCluster(opts: Omit<StartOptions, 'port'>): Promise<RunningRedisCluster> {
+  const logger = opts.logger ?? silentLogger;
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const bin = redisServerBinary();
+  const cli = which('redis-cli');
+  if (cli === undefined)
+    throw new Error('redis-cli not found on PATH; install the Debian package redis-tools');
+  const { tls } = opts;
+  const layoutFile = join(dataDir, 'cluster.json');
+  const nodeDir = (i: number): string => join(dataDir, `node-${i}`);
+  const previous = readLayout(layoutFile);
+  const rejoin =
+    previous !== undefined &&
+    Array.from({ length: NODES }, (_, i) => existsSync(join(nodeDir(i), 'nodes.conf'))).every(Boolean);
+  let layout: ClusterLayout;
+  if (rejoin) {
+    layout = previous;
+    for (const port of [...layout.ports, ...layout.busPorts]) {
+      if (!(await isPortFree(port))) {
+        throw new Error(
+          `redis cluster: port ${port} of the cluster in ${dataDir} is taken; free it or remove that directory`,
+        );
+      }
+    }
+  } else {
+    for (let i = 0; i < NODES; i++) rmSync(nodeDir(i), { recursive: true, force: true });
+    const ports: number[] = [];
+    for (let i = 0; i < NODES * 2; i++) {
+      let port = await freePort();
+      while (ports.includes(port)) port = await freePort();
+      ports.push(port);
+    }
+    layout = { ports: ports.slice(0, NODES), busPorts: ports.slice(NODES) };
+    writeFileSync(layoutFile, `${JSON.stringify(layout)}\n`);
+  }
+
+  const started = Date.now();
+  const nodes: ManagedProcess[] = [];
+  const stopAll = (): Promise<void> => Promise.all(nodes.map((node) => node.stop())).then(() => undefined);
+  try {
+    for (let i = 0; i < NODES; i++) {
+      const dir = nodeDir(i);
+      mkdirSync(dir, { recursive: true });
+      const logFile = join(dir, 'redis.log');
+      nodes.push(
+        await ManagedProcess.spawn({
+          name: 'redis',
+          command: bin,
+          args: [
+            '--bind',
+            '127.0.0.1',
+            ...redisListenArgs(layout.ports[i], tls),
+            ...(tls === undefined ? [] : ['--tls-cluster', 'yes', '--tls-replication', 'yes']),
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            'nodes.conf',
+            '--cluster-port',
+            String(layout.busPorts[i]),
+            '--cluster-node-timeout',
+            String(CLUSTER_NODE_TIMEOUT_MS),
+            '--appendonly',
+            'yes',
+            '--dir',
+            dir,
+            '--save',
+            '',
+            '--daemonize',
+            'no',
+            '--protected-mode',
+            'yes',
+          ],
+          cwd: dir,
+          outputFile: logFile,
+          logFiles: [logFile],
+          stopSignal: 'SIGTERM',
+          pidFile: join(dir, 'redis.pid'),
+          // Redis rewrites its command line to "redis-server 127.0.0.1:PORT [cluster]".
+          marker: 'redis-server',
+          logger,
+        }),
+      );
+    }
+    await Promise.all(
+      nodes.map((node, i) => node.waitReady(() => ping(layout.ports[i], tls), READY_TIMEOUT_MS)),
+    );
+    if (!rejoin) {
+      try {
+        await run(
+          cli,
+          [
+            ...cliTlsArgs(tls),
+            '--cluster',
+            'create',
+            ...layout.ports.map((port) => `127.0.0.1:${port}`),
+            '--cluster-replicas',
+            '1',
+            '--cluster-yes',
+          ],
+          { timeout: READY_TIMEOUT_MS },
+        );
+      } catch (err) {
+        const output = err as { stdout?: string; stderr?: string };
+        throw new Error(
+          `redis cluster: redis-cli --cluster create failed: ${errorMessage(err)}\n${output.stdout ?? ''}${output.stderr ?? ''}`,
+        );
+      }
+    }
+    await waitHealthy(layout.ports, tls, READY_TIMEOUT_MS);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  logger.info(
+    `redis cluster ready on ${layout.ports.map((port) => `127.0.0.1:${port}`).join(',')}${tls ? ' (TLS)' : ''} in ${Date.now() - started} ms`,
+  );
+  const addresses = layout.ports.map((port) => `127.0.0.1:${port}`);
+  let stopping: Promise<void> | undefined;
+  return {
+    name: 'redis-cluster',
+    nodes: addresses,
+    pids: nodes.map((node) => node.pid),
+    ...(tls ? { ca: tls.ca } : {}),
+    kill: async (address) => {
+      const index = addresses.indexOf(address);
+      if (index < 0) throw new Error(`redis cluster: no node ${address}`);
+      await nodes[index].kill();
+    },
+    waitHealthy: (timeoutMs = READY_TIMEOUT_MS) =>
+      waitHealthy(
+        layout.ports.filter((_, i) => !nodes[i].hasExited),
+        tls,
+        timeoutMs,
+      ),
+    stop: () => {
+      stopping ??= stopAll();
+      return stopping;
+    },
+  };
+}
+
+async function waitHealthy(ports: number[], tls: ServerTls | undefined, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await probeHealthy(ports, tls);
+      return;
+    } catch (err) {
+      if (Date.now() >= deadline) {
+        throw new Error(
+          `redis cluster was not healthy after ${Math.round(timeoutMs / 1000)} s (last probe: ${errorMessage(err)})`,
+        );
+      }
+    }
+    await sleep(200);
+  }
+}
