@@ -93,7 +93,8 @@ async function run(
       server,
       ca,
       pids,
-      ...(own === undefined
+      // Bytes per queued envelope are read from one Redis server; not measured on a cluster.
+      ...(own?.infra.redisUrl === undefined
         ? {}
         : {
             storage: {
