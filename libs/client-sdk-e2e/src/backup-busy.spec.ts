@@ -121,6 +121,16 @@ describe('backup uploads while the S3 upload buffer is full', () => {
       })),
     );
 
+    // Another upload takes the whole buffer first and holds it for longer than the store's wait,
+    // so that streams are surely turned away, whatever the speed of the machine; then it lets go.
+    const holding = await holdTheBuffer();
+    const released = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        holding.cancel();
+        resolve();
+      }, 2_500),
+    );
+
     const versions = await Promise.all(
       uploads.map(({ client, auth, data, busy }, index) =>
         uploadBackupFile({
@@ -134,6 +144,7 @@ describe('backup uploads while the S3 upload buffer is full', () => {
       ),
     );
 
+    await released;
     expect(versions.map((version) => version.version)).toEqual(uploads.map(() => '1'));
     // The store did turn streams away, and the uploads it turned away waited (at least the
     // store's retry-after) and came back.
@@ -152,8 +163,8 @@ describe('backup uploads while the S3 upload buffer is full', () => {
     }
   });
 
-  it('reports the busy store, with its retry-after, once the total wait is spent', async () => {
-    // Another upload takes the whole buffer and holds it: it sends a chunk and then nothing.
+  /** Another upload takes the whole buffer and holds it: it sends a chunk and then nothing. */
+  async function holdTheBuffer(): Promise<{ cancel(): void }> {
     const holder = await device();
     const held = randomBytes(2 * PART_BYTES);
     const heldUpload = await unary(
@@ -169,6 +180,11 @@ describe('backup uploads while the S3 upload buffer is full', () => {
       if (Date.now() > deadline) throw new Error('the holder never took the buffer');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    return holding;
+  }
+
+  it('reports the busy store, with its retry-after, once the total wait is spent', async () => {
+    const holding = await holdTheBuffer();
 
     try {
       const alice = await device();
