@@ -120,6 +120,26 @@ function percentiles(values: readonly number[]): Percentiles {
   return { p50: at(50), p95: at(95), p99: at(99), max: round(sorted[sorted.length - 1] ?? 0) };
 }
 
+/** A Send of one opaque envelope to a load-generator device's only device (id 1). */
+export function opaqueSendRequest(
+  destination: { readonly accountId: string; readonly registrationId: number },
+  content: Buffer,
+): SendRequest {
+  return {
+    destinationAccountId: destination.accountId,
+    clientTimestampMs: String(Date.now()),
+    ephemeral: false,
+    envelopes: [
+      {
+        destinationDeviceId: 1,
+        destinationRegistrationId: destination.registrationId,
+        type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+        content,
+      },
+    ],
+  };
+}
+
 export function codeName(error: unknown): string {
   const code = (error as Partial<ServiceError>).code;
   return code === undefined ? 'CLIENT' : (status[code] ?? String(code));
@@ -249,19 +269,7 @@ export async function measureWire(
       if (destination === undefined) throw new Error('no destination device');
       const sentAt = performance.now();
       const sequence = book.sending(sentAt);
-      const request: SendRequest = {
-        destinationAccountId: destination.accountId,
-        clientTimestampMs: String(Date.now()),
-        ephemeral: false,
-        envelopes: [
-          {
-            destinationDeviceId: 1,
-            destinationRegistrationId: destination.registrationId,
-            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-            content: envelopeContent(sequence, filler),
-          },
-        ],
-      };
+      const request = opaqueSendRequest(destination, envelopeContent(sequence, filler));
       try {
         const answer = await unary(sender.messaging.send.bind(sender.messaging), request, {
           metadata: sender.auth,
@@ -331,19 +339,7 @@ export async function measureWire(
                 left--;
                 await unary(
                   storageSender.messaging.send.bind(storageSender.messaging),
-                  {
-                    destinationAccountId: offline.accountId,
-                    clientTimestampMs: String(Date.now()),
-                    ephemeral: false,
-                    envelopes: [
-                      {
-                        destinationDeviceId: 1,
-                        destinationRegistrationId: offline.registrationId,
-                        type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-                        content: randomBytes(options.size),
-                      },
-                    ],
-                  },
+                  opaqueSendRequest(offline, randomBytes(options.size)),
                   { metadata: storageSender.auth, deadlineMs: CALL_DEADLINE_MS },
                 );
               }

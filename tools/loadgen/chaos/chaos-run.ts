@@ -17,9 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { gatewayCredentials, unary } from '@sotto/client-sdk';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { ConnectRequest, ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { codeName, registerDevices, type Device } from '../wire-load';
+import { codeName, opaqueSendRequest, registerDevices, type Device } from '../wire-load';
 import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from '../wire-ledger';
 import type { Fault } from './faults';
 
@@ -172,19 +171,7 @@ export async function runChaos(
       try {
         const answer = await unary(
           sender.messaging.send.bind(sender.messaging),
-          {
-            destinationAccountId: destination.accountId,
-            clientTimestampMs: String(Date.now()),
-            ephemeral: false,
-            envelopes: [
-              {
-                destinationDeviceId: 1,
-                destinationRegistrationId: destination.registrationId,
-                type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-                content: envelopeContent(sequence, filler),
-              },
-            ],
-          },
+          opaqueSendRequest(destination, envelopeContent(sequence, filler)),
           { metadata: sender.auth, deadlineMs: SEND_DEADLINE_MS },
         );
         const guid = answer.guids[0];
