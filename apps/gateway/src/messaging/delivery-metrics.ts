@@ -32,6 +32,7 @@ const NOTHING: DeliverySnapshot = {
 export class DeliveryMetrics {
   private readonly drainFailures: Counter;
   private readonly envelopesRead: Counter;
+  private readonly envelopesPushed: Counter;
   private readonly ephemeralDropped: Counter;
   private readonly heartbeatRounds: Counter;
   private readonly heartbeatCalls: Counter<'outcome'>;
@@ -49,6 +50,11 @@ export class DeliveryMetrics {
     this.envelopesRead = new Counter({
       name: 'sotto_gateway_mailbox_envelopes_read_total',
       help: 'Envelopes this gateway read from mailboxes to write on delivery streams.',
+      registers,
+    });
+    this.envelopesPushed = new Counter({
+      name: 'sotto_gateway_envelopes_pushed_total',
+      help: 'Envelopes written on delivery streams as the relay pushed them, with no read of the mailbox (the rest are in sotto_gateway_mailbox_envelopes_read_total).',
       registers,
     });
     this.ephemeralDropped = new Counter({
@@ -133,6 +139,10 @@ export class DeliveryMetrics {
 
   read(envelopes: number): void {
     if (envelopes > 0) this.envelopesRead.inc(envelopes);
+  }
+
+  pushed(envelopes: number): void {
+    if (envelopes > 0) this.envelopesPushed.inc(envelopes);
   }
 
   heartbeatRound(calls: number, failed: number): void {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { unary } from '@sotto/client-sdk';
+import { gatewayEvents, presenceRegistry } from '@sotto/contracts';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   MessagingServiceClient,
@@ -13,6 +14,7 @@ import {
   startTcpProxy,
   startTestPlatform,
   startTestService,
+  testRedis,
   type Platform,
   type TcpProxy,
   type TestService,
@@ -176,18 +178,90 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
     return received;
   }
 
+  it('pushes mail to a device that keeps up, reading no mailbox; a push that does not follow on makes it read the mailbox instead', async () => {
+    const [alice, bob] = await Promise.all([register(), register()]);
+    const inbox = connectAt(quiet, bob).read();
+    expect(await inbox.next()).toEqual({ queueEmpty: {} });
+    const readBefore = await metric(quiet, 'sotto_gateway_mailbox_envelopes_read_total');
+    const pushedBefore = await metric(quiet, 'sotto_gateway_envelopes_pushed_total');
+
+    // One at a time: each is routed alone and pushed with its nudge.
+    const [sent, received] = await Promise.all([queue(alice, bob, 20, 100, 1), readAll(inbox, 20)]);
+    expect(received).toEqual(sent);
+    const pushed = (await metric(quiet, 'sotto_gateway_envelopes_pushed_total')) - pushedBefore;
+    const read = (await metric(quiet, 'sotto_gateway_mailbox_envelopes_read_total')) - readBefore;
+    expect(pushed + read).toBe(20);
+    // The first may come while the stream is still busy after its opening drain (asking for prekeys).
+    expect(pushed).toBeGreaterThanOrEqual(19);
+
+    // Events on the gateway's channel that do not follow on from what the stream wrote: one far ahead
+    // (as if pushes were missed) and one it already wrote (a batch routed again). Neither is written as
+    // it is: the first makes the stream read its mailbox, which holds nothing new yet.
+    const redis = testRedis();
+    try {
+      const holder = presenceRegistry.decodeHolder(
+        await redis.get(presenceRegistry.key({ accountId: bob.accountId, deviceId: 1 })),
+      );
+      expect(holder).toBeDefined();
+      const push = (sequence: string, content: string) =>
+        redis.publish(
+          gatewayEvents.channel(holder?.gatewayId ?? ''),
+          gatewayEvents.encode({
+            device: { accountId: bob.accountId, deviceId: 1 },
+            streamId: holder?.streamId ?? '',
+            newMail: {
+              mail: [
+                {
+                  sequence,
+                  envelope: {
+                    guid: randomUUID(),
+                    type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+                    sourceAccountId: alice.accountId,
+                    sourceDeviceId: 1,
+                    destinationAccountId: bob.accountId,
+                    destinationDeviceId: 1,
+                    content: Buffer.from(content),
+                    serverTimestampMs: String(Date.now()),
+                    clientTimestampMs: String(Date.now()),
+                    ephemeral: false,
+                  },
+                },
+              ],
+            },
+          }),
+        );
+      expect(await push('1000000', 'far ahead')).toBe(1);
+      expect(await push('1', 'already written')).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
+    // The next thing the device gets is the next real message (its push comes after those on the channel).
+    const [[next]] = await Promise.all([queue(alice, bob, 1, 100, 1)]);
+    const message = await inbox.next();
+    expect(message).not.toBe('end');
+    expect((message as ConnectResponse).envelope?.guid).toBe(next);
+    inbox.ack([next ?? '']);
+    inbox.call.end();
+  });
+
   it('holds at most 256 envelopes in the gateway for a device that reads nothing, while 10,000 wait for it; all come once it reads', async () => {
     const [alice, bob] = await Promise.all([register(), register()]);
     const before = await metrics(quiet);
+    // Taken from mailboxes for streams of this gateway: pushed by the relay or read.
+    const taken = async (): Promise<number> =>
+      (await metric(quiet, 'sotto_gateway_mailbox_envelopes_read_total')) +
+      (await metric(quiet, 'sotto_gateway_envelopes_pushed_total'));
+    const takenBefore = await taken();
     // Connected and never reading: what it is sent waits in HTTP/2 flow control, then in the mailbox.
     const inbox = connectAt(quiet, bob);
     const started = Date.now();
     const sent = await queue(alice, bob, 10_000, 1000, 64);
     const sendSeconds = (Date.now() - started) / 1000;
     await routed(bob, 10_000);
-    // The gateway was nudged for every routed batch; its drain now waits for the device, with at most 256 read.
+    // The relay pushed the gateway every routed batch; the gateway took at most 256 (pushed, or read from
+    // the mailbox once the device stopped taking them) and now waits for the device.
     await heldBack(quiet);
-    const read = await metric(quiet, 'sotto_gateway_mailbox_envelopes_read_total');
+    const read = (await taken()) - takenBefore;
     const held = await metrics(quiet);
     expect(read).toBeGreaterThan(0);
     expect(read).toBeLessThanOrEqual(MAX_IN_FLIGHT);
@@ -207,7 +281,7 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
     expect(received).toHaveLength(10_000);
     expect(new Set(received)).toEqual(new Set(sent));
     await metricUntil(quiet, 'sotto_gateway_delivery_in_flight_envelopes', (n) => n === 0);
-    expect(await metric(quiet, 'sotto_gateway_mailbox_envelopes_read_total')).toBe(10_000);
+    expect((await taken()) - takenBefore).toBe(10_000);
     expect(await queued(bob)).toBe(0);
     inbox.call.end();
   }, 600_000);
@@ -248,12 +322,14 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
     const inbox = connectAt(cutOff, bob).read();
     expect(await inbox.next()).toEqual({ queueEmpty: {} });
     const failuresBefore = await metric(cutOff, 'sotto_gateway_drain_failures_total');
+    const outageContent = Buffer.alloc(gatewayEvents.NEW_MAIL_MAX_BYTES + 1, 'through the outage ');
 
     // The relay vanishes for this gateway only: connections are cut and new ones refused.
     relayProxy.pause();
     relayProxy.cut();
     try {
       // Alice's gateway still reaches the relay: the message is accepted, routed, and this gateway nudged.
+      // (Too large to come with the nudge, so the gateway must read it from the mailbox through the relay.)
       const { guids } = await unary(
         publicMessaging.send.bind(publicMessaging),
         {
@@ -265,7 +341,7 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
               destinationDeviceId: 1,
               destinationRegistrationId: bob.registrationId,
               type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-              content: Buffer.from('through the outage'),
+              content: outageContent,
             },
           ],
         },
@@ -279,9 +355,7 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
       const delivered = await inbox.next();
       expect(delivered).not.toBe('end');
       expect((delivered as ConnectResponse).envelope?.guid).toBe(guids[0]);
-      expect(Buffer.from((delivered as ConnectResponse).envelope?.content ?? []).toString()).toBe(
-        'through the outage',
-      );
+      expect(Buffer.from((delivered as ConnectResponse).envelope?.content ?? [])).toEqual(outageContent);
       expect(inbox.ended).toBe(false);
       await metricUntil(cutOff, 'sotto_gateway_drains_awaiting_retry', (n) => n === 0);
       inbox.ack(guids);

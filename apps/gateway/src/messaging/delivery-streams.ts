@@ -4,6 +4,7 @@ import { gatewayEvents } from '@sotto/contracts';
 import type { VaultAttemptFailed } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import type { QueuedMail } from '@sotto/contracts/generated/sotto/presence/v1/presence';
 import { REDIS, subscribe, type Redis, type Subscription } from '@sotto/platform/redis';
 import type { AuthenticatedDevice } from '../auth/authenticator';
 import { CredentialRevocations, type Revocation } from '../auth/credential-revocations';
@@ -151,6 +152,45 @@ export class DeliveryStream {
       }
       if (page.drained || page.envelopes.length === 0) return;
     }
+  }
+
+  /**
+   * New mail as the relay pushed it. A stream that has written everything up
+   * to the first of these, with room for them in its window and a device
+   * that is reading, writes them as they are; any other drains the mailbox,
+   * which holds them too. Mail this stream already wrote (the relay pushes a
+   * batch again when it routes it again) changes nothing.
+   */
+  offer(mail: readonly QueuedMail[]): void {
+    if (this.closed) return;
+    const last = mail[mail.length - 1];
+    if (last !== undefined && BigInt(last.sequence) <= BigInt(this.lastSequence)) return;
+    if (this.draining || !this.takes(mail)) {
+      void this.drain();
+      return;
+    }
+    for (const { sequence, envelope } of mail) {
+      if (envelope) {
+        this.window.add(envelope.guid, envelope.content.length);
+        this.outlet.push({ envelope });
+      }
+      this.lastSequence = sequence;
+    }
+    this.metrics.pushed(mail.length);
+  }
+
+  /** Whether pushed mail follows on from what this stream wrote, and may all be written now. */
+  private takes(mail: readonly QueuedMail[]): boolean {
+    if (mail.length === 0 || this.outlet.congested) return false;
+    let expected = BigInt(this.lastSequence) + 1n;
+    let bytes = 0;
+    for (const { sequence, envelope } of mail) {
+      if (envelope === undefined || BigInt(sequence) !== expected) return false;
+      expected += 1n;
+      bytes += envelope.content.length;
+    }
+    const room = this.window.room();
+    return mail.length <= room.envelopes && bytes <= room.bytes;
   }
 
   /** Waits while the call holds writes the device has not read: nothing piles up in the gateway. */
@@ -377,7 +417,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
     const stream = this.streams.get(event.streamId);
     if (!stream) return;
     if (event.displaced) stream.displace();
-    else if (event.newMail) void stream.drain();
+    else if (event.newMail) stream.offer(event.newMail.mail);
     else if (event.ephemeral) stream.pushEphemeral(event.ephemeral);
     else if (event.vaultAttemptFailed) stream.pushVaultReport(event.vaultAttemptFailed);
   }

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { pipelineEach, REDIS, whileAvailable, type Redis } from '@sotto/platform/redis';
+import { pipelineEach, REDIS, RedisScript, whileAvailable, type Redis } from '@sotto/platform/redis';
 import { MailboxMetrics } from './mailbox-metrics';
 
 export interface DeviceAddress {
@@ -54,7 +54,8 @@ end
 // has already expired, and is dropped), and how many older envelopes expired meanwhile.
 // Inserting a GUID that is already queued changes nothing and returns its sequence:
 // redelivery from Kafka after a crash is harmless.
-const INSERT = `${PRUNE}
+const INSERT = new RedisScript(
+  `${PRUNE}
 local existing = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if existing then return {tonumber(existing), 0} end
 local expired = prune(tonumber(ARGV[4]))
@@ -66,10 +67,13 @@ redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('INCRBY', KEYS[5], #ARGV[2])
 for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return {sequence, expired}
-`;
+`,
+  5,
+);
 
 // ARGV: guids. Returns how many were queued.
-const DELETE = `
+const DELETE = new RedisScript(
+  `
 local deleted = 0
 local freed = 0
 for i = 1, #ARGV do
@@ -80,20 +84,26 @@ for i = 1, #ARGV do
 end
 if freed > 0 and redis.call('DECRBY', KEYS[5], freed) < 0 then redis.call('SET', KEYS[5], 0, 'KEEPTTL') end
 return deleted
-`;
+`,
+  5,
+);
 
 // ARGV: expiry cutoff. Returns {envelopes, bytes, expired} after pruning.
-const USAGE = `${PRUNE}
+const USAGE = new RedisScript(
+  `${PRUNE}
 local expired = prune(tonumber(ARGV[1]))
 return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[5]) or '0'), expired}
-`;
+`,
+  5,
+);
 
 // ARGV: after this sequence, at most this many, at most about this many bytes, expiry cutoff.
 // Returns {drained, expired, guid1, sequence1, body1, guid2, ...}: envelopes in order, stopping before the one
 // that would take the page past the byte budget (but never empty while something is queued);
 // drained is 1 when nothing is queued after the last one returned. One script, so an envelope
 // acknowledged meanwhile is either in the page whole or not at all.
-const READ = `${PRUNE}
+const READ = new RedisScript(
+  `${PRUNE}
 local expired = prune(tonumber(ARGV[4]))
 local limit = tonumber(ARGV[2])
 local budget = tonumber(ARGV[3])
@@ -118,7 +128,9 @@ end
 -- A full fetch may hide more behind it: only a short one proves the mailbox drained.
 if #entries > 2 * limit then page[1] = 0 end
 return page
-`;
+`,
+  5,
+);
 
 /**
  * Per-device mailboxes in Redis: ordered, de-duplicated by GUID, each
@@ -160,22 +172,21 @@ export class MailboxStore {
   ): Promise<number[]> {
     if (items.length === 0) return [];
     const cutoff = this.cutoff();
+    INSERT.prepare(this.redis);
     // One pipeline per Redis Cluster master: a device's keys share a slot, devices do not.
     const results = await pipelineEach(
       this.redis,
       items,
       (item) => this.keys(item.device)[0],
-      (pipeline, item) =>
-        pipeline.eval(
-          INSERT,
-          5,
-          ...this.keys(item.device),
+      (pipeline, item) => {
+        INSERT.addTo(pipeline, this.keys(item.device), [
           item.guid,
-          Buffer.from(item.envelope),
+          Buffer.from(item.envelope.buffer, item.envelope.byteOffset, item.envelope.byteLength),
           item.arrivedAtMs,
           cutoff,
           this.options.envelopeTtlMs,
-        ),
+        ]);
+      },
     );
     let expired = 0;
     const sequences = results.map(([error, reply]) => {
@@ -196,11 +207,14 @@ export class MailboxStore {
   private async usageNow(devices: readonly DeviceAddress[]): Promise<MailboxUsage[]> {
     if (devices.length === 0) return [];
     const cutoff = this.cutoff();
+    USAGE.prepare(this.redis);
     const results = await pipelineEach(
       this.redis,
       devices,
       (device) => this.keys(device)[0],
-      (pipeline, device) => pipeline.eval(USAGE, 5, ...this.keys(device), cutoff),
+      (pipeline, device) => {
+        USAGE.addTo(pipeline, this.keys(device), [cutoff]);
+      },
     );
     let expired = 0;
     const usage = results.map(([error, reply]) => {
@@ -235,16 +249,12 @@ export class MailboxStore {
     maxBytes: number,
   ): Promise<{ items: QueuedItem[]; drained: boolean }> {
     // As Buffers: the envelopes are binary.
-    const reply = (await this.redis.callBuffer(
-      'EVAL',
-      READ,
-      5,
-      ...this.keys(device),
+    const reply = (await READ.runBuffer(this.redis, this.keys(device), [
       afterSequence,
       limit,
       maxBytes,
       this.cutoff(),
-    )) as [number, number, ...Buffer[]];
+    ])) as [number, number, ...Buffer[]];
     const [drained, expired, ...flat] = reply;
     this.metrics.expired(expired);
     const items: QueuedItem[] = [];
@@ -261,7 +271,7 @@ export class MailboxStore {
     if (guids.length === 0) return 0;
     return whileAvailable(
       'mailboxes',
-      async () => (await this.redis.eval(DELETE, 5, ...this.keys(device), ...guids)) as number,
+      async () => (await DELETE.run(this.redis, this.keys(device), guids)) as number,
     );
   }
 }

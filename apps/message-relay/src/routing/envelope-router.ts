@@ -6,18 +6,19 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
-import { envelopesTopic, presenceBatches } from '@sotto/contracts';
+import { envelopesTopic } from '@sotto/contracts';
+import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { KAFKA } from '@sotto/platform/kafka';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
-import { Upstream } from '../upstream/upstream';
 import { FaultInjection } from './fault-injection';
+import { MailPushes, type RoutedEnvelope } from './mail-pushes';
 import { OffsetCommits } from './offset-commits';
 import { RoutingMetrics } from './routing-metrics';
 
 /**
  * Reads sotto.envelopes.v1 and writes each envelope into its device's
- * mailbox, then tells the device's gateway. Offsets are committed only after
+ * mailbox, then pushes it to the gateway holding the device's stream. Offsets are committed only after
  * the mailbox writes, so a crash anywhere re-reads the batch: delivery is at
  * least once, and the mailbox script makes each retry a no-op per GUID.
  */
@@ -32,7 +33,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     @Inject(KAFKA) kafka: Kafka,
     @Inject(RELAY_ENV) env: RelayEnv,
     private readonly mailboxes: MailboxStore,
-    private readonly upstream: Upstream,
+    private readonly pushes: MailPushes,
     private readonly faults: FaultInjection,
     private readonly metrics: RoutingMetrics,
   ) {
@@ -86,7 +87,13 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
   private async route(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     if (!payload.isRunning() || payload.isStale() || batch.messages.length === 0) return;
-    const items: { device: DeviceAddress; guid: string; envelope: Buffer; arrivedAtMs: number }[] = [];
+    const items: {
+      device: DeviceAddress;
+      guid: string;
+      envelope: Buffer;
+      decoded: Envelope;
+      arrivedAtMs: number;
+    }[] = [];
     for (const message of batch.messages) {
       if (!message.value) continue;
       try {
@@ -95,6 +102,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
           device: { accountId: envelope.destinationAccountId, deviceId: envelope.destinationDeviceId },
           guid: envelope.guid,
           envelope: message.value,
+          decoded: envelope,
           // It arrived when the relay accepted it; its 30 days run from then.
           arrivedAtMs: Number(envelope.serverTimestampMs),
         });
@@ -108,11 +116,17 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
 
     const guids = items.map((item) => item.guid);
     await this.faults.at('crash-before-mailbox', guids);
-    await this.mailboxes.insertMany(items);
+    const sequences = await this.mailboxes.insertMany(items);
     this.metrics.routed(items.map((item) => item.arrivedAtMs));
-    // The mail is in the mailboxes: gateways may fetch it while the offsets are committed. (A crash
-    // before the commit re-reads the batch, and its devices are nudged again: harmless.)
-    const nudged = this.notify(items.map((item) => item.device));
+    // The mail is in the mailboxes: gateways may push it while the offsets are committed. (A crash
+    // before the commit re-reads the batch and pushes it again: a gateway pushes a sequence once.)
+    const pushed = this.push(
+      items.map((item, index) => ({
+        device: item.device,
+        sequence: sequences[index] ?? 0,
+        envelope: item.decoded,
+      })),
+    );
     await this.faults.at('crash-before-commit', guids);
 
     const last = batch.messages[batch.messages.length - 1].offset;
@@ -123,23 +137,15 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
       offset: (BigInt(last) + 1n).toString(),
     });
     await payload.heartbeat();
-    await nudged;
+    await pushed;
   }
 
-  /**
-   * Nudges the gateways of the batch's devices, in as many presence calls as
-   * it takes (presence takes 1000 devices a call). Best effort: a device that
-   * misses the nudge still gets its mail on its next drain.
-   */
-  private async notify(devices: DeviceAddress[]): Promise<void> {
-    const unique = [...new Map(devices.map((d) => [`${d.accountId}:${d.deviceId}`, d])).values()];
-    const results = await Promise.allSettled(
-      presenceBatches(unique).map((batch) => this.upstream.presence.notify({ devices: batch })),
-    );
-    for (const result of results) {
-      if (result.status === 'rejected') {
-        this.logger.warn(`could not notify gateways: ${(result.reason as Error).message}`);
-      }
+  /** Best effort: a device whose gateway misses the push still gets its mail on its next drain. */
+  private async push(routed: RoutedEnvelope[]): Promise<void> {
+    try {
+      await this.pushes.push(routed);
+    } catch (error) {
+      this.logger.warn(`could not push new mail to gateways: ${(error as Error).message}`);
     }
   }
 

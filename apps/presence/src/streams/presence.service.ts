@@ -86,7 +86,7 @@ export class PresenceService {
 
   /** Tells each device's gateway that it has mail; devices without a stream are skipped. */
   notify(devices: readonly DeviceKey[]): Promise<number> {
-    return this.publishToHolders(devices, { newMail: {} });
+    return this.publishToHolders(devices, { newMail: { mail: [] } });
   }
 
   /** Tells each device's gateway that a password try on the account's vault failed; the rest learn on Connect. */

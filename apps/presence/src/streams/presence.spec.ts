@@ -126,7 +126,7 @@ describe('presence', () => {
       expect(await events.next()).toEqual({
         device: online,
         streamId: 'stream-1',
-        newMail: {},
+        newMail: { mail: [] },
         displaced: undefined,
       });
     } finally {

@@ -1,38 +1,31 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { groupBySlot, pipelineEach, REDIS, type Redis } from '@sotto/platform/redis';
+import { presenceRegistry } from '@sotto/contracts';
+import { groupBySlot, pipelineEach, REDIS, RedisScript, type Redis } from '@sotto/platform/redis';
 
 export const PRESENCE_TTL_MS = Symbol('PRESENCE_TTL_MS');
 
-export interface Holder {
-  readonly gatewayId: string;
-  readonly streamId: string;
-}
+export type Holder = presenceRegistry.Holder;
 
 export interface DeviceKey {
   readonly accountId: string;
   readonly deviceId: number;
 }
 
-// A holder is stored as "<gatewayId> <streamId>"; neither contains a space.
-function encodeHolder(holder: Holder): string {
-  return `${holder.gatewayId} ${holder.streamId}`;
-}
-
-function decodeHolder(value: string | null): Holder | undefined {
-  if (!value) return undefined;
-  const [gatewayId = '', streamId = ''] = value.split(' ');
-  return { gatewayId, streamId };
-}
+const { encodeHolder, decodeHolder } = presenceRegistry;
 
 // Take over a device's stream and return the previous holder, in one step.
-const CLAIM = `
+const CLAIM = new RedisScript(
+  `
 local previous = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return previous
-`;
+`,
+  1,
+);
 
 // Release only if this exact stream still holds the device.
-const RELEASE = `
+const RELEASE = new RedisScript(
+  `
 local current = redis.call('GET', KEYS[1])
 local suffix = ' ' .. ARGV[1]
 if current and string.sub(current, -string.len(suffix)) == suffix then
@@ -40,7 +33,9 @@ if current and string.sub(current, -string.len(suffix)) == suffix then
   return 1
 end
 return 0
-`;
+`,
+  1,
+);
 
 // Extend the claims this gateway still holds; a device since taken by another gateway is left alone.
 const HEARTBEAT = `
@@ -69,17 +64,17 @@ export class StreamRegistry {
 
   // The account in braces: on Redis Cluster, an account's devices share a slot.
   private key(device: DeviceKey): string {
-    return `sotto:presence:{${device.accountId}}:${device.deviceId}`;
+    return presenceRegistry.key(device);
   }
 
   async claim(device: DeviceKey, holder: Holder): Promise<Holder | undefined> {
-    const previous = (await this.redis.eval(CLAIM, 1, this.key(device), encodeHolder(holder), this.ttlMs)) as
+    const previous = (await CLAIM.run(this.redis, [this.key(device)], [encodeHolder(holder), this.ttlMs])) as
       string | null;
     return decodeHolder(previous);
   }
 
   async release(device: DeviceKey, streamId: string): Promise<boolean> {
-    return (await this.redis.eval(RELEASE, 1, this.key(device), streamId)) === 1;
+    return (await RELEASE.run(this.redis, [this.key(device)], [streamId])) === 1;
   }
 
   async heartbeat(gatewayId: string, devices: readonly DeviceKey[]): Promise<number> {

@@ -1,6 +1,7 @@
-import type { Redis } from './redis.module';
 import { Counter, type Registry } from 'prom-client';
 import { DependencyUnavailableError } from '@sotto/platform/grpc';
+import type { Redis } from './redis.module';
+import { RedisScript } from './scripts';
 
 /**
  * A token bucket: it holds at most `burst` tokens and refills at `burst`
@@ -28,7 +29,8 @@ export type RateLimitResult =
  * never moves `at` backwards, so a replica whose clock is behind refills
  * nothing rather than twice.
  */
-const TAKE = `
+const TAKE = new RedisScript(
+  `
 local burst = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -51,7 +53,9 @@ else
   redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * period / burst))
 end
 return {1, 0}
-`;
+`,
+  1,
+);
 
 /**
  * How long a bucket may take to answer before the call is refused as
@@ -147,7 +151,7 @@ export class RateLimiter {
     if (LOST.has(this.redis.status)) throw unavailable(`Redis is not connected (${this.redis.status})`);
     // The subject in braces: on Redis Cluster, one subject's buckets share a slot.
     const key = `sotto:bucket:${name}:{${subject}}`;
-    const taken = this.redis.eval(TAKE, 1, key, limit.burst, limit.periodMs, this.clock(), tokens);
+    const taken = TAKE.run(this.redis, [key], [limit.burst, limit.periodMs, this.clock(), tokens]);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(

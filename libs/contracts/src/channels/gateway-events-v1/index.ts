@@ -18,3 +18,11 @@ export function encode(event: GatewayEvent): Buffer {
 export function decode(bytes: Uint8Array): GatewayEvent {
   return GatewayEvent.decode(bytes);
 }
+
+/**
+ * Most envelope content bytes one NewMail event carries. A device with more
+ * in one routed batch gets a NewMail without them, and its gateway reads them
+ * from the mailbox: an event is one Redis message, which Redis and the
+ * gateway each hold whole.
+ */
+export const NEW_MAIL_MAX_BYTES = 64 * 1024;
