@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { authorizationMetadata, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import {
+  authorizationMetadata,
+  generateDeviceKeys,
+  opaqueSendRequest,
+  publicDeviceKeys,
+  unary,
+} from '@sotto/client-sdk';
 import {
   AccountServiceClient,
   MessagingServiceClient,
@@ -93,19 +98,7 @@ export class PublicApi {
   send(from: Device, to: Device, body: string | Uint8Array): Promise<SendResponse> {
     return unary(
       this.messaging.send.bind(this.messaging),
-      {
-        destinationAccountId: to.accountId,
-        clientTimestampMs: String(Date.now()),
-        ephemeral: false,
-        envelopes: [
-          {
-            destinationDeviceId: 1,
-            destinationRegistrationId: to.registrationId,
-            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-            content: typeof body === 'string' ? Buffer.from(body) : body,
-          },
-        ],
-      },
+      opaqueSendRequest(to, typeof body === 'string' ? Buffer.from(body) : body),
       { metadata: from.auth },
     );
   }
