@@ -123,25 +123,6 @@ describe("the relay's device-list cache, played against through the public API",
     mismatch: { missingDeviceIds: missing, extraDeviceIds: extra, staleDeviceIds: [] },
   });
 
-  /** The envelope bodies a device's Connect stream delivers before QueueEmpty, acknowledged. */
-  const drain = async (device: AccountDevice): Promise<string[]> => {
-    const inbox = api.connect(device);
-    const bodies: string[] = [];
-    try {
-      for (;;) {
-        const message = await inbox.next();
-        if (message === 'end') throw new Error(`the stream ended: ${inbox.error?.details ?? 'no error'}`);
-        if (message.queueEmpty) return bodies;
-        if (message.envelope) {
-          bodies.push(Buffer.from(message.envelope.content).toString());
-          inbox.ack([message.envelope.guid]);
-        }
-      }
-    } finally {
-      inbox.call.cancel();
-    }
-  };
-
   /** The relay's device-list lookups so far, by where the list came from. */
   const lookups = async (): Promise<{ cache: number; directory: number }> => {
     const text = await fetch(`http://${platform.services['message-relay'].metrics}/metrics`).then(
@@ -198,7 +179,7 @@ describe("the relay's device-list cache, played against through the public API",
         mismatch([phone.deviceId], [current.deviceId]),
       );
       // The refused envelope went nowhere: not to the new phone either.
-      expect(await drain(phone)).toEqual([]);
+      expect(await api.drain(phone)).toEqual([]);
       current = phone;
       // The relay caches the new list, for the next round to make stale.
       expect(await send(alice, current, `to the new phone ${round}`)).toHaveProperty('accepted');
@@ -212,7 +193,7 @@ describe("the relay's device-list cache, played against through the public API",
     const refused = await send(alice, bob, 'to the list I knew');
     expect(refused).toEqual(mismatch([phone.deviceId], [1]));
     expect(await send(alice, phone, 'to the new phone')).toHaveProperty('accepted');
-    expect(await drain(phone)).toEqual(['to the new phone']);
+    expect(await api.drain(phone)).toEqual(['to the new phone']);
   });
 
   it('answers sends correctly while the relay cannot hear of changes, and after it hears again', async () => {
@@ -270,7 +251,7 @@ describe("the relay's device-list cache, played against through the public API",
       expect(await send(alice, laterPhone, 'to the phone just signed out')).toEqual(
         mismatch([lastPhone.deviceId], [laterPhone.deviceId]),
       );
-      expect(await drain(lastPhone)).toEqual([]);
+      expect(await api.drain(lastPhone)).toEqual([]);
     } finally {
       await admin.call('ACL', 'SETUSER', 'default', 'allchannels');
     }

@@ -7,6 +7,7 @@ import {
   publicDeviceKeys,
   unary,
 } from '@sotto/client-sdk';
+import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
   MessagingServiceClient,
@@ -71,6 +72,22 @@ export class Inbox {
   ack(guids: string[]): void {
     this.call.write({ ack: { guids } });
   }
+
+  /** The envelopes handed over up to the empty-queue marker, each acknowledged; fails if the stream ends first. */
+  async untilEmpty(): Promise<Envelope[]> {
+    const envelopes: Envelope[] = [];
+    for (;;) {
+      const message = await this.next();
+      if (message === 'end') {
+        throw new Error(`the stream ended before QueueEmpty: ${this.error?.details ?? 'no error'}`);
+      }
+      if (message.queueEmpty) return envelopes;
+      if (message.envelope) {
+        envelopes.push(message.envelope);
+        this.ack([message.envelope.guid]);
+      }
+    }
+  }
 }
 
 /** The gateway's public API as a raw client sees it: register, send opaque bytes, connect. */
@@ -105,6 +122,16 @@ export class PublicApi {
 
   connect(device: Device): Inbox {
     return new Inbox(this.messaging.connect(device.auth));
+  }
+
+  /** The bodies of what the device is handed on connecting, acknowledged, up to the empty-queue marker. */
+  async drain(device: Device): Promise<string[]> {
+    const inbox = this.connect(device);
+    try {
+      return (await inbox.untilEmpty()).map((envelope) => Buffer.from(envelope.content).toString());
+    } finally {
+      inbox.call.end();
+    }
   }
 
   close(): void {
