@@ -11,11 +11,13 @@ import {
 import { MismatchedDevices } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { SendResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
+  redisClientNamed,
   startPrivateRedis,
   startTestPlatform,
   testRedis,
   type Platform,
   type PrivateRedis,
+  type RedisClientEntry,
 } from '@sotto/testing';
 import { PublicApi, type Device } from './testing/public-api';
 
@@ -134,28 +136,14 @@ describe("the relay's device-list cache, played against through the public API",
     return counts;
   };
 
-  /** The relay's subscriber connection as Redis lists it: its id and how many channels it holds. */
-  const relaySubscriber = async (): Promise<{ id: string; channels: number } | undefined> => {
-    const list = (await admin.client('LIST')) as string;
-    const line = list.split('\n').find((entry) => entry.includes(` name=${RELAY_SUBSCRIBER} `));
-    if (line === undefined) return undefined;
-    const fields = new Map(
-      line
-        .trim()
-        .split(' ')
-        .map((pair) => pair.split('=', 2) as [string, string]),
-    );
-    return { id: fields.get('id') ?? '', channels: Number(fields.get('sub')) };
-  };
-
   /** Waits, checking Redis as fast as it answers, until the relay's subscriber is as `wanted` says. */
   const untilSubscriber = async (
     what: string,
-    wanted: (subscriber: { id: string; channels: number }) => boolean,
-  ): Promise<{ id: string; channels: number }> => {
+    wanted: (subscriber: RedisClientEntry) => boolean,
+  ): Promise<RedisClientEntry> => {
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const subscriber = await relaySubscriber();
+      const subscriber = await redisClientNamed(admin, RELAY_SUBSCRIBER);
       if (subscriber !== undefined && wanted(subscriber)) return subscriber;
       if (Date.now() > deadline) throw new Error(`the relay's subscriber never ${what}`);
       await admin.ping();
@@ -225,13 +213,12 @@ describe("the relay's device-list cache, played against through the public API",
         mismatch([laterPhone.deviceId], [phone.deviceId]),
       );
 
-      // The channel comes back. The relay's subscriber resubscribes on its next connection.
+      // The channel comes back: the relay's subscriber, refused but connected, subscribes again.
+      const refused = await untilSubscriber('reconnected', () => true);
       await admin.call('ACL', 'SETUSER', 'default', 'allchannels');
-      const down = await untilSubscriber('reconnected', () => true);
-      await admin.client('KILL', 'ID', down.id);
       await untilSubscriber(
         'resubscribed',
-        (subscriber) => subscriber.id !== down.id && subscriber.channels === 1,
+        (subscriber) => subscriber.id === refused.id && subscriber.channels === 1,
       );
 
       // What was missed is not served from the cache: it started empty. Not even the list the relay
