@@ -19,10 +19,10 @@ import {
   authorizationMetadata,
   gatewayCredentials,
   generateDeviceKeys,
+  opaqueSendRequest,
   publicDeviceKeys,
   unary,
 } from '@sotto/client-sdk';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
   MessagingServiceClient,
@@ -310,23 +310,10 @@ export async function measureStreams(
     const answered: number[] = [];
     const afterAnswer: number[] = [];
     const sendTo = async (channel: MessagingServiceClient, device: Device): Promise<string | undefined> => {
-      const answer = await unary(
-        channel.send.bind(channel),
-        {
-          destinationAccountId: device.accountId,
-          clientTimestampMs: String(Date.now()),
-          ephemeral: false,
-          envelopes: [
-            {
-              destinationDeviceId: 1,
-              destinationRegistrationId: device.registrationId,
-              type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-              content: randomBytes(200),
-            },
-          ],
-        },
-        { metadata: sender.auth, deadlineMs: CALL_DEADLINE_MS },
-      );
+      const answer = await unary(channel.send.bind(channel), opaqueSendRequest(device, randomBytes(200)), {
+        metadata: sender.auth,
+        deadlineMs: CALL_DEADLINE_MS,
+      });
       return answer.guids[0];
     };
     // One envelope first, on its own, so that the sample does not pay for the path's first use.

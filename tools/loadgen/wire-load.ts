@@ -24,16 +24,15 @@ import {
   authorizationMetadata,
   gatewayCredentials,
   generateDeviceKeys,
+  opaqueSendRequest,
   publicDeviceKeys,
   unary,
 } from '@sotto/client-sdk';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
   MessagingServiceClient,
   type ConnectRequest,
   type ConnectResponse,
-  type SendRequest,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { cpuSeconds } from './cpu';
 import { measureStorage, type StorageReport, type StorageTarget } from './wire-storage';
@@ -118,26 +117,6 @@ function percentiles(values: readonly number[]): Percentiles {
   const at = (p: number): number =>
     round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0);
   return { p50: at(50), p95: at(95), p99: at(99), max: round(sorted[sorted.length - 1] ?? 0) };
-}
-
-/** A Send of one opaque envelope to a load-generator device's only device (id 1). */
-export function opaqueSendRequest(
-  destination: { readonly accountId: string; readonly registrationId: number },
-  content: Buffer,
-): SendRequest {
-  return {
-    destinationAccountId: destination.accountId,
-    clientTimestampMs: String(Date.now()),
-    ephemeral: false,
-    envelopes: [
-      {
-        destinationDeviceId: 1,
-        destinationRegistrationId: destination.registrationId,
-        type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-        content,
-      },
-    ],
-  };
 }
 
 export function codeName(error: unknown): string {

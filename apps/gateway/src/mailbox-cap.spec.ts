@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { unary } from '@sotto/client-sdk';
 import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
-import type { ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { callerCredentials, startTestPlatform, type Platform } from '@sotto/testing';
 import { PublicApi, type Device } from './testing/public-api';
 
@@ -46,24 +45,6 @@ describe('a full mailbox', () => {
     }
   }
 
-  /** Everything the device is handed on connecting, acknowledged, up to the empty-queue marker. */
-  async function drain(device: Device): Promise<string[]> {
-    const inbox = api.connect(device);
-    const bodies: string[] = [];
-    try {
-      for (;;) {
-        const message = (await inbox.next()) as ConnectResponse;
-        if (message.queueEmpty) return bodies;
-        if (message.envelope) {
-          bodies.push(Buffer.from(message.envelope.content).toString());
-          inbox.ack([message.envelope.guid]);
-        }
-      }
-    } finally {
-      inbox.call.end();
-    }
-  }
-
   const refusal = (promise: Promise<unknown>) =>
     promise.then(
       () => 'accepted',
@@ -90,12 +71,12 @@ describe('a full mailbox', () => {
     expect(await refusal(api.send(alice, bob, 'hello'))).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
 
     // Bob reads his mail: all of it, in order, and nothing refused slipped in.
-    expect(await drain(bob)).toEqual(accepted);
+    expect(await api.drain(bob)).toEqual(accepted);
     await routed(bob, 0);
     // Room again: the next message goes through and arrives.
     await api.send(alice, bob, 'hello again');
     await routed(bob, 1);
-    expect(await drain(bob)).toEqual(['hello again']);
+    expect(await api.drain(bob)).toEqual(['hello again']);
   });
 
   it('refuses an envelope that would take the mailbox past its byte cap, and still takes a smaller one', async () => {
@@ -109,6 +90,6 @@ describe('a full mailbox', () => {
     expect((refused as Error).message).toMatch(/at its cap of 4096 bytes/);
     await api.send(mallory, bob, 'small');
     await routed(bob, 3);
-    expect(await drain(bob)).toEqual([big, big, 'small']);
+    expect(await api.drain(bob)).toEqual([big, big, 'small']);
   });
 });

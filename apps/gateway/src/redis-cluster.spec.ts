@@ -129,13 +129,7 @@ function waitFor(ms: number): Promise<void> {
 
 /** Everything a new stream hands over up to the empty-queue marker, acknowledged. */
 async function collectUntilEmpty(inbox: Inbox, into: Map<string, string>): Promise<void> {
-  for (;;) {
-    const message = await inbox.next();
-    if (message === 'end') throw new Error(`the stream ended: ${inbox.error?.message ?? 'no error'}`);
-    if (message.queueEmpty) return;
-    if (message.envelope) {
-      into.set(message.envelope.guid, Buffer.from(message.envelope.content).toString());
-      inbox.ack([message.envelope.guid]);
-    }
+  for (const envelope of await inbox.untilEmpty()) {
+    into.set(envelope.guid, Buffer.from(envelope.content).toString());
   }
 }

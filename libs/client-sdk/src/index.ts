@@ -9,6 +9,7 @@ export {
   GeneratedDeviceKeys,
 } from './keys';
 export { unary, UnaryMethod } from './grpc';
+export { opaqueSendRequest, sendRequest } from './send-request';
 export { SottoClient, ReceivedMessage, ReceiveOptions, TypingIndicator, VaultAttemptReport } from './client';
 export { authorizationMetadata, DeviceCredentials } from './client/authorization';
 export { SottoError, ThrottledError, UntrustedIdentityError } from './errors';

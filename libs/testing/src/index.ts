@@ -17,12 +17,14 @@ export { startS3Server, S3TestServer } from './s3-server';
 export { startTcpProxy, TcpProxy, TcpProxyOptions } from './tcp-proxy';
 export {
   operatorDatabaseUrl,
+  redisClientNamed,
   startPrivateRedis,
   startPrivateRedisCluster,
   testKafka,
   testRedis,
   type PrivateRedis,
   type PrivateRedisCluster,
+  type RedisClientEntry,
 } from './storage';
 export { startTlsImpostor, TlsImpostor } from './impostor';
 export {

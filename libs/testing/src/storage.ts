@@ -29,6 +29,26 @@ export function testRedis(url: string = testInfra().redisUrl): Redis {
   return new Redis(url, overTls('redis') ? { tls: clientTlsOptions(operatorTls(testInfra().tls)) } : {});
 }
 
+/** A connection as Redis lists it (CLIENT LIST): its id, and how many channels it is subscribed to. */
+export interface RedisClientEntry {
+  readonly id: string;
+  readonly channels: number;
+}
+
+/** The connection Redis lists under this name (CLIENT SETNAME, ioredis' connectionName), if any. */
+export async function redisClientNamed(redis: Redis, name: string): Promise<RedisClientEntry | undefined> {
+  const list = (await redis.client('LIST')) as string;
+  const line = list.split('\n').find((entry) => entry.includes(` name=${name} `));
+  if (line === undefined) return undefined;
+  const fields = new Map(
+    line
+      .trim()
+      .split(' ')
+      .map((pair) => pair.split('=', 2) as [string, string]),
+  );
+  return { id: fields.get('id') ?? '', channels: Number(fields.get('sub')) };
+}
+
 /** A Redis of a test's own, which the test may stop and start again. */
 export interface PrivateRedis {
   /** Its URL, for a service's REDIS_URL; the same after a restart. */

@@ -16,9 +16,9 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
-import { gatewayCredentials, unary } from '@sotto/client-sdk';
+import { gatewayCredentials, opaqueSendRequest, unary } from '@sotto/client-sdk';
 import type { ConnectRequest, ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { codeName, opaqueSendRequest, registerDevices, type Device } from '../wire-load';
+import { codeName, registerDevices, type Device } from '../wire-load';
 import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from '../wire-ledger';
 import type { Fault } from './faults';
 

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { authorizationMetadata, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import {
+  authorizationMetadata,
+  generateDeviceKeys,
+  opaqueSendRequest,
+  publicDeviceKeys,
+  unary,
+} from '@sotto/client-sdk';
+import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
   MessagingServiceClient,
@@ -66,6 +72,22 @@ export class Inbox {
   ack(guids: string[]): void {
     this.call.write({ ack: { guids } });
   }
+
+  /** The envelopes handed over up to the empty-queue marker, each acknowledged; fails if the stream ends first. */
+  async untilEmpty(): Promise<Envelope[]> {
+    const envelopes: Envelope[] = [];
+    for (;;) {
+      const message = await this.next();
+      if (message === 'end') {
+        throw new Error(`the stream ended before QueueEmpty: ${this.error?.details ?? 'no error'}`);
+      }
+      if (message.queueEmpty) return envelopes;
+      if (message.envelope) {
+        envelopes.push(message.envelope);
+        this.ack([message.envelope.guid]);
+      }
+    }
+  }
 }
 
 /** The gateway's public API as a raw client sees it: register, send opaque bytes, connect. */
@@ -93,25 +115,23 @@ export class PublicApi {
   send(from: Device, to: Device, body: string | Uint8Array): Promise<SendResponse> {
     return unary(
       this.messaging.send.bind(this.messaging),
-      {
-        destinationAccountId: to.accountId,
-        clientTimestampMs: String(Date.now()),
-        ephemeral: false,
-        envelopes: [
-          {
-            destinationDeviceId: 1,
-            destinationRegistrationId: to.registrationId,
-            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-            content: typeof body === 'string' ? Buffer.from(body) : body,
-          },
-        ],
-      },
+      opaqueSendRequest(to, typeof body === 'string' ? Buffer.from(body) : body),
       { metadata: from.auth },
     );
   }
 
   connect(device: Device): Inbox {
     return new Inbox(this.messaging.connect(device.auth));
+  }
+
+  /** The bodies of what the device is handed on connecting, acknowledged, up to the empty-queue marker. */
+  async drain(device: Device): Promise<string[]> {
+    const inbox = this.connect(device);
+    try {
+      return (await inbox.untilEmpty()).map((envelope) => Buffer.from(envelope.content).toString());
+    } finally {
+      inbox.call.end();
+    }
   }
 
   close(): void {

@@ -8,7 +8,8 @@ import type {
   SendRequest,
   SendResponse,
 } from '@sotto/contracts/generated/sotto/relay/v1/relay';
-import { CallBatcher, outcomesOf } from '@sotto/platform/grpc';
+import { CallBatcher } from '@sotto/platform/batching';
+import { outcomesOf } from '@sotto/platform/grpc';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
 import { Upstream } from './upstream';
 

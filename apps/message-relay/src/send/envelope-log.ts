@@ -2,10 +2,10 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { Partitioners, type Admin, type Kafka, type PartitionMetadata, type Producer } from 'kafkajs';
 import { envelopesTopic } from '@sotto/contracts';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import { GroupCommit } from '@sotto/platform/batching';
 import { Readiness } from '@sotto/platform/health';
 import { KAFKA, KafkaModule, ensureTopic } from '@sotto/platform/kafka';
 import { RELAY_ENV, type RelayEnv } from '../env';
-import { GroupCommit } from './group-commit';
 import { unacknowledged } from './unacknowledged';
 import { envelopeTopicReplication } from './topic-replication';
 

@@ -1,5 +1,6 @@
 import { UntrustedIdentityError } from '../errors';
 import { unary } from '../grpc';
+import { sendRequest } from '../send-request';
 import type { AccountFile, Profile } from '../profile';
 import type { GatewayConnection } from './connection';
 import type { ContactBook } from './contacts';
@@ -90,7 +91,7 @@ export class Outbox {
       try {
         const { guids } = await unary(
           messaging.send.bind(messaging),
-          { destinationAccountId: to, clientTimestampMs: String(Date.now()), ephemeral, envelopes },
+          sendRequest(to, envelopes, { ephemeral }),
           { metadata: auth },
         );
         return guids;

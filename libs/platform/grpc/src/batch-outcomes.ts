@@ -5,7 +5,7 @@ import type { CallError } from '@sotto/contracts/generated/sotto/common/v1/call_
 import { DependencyUnavailableError } from './errors';
 import { refuse } from './refusals';
 import { upstreamError } from './upstream';
-import type { Outcome } from './call-batcher';
+import type { Outcome } from '@sotto/platform/batching';
 
 /** The most calls one batch call may carry. */
 export const MAX_BATCH_CALLS = 1000;

@@ -22,7 +22,6 @@ export { createUpstreamClient, upstreamError, UpstreamClient, UpstreamClients } 
 export { addressBucket, peerAddress } from './client-address';
 export { checkOwnCertificate, serverCredentials, topologyInterceptor, Refusal, ServerTls } from './tls';
 export { useServiceIdentity } from './upstream';
-export { CallBatcher, CallBatcherLimits, Outcome } from './call-batcher';
 export {
   answerEach,
   AnsweredCall,

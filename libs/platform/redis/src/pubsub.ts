@@ -72,11 +72,18 @@ export async function subscribe(
 
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/** How soon a refused subscription is tried again: at first, and at most (doubling in between). */
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 2_000;
+
 /** Classic SUBSCRIBE on one server: ioredis reconnects, this resubscribes (then says onUp). */
 class ServerSubscription implements Subscription {
   listening = false;
   private readonly logger: Logger;
   private readonly connection: Server;
+  private closed = false;
+  private retryMs = RETRY_MIN_MS;
+  private timer?: NodeJS.Timeout;
 
   constructor(
     redis: Server,
@@ -95,7 +102,11 @@ class ServerSubscription implements Subscription {
   async start(): Promise<void> {
     const { connection } = this;
     connection.on('messageBuffer', (_channel: Buffer, payload: Buffer) => this.options.onMessage(payload));
-    connection.on('close', () => this.down());
+    connection.on('close', () => {
+      // The next 'ready' resubscribes; a retry of the lost connection's refusal has nothing to do.
+      clearTimeout(this.timer);
+      this.down();
+    });
     connection.on('error', (error: Error) => this.logger.warn(`${this.channel}: ${error.message}`));
     await connection.connect();
     await connection.subscribe(this.channel);
@@ -110,17 +121,26 @@ class ServerSubscription implements Subscription {
   }
 
   private async resubscribe(): Promise<void> {
+    if (this.listening || this.closed) return;
     try {
       await this.connection.subscribe(this.channel);
       this.listening = true;
+      this.retryMs = RETRY_MIN_MS;
       this.options.onUp?.();
     } catch (error) {
-      // The connection dropped again; its next 'ready' tries again.
       this.logger.warn(`could not resubscribe to ${this.channel}: ${message(error)}`);
+      // If the connection dropped again, its next 'ready' tries again. If Redis refused on a
+      // connection that stays up (an ACL that no longer grants the channel, say), no 'ready' is
+      // coming: try again with backoff, or the subscription would stay down for good.
+      if (this.connection.status !== 'ready' || this.closed) return;
+      this.timer = setTimeout(() => void this.resubscribe(), this.retryMs).unref();
+      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
     }
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
     this.connection.removeAllListeners('ready');
     this.listening = false;
     await this.connection.quit().catch(() => {
@@ -146,9 +166,6 @@ function onRefresh(cluster: Cluster, watcher: () => void): () => void {
   const registered = watchers;
   return () => registered.delete(watcher);
 }
-
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 2_000;
 
 /**
  * SSUBSCRIBE on a cluster: a plain connection to the master serving the channel's slot, with the

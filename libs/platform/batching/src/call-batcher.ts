@@ -4,15 +4,18 @@ export type Outcome<Response> = { readonly ok: Response } | { readonly error: Er
 export interface CallBatcherLimits<Request> {
   /** Batches in flight at once; calls made while all are in flight wait and go together in the next. */
   readonly concurrency: number;
-  /** Most calls in one batch. */
+  /** Most calls in one batch, each counted by `countOf` (a call that counts for more goes alone). */
   readonly maxCalls: number;
   /** Most bytes in one batch, by `sizeOf` (a call larger than this goes alone). */
   readonly maxBytes: number;
   readonly sizeOf: (request: Request) => number;
+  /** How many of `maxCalls` one call takes: 1 unless given (a call carrying several items may count each). */
+  readonly countOf?: (request: Request) => number;
 }
 
 interface Waiting<Request, Response> {
   readonly request: Request;
+  readonly count: number;
   readonly bytes: number;
   readonly resolve: (response: Response) => void;
   readonly reject: (error: Error) => void;
@@ -38,7 +41,13 @@ export class CallBatcher<Request, Response> {
 
   call(request: Request): Promise<Response> {
     return new Promise<Response>((resolve, reject) => {
-      this.waiting.push({ request, bytes: this.limits.sizeOf(request), resolve, reject });
+      this.waiting.push({
+        request,
+        count: this.limits.countOf?.(request) ?? 1,
+        bytes: this.limits.sizeOf(request),
+        resolve,
+        reject,
+      });
       this.next();
     });
   }
@@ -82,13 +91,16 @@ export class CallBatcher<Request, Response> {
 
   /** The oldest waiting calls that fit the limits together, at least one. */
   private take(): Waiting<Request, Response>[] {
+    let taken = 0;
     let count = 0;
     let bytes = 0;
     for (const each of this.waiting) {
-      if (count > 0 && (count === this.limits.maxCalls || bytes + each.bytes > this.limits.maxBytes)) break;
-      count += 1;
+      const fits = count + each.count <= this.limits.maxCalls && bytes + each.bytes <= this.limits.maxBytes;
+      if (taken > 0 && !fits) break;
+      taken += 1;
+      count += each.count;
       bytes += each.bytes;
     }
-    return this.waiting.splice(0, count);
+    return this.waiting.splice(0, taken);
   }
 }

@@ -54,6 +54,24 @@ describe('CallBatcher', () => {
     expect(batches).toEqual([[1], [2, 3, 4], [5], [500], [60], [50]]);
   });
 
+  it('counts a call for what countOf says, one that counts for more than a batch going alone', async () => {
+    const { batches, send, answerAll, settled } = controlledBatches();
+    const batcher = new CallBatcher(send, {
+      concurrency: 1,
+      maxCalls: 4,
+      maxBytes: 1_000,
+      sizeOf: () => 1,
+      countOf: (request) => request,
+    });
+    const calls = [1, 2, 2, 9, 1, 3].map((request) => batcher.call(request));
+    for (let index = 0; index < 5; index++) {
+      answerAll(index);
+      await settled();
+    }
+    await Promise.all(calls);
+    expect(batches).toEqual([[1], [2, 2], [9], [1, 3]]);
+  });
+
   it("settles each call with its own outcome: one call's error fails no other", async () => {
     const { pending, send } = controlledBatches();
     const batcher = new CallBatcher(send, { concurrency: 1, maxCalls: 10, maxBytes: 10, sizeOf: () => 1 });

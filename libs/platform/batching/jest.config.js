@@ -1,0 +1,5 @@
+module.exports = {
+  displayName: 'platform-batching',
+  preset: '../../../jest.preset.js',
+  rootDir: '.',
+};

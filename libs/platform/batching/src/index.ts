@@ -1,0 +1,2 @@
+export { CallBatcher, CallBatcherLimits, Outcome } from './call-batcher';
+export { GroupCommit, GroupCommitLimits } from './group-commit';
