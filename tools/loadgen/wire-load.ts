@@ -52,6 +52,25 @@ export interface WireTarget {
   readonly pids: Readonly<Record<string, number>>;
   /** Kafka and Redis under the platform, when known: their bytes per envelope are measured after the load. */
   readonly storage?: StorageTarget;
+  /** Where the relays serve /metrics, when known: their Kafka requests per message are counted. */
+  readonly relayMetrics?: readonly string[];
+}
+
+/** The relays' sotto_kafka_requests_total, summed over relays, by "client api" (say, "producer Produce"). */
+async function kafkaRequests(relayMetrics: readonly string[]): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const address of relayMetrics) {
+    const text = await (await fetch(`http://${address}/metrics`)).text();
+    for (const line of text.split('\n')) {
+      const match = /^sotto_kafka_requests_total\{([^}]*)\} (\S+)$/.exec(line);
+      if (!match?.[1] || match[2] === undefined) continue;
+      const client = /client="([^"]*)"/.exec(match[1])?.[1] ?? '?';
+      const api = /api="([^"]*)"/.exec(match[1])?.[1] ?? '?';
+      const key = `${client} ${api}`;
+      counts.set(key, (counts.get(key) ?? 0) + Number(match[2]));
+    }
+  }
+  return counts;
 }
 
 interface Percentiles {
@@ -93,6 +112,11 @@ export interface WireReport extends DeliveryCounts {
   readonly serverCpuMicrosPerMessageAboveIdle?: number;
   /** Bytes per envelope in Kafka's log and in a Redis mailbox (see measureStorage). */
   readonly storage?: StorageReport;
+  /**
+   * Requests the relays sent to Kafka per 1,000 envelopes delivered in the
+   * measured seconds, by client and API ("producer Produce", "consumer Fetch", …).
+   */
+  readonly kafkaRequestsPerThousandMessages?: Record<string, number>;
 }
 
 /** Longest wait, after sending stops, for a further envelope to arrive before the rest count as lost. */
@@ -276,6 +300,7 @@ export async function measureWire(
     );
     await wait(warmupSeconds);
     const loadAverage = loadavg()[0] ?? 0;
+    const requestsBefore = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
     const cpuBefore = cpuSeconds(target.pids);
     const started = performance.now();
     measuring = true;
@@ -283,6 +308,7 @@ export async function measureWire(
     measuring = false;
     const measuredSeconds = (performance.now() - started) / 1000;
     const cpuAfter = cpuSeconds(target.pids);
+    const requestsAfter = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
     sending = false;
 
     say('sending stopped; waiting for everything sent to be delivered');
@@ -375,6 +401,16 @@ export async function measureWire(
           }
         : {}),
       ...(storage === undefined ? {} : { storage }),
+      ...(requestsBefore && requestsAfter && measuredDeliveries > 0
+        ? {
+            kafkaRequestsPerThousandMessages: Object.fromEntries(
+              [...requestsAfter].map(([key, count]) => [
+                key,
+                round(((count - (requestsBefore.get(key) ?? 0)) * 1000) / measuredDeliveries, 1),
+              ]),
+            ),
+          }
+        : {}),
     };
   } finally {
     for (const device of devices) {

@@ -93,6 +93,7 @@ async function run(
       server,
       ca,
       pids,
+      ...(own === undefined ? {} : { relayMetrics: [own.platform.services['message-relay'].metrics] }),
       // Bytes per queued envelope are read from one Redis server; not measured on a cluster.
       ...(own?.infra.redisUrl === undefined
         ? {}

@@ -8,7 +8,8 @@ import {
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { envelopesTopic } from '@sotto/contracts';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
-import { KAFKA } from '@sotto/platform/kafka';
+import { KAFKA, countKafkaRequests } from '@sotto/platform/kafka';
+import { Registry } from 'prom-client';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
 import { FaultInjection } from './fault-injection';
@@ -36,6 +37,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     private readonly pushes: MailPushes,
     private readonly faults: FaultInjection,
     private readonly metrics: RoutingMetrics,
+    registry: Registry,
   ) {
     this.partitions = env.ENVELOPE_TOPIC_PARTITIONS;
     this.consumer = kafka.consumer({
@@ -45,6 +47,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
       minBytes: env.KAFKA_FETCH_MIN_BYTES,
       maxWaitTimeInMs: env.KAFKA_FETCH_MAX_WAIT_MS,
     });
+    countKafkaRequests({ consumer: this.consumer }, registry);
     this.commits = new OffsetCommits(
       (offsets) => this.consumer.commitOffsets(offsets),
       env.KAFKA_COMMIT_INTERVAL_MS,

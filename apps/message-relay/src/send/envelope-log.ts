@@ -1,10 +1,11 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { Partitioners, type Admin, type Kafka, type PartitionMetadata, type Producer } from 'kafkajs';
+import { Registry } from 'prom-client';
 import { envelopesTopic } from '@sotto/contracts';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { GroupCommit } from '@sotto/platform/batching';
 import { Readiness } from '@sotto/platform/health';
-import { KAFKA, KafkaModule, ensureTopic } from '@sotto/platform/kafka';
+import { KAFKA, KafkaModule, countKafkaRequests, ensureTopic } from '@sotto/platform/kafka';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { unacknowledged } from './unacknowledged';
 import { envelopeTopicReplication } from './topic-replication';
@@ -40,12 +41,14 @@ export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
     @Inject(KafkaModule.ADMIN) private readonly admin: Admin,
     @Inject(RELAY_ENV) private readonly env: RelayEnv,
     private readonly readiness: Readiness,
+    registry: Registry,
   ) {
     this.producer = kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
+    countKafkaRequests({ producer: this.producer }, registry);
     this.commits = new GroupCommit((envelopes) => this.produce(envelopes), {
       maxItems: MAX_ENVELOPES_PER_PRODUCE,
       // Under the broker's default message.max.bytes (1 MiB) for a partition's batch, whatever

@@ -8,3 +8,4 @@ export {
   TopicSpec,
 } from './topics';
 export type { Kafka, Producer, Consumer, Admin } from 'kafkajs';
+export { countKafkaRequests } from './request-metrics';
