@@ -110,53 +110,52 @@ export async function startRedisCluster(opts: Omit<StartOptions, 'port'>): Promi
     writeFileSync(layoutFile, `${JSON.stringify(layout)}\n`);
   }
 
+  const spawnNode = (i: number): Promise<ManagedProcess> => {
+    const dir = nodeDir(i);
+    mkdirSync(dir, { recursive: true });
+    const logFile = join(dir, 'redis.log');
+    return ManagedProcess.spawn({
+      name: 'redis',
+      command: bin,
+      args: [
+        '--bind',
+        '127.0.0.1',
+        ...redisListenArgs(layout.ports[i], tls),
+        ...(tls === undefined ? [] : ['--tls-cluster', 'yes', '--tls-replication', 'yes']),
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-port',
+        String(layout.busPorts[i]),
+        '--cluster-node-timeout',
+        String(CLUSTER_NODE_TIMEOUT_MS),
+        '--appendonly',
+        'yes',
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--daemonize',
+        'no',
+        '--protected-mode',
+        'yes',
+      ],
+      cwd: dir,
+      outputFile: logFile,
+      logFiles: [logFile],
+      stopSignal: 'SIGTERM',
+      pidFile: join(dir, 'redis.pid'),
+      // Redis rewrites its command line to "redis-server 127.0.0.1:PORT [cluster]".
+      marker: 'redis-server',
+      logger,
+    });
+  };
   const started = Date.now();
   const nodes: ManagedProcess[] = [];
   const stopAll = (): Promise<void> => Promise.all(nodes.map((node) => node.stop())).then(() => undefined);
   try {
-    for (let i = 0; i < NODES; i++) {
-      const dir = nodeDir(i);
-      mkdirSync(dir, { recursive: true });
-      const logFile = join(dir, 'redis.log');
-      nodes.push(
-        await ManagedProcess.spawn({
-          name: 'redis',
-          command: bin,
-          args: [
-            '--bind',
-            '127.0.0.1',
-            ...redisListenArgs(layout.ports[i], tls),
-            ...(tls === undefined ? [] : ['--tls-cluster', 'yes', '--tls-replication', 'yes']),
-            '--cluster-enabled',
-            'yes',
-            '--cluster-config-file',
-            'nodes.conf',
-            '--cluster-port',
-            String(layout.busPorts[i]),
-            '--cluster-node-timeout',
-            String(CLUSTER_NODE_TIMEOUT_MS),
-            '--appendonly',
-            'yes',
-            '--dir',
-            dir,
-            '--save',
-            '',
-            '--daemonize',
-            'no',
-            '--protected-mode',
-            'yes',
-          ],
-          cwd: dir,
-          outputFile: logFile,
-          logFiles: [logFile],
-          stopSignal: 'SIGTERM',
-          pidFile: join(dir, 'redis.pid'),
-          // Redis rewrites its command line to "redis-server 127.0.0.1:PORT [cluster]".
-          marker: 'redis-server',
-          logger,
-        }),
-      );
-    }
+    for (let i = 0; i < NODES; i++) nodes.push(await spawnNode(i));
     await Promise.all(
       nodes.map((node, i) => node.waitReady(() => ping(layout.ports[i], tls), READY_TIMEOUT_MS)),
     );
@@ -191,16 +190,30 @@ export async function startRedisCluster(opts: Omit<StartOptions, 'port'>): Promi
     `redis cluster ready on ${layout.ports.map((port) => `127.0.0.1:${port}`).join(',')}${tls ? ' (TLS)' : ''} in ${Date.now() - started} ms`,
   );
   const addresses = layout.ports.map((port) => `127.0.0.1:${port}`);
+  const indexOf = (address: string): number => {
+    const index = addresses.indexOf(address);
+    if (index < 0) throw new Error(`redis cluster: no node ${address}`);
+    return index;
+  };
   let stopping: Promise<void> | undefined;
   return {
     name: 'redis-cluster',
     nodes: addresses,
-    pids: nodes.map((node) => node.pid),
+    get pids() {
+      return nodes.map((node) => node.pid);
+    },
     ...(tls ? { ca: tls.ca } : {}),
     kill: async (address) => {
-      const index = addresses.indexOf(address);
-      if (index < 0) throw new Error(`redis cluster: no node ${address}`);
-      await nodes[index].kill();
+      await nodes[indexOf(address)].kill();
+    },
+    restart: async (address) => {
+      const index = indexOf(address);
+      if (!nodes[index].hasExited) throw new Error(`redis cluster: node ${address} is running`);
+      // Its nodes.conf and append-only file are where it left them: it rejoins as what the cluster
+      // now takes it for (a replica, if its replica was promoted meanwhile).
+      const node = await spawnNode(index);
+      nodes[index] = node;
+      await node.waitReady(() => ping(layout.ports[index], tls), READY_TIMEOUT_MS);
     },
     waitHealthy: (timeoutMs = READY_TIMEOUT_MS) =>
       waitHealthy(

@@ -113,6 +113,21 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     // The mail is in the mailboxes: gateways may fetch it while the offsets are committed. (A crash
     // before the commit re-reads the batch, and its devices are nudged again: harmless.)
     const nudged = this.notify(items.map((item) => item.device));
+    // Kafka forgets the batch once its offset is committed, so the mailboxes must keep it first:
+    // a master that died now, before replicating, would lose it. Short of the policy, the batch is
+    // neither resolved nor committed, and the next fetch reads it again.
+    const waitedFrom = performance.now();
+    const durability = await this.mailboxes.confirmDurable(items.map((item) => item.device));
+    this.metrics.durabilityWaited((performance.now() - waitedFrom) / 1000, durability.durable);
+    if (!durability.durable) {
+      this.logger.warn(
+        `mailbox writes of ${batch.partition}/${batch.firstOffset()}..${batch.lastOffset()} not durable in time (${durability.shortfalls
+          .map((s) => `${s.node}: ${s.error ?? `${s.replicas} replicas`}`)
+          .join('; ')}); routing them again`,
+      );
+      await nudged;
+      return;
+    }
     await this.faults.at('crash-before-commit', guids);
 
     const last = batch.messages[batch.messages.length - 1].offset;

@@ -14,3 +14,12 @@ export { RateLimiter, type RateLimit, type RateLimitResult, type RateLimiterOpti
 export { RateLimitsModule } from './rate-limits.module';
 export { groupBySlot, keySlot, pipelineEach, SLOTS, whileAvailable } from './slots';
 export { publish, publishEach, subscribe, type SubscribeOptions, type Subscription } from './pubsub';
+export {
+  hasWaitAof,
+  WRITE_DURABILITY_LEVELS,
+  WriteDurability,
+  type DurabilityOutcome,
+  type DurabilityShortfall,
+  type WriteDurabilityLevel,
+  type WriteDurabilityPolicy,
+} from './durability';
