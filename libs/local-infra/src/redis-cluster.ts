@@ -57,6 +57,8 @@ async function probeHealthy(ports: number[], tls: ServerTls | undefined): Promis
     const info = await redisCommand(port, tls, ['CLUSTER', 'INFO']);
     const state = field(info, 'cluster_state');
     if (state !== 'ok') throw new Error(`127.0.0.1:${port} says cluster_state:${String(state)}`);
+    const served = field(info, 'cluster_slots_ok');
+    if (served !== '16384') throw new Error(`127.0.0.1:${port} says ${String(served)} slots are served`);
     const replication = await redisCommand(port, tls, ['INFO', 'replication']);
     if (field(replication, 'role') === 'slave' && field(replication, 'master_link_status') !== 'up') {
       throw new Error(`127.0.0.1:${port} is a replica whose master link is not up`);
@@ -215,6 +217,11 @@ export async function startRedisCluster(opts: Omit<StartOptions, 'port'>): Promi
       nodes[index] = node;
       await node.waitReady(() => ping(layout.ports[index], tls), READY_TIMEOUT_MS);
     },
+    masters: async () => {
+      const running = layout.ports.filter((_, i) => !nodes[i].hasExited);
+      const table = await redisCommand(running[0] ?? 0, tls, ['CLUSTER', 'NODES']);
+      return mastersServingSlots(table);
+    },
     waitHealthy: (timeoutMs = READY_TIMEOUT_MS) =>
       waitHealthy(
         layout.ports.filter((_, i) => !nodes[i].hasExited),
@@ -243,4 +250,21 @@ async function waitHealthy(ports: number[], tls: ServerTls | undefined, timeoutM
     }
     await sleep(200);
   }
+}
+
+/**
+ * The masters that serve slots, as host:port, from a CLUSTER NODES table (lines of
+ * "id ip:port@bus flags master-id ping pong epoch link slot..."); a master flagged fail is left out.
+ */
+export function mastersServingSlots(table: string): string[] {
+  return table
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(' '))
+    .filter((columns) => {
+      const flags = (columns[2] ?? '').split(',');
+      return flags.includes('master') && !flags.includes('fail') && columns.length > 8;
+    })
+    .map((columns) => (columns[1] ?? '').split('@')[0] ?? '')
+    .sort();
 }

@@ -97,6 +97,7 @@ export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
     ...(cluster.ca === undefined ? {} : { ca: cluster.ca }),
     kill: (node) => cluster.kill(node),
     restart: (node) => cluster.restart(node),
+    masters: () => cluster.masters(),
     waitHealthy: (timeoutMs) => cluster.waitHealthy(timeoutMs),
     stop: () => cluster.stop(),
     env,
