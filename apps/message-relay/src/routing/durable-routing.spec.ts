@@ -158,6 +158,7 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
     const [alice, bob] = await Promise.all([account(), account()]);
     const partition = await partitionOf(bob);
     const operator = redis.client();
+    let stopped: number | undefined;
     try {
       await operator.ping();
       const slot = keySlot(`sotto:mailbox:{${bob.accountId}:1}:queue`);
@@ -179,6 +180,7 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
       const replicaPid = redis.pids[redis.nodes.indexOf(replica)];
       if (replicaPid === undefined) throw new Error(`no process for ${replica}`);
       process.kill(replicaPid, 'SIGSTOP');
+      stopped = replicaPid;
       const refusedBefore = await notDurableBatches();
       const second = await send(alice, bob, 'while the replica is down');
       const secondEnd = await endOf(partition);
@@ -190,6 +192,7 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
 
       // Back, it catches up with its master; the batch read again is durable now and is committed.
       process.kill(replicaPid, 'SIGCONT');
+      stopped = undefined;
       await until('the second batch committed', async () =>
         (await committedOf(partition)) >= secondEnd ? true : undefined,
       );
@@ -204,6 +207,8 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
       expect(after).toEqual([first, second]);
       await redis.restart(master);
     } finally {
+      // A stopped node would not stop with the cluster.
+      if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
       operator.disconnect();
     }
   });
