@@ -793,6 +793,29 @@ describe('helm/sotto', () => {
     expect(zero.stderr).toContain('maxBytes');
   });
 
+  it('has the message-relay commit offsets only once mailbox writes are on disk on a master and a replica, unless told otherwise', () => {
+    const env = environment(defaults, 'message-relay');
+    expect(
+      ['MAILBOX_DURABILITY', 'MAILBOX_DURABILITY_REPLICAS', 'MAILBOX_DURABILITY_TIMEOUT_MS'].map((n) =>
+        value(env, n),
+      ),
+    ).toEqual(['replica-aof', '1', '1000']);
+    const off = environment(render(['messageRelay.mailbox.durability.level=none']), 'message-relay');
+    expect(value(off, 'MAILBOX_DURABILITY')).toBe('none');
+    for (const service of NAMES.filter((name) => name !== 'message-relay')) {
+      expect(environment(defaults, service).MAILBOX_DURABILITY).toBeUndefined();
+    }
+    const unknown = helm([
+      'template',
+      RELEASE,
+      chart,
+      '--set',
+      'messageRelay.mailbox.durability.level=fsync',
+    ]);
+    expect(unknown.status).not.toBe(0);
+    expect(unknown.stderr).toContain('level');
+  });
+
   it('keeps backup blobs on a writable volume: an emptyDir by default, a kept PVC when asked', () => {
     const check = (manifests: Manifest[]): PodSpec['volumes'] => {
       const env = environment(manifests, 'backup-store');

@@ -26,6 +26,16 @@ export function startOwnPlatform(
   return startScratchPlatform('sotto-loadgen-stack', say, env, options);
 }
 
+/**
+ * Which Redis a load generator's own platform runs on: SOTTO_REDIS, as `npm start` reads it
+ * (server, the default, or cluster: 3 masters and 3 replicas).
+ */
+export function ownRedis(value = process.env['SOTTO_REDIS']): 'server' | 'cluster' {
+  if (value === undefined || value === '' || value === 'server') return 'server';
+  if (value === 'cluster') return 'cluster';
+  throw new UsageError(`SOTTO_REDIS: expected server or cluster, got ${value}`);
+}
+
 /** Options a load generator could not take: one line on stderr and exit code 2. */
 export class UsageError extends Error {}
 
@@ -87,7 +97,10 @@ export function runLoad<
       await report(options, options.server, {}, options.ca);
       return;
     }
-    const own = await startOwnPlatform(say, env(options), { plaintextStorage: options.plaintextStorage });
+    const own = await startOwnPlatform(say, env(options), {
+      plaintextStorage: options.plaintextStorage,
+      redisCluster: ownRedis() === 'cluster',
+    });
     try {
       await report(options, own.platform.gateway, own.pids, own.ca, own);
     } finally {

@@ -1,5 +1,6 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import type { Cluster } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { gatewayEvents } from '@sotto/contracts';
 import { keySlot } from '@sotto/platform/redis';
 import {
   startPrivateRedisCluster,
@@ -69,6 +70,58 @@ describe('the platform on a Redis Cluster', () => {
       }
     })();
   }
+
+  it('drains an open stream by itself once the gateway hears events again, for the mail nudged while it was deaf', async () => {
+    const alice = await api.register();
+    const carol = await api.register();
+    const inbox = api.connect(carol);
+    const first = await inbox.next();
+    expect(first !== 'end' && first.queueEmpty !== undefined).toBe(true);
+
+    // The gateway's event subscription: a connection named after it on the master of its channel.
+    const found = await Promise.all(
+      redis.nodes('master').map(async (node) => {
+        const line = ((await node.client('LIST')) as string)
+          .split('\n')
+          .find((each) => / name=sotto-gateway-events-/.test(each));
+        return line === undefined ? [] : [{ node, line }];
+      }),
+    );
+    const [subscriber] = found.flat();
+    if (subscriber === undefined) throw new Error("no master holds the gateway's event subscription");
+    const { node } = subscriber;
+    const gatewayId = / name=sotto-gateway-events-(\S+)/.exec(subscriber.line)?.[1] ?? '';
+    const clientId = /^id=(\d+)/.exec(subscriber.line)?.[1] ?? '';
+    const channel = gatewayEvents.channel(gatewayId);
+    const published = async (): Promise<number> =>
+      Number(/cmdstat_spublish:calls=(\d+)/.exec(await node.info('commandstats'))?.[1] ?? 0);
+    const subscribers = async (on: Redis): Promise<number> =>
+      ((await on.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1];
+
+    // The subscription is cut, and its master refuses it again until told otherwise: every nudge
+    // published meanwhile reaches nobody.
+    await node.call('ACL', 'SETUSER', 'default', '-ssubscribe');
+    try {
+      await node.client('KILL', 'ID', clientId);
+      expect(await subscribers(node)).toBe(0);
+      const before = await published();
+      await sendUntilAccepted(alice, carol, 'sent while the gateway was deaf');
+      // Routed, and its nudge published to the empty channel.
+      while ((await published()) === before) await waitFor(50);
+      expect(await subscribers(node)).toBe(0);
+    } finally {
+      await node.call('ACL', 'SETUSER', 'default', '+ssubscribe');
+    }
+
+    // The subscription comes back by itself; the stream gets the mail without the client doing anything.
+    const arrived = await Promise.race([
+      inbox.next(),
+      waitFor(30_000).then(() => 'nothing in 30 s' as const),
+    ]);
+    inbox.call.end();
+    if (arrived === 'nothing in 30 s' || arrived === 'end') throw new Error(`carol's stream got ${arrived}`);
+    expect(Buffer.from(arrived.envelope?.content ?? []).toString()).toBe('sent while the gateway was deaf');
+  });
 
   it('registers, sends and delivers, and loses nothing when a master is SIGKILLed mid-traffic', async () => {
     const alice = await api.register();

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { hostPort, positiveInt } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 import { kafkaEnv } from '@sotto/platform/kafka';
-import { redisEnv } from '@sotto/platform/redis';
+import { redisEnv, WRITE_DURABILITY_LEVELS } from '@sotto/platform/redis';
 
 export const relayEnv = serviceEnvSchema(
   { grpc: '127.0.0.1:7402', metrics: '127.0.0.1:9402' },
@@ -45,6 +45,24 @@ export const relayEnv = serviceEnvSchema(
     MAILBOX_MAX_BYTES: positiveInt().default(100 * 1024 * 1024),
     /** How long an undelivered envelope is kept after it arrived, each on its own clock: 30 days. */
     MAILBOX_ENVELOPE_TTL_SECONDS: positiveInt().default(30 * 24 * 60 * 60),
+    /**
+     * How durable routed mail must be before its Kafka offsets are committed. none: as soon as the
+     * master has it (a master lost before replicating loses what Kafka counts as routed); replica:
+     * WAIT until MAILBOX_DURABILITY_REPLICAS replicas of each master written to hold it; replica-aof:
+     * WAITAOF until the master and that many replicas have fsynced it (Redis 7.2+; before 7.2, WAIT,
+     * with appendfsync always on the masters for their own disk). Needs replicas: on a single Redis
+     * without them, anything but none routes nothing.
+     */
+    MAILBOX_DURABILITY: z
+      .enum(WRITE_DURABILITY_LEVELS, { message: `expected one of ${WRITE_DURABILITY_LEVELS.join(', ')}` })
+      .default('none'),
+    /** Replicas of each master that must hold routed mail, with MAILBOX_DURABILITY replica or replica-aof. */
+    MAILBOX_DURABILITY_REPLICAS: positiveInt().default(1),
+    /**
+     * How long routing waits for them (ms); short of them, the batch's offsets are not committed and
+     * the batch is routed again (a no-op per GUID) until they answer.
+     */
+    MAILBOX_DURABILITY_TIMEOUT_MS: positiveInt().default(1000),
     /**
      * How long the relay trusts its cached copy of an account's device list, in ms (0: no cache,
      * every Send asks the directory). The directory's change messages drop entries as they happen;

@@ -358,6 +358,9 @@ ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS: {{ $values.envelopeTopic.minInsyncReplicas |
 MAILBOX_MAX_ENVELOPES: {{ $values.mailbox.maxEnvelopes | int64 | quote }}
 MAILBOX_MAX_BYTES: {{ $values.mailbox.maxBytes | int64 | quote }}
 MAILBOX_ENVELOPE_TTL_SECONDS: {{ $values.mailbox.envelopeTtlSeconds | int64 | quote }}
+MAILBOX_DURABILITY: {{ $values.mailbox.durability.level | quote }}
+MAILBOX_DURABILITY_REPLICAS: {{ $values.mailbox.durability.replicas | int64 | quote }}
+MAILBOX_DURABILITY_TIMEOUT_MS: {{ $values.mailbox.durability.timeoutMs | int64 | quote }}
 KAFKA_CONSUMER_GROUP: {{ $values.consumerGroup | quote }}
 {{- end }}
 {{- if has "blobs" $c.needs }}

@@ -1,8 +1,22 @@
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { clientTlsOptions, prepareLocalPki } from '@sotto/platform/tls';
-import { startRedisCluster } from './redis-cluster';
+import { mastersServingSlots, startRedisCluster } from './redis-cluster';
 import { isGone, tempDir } from './test-support';
+
+describe('mastersServingSlots', () => {
+  it('names the masters holding slots, leaving out failed ones and replicas', () => {
+    const table = [
+      'a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460',
+      'b2 127.0.0.1:7002@17002 master - 0 1 2 connected 5461-10922',
+      'c3 127.0.0.1:7003@17003 master,fail - 0 1 3 disconnected',
+      'd4 127.0.0.1:7004@17004 slave b2 0 1 2 connected',
+      'e5 127.0.0.1:7006@17006,node-6 master - 0 1 7 connected 10923-16383',
+      'f6 127.0.0.1:7005@17005 master - 0 1 0 connected',
+    ].join('\n');
+    expect(mastersServingSlots(`${table}\n`)).toEqual(['127.0.0.1:7001', '127.0.0.1:7002', '127.0.0.1:7006']);
+  });
+});
 
 describe('startRedisCluster', () => {
   const tmp = tempDir('redis-cluster');

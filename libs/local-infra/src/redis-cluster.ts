@@ -57,6 +57,8 @@ async function probeHealthy(ports: number[], tls: ServerTls | undefined): Promis
     const info = await redisCommand(port, tls, ['CLUSTER', 'INFO']);
     const state = field(info, 'cluster_state');
     if (state !== 'ok') throw new Error(`127.0.0.1:${port} says cluster_state:${String(state)}`);
+    const served = field(info, 'cluster_slots_ok');
+    if (served !== '16384') throw new Error(`127.0.0.1:${port} says ${String(served)} slots are served`);
     const replication = await redisCommand(port, tls, ['INFO', 'replication']);
     if (field(replication, 'role') === 'slave' && field(replication, 'master_link_status') !== 'up') {
       throw new Error(`127.0.0.1:${port} is a replica whose master link is not up`);
@@ -110,53 +112,52 @@ export async function startRedisCluster(opts: Omit<StartOptions, 'port'>): Promi
     writeFileSync(layoutFile, `${JSON.stringify(layout)}\n`);
   }
 
+  const spawnNode = (i: number): Promise<ManagedProcess> => {
+    const dir = nodeDir(i);
+    mkdirSync(dir, { recursive: true });
+    const logFile = join(dir, 'redis.log');
+    return ManagedProcess.spawn({
+      name: 'redis',
+      command: bin,
+      args: [
+        '--bind',
+        '127.0.0.1',
+        ...redisListenArgs(layout.ports[i], tls),
+        ...(tls === undefined ? [] : ['--tls-cluster', 'yes', '--tls-replication', 'yes']),
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-port',
+        String(layout.busPorts[i]),
+        '--cluster-node-timeout',
+        String(CLUSTER_NODE_TIMEOUT_MS),
+        '--appendonly',
+        'yes',
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--daemonize',
+        'no',
+        '--protected-mode',
+        'yes',
+      ],
+      cwd: dir,
+      outputFile: logFile,
+      logFiles: [logFile],
+      stopSignal: 'SIGTERM',
+      pidFile: join(dir, 'redis.pid'),
+      // Redis rewrites its command line to "redis-server 127.0.0.1:PORT [cluster]".
+      marker: 'redis-server',
+      logger,
+    });
+  };
   const started = Date.now();
   const nodes: ManagedProcess[] = [];
   const stopAll = (): Promise<void> => Promise.all(nodes.map((node) => node.stop())).then(() => undefined);
   try {
-    for (let i = 0; i < NODES; i++) {
-      const dir = nodeDir(i);
-      mkdirSync(dir, { recursive: true });
-      const logFile = join(dir, 'redis.log');
-      nodes.push(
-        await ManagedProcess.spawn({
-          name: 'redis',
-          command: bin,
-          args: [
-            '--bind',
-            '127.0.0.1',
-            ...redisListenArgs(layout.ports[i], tls),
-            ...(tls === undefined ? [] : ['--tls-cluster', 'yes', '--tls-replication', 'yes']),
-            '--cluster-enabled',
-            'yes',
-            '--cluster-config-file',
-            'nodes.conf',
-            '--cluster-port',
-            String(layout.busPorts[i]),
-            '--cluster-node-timeout',
-            String(CLUSTER_NODE_TIMEOUT_MS),
-            '--appendonly',
-            'yes',
-            '--dir',
-            dir,
-            '--save',
-            '',
-            '--daemonize',
-            'no',
-            '--protected-mode',
-            'yes',
-          ],
-          cwd: dir,
-          outputFile: logFile,
-          logFiles: [logFile],
-          stopSignal: 'SIGTERM',
-          pidFile: join(dir, 'redis.pid'),
-          // Redis rewrites its command line to "redis-server 127.0.0.1:PORT [cluster]".
-          marker: 'redis-server',
-          logger,
-        }),
-      );
-    }
+    for (let i = 0; i < NODES; i++) nodes.push(await spawnNode(i));
     await Promise.all(
       nodes.map((node, i) => node.waitReady(() => ping(layout.ports[i], tls), READY_TIMEOUT_MS)),
     );
@@ -191,16 +192,35 @@ export async function startRedisCluster(opts: Omit<StartOptions, 'port'>): Promi
     `redis cluster ready on ${layout.ports.map((port) => `127.0.0.1:${port}`).join(',')}${tls ? ' (TLS)' : ''} in ${Date.now() - started} ms`,
   );
   const addresses = layout.ports.map((port) => `127.0.0.1:${port}`);
+  const indexOf = (address: string): number => {
+    const index = addresses.indexOf(address);
+    if (index < 0) throw new Error(`redis cluster: no node ${address}`);
+    return index;
+  };
   let stopping: Promise<void> | undefined;
   return {
     name: 'redis-cluster',
     nodes: addresses,
-    pids: nodes.map((node) => node.pid),
+    get pids() {
+      return nodes.map((node) => node.pid);
+    },
     ...(tls ? { ca: tls.ca } : {}),
     kill: async (address) => {
-      const index = addresses.indexOf(address);
-      if (index < 0) throw new Error(`redis cluster: no node ${address}`);
-      await nodes[index].kill();
+      await nodes[indexOf(address)].kill();
+    },
+    restart: async (address) => {
+      const index = indexOf(address);
+      if (!nodes[index].hasExited) throw new Error(`redis cluster: node ${address} is running`);
+      // Its nodes.conf and append-only file are where it left them: it rejoins as what the cluster
+      // now takes it for (a replica, if its replica was promoted meanwhile).
+      const node = await spawnNode(index);
+      nodes[index] = node;
+      await node.waitReady(() => ping(layout.ports[index], tls), READY_TIMEOUT_MS);
+    },
+    masters: async () => {
+      const running = layout.ports.filter((_, i) => !nodes[i].hasExited);
+      const table = await redisCommand(running[0] ?? 0, tls, ['CLUSTER', 'NODES']);
+      return mastersServingSlots(table);
     },
     waitHealthy: (timeoutMs = READY_TIMEOUT_MS) =>
       waitHealthy(
@@ -230,4 +250,21 @@ async function waitHealthy(ports: number[], tls: ServerTls | undefined, timeoutM
     }
     await sleep(200);
   }
+}
+
+/**
+ * The masters that serve slots, as host:port, from a CLUSTER NODES table (lines of
+ * "id ip:port@bus flags master-id ping pong epoch link slot..."); a master flagged fail is left out.
+ */
+export function mastersServingSlots(table: string): string[] {
+  return table
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(' '))
+    .filter((columns) => {
+      const flags = (columns[2] ?? '').split(',');
+      return flags.includes('master') && !flags.includes('fail') && columns.length > 8;
+    })
+    .map((columns) => (columns[1] ?? '').split('@')[0] ?? '')
+    .sort();
 }

@@ -55,6 +55,10 @@ export interface RunningRedisCluster {
   readonly ca?: string;
   /** A crash, for fault tests: SIGKILL the node at this address and wait until it has exited. */
   kill(node: string): Promise<void>;
+  /** The nodes that are masters serving slots now, as the running nodes see it (host:port). */
+  masters(): Promise<string[]>;
+  /** Starts a killed node again on its ports and data; resolves once it answers PING (it may still be syncing). */
+  restart(node: string): Promise<void>;
   /** Resolves once every node still running says cluster_state:ok and every replica is in sync. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;

@@ -111,9 +111,13 @@ export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
   return {
     name: cluster.name,
     nodes: cluster.nodes,
-    pids: cluster.pids,
+    get pids() {
+      return cluster.pids;
+    },
     ...(cluster.ca === undefined ? {} : { ca: cluster.ca }),
     kill: (node) => cluster.kill(node),
+    restart: (node) => cluster.restart(node),
+    masters: () => cluster.masters(),
     waitHealthy: (timeoutMs) => cluster.waitHealthy(timeoutMs),
     stop: () => cluster.stop(),
     env,

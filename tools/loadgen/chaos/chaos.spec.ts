@@ -1,8 +1,10 @@
 /**
  * `npm run chaos` in small, as CI runs it: a platform on a 3-broker Kafka
- * cluster, a few thousand envelopes through the public gateway, and one
- * SIGKILL each of the relay, the gateway and a broker; nothing answered is
- * lost and nothing is shown twice.
+ * cluster and a Redis Cluster of 3 masters and 3 replicas (the relay waiting
+ * for a replica before it commits, MAILBOX_DURABILITY=replica), a few
+ * thousand envelopes through the public gateway, and one SIGKILL each of the
+ * relay, the gateway, a broker and a Redis master; nothing answered is lost
+ * and nothing is shown twice.
  */
 import { spawnSync } from 'node:child_process';
 import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
@@ -16,7 +18,12 @@ describe('a fault run on a 3-broker cluster', () => {
   let own: ScratchPlatform | undefined;
 
   beforeAll(async () => {
-    own = await startScratchPlatform('sotto-chaos-spec', () => undefined, {}, { kafkaNodes: 3 });
+    own = await startScratchPlatform(
+      'sotto-chaos-spec',
+      () => undefined,
+      { 'message-relay': { MAILBOX_DURABILITY: 'replica' } },
+      { kafkaNodes: 3, redisCluster: true },
+    );
   });
 
   afterAll(async () => {
@@ -53,16 +60,25 @@ describe('a fault run on a 3-broker cluster', () => {
     }
   });
 
-  it('loses nothing and shows nothing twice while the relay, the gateway and a broker are killed', async () => {
+  it('loses nothing and shows nothing twice while the relay, the gateway, a broker and a Redis master are killed', async () => {
     if (own === undefined) throw new Error('the platform did not start');
-    const options = { messages: 3000, killsPerFault: 1, devices: 8, inFlight: 32, size: 200 };
+    const options = { messages: 4000, killsPerFault: 1, devices: 8, inFlight: 32, size: 200 };
     const report = await runChaos(
       options,
       { server: own.platform.gateway, ca: own.ca },
-      platformFaults(own, operatorTls(own.infra.tls)),
+      platformFaults(own, operatorTls(own.infra.tls), ['relay', 'gateway', 'kafka', 'redis']),
       () => undefined,
     );
-    expect(report.kills.map((kill) => kill.kind)).toEqual(['message-relay', 'gateway', 'kafka-broker']);
+    expect(report.kills.map((kill) => kill.kind)).toEqual([
+      'message-relay',
+      'gateway',
+      'kafka-broker',
+      'redis-master',
+    ]);
+    // The killed master's replica serves its slots now, and the old master is back as its replica.
+    const victim = /redis master (\S+)/.exec(report.kills[3]?.victim ?? '')?.[1];
+    expect(victim).toBeDefined();
+    expect(await own.redisCluster?.masters()).not.toContain(victim);
     for (const kill of report.kills) expect(kill.recoveryMs).toBeGreaterThan(0);
     // The gateway's kill broke every stream, which the devices opened again.
     expect(report.reconnects).toBeGreaterThanOrEqual(options.devices);
@@ -91,6 +107,14 @@ describe('npm run chaos', () => {
     [['--kills', 'x'], '--kills: expected a whole number from 1 to 100, got x'],
     [['--devices', '1'], '--devices: expected a whole number from 2 to 10000, got 1'],
     [['--json', ''], '--json: expected a file name'],
+    [
+      ['--faults', 'relay,redis,relay'],
+      '--faults: expected a comma-separated list of relay, gateway, kafka, redis, each once, got relay,redis,relay',
+    ],
+    [
+      ['--faults', 'postgres'],
+      '--faults: expected a comma-separated list of relay, gateway, kafka, redis, each once, got postgres',
+    ],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
   ])('refuses %j with one line and exit code 2, before starting anything', (args, message) => {
     const result = spawnSync(

@@ -1,15 +1,14 @@
 /**
  * What a fault run kills. Each fault SIGKILLs one instance of something the
  * message path runs on, like a power cut, then brings it back as an
- * orchestrator would and says when it is serving again. A Redis master
- * (killed, its replica promoted) is one more implementation of Fault.
+ * orchestrator would and says when it is serving again.
  */
 import { Kafka, logLevel, type Admin } from 'kafkajs';
-import { clientTlsOptions, type RunningKafkaCluster } from '@sotto/local-infra';
+import { clientTlsOptions, type RunningKafkaCluster, type RunningRedisCluster } from '@sotto/local-infra';
 import type { Platform, ServiceName } from '@sotto/stack';
 
 export interface Fault {
-  /** What kind of thing it kills: 'message-relay', 'gateway', 'kafka-broker'. */
+  /** What kind of thing it kills: 'message-relay', 'gateway', 'kafka-broker', 'redis-master'. */
   readonly kind: string;
   /** SIGKILLs one instance and resolves once it is dead; returns which (say, 'kafka node 2'). */
   kill(): Promise<string>;
@@ -100,4 +99,39 @@ async function fullyReplicated(admin: Admin): Promise<boolean> {
   return metadata.topics.every((topic) =>
     topic.partitions.every((p) => p.leader >= 0 && p.isr.length === p.replicas.length),
   );
+}
+
+/** How long a Redis Cluster may take to promote a replica, and then to take its old master back in sync. */
+const REDIS_FAILOVER_TIMEOUT_MS = 60_000;
+
+/**
+ * A master of a Redis Cluster at a time, each kill the next one serving slots: SIGKILLed; its
+ * replica is promoted once the others count it failed (cluster-node-timeout, 2 s locally); then it
+ * is started again on its ports and data and rejoins as the new master's replica. Recovered once
+ * every node says cluster_state:ok with all 16384 slots served and every replica in sync, so the
+ * next kill cannot take a slot's only copy.
+ */
+export function redisMasterFault(cluster: RunningRedisCluster): Fault {
+  let next = 0;
+  let killed: string | undefined;
+  return {
+    kind: 'redis-master',
+    kill: async () => {
+      const masters = await cluster.masters();
+      const victim = masters[next++ % masters.length];
+      if (victim === undefined) throw new Error('the Redis Cluster has no master serving slots');
+      const pid = cluster.pids[cluster.nodes.indexOf(victim)];
+      await cluster.kill(victim);
+      killed = victim;
+      return `redis master ${victim} (pid ${pid ?? '?'})`;
+    },
+    recover: async () => {
+      if (killed === undefined) return;
+      // Its replica takes its slots first: the cluster is whole again without it.
+      await cluster.waitHealthy(REDIS_FAILOVER_TIMEOUT_MS);
+      await cluster.restart(killed);
+      killed = undefined;
+      await cluster.waitHealthy(REDIS_FAILOVER_TIMEOUT_MS);
+    },
+  };
 }

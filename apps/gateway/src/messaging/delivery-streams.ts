@@ -23,6 +23,10 @@ const PAGE = 100;
  * smaller page lets more reads share a batch.
  */
 const PAGE_BYTES = 256 * 1024;
+/** Streams drained side by side when the event subscription comes back: each costs a mailbox read. */
+const REDRAIN_CONCURRENCY = 64;
+/** After this long a re-drain waiting on a slow device's acknowledgements lets the next stream start. */
+const REDRAIN_TURN_MS = 5_000;
 /** Below this many one-time keys of either kind, a device is asked to upload more. */
 export const PREKEYS_LOW = 10;
 
@@ -326,7 +330,27 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
     this.subscription = await subscribe(this.redis, gatewayEvents.channel(this.env.GATEWAY_ID), {
       name: `sotto-gateway-events-${this.env.GATEWAY_ID}`,
       onMessage: (message) => this.onEvent(message),
+      // "New mail" published while the subscription was down never arrives: look in every mailbox.
+      onUp: () => void this.drainAll(),
     });
+  }
+
+  /** Drains every open stream once, at most REDRAIN_CONCURRENCY at a time. */
+  private async drainAll(): Promise<void> {
+    const streams = [...this.streams.values()];
+    this.logger.log(`event subscription back: draining ${streams.length} open streams for mail it missed`);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let stream = streams[next++]; stream !== undefined; stream = streams[next++]) {
+        let turn: NodeJS.Timeout | undefined;
+        await Promise.race([
+          stream.drain(),
+          new Promise<void>((resolve) => (turn = setTimeout(resolve, REDRAIN_TURN_MS))),
+        ]);
+        clearTimeout(turn);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(REDRAIN_CONCURRENCY, streams.length) }, worker));
   }
 
   /** Opens a stream: claims the device in presence (displacing an older stream), then drains its mailbox. */

@@ -12,6 +12,11 @@ import { MAILBOX_OPTIONS, MailboxStore, type MailboxOptions } from './mailbox.st
       useFactory: (env: RelayEnv): MailboxOptions => ({
         envelopeTtlMs: env.MAILBOX_ENVELOPE_TTL_SECONDS * 1000,
         now: () => Date.now(),
+        durability: {
+          level: env.MAILBOX_DURABILITY,
+          replicas: env.MAILBOX_DURABILITY_REPLICAS,
+          timeoutMs: env.MAILBOX_DURABILITY_TIMEOUT_MS,
+        },
       }),
     },
     MailboxStore,

@@ -1,5 +1,14 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { pipelineEach, REDIS, RedisScript, whileAvailable, type Redis } from '@sotto/platform/redis';
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  pipelineEach,
+  REDIS,
+  RedisScript,
+  whileAvailable,
+  WriteDurability,
+  type DurabilityOutcome,
+  type Redis,
+  type WriteDurabilityPolicy,
+} from '@sotto/platform/redis';
 import { MailboxMetrics } from './mailbox-metrics';
 
 export interface DeviceAddress {
@@ -24,6 +33,8 @@ export interface MailboxOptions {
   readonly envelopeTtlMs: number;
   /** Milliseconds since the epoch; the clock that expiry is measured by. */
   readonly now: () => number;
+  /** How durable routed inserts must be before `confirmDurable` says so; unset: as Redis answered. */
+  readonly durability?: WriteDurabilityPolicy;
 }
 
 export const MAILBOX_OPTIONS = Symbol('MAILBOX_OPTIONS');
@@ -138,12 +149,39 @@ return page
  * whichever script touches the mailbox next, and counted.
  */
 @Injectable()
-export class MailboxStore {
+export class MailboxStore implements OnApplicationShutdown {
+  private readonly logger = new Logger(MailboxStore.name);
+  /**
+   * Routed inserts go over a connection of their own when they must be waited for: WAIT blocks the
+   * connection it is sent on (and counts that connection's writes), and reads and acknowledgements
+   * must not queue behind it while a replica is slow or down.
+   */
+  private readonly routing: Redis;
+  private readonly durability: WriteDurability;
+
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     private readonly metrics: MailboxMetrics,
     @Inject(MAILBOX_OPTIONS) private readonly options: MailboxOptions,
-  ) {}
+  ) {
+    const policy = options.durability ?? { level: 'none', replicas: 0, timeoutMs: 0 };
+    this.routing = policy.level === 'none' ? redis : redis.duplicate();
+    if (this.routing !== redis) {
+      this.routing.on('error', (error: Error) => this.logger.warn(`routing connection: ${error.message}`));
+    }
+    this.durability = new WriteDurability(this.routing, policy, (node, version) =>
+      this.logger.warn(
+        `Redis ${version} at ${node} has no WAITAOF (7.2+): routed mail waits for replicas by WAIT, and is on the master's disk only with appendfsync always`,
+      ),
+    );
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.routing === this.redis) return;
+    await this.routing.quit().catch(() => {
+      this.routing.disconnect();
+    });
+  }
 
   // The device in braces: on Redis Cluster a mailbox's keys share a slot.
   private keys(device: DeviceAddress): [string, string, string, string, string] {
@@ -172,10 +210,10 @@ export class MailboxStore {
   ): Promise<number[]> {
     if (items.length === 0) return [];
     const cutoff = this.cutoff();
-    INSERT.prepare(this.redis);
+    INSERT.prepare(this.routing);
     // One pipeline per Redis Cluster master: a device's keys share a slot, devices do not.
     const results = await pipelineEach(
-      this.redis,
+      this.routing,
       items,
       (item) => this.keys(item.device)[0],
       (pipeline, item) => {
@@ -197,6 +235,15 @@ export class MailboxStore {
     });
     this.metrics.expired(expired);
     return sequences;
+  }
+
+  /**
+   * Waits until what `insertMany` wrote into these devices' mailboxes is durable by the policy
+   * (MAILBOX_DURABILITY): on every master holding one of them, WAIT or WAITAOF. Not durable in time
+   * means a caller must not build on the writes yet; writing them again is harmless.
+   */
+  confirmDurable(devices: readonly DeviceAddress[]): Promise<DurabilityOutcome> {
+    return this.durability.confirm(devices.map((device) => this.keys(device)[0]));
   }
 
   /** How full each device's mailbox is, after dropping what expired; one round trip. */

@@ -130,6 +130,21 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
         envelope: item.decoded,
       })),
     );
+    // Kafka forgets the batch once its offset is committed, so the mailboxes must keep it first:
+    // a master that died now, before replicating, would lose it. Short of the policy, the batch is
+    // neither resolved nor committed, and the next fetch reads it again.
+    const waitedFrom = performance.now();
+    const durability = await this.mailboxes.confirmDurable(items.map((item) => item.device));
+    this.metrics.durabilityWaited((performance.now() - waitedFrom) / 1000, durability.durable);
+    if (!durability.durable) {
+      this.logger.warn(
+        `mailbox writes of ${batch.partition}/${batch.firstOffset()}..${batch.lastOffset()} not durable in time (${durability.shortfalls
+          .map((s) => `${s.node}: ${s.error ?? `${s.replicas} replicas`}`)
+          .join('; ')}); routing them again`,
+      );
+      await pushed;
+      return;
+    }
     await this.faults.at('crash-before-commit', guids);
 
     const last = batch.messages[batch.messages.length - 1].offset;

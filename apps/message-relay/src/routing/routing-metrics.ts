@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { Admin, Kafka } from 'kafkajs';
-import { Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { envelopesTopic } from '@sotto/contracts';
 import { KAFKA } from '@sotto/platform/kafka';
 import { RELAY_ENV, type RelayEnv } from '../env';
@@ -57,6 +57,8 @@ export const ROUTING_DELAY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 export class RoutingMetrics implements OnApplicationShutdown {
   private readonly logger = new Logger(RoutingMetrics.name);
   private readonly delay: Histogram;
+  private readonly durabilityWait: Histogram;
+  private readonly notDurable: Counter;
   private admin: Admin | undefined;
   /** The topic whose lag is reported: the envelope log. */
   protected readonly topic: string = envelopesTopic.TOPIC;
@@ -72,6 +74,17 @@ export class RoutingMetrics implements OnApplicationShutdown {
       name: 'sotto_relay_routing_delay_seconds',
       help: 'Seconds from a Send accepted (its server timestamp) to its envelope written into the mailbox.',
       buckets: ROUTING_DELAY_BUCKETS,
+      registers,
+    });
+    this.durabilityWait = new Histogram({
+      name: 'sotto_relay_mailbox_durability_wait_seconds',
+      help: 'Seconds a routed batch waited for its mailbox writes to be durable by MAILBOX_DURABILITY (WAIT/WAITAOF on each master written to) before its offsets could be committed.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.notDurable = new Counter({
+      name: 'sotto_relay_mailbox_not_durable_batches_total',
+      help: 'Routed batches whose mailbox writes were not durable by MAILBOX_DURABILITY in time (a replica down or behind): their offsets were not committed and they were routed again.',
       registers,
     });
     const lag = (): Promise<number> => this.lag();
@@ -94,6 +107,12 @@ export class RoutingMetrics implements OnApplicationShutdown {
   /** Envelopes written into their mailboxes, with when each was accepted. */
   routed(acceptedAtMs: readonly number[], nowMs = Date.now()): void {
     for (const at of acceptedAtMs) this.delay.observe(Math.max(0, nowMs - at) / 1000);
+  }
+
+  /** A batch's wait for durable mailbox writes, and whether they were durable in time. */
+  durabilityWaited(seconds: number, durable: boolean): void {
+    this.durabilityWait.observe(seconds);
+    if (!durable) this.notDurable.inc();
   }
 
   private async lag(): Promise<number> {

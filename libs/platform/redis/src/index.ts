@@ -15,3 +15,12 @@ export { RateLimitsModule } from './rate-limits.module';
 export { groupBySlot, keySlot, pipelineEach, SLOTS, whileAvailable } from './slots';
 export { publish, publishEach, subscribe, type SubscribeOptions, type Subscription } from './pubsub';
 export { RedisScript, type ScriptArgument } from './scripts';
+export {
+  hasWaitAof,
+  WRITE_DURABILITY_LEVELS,
+  WriteDurability,
+  type DurabilityOutcome,
+  type DurabilityShortfall,
+  type WriteDurabilityLevel,
+  type WriteDurabilityPolicy,
+} from './durability';

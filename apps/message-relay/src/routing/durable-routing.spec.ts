@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import { Partitioners, type Admin } from 'kafkajs';
+import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { envelopesTopic } from '@sotto/contracts';
+import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
+import { keySlot } from '@sotto/platform/redis';
+import {
+  callerCredentials,
+  createTestCluster,
+  startPrivateRedisCluster,
+  testKafka,
+  type PrivateRedisCluster,
+  type TestCluster,
+  type TestService,
+} from '@sotto/testing';
+
+interface Account {
+  readonly accountId: string;
+  readonly registrationId: number;
+}
+
+const DEADLINE_MS = 60_000;
+
+/** Polls `check` until it answers something other than undefined; errors (a failover) count as not yet. */
+async function until<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + DEADLINE_MS;
+  let last = '';
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = ` (last: ${(error as Error).message})`;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${DEADLINE_MS / 1000} s${last}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * MAILBOX_DURABILITY=replica on a 3-master, 3-replica Redis Cluster: the relay commits a batch's
+ * offsets only once a replica of every master it wrote to holds the batch, so the replica that a
+ * failover promotes has everything Kafka counts as routed.
+ */
+describe('routing with MAILBOX_DURABILITY=replica', () => {
+  let redis: PrivateRedisCluster;
+  let cluster: TestCluster;
+  let relay: TestService;
+  let client: RelayServiceClient;
+  let directory: DirectoryServiceClient;
+  let admin: Admin;
+  const group = `relay-durable-${randomUUID()}`;
+
+  beforeAll(async () => {
+    redis = await startPrivateRedisCluster();
+    cluster = await createTestCluster();
+    await Promise.all([cluster.start('prekey-directory'), cluster.start('presence')]);
+    relay = await cluster.start('message-relay', {
+      ...redis.env,
+      REDIS_URL: undefined,
+      KAFKA_CONSUMER_GROUP: group,
+      KAFKA_SESSION_TIMEOUT_MS: '6000',
+      KAFKA_COMMIT_INTERVAL_MS: '20',
+      MAILBOX_DURABILITY: 'replica',
+      MAILBOX_DURABILITY_TIMEOUT_MS: '300',
+    });
+    client = new RelayServiceClient(relay.grpc, callerCredentials('gateway'));
+    directory = new DirectoryServiceClient(
+      cluster.addresses['prekey-directory'].grpc,
+      callerCredentials('gateway'),
+    );
+    admin = testKafka({ clientId: 'durable-routing-spec' }).admin();
+    await admin.connect();
+  });
+
+  afterAll(async () => {
+    client?.close();
+    directory?.close();
+    await admin?.disconnect();
+    await cluster?.stop();
+    await redis?.stop();
+  });
+
+  async function account(): Promise<Account> {
+    const keys = generateDeviceKeys(1);
+    const { accountId } = await unary(directory.register.bind(directory), {
+      username: `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
+      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+      device: publicDeviceKeys(keys),
+    });
+    return { accountId, registrationId: keys.registrationId };
+  }
+
+  async function send(from: Account, to: Account, text: string): Promise<string> {
+    const { guids } = await unary(client.send.bind(client), {
+      sourceAccountId: from.accountId,
+      sourceDeviceId: 1,
+      destinationAccountId: to.accountId,
+      clientTimestampMs: String(Date.now()),
+      ephemeral: false,
+      envelopes: [
+        {
+          destinationDeviceId: 1,
+          destinationRegistrationId: to.registrationId,
+          type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
+          content: Buffer.from(text),
+        },
+      ],
+    });
+    const [guid] = guids;
+    if (guid === undefined) throw new Error('Send answered no GUID');
+    return guid;
+  }
+
+  async function queued(of: Account): Promise<string[]> {
+    const { envelopes } = await unary(client.readMailbox.bind(client), {
+      accountId: of.accountId,
+      deviceId: 1,
+      afterSequence: '0',
+      limit: 100,
+      maxBytes: 0,
+    });
+    return envelopes.map((item) => item.envelope?.guid ?? '');
+  }
+
+  /** The partition an account's envelopes go to, as the relay's producer picks it. */
+  async function partitionOf(account: Account): Promise<number> {
+    const metadata = await admin.fetchTopicMetadata({ topics: [envelopesTopic.TOPIC] });
+    const partitionMetadata = metadata.topics[0]?.partitions ?? [];
+    return Partitioners.DefaultPartitioner()({
+      topic: envelopesTopic.TOPIC,
+      partitionMetadata,
+      message: { key: envelopesTopic.encodeKey(account.accountId), value: null },
+    });
+  }
+
+  const endOf = async (partition: number): Promise<bigint> =>
+    BigInt(
+      (await admin.fetchTopicOffsets(envelopesTopic.TOPIC)).find((p) => p.partition === partition)?.high ??
+        '0',
+    );
+
+  const committedOf = async (partition: number): Promise<bigint> => {
+    const [topic] = await admin.fetchOffsets({ groupId: group, topics: [envelopesTopic.TOPIC] });
+    return BigInt(topic?.partitions.find((p) => p.partition === partition)?.offset ?? '-1');
+  };
+
+  const notDurableBatches = async (): Promise<number> => {
+    const text = await (await fetch(`http://${relay.metrics}/metrics`)).text();
+    return Number(
+      /^sotto_relay_mailbox_not_durable_batches_total(?:\{[^}]*\})? (\d+)$/m.exec(text)?.[1] ?? 0,
+    );
+  };
+
+  it('commits nothing while a replica is stopped, commits once it is back, and a failover then loses nothing', async () => {
+    const [alice, bob] = await Promise.all([account(), account()]);
+    const partition = await partitionOf(bob);
+    const operator = redis.client();
+    let stopped: number | undefined;
+    try {
+      await operator.ping();
+      const slot = keySlot(`sotto:mailbox:{${bob.accountId}:1}:queue`);
+      const [master, replica] = operator.slots[slot] ?? [];
+      if (master === undefined || replica === undefined)
+        throw new Error(`no master and replica for slot ${slot}`);
+
+      // Healthy: routed and committed.
+      const first = await send(alice, bob, 'before');
+      const firstEnd = await endOf(partition);
+      await until('the first batch committed', async () =>
+        (await committedOf(partition)) >= firstEnd ? true : undefined,
+      );
+
+      // The replica of bob's master stops (SIGSTOP): still connected as far as its master knows, it
+      // acknowledges nothing more. The mail reaches the master (and bob can read it), but WAIT finds
+      // no replica holding it, so the offset stays where it was, batch after batch. (A WAIT on a
+      // connection other than the one that wrote would count the replica's old acknowledgement.)
+      const replicaPid = redis.pids[redis.nodes.indexOf(replica)];
+      if (replicaPid === undefined) throw new Error(`no process for ${replica}`);
+      process.kill(replicaPid, 'SIGSTOP');
+      stopped = replicaPid;
+      const refusedBefore = await notDurableBatches();
+      const second = await send(alice, bob, 'while the replica is down');
+      const secondEnd = await endOf(partition);
+      await until('two batches found not durable', async () =>
+        (await notDurableBatches()) >= refusedBefore + 2 ? true : undefined,
+      );
+      expect(await queued(bob)).toEqual([first, second]);
+      expect(await committedOf(partition)).toBeLessThan(secondEnd);
+
+      // Back, it catches up with its master; the batch read again is durable now and is committed.
+      process.kill(replicaPid, 'SIGCONT');
+      stopped = undefined;
+      await until('the second batch committed', async () =>
+        (await committedOf(partition)) >= secondEnd ? true : undefined,
+      );
+
+      // What was committed is on the replica: kill the master, and the promoted replica has it all, once.
+      await redis.kill(master);
+      await redis.waitHealthy();
+      const after = await until('bob’s mailbox read after the failover', async () => {
+        const guids = await queued(bob);
+        return guids.length >= 2 ? guids : undefined;
+      });
+      expect(after).toEqual([first, second]);
+      await redis.restart(master);
+    } finally {
+      // A stopped node would not stop with the cluster.
+      if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
+      operator.disconnect();
+    }
+  });
+});
