@@ -2,6 +2,7 @@ import { Counter, type Registry } from 'prom-client';
 import { DependencyUnavailableError } from '@sotto/platform/grpc';
 import type { Redis } from './redis.module';
 import { RedisScript } from './scripts';
+import { isCommandError } from './slots';
 
 /**
  * A token bucket: it holds at most `burst` tokens and refills at `burst`
@@ -162,8 +163,9 @@ export class RateLimiter {
     try {
       return (await Promise.race([taken, timedOut])) as [number, number];
     } catch (error) {
-      // Redis answered with an error: the script or the key is wrong, which is a bug, not an outage.
-      if (error instanceof DependencyUnavailableError || (error as Error).name === 'ReplyError') throw error;
+      // Redis answered with an error that is no outage (a cluster failing over answers CLUSTERDOWN,
+      // TRYAGAIN…): the script or the key is wrong, which is a bug.
+      if (error instanceof DependencyUnavailableError || isCommandError(error)) throw error;
       throw unavailable(`Redis failed: ${(error as Error).message}`);
     } finally {
       clearTimeout(timer);

@@ -88,6 +88,12 @@ function ownerOf(cluster: Cluster, slot: number): string {
 /** Replies that mean the cluster is between states (a failover, a resharding, a restart), not a bug. */
 const OUTAGE_REPLIES = /^(CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN|READONLY)\b/;
 
+/** Whether an error from a Redis call is a bug in the command (an error reply that is no outage). */
+export function isCommandError(error: unknown): boolean {
+  const { name, message } = error instanceof Error ? error : new Error(String(error));
+  return name === 'ReplyError' && !OUTAGE_REPLIES.test(message);
+}
+
 /**
  * Runs a Redis call; an outage (no connection, too many redirections while a failover settles, a
  * cluster that says it is down) becomes DependencyUnavailableError, which services answer with
@@ -97,9 +103,10 @@ export async function whileAvailable<T>(what: string, call: () => Promise<T>): P
   try {
     return await call();
   } catch (error) {
-    if (error instanceof DependencyUnavailableError) throw error;
-    const { name, message } = error instanceof Error ? error : new Error(String(error));
-    if (name === 'ReplyError' && !OUTAGE_REPLIES.test(message)) throw error;
-    throw new DependencyUnavailableError(what, `Redis failed: ${message}`);
+    if (error instanceof DependencyUnavailableError || isCommandError(error)) throw error;
+    throw new DependencyUnavailableError(
+      what,
+      `Redis failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }
