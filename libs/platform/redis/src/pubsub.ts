@@ -95,6 +95,7 @@ class ServerSubscription implements Subscription {
     this.connection = redis.duplicate({
       lazyConnect: true,
       autoResubscribe: false,
+      enableAutoPipelining: false,
       connectionName: options.name,
     });
   }

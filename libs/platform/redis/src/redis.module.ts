@@ -105,15 +105,20 @@ export class RedisModule {
           useFactory: async (readiness: Readiness): Promise<Redis> => {
             const logger = new Logger('Redis');
             // Connections made with duplicate() (subscribers) keep these options, TLS included.
+            // Commands issued in one turn of the event loop go out together (auto-pipelining): one
+            // write, one TLS record and one read for many callers, instead of one each. Subscribers
+            // turn it off (see pubsub).
             const redis: Redis = isClusterConnection(connection)
               ? new Cluster(startupNodes(connection), {
                   ...redisClusterOptions(connection),
                   lazyConnect: true,
+                  enableAutoPipelining: true,
                 })
               : new Server(connection.url, {
                   ...redisClientOptions(connection),
                   lazyConnect: true,
                   maxRetriesPerRequest: 3,
+                  enableAutoPipelining: true,
                 });
             let lastError: Error | undefined;
             redis.on('error', (error: Error) => {
