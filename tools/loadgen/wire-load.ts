@@ -43,6 +43,8 @@ export interface WireOptions {
   readonly inFlight: number;
   readonly durationSeconds: number;
   readonly size: number;
+  /** At most this many Sends started a second, over all senders (open loop); unset: each as soon as it may. */
+  readonly ratePerSecond?: number;
 }
 
 export interface WireTarget {
@@ -83,6 +85,8 @@ interface Percentiles {
 export interface WireReport extends DeliveryCounts {
   readonly devices: number;
   readonly inFlight: number;
+  /** The Sends a second asked for (--rate), when they were paced. */
+  readonly ratePerSecond?: number;
   readonly envelopeBytes: number;
   readonly warmupSeconds: number;
   readonly measuredSeconds: number;
@@ -288,15 +292,32 @@ export async function measureWire(
         await new Promise((resolve) => setTimeout(resolve, FAILED_SEND_PAUSE_MS));
       }
     };
+    // With a rate, Sends start on a schedule shared by the senders, one every 1/rate s; a sender
+    // takes the next free start and waits for it, so at most --in-flight are outstanding.
+    const interval = options.ratePerSecond === undefined ? 0 : 1000 / options.ratePerSecond;
+    let nextStart = performance.now();
+    const paced = async (): Promise<void> => {
+      if (interval === 0) return;
+      const start = Math.max(nextStart, performance.now());
+      nextStart = start + interval;
+      const wait = start - performance.now();
+      if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    };
     // --in-flight loops, spread over the devices as senders; each sends its next envelope when the last is answered.
     const senders = Array.from({ length: options.inFlight }, async (_, slot) => {
       const sender = devices[slot % devices.length];
       if (sender === undefined) return;
-      for (let turn = Math.floor(slot / devices.length); sending; turn++) await sendOne(sender, turn);
+      for (let turn = Math.floor(slot / devices.length); sending; turn++) {
+        await paced();
+        if (!sending) return;
+        await sendOne(sender, turn);
+      }
     });
 
     say(
-      `sending ${options.size}-byte envelopes, ${options.inFlight} in flight: ${round(warmupSeconds)} s warm-up, then ${options.durationSeconds} s measured`,
+      `sending ${options.size}-byte envelopes, ${options.inFlight} in flight` +
+        `${options.ratePerSecond === undefined ? '' : ` at most, ${options.ratePerSecond} a second`}: ` +
+        `${round(warmupSeconds)} s warm-up, then ${options.durationSeconds} s measured`,
     );
     await wait(warmupSeconds);
     const loadAverage = loadavg()[0] ?? 0;
@@ -376,6 +397,7 @@ export async function measureWire(
       devices: options.devices,
       inFlight: options.inFlight,
       envelopeBytes: options.size,
+      ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
       warmupSeconds: round(warmupSeconds),
       measuredSeconds: round(measuredSeconds, 3),
       measuredDeliveries,

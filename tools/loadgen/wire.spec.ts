@@ -106,6 +106,19 @@ describe('the wire load generator', () => {
     expect(ceiling.producer.latencyMs.p50).toBeLessThanOrEqual(ceiling.producer.latencyMs.p99);
     expect(ceiling.consumer.recordsPerSecond).toBeGreaterThan(0);
   });
+
+  it('paces Sends to --rate: the measured rate stays at it, everything delivered once', async () => {
+    if (platform === undefined) throw new Error('the platform did not start');
+    const report = await measureWire(
+      { devices: 4, inFlight: 64, durationSeconds: 3, size: 200, ratePerSecond: 40 },
+      { server: platform.gateway, ca: testTls().ca, pids: { loadgen: process.pid } },
+      () => undefined,
+    );
+    expect(report).toMatchObject({ ratePerSecond: 40, sendErrors: {}, lost: 0, duplicated: 0 });
+    // 64 in flight could send far more than 40 a second; the schedule holds them to about 40.
+    expect(report.messagesPerSecond).toBeGreaterThanOrEqual(10);
+    expect(report.messagesPerSecond).toBeLessThanOrEqual(48);
+  });
 });
 
 describe('npm run loadgen:wire', () => {
@@ -114,6 +127,7 @@ describe('npm run loadgen:wire', () => {
     [['--in-flight', 'many'], '--in-flight: expected a whole number from 1 to 100000, got many'],
     [['--duration', '0'], '--duration: expected a whole number from 1 to 86400, got 0'],
     [['--size', '4'], '--size: expected a whole number from 8 to 65536, got 4'],
+    [['--rate', '0'], '--rate: expected a whole number from 1 to 1000000, got 0'],
     [['--ca', 'ca.pem'], '--ca: only with --server'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
   ])('refuses %j with one line and exit code 2', (args, message) => {

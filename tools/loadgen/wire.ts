@@ -4,7 +4,7 @@
  * Kafka broker with Kafka's own ProducerPerformance and ConsumerPerformance
  * (see measureKafkaCeiling), Sotto's throughput given as a share of it.
  *
- *   npm run loadgen:wire -- [--devices 64] [--in-flight 256] [--duration 30] [--size 200]
+ *   npm run loadgen:wire -- [--devices 64] [--in-flight 256] [--duration 30] [--size 200] [--rate N]
  *                           [--kafka-records 1000000] [--server HOST:PORT [--ca FILE]] [--json FILE]
  *                           [--cpu-prof DIR]
  *
@@ -12,7 +12,10 @@
  * everywhere, rate limits off) and measures the CPU of every process; against
  * a running platform only its own, and no Kafka ceiling (its broker is not
  * known). The report is printed as JSON on stdout, and written to --json FILE.
- * With --cpu-prof DIR each service of its own platform writes a V8 CPU
+ * With --rate N the senders start at most N Sends a second between them
+ * (open loop, for latency at a given load); without it each sends its next
+ * as soon as its last is answered (closed loop, for the most the platform
+ * does). With --cpu-prof DIR each service of its own platform writes a V8 CPU
  * profile (<service>.<time>.cpuprofile) into DIR when it stops.
  */
 import { mkdirSync } from 'node:fs';
@@ -28,6 +31,7 @@ interface Options {
   readonly inFlight: number;
   readonly durationSeconds: number;
   readonly size: number;
+  readonly ratePerSecond?: number;
   readonly kafkaRecords: number;
   readonly server?: string;
   readonly ca?: string;
@@ -44,6 +48,7 @@ function parseOptions(argv: string[]): Options {
       'in-flight': { type: 'string', default: '256' },
       duration: { type: 'string', default: '30' },
       size: { type: 'string', default: '200' },
+      rate: { type: 'string' },
       'kafka-records': { type: 'string', default: '1000000' },
       server: { type: 'string' },
       ca: { type: 'string' },
@@ -70,6 +75,7 @@ function parseOptions(argv: string[]): Options {
     inFlight: wholeNumber('in-flight', values['in-flight'], 100_000),
     durationSeconds: wholeNumber('duration', values.duration, 24 * 3600),
     size,
+    ...(values.rate === undefined ? {} : { ratePerSecond: wholeNumber('rate', values.rate, 1_000_000) }),
     kafkaRecords: wholeNumber('kafka-records', values['kafka-records'], 100_000_000),
     server: values.server,
     ca: values.ca,
