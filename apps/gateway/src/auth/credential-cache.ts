@@ -1,4 +1,5 @@
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
+import { Groups } from '../groups';
 
 /** The device a call comes from, as its credential proved. */
 export interface AuthenticatedDevice {
@@ -32,7 +33,7 @@ interface Entry {
 export class CredentialCache {
   // Insertion order is age order: the first entry is the oldest.
   private readonly entries = new Map<string, Entry>();
-  private readonly keysByAccount = new Map<string, Set<string>>();
+  private readonly keysByAccount = new Groups<string, string>();
   private currentGeneration = 0;
   private listening = false;
 
@@ -70,20 +71,13 @@ export class CredentialCache {
       this.delete(oldest.value[0], oldest.value[1]);
     }
     this.entries.set(key, { device, expires: this.now() + this.options.ttlMs });
-    let keys = this.keysByAccount.get(device.accountId);
-    if (!keys) {
-      keys = new Set();
-      this.keysByAccount.set(device.accountId, keys);
-    }
-    keys.add(key);
+    this.keysByAccount.add(device.accountId, key);
   }
 
   /** Drops what is remembered of these devices of an account. */
   revoke(accountId: string, deviceIds: readonly number[]): void {
     this.currentGeneration++;
-    const keys = this.keysByAccount.get(accountId);
-    if (!keys) return;
-    for (const key of [...keys]) {
+    for (const key of this.keysByAccount.get(accountId)) {
       const entry = this.entries.get(key);
       if (entry && deviceIds.includes(entry.device.deviceId)) this.delete(key, entry);
     }
@@ -112,8 +106,6 @@ export class CredentialCache {
 
   private delete(key: string, entry: Entry): void {
     this.entries.delete(key);
-    const keys = this.keysByAccount.get(entry.device.accountId);
-    keys?.delete(key);
-    if (keys?.size === 0) this.keysByAccount.delete(entry.device.accountId);
+    this.keysByAccount.delete(entry.device.accountId, key);
   }
 }

@@ -33,6 +33,11 @@ export function callerOf(metadata: Metadata): AuthenticatedDevice {
   return caller;
 }
 
+/** Authenticates a call not marked @Public(), for callerOf; throws as DeviceAuthGuard describes. */
+export async function authenticateCall(auth: Authenticator, metadata: Metadata, peer: string): Promise<void> {
+  callers.set(metadata, await auth.authenticate(metadata, peer));
+}
+
 /**
  * Authenticates every gateway RPC before its handler runs, unless the
  * handler is @Public(): no credential, or a wrong one, is UNAUTHENTICATED
@@ -52,8 +57,7 @@ export class DeviceAuthGuard implements CanActivate {
     if (this.reflector.get<boolean | undefined>(PUBLIC, context.getHandler())) return true;
     const metadata = context.switchToRpc().getContext<Metadata>();
     const call = context.getArgByIndex<unknown>(2);
-    const caller = await whilePaused(call, () => this.auth.authenticate(metadata, peerOf(call)));
-    callers.set(metadata, caller);
+    await whilePaused(call, () => authenticateCall(this.auth, metadata, peerOf(call)));
     return true;
   }
 }

@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
+import { CALL_ADMISSION } from '@sotto/platform/grpc';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
+import { GatewayCallAdmission } from './call-admission';
 import { CALL_LIMIT_RATES, CallLimits, type CallLimitRates } from './call-limits';
 import { CallLimitsInterceptor } from './limits.interceptor';
 
@@ -19,12 +21,13 @@ export function callLimitRates(env: GatewayEnv): CallLimitRates {
   };
 }
 
-/** Rate limits on every public call (see CALL_LIMITS). */
+/** Rate limits on every public call (see CALL_LIMITS), direct methods' included (GatewayCallAdmission). */
 @Module({
   providers: [
     CallLimits,
     { provide: CALL_LIMIT_RATES, inject: [GATEWAY_ENV], useFactory: callLimitRates },
     { provide: APP_INTERCEPTOR, useClass: CallLimitsInterceptor },
+    { provide: CALL_ADMISSION, useClass: GatewayCallAdmission },
   ],
 })
 export class LimitsModule {}

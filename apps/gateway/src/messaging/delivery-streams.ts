@@ -11,6 +11,7 @@ import { CredentialRevocations, type Revocation } from '../auth/credential-revoc
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
 import { RelayCalls } from '../upstream/relay-calls';
 import { Upstream } from '../upstream/upstream';
+import { Groups } from '../groups';
 import { VaultReports } from '../vault/vault-reports';
 import { DeliveryMetrics, type DeliverySnapshot } from './delivery-metrics';
 import { drainRetryDelayMs, type RetryDelays } from './drain-retry';
@@ -57,8 +58,9 @@ export class DeliveryStream {
   private drainAgain = false;
   private reportedEmpty = false;
   private closed = false;
-  private readonly ended: Promise<void>;
-  private markEnded!: () => void;
+  /** Settles when the stream closes; made only when a drain waits for the device to read. */
+  private ended?: Promise<void>;
+  private markEnded?: () => void;
   private readonly window: InFlightWindow;
   /** What the drain waits for, if anything: room in the window, or the device to read. */
   private waitingFor?: 'acknowledgements' | 'client';
@@ -79,7 +81,6 @@ export class DeliveryStream {
     private readonly logger: Logger,
   ) {
     this.window = new InFlightWindow(settings.inFlight);
-    this.ended = new Promise((resolve) => (this.markEnded = resolve));
   }
 
   /**
@@ -202,6 +203,7 @@ export class DeliveryStream {
     // Again after each 'drain': what the call held may have filled it once more.
     while (this.outlet.congested && !this.closed) {
       this.waitingFor = 'client';
+      this.ended ??= new Promise((resolve) => (this.markEnded = resolve));
       await Promise.race([this.outlet.ready(), this.ended]);
       this.waitingFor = undefined;
     }
@@ -258,7 +260,7 @@ export class DeliveryStream {
     clearTimeout(this.retry);
     this.retry = undefined;
     this.window.clear();
-    this.markEnded();
+    this.markEnded?.();
     this.onClose();
     this.outlet.end();
   }
@@ -305,7 +307,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(DeliveryStreams.name);
   private readonly streams = new Map<string, DeliveryStream>();
   // The same streams by device ("<account>.<device>"), for revocations.
-  private readonly streamsByDevice = new Map<string, Set<DeliveryStream>>();
+  private readonly streamsByDevice = new Groups<string, DeliveryStream>();
   private readonly settings: DeliverySettings;
   private subscription?: Subscription;
 
@@ -364,9 +366,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
       outlet,
       () => {
         this.streams.delete(stream.id);
-        const sameDevice = this.streamsByDevice.get(deviceKey);
-        sameDevice?.delete(stream);
-        if (sameDevice?.size === 0) this.streamsByDevice.delete(deviceKey);
+        this.streamsByDevice.delete(deviceKey, stream);
         void this.upstream.presence
           .releaseStream({ device, streamId: stream.id })
           .catch((error: unknown) => this.logger.warn(`release failed: ${messageOf(error)}`));
@@ -376,8 +376,7 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
       this.logger,
     );
     this.streams.set(stream.id, stream);
-    const sameDevice = this.streamsByDevice.get(deviceKey) ?? new Set<DeliveryStream>();
-    this.streamsByDevice.set(deviceKey, sameDevice.add(stream));
+    this.streamsByDevice.add(deviceKey, stream);
     try {
       await this.upstream.presence.claimStream({
         device,
@@ -424,9 +423,8 @@ export class DeliveryStreams implements OnModuleInit, OnApplicationShutdown {
    */
   private endRevoked(revocation: Revocation): void {
     for (const deviceId of revocation.deviceIds) {
-      const streams = this.streamsByDevice.get(`${revocation.accountId}.${deviceId}`);
       // Told "displaced", as presence's EndStreams tells a signed-out device's stream elsewhere.
-      for (const stream of [...(streams ?? [])]) stream.displace();
+      for (const stream of this.streamsByDevice.get(`${revocation.accountId}.${deviceId}`)) stream.displace();
     }
   }
 

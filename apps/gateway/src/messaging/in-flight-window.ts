@@ -13,14 +13,15 @@ export interface InFlightLimits {
  * gateway at most `limits.envelopes` envelopes and about `limits.bytes`.
  */
 export class InFlightWindow {
-  private readonly held = new Map<string, number>();
+  // Made when the first envelope comes: most of a gateway's streams are idle, holding nothing.
+  private held?: Map<string, number>;
   private heldBytes = 0;
-  private waiting: (() => void)[] = [];
+  private waiting?: (() => void)[];
 
   constructor(private readonly limits: InFlightLimits) {}
 
   get envelopes(): number {
-    return this.held.size;
+    return this.held?.size ?? 0;
   }
 
   get bytes(): number {
@@ -31,17 +32,18 @@ export class InFlightWindow {
   room(): { envelopes: number; bytes: number } {
     if (this.isFull) return { envelopes: 0, bytes: 0 };
     return {
-      envelopes: this.limits.envelopes - this.held.size,
+      envelopes: this.limits.envelopes - this.envelopes,
       bytes: this.limits.bytes - this.heldBytes,
     };
   }
 
   get isFull(): boolean {
-    return this.held.size >= this.limits.envelopes || this.heldBytes >= this.limits.bytes;
+    return this.envelopes >= this.limits.envelopes || this.heldBytes >= this.limits.bytes;
   }
 
   /** Counts an envelope read from the mailbox. A GUID already held is counted once. */
   add(guid: string, bytes: number): void {
+    this.held ??= new Map();
     if (this.held.has(guid)) return;
     this.held.set(guid, bytes);
     this.heldBytes += bytes;
@@ -50,6 +52,7 @@ export class InFlightWindow {
   /** The device acknowledged these; GUIDs this window does not hold change nothing. Returns how many it held. */
   release(guids: readonly string[]): number {
     let released = 0;
+    if (this.held === undefined) return released;
     for (const guid of guids) {
       const bytes = this.held.get(guid);
       if (bytes === undefined) continue;
@@ -64,19 +67,19 @@ export class InFlightWindow {
   /** Resolves once there is room (at once if there is), or when the window is cleared. */
   whenRoom(): Promise<void> {
     if (!this.isFull) return Promise.resolve();
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((resolve) => (this.waiting ??= []).push(resolve));
   }
 
   /** Forgets everything held (the stream ended) and lets every waiter go. */
   clear(): void {
-    this.held.clear();
+    this.held = undefined;
     this.heldBytes = 0;
     this.wake();
   }
 
   private wake(): void {
     const waiting = this.waiting;
-    this.waiting = [];
-    waiting.forEach((resolve) => resolve());
+    this.waiting = undefined;
+    waiting?.forEach((resolve) => resolve());
   }
 }

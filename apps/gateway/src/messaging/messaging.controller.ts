@@ -7,43 +7,49 @@ import {
   type SendRequest,
   type SendResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { GrpcService, type GrpcController } from '@sotto/platform/grpc';
-import { Observable, type Subscriber } from 'rxjs';
+import { Direct, GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import { callerOf } from '../auth/device-auth.guard';
 import { RelayCalls } from '../upstream/relay-calls';
 import { AckQueue } from './ack-queue';
 import { DeliveryStreams, type DeliveryStream, type StreamOutlet } from './delivery-streams';
 
+type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
+
 /**
- * A Connect call as a stream's outlet. NestJS writes what the observable
- * emits with the call's write(), keeping what write() refuses in a list of
- * its own until 'drain' (writeObservableToGrpc); the stream pushes no
- * envelope while the call is congested, so that list stays empty and a
- * device that does not read holds only what HTTP/2 flow control lets through.
+ * A Connect call as a stream's outlet. What write() refuses the call keeps,
+ * in order, until 'drain'; the stream pushes no envelope while the call is
+ * congested, so that stays small and a device that does not read holds only
+ * what HTTP/2 flow control lets through.
  */
-function outletOf(
-  call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
-  subscriber: Subscriber<ConnectResponse>,
-): StreamOutlet {
+function outletOf(call: ConnectCall, end: () => void): StreamOutlet {
   return {
-    push: (message) => subscriber.next(message),
+    push: (message) => void call.write(message),
     get congested() {
       return call.writableNeedDrain;
     },
     ready: () => new Promise<void>((resolve) => call.once('drain', () => resolve())),
-    end: () => subscriber.complete(),
+    end,
   };
 }
 
-/** The public MessagingService: Send, and the per-device Connect stream. */
+/**
+ * The public MessagingService: Send, and the per-device Connect stream. Both
+ * are the message path, so both are served directly on grpc-js (@Direct():
+ * authenticated and limited by GatewayCallAdmission), without NestJS's
+ * per-call RxJS pipeline.
+ */
 @Controller()
 @GrpcService(MessagingServiceService)
-export class MessagingController implements GrpcController<typeof MessagingServiceService> {
+export class MessagingController implements GrpcController<
+  typeof MessagingServiceService,
+  'send' | 'connect'
+> {
   constructor(
     private readonly relay: RelayCalls,
     private readonly streams: DeliveryStreams,
   ) {}
 
+  @Direct()
   send(request: SendRequest, metadata: Metadata): Promise<SendResponse> {
     const caller = callerOf(metadata);
     return this.relay.send({
@@ -53,42 +59,45 @@ export class MessagingController implements GrpcController<typeof MessagingServi
     });
   }
 
-  connect(
-    requests: Observable<ConnectRequest>,
-    metadata: Metadata,
-    call: ServerDuplexStream<ConnectRequest, ConnectResponse>,
-  ): Observable<ConnectResponse> {
+  /**
+   * Opens the device's delivery stream and forwards its acknowledgements.
+   * Settles when the call is over: the stream ended (the client half-closed,
+   * was displaced or revoked, or the gateway stops), the client cancelled,
+   * or it failed (too many acknowledgements waiting, the relay or presence
+   * refused).
+   */
+  @Direct()
+  connect(call: ConnectCall, metadata: Metadata): Promise<void> {
     const device = callerOf(metadata);
-    return new Observable<ConnectResponse>((subscriber) => {
+    return new Promise<void>((resolve, reject) => {
       let stream: DeliveryStream | undefined;
-      let gone = false;
+      let over = false;
+      const settle = (outcome: () => void): void => {
+        if (over) return;
+        over = true;
+        stream?.close();
+        outcome();
+      };
+      const finish = (): void => settle(resolve);
+      const fail = (error: unknown): void =>
+        settle(() => reject(error instanceof Error ? error : new Error(String(error))));
       // Acknowledgements wait here (bounded) while the stream opens; reading pauses meanwhile.
-      const acks = new AckQueue(
-        (guids) => this.streams.forwardAcks(device, guids),
-        call,
-        (error: unknown) => subscriber.error(error),
-      );
-      const inbound = requests.subscribe({
-        next: (request) => {
-          if (request.ack && acks.add(request.ack.guids)) stream?.acknowledged(request.ack.guids);
-        },
-        error: () => stream?.close(),
-        complete: () => stream?.close(),
+      const acks = new AckQueue((guids) => this.streams.forwardAcks(device, guids), call, fail);
+      call.on('data', (request: ConnectRequest) => {
+        if (request.ack && acks.add(request.ack.guids)) stream?.acknowledged(request.ack.guids);
       });
+      call.on('end', () => stream?.close());
+      call.on('error', () => stream?.close());
+      call.on('cancelled', finish);
       this.streams
-        .open(device, outletOf(call, subscriber))
+        .open(device, outletOf(call, finish))
         .then((opened) => {
           // The call ended while the stream was opening.
-          if (gone) opened.close();
+          if (over) opened.close();
           stream = opened;
           acks.start();
         })
-        .catch((error: unknown) => subscriber.error(error));
-      return () => {
-        gone = true;
-        inbound.unsubscribe();
-        stream?.close();
-      };
+        .catch(fail);
     });
   }
 }

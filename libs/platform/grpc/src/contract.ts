@@ -19,14 +19,17 @@ import {
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { GrpcMethod, GrpcStreamMethod } from '@nestjs/microservices';
 import type { Observable } from 'rxjs';
+import type { Type } from '@nestjs/common';
 import { serviceNameOf } from '@sotto/contracts';
+import { isDirect, recordDirectMethods, type DirectHandler } from './direct';
 
 /** One method of a generated service definition, as far as these helpers need it. */
-interface MethodShape {
+export interface MethodShape {
   readonly path: string;
   readonly requestStream: boolean;
   readonly responseStream: boolean;
   readonly requestDeserialize: (bytes: Buffer) => unknown;
+  readonly responseSerialize: (message: never) => Buffer;
   readonly responseDeserialize: (bytes: Buffer) => unknown;
 }
 
@@ -65,28 +68,38 @@ type Handler<M extends MethodShape> = M['requestStream'] extends true
  * named as in the generated definition (`send`, `readMailbox`). A controller
  * declares `implements GrpcController<typeof RelayServiceService>`, so a
  * method missing or typed differently from the contract fails to compile.
+ * The methods named in `Direct` (marked @Direct()) have a direct handler's type.
  */
-export type GrpcController<S extends ServiceShape> = { [K in keyof S]: Handler<S[K]> };
+export type GrpcController<S extends ServiceShape, Direct extends keyof S = never> = {
+  [K in keyof S]: K extends Direct ? DirectHandler<S[K]> : Handler<S[K]>;
+};
 
 /**
  * Binds a controller's methods to a service: every RPC of the definition
  * becomes a NestJS gRPC handler (a stream handler for client- and
- * bidirectional streams). Throws at start-up if the class lacks a method.
+ * bidirectional streams), except those marked @Direct(), which
+ * serveDirectMethods serves. Throws at start-up if the class lacks a method.
  */
-export function GrpcService(definition: ServiceShape): ClassDecorator {
+export function GrpcService(definition: ServiceShape): (target: Type) => void {
   const qualified = serviceNameOf(definition);
   const service = qualified.slice(qualified.lastIndexOf('.') + 1);
   return (target) => {
     const prototype = target.prototype as object;
+    const direct: string[] = [];
     for (const [method, shape] of Object.entries(definition)) {
       const descriptor = Object.getOwnPropertyDescriptor(prototype, method);
       if (typeof descriptor?.value !== 'function') {
         throw new Error(`${target.name} does not implement ${qualified}.${method}`);
       }
+      if (isDirect(descriptor.value)) {
+        direct.push(method);
+        continue;
+      }
       const decorate = shape.requestStream ? GrpcStreamMethod(service, method) : GrpcMethod(service, method);
       decorate(prototype, method, descriptor);
       Object.defineProperty(prototype, method, descriptor);
     }
+    recordDirectMethods(target, definition, direct);
   };
 }
 

@@ -5,12 +5,6 @@ import { Metadata, status } from '@grpc/grpc-js';
 import type { Logger } from '@sotto/platform/logging';
 import { Observable, throwError } from 'rxjs';
 
-interface GrpcErrorShape {
-  code: status;
-  message: string;
-  metadata?: Metadata;
-}
-
 /** An error the client is meant to see: a gRPC status code and a message that names the problem. */
 export function grpcError(code: status, message: string, metadata?: Metadata): RpcException {
   return new RpcException(metadata ? { code, message, metadata } : { code, message });
@@ -48,7 +42,7 @@ function isStatus(value: unknown): value is status {
   return typeof value === 'number' && status[value] !== undefined;
 }
 
-function isGrpcError(value: unknown): value is GrpcErrorShape {
+function isGrpcError(value: unknown): value is ClientError {
   return (
     typeof value === 'object' &&
     value !== null &&
@@ -57,33 +51,40 @@ function isGrpcError(value: unknown): value is GrpcErrorShape {
   );
 }
 
+/** What a client is told of a failed call: its status code, message and trailers. */
+export interface ClientError {
+  readonly code: status;
+  readonly message: string;
+  readonly metadata?: Metadata;
+}
+
 /**
- * Passes deliberate gRPC errors through unchanged, and answers a dependency
- * that is down (DependencyUnavailableError) with UNAVAILABLE. Anything else
- * is a bug: it is logged with a correlation id, and the client gets INTERNAL
- * with that id and nothing else, never a stack trace.
+ * What the client is told of an error: a deliberate gRPC error of ours
+ * passes through unchanged, and a dependency that is down
+ * (DependencyUnavailableError) is UNAVAILABLE. Anything else is a bug: it is
+ * logged with a correlation id, and the client gets INTERNAL with that id and
+ * nothing else, never a stack trace.
  */
+export function clientErrorOf(exception: unknown, logger: Logger, handler?: string): ClientError {
+  const error = exception instanceof RpcException ? exception.getError() : exception;
+  if (isGrpcError(error)) return error;
+  if (exception instanceof DependencyUnavailableError) {
+    logger.warn({ what: exception.what, problem: exception.problem }, exception.message);
+    return { code: status.UNAVAILABLE, message: exception.message };
+  }
+  const correlationId = randomUUID();
+  logger.error({ correlationId, err: exception, handler }, 'unhandled error in gRPC handler');
+  return { code: status.INTERNAL, message: `internal error (correlation id ${correlationId})` };
+}
+
+/** clientErrorOf for the handlers NestJS runs. */
 @Catch()
 export class GrpcExceptionFilter implements RpcExceptionFilter<unknown> {
   constructor(private readonly logger: Logger) {}
 
   catch(exception: unknown, host: ArgumentsHost): Observable<never> {
-    const error = exception instanceof RpcException ? exception.getError() : exception;
-    if (isGrpcError(error)) return throwError(() => error);
-    if (exception instanceof DependencyUnavailableError) {
-      this.logger.warn({ what: exception.what, problem: exception.problem }, exception.message);
-      return throwError(() => ({ code: status.UNAVAILABLE, message: exception.message }));
-    }
-
-    const correlationId = randomUUID();
     const handler = host.getType() === 'rpc' ? host.switchToRpc().getContext<unknown>() : undefined;
-    this.logger.error(
-      { correlationId, err: exception, handler: handler === undefined ? undefined : typeof handler },
-      'unhandled error in gRPC handler',
-    );
-    return throwError(() => ({
-      code: status.INTERNAL,
-      message: `internal error (correlation id ${correlationId})`,
-    }));
+    const error = clientErrorOf(exception, this.logger, handler === undefined ? undefined : typeof handler);
+    return throwError(() => error);
   }
 }

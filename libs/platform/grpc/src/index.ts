@@ -14,10 +14,25 @@ export {
   ResponseOf,
   ServiceShape,
 } from './contract';
-export { DependencyUnavailableError, GrpcExceptionFilter, grpcError, grpcStatusOf } from './errors';
+export {
+  clientErrorOf,
+  ClientError,
+  DependencyUnavailableError,
+  GrpcExceptionFilter,
+  grpcError,
+  grpcStatusOf,
+} from './errors';
+export {
+  CALL_ADMISSION,
+  CallAdmission,
+  Direct,
+  DirectCall,
+  DirectHandler,
+  serveDirectMethods,
+} from './direct';
 export { REFUSALS, REFUSAL_TRAILER, refuse, RefusalReason, throttled } from './refusals';
 export { requireAccountId, requireDeviceId, validArgument } from './arguments';
-export { GrpcMetricsInterceptor } from './metrics.interceptor';
+export { GrpcMetricsInterceptor, GrpcServerMetrics } from './metrics.interceptor';
 export { createUpstreamClient, upstreamError, UpstreamClient, UpstreamClients } from './upstream';
 export { addressBucket, peerAddress } from './client-address';
 export { checkOwnCertificate, serverCredentials, topologyInterceptor, Refusal, ServerTls } from './tls';

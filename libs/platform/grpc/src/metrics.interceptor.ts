@@ -4,13 +4,19 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { Observable, tap } from 'rxjs';
 import { grpcStatusOf } from './errors';
 
-function codeName(error: unknown): string {
+/** The status label of a call that failed with `error`, as the handler threw it. */
+export function codeName(error: unknown): string {
   const code = grpcStatusOf(error);
   return code === undefined ? 'INTERNAL' : status[code];
 }
 
-/** Counts and times every gRPC call by method and status, as Prometheus's gRPC conventions name them. */
-export class GrpcMetricsInterceptor implements NestInterceptor {
+/**
+ * Counts and times gRPC calls by method ("<Controller>.<method>") and status,
+ * as Prometheus's gRPC conventions name them. One per server: the calls
+ * NestJS runs (GrpcMetricsInterceptor) and the direct ones (serveDirectMethods)
+ * share it.
+ */
+export class GrpcServerMetrics {
   private readonly handled: Counter<'grpc_method' | 'grpc_code'>;
   private readonly seconds: Histogram<'grpc_method'>;
 
@@ -30,19 +36,26 @@ export class GrpcMetricsInterceptor implements NestInterceptor {
     });
   }
 
+  /** Starts timing a call of `method`; the function returned records how it ended. */
+  start(method: string): (code: string) => void {
+    const started = process.hrtime.bigint();
+    return (code) => {
+      this.seconds.observe({ grpc_method: method }, Number(process.hrtime.bigint() - started) / 1e9);
+      this.handled.inc({ grpc_method: method, grpc_code: code });
+    };
+  }
+}
+
+/** GrpcServerMetrics for the calls NestJS runs: after the guards and the interceptors registered before it. */
+export class GrpcMetricsInterceptor implements NestInterceptor {
+  constructor(private readonly metrics: GrpcServerMetrics) {}
+
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const method = `${context.getClass().name}.${context.getHandler().name}`;
-    const stop = this.seconds.startTimer({ grpc_method: method });
+    const ended = this.metrics.start(`${context.getClass().name}.${context.getHandler().name}`);
     return next.handle().pipe(
       tap({
-        complete: () => {
-          stop();
-          this.handled.inc({ grpc_method: method, grpc_code: 'OK' });
-        },
-        error: (error: unknown) => {
-          stop();
-          this.handled.inc({ grpc_method: method, grpc_code: codeName(error) });
-        },
+        complete: () => ended('OK'),
+        error: (error: unknown) => ended(codeName(error)),
       }),
     );
   }

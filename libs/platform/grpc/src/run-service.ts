@@ -27,7 +27,8 @@ import { createLogger, NestPinoLogger, type Logger } from '@sotto/platform/loggi
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '@sotto/platform/metrics';
 import { packageDefinitionOf } from './contract';
 import { GrpcExceptionFilter } from './errors';
-import { GrpcMetricsInterceptor } from './metrics.interceptor';
+import { serveDirectMethods } from './direct';
+import { GrpcMetricsInterceptor, GrpcServerMetrics } from './metrics.interceptor';
 import { createGrpcMicroservice } from './microservice';
 import { checkOwnCertificate, serverCredentials } from './tls';
 import { useServiceIdentity } from './upstream';
@@ -185,9 +186,12 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
       health.addToServer(server);
     },
   });
+  const callMetrics = new GrpcServerMetrics(registry);
   app.useGlobalFilters(new GrpcExceptionFilter(logger));
-  app.useGlobalInterceptors(new GrpcMetricsInterceptor(registry));
+  app.useGlobalInterceptors(new GrpcMetricsInterceptor(callMetrics));
   await app.listen();
+  if (grpcServer === undefined) throw new Error('the gRPC server was not created');
+  serveDirectMethods(app, grpcServer, { metrics: callMetrics, logger });
 
   const readiness = app.get(Readiness);
   const setHealth = (next: ServingStatus): void =>
