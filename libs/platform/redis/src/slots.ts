@@ -79,7 +79,8 @@ export async function pipelineEach<T>(
   // While a slot migrates, the old owner answers ASK for the keys already moved (and MOVED once the
   // move is over) but serves the others: ioredis follows a pipeline's redirection only when every
   // command in it got the same one. A redirected command was not run, so each is sent again on its
-  // own, where ioredis follows it.
+  // own, where ioredis follows it. So is a script answered NOSCRIPT: ioredis re-sends a redirected
+  // pipeline's EVALSHA as it was, to a node that may never have seen the script; alone, it goes as EVAL.
   const redirected = results.flatMap(([error], index) =>
     error && REDIRECTION.test(error.message) ? [index] : [],
   );
@@ -87,7 +88,7 @@ export async function pipelineEach<T>(
   return results;
 }
 
-const REDIRECTION = /^(ASK|MOVED) /;
+const REDIRECTION = /^(ASK |MOVED |NOSCRIPT)/;
 
 /** The master serving a slot, as the client last learned it; the slot itself when it does not know yet. */
 function ownerOf(cluster: Cluster, slot: number): string {
