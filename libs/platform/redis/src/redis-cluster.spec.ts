@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Test } from '@nestjs/testing';
-import { Cluster, type Redis } from 'ioredis';
+import { Cluster, type Redis as Server } from 'ioredis';
 import { parseEnvironment } from '@sotto/platform/config';
 import { DependencyUnavailableError } from '@sotto/platform/grpc';
 import { Readiness, ReadinessModule } from '@sotto/platform/health';
@@ -231,7 +231,7 @@ describe('on a Redis Cluster', () => {
     const tag = randomUUID();
     const keys = Array.from({ length: 10 }, (_, i) => `sotto:test:{${tag}}:${i}`);
     const slot = keySlot(keys[0] ?? '');
-    const address = (node: Redis): string => `${String(node.options.host)}:${String(node.options.port)}`;
+    const address = (node: Server): string => `${String(node.options.host)}:${String(node.options.port)}`;
     const source = redis.nodes('master').find((node) => address(node) === redis.slots[slot]?.[0]);
     const target = redis.nodes('master').find((node) => node !== source);
     if (source === undefined || target === undefined) throw new Error(`no masters known for slot ${slot}`);
