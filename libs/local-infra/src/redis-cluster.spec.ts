@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { clientTlsOptions, prepareLocalPki } from '@sotto/platform/tls';
-import { mastersServingSlots, startRedisCluster } from './redis-cluster';
+import { clusterNodes, mastersServingSlots, startRedisCluster } from './redis-cluster';
 import { isGone, tempDir } from './test-support';
 
 describe('mastersServingSlots', () => {
@@ -15,6 +15,23 @@ describe('mastersServingSlots', () => {
       'f6 127.0.0.1:7005@17005 master - 0 1 0 connected',
     ].join('\n');
     expect(mastersServingSlots(`${table}\n`)).toEqual(['127.0.0.1:7001', '127.0.0.1:7002', '127.0.0.1:7006']);
+  });
+});
+
+describe('clusterNodes', () => {
+  it('reads ids, addresses, roles and slots, leaving out slots in migration', () => {
+    const table = [
+      'a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-2 5 [6->-b2]',
+      'b2 127.0.0.1:7002@17002 master - 0 1 2 connected 7 [6-<-a1]',
+      'c3 127.0.0.1:7003@17003 master,fail - 0 1 3 disconnected',
+      'd4 127.0.0.1:7004@17004 slave b2 0 1 2 connected',
+    ].join('\n');
+    expect(clusterNodes(table)).toEqual([
+      { id: 'a1', address: '127.0.0.1:7001', master: true, slots: [0, 1, 2, 5] },
+      { id: 'b2', address: '127.0.0.1:7002', master: true, slots: [7] },
+      { id: 'c3', address: '127.0.0.1:7003', master: false, slots: [] },
+      { id: 'd4', address: '127.0.0.1:7004', master: false, slots: [] },
+    ]);
   });
 });
 
@@ -99,6 +116,81 @@ describe('startRedisCluster', () => {
     } finally {
       reconnected.disconnect();
       await again.stop();
+    }
+  });
+
+  it('moves a slot and its keys to another master while a client keeps writing to it', async () => {
+    const pki = await prepareLocalPki({
+      dir: join(tmp.dir, 'pki-move'),
+      servers: ['redis'],
+      clients: ['client'],
+    });
+    const redis = pki.identities['redis'];
+    const client = pki.identities['client'];
+    if (redis === undefined || client === undefined) throw new Error('the local CA issued no certificates');
+    const cluster = await startRedisCluster({
+      dataDir: join(tmp.dir, 'cluster-move'),
+      tls: { ca: pki.ca, identity: redis },
+    });
+    const tls = clientTlsOptions({ ca: pki.ca, ...client });
+    const port = (address: string): number => Number(address.split(':')[1]);
+    const connection = new Cluster([{ host: '127.0.0.1', port: port(cluster.nodes[0] ?? '') }], {
+      redisOptions: { tls },
+      dnsLookup: (address, callback) => callback(null, address),
+    });
+    const direct = (address: string): Redis =>
+      new Redis(port(address), '127.0.0.1', { tls, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      // 250 keys in one slot (more than one MIGRATE batch), and a key elsewhere that must stay put.
+      const keys = Array.from({ length: 250 }, (_, i) => `local-infra:{moving}:${i}`);
+      await Promise.all(keys.map((key, i) => connection.set(key, `value-${i}`)));
+      await connection.set('local-infra:{staying}', 'here');
+      const slot = await connection.cluster('KEYSLOT', 'local-infra:{moving}');
+      const mastersBefore = await cluster.masters();
+
+      // A client keeps writing into the slot while it moves (it follows ASK and MOVED).
+      let writing = true;
+      let written = 0;
+      const writer = (async () => {
+        while (writing) {
+          await connection.set(`local-infra:{moving}:during:${written}`, String(written));
+          written += 1;
+        }
+      })();
+      const move = await cluster.moveSlot(slot);
+      writing = false;
+      await writer;
+
+      expect(move.keys).toBeGreaterThanOrEqual(250);
+      expect(move.to).not.toBe(move.from);
+      expect(mastersBefore).toContain(move.to);
+      expect(await cluster.masters()).toEqual(mastersBefore);
+      // Everything is read back from the new owner itself, not through a redirection.
+      const owner = direct(move.to);
+      const old = direct(move.from);
+      try {
+        expect(await owner.mget(...keys)).toEqual(keys.map((_, i) => `value-${i}`));
+        const during = Array.from({ length: written }, (_, i) => `local-infra:{moving}:during:${i}`);
+        expect(await owner.mget(...during)).toEqual(during.map((_, i) => String(i)));
+        expect(await owner.cluster('COUNTKEYSINSLOT', slot)).toBe(250 + written);
+        expect(await old.cluster('COUNTKEYSINSLOT', slot)).toBe(0);
+        await expect(old.get(keys[0] ?? '')).rejects.toThrow(new RegExp(`^MOVED ${slot} ${move.to}$`));
+      } finally {
+        owner.disconnect();
+        old.disconnect();
+      }
+      expect(await connection.get('local-infra:{staying}')).toBe('here');
+      // Moving it back works the same, and to a named master.
+      expect(await cluster.moveSlot(slot, move.from)).toEqual({
+        from: move.to,
+        to: move.from,
+        keys: 250 + written,
+      });
+      expect(await connection.get(keys[7] ?? '')).toBe('value-7');
+      await cluster.waitHealthy();
+    } finally {
+      connection.disconnect();
+      await cluster.stop();
     }
   });
 });

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ManagedProcess, errorMessage, sleep } from './process';
 import { freePort, isPortFree } from './ports';
-import { redisCommand, redisListenArgs, redisServerBinary, ping } from './redis';
+import { redisCall, redisCommand, redisListenArgs, redisServerBinary, ping } from './redis';
 import { which } from './system';
 import { silentLogger, type RunningRedisCluster, type ServerTls, type StartOptions } from './types';
 
@@ -222,6 +222,13 @@ export async function startRedisCluster(opts: Omit<StartOptions, 'port'>): Promi
       const table = await redisCommand(running[0] ?? 0, tls, ['CLUSTER', 'NODES']);
       return mastersServingSlots(table);
     },
+    moveSlot: (slot, to) =>
+      moveSlot(
+        layout.ports.filter((_, i) => !nodes[i].hasExited),
+        tls,
+        slot,
+        to,
+      ),
     waitHealthy: (timeoutMs = READY_TIMEOUT_MS) =>
       waitHealthy(
         layout.ports.filter((_, i) => !nodes[i].hasExited),
@@ -267,4 +274,117 @@ export function mastersServingSlots(table: string): string[] {
     })
     .map((columns) => (columns[1] ?? '').split('@')[0] ?? '')
     .sort();
+}
+
+/** A node as a CLUSTER NODES line describes it. */
+export interface ClusterNode {
+  readonly id: string;
+  /** host:port */
+  readonly address: string;
+  readonly master: boolean;
+  /** The slots it serves (a migration in progress, "[slot->-id]", is not counted). */
+  readonly slots: readonly number[];
+}
+
+/** The nodes of a CLUSTER NODES table ("id ip:port@bus flags master-id ping pong epoch link slot..."). */
+export function clusterNodes(table: string): ClusterNode[] {
+  return table
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(' '))
+    .filter((columns) => columns.length >= 8)
+    .map((columns) => {
+      const flags = (columns[2] ?? '').split(',');
+      const slots = columns.slice(8).flatMap((range) => {
+        if (range.startsWith('[')) return [];
+        const [first, last = first] = range.split('-').map(Number);
+        if (first === undefined || last === undefined) return [];
+        return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+      });
+      return {
+        id: columns[0] ?? '',
+        address: (columns[1] ?? '').split('@')[0] ?? '',
+        master: flags.includes('master') && !flags.includes('fail'),
+        slots,
+      };
+    });
+}
+
+/** Keys moved per MIGRATE, as redis-cli --cluster reshard does (its --cluster-pipeline default is 10). */
+const MIGRATE_BATCH = 100;
+const MIGRATE_TIMEOUT_MS = 5_000;
+
+const portOf = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1));
+
+/**
+ * Moves one slot, with its keys, from the master serving it to another master (`to`, host:port; by
+ * default the next master in address order), the way a live resharding does while clients keep using
+ * the slot: the target is told it is IMPORTING, the source that it is MIGRATING (from then on a
+ * command for a key already moved is answered ASK by the source), the keys go over with MIGRATE in
+ * batches until the source has none left, then every master is told the target owns the slot (the
+ * target first, so that it never refuses its own slot), and the call resolves once every running
+ * node's table says so. Answers where the slot was and how many keys moved.
+ */
+export async function moveSlot(
+  ports: number[],
+  tls: ServerTls | undefined,
+  slot: number,
+  to?: string,
+): Promise<{ from: string; to: string; keys: number }> {
+  const [any] = ports;
+  if (any === undefined) throw new Error('redis cluster: no node is running');
+  const table = clusterNodes(await redisCommand(any, tls, ['CLUSTER', 'NODES']));
+  const masters = table.filter((node) => node.master).sort((a, b) => a.address.localeCompare(b.address));
+  const source = masters.find((node) => node.slots.includes(slot));
+  if (source === undefined) throw new Error(`redis cluster: no master serves slot ${slot}`);
+  const target =
+    to === undefined
+      ? masters[(masters.indexOf(source) + 1) % masters.length]
+      : masters.find((node) => node.address === to);
+  if (target === undefined) throw new Error(`redis cluster: ${String(to)} is no master of the cluster`);
+  if (target === source) return { from: source.address, to: target.address, keys: 0 };
+
+  const at = (node: ClusterNode, words: string[], timeoutMs?: number): Promise<unknown> =>
+    redisCall(portOf(node.address), tls, words, timeoutMs);
+  const name = String(slot);
+  await at(target, ['CLUSTER', 'SETSLOT', name, 'IMPORTING', source.id]);
+  await at(source, ['CLUSTER', 'SETSLOT', name, 'MIGRATING', target.id]);
+  let moved = 0;
+  for (;;) {
+    const keys = await at(source, ['CLUSTER', 'GETKEYSINSLOT', name, String(MIGRATE_BATCH)]);
+    if (!Array.isArray(keys) || keys.length === 0) break;
+    const [host = '127.0.0.1'] = target.address.split(':');
+    await at(
+      source,
+      [
+        'MIGRATE',
+        host,
+        String(portOf(target.address)),
+        '',
+        '0',
+        String(MIGRATE_TIMEOUT_MS),
+        'KEYS',
+        ...keys.map(String),
+      ],
+      MIGRATE_TIMEOUT_MS * 2,
+    );
+    moved += keys.length;
+  }
+  for (const node of [target, source, ...masters.filter((each) => each !== source && each !== target)]) {
+    await at(node, ['CLUSTER', 'SETSLOT', name, 'NODE', target.id]);
+  }
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (const port of ports) {
+    for (;;) {
+      const owner = clusterNodes(await redisCommand(port, tls, ['CLUSTER', 'NODES'])).find((node) =>
+        node.slots.includes(slot),
+      );
+      if (owner?.id === target.id) break;
+      if (Date.now() >= deadline) {
+        throw new Error(`redis cluster: 127.0.0.1:${port} does not see slot ${slot} on ${target.address}`);
+      }
+      await sleep(50);
+    }
+  }
+  return { from: source.address, to: target.address, keys: moved };
 }

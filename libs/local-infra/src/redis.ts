@@ -10,15 +10,61 @@ import { silentLogger, type RunningRedis, type ServerTls, type StartOptions } fr
 
 const READY_TIMEOUT_MS = 30_000;
 
+/** A reply as RESP2 gives it: simple and bulk strings, integers, nil, arrays of replies. */
+export type RedisReply = string | number | null | RedisReply[];
+
+/** One reply parsed from `buffer` at `at`, and where the next starts; undefined while incomplete. */
+export function parseReply(buffer: Buffer, at = 0): { reply: RedisReply | Error; next: number } | undefined {
+  const eol = buffer.indexOf('\r\n', at);
+  if (eol < 0) return undefined;
+  const head = buffer.toString('utf8', at, eol);
+  const rest = head.slice(1);
+  const next = eol + 2;
+  switch (head[0]) {
+    case '+':
+      return { reply: rest, next };
+    case '-':
+      return { reply: new Error(rest), next };
+    case ':':
+      return { reply: Number.parseInt(rest, 10), next };
+    case '$': {
+      const length = Number.parseInt(rest, 10);
+      if (length < 0) return { reply: null, next };
+      if (buffer.length < next + length + 2) return undefined;
+      return { reply: buffer.toString('utf8', next, next + length), next: next + length + 2 };
+    }
+    case '*': {
+      const count = Number.parseInt(rest, 10);
+      if (count < 0) return { reply: null, next };
+      const items: RedisReply[] = [];
+      let from = next;
+      for (let i = 0; i < count; i++) {
+        const item = parseReply(buffer, from);
+        if (item === undefined) return undefined;
+        // An error inside an array (EXEC) is kept as its text: nothing here sends one.
+        items.push(item.reply instanceof Error ? item.reply.message : item.reply);
+        from = item.next;
+      }
+      return { reply: items, next: from };
+    }
+    default:
+      return { reply: new Error(`not a RESP reply: ${head}`), next };
+  }
+}
+
 /**
  * One command over a raw socket: no client library retries to get in the way of
  * the poll loops. Under TLS it verifies the server as any client would, and
  * presents the server's own certificate (it allows client authentication).
- * Answers the reply's text: a simple string, or a bulk string; an error reply
- * ("-LOADING ...", "-CLUSTERDOWN ...") rejects.
+ * Answers the parsed reply; an error reply ("-LOADING ...", "-CLUSTERDOWN ...") rejects.
  */
-export function redisCommand(port: number, tls: ServerTls | undefined, words: string[]): Promise<string> {
-  return new Promise((resolveCommand, reject) => {
+export function redisCall(
+  port: number,
+  tls: ServerTls | undefined,
+  words: string[],
+  timeoutMs = 2_000,
+): Promise<RedisReply> {
+  return new Promise((resolveCall, reject) => {
     const socket =
       tls === undefined
         ? createConnection({ host: '127.0.0.1', port })
@@ -28,13 +74,13 @@ export function redisCommand(port: number, tls: ServerTls | undefined, words: st
             ...clientTlsOptions({ ca: tls.ca, cert: tls.identity.cert, key: tls.identity.key }),
           });
     const connected = tls === undefined ? 'connect' : 'secureConnect';
-    let reply = Buffer.alloc(0);
-    const finish = (err?: Error, text?: string): void => {
+    let received = Buffer.alloc(0);
+    const finish = (err?: Error, reply?: RedisReply): void => {
       socket.destroy();
       if (err) reject(err);
-      else resolveCommand(text ?? '');
+      else resolveCall(reply ?? null);
     };
-    socket.setTimeout(2000, () => finish(new Error(`${words.join(' ')} timed out`)));
+    socket.setTimeout(timeoutMs, () => finish(new Error(`${words.join(' ')} timed out`)));
     socket.once('error', finish);
     socket.once(connected, () =>
       socket.write(
@@ -42,20 +88,25 @@ export function redisCommand(port: number, tls: ServerTls | undefined, words: st
       ),
     );
     socket.on('data', (data: Uint8Array) => {
-      reply = Buffer.concat([reply, data]);
-      const text = reply.toString('utf8');
-      const eol = text.indexOf('\r\n');
-      if (eol < 0) return;
-      const head = text.slice(0, eol);
-      if (head.startsWith('+')) finish(undefined, head.slice(1));
-      else if (head.startsWith('$')) {
-        const length = Number.parseInt(head.slice(1), 10);
-        const body = reply.subarray(Buffer.byteLength(head) + 2);
-        if (body.length < length + 2) return;
-        finish(undefined, body.subarray(0, length).toString('utf8'));
-      } else finish(new Error(`${words.join(' ')} answered ${text.trim()}`));
+      received = Buffer.concat([received, data]);
+      const parsed = parseReply(received);
+      if (parsed === undefined) return;
+      if (parsed.reply instanceof Error)
+        finish(new Error(`${words.join(' ')} answered ${parsed.reply.message}`));
+      else finish(undefined, parsed.reply);
     });
   });
+}
+
+/** One command whose reply is text (a simple or bulk string); any other reply rejects. */
+export async function redisCommand(
+  port: number,
+  tls: ServerTls | undefined,
+  words: string[],
+): Promise<string> {
+  const reply = await redisCall(port, tls, words);
+  if (typeof reply !== 'string') throw new Error(`${words.join(' ')} answered ${JSON.stringify(reply)}`);
+  return reply;
 }
 
 /** Ready: PING answers +PONG (while replaying the AOF Redis answers "-LOADING ..."). */

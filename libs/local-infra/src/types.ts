@@ -59,6 +59,11 @@ export interface RunningRedisCluster {
   masters(): Promise<string[]>;
   /** Starts a killed node again on its ports and data; resolves once it answers PING (it may still be syncing). */
   restart(node: string): Promise<void>;
+  /**
+   * Reshards one slot live: moves it and its keys from its master to another master (`to`, host:port;
+   * by default the next master), resolving once every running node sees the new owner.
+   */
+  moveSlot(slot: number, to?: string): Promise<{ from: string; to: string; keys: number }>;
   /** Resolves once every node still running says cluster_state:ok and every replica is in sync. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;

@@ -118,6 +118,7 @@ export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
     kill: (node) => cluster.kill(node),
     restart: (node) => cluster.restart(node),
     masters: () => cluster.masters(),
+    moveSlot: (slot, to) => cluster.moveSlot(slot, to),
     waitHealthy: (timeoutMs) => cluster.waitHealthy(timeoutMs),
     stop: () => cluster.stop(),
     env,

@@ -223,9 +223,12 @@ class ShardedSubscription implements Subscription {
       maxRetriesPerRequest: 0,
     });
     connection.on('smessageBuffer', (_channel: Buffer, payload: Buffer) => this.options.onMessage(payload));
-    connection.on('error', (error: Error) =>
-      this.logger.warn(`${this.channel} on ${host}:${port}: ${error.message}`),
-    );
+    connection.on('error', (error: Error) => {
+      this.logger.warn(`${this.channel} on ${host}:${port}: ${error.message}`);
+      // A master that hands the channel's slot to another (a resharding) pushes an SUNSUBSCRIBE
+      // nobody asked for; ioredis reports it only as an error naming that reply. Follow the slot.
+      if (/\bsunsubscribe\b/.test(error.message)) connection.disconnect();
+    });
     try {
       await connection.connect();
       await connection.ssubscribe(this.channel);
@@ -241,9 +244,8 @@ class ShardedSubscription implements Subscription {
     this.listening = true;
     this.retryMs = RETRY_MIN_MS;
     connection.once('close', () => this.lost(connection));
-    // A master demoted (or a slot resharded) lets go of the channel without closing the connection,
-    // and ioredis has no event for Redis' unsolicited SUNSUBSCRIBE: whenever the cluster client
-    // learns the slots anew (on MOVED, and every slotsRefreshInterval), check the slot is still here.
+    // A master demoted lets go of the channel without closing the connection: whenever the cluster
+    // client learns the slots anew (on MOVED, and every slotsRefreshInterval), check the slot is still here.
     const here = `${host}:${port}`;
     const check = (): void => {
       const owner = this.cluster.slots[this.slot]?.[0];

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Test } from '@nestjs/testing';
-import { Cluster } from 'ioredis';
+import { Cluster, type Redis as Server } from 'ioredis';
 import { parseEnvironment } from '@sotto/platform/config';
 import { DependencyUnavailableError } from '@sotto/platform/grpc';
 import { Readiness, ReadinessModule } from '@sotto/platform/health';
@@ -222,6 +222,68 @@ describe('on a Redis Cluster', () => {
       await publish(redis, channel, 'after the failover');
       expect(await heard).toBe('after the failover');
       expect(redis.slots[slot]?.[0]).not.toBe(master);
+    } finally {
+      await subscription.close();
+    }
+  });
+
+  it('writes every item of a pipeline whose slot is half migrated: the moved keys are sent again where ASK points', async () => {
+    const tag = randomUUID();
+    const keys = Array.from({ length: 10 }, (_, i) => `sotto:test:{${tag}}:${i}`);
+    const slot = keySlot(keys[0] ?? '');
+    const address = (node: Server): string => `${String(node.options.host)}:${String(node.options.port)}`;
+    const source = redis.nodes('master').find((node) => address(node) === redis.slots[slot]?.[0]);
+    const target = redis.nodes('master').find((node) => node !== source);
+    if (source === undefined || target === undefined) throw new Error(`no masters known for slot ${slot}`);
+    await Promise.all(keys.map((key) => redis.set(key, 'before')));
+    const sourceId = await source.cluster('MYID');
+    const targetId = await target.cluster('MYID');
+    const migrate = (some: string[]): Promise<unknown> =>
+      source.migrate(String(target.options.host), String(target.options.port), '', 0, 5_000, 'KEYS', ...some);
+    // Mid-migration: the first half of the keys is on the target already, the rest still on the source.
+    await target.cluster('SETSLOT', slot, 'IMPORTING', sourceId);
+    await source.cluster('SETSLOT', slot, 'MIGRATING', targetId);
+    await migrate(keys.slice(0, 5));
+    try {
+      const results = await pipelineEach(
+        redis,
+        keys,
+        (key) => key,
+        (pipeline, key) => pipeline.set(key, 'during'),
+      );
+      expect(results).toEqual(keys.map(() => [null, 'OK']));
+      expect(await source.mget(...keys.slice(5))).toEqual(keys.slice(5).map(() => 'during'));
+    } finally {
+      await migrate(keys.slice(5));
+      for (const node of [target, source]) await node.cluster('SETSLOT', slot, 'NODE', targetId);
+    }
+    expect(await target.mget(...keys)).toEqual(keys.map(() => 'during'));
+  });
+
+  it('follows a channel to the master its slot is resharded to, saying when it was down', async () => {
+    const channel = `sotto:test:${randomUUID()}`;
+    const events: string[] = [];
+    let back: () => void = () => undefined;
+    const up = new Promise<void>((resolve) => (back = resolve));
+    let hear: (text: string) => void = () => undefined;
+    const subscription = await subscribe(redis, channel, {
+      name: 'sotto-test',
+      onMessage: (message) => hear(message.toString()),
+      onDown: () => events.push('down'),
+      onUp: () => {
+        events.push('up');
+        back();
+      },
+    });
+    try {
+      const moved = await cluster.moveSlot(keySlot(channel));
+      // Nothing else tells this client the slot moved: no command of its own touches it.
+      await up;
+      expect(events).toEqual(['down', 'up']);
+      const heard = new Promise<string>((resolve) => (hear = resolve));
+      await publish(redis, channel, 'after the resharding');
+      expect(await heard).toBe('after the resharding');
+      expect(redis.slots[keySlot(channel)]?.[0]).toBe(moved.to);
     } finally {
       await subscription.close();
     }

@@ -3,6 +3,7 @@ import { Cluster, Redis as Server, type ClusterOptions, type RedisOptions } from
 import type { HostPort } from '@sotto/platform/config';
 import { Readiness } from '@sotto/platform/health';
 import { clientTlsOptions, type ClientTlsFiles } from '@sotto/platform/tls';
+import { defineScripts } from './scripts';
 
 export const REDIS = Symbol('REDIS');
 
@@ -120,6 +121,7 @@ export class RedisModule {
                   maxRetriesPerRequest: 3,
                   enableAutoPipelining: true,
                 });
+            defineScripts(redis);
             let lastError: Error | undefined;
             redis.on('error', (error: Error) => {
               lastError = error;

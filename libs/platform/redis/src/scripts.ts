@@ -15,6 +15,19 @@ type PipelinedScriptCall = (...args: ScriptArgument[]) => ChainableCommander;
  * of a cluster alike. A hot script called with EVAL would ship and hash its
  * whole body per call.
  */
+/** Every script made so far: a client defines them all before its first command (see `defineScripts`). */
+const everyScript = new Set<RedisScript>();
+
+/**
+ * Defines every script made so far on a new client, before it runs anything. Scripts are module
+ * constants, made at import. Defined lazily instead, on a first call, a script would be missing from
+ * an auto-pipeline made a moment before for the same node: ioredis then throws in the middle of
+ * queueing it, and that pipeline's replies no longer match its callers.
+ */
+export function defineScripts(redis: Redis): void {
+  for (const script of everyScript) script.prepare(redis);
+}
+
 export class RedisScript {
   /** The command it is defined as on a client: one name per script body. */
   private readonly command: string;
@@ -24,6 +37,7 @@ export class RedisScript {
     readonly numberOfKeys: number,
   ) {
     this.command = `sottoScript_${createHash('sha1').update(lua).digest('hex')}`;
+    everyScript.add(this);
   }
 
   private defineOn(redis: Redis): void {

@@ -67,18 +67,28 @@ export async function pipelineEach<T>(
     else group.push(index);
   });
   const results: [Error | null, unknown][] = new Array<[Error | null, unknown]>(items.length);
-  await Promise.all(
-    [...groups.values()].map(async (indices) => {
-      const pipeline = redis.pipeline();
-      for (const index of indices) add(pipeline, items[index]);
-      const replies = (await pipeline.exec()) ?? [];
-      indices.forEach((index, position) => {
-        results[index] = replies[position] ?? [new Error('no reply from Redis'), null];
-      });
-    }),
+  const send = async (indices: number[]): Promise<void> => {
+    const pipeline = redis.pipeline();
+    for (const index of indices) add(pipeline, items[index]);
+    const replies = (await pipeline.exec()) ?? [];
+    indices.forEach((index, position) => {
+      results[index] = replies[position] ?? [new Error('no reply from Redis'), null];
+    });
+  };
+  await Promise.all([...groups.values()].map(send));
+  // While a slot migrates, the old owner answers ASK for the keys already moved (and MOVED once the
+  // move is over) but serves the others: ioredis follows a pipeline's redirection only when every
+  // command in it got the same one. A redirected command was not run, so each is sent again on its
+  // own, where ioredis follows it. So is a script answered NOSCRIPT: ioredis re-sends a redirected
+  // pipeline's EVALSHA as it was, to a node that may never have seen the script; alone, it goes as EVAL.
+  const redirected = results.flatMap(([error], index) =>
+    error && REDIRECTION.test(error.message) ? [index] : [],
   );
+  await Promise.all(redirected.map((index) => send([index])));
   return results;
 }
+
+const REDIRECTION = /^(ASK |MOVED |NOSCRIPT)/;
 
 /** The master serving a slot, as the client last learned it; the slot itself when it does not know yet. */
 function ownerOf(cluster: Cluster, slot: number): string {
