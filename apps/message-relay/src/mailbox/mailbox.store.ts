@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/
 import {
   pipelineEach,
   REDIS,
+  defineScripts,
   RedisScript,
   whileAvailable,
   WriteDurability,
@@ -166,6 +167,8 @@ export class MailboxStore implements OnApplicationShutdown {
   ) {
     const policy = options.durability ?? { level: 'none', replicas: 0, timeoutMs: 0 };
     this.routing = policy.level === 'none' ? redis : redis.duplicate();
+    // A duplicate starts with no scripts: define them all before it runs anything (see defineScripts).
+    if (this.routing !== redis) defineScripts(this.routing);
     if (this.routing !== redis) {
       this.routing.on('error', (error: Error) => this.logger.warn(`routing connection: ${error.message}`));
     }

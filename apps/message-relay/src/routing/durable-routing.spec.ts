@@ -162,9 +162,17 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
     try {
       await operator.ping();
       const slot = keySlot(`sotto:mailbox:{${bob.accountId}:1}:queue`);
+      // A replica shows in the slot map once it has attached to its master, which may come after start.
+      const deadline = Date.now() + 30_000;
+      while ((operator.slots[slot] ?? []).length < 2 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await new Promise<void>((resolve, reject) =>
+          operator.refreshSlotsCache((error) => (error ? reject(error) : resolve())),
+        );
+      }
       const [master, replica] = operator.slots[slot] ?? [];
       if (master === undefined || replica === undefined)
-        throw new Error(`no master and replica for slot ${slot}`);
+        throw new Error(`no master and replica for slot ${slot} after 30 s`);
 
       // Healthy: routed and committed.
       const first = await send(alice, bob, 'before');

@@ -14,7 +14,7 @@ export { RateLimiter, type RateLimit, type RateLimitResult, type RateLimiterOpti
 export { RateLimitsModule } from './rate-limits.module';
 export { groupBySlot, keySlot, pipelineEach, SLOTS, whileAvailable } from './slots';
 export { publish, publishEach, subscribe, type SubscribeOptions, type Subscription } from './pubsub';
-export { RedisScript, type ScriptArgument } from './scripts';
+export { defineScripts, RedisScript, type ScriptArgument } from './scripts';
 export {
   hasWaitAof,
   WRITE_DURABILITY_LEVELS,

@@ -7,14 +7,6 @@ export type ScriptArgument = string | number | Buffer;
 type ScriptCall = (...args: ScriptArgument[]) => Promise<unknown>;
 type PipelinedScriptCall = (...args: ScriptArgument[]) => ChainableCommander;
 
-/**
- * A Lua script called by its SHA1 (EVALSHA), so its body crosses the network
- * once per connection, not with every call: ioredis sends EVAL the first time
- * on each connection (and again after a NOSCRIPT, when Redis restarted or
- * flushed its scripts) and EVALSHA after that, on a server and on every node
- * of a cluster alike. A hot script called with EVAL would ship and hash its
- * whole body per call.
- */
 /** Every script made so far: a client defines them all before its first command (see `defineScripts`). */
 const everyScript = new Set<RedisScript>();
 
@@ -28,6 +20,14 @@ export function defineScripts(redis: Redis): void {
   for (const script of everyScript) script.prepare(redis);
 }
 
+/**
+ * A Lua script called by its SHA1 (EVALSHA), so its body crosses the network
+ * once per connection, not with every call: ioredis sends EVAL the first time
+ * on each connection (and again after a NOSCRIPT, when Redis restarted or
+ * flushed its scripts) and EVALSHA after that, on a server and on every node
+ * of a cluster alike. A hot script called with EVAL would ship and hash its
+ * whole body per call.
+ */
 export class RedisScript {
   /** The command it is defined as on a client: one name per script body. */
   private readonly command: string;
