@@ -42,6 +42,26 @@ export async function ensureTopic(
   spec: TopicSpec,
   names: TopicSettingNames = {},
 ): Promise<void> {
+  // A topic just created reaches every broker's metadata a moment later; a broker asked before
+  // then answers with a retriable error (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE). Such
+  // an error is tried again, a little later, for up to ENSURE_TOPIC_PATIENCE_MS in all.
+  const deadline = Date.now() + ENSURE_TOPIC_PATIENCE_MS;
+  for (;;) {
+    try {
+      await ensureTopicOnce(admin, spec, names);
+      return;
+    } catch (error) {
+      const retriable = (error as { retriable?: unknown }).retriable === true;
+      if (!retriable || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+/** How long ensureTopic keeps trying while Kafka answers with retriable errors. */
+const ENSURE_TOPIC_PATIENCE_MS = 60_000;
+
+async function ensureTopicOnce(admin: Admin, spec: TopicSpec, names: TopicSettingNames): Promise<void> {
   const existing = await admin.listTopics();
   if (!existing.includes(spec.topic)) {
     const configs = {
@@ -60,6 +80,14 @@ export async function ensureTopic(
           configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })),
         },
       ],
+    });
+  }
+  // Every partition has a leader (a topic created by an earlier, interrupted try may not yet).
+  const metadata = await admin.fetchTopicMetadata({ topics: [spec.topic] });
+  const leaderless = (metadata.topics[0]?.partitions ?? []).filter((partition) => partition.leader < 0);
+  if (leaderless.length > 0) {
+    throw Object.assign(new Error(`${spec.topic}: ${leaderless.length} partitions have no leader yet`), {
+      retriable: true,
     });
   }
   if (spec.minInsyncReplicas === undefined) return;
