@@ -8,7 +8,9 @@ import {
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { envelopesTopic } from '@sotto/contracts';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import { SameTurnBatch } from '@sotto/platform/batching';
 import { KAFKA, countKafkaRequests } from '@sotto/platform/kafka';
+import type { DurabilityOutcome } from '@sotto/platform/redis';
 import { Registry } from 'prom-client';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
@@ -16,6 +18,16 @@ import { FaultInjection } from './fault-injection';
 import { MailPushes, type RoutedEnvelope } from './mail-pushes';
 import { OffsetCommits } from './offset-commits';
 import { RoutingMetrics } from './routing-metrics';
+
+/** An envelope read from Kafka, on its way into its device's mailbox. */
+interface RoutingItem {
+  readonly device: DeviceAddress;
+  readonly guid: string;
+  /** The record's value, as the mailbox keeps it. */
+  readonly envelope: Buffer;
+  readonly decoded: Envelope;
+  readonly arrivedAtMs: number;
+}
 
 /**
  * Reads sotto.envelopes.v1 and writes each envelope into its device's
@@ -29,6 +41,8 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
   private readonly consumer: Consumer;
   private readonly partitions: number;
   private readonly commits: OffsetCommits;
+  /** The partitions of one fetch are routed side by side; their mailbox writes go together. */
+  private readonly routing = new SameTurnBatch((items: RoutingItem[]) => this.routeTogether(items));
 
   constructor(
     @Inject(KAFKA) kafka: Kafka,
@@ -90,13 +104,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
   private async route(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     if (!payload.isRunning() || payload.isStale() || batch.messages.length === 0) return;
-    const items: {
-      device: DeviceAddress;
-      guid: string;
-      envelope: Buffer;
-      decoded: Envelope;
-      arrivedAtMs: number;
-    }[] = [];
+    const items: RoutingItem[] = [];
     for (const message of batch.messages) {
       if (!message.value) continue;
       try {
@@ -117,6 +125,36 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
       }
     }
 
+    const durability = await this.routing.add(items);
+    if (!durability.durable) {
+      this.logger.warn(
+        `mailbox writes of ${batch.partition}/${batch.firstOffset()}..${batch.lastOffset()} not durable in time (${durability.shortfalls
+          .map((s) => `${s.node}: ${s.error ?? `${s.replicas} replicas`}`)
+          .join('; ')}); routing them again`,
+      );
+      return;
+    }
+
+    const last = batch.messages[batch.messages.length - 1].offset;
+    payload.resolveOffset(last);
+    this.commits.routed({
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: (BigInt(last) + 1n).toString(),
+    });
+    await payload.heartbeat();
+  }
+
+  /**
+   * Writes the envelopes of every partition fetched together into their
+   * mailboxes (one round trip per Redis master), pushes them to the gateways
+   * holding their devices, and waits until the writes are durable by the
+   * policy (MAILBOX_DURABILITY). Kafka forgets a batch once its offset is
+   * committed, so the mailboxes must keep it first: a master that died now,
+   * before replicating, would lose it. Short of the policy, no partition's
+   * batch is resolved or committed, and the next fetch reads them again.
+   */
+  private async routeTogether(items: RoutingItem[]): Promise<DurabilityOutcome> {
     const guids = items.map((item) => item.guid);
     await this.faults.at('crash-before-mailbox', guids);
     const sequences = await this.mailboxes.insertMany(items);
@@ -130,32 +168,15 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
         envelope: item.decoded,
       })),
     );
-    // Kafka forgets the batch once its offset is committed, so the mailboxes must keep it first:
-    // a master that died now, before replicating, would lose it. Short of the policy, the batch is
-    // neither resolved nor committed, and the next fetch reads it again.
-    const waitedFrom = performance.now();
-    const durability = await this.mailboxes.confirmDurable(items.map((item) => item.device));
-    this.metrics.durabilityWaited((performance.now() - waitedFrom) / 1000, durability.durable);
-    if (!durability.durable) {
-      this.logger.warn(
-        `mailbox writes of ${batch.partition}/${batch.firstOffset()}..${batch.lastOffset()} not durable in time (${durability.shortfalls
-          .map((s) => `${s.node}: ${s.error ?? `${s.replicas} replicas`}`)
-          .join('; ')}); routing them again`,
-      );
+    try {
+      const waitedFrom = performance.now();
+      const durability = await this.mailboxes.confirmDurable(items.map((item) => item.device));
+      this.metrics.durabilityWaited((performance.now() - waitedFrom) / 1000, durability.durable);
+      if (durability.durable) await this.faults.at('crash-before-commit', guids);
+      return durability;
+    } finally {
       await pushed;
-      return;
     }
-    await this.faults.at('crash-before-commit', guids);
-
-    const last = batch.messages[batch.messages.length - 1].offset;
-    payload.resolveOffset(last);
-    this.commits.routed({
-      topic: batch.topic,
-      partition: batch.partition,
-      offset: (BigInt(last) + 1n).toString(),
-    });
-    await payload.heartbeat();
-    await pushed;
   }
 
   /** Best effort: a device whose gateway misses the push still gets its mail on its next drain. */

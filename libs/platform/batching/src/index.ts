@@ -1,2 +1,3 @@
 export { CallBatcher, CallBatcherLimits, Outcome } from './call-batcher';
 export { GroupCommit, GroupCommitLimits } from './group-commit';
+export { SameTurnBatch } from './same-turn';
