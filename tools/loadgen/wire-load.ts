@@ -35,7 +35,7 @@ import {
   type ConnectResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { cpuSeconds } from './cpu';
-import { measureStorage, type StorageReport, type StorageTarget } from './wire-storage';
+import { measureStorage, redisCommandCounts, type StorageReport, type StorageTarget } from './wire-storage';
 import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from './wire-ledger';
 
 export interface WireOptions {
@@ -121,6 +121,11 @@ export interface WireReport extends DeliveryCounts {
    * measured seconds, by client and API ("producer Produce", "consumer Fetch", …).
    */
   readonly kafkaRequestsPerThousandMessages?: Record<string, number>;
+  /**
+   * Redis commands per 1,000 delivered messages, by name, most first (commands that scripts run
+   * are counted too, under their own names, besides the EVALSHA that ran them).
+   */
+  readonly redisCommandsPerThousandMessages?: Record<string, number>;
 }
 
 /** Longest wait, after sending stops, for a further envelope to arrive before the rest count as lost. */
@@ -322,6 +327,7 @@ export async function measureWire(
     await wait(warmupSeconds);
     const loadAverage = loadavg()[0] ?? 0;
     const requestsBefore = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
+    const redisBefore = target.storage && (await redisCommandCounts(target.storage));
     const cpuBefore = cpuSeconds(target.pids);
     const started = performance.now();
     measuring = true;
@@ -330,6 +336,7 @@ export async function measureWire(
     const measuredSeconds = (performance.now() - started) / 1000;
     const cpuAfter = cpuSeconds(target.pids);
     const requestsAfter = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
+    const redisAfter = target.storage && (await redisCommandCounts(target.storage));
     sending = false;
 
     say('sending stopped; waiting for everything sent to be delivered');
@@ -430,6 +437,19 @@ export async function measureWire(
                 key,
                 round(((count - (requestsBefore.get(key) ?? 0)) * 1000) / measuredDeliveries, 1),
               ]),
+            ),
+          }
+        : {}),
+      ...(redisBefore && redisAfter && measuredDeliveries > 0
+        ? {
+            redisCommandsPerThousandMessages: Object.fromEntries(
+              [...redisAfter]
+                .map(([name, calls]): [string, number] => [
+                  name,
+                  round(((calls - (redisBefore.get(name) ?? 0)) * 1000) / measuredDeliveries, 1),
+                ])
+                .filter(([, perThousand]) => perThousand > 0)
+                .sort(([, a], [, b]) => b - a),
             ),
           }
         : {}),

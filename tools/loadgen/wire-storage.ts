@@ -145,3 +145,26 @@ export async function measureStorage(
     redis.disconnect();
   }
 }
+
+/**
+ * Commands Redis has run since it started, by name (INFO commandstats' `calls`), and in
+ * total: read before and after a run, they give its commands per message.
+ */
+export async function redisCommandCounts(target: StorageTarget): Promise<Map<string, number>> {
+  const redis = new Redis(target.redisUrl, {
+    ...(target.redisTls ? { tls: clientTlsOptions(target.redisTls) } : {}),
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+  });
+  try {
+    await redis.connect();
+    const counts = new Map<string, number>();
+    for (const line of (await redis.info('commandstats')).split('\n')) {
+      const match = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+      if (match?.[1] !== undefined && match[2] !== undefined) counts.set(match[1], Number(match[2]));
+    }
+    return counts;
+  } finally {
+    redis.disconnect();
+  }
+}
