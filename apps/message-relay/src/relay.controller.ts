@@ -23,6 +23,7 @@ import {
 } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import {
   answerEach,
+  Direct,
   grpcError,
   GrpcService,
   refuse,
@@ -45,10 +46,18 @@ function device(accountId: string, deviceId: number, prefix: string): DeviceAddr
   };
 }
 
-/** gRPC in, gRPC out for the RelayService contract. */
+/**
+ * gRPC in, gRPC out for the RelayService contract. The batched calls the
+ * gateways make on the message path are served directly on grpc-js
+ * (@Direct(): no NestJS per-call pipeline; the server's topology check still
+ * admits only the services allowed to call them).
+ */
 @Controller()
 @GrpcService(RelayServiceService)
-export class RelayController implements GrpcController<typeof RelayServiceService> {
+export class RelayController implements GrpcController<
+  typeof RelayServiceService,
+  'sendBatch' | 'readMailboxBatch' | 'ackBatch'
+> {
   private readonly logger = new Logger(RelayController.name);
 
   constructor(
@@ -92,10 +101,12 @@ export class RelayController implements GrpcController<typeof RelayServiceServic
     };
   }
 
+  @Direct()
   async sendBatch(request: SendBatchRequest): Promise<SendBatchResponse> {
     return { outcomes: await answerEach(request.sends, (send) => this.send(send), this.onBug) };
   }
 
+  @Direct()
   async readMailboxBatch(request: ReadMailboxBatchRequest): Promise<ReadMailboxBatchResponse> {
     const worstCase = request.reads.reduce(
       (total, read) => total + mailboxPageWorstCaseBytes(read.maxBytes),
@@ -110,6 +121,7 @@ export class RelayController implements GrpcController<typeof RelayServiceServic
     return { outcomes: await answerEach(request.reads, (read) => this.readMailbox(read), this.onBug) };
   }
 
+  @Direct()
   async ackBatch(request: AckBatchRequest): Promise<AckBatchResponse> {
     return { outcomes: await answerEach(request.acks, (ack) => this.ack(ack), this.onBug) };
   }

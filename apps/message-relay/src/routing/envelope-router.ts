@@ -19,6 +19,8 @@ import { MailPushes, type RoutedEnvelope } from './mail-pushes';
 import { OffsetCommits } from './offset-commits';
 import { RoutingMetrics } from './routing-metrics';
 
+const DURABLE: DurabilityOutcome = { durable: true, commands: {}, shortfalls: [] };
+
 /** An envelope read from Kafka, on its way into its device's mailbox. */
 interface RoutingItem {
   readonly device: DeviceAddress;
@@ -125,7 +127,8 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
       }
     }
 
-    const durability = await this.routing.add(items);
+    // A batch of undecodable records alone has nothing to write and is committed at once.
+    const [durability = DURABLE] = await this.routing.add(items);
     if (!durability.durable) {
       this.logger.warn(
         `mailbox writes of ${batch.partition}/${batch.firstOffset()}..${batch.lastOffset()} not durable in time (${durability.shortfalls
@@ -154,7 +157,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
    * before replicating, would lose it. Short of the policy, no partition's
    * batch is resolved or committed, and the next fetch reads them again.
    */
-  private async routeTogether(items: RoutingItem[]): Promise<DurabilityOutcome> {
+  private async routeTogether(items: RoutingItem[]): Promise<DurabilityOutcome[]> {
     const guids = items.map((item) => item.guid);
     await this.faults.at('crash-before-mailbox', guids);
     const sequences = await this.mailboxes.insertMany(items);
@@ -173,7 +176,7 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
       const durability = await this.mailboxes.confirmDurable(items.map((item) => item.device));
       this.metrics.durabilityWaited((performance.now() - waitedFrom) / 1000, durability.durable);
       if (durability.durable) await this.faults.at('crash-before-commit', guids);
-      return durability;
+      return items.map(() => durability);
     } finally {
       await pushed;
     }

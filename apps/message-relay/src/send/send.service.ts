@@ -6,6 +6,7 @@ import {
   type Envelope,
 } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { SendRequest, SendResponse } from '@sotto/contracts/generated/sotto/relay/v1/relay';
+import { SameTurnBatch } from '@sotto/platform/batching';
 import { grpcError, refuse } from '@sotto/platform/grpc';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { MailboxMetrics } from '../mailbox/mailbox-metrics';
@@ -37,6 +38,9 @@ function invalid(message: string): Error {
 
 @Injectable()
 export class SendService {
+  /** The Sends of one batched call check their mailboxes' room in one round trip. */
+  private readonly usage = new SameTurnBatch((devices: DeviceAddress[]) => this.mailboxes.usage(devices));
+
   constructor(
     private readonly upstream: Upstream,
     private readonly log: EnvelopeLog,
@@ -115,7 +119,7 @@ export class SendService {
       accountId: input.destinationAccountId,
       deviceId: e.destinationDeviceId,
     }));
-    const usage = await this.mailboxes.usage(devices);
+    const usage = await this.usage.add(devices);
     input.envelopes.forEach((envelope, index) => {
       const { envelopes, bytes } = usage[index] ?? { envelopes: 0, bytes: 0 };
       this.mailboxMetrics.found(envelopes);
