@@ -1,8 +1,9 @@
 /**
  * The platform as a server, apart from client crypto: --devices registered
  * devices, each on a connection of its own with its Connect stream open,
- * send opaque envelopes of --size random bytes to each other through the
- * public gateway's Send, --in-flight at a time in all, and acknowledge
+ * send opaque envelopes of --size random bytes to each other on those
+ * streams (or, with --send unary, by the public gateway's unary Send),
+ * --in-flight at a time in all, and acknowledge
  * every envelope delivered to them. After an idle spell (what each process
  * uses with nothing sent) and a warm-up, it measures for --duration
  * seconds: envelopes delivered per second, send→delivered latency, and the
@@ -26,6 +27,7 @@ import {
   generateDeviceKeys,
   opaqueSendRequest,
   publicDeviceKeys,
+  StreamSender,
   unary,
 } from '@sotto/client-sdk';
 import {
@@ -33,10 +35,15 @@ import {
   MessagingServiceClient,
   type ConnectRequest,
   type ConnectResponse,
+  type SendRequest,
+  type SendResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { cpuSeconds } from './cpu';
 import { measureStorage, redisCommandCounts, type StorageReport, type StorageTarget } from './wire-storage';
 import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from './wire-ledger';
+
+/** How devices send: on their Connect stream, as a connected client does, or by the unary Send. */
+export type SendTransport = 'stream' | 'unary';
 
 export interface WireOptions {
   readonly devices: number;
@@ -45,6 +52,8 @@ export interface WireOptions {
   readonly size: number;
   /** At most this many Sends started a second, over all senders (open loop); unset: each as soon as it may. */
   readonly ratePerSecond?: number;
+  /** 'stream' unless told otherwise. */
+  readonly send?: SendTransport;
 }
 
 export interface WireTarget {
@@ -85,6 +94,8 @@ interface Percentiles {
 export interface WireReport extends DeliveryCounts {
   readonly devices: number;
   readonly inFlight: number;
+  /** How the devices sent. */
+  readonly send: SendTransport;
   /** The Sends a second asked for (--rate), when they were paced. */
   readonly ratePerSecond?: number;
   readonly envelopeBytes: number;
@@ -141,6 +152,8 @@ export interface Device {
   readonly auth: Metadata;
   readonly messaging: MessagingServiceClient;
   stream?: ClientDuplexStream<ConnectRequest, ConnectResponse>;
+  /** Sends on `stream`. */
+  sender?: StreamSender;
 }
 
 const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
@@ -208,6 +221,18 @@ export async function measureWire(
   if (options.devices < 2) throw new Error('--devices: at least 2, to send to each other');
   if (options.size < SEQUENCE_BYTES) throw new Error(`--size: at least ${SEQUENCE_BYTES} bytes`);
   const tls = gatewayCredentials(target.server, { ca: target.ca });
+  const transport = options.send ?? 'stream';
+  /** One Send of `device`, as --send says. */
+  const send = (device: Device, request: SendRequest): Promise<SendResponse> => {
+    if (transport === 'unary') {
+      return unary(device.messaging.send.bind(device.messaging), request, {
+        metadata: device.auth,
+        deadlineMs: CALL_DEADLINE_MS,
+      });
+    }
+    if (device.sender === undefined) throw new Error(`device ${device.index} has no Connect stream`);
+    return device.sender.send(request, { deadlineMs: CALL_DEADLINE_MS });
+  };
   say(`registering ${options.devices} devices`);
   const devices = await registerDevices(options.devices, target.server, tls);
   const filler = randomBytes(options.size);
@@ -231,6 +256,7 @@ export async function measureWire(
           new Promise<void>((resolve, reject) => {
             const stream = device.messaging.connect(device.auth);
             device.stream = stream;
+            device.sender = new StreamSender(stream);
             let acks: string[] = [];
             const flush = (): void => {
               // Acknowledged in batches, each what one turn of the event loop received.
@@ -283,10 +309,7 @@ export async function measureWire(
       const sequence = book.sending(sentAt);
       const request = opaqueSendRequest(destination, envelopeContent(sequence, filler));
       try {
-        const answer = await unary(sender.messaging.send.bind(sender.messaging), request, {
-          metadata: sender.auth,
-          deadlineMs: CALL_DEADLINE_MS,
-        });
+        const answer = await send(sender, request);
         if (measuring) answerTimes.push(performance.now() - sentAt);
         const guid = answer.guids[0];
         if (guid === undefined) book.failed('NO_GUID');
@@ -320,7 +343,7 @@ export async function measureWire(
     });
 
     say(
-      `sending ${options.size}-byte envelopes, ${options.inFlight} in flight` +
+      `sending ${options.size}-byte envelopes ${transport === 'stream' ? 'on the Connect streams' : 'by unary Send'}, ${options.inFlight} in flight` +
         `${options.ratePerSecond === undefined ? '' : ` at most, ${options.ratePerSecond} a second`}: ` +
         `${round(warmupSeconds)} s warm-up, then ${options.durationSeconds} s measured`,
     );
@@ -370,11 +393,7 @@ export async function measureWire(
             Array.from({ length: 50 }, async () => {
               while (left > 0) {
                 left--;
-                await unary(
-                  storageSender.messaging.send.bind(storageSender.messaging),
-                  opaqueSendRequest(offline, randomBytes(options.size)),
-                  { metadata: storageSender.auth, deadlineMs: CALL_DEADLINE_MS },
-                );
+                await send(storageSender, opaqueSendRequest(offline, randomBytes(options.size)));
               }
             }),
           );
@@ -403,6 +422,7 @@ export async function measureWire(
     return {
       devices: options.devices,
       inFlight: options.inFlight,
+      send: transport,
       envelopeBytes: options.size,
       ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
       warmupSeconds: round(warmupSeconds),

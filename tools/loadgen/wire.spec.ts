@@ -45,10 +45,12 @@ describe('the wire load generator', () => {
       () => undefined,
     );
 
-    // Every Send answered with a GUID, and every such GUID delivered once, with the bytes sent.
+    // Every send (on the Connect streams, by default) answered with a GUID, and every such GUID
+    // delivered once, with the bytes sent.
     expect(report).toMatchObject({
       devices: 4,
       inFlight: 16,
+      send: 'stream',
       envelopeBytes: 200,
       sendErrors: {},
       lost: 0,
@@ -107,14 +109,21 @@ describe('the wire load generator', () => {
     expect(ceiling.consumer.recordsPerSecond).toBeGreaterThan(0);
   });
 
-  it('paces Sends to --rate: the measured rate stays at it, everything delivered once', async () => {
+  it('paces Sends to --rate: the measured rate stays at it, everything delivered once (by unary Send)', async () => {
     if (platform === undefined) throw new Error('the platform did not start');
     const report = await measureWire(
-      { devices: 4, inFlight: 64, durationSeconds: 3, size: 200, ratePerSecond: 40 },
+      { devices: 4, inFlight: 64, durationSeconds: 3, size: 200, ratePerSecond: 40, send: 'unary' },
       { server: platform.gateway, ca: testTls().ca, pids: { loadgen: process.pid } },
       () => undefined,
     );
-    expect(report).toMatchObject({ ratePerSecond: 40, sendErrors: {}, lost: 0, duplicated: 0 });
+    expect(report).toMatchObject({
+      ratePerSecond: 40,
+      send: 'unary',
+      sendErrors: {},
+      lost: 0,
+      duplicated: 0,
+    });
+    expect(report.confirmed).toBe(report.sent);
     // 64 in flight could send far more than 40 a second; the schedule holds them to about 40.
     expect(report.messagesPerSecond).toBeGreaterThanOrEqual(10);
     expect(report.messagesPerSecond).toBeLessThanOrEqual(48);
@@ -128,6 +137,7 @@ describe('npm run loadgen:wire', () => {
     [['--duration', '0'], '--duration: expected a whole number from 1 to 86400, got 0'],
     [['--size', '4'], '--size: expected a whole number from 8 to 65536, got 4'],
     [['--rate', '0'], '--rate: expected a whole number from 1 to 1000000, got 0'],
+    [['--send', 'websocket'], '--send: expected stream or unary, got websocket'],
     [['--ca', 'ca.pem'], '--ca: only with --server'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
   ])('refuses %j with one line and exit code 2', (args, message) => {

@@ -5,8 +5,8 @@
  * (see measureKafkaCeiling), Sotto's throughput given as a share of it.
  *
  *   npm run loadgen:wire -- [--devices 64] [--in-flight 256] [--duration 30] [--size 200] [--rate N]
- *                           [--kafka-records 1000000] [--server HOST:PORT [--ca FILE]] [--json FILE]
- *                           [--cpu-prof DIR]
+ *                           [--send stream|unary] [--kafka-records 1000000]
+ *                           [--server HOST:PORT [--ca FILE]] [--json FILE] [--cpu-prof DIR]
  *
  * Without --server it starts its own platform as `npm start` runs it (TLS
  * everywhere, rate limits off) and measures the CPU of every process; against
@@ -15,7 +15,8 @@
  * With --rate N the senders start at most N Sends a second between them
  * (open loop, for latency at a given load); without it each sends its next
  * as soon as its last is answered (closed loop, for the most the platform
- * does). With --cpu-prof DIR each service of its own platform writes a V8 CPU
+ * does). Devices send on their Connect streams, as connected clients do;
+ * --send unary has them call the unary Send instead, for comparison. With --cpu-prof DIR each service of its own platform writes a V8 CPU
  * profile (<service>.<time>.cpuprofile) into DIR when it stops.
  */
 import { mkdirSync } from 'node:fs';
@@ -24,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { operatorTls } from '@sotto/stack';
 import { measureKafkaCeiling, type KafkaCeiling } from './kafka-ceiling';
 import { runLoad, wholeNumber, type OwnPlatform } from './own-platform';
-import { measureWire } from './wire-load';
+import { measureWire, type SendTransport } from './wire-load';
 
 interface Options {
   readonly devices: number;
@@ -32,6 +33,7 @@ interface Options {
   readonly durationSeconds: number;
   readonly size: number;
   readonly ratePerSecond?: number;
+  readonly send: SendTransport;
   readonly kafkaRecords: number;
   readonly server?: string;
   readonly ca?: string;
@@ -49,6 +51,7 @@ function parseOptions(argv: string[]): Options {
       duration: { type: 'string', default: '30' },
       size: { type: 'string', default: '200' },
       rate: { type: 'string' },
+      send: { type: 'string', default: 'stream' },
       'kafka-records': { type: 'string', default: '1000000' },
       server: { type: 'string' },
       ca: { type: 'string' },
@@ -70,12 +73,15 @@ function parseOptions(argv: string[]): Options {
   if (size < 8) throw new Error(`--size: expected a whole number from 8 to 65536, got ${size}`);
   if (values.ca !== undefined && values.server === undefined) throw new Error('--ca: only with --server');
   if (values.json === '') throw new Error('--json: expected a file name');
+  const send = values.send;
+  if (send !== 'stream' && send !== 'unary') throw new Error(`--send: expected stream or unary, got ${send}`);
   return {
     devices,
     inFlight: wholeNumber('in-flight', values['in-flight'], 100_000),
     durationSeconds: wholeNumber('duration', values.duration, 24 * 3600),
     size,
     ...(values.rate === undefined ? {} : { ratePerSecond: wholeNumber('rate', values.rate, 1_000_000) }),
+    send,
     kafkaRecords: wholeNumber('kafka-records', values['kafka-records'], 100_000_000),
     server: values.server,
     ca: values.ca,

@@ -75,6 +75,14 @@ export const gatewayEnv = serviceEnvSchema(
     RELAY_BATCH_CONCURRENCY: positiveInt().max(64, { message: 'expected at most 64' }).default(4),
     /** Bytes of envelope content a device may have unacknowledged; one envelope goes even if larger. */
     DELIVERY_MAX_IN_FLIGHT_BYTES: positiveInt().default(1024 * 1024),
+    /**
+     * Sends a device may have taken from its Connect stream and not yet
+     * answered; past it the gateway reads nothing more from the stream
+     * (acknowledgements included) until one is answered.
+     */
+    CONNECT_SEND_MAX_IN_FLIGHT: positiveInt().max(10_000, { message: 'expected at most 10000' }).default(256),
+    /** Bytes of envelope content of those sends; one send goes even if larger. */
+    CONNECT_SEND_MAX_IN_FLIGHT_BYTES: positiveInt().default(4 * 1024 * 1024),
     /** First wait before a failed drain of a connected device is tried again; doubled each time, with jitter. */
     DELIVERY_DRAIN_RETRY_MIN_MS: positiveInt().default(250),
     /** Longest wait between retries of a failed drain. */

@@ -10,6 +10,7 @@ export {
 } from './keys';
 export { unary, UnaryMethod } from './grpc';
 export { opaqueSendRequest, sendRequest } from './send-request';
+export { StreamSender, serviceErrorOf } from './stream-sender';
 export { SottoClient, ReceivedMessage, ReceiveOptions, TypingIndicator, VaultAttemptReport } from './client';
 export { authorizationMetadata, DeviceCredentials } from './client/authorization';
 export { SottoError, ThrottledError, UntrustedIdentityError } from './errors';

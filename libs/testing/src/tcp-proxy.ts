@@ -8,6 +8,12 @@ export interface TcpProxy {
   /** Until resume(), new connections are dropped as they arrive, as if the target were unreachable. */
   pause(): void;
   resume(): void;
+  /**
+   * Until release(), passes no bytes either way on the connections open now, and closes none: the
+   * target stopped answering (a hung process), and calls on them wait.
+   */
+  hold(): void;
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -25,7 +31,7 @@ export interface TcpProxyOptions {
   readonly listen?: string;
 }
 
-/** A loopback TCP relay whose connections a test can cut mid-call, or refuse for a while. */
+/** A loopback TCP relay whose connections a test can cut mid-call, hold, or refuse for a while. */
 export async function startTcpProxy(target: string, options: TcpProxyOptions = {}): Promise<TcpProxy> {
   const [host, port] = [
     target.slice(0, target.lastIndexOf(':')),
@@ -64,6 +70,12 @@ export async function startTcpProxy(target: string, options: TcpProxyOptions = {
     },
     resume: () => {
       paused = false;
+    },
+    hold: () => {
+      for (const socket of sockets) socket.pause();
+    },
+    release: () => {
+      for (const socket of sockets) socket.resume();
     },
     close: () =>
       new Promise<void>((resolve) => {

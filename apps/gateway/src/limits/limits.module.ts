@@ -29,5 +29,6 @@ export function callLimitRates(env: GatewayEnv): CallLimitRates {
     { provide: APP_INTERCEPTOR, useClass: CallLimitsInterceptor },
     { provide: CALL_ADMISSION, useClass: GatewayCallAdmission },
   ],
+  exports: [CallLimits],
 })
 export class LimitsModule {}

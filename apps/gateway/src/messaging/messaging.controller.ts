@@ -9,9 +9,10 @@ import {
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { Direct, GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import { callerOf } from '../auth/device-auth.guard';
-import { RelayCalls } from '../upstream/relay-calls';
 import { AckQueue } from './ack-queue';
 import { DeliveryStreams, type DeliveryStream, type StreamOutlet } from './delivery-streams';
+import { InboundHolds } from './inbound-holds';
+import { Sends } from './sends';
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
 
@@ -33,10 +34,10 @@ function outletOf(call: ConnectCall, end: () => void): StreamOutlet {
 }
 
 /**
- * The public MessagingService: Send, and the per-device Connect stream. Both
- * are the message path, so both are served directly on grpc-js (@Direct():
- * authenticated and limited by GatewayCallAdmission), without NestJS's
- * per-call RxJS pipeline.
+ * The public MessagingService: Send, and the per-device Connect stream, on
+ * which a connected device also sends. Both are the message path, so both
+ * are served directly on grpc-js (@Direct(): authenticated and limited by
+ * GatewayCallAdmission), without NestJS's per-call RxJS pipeline.
  */
 @Controller()
 @GrpcService(MessagingServiceService)
@@ -45,26 +46,21 @@ export class MessagingController implements GrpcController<
   'send' | 'connect'
 > {
   constructor(
-    private readonly relay: RelayCalls,
+    private readonly sends: Sends,
     private readonly streams: DeliveryStreams,
   ) {}
 
   @Direct()
   send(request: SendRequest, metadata: Metadata): Promise<SendResponse> {
-    const caller = callerOf(metadata);
-    return this.relay.send({
-      ...request,
-      sourceAccountId: caller.accountId,
-      sourceDeviceId: caller.deviceId,
-    });
+    return this.sends.send(callerOf(metadata), request);
   }
 
   /**
-   * Opens the device's delivery stream and forwards its acknowledgements.
-   * Settles when the call is over: the stream ended (the client half-closed,
-   * was displaced or revoked, or the gateway stops), the client cancelled,
-   * or it failed (too many acknowledgements waiting, the relay or presence
-   * refused).
+   * Opens the device's delivery stream, forwards its acknowledgements and
+   * answers its sends. Settles when the call is over: the stream ended (the
+   * client half-closed, was displaced or revoked, or the gateway stops), the
+   * client cancelled, or it failed (too many acknowledgements waiting, the
+   * relay or presence refused). Sends in flight then finish unanswered.
    */
   @Direct()
   connect(call: ConnectCall, metadata: Metadata): Promise<void> {
@@ -75,22 +71,29 @@ export class MessagingController implements GrpcController<
       const settle = (outcome: () => void): void => {
         if (over) return;
         over = true;
+        sends.close();
         stream?.close();
         outcome();
       };
       const finish = (): void => settle(resolve);
       const fail = (error: unknown): void =>
         settle(() => reject(error instanceof Error ? error : new Error(String(error))));
-      // Acknowledgements wait here (bounded) while the stream opens; reading pauses meanwhile.
-      const acks = new AckQueue((guids) => this.streams.forwardAcks(device, guids), call, fail);
+      const outlet = outletOf(call, finish);
+      const reading = new InboundHolds(call);
+      // Acknowledgements wait here (bounded) while the stream opens; reading pauses meanwhile,
+      // so sends are taken only once it is open. Past its allowance of sends, reading pauses too.
+      const acks = new AckQueue((guids) => this.streams.forwardAcks(device, guids), reading.holder(), fail);
+      const sends = this.sends.onStream(device, call, outlet, reading.holder());
       call.on('data', (request: ConnectRequest) => {
-        if (request.ack && acks.add(request.ack.guids)) stream?.acknowledged(request.ack.guids);
+        if (request.ack) {
+          if (acks.add(request.ack.guids)) stream?.acknowledged(request.ack.guids);
+        } else if (request.send) sends.take(request.send);
       });
       call.on('end', () => stream?.close());
       call.on('error', () => stream?.close());
       call.on('cancelled', finish);
       this.streams
-        .open(device, outletOf(call, finish))
+        .open(device, outlet)
         .then((opened) => {
           // The call ended while the stream was opening.
           if (over) opened.close();

@@ -1,11 +1,16 @@
 import { Module } from '@nestjs/common';
+import { LimitsModule } from '../limits/limits.module';
 import { DeliveryMetrics } from './delivery-metrics';
 import { DeliveryStreams } from './delivery-streams';
 import { MessagingController } from './messaging.controller';
 import { PresenceHeartbeat } from './presence-heartbeat';
+import { Sends } from './sends';
+import { StreamSendMetrics } from './stream-send-metrics';
 
 @Module({
+  // Sends on a Connect stream are admitted by Send's own call limits.
+  imports: [LimitsModule],
   controllers: [MessagingController],
-  providers: [DeliveryMetrics, DeliveryStreams, PresenceHeartbeat],
+  providers: [DeliveryMetrics, DeliveryStreams, PresenceHeartbeat, Sends, StreamSendMetrics],
 })
 export class MessagingModule {}

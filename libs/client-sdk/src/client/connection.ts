@@ -5,11 +5,14 @@ import {
   KeysServiceClient,
   MessagingServiceClient,
   VaultServiceClient,
+  type SendRequest,
+  type SendResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { explain } from '../errors';
 import { authorizationMetadata } from './authorization';
 import { unary, type UnaryMethod } from '../grpc';
 import type { AccountFile } from '../profile';
+import type { StreamSender } from '../stream-sender';
 
 /** A registered device's line to its gateway: a client per service, and the credential every call carries. */
 export class GatewayConnection {
@@ -19,6 +22,8 @@ export class GatewayConnection {
   readonly backups: BackupServiceClient;
   readonly vault: VaultServiceClient;
   readonly auth = new Metadata();
+  /** The device's open Connect stream, while it has one. */
+  private stream?: StreamSender;
 
   /**
    * `server` is a checked `host:port` (parseServerAddress); `tls` verifies its
@@ -40,6 +45,24 @@ export class GatewayConnection {
   /** Makes every later call carry this credential, e.g. after the device's secret was rotated. */
   useSecret(device: Pick<AccountFile, 'accountId' | 'deviceId' | 'deviceSecret'>): void {
     authorizationMetadata(device, this.auth);
+  }
+
+  /** Sends go on this Connect stream from now on, until the function returned is called. */
+  sendOn(stream: StreamSender): () => void {
+    this.stream = stream;
+    return () => {
+      if (this.stream === stream) this.stream = undefined;
+    };
+  }
+
+  /**
+   * Sends as this device: on its Connect stream while one is open, else by
+   * the unary Send. Either way a failure is the gRPC error (code, details,
+   * trailers) as it came, for the caller to act on (mismatched devices).
+   */
+  send(request: SendRequest): Promise<SendResponse> {
+    if (this.stream?.open === true) return this.stream.send(request);
+    return unary(this.messaging.send.bind(this.messaging), request, { metadata: this.auth });
   }
 
   /** A failure of a call to this server, in words a person can read. */

@@ -3,6 +3,7 @@ import { ErrorCode, LibSignalErrorBase } from '@signalapp/libsignal-client';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import type { AccountFile, Notice, Profile } from '../profile';
+import { StreamSender } from '../stream-sender';
 import { vaultAttemptReportOf, type VaultAttemptReport } from './backups';
 import type { GatewayConnection } from './connection';
 import type { ContactBook } from './contacts';
@@ -75,12 +76,22 @@ export class Inbox {
   async receive(options: ReceiveOptions): Promise<ReceivedMessage[]> {
     const received: ReceivedMessage[] = [];
     const call = this.connection.messaging.connect(this.connection.auth);
+    // While the stream is open, this device's sends go on it.
+    const sends = new StreamSender(call);
+    const stopSending = this.connection.sendOn(sends);
     let timer: NodeJS.Timeout | undefined;
     let work = Promise.resolve();
+    let finishing = false;
     const finish = (): void => {
       clearTimeout(timer);
-      call.end();
-      call.cancel();
+      if (finishing) return;
+      finishing = true;
+      // New sends go by Send; those on the stream are answered before it closes.
+      stopSending();
+      void sends.idle().then(() => {
+        call.end();
+        call.cancel();
+      });
     };
     if (options.signal?.aborted) finish();
     options.signal?.addEventListener('abort', finish, { once: true });
@@ -127,6 +138,7 @@ export class Inbox {
       await work;
     } finally {
       clearTimeout(timer);
+      stopSending();
       stopNotices();
       options.signal?.removeEventListener('abort', finish);
     }

@@ -1,5 +1,4 @@
 import { UntrustedIdentityError } from '../errors';
-import { unary } from '../grpc';
 import { sendRequest } from '../send-request';
 import type { AccountFile, Profile } from '../profile';
 import type { GatewayConnection } from './connection';
@@ -75,7 +74,8 @@ export class Outbox {
    * itself: its other devices) and sends it. Nothing goes to a contact whose
    * identity key changed until the user accepts it. Broken sessions are
    * started afresh first; when the server says the device list is out of
-   * date, sessions are mended and the content is sent again.
+   * date, sessions are mended and the content is sent again. It goes on the
+   * device's Connect stream while one is open (receive), else by Send.
    */
   private async deliver(to: string, content: Content, ephemeral: boolean): Promise<string[]> {
     if (this.sessions.identityChanged(to)) throw new UntrustedIdentityError(this.contacts.knownName(to));
@@ -85,15 +85,10 @@ export class Outbox {
     // This account's own device list starts empty; the server names the other devices, if any.
     if (!toSelf && this.contacts.devicesOf(to).length === 0) await this.sessions.establish(to);
 
-    const { messaging, auth } = this.connection;
     for (let attempt = 1; ; attempt++) {
       const envelopes = await this.sessions.encrypt(to, this.contacts.devicesOf(to), plaintext);
       try {
-        const { guids } = await unary(
-          messaging.send.bind(messaging),
-          sendRequest(to, envelopes, { ephemeral }),
-          { metadata: auth },
-        );
+        const { guids } = await this.connection.send(sendRequest(to, envelopes, { ephemeral }));
         return guids;
       } catch (error) {
         const mismatch = attempt < SEND_ATTEMPTS ? mismatchedDevices(error) : undefined;
