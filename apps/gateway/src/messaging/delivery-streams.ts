@@ -16,6 +16,7 @@ import { VaultReports } from '../vault/vault-reports';
 import { DeliveryMetrics, type DeliverySnapshot } from './delivery-metrics';
 import { drainRetryDelayMs, type RetryDelays } from './drain-retry';
 import { InFlightWindow, type InFlightLimits } from './in-flight-window';
+import { comesAfter, followsDirectly } from './sequences';
 
 const PAGE = 100;
 /**
@@ -169,7 +170,7 @@ export class DeliveryStream {
   offer(mail: readonly QueuedMail[]): void {
     if (this.closed) return;
     const last = mail[mail.length - 1];
-    if (last !== undefined && BigInt(last.sequence) <= BigInt(this.lastSequence)) return;
+    if (last !== undefined && !comesAfter(last.sequence, this.lastSequence)) return;
     if (this.draining || !this.takes(mail)) {
       void this.drain();
       return;
@@ -187,11 +188,11 @@ export class DeliveryStream {
   /** Whether pushed mail follows on from what this stream wrote, and may all be written now. */
   private takes(mail: readonly QueuedMail[]): boolean {
     if (mail.length === 0 || this.outlet.congested) return false;
-    let expected = BigInt(this.lastSequence) + 1n;
+    let previous = this.lastSequence;
     let bytes = 0;
     for (const { sequence, envelope } of mail) {
-      if (envelope === undefined || BigInt(sequence) !== expected) return false;
-      expected += 1n;
+      if (envelope === undefined || !followsDirectly(sequence, previous)) return false;
+      previous = sequence;
       bytes += envelope.content.length;
     }
     const room = this.window.room();

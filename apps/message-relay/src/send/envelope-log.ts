@@ -60,7 +60,9 @@ export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     const brokers = (await this.admin.describeCluster()).brokers.length;
-    await ensureTopic(
+    // The partitions ensureTopic saw, each with a leader: asked again at once, another broker may
+    // not know a topic just created.
+    this.partitions = await ensureTopic(
       this.admin,
       {
         topic: envelopesTopic.TOPIC,
@@ -69,8 +71,6 @@ export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
       },
       { minInsyncReplicas: 'ENVELOPE_TOPIC_MIN_INSYNC_REPLICAS' },
     );
-    const metadata = await this.admin.fetchTopicMetadata({ topics: [envelopesTopic.TOPIC] });
-    this.partitions = metadata.topics[0]?.partitions ?? [];
     if (this.partitions.length === 0) throw new Error(`${envelopesTopic.TOPIC} has no partitions`);
     await this.producer.connect();
     this.readiness.register('kafka-topic', async () => {

@@ -121,9 +121,10 @@ interface DirectOptions {
 /**
  * Registers the direct methods of this application's controllers on its
  * gRPC server, in place of what NestJS registered for them (nothing: an
- * UNIMPLEMENTED placeholder). Call once the application listens. It looks
- * through the application's modules rather than asking for each class,
- * which would abort the process for one the application lacks.
+ * UNIMPLEMENTED placeholder). Call it before the server takes connections
+ * (createGrpcMicroservice's beforeListening), so that no call meets the
+ * placeholder. It looks through the application's modules rather than asking
+ * for each class, which would abort the process for one the application lacks.
  */
 export function serveDirectMethods(
   app: INestApplicationContext,

@@ -164,34 +164,41 @@ async function start<S extends z.ZodType<CommonServiceEnv>>(
   @Module({ imports: [ReadinessModule, MetricsRegistryModule, spec.module(env)] })
   class ServiceRootModule {}
 
-  const app = await createGrpcMicroservice(ServiceRootModule, new NestPinoLogger(logger), {
-    url: env.GRPC_ADDR,
-    package: spec.contract.package,
-    // Requests and responses go through the generated codecs, so handlers
-    // get exactly the generated types.
-    packageDefinition: packageDefinitionOf(spec.contract.definitions),
-    gracefulShutdown: true,
-    // TLS 1.3 only; internal services also require a client certificate and check the topology.
-    credentials,
-    channelOptions: spec.publicApi
-      ? serverLimitOptions(PUBLIC_SERVER_LIMITS)
-      : {
-          ...serverLimitOptions(INTERNAL_SERVER_LIMITS),
-          'grpc.max_connection_age_ms': INTERNAL_CONNECTION_AGE_MS,
-          'grpc.max_connection_age_grace_ms': INTERNAL_CONNECTION_AGE_GRACE_MS,
-        },
-    onLoadPackageDefinition: (_definition: unknown, server: Server) => {
-      grpcServer = server;
-      new ReflectionService(reflectionDefinition(spec.contract)).addToServer(server);
-      health.addToServer(server);
-    },
-  });
   const callMetrics = new GrpcServerMetrics(registry);
+  // The direct methods get their handlers before the server takes its first connection.
+  const serveDirect = (server: Server): void =>
+    serveDirectMethods(app, server, { metrics: callMetrics, logger });
+  const app = await createGrpcMicroservice(
+    ServiceRootModule,
+    new NestPinoLogger(logger),
+    {
+      url: env.GRPC_ADDR,
+      package: spec.contract.package,
+      // Requests and responses go through the generated codecs, so handlers
+      // get exactly the generated types.
+      packageDefinition: packageDefinitionOf(spec.contract.definitions),
+      gracefulShutdown: true,
+      // TLS 1.3 only; internal services also require a client certificate and check the topology.
+      credentials,
+      channelOptions: spec.publicApi
+        ? serverLimitOptions(PUBLIC_SERVER_LIMITS)
+        : {
+            ...serverLimitOptions(INTERNAL_SERVER_LIMITS),
+            'grpc.max_connection_age_ms': INTERNAL_CONNECTION_AGE_MS,
+            'grpc.max_connection_age_grace_ms': INTERNAL_CONNECTION_AGE_GRACE_MS,
+          },
+      onLoadPackageDefinition: (_definition: unknown, server: Server) => {
+        grpcServer = server;
+        new ReflectionService(reflectionDefinition(spec.contract)).addToServer(server);
+        health.addToServer(server);
+      },
+    },
+    serveDirect,
+  );
   app.useGlobalFilters(new GrpcExceptionFilter(logger));
   app.useGlobalInterceptors(new GrpcMetricsInterceptor(callMetrics));
   await app.listen();
   if (grpcServer === undefined) throw new Error('the gRPC server was not created');
-  serveDirectMethods(app, grpcServer, { metrics: callMetrics, logger });
 
   const readiness = app.get(Readiness);
   const setHealth = (next: ServingStatus): void =>

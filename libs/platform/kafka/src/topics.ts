@@ -1,4 +1,4 @@
-import { ConfigResourceTypes, type Admin } from 'kafkajs';
+import { ConfigResourceTypes, type Admin, type PartitionMetadata } from 'kafkajs';
 
 export interface TopicSpec {
   readonly topic: string;
@@ -36,23 +36,42 @@ export interface TopicSettingNames {
  * `minInsyncReplicas`, the topic's effective min.insync.replicas (its own or
  * the brokers' default) is read back, and a topic that lets acks=all writes
  * succeed on fewer replicas is refused: acks=all is only as strong as it.
+ *
+ * Returns once every partition has a leader. While Kafka answers retriably it
+ * tries again, until `patienceMs` (60 s) have passed: a topic just created
+ * reaches every broker's metadata a moment later (UNKNOWN_TOPIC_OR_PARTITION,
+ * LEADER_NOT_AVAILABLE), and a partition whose replicas are all down has no
+ * leader until one comes back. Anything else (an invalid config, more replicas
+ * than brokers) fails at once, naming the topic and what Kafka said.
+ *
+ * Answers the partitions as its last check saw them, each with a leader. A
+ * caller should use them rather than ask again: the next request may reach a
+ * broker that has not learned of a topic just created.
  */
 export async function ensureTopic(
   admin: Admin,
   spec: TopicSpec,
   names: TopicSettingNames = {},
-): Promise<void> {
-  // A topic just created reaches every broker's metadata a moment later; a broker asked before
-  // then answers with a retriable error (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE). Such
-  // an error is tried again, a little later, for up to ENSURE_TOPIC_PATIENCE_MS in all.
-  const deadline = Date.now() + ENSURE_TOPIC_PATIENCE_MS;
+  patienceMs: number = ENSURE_TOPIC_PATIENCE_MS,
+): Promise<PartitionMetadata[]> {
+  const started = Date.now();
   for (;;) {
     try {
-      await ensureTopicOnce(admin, spec, names);
-      return;
+      return await ensureTopicOnce(admin, spec, names);
     } catch (error) {
-      const retriable = (error as { retriable?: unknown }).retriable === true;
-      if (!retriable || Date.now() > deadline) throw error;
+      if (!isKafkaError(error)) throw error;
+      if (!isRetriable(error)) {
+        throw new Error(`cannot create or check topic ${describeSpec(spec)}: ${kafkaSaid(error)}`, {
+          cause: error,
+        });
+      }
+      const waited = Date.now() - started;
+      if (waited >= patienceMs) {
+        throw new Error(
+          `topic ${spec.topic} is not ready after ${Math.round(waited / 1000)} s of trying: ${kafkaSaid(error)}`,
+          { cause: error },
+        );
+      }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
@@ -61,7 +80,57 @@ export async function ensureTopic(
 /** How long ensureTopic keeps trying while Kafka answers with retriable errors. */
 const ENSURE_TOPIC_PATIENCE_MS = 60_000;
 
-async function ensureTopicOnce(admin: Admin, spec: TopicSpec, names: TopicSettingNames): Promise<void> {
+/** What kafkajs throws: its own error classes, some wrapping others. */
+interface KafkaError extends Error {
+  readonly retriable?: boolean;
+  /** The broker's error code name (UNKNOWN_TOPIC_OR_PARTITION), for protocol errors. */
+  readonly type?: string;
+  /** One error per topic, for KafkaJSAggregateError (CreateTopics). */
+  readonly errors?: readonly unknown[];
+}
+
+function isKafkaError(error: unknown): error is KafkaError {
+  return error instanceof Error && (error.name.startsWith('KafkaJS') || 'retriable' in error);
+}
+
+/**
+ * Whether trying again may succeed. kafkajs retries some errors itself and, when it gives up
+ * (KafkaJSNumberOfRetriesExceeded), marks what it gave up on as not retriable; ensureTopic has more
+ * patience than kafkajs' own retries, so it looks at the error it gave up on. A CreateTopics
+ * refusal is retriable only if every topic's error is.
+ */
+function isRetriable(error: unknown): boolean {
+  if (!isKafkaError(error)) return false;
+  if (error.errors !== undefined) return error.errors.length > 0 && error.errors.every(isRetriable);
+  if (error.name === 'KafkaJSNumberOfRetriesExceeded') return isRetriable(error.cause);
+  return error.retriable === true;
+}
+
+/** What Kafka answered, in words and with the broker's error code: "Configuration is invalid (INVALID_CONFIG)". */
+function kafkaSaid(error: unknown): string {
+  if (!isKafkaError(error)) return String(error);
+  if (error.errors !== undefined && error.errors.length > 0) return error.errors.map(kafkaSaid).join('; ');
+  if (error.name === 'KafkaJSNumberOfRetriesExceeded' && error.cause !== undefined) {
+    return kafkaSaid(error.cause);
+  }
+  return error.type === undefined ? error.message : `${error.message} (${error.type})`;
+}
+
+function describeSpec(spec: TopicSpec): string {
+  const settings = [
+    `partitions ${spec.numPartitions}`,
+    `replication factor ${spec.replicationFactor}`,
+    ...(spec.minInsyncReplicas === undefined ? [] : [`min.insync.replicas=${spec.minInsyncReplicas}`]),
+    ...Object.entries(spec.configs ?? {}).map(([name, value]) => `${name}=${value}`),
+  ];
+  return `${spec.topic} (${settings.join(', ')})`;
+}
+
+async function ensureTopicOnce(
+  admin: Admin,
+  spec: TopicSpec,
+  names: TopicSettingNames,
+): Promise<PartitionMetadata[]> {
   const existing = await admin.listTopics();
   if (!existing.includes(spec.topic)) {
     const configs = {
@@ -84,13 +153,16 @@ async function ensureTopicOnce(admin: Admin, spec: TopicSpec, names: TopicSettin
   }
   // Every partition has a leader (a topic created by an earlier, interrupted try may not yet).
   const metadata = await admin.fetchTopicMetadata({ topics: [spec.topic] });
-  const leaderless = (metadata.topics[0]?.partitions ?? []).filter((partition) => partition.leader < 0);
-  if (leaderless.length > 0) {
-    throw Object.assign(new Error(`${spec.topic}: ${leaderless.length} partitions have no leader yet`), {
-      retriable: true,
-    });
+  const partitions = metadata.topics[0]?.partitions ?? [];
+  const leaderless = partitions.filter((partition) => partition.leader < 0);
+  if (partitions.length === 0 || leaderless.length > 0) {
+    const missing =
+      partitions.length === 0
+        ? 'no partitions in the metadata yet'
+        : `${leaderless.length} of its ${partitions.length} partitions have no leader yet`;
+    throw Object.assign(new Error(missing), { retriable: true });
   }
-  if (spec.minInsyncReplicas === undefined) return;
+  if (spec.minInsyncReplicas === undefined) return partitions;
   const actual = await topicMinInsyncReplicas(admin, spec.topic);
   if (actual < spec.minInsyncReplicas) {
     const setting = names.minInsyncReplicas ?? 'minInsyncReplicas';
@@ -100,6 +172,7 @@ async function ensureTopicOnce(admin: Admin, spec: TopicSpec, names: TopicSettin
         `Raise the topic's (kafka-configs.sh --alter --entity-type topics --entity-name ${spec.topic} --add-config min.insync.replicas=${spec.minInsyncReplicas}) or lower ${setting}`,
     );
   }
+  return partitions;
 }
 
 /** The topic's effective min.insync.replicas: its own, or else the brokers'. */
