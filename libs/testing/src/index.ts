@@ -35,3 +35,4 @@ export {
   plaintextCredentials,
   testTls,
 } from './tls';
+export { relaySendRequest } from './relay-requests';

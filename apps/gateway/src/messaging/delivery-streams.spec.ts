@@ -11,6 +11,7 @@ import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/re
 import {
   callerCredentials,
   gatewayCredentials,
+  relaySendRequest,
   startTcpProxy,
   startTestPlatform,
   startTestService,
@@ -107,21 +108,10 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
       Array.from({ length: concurrency }, async () => {
         while (next < count) {
           next += 1;
-          const sent = await unary(relay.send.bind(relay), {
-            sourceAccountId: from.accountId,
-            sourceDeviceId: 1,
-            destinationAccountId: to.accountId,
-            clientTimestampMs: String(Date.now()),
-            ephemeral: false,
-            envelopes: [
-              {
-                destinationDeviceId: 1,
-                destinationRegistrationId: to.registrationId,
-                type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-                content: Buffer.alloc(bytes, next % 256),
-              },
-            ],
-          });
+          const sent = await unary(
+            relay.send.bind(relay),
+            relaySendRequest(from, to, Buffer.alloc(bytes, next % 256)),
+          );
           guids.push(...sent.guids);
         }
       }),

@@ -2,7 +2,6 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { authorizationMetadata, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { PRESENCE_MAX_PER_CALL, presenceBatches } from '@sotto/contracts';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
   MessagingServiceClient,
@@ -11,7 +10,13 @@ import {
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { PresenceServiceClient } from '@sotto/contracts/generated/sotto/presence/v1/presence';
 import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
-import { callerCredentials, gatewayCredentials, startTestPlatform, type Platform } from '@sotto/testing';
+import {
+  callerCredentials,
+  gatewayCredentials,
+  relaySendRequest,
+  startTestPlatform,
+  type Platform,
+} from '@sotto/testing';
 import { gatewayMetric, gatewayMetricUntil, gatewayMetrics, memoryOf } from './testing/gateway-metrics';
 
 const STREAMS = 5_000;
@@ -224,21 +229,10 @@ describe(`presence and delivery with ${STREAMS} streams on one gateway`, () => {
     const arrivals = Promise.all(targets.map(({ index }) => streams[index].firstEnvelope()));
     await pool(targets, 100, async ({ index, accountId, registrationId }) => {
       const startedMs = Date.now();
-      const { guids } = await unary(relay.send.bind(relay), {
-        sourceAccountId: sender.accountId,
-        sourceDeviceId: 1,
-        destinationAccountId: accountId,
-        clientTimestampMs: String(startedMs),
-        ephemeral: false,
-        envelopes: [
-          {
-            destinationDeviceId: 1,
-            destinationRegistrationId: registrationId,
-            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-            content: Buffer.from(`for device ${index}`),
-          },
-        ],
-      });
+      const { guids } = await unary(
+        relay.send.bind(relay),
+        relaySendRequest(sender, { accountId, registrationId }, `for device ${index}`),
+      );
       sent.set(index, { guid: guids[0] ?? '', startedMs, acceptedMs: Date.now() });
     });
     const allAcceptedMs = Date.now() - sentAt;

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Partitioners, type Admin } from 'kafkajs';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { envelopesTopic } from '@sotto/contracts';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import { keySlot } from '@sotto/platform/redis';
 import {
   callerCredentials,
   createTestCluster,
+  relaySendRequest,
   startPrivateRedisCluster,
   testKafka,
   type PrivateRedisCluster,
@@ -94,21 +94,7 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
   }
 
   async function send(from: Account, to: Account, text: string): Promise<string> {
-    const { guids } = await unary(client.send.bind(client), {
-      sourceAccountId: from.accountId,
-      sourceDeviceId: 1,
-      destinationAccountId: to.accountId,
-      clientTimestampMs: String(Date.now()),
-      ephemeral: false,
-      envelopes: [
-        {
-          destinationDeviceId: 1,
-          destinationRegistrationId: to.registrationId,
-          type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-          content: Buffer.from(text),
-        },
-      ],
-    });
+    const { guids } = await unary(client.send.bind(client), relaySendRequest(from, to, text));
     const [guid] = guids;
     if (guid === undefined) throw new Error('Send answered no GUID');
     return guid;
