@@ -36,3 +36,14 @@ export {
   testTls,
 } from './tls';
 export { relaySendRequest } from './relay-requests';
+export {
+  metricsText,
+  metricsUntil,
+  metricUntil,
+  metricValue,
+  parseMetrics,
+  scrapeMetrics,
+  type MetricOptions,
+  type MetricSamples,
+  type MetricsEndpoint,
+} from './metrics';
