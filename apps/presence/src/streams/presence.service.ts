@@ -82,16 +82,6 @@ export class PresenceService {
     return events.length;
   }
 
-  /** Tells each device's gateway that it has mail; devices without a stream are skipped. */
-  notify(devices: readonly DeviceKey[]): Promise<number> {
-    return publishToHolders(
-      this.redis,
-      devices,
-      (device) => device,
-      () => ({ newMail: { mail: [] } }),
-    );
-  }
-
   /** Tells each device's gateway that a password try on the account's vault failed; the rest learn on Connect. */
   reportVaultAttempt(devices: readonly DeviceKey[], report: VaultAttemptFailed): Promise<number> {
     return publishToHolders(
