@@ -3,7 +3,13 @@ import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { callerCredentials, startTestService, testInfra, type TestService } from '@sotto/testing';
+import {
+  callerCredentials,
+  scrapeMetrics,
+  startTestService,
+  testInfra,
+  type TestService,
+} from '@sotto/testing';
 import { SYNC_EVERY_BYTES } from './blobs/local-blob-store';
 import { BackupTestClient, MIB, refusal, sha256 } from './testing/backup-client';
 import { describeBackupStore, type StoredBlobs } from './testing/backup-suite';
@@ -185,20 +191,10 @@ describe('backup-store requests', () => {
     await client.backup(alice, data);
     await client.download(alice);
     await refusal(client.createUpload(alice, 3 * 1024 ** 3, digest));
-    const metrics = await (await fetch(`http://${service.metrics}/metrics`)).text();
-    const value = (series: string): number =>
-      Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(metrics)?.[1] ?? NaN);
-    expect(value('sotto_backup_uploaded_bytes_total{service="backup-store"}')).toBeGreaterThanOrEqual(
-      data.length,
-    );
-    expect(value('sotto_backup_downloaded_bytes_total{service="backup-store"}')).toBeGreaterThanOrEqual(
-      data.length,
-    );
-    expect(
-      value('sotto_backup_upload_completions_total{outcome="version",service="backup-store"}'),
-    ).toBeGreaterThanOrEqual(1);
-    expect(
-      value('sotto_backup_quota_refusals_total{reason="bytes",service="backup-store"}'),
-    ).toBeGreaterThanOrEqual(1);
+    const metrics = await scrapeMetrics(service);
+    expect(metrics.get('sotto_backup_uploaded_bytes_total')).toBeGreaterThanOrEqual(data.length);
+    expect(metrics.get('sotto_backup_downloaded_bytes_total')).toBeGreaterThanOrEqual(data.length);
+    expect(metrics.get('sotto_backup_upload_completions_total{outcome="version"}')).toBeGreaterThanOrEqual(1);
+    expect(metrics.get('sotto_backup_quota_refusals_total{reason="bytes"}')).toBeGreaterThanOrEqual(1);
   });
 });

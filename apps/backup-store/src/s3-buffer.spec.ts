@@ -5,6 +5,8 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   callerCredentials,
   freePort,
+  metricsUntil,
+  scrapeMetrics,
   startS3Server,
   startTestService,
   testLogDir,
@@ -33,6 +35,11 @@ async function startStore(parts: number, waitSeconds: number): Promise<TestServi
   });
 }
 
+/** The store's S3 buffer series. */
+const BUFFERED = 'sotto_backup_s3_buffer_bytes';
+const WAITING = 'sotto_backup_s3_buffer_waiting_streams';
+const WAITS = 'sotto_backup_s3_buffer_waits_total';
+
 /** The store's S3 buffer metrics, read from its /metrics. */
 async function bufferMetrics(service: TestService): Promise<{
   buffered: number;
@@ -41,18 +48,12 @@ async function bufferMetrics(service: TestService): Promise<{
   capacity: number;
   waits: Record<'granted' | 'refused' | 'cancelled', number>;
 }> {
-  const text = await fetch(`http://${service.metrics}/metrics`).then((response) => response.text());
-  const value = (name: string, label = ''): number => {
-    const line = text
-      .split('\n')
-      .find((candidate) => candidate.startsWith(`${name}{`) && candidate.includes(label));
-    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-  };
-  const waits = (outcome: string): number =>
-    value('sotto_backup_s3_buffer_waits_total', `outcome="${outcome}"`);
+  const samples = await scrapeMetrics(service);
+  const value = (series: string): number => samples.get(series) ?? 0;
+  const waits = (outcome: string): number => value(`${WAITS}{outcome="${outcome}"}`);
   return {
-    buffered: value('sotto_backup_s3_buffer_bytes'),
-    waiting: value('sotto_backup_s3_buffer_waiting_streams'),
+    buffered: value(BUFFERED),
+    waiting: value(WAITING),
     peak: value('sotto_backup_s3_buffer_peak_bytes'),
     capacity: value('sotto_backup_s3_buffer_capacity_bytes'),
     waits: { granted: waits('granted'), refused: waits('refused'), cancelled: waits('cancelled') },
@@ -137,9 +138,11 @@ describe('the S3 upload buffer budget, with room for two parts and a long wait',
       await holder.send(data.subarray(0, MIB));
       holders.push(holder);
     }
-    await eventually(
-      async () => (await bufferMetrics(service)).buffered === 2 * PART_BUFFER,
+    await metricsUntil(
+      service,
       'the holders reserved the whole budget',
+      (samples) => samples.get(BUFFERED) === 2 * PART_BUFFER,
+      30_000,
     );
     const before = await bufferMetrics(service);
 
@@ -148,9 +151,11 @@ describe('the S3 upload buffer budget, with room for two parts and a long wait',
     const { uploadId } = await client.createUpload(alice, data.length, sha256(data));
     const older = client.openUpload(alice, uploadId, 0);
     await older.send(data.subarray(0, MIB));
-    await eventually(
-      async () => (await bufferMetrics(service)).waiting === 1,
+    await metricsUntil(
+      service,
       'the older stream waits for room',
+      (samples) => samples.get(WAITING) === 1,
+      30_000,
     );
     // A newer stream of the upload takes over.
     const newer = client.openUpload(alice, uploadId, 0);
@@ -162,9 +167,11 @@ describe('the S3 upload buffer budget, with room for two parts and a long wait',
     });
     // Well before the 60 s wait ran out.
     expect(Date.now() - started).toBeLessThan(20_000);
-    await eventually(
-      async () => (await bufferMetrics(service)).waits.cancelled === before.waits.cancelled + 1,
+    await metricsUntil(
+      service,
       'the older stream stopped waiting',
+      (samples) => samples.get(`${WAITS}{outcome="cancelled"}`) === before.waits.cancelled + 1,
+      30_000,
     );
 
     // A holder goes away: its part's room goes to the newer stream, which completes.
@@ -174,9 +181,11 @@ describe('the S3 upload buffer budget, with room for two parts and a long wait',
     expect(sha256((await client.download(alice)).data).equals(sha256(data))).toBe(true);
 
     holders[1].cancel();
-    await eventually(
-      async () => (await bufferMetrics(service)).buffered === 0,
+    await metricsUntil(
+      service,
       'every reservation is released',
+      (samples) => samples.get(BUFFERED) === 0,
+      30_000,
     );
     const after = await bufferMetrics(service);
     expect(after.peak).toBeLessThanOrEqual(2 * PART_BUFFER);
@@ -216,15 +225,17 @@ describe('the S3 upload buffer budget, with room for one part and a 2 s wait', (
     const { uploadId: otherId } = await client.createUpload(bob, other.length, sha256(other));
     const holder = client.openUpload(bob, otherId, 0);
     await holder.send(other.subarray(0, MIB));
-    await eventually(
-      async () => (await bufferMetrics(service)).buffered === PART_BUFFER,
+    await metricsUntil(
+      service,
       'the holder reserved the whole budget',
+      (samples) => samples.get(BUFFERED) === PART_BUFFER,
+      30_000,
     );
     const before = await bufferMetrics(service);
 
     // The next chunk of the first stream finds no room within the wait; meanwhile it reads nothing more.
     void stream.send(data.subarray(PART_BYTES, data.length));
-    await eventually(async () => (await bufferMetrics(service)).waiting === 1, 'the stream waits for room');
+    await metricsUntil(service, 'the stream waits for room', (samples) => samples.get(WAITING) === 1, 30_000);
     const refused = await stream.response.then(
       () => undefined,
       (error: unknown) => error as ServiceError,
@@ -248,7 +259,7 @@ describe('the S3 upload buffer budget, with room for one part and a 2 s wait', (
 
     // Once the holder is gone, the upload resumes from what was stored and completes intact.
     holder.cancel();
-    await eventually(async () => (await bufferMetrics(service)).buffered === 0, 'the holder let go');
+    await metricsUntil(service, 'the holder let go', (samples) => samples.get(BUFFERED) === 0, 30_000);
     const resumed = await client.upload(alice, uploadId, data, PART_BYTES);
     expect(resumed).toMatchObject({
       received: String(data.length),

@@ -12,6 +12,7 @@ import { MismatchedDevices } from '@sotto/contracts/generated/sotto/common/v1/en
 import type { SendResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
   redisClientNamed,
+  scrapeMetrics,
   startPrivateRedis,
   startTestPlatform,
   testRedis,
@@ -29,8 +30,6 @@ import { PublicApi, type Device } from './testing/public-api';
 
 /** The connection on which the relay hears of device-list changes (its CLIENT SETNAME). */
 const RELAY_SUBSCRIBER = 'sotto-relay-device-lists';
-/** The relay's directory and cache lookups, from its /metrics. */
-const LOOKUPS = /^sotto_relay_device_list_lookups_total\{[^}]*source="(cache|directory)"[^}]*\} (\d+)$/gm;
 
 /** A device of an account as the public API last made it: its id, registration id and credentials. */
 interface AccountDevice extends Device {
@@ -127,13 +126,10 @@ describe("the relay's device-list cache, played against through the public API",
 
   /** The relay's device-list lookups so far, by where the list came from. */
   const lookups = async (): Promise<{ cache: number; directory: number }> => {
-    const text = await fetch(`http://${platform.services['message-relay'].metrics}/metrics`).then(
-      (response) => response.text(),
-    );
-    const counts = { cache: 0, directory: 0 };
-    for (const [, source, count] of text.matchAll(LOOKUPS))
-      counts[source as keyof typeof counts] = Number(count);
-    return counts;
+    const samples = await scrapeMetrics(platform.services['message-relay']);
+    const count = (source: string): number =>
+      samples.get(`sotto_relay_device_list_lookups_total{source="${source}"}`) ?? 0;
+    return { cache: count('cache'), directory: count('directory') };
   };
 
   /** Waits, checking Redis as fast as it answers, until the relay's subscriber is as `wanted` says. */

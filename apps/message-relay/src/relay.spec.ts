@@ -10,6 +10,7 @@ import {
   createTestCluster,
   freePort,
   identityFiles,
+  relaySendRequest,
   type TestCluster,
 } from '@sotto/testing';
 import { Pool } from 'pg';
@@ -62,23 +63,14 @@ describe('message-relay', () => {
     return { client: new RelayServiceClient(service.grpc, callerCredentials('gateway')), group };
   }
 
-  const send = (client: RelayServiceClient, from: Account, to: Account, text: string, overrides = {}) =>
-    unary(client.send.bind(client), {
-      sourceAccountId: from.accountId,
-      sourceDeviceId: 1,
-      destinationAccountId: to.accountId,
-      clientTimestampMs: String(Date.now()),
-      ephemeral: false,
-      envelopes: [
-        {
-          destinationDeviceId: 1,
-          destinationRegistrationId: to.registrationId,
-          type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-          content: Buffer.from(text),
-        },
-      ],
-      ...overrides,
-    });
+  /** A Send to the account's device 1, or to the one `to` names. */
+  const send = (
+    client: RelayServiceClient,
+    from: Account,
+    to: Account & { readonly deviceId?: number },
+    text: string,
+    overrides = {},
+  ) => unary(client.send.bind(client), { ...relaySendRequest(from, to, text), ...overrides });
 
   /** Reads the mailbox until it holds `count` envelopes; routing is asynchronous by design. */
   async function mailbox(client: RelayServiceClient, of: Account, count: number): Promise<QueuedEnvelope[]> {
@@ -176,21 +168,8 @@ describe('message-relay', () => {
       const { client } = await relay();
       try {
         const [alice, bob] = await Promise.all([account(), account()]);
-        const request = (text: string, registrationId = bob.registrationId, content = Buffer.from(text)) => ({
-          sourceAccountId: alice.accountId,
-          sourceDeviceId: 1,
-          destinationAccountId: bob.accountId,
-          clientTimestampMs: String(Date.now()),
-          ephemeral: false,
-          envelopes: [
-            {
-              destinationDeviceId: 1,
-              destinationRegistrationId: registrationId,
-              type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-              content,
-            },
-          ],
-        });
+        const request = (text: string, registrationId = bob.registrationId, content = Buffer.from(text)) =>
+          relaySendRequest(alice, { accountId: bob.accountId, registrationId }, content);
         const { outcomes } = await unary(client.sendBatch.bind(client), {
           sends: [
             request('first'),
@@ -298,17 +277,8 @@ describe('message-relay', () => {
           code: status.FAILED_PRECONDITION,
           details: 'device list mismatch: missing [2], extra [1], stale []',
         });
-        const to2 = {
-          envelopes: [
-            {
-              destinationDeviceId: 2,
-              destinationRegistrationId: keys.registrationId,
-              type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-              content: Buffer.from('to the new phone'),
-            },
-          ],
-        };
-        expect((await send(client, alice, bob, '', to2)).guids).toHaveLength(1);
+        const newPhone = { accountId: bob.accountId, registrationId: keys.registrationId, deviceId: 2 };
+        expect((await send(client, alice, newPhone, 'to the new phone')).guids).toHaveLength(1);
       } finally {
         client.close();
       }

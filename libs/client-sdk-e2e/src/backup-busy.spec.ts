@@ -20,6 +20,8 @@ import {
 import {
   freePort,
   gatewayCredentials,
+  metricUntil,
+  metricValue,
   startS3Server,
   startTestPlatform,
   testLogDir,
@@ -92,17 +94,11 @@ describe('backup uploads while the S3 upload buffer is full', () => {
     return { client, auth };
   }
 
-  /** A sample of the store's /metrics: the first series whose line starts with `series`. */
-  async function storeMetric(series: string): Promise<number> {
-    const text = await fetch(`http://${platform.services['backup-store'].metrics}/metrics`).then((response) =>
-      response.text(),
-    );
-    const line = text.split('\n').find((candidate) => candidate.startsWith(series));
-    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-
   /** How many waits for buffer room the store ended by refusing the stream. */
-  const refusedWaits = () => storeMetric('sotto_backup_s3_buffer_waits_total{outcome="refused"');
+  const refusedWaits = () =>
+    metricValue(platform.services['backup-store'], 'sotto_backup_s3_buffer_waits_total{outcome="refused"}', {
+      absentAs: 0,
+    });
 
   function file(name: string, data: Buffer): string {
     const path = join(dir, name);
@@ -175,11 +171,13 @@ describe('backup uploads while the S3 upload buffer is full', () => {
     const holding = holder.client.uploadBackup(holder.auth, () => undefined);
     holding.write({ start: { uploadId: heldUpload.uploadId, offset: '0' } });
     holding.write({ chunk: held.subarray(0, MIB) });
-    const deadline = Date.now() + 30_000;
-    while ((await storeMetric('sotto_backup_s3_buffer_bytes{')) < PART_BUFFER) {
-      if (Date.now() > deadline) throw new Error('the holder never took the buffer');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    // The holder takes the buffer.
+    await metricUntil(
+      platform.services['backup-store'],
+      'sotto_backup_s3_buffer_bytes',
+      (bytes) => bytes >= PART_BUFFER,
+      { withinMs: 30_000 },
+    );
     return holding;
   }
 

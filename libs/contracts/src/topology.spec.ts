@@ -18,13 +18,13 @@ describe('the topology', () => {
     }
   });
 
-  it("gives the relay's Send to the gateway alone, and presence's Notify to the relay alone", () => {
+  it("gives the relay's Send to the gateway alone, and presence's DeliverEphemeral to the relay alone", () => {
     const send = '/sotto.relay.v1.RelayService/Send';
     expect(SERVICE_IDENTITIES.filter((caller) => mayCall('message-relay', caller, send))).toEqual([
       'gateway',
     ]);
-    const notify = '/sotto.presence.v1.PresenceService/Notify';
-    expect(SERVICE_IDENTITIES.filter((caller) => mayCall('presence', caller, notify))).toEqual([
+    const deliverEphemeral = '/sotto.presence.v1.PresenceService/DeliverEphemeral';
+    expect(SERVICE_IDENTITIES.filter((caller) => mayCall('presence', caller, deliverEphemeral))).toEqual([
       'message-relay',
     ]);
     const listDevices = '/sotto.directory.v1.DirectoryService/ListDevices';

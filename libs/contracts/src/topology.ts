@@ -99,9 +99,9 @@ export const TOPOLOGY: Readonly<Record<Exclude<ServiceIdentity, 'gateway'>, Read
     endStreams: GATEWAY,
     // The gateway that saw a wrong vault password tells the account's devices.
     reportVaultAttempt: GATEWAY,
-    // The relay routes: it tells the gateways holding a device's stream that there is mail.
+    // The relay hands ephemeral envelopes to the gateways holding their devices' streams. (New mail
+    // it announces itself, reading the presence registry in Redis: no call.)
     locate: ['message-relay'],
-    notify: ['message-relay'],
     deliverEphemeral: ['message-relay'],
   }),
   'backup-store': rules(BackupStoreServiceService, {

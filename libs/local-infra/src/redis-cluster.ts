@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ManagedProcess, errorMessage, sleep } from './process';
 import { freePort, isPortFree } from './ports';
-import { redisCall, redisCommand, redisListenArgs, redisServerBinary, ping } from './redis';
+import { redisCall, redisCommand, redisServerArgs, redisServerBinary, ping } from './redis';
 import { which } from './system';
 import { silentLogger, type RunningRedisCluster, type ServerTls, type StartOptions } from './types';
 
@@ -120,9 +120,7 @@ export async function startRedisCluster(opts: Omit<StartOptions, 'port'>): Promi
       name: 'redis',
       command: bin,
       args: [
-        '--bind',
-        '127.0.0.1',
-        ...redisListenArgs(layout.ports[i], tls),
+        ...redisServerArgs(layout.ports[i], tls, dir),
         ...(tls === undefined ? [] : ['--tls-cluster', 'yes', '--tls-replication', 'yes']),
         '--cluster-enabled',
         'yes',
@@ -132,16 +130,6 @@ export async function startRedisCluster(opts: Omit<StartOptions, 'port'>): Promi
         String(layout.busPorts[i]),
         '--cluster-node-timeout',
         String(CLUSTER_NODE_TIMEOUT_MS),
-        '--appendonly',
-        'yes',
-        '--dir',
-        dir,
-        '--save',
-        '',
-        '--daemonize',
-        'no',
-        '--protected-mode',
-        'yes',
       ],
       cwd: dir,
       outputFile: logFile,

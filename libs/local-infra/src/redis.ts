@@ -116,7 +116,7 @@ export async function ping(port: number, tls: ServerTls | undefined): Promise<vo
 }
 
 /** Under TLS the plaintext port is closed (0) and every client must present a certificate of the CA. */
-export function redisListenArgs(port: number, tls: ServerTls | undefined): string[] {
+function listenArgs(port: number, tls: ServerTls | undefined): string[] {
   return tls === undefined
     ? ['--port', String(port)]
     : [
@@ -137,6 +137,29 @@ export function redisListenArgs(port: number, tls: ServerTls | undefined): strin
       ];
 }
 
+/**
+ * What every local redis-server is started with, alone or as a cluster node: loopback only, listening
+ * as `listenArgs` says, persistence in the append-only file only (no RDB snapshots) kept in `dir`,
+ * in the foreground so it can be supervised.
+ */
+export function redisServerArgs(port: number, tls: ServerTls | undefined, dir: string): string[] {
+  return [
+    '--bind',
+    '127.0.0.1',
+    ...listenArgs(port, tls),
+    '--appendonly',
+    'yes',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--daemonize',
+    'no',
+    '--protected-mode',
+    'yes',
+  ];
+}
+
 export function redisServerBinary(): string {
   const bin = which('redis-server');
   if (bin === undefined) {
@@ -154,26 +177,10 @@ export async function startRedis(opts: StartOptions): Promise<RunningRedis> {
   const logFile = join(dataDir, 'redis.log');
   const started = Date.now();
   const { tls } = opts;
-  const listen = redisListenArgs(port, tls);
   const child = await ManagedProcess.spawn({
     name: 'redis',
     command: bin,
-    // Persistence is the append-only file only (no RDB snapshots), kept in dataDir.
-    args: [
-      '--bind',
-      '127.0.0.1',
-      ...listen,
-      '--appendonly',
-      'yes',
-      '--dir',
-      dataDir,
-      '--save',
-      '',
-      '--daemonize',
-      'no',
-      '--protected-mode',
-      'yes',
-    ],
+    args: redisServerArgs(port, tls, dataDir),
     cwd: dataDir,
     outputFile: logFile,
     logFiles: [logFile],

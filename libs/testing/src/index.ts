@@ -35,3 +35,15 @@ export {
   plaintextCredentials,
   testTls,
 } from './tls';
+export { relaySendRequest } from './relay-requests';
+export {
+  metricsText,
+  metricsUntil,
+  metricUntil,
+  metricValue,
+  parseMetrics,
+  scrapeMetrics,
+  type MetricOptions,
+  type MetricSamples,
+  type MetricsEndpoint,
+} from './metrics';

@@ -21,6 +21,8 @@ import {
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
   gatewayCredentials,
+  metricsText,
+  metricValue,
   startTcpProxy,
   startTestPlatform,
   startTestService,
@@ -85,13 +87,8 @@ function expectThrottled(error: ServiceError | undefined, what: string, tokenEve
 }
 
 /** Refusals the service has counted for a limit, from its /metrics. */
-async function hits(service: Pick<TestService, 'metrics'>, limit: string): Promise<number> {
-  const metrics = await fetch(`http://${service.metrics}/metrics`).then((response) => response.text());
-  const line = new RegExp(
-    `^sotto_rate_limit_hits_total\\{limit="${limit}",service="[a-z-]+"\\} (\\d+)$`,
-    'm',
-  );
-  return Number(line.exec(metrics)?.[1] ?? 0);
+function hits(service: Pick<TestService, 'metrics'>, limit: string): Promise<number> {
+  return metricValue(service, `sotto_rate_limit_hits_total{limit="${limit}"}`, { absentAs: 0 });
 }
 
 describe('rate limits, through the public API', () => {
@@ -506,13 +503,13 @@ describe('rate limits, through the public API', () => {
     expect(answers.sort()).toEqual(contacts.map((contact) => `answer from ${contact.username}`).sort());
     for (let i = 0; i < 3; i++) expect(await person.receive()).toEqual([]);
 
-    const metrics = await fetch(`http://${defaults.metrics}/metrics`).then((response) => response.text());
+    const metrics = await metricsText(defaults);
     expect(metrics).not.toMatch(/^sotto_rate_limit_hits_total\{/m);
   });
 
   it('labels the counts of limit hits by limit and service only, never by account, device or address', async () => {
     for (const service of [scripted, directory]) {
-      const metrics = await fetch(`http://${service.metrics}/metrics`).then((response) => response.text());
+      const metrics = await metricsText(service);
       const lines = metrics.split('\n').filter((line) => line.startsWith('sotto_rate_limit_hits_total{'));
       expect(lines.length).toBeGreaterThan(0);
       for (const line of lines) {

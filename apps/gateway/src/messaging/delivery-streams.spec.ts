@@ -11,6 +11,11 @@ import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/re
 import {
   callerCredentials,
   gatewayCredentials,
+  metricsUntil,
+  metricUntil,
+  metricValue,
+  relaySendRequest,
+  scrapeMetrics,
   startTcpProxy,
   startTestPlatform,
   startTestService,
@@ -19,12 +24,7 @@ import {
   type TcpProxy,
   type TestService,
 } from '@sotto/testing';
-import {
-  gatewayMetric as metric,
-  gatewayMetricUntil as metricUntil,
-  gatewayMetrics as metrics,
-  memoryOf,
-} from './testing/gateway-metrics';
+import { memoryOf } from './testing/gateway-metrics';
 import { Inbox, PublicApi, type Device } from '../testing/public-api';
 
 /** The gateway's default DELIVERY_MAX_IN_FLIGHT and DELIVERY_MAX_IN_FLIGHT_BYTES. */
@@ -33,16 +33,14 @@ const MAX_IN_FLIGHT_BYTES = 1024 * 1024;
 
 /** Until the device's stream waits (for acknowledgements or for the device to read) with its backlog in the mailbox. */
 async function heldBack(service: TestService): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const samples = await metrics(service);
-    const waiting =
+  await metricsUntil(
+    service,
+    'one stream waiting',
+    (samples) =>
       (samples.get('sotto_gateway_delivery_streams_waiting{reason="acknowledgements"}') ?? 0) +
-      (samples.get('sotto_gateway_delivery_streams_waiting{reason="client_reading"}') ?? 0);
-    if (waiting === 1) return;
-    if (Date.now() > deadline) throw new Error(`${waiting} streams wait after 60 s, not 1`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+        (samples.get('sotto_gateway_delivery_streams_waiting{reason="client_reading"}') ?? 0) ===
+      1,
+  );
 }
 
 describe('delivery streams: flow control, bounded memory and drains that fail', () => {
@@ -107,21 +105,10 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
       Array.from({ length: concurrency }, async () => {
         while (next < count) {
           next += 1;
-          const sent = await unary(relay.send.bind(relay), {
-            sourceAccountId: from.accountId,
-            sourceDeviceId: 1,
-            destinationAccountId: to.accountId,
-            clientTimestampMs: String(Date.now()),
-            ephemeral: false,
-            envelopes: [
-              {
-                destinationDeviceId: 1,
-                destinationRegistrationId: to.registrationId,
-                type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-                content: Buffer.alloc(bytes, next % 256),
-              },
-            ],
-          });
+          const sent = await unary(
+            relay.send.bind(relay),
+            relaySendRequest(from, to, Buffer.alloc(bytes, next % 256)),
+          );
           guids.push(...sent.guids);
         }
       }),
@@ -182,14 +169,14 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
     const [alice, bob] = await Promise.all([register(), register()]);
     const inbox = connectAt(quiet, bob).read();
     expect(await inbox.next()).toEqual({ queueEmpty: {} });
-    const readBefore = await metric(quiet, 'sotto_gateway_mailbox_envelopes_read_total');
-    const pushedBefore = await metric(quiet, 'sotto_gateway_envelopes_pushed_total');
+    const readBefore = await metricValue(quiet, 'sotto_gateway_mailbox_envelopes_read_total');
+    const pushedBefore = await metricValue(quiet, 'sotto_gateway_envelopes_pushed_total');
 
     // One at a time: each is routed alone and pushed with its nudge.
     const [sent, received] = await Promise.all([queue(alice, bob, 20, 100, 1), readAll(inbox, 20)]);
     expect(received).toEqual(sent);
-    const pushed = (await metric(quiet, 'sotto_gateway_envelopes_pushed_total')) - pushedBefore;
-    const read = (await metric(quiet, 'sotto_gateway_mailbox_envelopes_read_total')) - readBefore;
+    const pushed = (await metricValue(quiet, 'sotto_gateway_envelopes_pushed_total')) - pushedBefore;
+    const read = (await metricValue(quiet, 'sotto_gateway_mailbox_envelopes_read_total')) - readBefore;
     expect(pushed + read).toBe(20);
     // The first may come while the stream is still busy after its opening drain (asking for prekeys).
     expect(pushed).toBeGreaterThanOrEqual(19);
@@ -246,11 +233,11 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
 
   it('holds at most 256 envelopes in the gateway for a device that reads nothing, while 10,000 wait for it; all come once it reads', async () => {
     const [alice, bob] = await Promise.all([register(), register()]);
-    const before = await metrics(quiet);
+    const before = await scrapeMetrics(quiet);
     // Taken from mailboxes for streams of this gateway: pushed by the relay or read.
     const taken = async (): Promise<number> =>
-      (await metric(quiet, 'sotto_gateway_mailbox_envelopes_read_total')) +
-      (await metric(quiet, 'sotto_gateway_envelopes_pushed_total'));
+      (await metricValue(quiet, 'sotto_gateway_mailbox_envelopes_read_total')) +
+      (await metricValue(quiet, 'sotto_gateway_envelopes_pushed_total'));
     const takenBefore = await taken();
     // Connected and never reading: what it is sent waits in HTTP/2 flow control, then in the mailbox.
     const inbox = connectAt(quiet, bob);
@@ -262,7 +249,7 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
     // the mailbox once the device stopped taking them) and now waits for the device.
     await heldBack(quiet);
     const read = (await taken()) - takenBefore;
-    const held = await metrics(quiet);
+    const held = await scrapeMetrics(quiet);
     expect(read).toBeGreaterThan(0);
     expect(read).toBeLessThanOrEqual(MAX_IN_FLIGHT);
     expect(held.get('sotto_gateway_delivery_in_flight_envelopes')).toBe(read);
@@ -294,7 +281,7 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
     const sent = await queue(alice, bob, 30, envelopeBytes, 4);
     await routed(bob, 30);
     await heldBack(quiet);
-    const heldBytes = await metric(quiet, 'sotto_gateway_delivery_in_flight_bytes');
+    const heldBytes = await metricValue(quiet, 'sotto_gateway_delivery_in_flight_bytes');
     expect(heldBytes).toBeGreaterThan(0);
     // The window stops reading at the limit; the page that reached it may end with one envelope past it.
     expect(heldBytes).toBeLessThan(MAX_IN_FLIGHT_BYTES + envelopeBytes);
@@ -321,7 +308,7 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
     const [alice, bob] = await Promise.all([register(), register()]);
     const inbox = connectAt(cutOff, bob).read();
     expect(await inbox.next()).toEqual({ queueEmpty: {} });
-    const failuresBefore = await metric(cutOff, 'sotto_gateway_drain_failures_total');
+    const failuresBefore = await metricValue(cutOff, 'sotto_gateway_drain_failures_total');
     const outageContent = Buffer.alloc(gatewayEvents.NEW_MAIL_MAX_BYTES + 1, 'through the outage ');
 
     // The relay vanishes for this gateway only: connections are cut and new ones refused.
@@ -349,7 +336,7 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
       );
       // Its drain fails, and fails again on retry: nothing is dropped on the floor.
       await metricUntil(cutOff, 'sotto_gateway_drain_failures_total', (n) => n >= failuresBefore + 2);
-      expect(await metric(cutOff, 'sotto_gateway_drains_awaiting_retry')).toBe(1);
+      expect(await metricValue(cutOff, 'sotto_gateway_drains_awaiting_retry')).toBe(1);
       relayProxy.resume();
 
       const delivered = await inbox.next();

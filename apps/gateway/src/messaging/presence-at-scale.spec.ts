@@ -2,7 +2,6 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { authorizationMetadata, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { PRESENCE_MAX_PER_CALL, presenceBatches } from '@sotto/contracts';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
   MessagingServiceClient,
@@ -11,8 +10,17 @@ import {
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { PresenceServiceClient } from '@sotto/contracts/generated/sotto/presence/v1/presence';
 import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
-import { callerCredentials, gatewayCredentials, startTestPlatform, type Platform } from '@sotto/testing';
-import { gatewayMetric, gatewayMetricUntil, gatewayMetrics, memoryOf } from './testing/gateway-metrics';
+import {
+  callerCredentials,
+  gatewayCredentials,
+  metricUntil,
+  metricValue,
+  relaySendRequest,
+  scrapeMetrics,
+  startTestPlatform,
+  type Platform,
+} from '@sotto/testing';
+import { memoryOf } from './testing/gateway-metrics';
 
 const STREAMS = 5_000;
 const CHOSEN = 500;
@@ -171,7 +179,7 @@ describe(`presence and delivery with ${STREAMS} streams on one gateway`, () => {
     const sender = devices.pop() as Device;
     say(`registered ${devices.length + 1} accounts`);
 
-    const beforeStreams = await gatewayMetrics(platform.services.gateway);
+    const beforeStreams = await scrapeMetrics(platform.services.gateway);
     await pool(devices, 64, async ({ index, auth }) => {
       const stream = new OpenStream(channels[index % CONNECTIONS].connect(auth));
       streams[index] = stream;
@@ -180,20 +188,20 @@ describe(`presence and delivery with ${STREAMS} streams on one gateway`, () => {
     const opened = Date.now();
     say(`opened ${STREAMS} Connect streams on ${CONNECTIONS} connections`);
     const gateway = platform.services.gateway;
-    expect(await gatewayMetric(gateway, 'sotto_gateway_delivery_streams')).toBe(STREAMS);
+    expect(await metricValue(gateway, 'sotto_gateway_delivery_streams')).toBe(STREAMS);
 
     // Hold them while presence's claims would have expired several times over had any been left out:
     // each round renews them all, in calls of at most 1000 devices.
-    const rounds = await gatewayMetric(gateway, 'sotto_gateway_presence_heartbeat_rounds_total');
+    const rounds = await metricValue(gateway, 'sotto_gateway_presence_heartbeat_rounds_total');
     const roundsToWait = Math.ceil(PRESENCE_TTL_MS / HEARTBEAT_MS) + 1;
-    await gatewayMetricUntil(
+    await metricUntil(
       gateway,
       'sotto_gateway_presence_heartbeat_rounds_total',
       (now) => now >= rounds + roundsToWait,
-      roundsToWait * HEARTBEAT_MS * 5,
+      { withinMs: roundsToWait * HEARTBEAT_MS * 5 },
     );
     expect(Date.now() - opened).toBeGreaterThanOrEqual(PRESENCE_TTL_MS);
-    const held = await gatewayMetrics(gateway);
+    const held = await scrapeMetrics(gateway);
     expect(held.get('sotto_gateway_presence_heartbeat_calls_total{outcome="failed"}')).toBe(0);
     expect(held.get('sotto_gateway_presence_heartbeat_calls_total{outcome="ok"}')).toBeGreaterThanOrEqual(
       roundsToWait * Math.ceil(STREAMS / PRESENCE_MAX_PER_CALL),
@@ -224,21 +232,10 @@ describe(`presence and delivery with ${STREAMS} streams on one gateway`, () => {
     const arrivals = Promise.all(targets.map(({ index }) => streams[index].firstEnvelope()));
     await pool(targets, 100, async ({ index, accountId, registrationId }) => {
       const startedMs = Date.now();
-      const { guids } = await unary(relay.send.bind(relay), {
-        sourceAccountId: sender.accountId,
-        sourceDeviceId: 1,
-        destinationAccountId: accountId,
-        clientTimestampMs: String(startedMs),
-        ephemeral: false,
-        envelopes: [
-          {
-            destinationDeviceId: 1,
-            destinationRegistrationId: registrationId,
-            type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-            content: Buffer.from(`for device ${index}`),
-          },
-        ],
-      });
+      const { guids } = await unary(
+        relay.send.bind(relay),
+        relaySendRequest(sender, { accountId, registrationId }, `for device ${index}`),
+      );
       sent.set(index, { guid: guids[0] ?? '', startedMs, acceptedMs: Date.now() });
     });
     const allAcceptedMs = Date.now() - sentAt;
@@ -250,7 +247,7 @@ describe(`presence and delivery with ${STREAMS} streams on one gateway`, () => {
       .sort((x, y) => x - y);
     const percentile = (p: number): number =>
       latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-    const afterDelivery = await gatewayMetrics(gateway);
+    const afterDelivery = await scrapeMetrics(gateway);
     const memory = memoryOf(afterDelivery);
     const memoryBefore = memoryOf(beforeStreams);
     say(

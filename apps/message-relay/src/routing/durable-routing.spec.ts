@@ -2,13 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { Partitioners, type Admin } from 'kafkajs';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { envelopesTopic } from '@sotto/contracts';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import { keySlot } from '@sotto/platform/redis';
 import {
   callerCredentials,
   createTestCluster,
+  metricUntil,
+  metricValue,
+  relaySendRequest,
   startPrivateRedisCluster,
   testKafka,
   type PrivateRedisCluster,
@@ -94,21 +96,7 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
   }
 
   async function send(from: Account, to: Account, text: string): Promise<string> {
-    const { guids } = await unary(client.send.bind(client), {
-      sourceAccountId: from.accountId,
-      sourceDeviceId: 1,
-      destinationAccountId: to.accountId,
-      clientTimestampMs: String(Date.now()),
-      ephemeral: false,
-      envelopes: [
-        {
-          destinationDeviceId: 1,
-          destinationRegistrationId: to.registrationId,
-          type: EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT,
-          content: Buffer.from(text),
-        },
-      ],
-    });
+    const { guids } = await unary(client.send.bind(client), relaySendRequest(from, to, text));
     const [guid] = guids;
     if (guid === undefined) throw new Error('Send answered no GUID');
     return guid;
@@ -147,12 +135,8 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
     return BigInt(topic?.partitions.find((p) => p.partition === partition)?.offset ?? '-1');
   };
 
-  const notDurableBatches = async (): Promise<number> => {
-    const text = await (await fetch(`http://${relay.metrics}/metrics`)).text();
-    return Number(
-      /^sotto_relay_mailbox_not_durable_batches_total(?:\{[^}]*\})? (\d+)$/m.exec(text)?.[1] ?? 0,
-    );
-  };
+  /** Batches the relay found not durable in time, from its /metrics. */
+  const NOT_DURABLE = 'sotto_relay_mailbox_not_durable_batches_total';
 
   it('commits nothing while a replica is stopped, commits once it is back, and a failover then loses nothing', async () => {
     const [alice, bob] = await Promise.all([account(), account()]);
@@ -189,12 +173,11 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
       if (replicaPid === undefined) throw new Error(`no process for ${replica}`);
       process.kill(replicaPid, 'SIGSTOP');
       stopped = replicaPid;
-      const refusedBefore = await notDurableBatches();
+      const refusedBefore = await metricValue(relay, NOT_DURABLE);
       const second = await send(alice, bob, 'while the replica is down');
       const secondEnd = await endOf(partition);
-      await until('two batches found not durable', async () =>
-        (await notDurableBatches()) >= refusedBefore + 2 ? true : undefined,
-      );
+      // Two batches found not durable.
+      await metricUntil(relay, NOT_DURABLE, (batches) => batches >= refusedBefore + 2);
       expect(await queued(bob)).toEqual([first, second]);
       expect(await committedOf(partition)).toBeLessThan(secondEnd);
 

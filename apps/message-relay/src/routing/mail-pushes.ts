@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { gatewayEvents, presenceRegistry } from '@sotto/contracts';
+import { gatewayEvents } from '@sotto/contracts';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { QueuedMail } from '@sotto/contracts/generated/sotto/presence/v1/presence';
-import { pipelineEach, publishEach, REDIS, type Redis } from '@sotto/platform/redis';
+import { publishToHolders, REDIS, type Redis } from '@sotto/platform/redis';
 import type { DeviceAddress } from '../mailbox/mailbox.store';
 
 /** An envelope just written into its device's mailbox, at this sequence. */
@@ -32,7 +32,7 @@ export class MailPushes {
    * device after the registry is read drains the mailbox after its claim,
    * so it finds them there.
    */
-  async push(routed: readonly RoutedEnvelope[]): Promise<number> {
+  push(routed: readonly RoutedEnvelope[]): Promise<number> {
     const byDevice = new Map<string, { device: DeviceAddress; mail: QueuedMail[]; bytes: number }>();
     for (const { device, sequence, envelope } of routed) {
       if (sequence <= 0) continue;
@@ -45,40 +45,11 @@ export class MailPushes {
       entry.mail.push({ sequence: String(sequence), envelope });
       entry.bytes += envelope.content.length;
     }
-    const devices = [...byDevice.values()];
-    if (devices.length === 0) return 0;
-    const holders = await this.locate(devices.map((entry) => entry.device));
-    const events = devices.flatMap(({ device, mail, bytes }, index) => {
-      const holder = holders[index];
-      if (holder === undefined) return [];
-      return [
-        {
-          channel: gatewayEvents.channel(holder.gatewayId),
-          event: gatewayEvents.encode({
-            device,
-            streamId: holder.streamId,
-            newMail: { mail: bytes <= gatewayEvents.NEW_MAIL_MAX_BYTES ? mail : [] },
-          }),
-        },
-      ];
-    });
-    await publishEach(
+    return publishToHolders(
       this.redis,
-      events,
-      (each) => each.channel,
-      (each) => each.event,
+      [...byDevice.values()],
+      (entry) => entry.device,
+      ({ mail, bytes }) => ({ newMail: { mail: bytes <= gatewayEvents.NEW_MAIL_MAX_BYTES ? mail : [] } }),
     );
-    return events.length;
-  }
-
-  /** The gateway and stream holding each device, if any; one round trip per Redis master. */
-  private async locate(devices: readonly DeviceAddress[]): Promise<(presenceRegistry.Holder | undefined)[]> {
-    const replies = await pipelineEach(this.redis, devices, presenceRegistry.key, (pipeline, device) =>
-      pipeline.get(presenceRegistry.key(device)),
-    );
-    return replies.map(([error, value]) => {
-      if (error) throw error;
-      return presenceRegistry.decodeHolder(value as string | null);
-    });
   }
 }

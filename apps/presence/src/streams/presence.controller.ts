@@ -14,8 +14,6 @@ import {
   type HeartbeatResponse,
   type LocateRequest,
   type LocateResponse,
-  type NotifyRequest,
-  type NotifyResponse,
   type ReleaseStreamRequest,
   type ReleaseStreamResponse,
   type ReportVaultAttemptRequest,
@@ -72,10 +70,6 @@ export class PresenceController implements GrpcController<typeof PresenceService
         streamId: holders[index]?.streamId ?? '',
       })),
     };
-  }
-
-  async notify(request: NotifyRequest): Promise<NotifyResponse> {
-    return { notified: await this.presence.notify(devicesOf(request.devices)) };
   }
 
   async endStreams(request: EndStreamsRequest): Promise<EndStreamsResponse> {

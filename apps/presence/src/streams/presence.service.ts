@@ -1,10 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
-import { gatewayEvents } from '@sotto/contracts';
 import type { VaultAttemptFailed } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { grpcError, requireAccountId, requireDeviceId } from '@sotto/platform/grpc';
-import { publish, publishEach, REDIS, type Redis } from '@sotto/platform/redis';
+import {
+  publishToGateways,
+  publishToHolders,
+  REDIS,
+  type HeldStreamEvent,
+  type Redis,
+} from '@sotto/platform/redis';
 import { StreamRegistry, type DeviceKey, type Holder } from './stream-registry';
 
 const TOKEN = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -46,11 +51,9 @@ export class PresenceService {
     };
     const previous = await this.registry.claim(device, holder);
     if (previous && previous.streamId !== streamId) {
-      await publish(
-        this.redis,
-        gatewayEvents.channel(previous.gatewayId),
-        gatewayEvents.encode({ device, streamId: previous.streamId, displaced: { byGatewayId: gatewayId } }),
-      );
+      await publishToGateways(this.redis, [
+        { device, holder: previous, kind: { displaced: { byGatewayId: gatewayId } } },
+      ]);
     }
     return previous?.streamId === streamId ? undefined : previous;
   }
@@ -70,85 +73,39 @@ export class PresenceService {
   /** Closes the streams of signed-out devices: their gateways are told, as for a displacement. */
   async endStreams(devices: readonly DeviceKey[]): Promise<number> {
     const holders = await this.registry.end(devices);
-    const events = holders.flatMap((holder, index) => {
+    const events = holders.flatMap((holder, index): HeldStreamEvent[] => {
       const device = devices[index];
       if (!holder || !device) return [];
-      return [
-        {
-          channel: gatewayEvents.channel(holder.gatewayId),
-          event: gatewayEvents.encode({ device, streamId: holder.streamId, displaced: { byGatewayId: '' } }),
-        },
-      ];
+      return [{ device, holder, kind: { displaced: { byGatewayId: '' } } }];
     });
-    await this.publishAll(events);
+    await publishToGateways(this.redis, events);
     return events.length;
-  }
-
-  /** Tells each device's gateway that it has mail; devices without a stream are skipped. */
-  notify(devices: readonly DeviceKey[]): Promise<number> {
-    return this.publishToHolders(devices, { newMail: { mail: [] } });
   }
 
   /** Tells each device's gateway that a password try on the account's vault failed; the rest learn on Connect. */
   reportVaultAttempt(devices: readonly DeviceKey[], report: VaultAttemptFailed): Promise<number> {
-    return this.publishToHolders(devices, { vaultAttemptFailed: report });
-  }
-
-  /** Publishes one event about each device that has a stream to the gateway holding it; how many had one. */
-  private async publishToHolders(
-    devices: readonly DeviceKey[],
-    kind: Omit<gatewayEvents.Event, 'device' | 'streamId'>,
-  ): Promise<number> {
-    const holders = await this.registry.locate(devices);
-    const events = holders.flatMap((holder, index) => {
-      const device = devices[index];
-      if (!holder || !device) return [];
-      return [
-        {
-          channel: gatewayEvents.channel(holder.gatewayId),
-          event: gatewayEvents.encode({ device, streamId: holder.streamId, ...kind }),
-        },
-      ];
-    });
-    await this.publishAll(events);
-    return events.length;
-  }
-
-  /** One round trip on a server; on a Redis Cluster, one per master serving the gateways' channels. */
-  private publishAll(events: readonly { channel: string; event: Buffer }[]): Promise<void> {
-    return publishEach(
+    return publishToHolders(
       this.redis,
-      events,
-      (each) => each.channel,
-      (each) => each.event,
+      devices,
+      (device) => device,
+      () => ({ vaultAttemptFailed: report }),
     );
   }
 
   /** Publishes each ephemeral envelope to the gateway holding its device; the rest are dropped, as they should be. */
-  async deliverEphemeral(envelopes: readonly Envelope[]): Promise<number> {
-    const devices = envelopes.map((envelope, index) =>
-      checkDevice(
+  deliverEphemeral(envelopes: readonly Envelope[]): Promise<number> {
+    const addressed = envelopes.map((envelope, index) => ({
+      envelope,
+      device: checkDevice(
         { accountId: envelope.destinationAccountId, deviceId: envelope.destinationDeviceId },
         `envelopes[${index}].destination`,
       ),
+    }));
+    return publishToHolders(
+      this.redis,
+      addressed,
+      ({ device }) => device,
+      ({ envelope }) => ({ ephemeral: { ...envelope, ephemeral: true } }),
     );
-    const holders = await this.registry.locate(devices);
-    const events = holders.flatMap((holder, index) => {
-      const device = devices[index];
-      const envelope = envelopes[index];
-      if (!holder || !device || !envelope) return [];
-      return [
-        {
-          channel: gatewayEvents.channel(holder.gatewayId),
-          event: gatewayEvents.encode({
-            device,
-            streamId: holder.streamId,
-            ephemeral: { ...envelope, ephemeral: true },
-          }),
-        },
-      ];
-    });
-    await this.publishAll(events);
-    return events.length;
   }
 }

@@ -113,27 +113,6 @@ describe('presence', () => {
     }
   });
 
-  it('notifies the gateway holding each device and skips devices without a stream', async () => {
-    const online = device();
-    const offline = device();
-    const gw = `gw-${randomUUID()}`;
-    await claim(online, gw, 'stream-1');
-    const events = await listen(gw);
-    try {
-      expect(await unary(relay.notify.bind(relay), { devices: [online, offline] })).toEqual({
-        notified: 1,
-      });
-      expect(await events.next()).toEqual({
-        device: online,
-        streamId: 'stream-1',
-        newMail: { mail: [] },
-        displaced: undefined,
-      });
-    } finally {
-      events.close();
-    }
-  });
-
   it("reports a failed vault try to the gateways holding the account's devices, skipping those offline", async () => {
     const accountId = randomUUID();
     const phone = { accountId, deviceId: 1 };
@@ -239,33 +218,44 @@ describe('presence', () => {
     }
   });
 
-  it('refuses a Notify, Locate or EndStreams of more than 1000 devices whole, with RESOURCE_EXHAUSTED', async () => {
+  it('refuses a ReportVaultAttempt, Locate or EndStreams of more than 1000 devices whole, with RESOURCE_EXHAUSTED', async () => {
     const [online, other] = [device(), device()];
     const gw = `gw-${randomUUID()}`;
     await claim(online, gw, 'online-stream');
     await claim(other, gw, 'other-stream');
     const tooMany = [online, ...Array.from({ length: 1000 }, device)];
+    const report = { attemptsLeft: 9, nextTryAfterMs: '0', failedAttempts: 1, destroyed: false };
     const events = await listen(gw);
     try {
       const refusal = (call: Promise<unknown>) => call.catch((thrown: unknown) => thrown);
-      expect(await refusal(unary(relay.notify.bind(relay), { devices: tooMany }))).toMatchObject(
-        oversize('devices', 1001),
-      );
+      expect(
+        await refusal(unary(client.reportVaultAttempt.bind(client), { devices: tooMany, report })),
+      ).toMatchObject(oversize('devices', 1001));
       expect(await refusal(unary(relay.locate.bind(relay), { devices: tooMany }))).toMatchObject(
         oversize('devices', 1001),
       );
       expect(await refusal(unary(client.endStreams.bind(client), { devices: tooMany }))).toMatchObject(
         oversize('devices', 1001),
       );
-      // Nothing of the refused calls happened: the first event on the channel is this nudge, and the stream stands.
-      expect(await unary(relay.notify.bind(relay), { devices: [other] })).toEqual({ notified: 1 });
-      expect(await events.next()).toMatchObject({ device: other, streamId: 'other-stream', newMail: {} });
+      // Nothing of the refused calls happened: the first event on the channel is this report, and the stream stands.
+      expect(await unary(client.reportVaultAttempt.bind(client), { devices: [other], report })).toEqual({
+        delivered: 1,
+      });
+      expect(await events.next()).toMatchObject({
+        device: other,
+        streamId: 'other-stream',
+        vaultAttemptFailed: report,
+      });
       expect(await locate(online)).toEqual([{ gatewayId: gw, streamId: 'online-stream' }]);
       // At the limit, a call is served.
-      expect(await unary(relay.notify.bind(relay), { devices: tooMany.slice(0, 1000) })).toEqual({
-        notified: 1,
+      expect(
+        await unary(client.reportVaultAttempt.bind(client), { devices: tooMany.slice(0, 1000), report }),
+      ).toEqual({ delivered: 1 });
+      expect(await events.next()).toMatchObject({
+        device: online,
+        streamId: 'online-stream',
+        vaultAttemptFailed: report,
       });
-      expect(await events.next()).toMatchObject({ device: online, streamId: 'online-stream', newMail: {} });
     } finally {
       events.close();
     }

@@ -1,6 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { presenceRegistry } from '@sotto/contracts';
-import { groupBySlot, pipelineEach, REDIS, RedisScript, type Redis } from '@sotto/platform/redis';
+import {
+  groupBySlot,
+  locateHolders,
+  pipelineEach,
+  REDIS,
+  RedisScript,
+  type Redis,
+} from '@sotto/platform/redis';
 
 export const PRESENCE_TTL_MS = Symbol('PRESENCE_TTL_MS');
 
@@ -108,15 +115,8 @@ export class StreamRegistry {
     });
   }
 
-  async locate(devices: readonly DeviceKey[]): Promise<(Holder | undefined)[]> {
-    const holders = new Map<DeviceKey, Holder | undefined>();
-    // One MGET per slot on a Redis Cluster; one in all on a server.
-    await Promise.all(
-      groupBySlot(this.redis, devices, (device) => this.key(device)).map(async (group) => {
-        const values = await this.redis.mget(...group.map((device) => this.key(device)));
-        group.forEach((device, index) => holders.set(device, decodeHolder(values[index] ?? null)));
-      }),
-    );
-    return devices.map((device) => holders.get(device));
+  /** Who holds each device's stream: read as the relay reads it, one round trip per Redis master. */
+  locate(devices: readonly DeviceKey[]): Promise<(Holder | undefined)[]> {
+    return locateHolders(this.redis, devices);
   }
 }

@@ -24,3 +24,11 @@ export {
   type WriteDurabilityLevel,
   type WriteDurabilityPolicy,
 } from './durability';
+export {
+  locateHolders,
+  publishToGateways,
+  publishToHolders,
+  type GatewayDevice,
+  type GatewayEventKind,
+  type HeldStreamEvent,
+} from './gateway-events';
