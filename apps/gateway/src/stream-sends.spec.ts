@@ -28,6 +28,8 @@ import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/re
 import {
   callerCredentials,
   gatewayCredentials,
+  metricUntil,
+  metricValue as metric,
   startTcpProxy,
   startTestPlatform,
   startTestService,
@@ -35,10 +37,6 @@ import {
   type TcpProxy,
   type TestService,
 } from '@sotto/testing';
-import {
-  gatewayMetric as metric,
-  gatewayMetricUntil as metricUntil,
-} from './messaging/testing/gateway-metrics';
 import { Inbox, PublicApi, type Device } from './testing/public-api';
 
 // A connected device sends on its Connect stream instead of calling Send. Played through the
