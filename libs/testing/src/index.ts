@@ -18,6 +18,7 @@ export { startTcpProxy, TcpProxy, TcpProxyOptions } from './tcp-proxy';
 export {
   operatorDatabaseUrl,
   redisClientNamed,
+  startPrivateKafkaCluster,
   startPrivateRedis,
   startPrivateRedisCluster,
   testKafka,

@@ -5,9 +5,11 @@ import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
 import {
   clientTlsOptions,
   freePort,
+  startKafkaCluster,
   startRedis,
   startRedisCluster,
   storageServerTls,
+  type RunningKafkaCluster,
   type RunningRedis,
   type RunningRedisCluster,
   type StorageServer,
@@ -153,4 +155,12 @@ export function testKafka(config: Omit<KafkaConfig, 'brokers' | 'ssl'>): Kafka {
  */
 export function operatorDatabaseUrl(url: string = testInfra().databaseUrl): string {
   return overTls('postgres') ? postgresUrlWithTls(url, operatorTls(testInfra().tls)) : url;
+}
+
+/**
+ * A 3-broker Kafka of a test's own (KRaft, plaintext on loopback), for tests that stop or restart
+ * brokers: the harness's Kafka is shared by every spec and must stay up.
+ */
+export function startPrivateKafkaCluster(): Promise<RunningKafkaCluster> {
+  return startKafkaCluster({ dataDir: mkdtempSync(join(testInfra().workDir, 'kafka-cluster-')) });
 }

@@ -1,12 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { ReadinessModule } from '@sotto/platform/health';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the harness has no Kafka a test may stop; this spec starts a cluster of its own, as the harness starts its Kafka
-import { startKafkaCluster, type RunningKafkaCluster } from '@sotto/local-infra';
-import { testInfra, testKafka } from '@sotto/testing';
+import { startPrivateKafkaCluster, testKafka } from '@sotto/testing';
 import { ensureTopic, KafkaModule, topicMinInsyncReplicas } from './index';
 
 /** The platform's admin client on these brokers, with the retries services use. */
@@ -57,12 +53,12 @@ describe('ensureTopic, refused', () => {
 });
 
 describe('ensureTopic on a 3-broker cluster', () => {
-  let cluster: RunningKafkaCluster | undefined;
+  let cluster: Awaited<ReturnType<typeof startPrivateKafkaCluster>> | undefined;
   let admin: Admin;
   let module: TestingModule | undefined;
 
   beforeAll(async () => {
-    cluster = await startKafkaCluster({ dataDir: mkdtempSync(join(testInfra().workDir, 'kafka-cluster-')) });
+    cluster = await startPrivateKafkaCluster();
     ({ admin, module } = await platformAdmin(cluster.brokers));
   }, 300_000);
   afterAll(async () => {
