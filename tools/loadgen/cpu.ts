@@ -50,3 +50,38 @@ export function cpuSeconds(roots: Readonly<Record<string, number>>): Record<stri
     Object.entries(roots).map(([name, pid]) => [name, treeTicks(pid) / TICKS_PER_SECOND]),
   );
 }
+
+/** The JVM's just-in-time compiler threads: "C1 CompilerThread0", "C2 CompilerThre" (Linux cuts names at 15 characters). */
+const JVM_COMPILER_THREAD = /^C[12] CompilerThre/;
+
+/**
+ * CPU seconds used so far by the JIT compiler threads of each named JVM
+ * process: a broker compiles its hot paths for minutes after it starts, and
+ * a short run would otherwise charge that one-off cost to every message.
+ * Processes that are not JVMs have no such threads and get 0.
+ */
+export function jvmCompilerSeconds(roots: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(roots).map(([name, pid]) => {
+      let ticks = 0;
+      let threads: string[];
+      try {
+        threads = readdirSync(`/proc/${pid}/task`);
+      } catch {
+        threads = [];
+      }
+      for (const thread of threads) {
+        try {
+          const text = readFileSync(`/proc/${pid}/task/${thread}/stat`, 'utf8');
+          const comm = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+          if (!JVM_COMPILER_THREAD.test(comm)) continue;
+          const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+          ticks += Number(fields[11]) + Number(fields[12]);
+        } catch {
+          // The thread ended between listing and reading.
+        }
+      }
+      return [name, ticks / TICKS_PER_SECOND];
+    }),
+  );
+}

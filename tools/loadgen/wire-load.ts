@@ -38,7 +38,7 @@ import {
   type SendRequest,
   type SendResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { cpuSeconds } from './cpu';
+import { cpuSeconds, jvmCompilerSeconds } from './cpu';
 import { measureStorage, redisCommandCounts, type StorageReport, type StorageTarget } from './wire-storage';
 import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from './wire-ledger';
 
@@ -54,6 +54,8 @@ export interface WireOptions {
   readonly ratePerSecond?: number;
   /** 'stream' unless told otherwise. */
   readonly send?: SendTransport;
+  /** Seconds of load before the measurement starts (and of the idle spell before it); unset: a fifth of the duration, at most 5. */
+  readonly warmupSeconds?: number;
 }
 
 export interface WireTarget {
@@ -125,6 +127,14 @@ export interface WireReport extends DeliveryCounts {
    * the measured seconds; absent when only this process is measured.
    */
   readonly serverCpuMicrosPerMessageAboveIdle?: number;
+  /**
+   * Of cpuMicrosPerMessage, what each JVM (Kafka) spent in its just-in-time
+   * compiler threads: a one-off of a broker's first minutes, not a cost of
+   * the messages; only processes that used any are listed.
+   */
+  readonly jvmJitCpuMicrosPerMessage?: Record<string, number>;
+  /** The servers' CPU per message without the JVMs' compiler threads: what a warmed-up broker costs. */
+  readonly serverCpuMicrosPerMessageWithoutJvmJit?: number;
   /** Bytes per envelope in Kafka's log and in a Redis mailbox (see measureStorage). */
   readonly storage?: StorageReport;
   /**
@@ -292,7 +302,7 @@ export async function measureWire(
 
     const wait = (seconds: number): Promise<void> =>
       Promise.race([new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000)), streamFailed]);
-    const warmupSeconds = Math.min(5, options.durationSeconds / 5);
+    const warmupSeconds = options.warmupSeconds ?? Math.min(5, options.durationSeconds / 5);
     // What the processes spend with every stream open and nothing sent, to tell the per-message cost from the fixed one.
     say(`${round(warmupSeconds)} s idle, every stream open`);
     const idleBefore = cpuSeconds(target.pids);
@@ -352,12 +362,14 @@ export async function measureWire(
     const requestsBefore = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
     const redisBefore = target.storage && (await redisCommandCounts(target.storage));
     const cpuBefore = cpuSeconds(target.pids);
+    const jitBefore = jvmCompilerSeconds(target.pids);
     const started = performance.now();
     measuring = true;
     await wait(options.durationSeconds);
     measuring = false;
     const measuredSeconds = (performance.now() - started) / 1000;
     const cpuAfter = cpuSeconds(target.pids);
+    const jitAfter = jvmCompilerSeconds(target.pids);
     const requestsAfter = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
     const redisAfter = target.storage && (await redisCommandCounts(target.storage));
     sending = false;
@@ -418,6 +430,9 @@ export async function measureWire(
     const servers = serversOf(used);
     const all = Object.values(used).reduce((sum, seconds) => sum + seconds, 0);
     const serversIdle = serversOf(idle);
+    const jit = Object.fromEntries(
+      Object.entries(between(jitBefore, jitAfter)).filter(([, seconds]) => seconds > 0),
+    );
     const millicores = (seconds: number): number => Math.round((seconds * 1000) / idleSeconds);
     return {
       devices: options.devices,
@@ -447,6 +462,14 @@ export async function measureWire(
             serverCpuMicrosPerMessageAboveIdle: perMessage(
               Math.max(0, servers - (serversIdle / idleSeconds) * measuredSeconds),
             ),
+          }
+        : {}),
+      ...(Object.keys(jit).length > 0
+        ? {
+            jvmJitCpuMicrosPerMessage: Object.fromEntries(
+              Object.entries(jit).map(([name, seconds]) => [name, perMessage(seconds)]),
+            ),
+            serverCpuMicrosPerMessageWithoutJvmJit: perMessage(servers - serversOf(jit)),
           }
         : {}),
       ...(storage === undefined ? {} : { storage }),

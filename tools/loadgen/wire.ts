@@ -5,7 +5,7 @@
  * (see measureKafkaCeiling), Sotto's throughput given as a share of it.
  *
  *   npm run loadgen:wire -- [--devices 64] [--in-flight 256] [--duration 30] [--size 200] [--rate N]
- *                           [--send stream|unary] [--kafka-records 1000000]
+ *                           [--send stream|unary] [--warmup S] [--kafka-records 1000000]
  *                           [--server HOST:PORT [--ca FILE]] [--json FILE] [--cpu-prof DIR]
  *
  * Without --server it starts its own platform as `npm start` runs it (TLS
@@ -15,7 +15,10 @@
  * With --rate N the senders start at most N Sends a second between them
  * (open loop, for latency at a given load); without it each sends its next
  * as soon as its last is answered (closed loop, for the most the platform
- * does). Devices send on their Connect streams, as connected clients do;
+ * does). --warmup S runs the load S seconds before measuring (default: a
+ * fifth of the duration, at most 5), so a broker's JIT compiler has settled;
+ * what Kafka's compiler threads spent while measuring is reported apart.
+ * Devices send on their Connect streams, as connected clients do;
  * --send unary has them call the unary Send instead, for comparison. With --cpu-prof DIR each service of its own platform writes a V8 CPU
  * profile (<service>.<time>.cpuprofile) into DIR when it stops.
  */
@@ -34,6 +37,7 @@ interface Options {
   readonly size: number;
   readonly ratePerSecond?: number;
   readonly send: SendTransport;
+  readonly warmupSeconds?: number;
   readonly kafkaRecords: number;
   readonly server?: string;
   readonly ca?: string;
@@ -52,6 +56,7 @@ function parseOptions(argv: string[]): Options {
       size: { type: 'string', default: '200' },
       rate: { type: 'string' },
       send: { type: 'string', default: 'stream' },
+      warmup: { type: 'string' },
       'kafka-records': { type: 'string', default: '1000000' },
       server: { type: 'string' },
       ca: { type: 'string' },
@@ -82,6 +87,7 @@ function parseOptions(argv: string[]): Options {
     size,
     ...(values.rate === undefined ? {} : { ratePerSecond: wholeNumber('rate', values.rate, 1_000_000) }),
     send,
+    ...(values.warmup === undefined ? {} : { warmupSeconds: wholeNumber('warmup', values.warmup, 3600) }),
     kafkaRecords: wholeNumber('kafka-records', values['kafka-records'], 100_000_000),
     server: values.server,
     ca: values.ca,
@@ -124,7 +130,8 @@ async function run(
     `Sotto: ${sotto.messagesPerSecond} messages/s delivered, p50/p95/p99 ${sotto.latencyMs.p50}/${sotto.latencyMs.p95}/${sotto.latencyMs.p99} ms, ` +
       `Send answered p50/p99 ${sotto.sendAnsweredMs.p50}/${sotto.sendAnsweredMs.p99} ms, ` +
       `${sotto.cpuMicrosPerMessage['servers'] ?? '–'} µs server CPU per message ` +
-      `(${sotto.serverCpuMicrosPerMessageAboveIdle ?? '–'} above the ${sotto.idleCpuMillicores['servers'] ?? '–'} millicores they use idle); ` +
+      `(${sotto.serverCpuMicrosPerMessageAboveIdle ?? '–'} above the ${sotto.idleCpuMillicores['servers'] ?? '–'} millicores they use idle; ` +
+      `${sotto.serverCpuMicrosPerMessageWithoutJvmJit ?? sotto.cpuMicrosPerMessage['servers'] ?? '–'} without Kafka's JIT compiler threads); ` +
       `${sotto.lost} lost, ${sotto.duplicated} duplicated of ${sotto.confirmed} sent ` +
       `(machine load average ${sotto.machine.loadAverage} on ${sotto.machine.cores} cores)`,
   );
