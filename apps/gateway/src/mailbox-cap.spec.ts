@@ -2,21 +2,48 @@ import { randomBytes } from 'node:crypto';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { unary } from '@sotto/client-sdk';
 import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
-import { callerCredentials, startTestPlatform, type Platform } from '@sotto/testing';
+import type { Redis } from 'ioredis';
+import {
+  callerCredentials,
+  startPrivateRedis,
+  startTestPlatform,
+  testRedis,
+  type Platform,
+  type PrivateRedis,
+} from '@sotto/testing';
 import { PublicApi, type Device } from './testing/public-api';
 
 const MAX_ENVELOPES = 5;
 const MAX_BYTES = 4096;
 
-/** A flood at an offline device, through the public API, against small mailbox caps. */
+/**
+ * A flood at an offline device, through the public API, against small mailbox caps. The relay
+ * trusts its estimate of a mailbox's room for a minute here, not a second, so every check below
+ * half a cap is made against it: the caps must hold all the same.
+ */
 describe('a full mailbox', () => {
+  let redis: PrivateRedis;
+  let admin: Redis;
   let platform: Platform;
   let api: PublicApi;
   let relay: RelayServiceClient;
 
   beforeAll(async () => {
+    // A Redis of this test's own: its command counts are this platform's alone.
+    redis = await startPrivateRedis();
+    admin = testRedis(redis.url);
+    const onPrivateRedis = { REDIS_URL: redis.url };
     platform = await startTestPlatform({
-      'message-relay': { MAILBOX_MAX_ENVELOPES: String(MAX_ENVELOPES), MAILBOX_MAX_BYTES: String(MAX_BYTES) },
+      gateway: onPrivateRedis,
+      'prekey-directory': onPrivateRedis,
+      'message-relay': {
+        ...onPrivateRedis,
+        MAILBOX_MAX_ENVELOPES: String(MAX_ENVELOPES),
+        MAILBOX_MAX_BYTES: String(MAX_BYTES),
+        MAILBOX_ROOM_CACHE_MS: '60000',
+      },
+      presence: onPrivateRedis,
+      'key-vault': onPrivateRedis,
     });
     api = new PublicApi(platform.gateway);
     relay = new RelayServiceClient(platform.services['message-relay'].grpc, callerCredentials('gateway'));
@@ -26,7 +53,15 @@ describe('a full mailbox', () => {
     api?.close();
     relay?.close();
     await platform?.stop();
+    admin?.disconnect();
+    await redis?.stop();
   });
+
+  /** Mailbox usage reads so far: ZCARD runs only in the relay's usage script. */
+  async function usageReads(): Promise<number> {
+    const stats = await admin.info('commandstats');
+    return Number(/^cmdstat_zcard:calls=(\d+)/m.exec(stats)?.[1] ?? 0);
+  }
 
   /** Waits until the device's mailbox holds `count` envelopes: routing into it is asynchronous. */
   async function routed(device: Device, count: number): Promise<void> {
@@ -91,5 +126,18 @@ describe('a full mailbox', () => {
     await api.send(mallory, bob, 'small');
     await routed(bob, 3);
     expect(await api.drain(bob)).toEqual([big, big, 'small']);
+  });
+
+  it('asks Redis about a mailbox far below its caps once, then counts on its estimate until half a cap', async () => {
+    const [alice, bob] = await Promise.all([api.register(), api.register()]);
+    const reads: number[] = [await usageReads()];
+    for (const text of ['one', 'two', 'three']) {
+      await api.send(alice, bob, text);
+      reads.push(await usageReads());
+    }
+    // The first Send asks; the second (2 of 5 with it) goes on the estimate; the third (3 of 5) asks.
+    expect(reads.slice(1).map((count, index) => count - (reads[index] ?? 0))).toEqual([1, 0, 1]);
+    await routed(bob, 3);
+    expect(await api.drain(bob)).toEqual(['one', 'two', 'three']);
   });
 });

@@ -55,3 +55,46 @@ describe('relayEnv: MAILBOX_DURABILITY', () => {
     });
   });
 });
+
+describe('relayEnv: MAILBOX_ROOM_CACHE_MS', () => {
+  const files = identityFiles('message-relay');
+  const base = {
+    GRPC_TLS_CA: files.ca,
+    GRPC_TLS_CERT: files.cert,
+    GRPC_TLS_KEY: files.key,
+    KAFKA_BROKERS: 'kafka:9092',
+    REDIS_URL: 'redis://cache:6379',
+  };
+
+  it('trusts a mailbox reading for a second by default, for at most 100,000 mailboxes; 0 turns it off', () => {
+    const env = parseEnvironment(relayEnv, base);
+    expect([env.MAILBOX_ROOM_CACHE_MS, env.MAILBOX_ROOM_CACHE_MAX_MAILBOXES]).toEqual([1000, 100_000]);
+    expect(parseEnvironment(relayEnv, { ...base, MAILBOX_ROOM_CACHE_MS: '0' }).MAILBOX_ROOM_CACHE_MS).toBe(0);
+  });
+
+  it('refuses a negative or fractional time and no room for any mailbox, naming each variable', () => {
+    const problemsOf = (env: Record<string, string>): Record<string, string> => {
+      try {
+        parseEnvironment(relayEnv, { ...base, ...env });
+      } catch (error) {
+        if (error instanceof EnvironmentError) {
+          return Object.fromEntries(error.problems.map((p) => [p.variable, p.message]));
+        }
+        throw error;
+      }
+      return {};
+    };
+    expect(problemsOf({ MAILBOX_ROOM_CACHE_MS: '-1' })).toEqual({
+      MAILBOX_ROOM_CACHE_MS: 'expected 0 or more',
+    });
+    expect(problemsOf({ MAILBOX_ROOM_CACHE_MS: '1.5' })).toEqual({
+      MAILBOX_ROOM_CACHE_MS: 'expected a whole number',
+    });
+    expect(problemsOf({ MAILBOX_ROOM_CACHE_MS: 'soon' })).toEqual({
+      MAILBOX_ROOM_CACHE_MS: 'expected a whole number',
+    });
+    expect(Object.keys(problemsOf({ MAILBOX_ROOM_CACHE_MAX_MAILBOXES: '0' }))).toEqual([
+      'MAILBOX_ROOM_CACHE_MAX_MAILBOXES',
+    ]);
+  });
+});

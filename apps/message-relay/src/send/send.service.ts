@@ -15,6 +15,7 @@ import { FaultInjection } from '../routing/fault-injection';
 import { Upstream } from '../upstream/upstream';
 import { DeviceLists } from './device-lists';
 import { EnvelopeLog } from './envelope-log';
+import { MailboxRoom } from './mailbox-room';
 import { uuidv7 } from './uuidv7';
 
 /** The largest envelope the relay accepts; bigger payloads belong in attachments. */
@@ -40,6 +41,8 @@ function invalid(message: string): Error {
 export class SendService {
   /** The Sends of one batched call check their mailboxes' room in one round trip. */
   private readonly usage = new SameTurnBatch((devices: DeviceAddress[]) => this.mailboxes.usage(devices));
+  /** Mailboxes far from their caps are not asked again for a moment (MAILBOX_ROOM_CACHE_MS). */
+  private readonly room: MailboxRoom;
 
   constructor(
     private readonly upstream: Upstream,
@@ -49,7 +52,12 @@ export class SendService {
     private readonly mailboxMetrics: MailboxMetrics,
     private readonly deviceLists: DeviceLists,
     @Inject(RELAY_ENV) private readonly env: RelayEnv,
-  ) {}
+  ) {
+    this.room = new MailboxRoom(
+      { envelopes: env.MAILBOX_MAX_ENVELOPES, bytes: env.MAILBOX_MAX_BYTES },
+      { ttlMs: env.MAILBOX_ROOM_CACHE_MS, maxMailboxes: env.MAILBOX_ROOM_CACHE_MAX_MAILBOXES, now: Date.now },
+    );
+  }
 
   /**
    * Accepts one message for every device of the destination account (and the
@@ -112,14 +120,25 @@ export class SendService {
    * Refuses the whole message, before anything is logged, when any destination
    * mailbox is at its cap: nothing already queued is dropped to make room. Sends
    * racing each other can take a mailbox a little past its cap (by at most what
-   * they carry); what Kafka accepted is always delivered.
+   * they carry); what Kafka accepted is always delivered. A mailbox far below its
+   * caps is taken at this relay's recent estimate instead of asked (see MailboxRoom).
    */
   private async checkRoom(input: SendInput): Promise<void> {
     const devices = input.envelopes.map((e) => ({
       accountId: input.destinationAccountId,
       deviceId: e.destinationDeviceId,
     }));
-    const usage = await this.usage.add(devices);
+    const estimates = devices.map((device, index) =>
+      this.room.estimate(device, input.envelopes[index]?.content.length ?? 0),
+    );
+    const unknown = devices.filter((_, index) => estimates[index] === undefined);
+    const read = unknown.length === 0 ? [] : await this.usage.add(unknown);
+    unknown.forEach((device, index) => {
+      const found = read[index];
+      if (found !== undefined) this.room.checked(device, found);
+    });
+    let next = 0;
+    const usage = estimates.map((estimate) => estimate ?? read[next++]);
     input.envelopes.forEach((envelope, index) => {
       const { envelopes, bytes } = usage[index] ?? { envelopes: 0, bytes: 0 };
       this.mailboxMetrics.found(envelopes);
@@ -136,6 +155,7 @@ export class SendService {
         `mailbox full: device ${envelope.destinationDeviceId} of the destination holds ${envelopes} undelivered envelopes (${bytes} bytes), at its cap of ${cap}; nothing was sent`,
       );
     });
+    devices.forEach((device, index) => this.room.added(device, input.envelopes[index]?.content.length ?? 0));
   }
 
   /**
