@@ -73,6 +73,12 @@ export const gatewayEnv = serviceEnvSchema(
      * the relays; the Sends, reads and acknowledgements made meanwhile go together in the next.
      */
     RELAY_BATCH_CONCURRENCY: positiveInt().max(64, { message: 'expected at most 64' }).default(4),
+    /**
+     * How long the relay has to answer a SendBatch; past it each Send in the batch fails with
+     * DEADLINE_EXCEEDED, so a relay that hangs does not hold devices' sends (and their streams'
+     * send budgets) for good. At most 5 minutes: a longer wait is no deadline.
+     */
+    RELAY_SEND_TIMEOUT_MS: positiveInt().max(300_000, { message: 'expected at most 300000' }).default(10_000),
     /** Bytes of envelope content a device may have unacknowledged; one envelope goes even if larger. */
     DELIVERY_MAX_IN_FLIGHT_BYTES: positiveInt().default(1024 * 1024),
     /**

@@ -48,6 +48,8 @@ const MAX_IN_FLIGHT = 4;
 /** Sends per device (RATE_LIMIT_SEND_PER_DEVICE here): room for each test's own, and a flood past it. */
 const SENDS_PER_DEVICE = 20;
 const HOUR = 3_600_000;
+/** How long the relay has to answer a batch of sends (RELAY_SEND_TIMEOUT_MS) at the gateway whose relay hangs past it. */
+const SEND_TIMEOUT_MS = 3_000;
 
 /** A loopback address no other suite uses, so the per-address buckets in the shared Redis are this suite's. */
 const freshAddress = (): string => `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
@@ -96,6 +98,9 @@ describe('sending on the Connect stream, through the public API', () => {
   // A gateway reaching the relay through a proxy the tests can hold (a relay that hangs) and cut.
   let relayProxy: TcpProxy;
   let stalling: TestService;
+  // Another, whose relay gets RELAY_SEND_TIMEOUT_MS to answer and is held past it.
+  let hurriedRelay: TcpProxy;
+  let hurried: TestService;
   let api: PublicApi;
   let relay: RelayServiceClient;
   const profiles = mkdtempSync(join(tmpdir(), 'sotto-stream-sends-'));
@@ -111,14 +116,24 @@ describe('sending on the Connect stream, through the public API', () => {
       },
     });
     relayProxy = await startTcpProxy(platform.services['message-relay'].grpc);
-    stalling = await startTestService('gateway', {
+    hurriedRelay = await startTcpProxy(platform.services['message-relay'].grpc);
+    const upstream = {
       PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: relayProxy.address,
       PRESENCE_ADDR: platform.services.presence.grpc,
       BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
       KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
       CONNECT_SEND_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
-    });
+    };
+    [stalling, hurried] = await Promise.all([
+      startTestService('gateway', { ...upstream, MESSAGE_RELAY_ADDR: relayProxy.address }),
+      startTestService('gateway', {
+        ...upstream,
+        MESSAGE_RELAY_ADDR: hurriedRelay.address,
+        RELAY_SEND_TIMEOUT_MS: String(SEND_TIMEOUT_MS),
+        // Each send goes to the relay at once, in a batch of its own, whatever else is in flight.
+        RELAY_BATCH_CONCURRENCY: String(2 * MAX_IN_FLIGHT),
+      }),
+    ]);
     // Every client comes through here, from an address of this suite's own.
     proxy = await startTcpProxy(platform.gateway, { from: freshAddress() });
     api = new PublicApi(proxy.address);
@@ -130,8 +145,8 @@ describe('sending on the Connect stream, through the public API', () => {
   afterAll(async () => {
     closers.forEach((closer) => closer.close());
     await proxy?.close();
-    await stalling?.stop();
-    await relayProxy?.close();
+    await Promise.all([stalling?.stop(), hurried?.stop()]);
+    await Promise.all([relayProxy?.close(), hurriedRelay?.close()]);
     await platform?.stop();
     rmSync(profiles, { recursive: true, force: true });
   });
@@ -444,6 +459,94 @@ describe('sending on the Connect stream, through the public API', () => {
     expect(await queued(bob)).toBe(count - MAX_IN_FLIGHT);
     expect(await metric(stalling, 'sotto_gateway_stream_sends_in_flight')).toBe(0);
     inbox.call.end();
+  });
+
+  it('fails sends with DEADLINE_EXCEEDED when the relay hangs past RELAY_SEND_TIMEOUT_MS, unary and on the stream, which gets its budget back; sent again after, they arrive', async () => {
+    const [alice, bob] = await Promise.all([api.register(), api.register()]);
+    const messaging = new MessagingServiceClient(hurried.grpc, gatewayCredentials());
+    closers.push(messaging);
+    const sender = await opened(new Inbox(messaging.connect(alice.auth)));
+    const receiver = await opened(api.connect(bob));
+    const onStream = Array.from({ length: MAX_IN_FLIGHT }, (_, index) =>
+      opaqueSendRequest(bob, Buffer.from(`on the stream ${index + 1}`)),
+    );
+    const unaryRequest = opaqueSendRequest(bob, Buffer.from('unary'));
+    const sendUnary = () => unary(messaging.send.bind(messaging), unaryRequest, { metadata: alice.auth });
+    const sendOnStream = () =>
+      onStream.forEach((request, index) => sendOn(sender, String(index + 1), request));
+
+    // The relay stops answering: a full stream budget of sends and a unary Send wait on it.
+    hurriedRelay.hold();
+    let unaryError: ServiceError;
+    let streamResults: Map<string, StreamSendResult>;
+    let waitedMs: number;
+    try {
+      const started = Date.now();
+      sendOnStream();
+      const answered = Promise.all([failure(sendUnary()), resultsOf(sender, MAX_IN_FLIGHT)]);
+      await metricUntil(hurried, 'sotto_gateway_stream_sends_in_flight', (n) => n === MAX_IN_FLIGHT, {
+        withinMs: SEND_TIMEOUT_MS,
+      });
+      [unaryError, streamResults] = await answered;
+      waitedMs = Date.now() - started;
+    } finally {
+      hurriedRelay.release();
+    }
+
+    // Each is told, once the deadline passed, that its fate is unknown.
+    const timedOut = {
+      code: status.DEADLINE_EXCEEDED,
+      details: `message-relay did not answer within ${SEND_TIMEOUT_MS} ms: whether the message was accepted is unknown, and sending it again may deliver it twice`,
+    };
+    expect(waitedMs).toBeGreaterThanOrEqual(SEND_TIMEOUT_MS);
+    expect(waitedMs).toBeLessThan(SEND_TIMEOUT_MS + 5_000);
+    expect(told(unaryError)).toMatchObject(timedOut);
+    for (let id = 1; id <= MAX_IN_FLIGHT; id++) {
+      const error = streamResults.get(String(id))?.error;
+      expect(error && told(serviceErrorOf(error))).toMatchObject(timedOut);
+    }
+    expect(await metric(hurried, 'sotto_gateway_stream_sends_total{grpc_code="DEADLINE_EXCEEDED"}')).toBe(
+      MAX_IN_FLIGHT,
+    );
+    // The stream's budget is given back, and its sends are read again.
+    await metricUntil(hurried, 'sotto_gateway_stream_sends_in_flight', (n) => n === 0);
+    expect(sender.ended).toBe(false);
+
+    sendOnStream();
+    const [sentAgain, resent] = await Promise.all([sendUnary(), resultsOf(sender, MAX_IN_FLIGHT)]);
+    const retried = [
+      ...sentAgain.guids,
+      ...[...resent.values()].flatMap((result) => result.sent?.guids ?? []),
+    ];
+    expect(retried).toHaveLength(MAX_IN_FLIGHT + 1);
+
+    // Bob gets every message sent again, each under its GUID once. A first try may have reached
+    // Kafka after all (the relay took it once released): then it comes too, under a GUID of its own.
+    const received: { guid: string; body: string }[] = [];
+    const awaited = new Set(retried);
+    while (awaited.size > 0) {
+      const message = await receiver.next();
+      if (message === 'end') throw new Error(`bob's stream ended: ${receiver.error?.details ?? 'no error'}`);
+      if (!message.envelope) continue;
+      received.push({ guid: message.envelope.guid, body: Buffer.from(message.envelope.content).toString() });
+      receiver.ack([message.envelope.guid]);
+      awaited.delete(message.envelope.guid);
+    }
+    expect(new Set(received.map(({ guid }) => guid)).size).toBe(received.length);
+    const copies = new Map<string, number>();
+    for (const { body } of received) copies.set(body, (copies.get(body) ?? 0) + 1);
+    expect([...copies.keys()].sort()).toEqual(
+      [unaryRequest, ...onStream]
+        .map((request) => Buffer.from(request.envelopes[0]?.content ?? []).toString())
+        .sort(),
+    );
+    for (const count of copies.values()) expect([1, 2]).toContain(count);
+    const twice = [...copies.values()].filter((count) => count === 2).length;
+    process.stderr.write(
+      `[relay hung past the deadline] ${twice} of ${copies.size} first tries were accepted once the relay was released, and came as well\n`,
+    );
+    sender.call.end();
+    receiver.call.end();
   });
 
   it('ends the stream of a revoked credential; nothing more is sent on it', async () => {

@@ -1,3 +1,4 @@
+import { InterceptingCall, status, type Interceptor } from '@grpc/grpc-js';
 import { Inject, Injectable } from '@nestjs/common';
 import { mailboxPageWorstCaseBytes, RELAY_BATCH_MAX_BYTES, RELAY_BATCH_MAX_CALLS } from '@sotto/contracts';
 import type {
@@ -5,11 +6,12 @@ import type {
   AckResponse,
   ReadMailboxRequest,
   ReadMailboxResponse,
+  SendBatchResponse,
   SendRequest,
   SendResponse,
 } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import { CallBatcher } from '@sotto/platform/batching';
-import { outcomesOf } from '@sotto/platform/grpc';
+import { grpcError, outcomesOf } from '@sotto/platform/grpc';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
 import { Upstream } from './upstream';
 
@@ -21,11 +23,66 @@ const ACK_TIMEOUT_MS = 10_000;
 const SEND_OVERHEAD_BYTES = 200;
 
 /**
+ * A call that notes, through `onDeadline`, that it ended with
+ * DEADLINE_EXCEEDED: the upstream client reports that as UNAVAILABLE, which
+ * would tell a sender its message was not taken, when it may have been.
+ */
+function noticingDeadline(onDeadline: () => void): Interceptor {
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start: (metadata, _listener, next) =>
+        next(metadata, {
+          onReceiveStatus: (received, nextStatus) => {
+            if (received.code === status.DEADLINE_EXCEEDED) onDeadline();
+            nextStatus(received);
+          },
+        }),
+    });
+}
+
+/**
+ * What each Send of a batch the relay did not answer in time is told. The
+ * relay may have taken its envelopes (it answers only once Kafka holds them),
+ * and it gives every Send fresh GUIDs, so a Send made again is a new message:
+ * the recipient may get both.
+ */
+function sendTimedOut(timeoutMs: number): Error {
+  return grpcError(
+    status.DEADLINE_EXCEEDED,
+    `message-relay did not answer within ${timeoutMs} ms: whether the message was accepted is unknown, ` +
+      'and sending it again may deliver it twice',
+  );
+}
+
+/**
+ * The relay's SendBatch of `sends`, given `timeoutMs` to answer: past it the
+ * call is cancelled and each Send fails with sendTimedOut.
+ */
+async function sendBatch(
+  relay: Upstream['relay'],
+  sends: SendRequest[],
+  timeoutMs: number,
+): Promise<SendBatchResponse['outcomes']> {
+  let timedOut = false;
+  try {
+    const answer = await relay.sendBatch({ sends }, undefined, {
+      deadline: Date.now() + timeoutMs,
+      interceptors: [noticingDeadline(() => (timedOut = true))],
+    });
+    return answer.outcomes;
+  } catch (error) {
+    throw timedOut ? sendTimedOut(timeoutMs) : error;
+  }
+}
+
+/**
  * The relay's Send, ReadMailbox and Ack as this gateway's devices make them,
  * gathered into SendBatch, ReadMailboxBatch and AckBatch calls: while
  * RELAY_BATCH_CONCURRENCY batches of a kind are in flight, the calls made
  * meanwhile wait and go together in the next (see CallBatcher). Each call
  * gets its own answer, errors included, exactly as the unary call gave it.
+ * Every batch has a deadline, so a relay that hangs holds no device's calls
+ * (nor a stream's send budget) for long.
  */
 @Injectable()
 export class RelayCalls {
@@ -41,7 +98,7 @@ export class RelayCalls {
       maxBytes: RELAY_BATCH_MAX_BYTES,
     };
     this.sends = new CallBatcher(
-      async (sends) => outcomesOf('message-relay', (await relay.sendBatch({ sends })).outcomes),
+      async (sends) => outcomesOf('message-relay', await sendBatch(relay, sends, env.RELAY_SEND_TIMEOUT_MS)),
       {
         ...limits,
         sizeOf: (send) =>
@@ -68,7 +125,11 @@ export class RelayCalls {
     );
   }
 
-  /** Answers once Kafka holds the envelopes, or with the error Send would have given. */
+  /**
+   * Answers once Kafka holds the envelopes, or with the error Send would have
+   * given; DEADLINE_EXCEEDED when the relay did not answer its batch within
+   * RELAY_SEND_TIMEOUT_MS (a Send that waited for a batch to go waits longer).
+   */
   send(request: SendRequest): Promise<SendResponse> {
     return this.sends.call(request);
   }

@@ -1,0 +1,42 @@
+import { EnvironmentError, parseEnvironment } from '@sotto/platform/config';
+import { identityFiles } from '@sotto/testing';
+import { gatewayEnv } from './env';
+
+describe('gatewayEnv: RELAY_SEND_TIMEOUT_MS', () => {
+  const files = identityFiles('gateway');
+  const base = {
+    GRPC_TLS_CA: files.ca,
+    GRPC_TLS_CERT: files.cert,
+    GRPC_TLS_KEY: files.key,
+    REDIS_URL: 'redis://cache:6379',
+  };
+
+  function problemsOf(env: Record<string, string>): Record<string, string> {
+    try {
+      parseEnvironment(gatewayEnv, { ...base, ...env });
+    } catch (error) {
+      if (error instanceof EnvironmentError) {
+        return Object.fromEntries(error.problems.map((p) => [p.variable, p.message]));
+      }
+      throw error;
+    }
+    return {};
+  }
+
+  it('gives the relay 10 s to answer a batch of Sends unless told otherwise', () => {
+    expect(parseEnvironment(gatewayEnv, base).RELAY_SEND_TIMEOUT_MS).toBe(10_000);
+    expect(
+      parseEnvironment(gatewayEnv, { ...base, RELAY_SEND_TIMEOUT_MS: '1500' }).RELAY_SEND_TIMEOUT_MS,
+    ).toBe(1500);
+  });
+
+  it.each([
+    ['0', 'expected a number greater than 0'],
+    ['-5', 'expected a number greater than 0'],
+    ['2.5', 'expected a whole number'],
+    ['10s', 'expected a whole number'],
+    ['300001', 'expected at most 300000'],
+  ])('refuses %s, naming the variable', (value, message) => {
+    expect(problemsOf({ RELAY_SEND_TIMEOUT_MS: value })).toEqual({ RELAY_SEND_TIMEOUT_MS: message });
+  });
+});
