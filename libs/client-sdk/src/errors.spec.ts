@@ -31,6 +31,24 @@ describe('explain', () => {
     expect(explain(unreachable, 'gw:7400').message).toBe('server gw:7400 is unreachable');
   });
 
+  it('passes on what the gateway says when a service behind it did not answer; its own deadline stays plain', () => {
+    const deadline = (details: string): ServiceError =>
+      Object.assign(new Error(`4 DEADLINE_EXCEEDED: ${details}`), {
+        code: status.DEADLINE_EXCEEDED,
+        details,
+        metadata: new Metadata(),
+      });
+    const relay =
+      'message-relay did not answer within 10000 ms: whether the message was accepted is unknown, and sending it again may deliver it twice';
+    expect(explain(deadline(relay), 'gw:7400')).toMatchObject({
+      message: `server gw:7400: ${relay}`,
+      code: status.DEADLINE_EXCEEDED,
+    });
+    for (const own of ['Deadline exceeded after 30.002s', 'Deadline exceeded', '']) {
+      expect(explain(deadline(own), 'gw:7400').message).toBe('server gw:7400 did not answer in time');
+    }
+  });
+
   it('says how long to wait, in seconds from the retry-after-ms trailer, for a throttled call', () => {
     const error = explain(
       refusal('too many messages sent from this device; retry in 2 s', '1200'),

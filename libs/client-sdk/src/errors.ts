@@ -92,7 +92,11 @@ export function explain(error: unknown, server: string): Error {
       );
     }
     case status.DEADLINE_EXCEEDED:
-      return new SottoError(`server ${server} did not answer in time`, error.code);
+      // The gateway's own (a service behind it did not answer) says what that means, e.g. that a
+      // message may have been accepted; this client's deadline says only "Deadline exceeded …".
+      return /^deadline exceeded/i.test(error.details) || error.details === ''
+        ? new SottoError(`server ${server} did not answer in time`, error.code)
+        : new SottoError(`server ${server}: ${error.details}`, error.code);
     case status.UNAUTHENTICATED:
       return new SottoError(`this device is not registered with ${server} (${error.details})`, error.code);
     case status.RESOURCE_EXHAUSTED: {
