@@ -42,22 +42,29 @@ function stackFiles(env: GatewayTrustOptions['env'], cwd: string): string[] {
   }
 }
 
-/** The CA `npm start` made, if a stack.json near here names this gateway. */
-function localStackCa(server: string, env: GatewayTrustOptions['env'], cwd: string) {
+/** The stack.json `npm start` wrote for this gateway, if one near here names it. */
+function localStack(
+  server: string,
+  env: GatewayTrustOptions['env'],
+  cwd: string,
+): { stack: Record<string, unknown>; stackFile: string } | undefined {
   for (const stackFile of stackFiles(env, cwd)) {
     if (!existsSync(stackFile)) continue;
     try {
-      const stack = JSON.parse(readFileSync(stackFile, 'utf8')) as {
-        gateway?: unknown;
-        tls?: { ca?: unknown };
-      };
-      if (stack.gateway === server && typeof stack.tls?.ca === 'string')
-        return { ca: stack.tls.ca, stackFile };
+      const stack = JSON.parse(readFileSync(stackFile, 'utf8')) as Record<string, unknown>;
+      if (stack['gateway'] === server) return { stack, stackFile };
     } catch {
       // Not a stack file of ours: keep looking.
     }
   }
   return undefined;
+}
+
+/** The CA `npm start` made, if a stack.json near here names this gateway. */
+function localStackCa(server: string, env: GatewayTrustOptions['env'], cwd: string) {
+  const local = localStack(server, env, cwd);
+  const ca = (local?.stack['tls'] as { ca?: unknown } | undefined)?.ca;
+  return local !== undefined && typeof ca === 'string' ? { ca, stackFile: local.stackFile } : undefined;
 }
 
 /**
@@ -93,4 +100,23 @@ export function gatewayCredentials(server: string, options: GatewayTrustOptions 
         createSecureContext({ ca: [...rootCertificates, readCa(trust.ca)], minVersion: TLS_MIN_VERSION }),
       );
   }
+}
+
+/**
+ * The sealed-sender trust root (a libsignal PublicKey, base64) that sender
+ * certificates from the gateway at `server` must chain to: the one given,
+ * else SOTTO_SENDER_CERTIFICATE_TRUST_ROOT, else that of a local platform
+ * whose stack.json names this gateway (as for the CA, see gatewayTrust);
+ * undefined if none is known.
+ */
+export function senderCertificateTrustRoot(
+  server: string,
+  options: { readonly trustRoot?: string } & Omit<GatewayTrustOptions, 'ca'> = {},
+): string | undefined {
+  const env = options.env ?? process.env;
+  const explicit = options.trustRoot ?? (env['SOTTO_SENDER_CERTIFICATE_TRUST_ROOT'] || undefined);
+  if (explicit !== undefined) return explicit;
+  const local = localStack(server, env, options.cwd ?? process.cwd());
+  const root = local?.stack['senderCertificateTrustRoot'];
+  return typeof root === 'string' ? root : undefined;
 }
