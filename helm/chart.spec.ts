@@ -1982,7 +1982,12 @@ describe('helm/sotto', () => {
       }
       const publicGateway = render(['tls.gatewayPublic.existingSecret=chat-example-org']);
       expect(reloaded(publicGateway, 'gateway', 'secret')).toEqual(
-        [fullname('gateway-tls'), 'chat-example-org', `${RELEASE}-sotto-redis`].sort(),
+        [
+          fullname('gateway-tls'),
+          'chat-example-org',
+          `${RELEASE}-sotto-redis`,
+          `${RELEASE}-sotto-sender-certificate`,
+        ].sort(),
       );
       const without = render(['tls.reloader=false']);
       for (const service of NAMES) {
