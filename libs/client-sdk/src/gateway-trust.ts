@@ -42,17 +42,29 @@ function stackFiles(env: GatewayTrustOptions['env'], cwd: string): string[] {
   }
 }
 
-/** The stack.json `npm start` wrote for this gateway, if one near here names it. */
-function localStack(
+/** What a client reads of a stack.json. */
+interface LocalStack {
+  gateway?: unknown;
+  tls?: { ca?: unknown };
+  senderCertificateTrustRoot?: unknown;
+}
+
+/**
+ * A string that the nearest stack.json naming this gateway holds at `pick`
+ * (one `npm start` wrote), with the file it came from.
+ */
+function fromLocalStack(
   server: string,
   env: GatewayTrustOptions['env'],
   cwd: string,
-): { stack: Record<string, unknown>; stackFile: string } | undefined {
+  pick: (stack: LocalStack) => unknown,
+): { value: string; stackFile: string } | undefined {
   for (const stackFile of stackFiles(env, cwd)) {
     if (!existsSync(stackFile)) continue;
     try {
-      const stack = JSON.parse(readFileSync(stackFile, 'utf8')) as Record<string, unknown>;
-      if (stack['gateway'] === server) return { stack, stackFile };
+      const stack = JSON.parse(readFileSync(stackFile, 'utf8')) as LocalStack;
+      const value = stack.gateway === server ? pick(stack) : undefined;
+      if (typeof value === 'string') return { value, stackFile };
     } catch {
       // Not a stack file of ours: keep looking.
     }
@@ -62,9 +74,8 @@ function localStack(
 
 /** The CA `npm start` made, if a stack.json near here names this gateway. */
 function localStackCa(server: string, env: GatewayTrustOptions['env'], cwd: string) {
-  const local = localStack(server, env, cwd);
-  const ca = (local?.stack['tls'] as { ca?: unknown } | undefined)?.ca;
-  return local !== undefined && typeof ca === 'string' ? { ca, stackFile: local.stackFile } : undefined;
+  const local = fromLocalStack(server, env, cwd, (stack) => stack.tls?.ca);
+  return local === undefined ? undefined : { ca: local.value, stackFile: local.stackFile };
 }
 
 /**
@@ -116,7 +127,6 @@ export function senderCertificateTrustRoot(
   const env = options.env ?? process.env;
   const explicit = options.trustRoot ?? (env['SOTTO_SENDER_CERTIFICATE_TRUST_ROOT'] || undefined);
   if (explicit !== undefined) return explicit;
-  const local = localStack(server, env, options.cwd ?? process.cwd());
-  const root = local?.stack['senderCertificateTrustRoot'];
-  return typeof root === 'string' ? root : undefined;
+  const cwd = options.cwd ?? process.cwd();
+  return fromLocalStack(server, env, cwd, (stack) => stack.senderCertificateTrustRoot)?.value;
 }

@@ -2,11 +2,11 @@ import { Controller, Logger } from '@nestjs/common';
 import { status, type Metadata } from '@grpc/grpc-js';
 import {
   AccountServiceService,
+  type GetSenderCertificateResponse,
   type LookupAccountRequest,
   type LookupAccountResponse,
   type LookupUsernameRequest,
   type LookupUsernameResponse,
-  type GetSenderCertificateResponse,
   type RecoverAccountRequest,
   type RecoverAccountResponse,
   type RegisterRequest,
