@@ -770,6 +770,43 @@ describe('helm/sotto', () => {
     expect(relative.stderr).toContain('modulePath');
   });
 
+  it("gives the gateway its sealed-sender certificate and key only from a Secret, and the certificates' lifetime", () => {
+    const env = environment(defaults, 'gateway');
+    const fromSecret = (key: string, name = `${RELEASE}-sotto-sender-certificate`) => ({
+      valueFrom: { secretKeyRef: { name, key } },
+    });
+    expect(env.SENDER_CERTIFICATE_SERVER_CERTIFICATE).toMatchObject(
+      fromSecret('SENDER_CERTIFICATE_SERVER_CERTIFICATE'),
+    );
+    expect(env.SENDER_CERTIFICATE_SERVER_KEY).toMatchObject(fromSecret('SENDER_CERTIFICATE_SERVER_KEY'));
+    // The default is the gateway's own (apps/gateway/src/sender-certificates/sender-certificate-env.ts).
+    expect(value(env, 'SENDER_CERTIFICATE_TTL_MS')).toBe('86400000');
+    for (const service of NAMES.filter((name) => name !== 'gateway')) {
+      const other = environment(defaults, service);
+      expect({
+        service,
+        sender: Object.keys(other).filter((name) => name.startsWith('SENDER_CERTIFICATE_')),
+      }).toEqual({
+        service,
+        sender: [],
+      });
+    }
+
+    const custom = environment(
+      render([
+        'gateway.senderCertificate.existingSecret=sealed,gateway.senderCertificate.certificateKey=cert',
+        'gateway.senderCertificate.serverKeyKey=key,gateway.senderCertificate.ttlMs=3600000',
+      ]),
+      'gateway',
+    );
+    expect(custom.SENDER_CERTIFICATE_SERVER_CERTIFICATE).toMatchObject(fromSecret('cert', 'sealed'));
+    expect(custom.SENDER_CERTIFICATE_SERVER_KEY).toMatchObject(fromSecret('key', 'sealed'));
+    expect(value(custom, 'SENDER_CERTIFICATE_TTL_MS')).toBe('3600000');
+    const zero = helm(['template', RELEASE, chart, '--set', 'gateway.senderCertificate.ttlMs=0']);
+    expect(zero.status).not.toBe(0);
+    expect(zero.stderr).toContain('ttlMs');
+  });
+
   it('gives the message-relay its Kafka brokers, a replication factor of 3 and min.insync.replicas of 2', () => {
     const env = environment(overridden, 'message-relay');
     expect(value(env, 'KAFKA_BROKERS')).toBe('kafka-0.kafka:9092,kafka-1.kafka:9092');
@@ -1945,7 +1982,12 @@ describe('helm/sotto', () => {
       }
       const publicGateway = render(['tls.gatewayPublic.existingSecret=chat-example-org']);
       expect(reloaded(publicGateway, 'gateway', 'secret')).toEqual(
-        [fullname('gateway-tls'), 'chat-example-org', `${RELEASE}-sotto-redis`].sort(),
+        [
+          fullname('gateway-tls'),
+          'chat-example-org',
+          `${RELEASE}-sotto-redis`,
+          `${RELEASE}-sotto-sender-certificate`,
+        ].sort(),
       );
       const without = render(['tls.reloader=false']);
       for (const service of NAMES) {

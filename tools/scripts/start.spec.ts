@@ -15,6 +15,7 @@ interface Stack {
   storageTls: string[];
   backupBlobDir: string;
   tls: { ca: string; clientCert: string; clientKey: string };
+  senderCertificateTrustRoot: string;
   services: Record<ServiceIdentity, { grpc: string; metrics: string }>;
 }
 
@@ -135,11 +136,14 @@ describe('npm start', () => {
         'gateway',
         'kafkaBrokers',
         'redisUrl',
+        'senderCertificateTrustRoot',
         'services',
         'storageTls',
         'tls',
       ]);
       expect(stack.gateway).toBe(gateway);
+      // The sealed-sender trust root clients pin: a libsignal public key (type byte and 32 bytes).
+      expect(Buffer.from(stack.senderCertificateTrustRoot, 'base64')).toHaveLength(33);
       expect(stack.tls).toEqual({
         ca: join(stateDir, 'tls', 'ca.crt'),
         clientCert: join(stateDir, 'tls', 'operator.crt'),

@@ -366,6 +366,8 @@ async function main(): Promise<number> {
       // The CA clients verify the gateway with (the CLI finds it here), and the operator's
       // certificate, which may call Health and reflection on every service and nothing else.
       tls: { ca: tls.ca, clientCert: operator.cert, clientKey: operator.key },
+      // The sealed-sender trust root clients pin (the CLI finds it here); new on every start.
+      senderCertificateTrustRoot: platform.senderCertificateTrustRoot,
       kafkaBrokers,
       ...redisEndpoint,
       // psql and pg take the local database's URL whole: with the operator's certificate in it.

@@ -7,6 +7,7 @@ import { GATEWAY_ENV, type GatewayEnv } from './env';
 import { KeysController } from './keys/keys.controller';
 import { LimitsModule } from './limits/limits.module';
 import { MessagingModule } from './messaging/messaging.module';
+import { SenderCertificateIssuer } from './sender-certificates/sender-certificate-issuer';
 import { RelayCalls } from './upstream/relay-calls';
 import { Upstream } from './upstream/upstream';
 import { VaultController } from './vault/vault.controller';
@@ -26,7 +27,13 @@ export class AppModule {
         MessagingModule,
       ],
       controllers: [AccountsController, KeysController, BackupsController, VaultController],
-      providers: [{ provide: GATEWAY_ENV, useValue: env }, Upstream, RelayCalls, VaultReports],
+      providers: [
+        { provide: GATEWAY_ENV, useValue: env },
+        Upstream,
+        RelayCalls,
+        VaultReports,
+        SenderCertificateIssuer,
+      ],
       exports: [GATEWAY_ENV, Upstream, RelayCalls, VaultReports],
     };
   }

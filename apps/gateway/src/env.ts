@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { hostPort, positiveInt, rate, rateLimitsSwitch } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 import { redisEnv } from '@sotto/platform/redis';
+import { senderCertificateEnv } from './sender-certificates/sender-certificate-env';
 
 export const gatewayEnv = serviceEnvSchema(
   // The public API listens where clients expect it by default.
@@ -94,6 +95,8 @@ export const gatewayEnv = serviceEnvSchema(
     /** Longest wait between retries of a failed drain. */
     DELIVERY_DRAIN_RETRY_MAX_MS: positiveInt().default(30_000),
   },
-).and(redisEnv);
+)
+  .and(redisEnv)
+  .and(senderCertificateEnv);
 export type GatewayEnv = z.output<typeof gatewayEnv>;
 export const GATEWAY_ENV = Symbol('GATEWAY_ENV');

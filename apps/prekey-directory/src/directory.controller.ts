@@ -4,6 +4,8 @@ import {
   DirectoryServiceService,
   type AuthenticateRequest,
   type AuthenticateResponse,
+  type GetIdentityKeyRequest,
+  type GetIdentityKeyResponse,
   type GetPreKeyBundleRequest,
   type GetPreKeyBundleResponse,
   type GetPreKeyCountRequest,
@@ -123,5 +125,11 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
 
   lookupAccount(request: LookupAccountRequest): Promise<LookupAccountResponse> {
     return this.accounts.lookupAccount(requireAccountId(request.accountId, 'account_id'));
+  }
+
+  async getIdentityKey(request: GetIdentityKeyRequest): Promise<GetIdentityKeyResponse> {
+    return {
+      identityKey: await this.accounts.identityKey(requireAccountId(request.accountId, 'account_id')),
+    };
   }
 }

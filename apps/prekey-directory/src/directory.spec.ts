@@ -584,4 +584,23 @@ describe('prekey-directory', () => {
       });
     });
   });
+
+  describe('GetIdentityKey', () => {
+    it("answers the identity key the account registered, and NOT_FOUND or INVALID_ARGUMENT for anyone else's", async () => {
+      const keys = generateDeviceKeys(1);
+      const account = await register(username(), keys);
+      const { identityKey } = await unary(client.getIdentityKey.bind(client), {
+        accountId: account.accountId,
+      });
+      expect(Buffer.from(identityKey)).toEqual(Buffer.from(keys.identity.publicKey.serialize()));
+      expect(await refusal(unary(client.getIdentityKey.bind(client), { accountId: randomUUID() }))).toEqual({
+        code: status.NOT_FOUND,
+        details: 'account_id: no such account',
+      });
+      expect(await refusal(unary(client.getIdentityKey.bind(client), { accountId: 'alice' }))).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'account_id: is not an account id',
+      });
+    });
+  });
 });

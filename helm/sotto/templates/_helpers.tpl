@@ -153,12 +153,15 @@ Call with (dict "root" $ "kind" "Secret" "names" (list name…)).
 {{- define "sotto.hsmSecretName" -}}
 {{- default (printf "%s-hsm" (include "sotto.fullname" .)) .Values.keyVault.hsm.existingSecret }}
 {{- end }}
+{{- define "sotto.senderCertificateSecretName" -}}
+{{- default (printf "%s-sender-certificate" (include "sotto.fullname" .)) .Values.gateway.senderCertificate.existingSecret }}
+{{- end }}
 
 {{/*
 Every Secret one component's pod reads, as a YAML list for fromYamlArray: the certificates it
 mounts (its own, the gateway's public one, CAs and client certificates for Kafka, Redis and
-PostgreSQL), the ones its environment comes from (URLs, the HSM PIN, the S3 key pair) and those its
-extraEnv and extraEnvFrom name. Call with (dict "root" $ "key" "messageRelay" "c" <component>).
+PostgreSQL), the ones its environment comes from (URLs, the HSM PIN, the S3 key pair, the
+gateway's sender-certificate key) and those its extraEnv and extraEnvFrom name. Call with (dict "root" $ "key" "messageRelay" "c" <component>).
 */}}
 {{- define "sotto.podSecrets" -}}
 {{- $root := .root }}
@@ -167,6 +170,7 @@ extraEnv and extraEnvFrom name. Call with (dict "root" $ "key" "messageRelay" "c
 {{- $names := list (include "sotto.tlsSecretName" (dict "root" $root "component" $c.name)) }}
 {{- if eq $c.name "gateway" }}
 {{- $names = append $names $root.Values.tls.gatewayPublic.existingSecret }}
+{{- $names = append $names (include "sotto.senderCertificateSecretName" $root) }}
 {{- end }}
 {{- range include "sotto.storageTls" (dict "root" $root "c" $c) | fromYamlArray }}
 {{- $names = concat $names (list .ca .client) }}
@@ -414,6 +418,7 @@ AUTH_CACHE_MAX_ENTRIES: {{ $values.auth.cacheMaxEntries | int64 | quote }}
 AUTH_FAILURES_PER_SOURCE: {{ $values.auth.failures.perSource | int64 | quote }}
 AUTH_FAILURES_PER_DEVICE: {{ $values.auth.failures.perDevice | int64 | quote }}
 AUTH_FAILURE_WINDOW_SECONDS: {{ $values.auth.failures.windowSeconds | int64 | quote }}
+SENDER_CERTIFICATE_TTL_MS: {{ $values.senderCertificate.ttlMs | int64 | quote }}
 {{- end }}
 {{- $limits := $root.Values.rateLimits }}
 {{- if has $c.name (list "gateway" "prekey-directory" "key-vault") }}
@@ -457,6 +462,19 @@ operator created.
     secretKeyRef:
       name: {{ include "sotto.redisSecretName" $root }}
       key: {{ $root.Values.redis.urlKey }}
+{{- end }}
+{{- if eq $c.name "gateway" }}
+{{- $sender := $root.Values.gateway.senderCertificate }}
+- name: SENDER_CERTIFICATE_SERVER_CERTIFICATE
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "sotto.senderCertificateSecretName" $root }}
+      key: {{ $sender.certificateKey }}
+- name: SENDER_CERTIFICATE_SERVER_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "sotto.senderCertificateSecretName" $root }}
+      key: {{ $sender.serverKeyKey }}
 {{- end }}
 {{- if has "hsm" $c.needs }}
 - name: PKCS11_PIN

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gatewayCredentials, gatewayTrust } from './gateway-trust';
+import { gatewayCredentials, gatewayTrust, senderCertificateTrustRoot } from './gateway-trust';
 
 describe('which CA a client verifies the gateway with', () => {
   const checkout = mkdtempSync(join(tmpdir(), 'sotto-trust-'));
@@ -68,5 +68,35 @@ describe('which CA a client verifies the gateway with', () => {
     expect(() =>
       gatewayCredentials('127.0.0.1:7400', { ca: join(checkout, 'missing.crt'), env: {} }),
     ).toThrow(`cannot read the CA certificate ${join(checkout, 'missing.crt')}: ENOENT`);
+  });
+});
+
+describe('which sealed-sender trust root a client pins', () => {
+  const checkout = mkdtempSync(join(tmpdir(), 'sotto-trust-root-'));
+  const nested = join(checkout, 'apps', 'cli');
+
+  beforeAll(() => {
+    mkdirSync(nested, { recursive: true });
+    mkdirSync(join(checkout, '.sotto'));
+    writeFileSync(
+      join(checkout, '.sotto', 'stack.json'),
+      JSON.stringify({ gateway: '127.0.0.1:7400', senderCertificateTrustRoot: 'c3RhY2s=' }),
+    );
+  });
+
+  afterAll(() => rmSync(checkout, { recursive: true, force: true }));
+
+  it("takes the one given, else SOTTO_SENDER_CERTIFICATE_TRUST_ROOT, else the checkout's stack.json for this gateway", () => {
+    const env = { SOTTO_SENDER_CERTIFICATE_TRUST_ROOT: 'ZW52' };
+    expect(senderCertificateTrustRoot('127.0.0.1:7400', { trustRoot: 'b3B0aW9u', env, cwd: nested })).toBe(
+      'b3B0aW9u',
+    );
+    expect(senderCertificateTrustRoot('127.0.0.1:7400', { env, cwd: nested })).toBe('ZW52');
+    expect(senderCertificateTrustRoot('127.0.0.1:7400', { env: {}, cwd: nested })).toBe('c3RhY2s=');
+  });
+
+  it('pins none for another gateway, or outside a checkout', () => {
+    expect(senderCertificateTrustRoot('chat.example.org:443', { env: {}, cwd: nested })).toBeUndefined();
+    expect(senderCertificateTrustRoot('127.0.0.1:7400', { env: {}, cwd: tmpdir() })).toBeUndefined();
   });
 });

@@ -42,22 +42,40 @@ function stackFiles(env: GatewayTrustOptions['env'], cwd: string): string[] {
   }
 }
 
-/** The CA `npm start` made, if a stack.json near here names this gateway. */
-function localStackCa(server: string, env: GatewayTrustOptions['env'], cwd: string) {
+/** What a client reads of a stack.json. */
+interface LocalStack {
+  gateway?: unknown;
+  tls?: { ca?: unknown };
+  senderCertificateTrustRoot?: unknown;
+}
+
+/**
+ * A string that the nearest stack.json naming this gateway holds at `pick`
+ * (one `npm start` wrote), with the file it came from.
+ */
+function fromLocalStack(
+  server: string,
+  env: GatewayTrustOptions['env'],
+  cwd: string,
+  pick: (stack: LocalStack) => unknown,
+): { value: string; stackFile: string } | undefined {
   for (const stackFile of stackFiles(env, cwd)) {
     if (!existsSync(stackFile)) continue;
     try {
-      const stack = JSON.parse(readFileSync(stackFile, 'utf8')) as {
-        gateway?: unknown;
-        tls?: { ca?: unknown };
-      };
-      if (stack.gateway === server && typeof stack.tls?.ca === 'string')
-        return { ca: stack.tls.ca, stackFile };
+      const stack = JSON.parse(readFileSync(stackFile, 'utf8')) as LocalStack;
+      const value = stack.gateway === server ? pick(stack) : undefined;
+      if (typeof value === 'string') return { value, stackFile };
     } catch {
       // Not a stack file of ours: keep looking.
     }
   }
   return undefined;
+}
+
+/** The CA `npm start` made, if a stack.json near here names this gateway. */
+function localStackCa(server: string, env: GatewayTrustOptions['env'], cwd: string) {
+  const local = fromLocalStack(server, env, cwd, (stack) => stack.tls?.ca);
+  return local === undefined ? undefined : { ca: local.value, stackFile: local.stackFile };
 }
 
 /**
@@ -93,4 +111,22 @@ export function gatewayCredentials(server: string, options: GatewayTrustOptions 
         createSecureContext({ ca: [...rootCertificates, readCa(trust.ca)], minVersion: TLS_MIN_VERSION }),
       );
   }
+}
+
+/**
+ * The sealed-sender trust root (a libsignal PublicKey, base64) that sender
+ * certificates from the gateway at `server` must chain to: the one given,
+ * else SOTTO_SENDER_CERTIFICATE_TRUST_ROOT, else that of a local platform
+ * whose stack.json names this gateway (as for the CA, see gatewayTrust);
+ * undefined if none is known.
+ */
+export function senderCertificateTrustRoot(
+  server: string,
+  options: { readonly trustRoot?: string } & Omit<GatewayTrustOptions, 'ca'> = {},
+): string | undefined {
+  const env = options.env ?? process.env;
+  const explicit = options.trustRoot ?? (env['SOTTO_SENDER_CERTIFICATE_TRUST_ROOT'] || undefined);
+  if (explicit !== undefined) return explicit;
+  const cwd = options.cwd ?? process.cwd();
+  return fromLocalStack(server, env, cwd, (stack) => stack.senderCertificateTrustRoot)?.value;
 }

@@ -14,7 +14,13 @@ export { StreamSender, serviceErrorOf } from './stream-sender';
 export { SottoClient, ReceivedMessage, ReceiveOptions, TypingIndicator, VaultAttemptReport } from './client';
 export { authorizationMetadata, DeviceCredentials } from './client/authorization';
 export { SottoError, ThrottledError, UntrustedIdentityError } from './errors';
-export { gatewayCredentials, gatewayTrust, GatewayTrust, GatewayTrustOptions } from './gateway-trust';
+export {
+  gatewayCredentials,
+  gatewayTrust,
+  GatewayTrust,
+  GatewayTrustOptions,
+  senderCertificateTrustRoot,
+} from './gateway-trust';
 export { Profile, HistoryEntry, Notice } from './profile';
 export * from './backup';
 export {

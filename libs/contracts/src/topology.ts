@@ -83,6 +83,7 @@ export const TOPOLOGY: Readonly<Record<Exclude<ServiceIdentity, 'gateway'>, Read
     recoverAccount: GATEWAY,
     rotateDeviceSecret: GATEWAY,
     lookupAccount: GATEWAY,
+    getIdentityKey: GATEWAY,
   }),
   'message-relay': rules(RelayServiceService, {
     send: GATEWAY,

@@ -15,3 +15,8 @@ export {
 export { startServiceProcess, ServiceProcess, ServiceProcessOptions } from './service-process';
 export { startPlatform, Platform, PlatformOptions } from './platform';
 export { startScratchPlatform, ScratchPlatform, ScratchPlatformOptions } from './scratch-platform';
+export {
+  makeSenderCertificateKeys,
+  senderCertificateVariables,
+  SenderCertificateKeys,
+} from './sender-certificate-keys';

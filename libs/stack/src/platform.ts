@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '@sotto/local-infra';
+import { makeSenderCertificateKeys, type SenderCertificateKeys } from './sender-certificate-keys';
 import { startServiceProcess, type ServiceProcess } from './service-process';
 import {
   operatorTls,
@@ -19,12 +20,20 @@ export interface PlatformOptions {
   readonly backupBlobDir: string;
   /** Variables added to (or overriding) a service's environment. */
   readonly env?: Partial<Record<ServiceName, Readonly<Record<string, string>>>>;
+  /** The gateway's sealed-sender keys; a new trust root and server certificate by default. */
+  readonly senderCertificates?: SenderCertificateKeys;
 }
 
 export interface Platform {
   /** The running process of each service (a new one after `restart`). */
   readonly services: Readonly<Record<ServiceName, ServiceProcess>>;
   readonly gateway: string;
+  /**
+   * The sealed-sender trust root (a libsignal PublicKey, base64) the gateway's
+   * server certificate chains to: what clients pin to check the sender
+   * certificates it issues. It stays the same across `restart`.
+   */
+  readonly senderCertificateTrustRoot: string;
   /**
    * Starts a service again, on the same addresses with the same environment,
    * once its process has exited (say, killed by a fault run); resolves when it
@@ -49,10 +58,14 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     addresses[name] = { grpc, metrics: await loopbackAddress() };
   }
 
+  const senderCertificates = options.senderCertificates ?? makeSenderCertificateKeys();
   const start = (name: ServiceName): Promise<ServiceProcess> =>
     startServiceProcess({
       name,
-      env: { ...serviceEnv(name, addresses, options.infra, options.backupBlobDir), ...options.env?.[name] },
+      env: {
+        ...serviceEnv(name, addresses, options.infra, options.backupBlobDir, senderCertificates),
+        ...options.env?.[name],
+      },
       logFile: join(options.logDir, `${name}.log`),
       operator: operatorTls(options.infra.tls),
     });
@@ -74,6 +87,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   return {
     services,
     gateway: addresses.gateway.grpc,
+    senderCertificateTrustRoot: senderCertificates.trustRoot,
     restart: async (name) => {
       await services[name].exited;
       if (stopped) throw new Error(`${name}: the platform is stopping`);

@@ -1,4 +1,5 @@
 import { calleesOf, OPERATOR_IDENTITY, SERVICE_IDENTITIES, type ServiceIdentity } from '@sotto/contracts';
+import { senderCertificateVariables, type SenderCertificateKeys } from './sender-certificate-keys';
 import {
   prepareLocalPki,
   STORAGE_SERVERS,
@@ -153,13 +154,15 @@ export interface ServiceAddresses {
 /**
  * The environment each service gets on one machine: its own addresses and
  * certificate, the storage it uses and the addresses of the services it
- * calls (those the topology in @sotto/contracts lets it call).
+ * calls (those the topology in @sotto/contracts lets it call); the gateway
+ * also gets its sealed-sender certificate and key from `senderCertificates`.
  */
 export function serviceEnv(
   name: ServiceName,
   addresses: Readonly<Record<ServiceName, ServiceAddresses>>,
   infra: InfraEndpoints,
   backupBlobDir: string,
+  senderCertificates: SenderCertificateKeys,
 ): Record<string, string> {
   const certificate = infra.tls.identities[name];
   if (certificate === undefined) throw new Error(`the local CA issued no certificate for ${name}`);
@@ -192,7 +195,7 @@ export function serviceEnv(
   };
   switch (name) {
     case 'gateway':
-      return { ...own, ...redis };
+      return { ...own, ...redis, ...senderCertificateVariables(senderCertificates) };
     case 'prekey-directory':
       return { ...own, ...postgres, ...redis };
     case 'message-relay':

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { freePort } from '@sotto/local-infra';
 import {
   everyService,
+  makeSenderCertificateKeys,
   operatorTls,
   SERVICE_NAMES,
   serviceEnv,
@@ -12,6 +13,7 @@ import {
   type PlatformOptions,
   type ServiceAddresses,
   type ServiceName,
+  type SenderCertificateKeys,
   type ServiceProcess,
 } from '@sotto/stack';
 import { createTestDatabase } from './database';
@@ -37,7 +39,8 @@ export function testLogDir(): string {
 
 /**
  * Starts one service against the harness, on free ports, with a database of
- * its own; `env` overrides or removes (with undefined) any variable.
+ * its own (a gateway, with sealed-sender keys of its own); `env` overrides or
+ * removes (with undefined) any variable.
  */
 export async function startTestService(
   name: ServiceName,
@@ -51,7 +54,7 @@ export async function startTestService(
   const blobDir = mkdtempSync(join(testInfra().workDir, 'blobs-'));
   const merged: Record<string, string> = {};
   for (const [key, value] of Object.entries({
-    ...serviceEnv(name, addresses, infra, blobDir),
+    ...serviceEnv(name, addresses, infra, blobDir, makeSenderCertificateKeys()),
     ...LIMITS_OFF,
     ...env,
   })) {
@@ -98,6 +101,8 @@ export interface TestCluster {
   readonly addresses: Readonly<Record<ServiceName, ServiceAddresses>>;
   /** The database the cluster's services share, for tests that play a server writing behind the API's back. */
   readonly databaseUrl: string;
+  /** The sealed-sender keys its gateways sign with (the trust root for clients to pin). */
+  readonly senderCertificates: SenderCertificateKeys;
   /** Starts one service wired to the others; `env` overrides or removes (undefined) variables. */
   start(name: ServiceName, env?: Readonly<Record<string, string | undefined>>): Promise<TestService>;
   /** Stops every service this cluster started that is still running. */
@@ -112,14 +117,16 @@ export async function createTestCluster(): Promise<TestCluster> {
     addresses[service] = { grpc: `127.0.0.1:${await freePort()}`, metrics: `127.0.0.1:${await freePort()}` };
   }
   const blobDir = mkdtempSync(join(testInfra().workDir, 'blobs-'));
+  const senderCertificates = makeSenderCertificateKeys();
   const started: TestService[] = [];
   return {
     addresses,
     databaseUrl: infra.databaseUrl,
+    senderCertificates,
     async start(name, env = {}) {
       const merged: Record<string, string> = {};
       for (const [key, value] of Object.entries({
-        ...serviceEnv(name, addresses, infra, blobDir),
+        ...serviceEnv(name, addresses, infra, blobDir, senderCertificates),
         ...LIMITS_OFF,
         ...env,
       })) {

@@ -2,6 +2,7 @@ import { Controller, Logger } from '@nestjs/common';
 import { status, type Metadata } from '@grpc/grpc-js';
 import {
   AccountServiceService,
+  type GetSenderCertificateResponse,
   type LookupAccountRequest,
   type LookupAccountResponse,
   type LookupUsernameRequest,
@@ -20,6 +21,7 @@ import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { presentedCredential } from '../auth/authenticator';
 import { CredentialRevocations } from '../auth/credential-revocations';
 import { callerOf, Public } from '../auth/device-auth.guard';
+import { SenderCertificateIssuer } from '../sender-certificates/sender-certificate-issuer';
 import { Upstream } from '../upstream/upstream';
 
 /** The public AccountService: registration and recovery are open, everything else needs a device credential. */
@@ -31,6 +33,7 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
   constructor(
     private readonly upstream: Upstream,
     private readonly revocations: CredentialRevocations,
+    private readonly senderCertificates: SenderCertificateIssuer,
   ) {}
 
   @Public()
@@ -112,5 +115,10 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
   /** Any signed-in device may ask: it is how a client names whoever the server says wrote to it. */
   lookupAccount(request: LookupAccountRequest): Promise<LookupAccountResponse> {
     return this.upstream.directory.lookupAccount(request);
+  }
+
+  /** Only ever for the calling device: a certificate naming anyone else would let the caller send as them. */
+  async getSenderCertificate(_request: unknown, metadata: Metadata): Promise<GetSenderCertificateResponse> {
+    return { certificate: await this.senderCertificates.issue(callerOf(metadata)) };
   }
 }

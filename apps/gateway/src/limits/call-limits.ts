@@ -62,6 +62,8 @@ export const CALL_LIMITS: { readonly [Path in GatewayPath]: readonly LimitRule[]
   [AccountServiceService.lookupAccount.path]: [{ limit: 'lookup_account_per_account', per: 'account' }],
   [AccountServiceService.setRecoveryCredential.path]: OTHER,
   [AccountServiceService.rotateDeviceSecret.path]: OTHER,
+  // A client keeps its certificate until shortly before it expires: a day's worth is one call.
+  [AccountServiceService.getSenderCertificate.path]: OTHER,
   [KeysServiceService.getPreKeyBundle.path]: [{ limit: 'prekey_bundles_per_account', per: 'account' }],
   [KeysServiceService.getPreKeyCount.path]: OTHER,
   [KeysServiceService.uploadPreKeys.path]: OTHER,

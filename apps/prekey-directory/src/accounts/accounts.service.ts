@@ -212,4 +212,11 @@ export class AccountsService {
     if (username === undefined) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
     return { accountId, username };
   }
+
+  /** The account's identity public key, for the sender certificates the gateway issues. */
+  async identityKey(accountId: AccountId): Promise<Uint8Array> {
+    const identityKey = await this.accounts.identityKey(accountId);
+    if (identityKey === undefined) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+    return identityKey;
+  }
 }

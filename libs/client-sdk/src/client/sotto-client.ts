@@ -1,9 +1,9 @@
-import { ProtocolAddress } from '@signalapp/libsignal-client';
+import { ProtocolAddress, type SenderCertificate } from '@signalapp/libsignal-client';
 import type { BackupVersion, VaultStatus } from '@sotto/contracts/generated/sotto/common/v1/backup';
 import type { GetBackupStatusResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import type { BusyWait, TransferProgress } from '../backup-transfer';
 import { SottoError } from '../errors';
-import { gatewayCredentials } from '../gateway-trust';
+import { gatewayCredentials, senderCertificateTrustRoot } from '../gateway-trust';
 import { LAST_RESORT_KYBER_ID } from '../keys';
 import { Profile, type AccountFile, type HistoryEntry } from '../profile';
 import { parseServerAddress } from '../server';
@@ -18,10 +18,23 @@ import { Notices } from './notices';
 import { Outbox } from './outbox';
 import { identityKeyPair, refillPreKeys } from './prekeys';
 import { safetyNumber } from './safety-number';
+import { SenderCertificates } from './sender-certificates';
 import { Sessions } from './sessions';
 
 export type { ReceivedMessage, ReceiveOptions, TypingIndicator } from './inbox';
 export type { VaultAttemptReport } from './backups';
+
+/** What a client trusts besides its own keys: where the gateway's certificate and the sender certificates chain to. */
+export interface ClientTrustOptions {
+  /** A PEM file of the CA to verify the gateway with, if not SOTTO_CA's or the system's (see gatewayCredentials). */
+  readonly ca?: string;
+  /**
+   * The sealed-sender trust root (base64 of a libsignal PublicKey) to pin, if
+   * not SOTTO_SENDER_CERTIFICATE_TRUST_ROOT's or a local platform's (see
+   * senderCertificateTrustRoot).
+   */
+  readonly trustRoot?: string;
+}
 
 /**
  * A Sotto device: its keys, sessions and history live in a profile
@@ -40,13 +53,17 @@ export class SottoClient {
   private readonly outbox: Outbox;
   private readonly inbox: Inbox;
   private readonly backups: Backups;
+  private readonly senderCertificates: SenderCertificates;
 
-  /** `ca`: the CA to verify the gateway with, if not SOTTO_CA's or the system's (see gatewayCredentials). */
+  /**
+   * `ca`: the CA to verify the gateway with, if not SOTTO_CA's or the system's (see gatewayCredentials).
+   * `trustRoot`: the sealed-sender trust root to pin, if not the one senderCertificateTrustRoot finds.
+   */
   private constructor(
     readonly profile: Profile,
     readonly server: string,
     private account: AccountFile,
-    ca: string | undefined,
+    { ca, trustRoot }: ClientTrustOptions,
   ) {
     this.connection = new GatewayConnection(server, account, gatewayCredentials(server, { ca }));
     this.notices = new Notices(profile);
@@ -76,6 +93,11 @@ export class SottoClient {
       () => this.refill(),
     );
     this.backups = new Backups(this.connection, profile, account.accountId);
+    this.senderCertificates = new SenderCertificates(
+      this.connection,
+      { ...account, identityKey: identityKeyPair(account).publicKey },
+      senderCertificateTrustRoot(server, { trustRoot }),
+    );
   }
 
   get username(): string {
@@ -86,25 +108,36 @@ export class SottoClient {
     return this.account.accountId;
   }
 
-  /** Creates keys in a new profile and registers them; nothing is written unless the server accepts. */
-  static async register(options: {
-    profileDir: string;
-    server: string;
-    username: string;
-    ca?: string;
-  }): Promise<SottoClient> {
-    const { profile, server, account } = await registerDevice(options);
-    return new SottoClient(profile, server, account, options.ca);
+  /**
+   * This device's sealed-sender certificate, validated against the pinned
+   * trust root and checked to name this device and its identity key; the
+   * same one until shortly before it expires. Throws a SottoError when no
+   * trust root is pinned or the server's certificate fails a check.
+   */
+  senderCertificate(): Promise<SenderCertificate> {
+    return this.senderCertificates.current();
   }
 
-  static open(options: { profileDir: string; server: string; ca?: string }): SottoClient {
+  /** Creates keys in a new profile and registers them; nothing is written unless the server accepts. */
+  static async register(
+    options: {
+      profileDir: string;
+      server: string;
+      username: string;
+    } & ClientTrustOptions,
+  ): Promise<SottoClient> {
+    const { profile, server, account } = await registerDevice(options);
+    return new SottoClient(profile, server, account, options);
+  }
+
+  static open(options: { profileDir: string; server: string } & ClientTrustOptions): SottoClient {
     const profile = new Profile(options.profileDir);
     if (!profile.exists) {
       throw new SottoError(
         `not registered: ${options.profileDir} holds no account (run \`sotto register <username>\`)`,
       );
     }
-    return new SottoClient(profile, parseServerAddress(options.server), profile.account(), options.ca);
+    return new SottoClient(profile, parseServerAddress(options.server), profile.account(), options);
   }
 
   close(): void {
@@ -205,17 +238,18 @@ export class SottoClient {
    * identity key, so contacts see a safety-number change; a recovery key is
    * thus never enough to pass for the old device. The profile must be new.
    */
-  static async restore(options: {
-    profileDir: string;
-    server: string;
-    username: string;
-    recoveryKey?: string;
-    password?: string;
-    ca?: string;
-    onProgress?: (progress: TransferProgress) => void;
-  }): Promise<{ client: SottoClient; historyEntries: number; version: BackupVersion }> {
+  static async restore(
+    options: {
+      profileDir: string;
+      server: string;
+      username: string;
+      recoveryKey?: string;
+      password?: string;
+      onProgress?: (progress: TransferProgress) => void;
+    } & ClientTrustOptions,
+  ): Promise<{ client: SottoClient; historyEntries: number; version: BackupVersion }> {
     const { profile, server, account, recoveryKey } = await recoverDevice(options);
-    const client = new SottoClient(profile, server, account, options.ca);
+    const client = new SottoClient(profile, server, account, options);
     try {
       const restored = await client.backups.restoreNewest(recoveryKey, options.onProgress);
       return { client, ...restored };
