@@ -70,7 +70,10 @@ export function connectionFigures(report: Json, file: string): ConnectionFigures
     streams: field(report, 'streams', file),
     rssBytesPerStream: field(report, 'gatewayMemory.rssBytesPerStream', file),
     heapBytesPerStream: field(report, 'gatewayMemory.heapBytesPerStream', file),
-    emptyGatewayRssBytes: field(report, 'gatewayMemory.before.rssBytes', file),
+    // With its young generation grown as under load (reports before it was measured: as found before the streams).
+    emptyGatewayRssBytes:
+      optional(report, 'gatewayMemory.emptyRssBytes', 'empty').empty ??
+      field(report, 'gatewayMemory.before.rssBytes', file),
     deliveryP99Ms: field(report, 'delivery.latencyMs.p99', file),
     ...optional(report, 'gatewayIdleMillicores', 'gatewayIdleMillicores'),
     machine: {
@@ -165,7 +168,7 @@ export function renderPlan(
       `raw Kafka ${count(wire.kafkaCeilingRecordsPerSecond)} records/s; ${wire.kafkaBytesPerRecord} B per record in Kafka's log; ` +
       `${wire.redisBytesPerQueuedEnvelope} B of Redis per queued envelope (machine: ${wire.machine.cores} cores, load average ${wire.machine.loadAverage})`,
     `- connections report: ${count(connections.streams)} streams on one gateway, ${count(connections.rssBytesPerStream)} B RSS and ` +
-      `${count(connections.heapBytesPerStream)} B heap per stream, ${bytes(connections.emptyGatewayRssBytes)} before the streams; ` +
+      `${count(connections.heapBytesPerStream)} B heap per stream, ${bytes(connections.emptyGatewayRssBytes)} empty (its young generation as grown under load); ` +
       (connections.gatewayIdleMillicores === undefined
         ? 'gateway CPU while holding them not measured (idle gateway of the wire run counted per pod); '
         : `gateway ${connections.gatewayIdleMillicores} millicores holding them; `) +

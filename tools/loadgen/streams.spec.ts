@@ -11,11 +11,23 @@ const METRICS = [
   'sotto_process_resident_memory_bytes{service="gateway"} 335953920',
   'sotto_nodejs_heap_size_total_bytes{service="gateway"} 200000000',
   'sotto_nodejs_heap_size_used_bytes{service="gateway"} 153843304',
+  'sotto_nodejs_heap_space_size_total_bytes{space="old",service="gateway"} 55803904',
+  'sotto_nodejs_heap_space_size_total_bytes{space="new",service="gateway"} 134217728',
+  'sotto_nodejs_heap_space_size_used_bytes{space="old",service="gateway"} 50000000',
+  'sotto_nodejs_heap_space_size_used_bytes{space="new",service="gateway"} 41000000',
 ].join('\n');
 
 describe('the streams measurement', () => {
-  it("reads the gateway's resident memory and heap used from its /metrics", () => {
-    expect(parseGatewayMemory(METRICS)).toEqual({ rssBytes: 335953920, heapUsedBytes: 153843304 });
+  it("reads the gateway's resident memory, heap used and young generation from its /metrics", () => {
+    expect(parseGatewayMemory(METRICS)).toEqual({
+      rssBytes: 335953920,
+      heapUsedBytes: 153843304,
+      youngGenerationBytes: 134217728,
+      youngGenerationUsedBytes: 41000000,
+    });
+    expect(() =>
+      parseGatewayMemory(METRICS.replace(/^.*space_size_used_bytes\{space="new".*$/m, '')),
+    ).toThrow(`sotto_nodejs_heap_space_size_used_bytes{space="new"} is not among the gateway's metrics`);
   });
 
   it('names the series a /metrics page lacks', () => {

@@ -51,6 +51,13 @@ export interface StreamsTarget {
 export interface GatewayMemory {
   readonly rssBytes: number;
   readonly heapUsedBytes: number;
+  /**
+   * V8's young generation (new space): its size, and what is allocated in it. It grows under load
+   * up to the process's --max-semi-space-size whatever the streams, and what it holds is mostly
+   * garbage not yet scavenged: a fixed cost of the process, not of the streams.
+   */
+  readonly youngGenerationBytes: number;
+  readonly youngGenerationUsedBytes: number;
 }
 
 interface Percentiles {
@@ -72,9 +79,15 @@ export interface StreamsReport {
   readonly gatewayMemory?: {
     readonly before: GatewayMemory;
     readonly withStreams: GatewayMemory;
-    /** (with streams − before) / streams, in bytes; includes the TLS connections' share. */
+    /**
+     * (with streams − before) / streams, in bytes, of the RSS beside the young generation; includes
+     * the TLS connections' share.
+     */
     readonly rssBytesPerStream: number;
+    /** Likewise of the heap in use beside the young generation: what the streams keep. */
     readonly heapBytesPerStream: number;
+    /** The RSS before the streams, with the young generation as large as it grew with them: the process's fixed cost. */
+    readonly emptyRssBytes: number;
   };
   readonly delivery: {
     readonly sample: number;
@@ -120,9 +133,16 @@ export function parseGatewayMemory(text: string): GatewayMemory {
     if (match?.[1] === undefined) throw new Error(`${name} is not among the gateway's metrics`);
     return Number(match[1]);
   };
+  const newSpace = (name: string): number => {
+    const match = new RegExp(`^${name}\\{[^}]*space="new"[^}]*\\} (\\S+)$`, 'm').exec(text);
+    if (match?.[1] === undefined) throw new Error(`${name}{space="new"} is not among the gateway's metrics`);
+    return Number(match[1]);
+  };
   return {
     rssBytes: value('sotto_process_resident_memory_bytes'),
     heapUsedBytes: value('sotto_nodejs_heap_size_used_bytes'),
+    youngGenerationBytes: newSpace('sotto_nodejs_heap_space_size_total_bytes'),
+    youngGenerationUsedBytes: newSpace('sotto_nodejs_heap_space_size_used_bytes'),
   };
 }
 
@@ -135,14 +155,13 @@ async function gatewayMemory(metrics: string): Promise<GatewayMemory> {
  * the lowest of a few samples a second apart is the figure.
  */
 async function settledMemory(metrics: string, samples = 5): Promise<GatewayMemory> {
+  // The sample whose memory beside the young generation is lowest.
+  const beside = (memory: GatewayMemory): number => memory.rssBytes - memory.youngGenerationBytes;
   let lowest: GatewayMemory | undefined;
   for (let i = 0; i < samples; i++) {
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, 1000));
     const now = await gatewayMemory(metrics);
-    lowest = {
-      rssBytes: Math.min(lowest?.rssBytes ?? Infinity, now.rssBytes),
-      heapUsedBytes: Math.min(lowest?.heapUsedBytes ?? Infinity, now.heapUsedBytes),
-    };
+    if (lowest === undefined || beside(now) < beside(lowest)) lowest = now;
   }
   return lowest as GatewayMemory;
 }
@@ -340,10 +359,10 @@ export async function measureStreams(
         }
       }),
     );
-    const memoryPerStream = (key: keyof GatewayMemory): number =>
+    const memoryPerStream = (of: (memory: GatewayMemory) => number): number =>
       before === undefined || withStreams === undefined
         ? 0
-        : Math.round((withStreams[key] - before[key]) / options.streams);
+        : Math.round((of(withStreams) - of(before)) / options.streams);
     return {
       streams: options.streams,
       channels: channelCount,
@@ -356,8 +375,14 @@ export async function measureStreams(
             gatewayMemory: {
               before,
               withStreams,
-              rssBytesPerStream: memoryPerStream('rssBytes'),
-              heapBytesPerStream: memoryPerStream('heapUsedBytes'),
+              rssBytesPerStream: memoryPerStream((memory) => memory.rssBytes - memory.youngGenerationBytes),
+              heapBytesPerStream: memoryPerStream(
+                (memory) => memory.heapUsedBytes - memory.youngGenerationUsedBytes,
+              ),
+              emptyRssBytes:
+                before.rssBytes -
+                before.youngGenerationBytes +
+                Math.max(before.youngGenerationBytes, withStreams.youngGenerationBytes),
             },
           }
         : {}),
