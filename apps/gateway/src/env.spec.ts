@@ -1,5 +1,5 @@
 import { EnvironmentError, parseEnvironment } from '@sotto/platform/config';
-import { identityFiles } from '@sotto/testing';
+import { identityFiles, makeSenderCertificateKeys, senderCertificateVariables } from '@sotto/testing';
 import { gatewayEnv } from './env';
 
 describe('gatewayEnv: RELAY_SEND_TIMEOUT_MS', () => {
@@ -9,6 +9,7 @@ describe('gatewayEnv: RELAY_SEND_TIMEOUT_MS', () => {
     GRPC_TLS_CERT: files.cert,
     GRPC_TLS_KEY: files.key,
     REDIS_URL: 'redis://cache:6379',
+    ...senderCertificateVariables(makeSenderCertificateKeys()),
   };
 
   function problemsOf(env: Record<string, string>): Record<string, string> {

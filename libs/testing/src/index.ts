@@ -13,6 +13,7 @@ export {
 } from './services';
 export { freePort, motoTool, repoRoot, testToolProblem } from '@sotto/local-infra';
 export type { Platform } from '@sotto/stack';
+export { makeSenderCertificateKeys, senderCertificateVariables } from '@sotto/stack';
 export { startS3Server, S3TestServer } from './s3-server';
 export { startTcpProxy, TcpProxy, TcpProxyOptions } from './tcp-proxy';
 export {
