@@ -146,6 +146,49 @@ describe("the relay's device-list cache, played against through the public API",
     }
   };
 
+  /** The calls for device lists the directory has answered so far, as it counts them. */
+  const directoryCalls = async (): Promise<number> => {
+    const samples = await scrapeMetrics(platform.services['prekey-directory']);
+    return [...samples]
+      .filter(([name]) =>
+        /^sotto_grpc_server_handled_total\{.*grpc_method="DirectoryController\.listDevices(Batch)?"/.test(
+          name,
+        ),
+      )
+      .reduce((sum, [, value]) => sum + value, 0);
+  };
+
+  it('reads the lists of many accounts it has not seen in a few directory calls, and refuses the unknown and the malformed each on its own', async () => {
+    const alice = await register();
+    const recipients: AccountDevice[] = [];
+    for (let i = 0; i < 60; i++) recipients.push(await register());
+    const [before, callsBefore] = [await lookups(), await directoryCalls()];
+
+    const nobody = { accountId: randomUUID(), registrationId: 1 } as AccountDevice;
+    const garbage = { accountId: "x' OR 1=1 --", registrationId: 1 } as AccountDevice;
+    const outcomes = await Promise.all(
+      [...recipients, nobody, garbage].map((to, i) => send(alice, to, `burst ${i}`)),
+    );
+    expect(outcomes.slice(0, recipients.length).every((outcome) => 'accepted' in outcome)).toBe(true);
+    expect(outcomes.slice(recipients.length)).toEqual([
+      { code: status.NOT_FOUND, details: 'account_id: no such account' },
+      { code: status.INVALID_ARGUMENT, details: 'destination_account_id: is not an account id' },
+    ]);
+    // Every list came from the directory, in far fewer calls than lists: those read together share one.
+    const [after, callsAfter] = [await lookups(), await directoryCalls()];
+    expect(after.directory - before.directory).toBe(recipients.length + 1);
+    expect(callsAfter - callsBefore).toBeLessThanOrEqual(recipients.length / 4);
+    expect(await api.drain(recipients[17])).toEqual(['burst 17']);
+    // The lists read are cached now; an account that did not exist is not.
+    expect(await send(alice, recipients[0], 'cached')).toHaveProperty('accepted');
+    expect(await send(alice, nobody, 'still nobody')).toEqual({
+      code: status.NOT_FOUND,
+      details: 'account_id: no such account',
+    });
+    const last = await lookups();
+    expect([last.cache - after.cache, last.directory - after.directory]).toEqual([1, 1]);
+  });
+
   it('refuses at once an envelope for a device that account recovery signed out, though the relay had cached the old list', async () => {
     const [alice, bob] = [await register(), await register()];
     // Warm: the relay now holds Bob's list (device 1) and answers from it.

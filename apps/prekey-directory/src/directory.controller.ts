@@ -1,4 +1,5 @@
 import { Controller } from '@nestjs/common';
+import { status } from '@grpc/grpc-js';
 import type { PreKeyBundle } from '@sotto/contracts/generated/sotto/common/v1/keys';
 import {
   DirectoryServiceService,
@@ -10,6 +11,8 @@ import {
   type GetPreKeyBundleResponse,
   type GetPreKeyCountRequest,
   type GetPreKeyCountResponse,
+  type ListDevicesBatchRequest,
+  type ListDevicesBatchResponse,
   type ListDevicesRequest,
   type ListDevicesResponse,
   type LookupAccountRequest,
@@ -27,9 +30,18 @@ import {
   type UploadPreKeysRequest,
   type UploadPreKeysResponse,
 } from '@sotto/contracts/generated/sotto/directory/v1/directory';
-import { GrpcService, requireAccountId, requireDeviceId, type GrpcController } from '@sotto/platform/grpc';
+import {
+  GrpcService,
+  grpcError,
+  requireAccountId,
+  requireDeviceId,
+  type GrpcController,
+} from '@sotto/platform/grpc';
 import { AccountsService } from './accounts/accounts.service';
 import { PreKeysService } from './prekeys/prekeys.service';
+
+/** The most accounts one ListDevicesBatch call may ask about. */
+export const MAX_BATCH_ACCOUNTS = 1000;
 
 /** gRPC in, gRPC out: the DirectoryService contract mapped onto the accounts and prekeys features. */
 @Controller()
@@ -56,6 +68,17 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
 
   async listDevices(request: ListDevicesRequest): Promise<ListDevicesResponse> {
     return { devices: await this.accounts.devices(requireAccountId(request.accountId, 'account_id')) };
+  }
+
+  async listDevicesBatch(request: ListDevicesBatchRequest): Promise<ListDevicesBatchResponse> {
+    if (request.accountIds.length > MAX_BATCH_ACCOUNTS) {
+      throw grpcError(
+        status.INVALID_ARGUMENT,
+        `account_ids: ${request.accountIds.length} accounts is over the limit of ${MAX_BATCH_ACCOUNTS} a call`,
+      );
+    }
+    const accountIds = request.accountIds.map((id, index) => requireAccountId(id, `account_ids[${index}]`));
+    return { accounts: await this.accounts.devicesOfAccounts(accountIds) };
   }
 
   async getPreKeyBundle(request: GetPreKeyBundleRequest): Promise<GetPreKeyBundleResponse> {

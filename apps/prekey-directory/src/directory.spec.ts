@@ -563,6 +563,52 @@ describe('prekey-directory', () => {
     });
   });
 
+  describe('ListDevicesBatch', () => {
+    let relay: DirectoryServiceClient;
+    beforeAll(() => {
+      relay = new DirectoryServiceClient(service.grpc, callerCredentials('message-relay'));
+    });
+    afterAll(() => relay?.close());
+
+    const batch = (accountIds: string[]) => unary(relay.listDevicesBatch.bind(relay), { accountIds });
+
+    it("answers each account's devices in the order asked, repeats included, and the unknown as not found", async () => {
+      const [alice, bob] = await Promise.all([register(username()), register(username())]);
+      const { devices: aliceDevices } = await unary(client.listDevices.bind(client), {
+        accountId: alice.accountId,
+      });
+      const nobody = randomUUID();
+      const { accounts } = await batch([bob.accountId, nobody, alice.accountId, bob.accountId]);
+      expect(accounts.map((account) => [account.accountId, account.found, account.devices.length])).toEqual([
+        [bob.accountId, true, 1],
+        [nobody, false, 0],
+        [alice.accountId, true, 1],
+        [bob.accountId, true, 1],
+      ]);
+      expect(accounts[2].devices).toEqual(aliceDevices);
+      expect(await batch([])).toEqual({ accounts: [] });
+    });
+
+    it('refuses the whole call for one malformed id or more than 1,000 accounts, naming which', async () => {
+      const alice = await register(username());
+      expect(await refusal(batch([alice.accountId, "x' OR 1=1 --"]))).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'account_ids[1]: is not an account id',
+      });
+      expect(await refusal(batch(Array.from({ length: 1001 }, () => alice.accountId)))).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'account_ids: 1001 accounts is over the limit of 1000 a call',
+      });
+      expect((await batch(Array.from({ length: 1000 }, () => alice.accountId))).accounts).toHaveLength(1000);
+    });
+
+    it("is the relay's alone: the gateway may not list many accounts' devices at once", async () => {
+      expect((await refusal(unary(client.listDevicesBatch.bind(client), { accountIds: [] }))).code).toBe(
+        status.PERMISSION_DENIED,
+      );
+    });
+  });
+
   describe('LookupAccount', () => {
     it('names the account by the username it holds now, the reverse of LookupUsername', async () => {
       const name = username();

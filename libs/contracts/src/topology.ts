@@ -76,6 +76,7 @@ export const TOPOLOGY: Readonly<Record<Exclude<ServiceIdentity, 'gateway'>, Read
     lookupUsername: GATEWAY,
     // The relay checks every envelope's recipients against the device list.
     listDevices: ['gateway', 'message-relay'],
+    listDevicesBatch: ['message-relay'],
     getPreKeyBundle: GATEWAY,
     getPreKeyCount: GATEWAY,
     uploadPreKeys: GATEWAY,

@@ -1,10 +1,16 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { Counter, Registry } from 'prom-client';
 import { deviceListChanges } from '@sotto/contracts';
 import type { Device } from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import { SameTurnBatch } from '@sotto/platform/batching';
+import { grpcError } from '@sotto/platform/grpc';
 import { REDIS, subscribe, type Redis, type Subscription } from '@sotto/platform/redis';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { Upstream } from '../upstream/upstream';
+
+/** The most accounts the relay asks the directory about in one ListDevicesBatch call. */
+export const DIRECTORY_BATCH_ACCOUNTS = 500;
 
 /** Where a device list came from: the cache, or the directory. */
 export type DeviceListSource = 'cache' | 'directory';
@@ -34,6 +40,11 @@ interface Fetch {
  * least recently used going first. A send that disagrees with a cached list is
  * checked again against the directory before it is refused, so a stale entry
  * never refuses a correct send.
+ *
+ * The directory reads that start in one turn of the event loop go out as one
+ * ListDevicesBatch call (chunks of DIRECTORY_BATCH_ACCOUNTS), so that a burst
+ * of sends to many accounts the cache has not seen costs a few queries, not
+ * one round trip each.
  */
 @Injectable()
 export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
@@ -42,6 +53,11 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
   private readonly entries = new Map<string, Entry>();
   private readonly fetches = new Map<string, Fetch>();
   private readonly lookups: Counter<'source'>;
+  private readonly directoryCalls: Counter;
+  /** The accounts whose lists are read in one turn, read in one call; undefined for an unknown account. */
+  private readonly reads = new SameTurnBatch((accountIds: string[]) => this.readMany(accountIds));
+  /** False once the directory has answered that it has no ListDevicesBatch (it is older than this relay). */
+  private batchReads = true;
   private readonly ttlMs: number;
   private readonly maxAccounts: number;
   /** False while the invalidations may be missed: every lookup goes to the directory. */
@@ -60,6 +76,11 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
       name: 'sotto_relay_device_list_lookups_total',
       help: 'Device lists Send checked against, by where they came from (cache, or a directory call).',
       labelNames: ['source'],
+      registers: [registry],
+    });
+    this.directoryCalls = new Counter({
+      name: 'sotto_relay_device_list_directory_calls_total',
+      help: 'Calls the relay made to the directory for device lists: one answers every account read in one turn.',
       registers: [registry],
     });
   }
@@ -112,7 +133,10 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
     if (pending && !fresh && !pending.invalidated) return pending.devices;
     const fetch: Fetch = {
       invalidated: !this.listening,
-      devices: this.upstream.directory.listDevices({ accountId }).then(({ devices }) => devices),
+      devices: this.reads.add([accountId]).then(([devices]) => {
+        if (devices === undefined) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+        return devices;
+      }),
     };
     this.fetches.set(accountId, fetch);
     const settle = (): void => {
@@ -123,6 +147,47 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
       if (!fetch.invalidated && this.listening && this.ttlMs > 0) this.store(accountId, devices);
     }, settle);
     return fetch.devices;
+  }
+
+  /** The lists of these accounts from the directory, in their order: undefined where none exists. */
+  private async readMany(accountIds: readonly string[]): Promise<(readonly Device[] | undefined)[]> {
+    if (!this.batchReads) return Promise.all(accountIds.map((accountId) => this.readOne(accountId)));
+    const chunks: string[][] = [];
+    for (let from = 0; from < accountIds.length; from += DIRECTORY_BATCH_ACCOUNTS) {
+      chunks.push(accountIds.slice(from, from + DIRECTORY_BATCH_ACCOUNTS));
+    }
+    try {
+      const answers = await Promise.all(
+        chunks.map(async (chunk) => {
+          this.directoryCalls.inc();
+          const { accounts } = await this.upstream.directory.listDevicesBatch({ accountIds: chunk });
+          if (accounts.length !== chunk.length || accounts.some((a, i) => a.accountId !== chunk[i])) {
+            throw grpcError(
+              status.INTERNAL,
+              `the directory answered ${accounts.length} device lists for ${chunk.length} accounts, not in their order`,
+            );
+          }
+          return accounts.map((account) => (account.found ? account.devices : undefined));
+        }),
+      );
+      return answers.flat();
+    } catch (error) {
+      if ((error as Partial<ServiceError>).code !== status.UNIMPLEMENTED) throw error;
+      // A directory not yet upgraded to the batch call: one call per account, as before it.
+      this.batchReads = false;
+      this.logger.warn('the directory has no ListDevicesBatch: reading device lists one account at a time');
+      return Promise.all(accountIds.map((accountId) => this.readOne(accountId)));
+    }
+  }
+
+  private async readOne(accountId: string): Promise<readonly Device[] | undefined> {
+    this.directoryCalls.inc();
+    try {
+      return (await this.upstream.directory.listDevices({ accountId })).devices;
+    } catch (error) {
+      if ((error as Partial<ServiceError>).code === status.NOT_FOUND) return undefined;
+      throw error;
+    }
   }
 
   private store(accountId: string, devices: readonly Device[]): void {

@@ -7,7 +7,7 @@ import {
 } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { SendRequest, SendResponse } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import { SameTurnBatch } from '@sotto/platform/batching';
-import { grpcError, refuse } from '@sotto/platform/grpc';
+import { grpcError, refuse, requireAccountId } from '@sotto/platform/grpc';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { MailboxMetrics } from '../mailbox/mailbox-metrics';
 import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
@@ -66,7 +66,9 @@ export class SendService {
    * bypass Kafka and the mailboxes and reach only devices online now.
    */
   async send(source: DeviceAddress, input: SendInput): Promise<SendResponse> {
-    if (!input.destinationAccountId) throw invalid('destination_account_id: is required');
+    // Checked here, not only by the directory: device lists are read in batches, and one malformed
+    // id must not fail the others' sends.
+    requireAccountId(input.destinationAccountId, 'destination_account_id');
     if (!/^\d{1,16}$/.test(input.clientTimestampMs))
       throw invalid('client_timestamp_ms: must be a whole number');
     // To itself a sender may send nothing: that only checks it knows all its other devices (for sync).

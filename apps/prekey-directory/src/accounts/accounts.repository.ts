@@ -218,6 +218,26 @@ export class AccountsRepository {
     return rows.map((row) => ({ deviceId: row.device_id, registrationId: row.registration_id }));
   }
 
+  /** The devices of each of these accounts, in one query; an account that does not exist has none. */
+  async devicesOfAccounts(accountIds: readonly AccountId[]): Promise<Map<AccountId, DeviceSummary[]>> {
+    const found = new Map<AccountId, DeviceSummary[]>();
+    if (accountIds.length === 0) return found;
+    const { rows } = await this.pool.query<{
+      account_id: AccountId;
+      device_id: DeviceId;
+      registration_id: number;
+    }>(
+      'SELECT account_id, device_id, registration_id FROM devices WHERE account_id = ANY($1::uuid[]) ORDER BY account_id, device_id',
+      [[...new Set(accountIds)]],
+    );
+    for (const row of rows) {
+      const devices = found.get(row.account_id) ?? [];
+      devices.push({ deviceId: row.device_id, registrationId: row.registration_id });
+      found.set(row.account_id, devices);
+    }
+    return found;
+  }
+
   async usernameOf(accountId: AccountId): Promise<string | undefined> {
     const { rows } = await this.pool.query<{ username: string }>(
       'SELECT username FROM accounts WHERE id = $1',

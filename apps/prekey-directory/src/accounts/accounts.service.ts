@@ -206,6 +206,21 @@ export class AccountsService {
     return devices;
   }
 
+  /**
+   * The devices of each account, in the order asked, for the relay's
+   * device-list cache: an account that does not exist comes back not found
+   * rather than failing the others.
+   */
+  async devicesOfAccounts(
+    accountIds: readonly AccountId[],
+  ): Promise<{ accountId: AccountId; found: boolean; devices: DeviceSummary[] }[]> {
+    const devices = await this.accounts.devicesOfAccounts(accountIds);
+    return accountIds.map((accountId) => {
+      const of = devices.get(accountId);
+      return { accountId, found: of !== undefined, devices: of ?? [] };
+    });
+  }
+
   /** The reverse of lookup: the username an account holds now. */
   async lookupAccount(accountId: AccountId): Promise<{ accountId: AccountId; username: string }> {
     const username = await this.accounts.usernameOf(accountId);
