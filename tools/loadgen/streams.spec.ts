@@ -15,15 +15,18 @@ const METRICS = [
   'sotto_nodejs_heap_space_size_total_bytes{space="new",service="gateway"} 134217728',
   'sotto_nodejs_heap_space_size_used_bytes{space="old",service="gateway"} 50000000',
   'sotto_nodejs_heap_space_size_used_bytes{space="new",service="gateway"} 41000000',
+  'sotto_nodejs_external_memory_bytes{service="gateway"} 3500000',
 ].join('\n');
 
 describe('the streams measurement', () => {
-  it("reads the gateway's resident memory, heap used and young generation from its /metrics", () => {
+  it("reads the gateway's resident memory, heap used and committed, young generation and external memory from its /metrics", () => {
     expect(parseGatewayMemory(METRICS)).toEqual({
       rssBytes: 335953920,
       heapUsedBytes: 153843304,
       youngGenerationBytes: 134217728,
       youngGenerationUsedBytes: 41000000,
+      heapCommittedBytes: 200000000,
+      externalBytes: 3500000,
     });
     expect(() =>
       parseGatewayMemory(METRICS.replace(/^.*space_size_used_bytes\{space="new".*$/m, '')),

@@ -58,6 +58,10 @@ export interface GatewayMemory {
    */
   readonly youngGenerationBytes: number;
   readonly youngGenerationUsedBytes: number;
+  /** The V8 heap as committed (heap total), used or not: V8 keeps what it grew to for a while. */
+  readonly heapCommittedBytes: number;
+  /** Memory V8 accounts for outside its heap: Buffers' and ArrayBuffers' backing stores. */
+  readonly externalBytes: number;
 }
 
 interface Percentiles {
@@ -86,6 +90,14 @@ export interface StreamsReport {
     readonly rssBytesPerStream: number;
     /** Likewise of the heap in use beside the young generation: what the streams keep. */
     readonly heapBytesPerStream: number;
+    /**
+     * Where the RSS per stream lies: the V8 heap committed beside the young generation (used or
+     * kept as headroom), Buffers' backing stores, and the rest of the RSS (native memory: nghttp2,
+     * OpenSSL, malloc's free lists, code), each (with streams − before) / streams.
+     */
+    readonly heapCommittedBytesPerStream: number;
+    readonly externalBytesPerStream: number;
+    readonly nativeBytesPerStream: number;
     /** The RSS before the streams, with the young generation as large as it grew with them: the process's fixed cost. */
     readonly emptyRssBytes: number;
   };
@@ -143,6 +155,8 @@ export function parseGatewayMemory(text: string): GatewayMemory {
     heapUsedBytes: value('sotto_nodejs_heap_size_used_bytes'),
     youngGenerationBytes: newSpace('sotto_nodejs_heap_space_size_total_bytes'),
     youngGenerationUsedBytes: newSpace('sotto_nodejs_heap_space_size_used_bytes'),
+    heapCommittedBytes: value('sotto_nodejs_heap_size_total_bytes'),
+    externalBytes: value('sotto_nodejs_external_memory_bytes'),
   };
 }
 
@@ -378,6 +392,13 @@ export async function measureStreams(
               rssBytesPerStream: memoryPerStream((memory) => memory.rssBytes - memory.youngGenerationBytes),
               heapBytesPerStream: memoryPerStream(
                 (memory) => memory.heapUsedBytes - memory.youngGenerationUsedBytes,
+              ),
+              heapCommittedBytesPerStream: memoryPerStream(
+                (memory) => memory.heapCommittedBytes - memory.youngGenerationBytes,
+              ),
+              externalBytesPerStream: memoryPerStream((memory) => memory.externalBytes),
+              nativeBytesPerStream: memoryPerStream(
+                (memory) => memory.rssBytes - memory.heapCommittedBytes - memory.externalBytes,
               ),
               emptyRssBytes:
                 before.rssBytes -
