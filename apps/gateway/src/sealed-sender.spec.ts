@@ -458,7 +458,8 @@ describe('sealed sends, through the public API', () => {
     const [bob, carol] = await Promise.all([register(), register()]);
     await allowSealed(bob);
     await allowSealed(carol, true);
-    const flooder = await sealedClient(limited.grpc);
+    const address = freshAddress();
+    const flooder = await sealedClient(limited.grpc, address);
     // Wrong keys spend the address's budget too: guessing is as limited as sending.
     for (let i = 0; i < 5; i++) {
       const error = await outcome(sendSealed(flooder, request(bob, [opaque(bob, 'guess')], randomBytes(16))));
@@ -474,6 +475,9 @@ describe('sealed sends, through the public API', () => {
     expect((await drain(carol)).map((envelope) => Buffer.from(envelope.content).toString())).toEqual([
       'elsewhere',
     ]);
+    // The address is counted in Redis, and named neither in the gateway's log nor in its metrics.
+    expect(readFileSync(limited.logFile, 'utf8')).not.toContain(address);
+    expect(await metricsText(limited)).not.toContain(address);
   });
 
   it('cuts off a flood to one account from many addresses, counting only sends whose key was accepted', async () => {
