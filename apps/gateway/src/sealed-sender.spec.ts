@@ -405,6 +405,41 @@ describe('sealed sends, through the public API', () => {
     expect((await kafkaRecords()).some((record) => record.value.includes(marker))).toBe(false);
   });
 
+  it("sets only the caller's own access: a bad key or no credential changes nothing, a new key replaces the old", async () => {
+    const bob = await register();
+    const first = await allowSealed(bob);
+    const client = await sealedClient(platform.gateway);
+    const set = (key: Uint8Array, metadata = bob.auth) =>
+      outcome(
+        unary(
+          accounts.setUnidentifiedAccess.bind(accounts),
+          { unidentifiedAccessKey: Buffer.from(key), unrestrictedUnidentifiedAccess: true },
+          { metadata },
+        ),
+      );
+    for (const length of [8, 15, 17, 32]) {
+      const error = await set(randomBytes(length));
+      expect({ code: error?.code, details: error?.details }).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'unidentified_access_key: must be 16 bytes, or empty to clear it',
+      });
+    }
+    expect((await set(randomBytes(16), new Metadata()))?.code).toBe(status.UNAUTHENTICATED);
+    // Still the first key, and still not open to anyone.
+    const withoutKey = await outcome(sendSealed(client, request(bob, [opaque(bob, 'no key')])));
+    expect(withoutKey?.code).toBe(status.UNAUTHENTICATED);
+    const { guids } = await sendSealed(client, request(bob, [opaque(bob, 'first key')], first));
+
+    const second = await allowSealed(bob);
+    const stale = await outcome(sendSealed(client, request(bob, [opaque(bob, 'stale key')], first)));
+    expect({ code: stale?.code, details: stale?.details }).toEqual({
+      code: status.UNAUTHENTICATED,
+      details: SEALED_SEND_REFUSED,
+    });
+    guids.push(...(await sendSealed(client, request(bob, [opaque(bob, 'second key')], second))).guids);
+    expect((await drain(bob)).map((envelope) => envelope.guid)).toEqual(guids);
+  });
+
   it('answers a wrong device list with the lists, as Send does', async () => {
     const bob = await register();
     const accessKey = await allowSealed(bob);
