@@ -440,6 +440,34 @@ describe('sealed sends, through the public API', () => {
     expect((await drain(bob)).map((envelope) => envelope.guid)).toEqual(guids);
   });
 
+  it('hands a sealed ephemeral envelope (a typing indicator) to an online device with no sender, and keeps nothing', async () => {
+    const bob = await register();
+    const accessKey = await allowSealed(bob);
+    const inbox = new Inbox(messaging.connect(bob.auth));
+    try {
+      expect(await inbox.untilEmpty()).toEqual([]);
+      const client = await sealedClient(platform.gateway);
+      const marker = `typing-${randomUUID()}`;
+      const { guids } = await sendSealed(client, {
+        ...request(bob, [opaque(bob, marker)], accessKey),
+        ephemeral: true,
+      });
+      // Other news (such as prekeys running low) may come first.
+      let pushed = await inbox.next();
+      while (pushed !== 'end' && pushed.envelope === undefined) pushed = await inbox.next();
+      expect(pushed === 'end' ? pushed : pushed.envelope).toMatchObject({
+        guid: guids[0],
+        ephemeral: true,
+        sourceAccountId: '',
+        sourceDeviceId: 0,
+        content: Buffer.from(marker),
+      });
+      expect((await kafkaRecords()).some((record) => record.value.includes(marker))).toBe(false);
+    } finally {
+      inbox.call.end();
+    }
+  });
+
   it('answers a wrong device list with the lists, as Send does', async () => {
     const bob = await register();
     const accessKey = await allowSealed(bob);
