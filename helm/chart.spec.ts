@@ -1040,6 +1040,8 @@ describe('helm/sotto', () => {
       RATE_LIMIT_RECOVER_ACCOUNT_PER_SOURCE: ['recoverAccountPerSource', '10/1h', '3/1h'],
       RATE_LIMIT_SEND_PER_DEVICE: ['sendPerDevice', '60/1m', '120/2m'],
       RATE_LIMIT_SEND_PER_DESTINATION: ['sendPerDestination', '600/1m', '300/30s'],
+      RATE_LIMIT_SEALED_SEND_PER_SOURCE: ['sealedSendPerSource', '300/1m', '100/1m'],
+      RATE_LIMIT_SEALED_SEND_PER_DESTINATION: ['sealedSendPerDestination', '600/1m', '200/1m'],
       RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT: ['lookupUsernamePerAccount', '100/1h', '50/h'],
       RATE_LIMIT_LOOKUP_ACCOUNT_PER_ACCOUNT: ['lookupAccountPerAccount', '300/1h', '600/1h'],
       RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT: ['prekeyBundlesPerAccount', '200/1h', '100/1h'],

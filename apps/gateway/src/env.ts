@@ -53,6 +53,10 @@ export const gatewayEnv = serviceEnvSchema(
     RATE_LIMIT_SEND_PER_DEVICE: rate('60/1m'),
     /** Sends to one account, from everyone together. */
     RATE_LIMIT_SEND_PER_DESTINATION: rate('600/1m'),
+    /** Sealed sends (no sender known) from one address (IPv4, or an IPv6 /64): NATs share one. */
+    RATE_LIMIT_SEALED_SEND_PER_SOURCE: rate('300/1m'),
+    /** Sealed sends to one account whose access key was accepted, from everyone together. */
+    RATE_LIMIT_SEALED_SEND_PER_DESTINATION: rate('600/1m'),
     /** Username lookups by one account, all its devices together. */
     RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT: rate('100/1h'),
     /** Account lookups (naming a sender) by one account. */

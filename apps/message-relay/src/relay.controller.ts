@@ -32,7 +32,7 @@ import {
   type GrpcController,
 } from '@sotto/platform/grpc';
 import { MailboxStore, type DeviceAddress } from './mailbox/mailbox.store';
-import { SendService } from './send/send.service';
+import { SEALED, SendService } from './send/send.service';
 
 const MAX_READ = 500;
 /** The most envelope bytes one ReadMailbox answer carries: well under gRPC's 4 MiB message limit. */
@@ -66,8 +66,16 @@ export class RelayController implements GrpcController<
   ) {}
 
   send(request: SendRequest): Promise<SendResponse> {
-    const { sourceAccountId, sourceDeviceId, ...message } = request;
-    return this.sender.send(device(sourceAccountId, sourceDeviceId, 'source_'), message);
+    const { sourceAccountId, sourceDeviceId, sealed, ...message } = request;
+    if (!sealed) return this.sender.send(device(sourceAccountId, sourceDeviceId, 'source_'), message);
+    // A sealed send has no sender to keep: one named here would be stored with the envelopes.
+    if (sourceAccountId !== '' || sourceDeviceId !== 0) {
+      throw grpcError(
+        status.INVALID_ARGUMENT,
+        'source_account_id: must be empty on a sealed send, and source_device_id 0',
+      );
+    }
+    return this.sender.send(SEALED, message);
   }
 
   async readMailbox(request: ReadMailboxRequest): Promise<ReadMailboxResponse> {

@@ -407,6 +407,90 @@ describe('message-relay', () => {
     }
   });
 
+  describe('sealed sends', () => {
+    const sealedEnvelope = (
+      to: Account,
+      text: string,
+      type = EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+    ) => ({
+      destinationDeviceId: 1,
+      destinationRegistrationId: to.registrationId,
+      type,
+      content: Buffer.from(text),
+    });
+    const sealed = (client: RelayServiceClient, to: Account, overrides = {}) =>
+      unary(client.send.bind(client), {
+        sourceAccountId: '',
+        sourceDeviceId: 0,
+        destinationAccountId: to.accountId,
+        clientTimestampMs: String(Date.now()),
+        ephemeral: false,
+        envelopes: [sealedEnvelope(to, 'sealed')],
+        sealed: true,
+        ...overrides,
+      });
+
+    it('logs and queues a sealed envelope with no source account or device', async () => {
+      const { client } = await relay();
+      try {
+        const bob = await account();
+        const { guids } = await sealed(client, bob);
+        const [queued] = await mailbox(client, bob, 1);
+        expect(queued?.envelope).toMatchObject({
+          guid: guids[0],
+          sourceAccountId: '',
+          sourceDeviceId: 0,
+          destinationAccountId: bob.accountId,
+          type: EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+        });
+      } finally {
+        client.close();
+      }
+    });
+
+    it('refuses a sealed send that names a source, carries another envelope type or nothing, and logs nothing', async () => {
+      const { client } = await relay();
+      try {
+        const [alice, bob] = await Promise.all([account(), account()]);
+        await expect(
+          sealed(client, bob, { sourceAccountId: alice.accountId, sourceDeviceId: 1 }),
+        ).rejects.toMatchObject({
+          code: status.INVALID_ARGUMENT,
+          details: 'source_account_id: must be empty on a sealed send, and source_device_id 0',
+        });
+        await expect(
+          sealed(client, bob, {
+            envelopes: [sealedEnvelope(bob, 'x', EnvelopeType.ENVELOPE_TYPE_CIPHERTEXT)],
+          }),
+        ).rejects.toMatchObject({
+          code: status.INVALID_ARGUMENT,
+          details: 'envelopes[0].type: a sealed send carries only ENVELOPE_TYPE_UNIDENTIFIED_SENDER',
+        });
+        await expect(sealed(client, bob, { envelopes: [] })).rejects.toMatchObject({
+          code: status.INVALID_ARGUMENT,
+          details: 'envelopes: at least one is required',
+        });
+        // A wrong device list is answered with the lists, as for any send.
+        const error = (await sealed(client, bob, {
+          envelopes: [sealedEnvelope(bob, 'x'), { ...sealedEnvelope(bob, 'y'), destinationDeviceId: 2 }],
+        }).catch((thrown: unknown) => thrown)) as ServiceError;
+        expect(error.code).toBe(status.FAILED_PRECONDITION);
+        expect(
+          MismatchedDevices.decode(error.metadata.get('sotto-mismatched-devices-bin')[0] as Buffer),
+        ).toEqual({
+          missingDeviceIds: [],
+          extraDeviceIds: [2],
+          staleDeviceIds: [],
+        });
+        // Only what came after the refusals reaches the mailbox.
+        const { guids } = await send(client, alice, bob, 'after');
+        expect((await mailbox(client, bob, 1)).map((item) => item.envelope!.guid)).toEqual(guids);
+      } finally {
+        client.close();
+      }
+    });
+  });
+
   it('answers NOT_FOUND for a destination that does not exist', async () => {
     const { client } = await relay();
     try {

@@ -7,6 +7,8 @@ import {
   type AuthenticateResponse,
   type GetIdentityKeyRequest,
   type GetIdentityKeyResponse,
+  type GetUnidentifiedAccessRequest,
+  type GetUnidentifiedAccessResponse,
   type GetPreKeyBundleRequest,
   type GetPreKeyBundleResponse,
   type GetPreKeyCountRequest,
@@ -27,6 +29,8 @@ import {
   type RotateDeviceSecretResponse,
   type SetRecoveryCredentialRequest,
   type SetRecoveryCredentialResponse,
+  type SetUnidentifiedAccessRequest,
+  type SetUnidentifiedAccessResponse,
   type UploadPreKeysRequest,
   type UploadPreKeysResponse,
 } from '@sotto/contracts/generated/sotto/directory/v1/directory';
@@ -153,6 +157,23 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
   async getIdentityKey(request: GetIdentityKeyRequest): Promise<GetIdentityKeyResponse> {
     return {
       identityKey: await this.accounts.identityKey(requireAccountId(request.accountId, 'account_id')),
+    };
+  }
+
+  async setUnidentifiedAccess(request: SetUnidentifiedAccessRequest): Promise<SetUnidentifiedAccessResponse> {
+    await this.accounts.setUnidentifiedAccess(
+      requireAccountId(request.accountId, 'account_id'),
+      request.unidentifiedAccessKey,
+      request.unrestrictedUnidentifiedAccess,
+    );
+    return {};
+  }
+
+  async getUnidentifiedAccess(request: GetUnidentifiedAccessRequest): Promise<GetUnidentifiedAccessResponse> {
+    const access = await this.accounts.unidentifiedAccess(requireAccountId(request.accountId, 'account_id'));
+    return {
+      unidentifiedAccessKey: access.key ?? new Uint8Array(),
+      unrestrictedUnidentifiedAccess: access.unrestricted,
     };
   }
 }

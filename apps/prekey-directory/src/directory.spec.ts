@@ -649,4 +649,61 @@ describe('prekey-directory', () => {
       });
     });
   });
+
+  describe('SetUnidentifiedAccess and GetUnidentifiedAccess', () => {
+    const access = (accountId: string) => unary(client.getUnidentifiedAccess.bind(client), { accountId });
+    const set = (accountId: string, key: Uint8Array, unrestricted = false) =>
+      unary(client.setUnidentifiedAccess.bind(client), {
+        accountId,
+        unidentifiedAccessKey: Buffer.from(key),
+        unrestrictedUnidentifiedAccess: unrestricted,
+      });
+
+    it('keeps the key as given and the anyone flag, and an empty key clears the key', async () => {
+      const account = await register(username(), generateDeviceKeys(1));
+      expect(await access(account.accountId)).toEqual({
+        unidentifiedAccessKey: Buffer.alloc(0),
+        unrestrictedUnidentifiedAccess: false,
+      });
+      const key = randomBytes(16);
+      await set(account.accountId, key);
+      expect(await access(account.accountId)).toEqual({
+        unidentifiedAccessKey: key,
+        unrestrictedUnidentifiedAccess: false,
+      });
+      await set(account.accountId, new Uint8Array(), true);
+      expect(await access(account.accountId)).toEqual({
+        unidentifiedAccessKey: Buffer.alloc(0),
+        unrestrictedUnidentifiedAccess: true,
+      });
+    });
+
+    it('refuses a key of the wrong length, or an unknown account, and changes nothing', async () => {
+      const account = await register(username(), generateDeviceKeys(1));
+      const key = randomBytes(16);
+      await set(account.accountId, key);
+      for (const length of [1, 15, 17, 32]) {
+        expect(await refusal(set(account.accountId, randomBytes(length), true))).toEqual({
+          code: status.INVALID_ARGUMENT,
+          details: 'unidentified_access_key: must be 16 bytes, or empty to clear it',
+        });
+      }
+      expect(await access(account.accountId)).toEqual({
+        unidentifiedAccessKey: key,
+        unrestrictedUnidentifiedAccess: false,
+      });
+      expect(await refusal(set(randomUUID(), key))).toEqual({
+        code: status.NOT_FOUND,
+        details: 'account_id: no such account',
+      });
+      expect(await refusal(access(randomUUID()))).toEqual({
+        code: status.NOT_FOUND,
+        details: 'account_id: no such account',
+      });
+      expect(await refusal(access('alice'))).toEqual({
+        code: status.INVALID_ARGUMENT,
+        details: 'account_id: is not an account id',
+      });
+    });
+  });
 });

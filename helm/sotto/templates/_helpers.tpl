@@ -429,6 +429,8 @@ RATE_LIMIT_REGISTER_PER_SOURCE: {{ $limits.registerPerSource | quote }}
 RATE_LIMIT_RECOVER_ACCOUNT_PER_SOURCE: {{ $limits.recoverAccountPerSource | quote }}
 RATE_LIMIT_SEND_PER_DEVICE: {{ $limits.sendPerDevice | quote }}
 RATE_LIMIT_SEND_PER_DESTINATION: {{ $limits.sendPerDestination | quote }}
+RATE_LIMIT_SEALED_SEND_PER_SOURCE: {{ $limits.sealedSendPerSource | quote }}
+RATE_LIMIT_SEALED_SEND_PER_DESTINATION: {{ $limits.sealedSendPerDestination | quote }}
 RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT: {{ $limits.lookupUsernamePerAccount | quote }}
 RATE_LIMIT_LOOKUP_ACCOUNT_PER_ACCOUNT: {{ $limits.lookupAccountPerAccount | quote }}
 RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT: {{ $limits.prekeyBundlesPerAccount | quote }}

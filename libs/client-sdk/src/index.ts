@@ -30,4 +30,9 @@ export {
   BusyWait,
   TransferProgress,
 } from './backup-transfer';
+export {
+  deriveUnidentifiedAccessKey,
+  PROFILE_KEY_BYTES,
+  UNIDENTIFIED_ACCESS_KEY_BYTES,
+} from './unidentified-access';
 export { protectRecoveryKey, recoverWithPassword } from './vault-client';

@@ -85,6 +85,8 @@ export const TOPOLOGY: Readonly<Record<Exclude<ServiceIdentity, 'gateway'>, Read
     rotateDeviceSecret: GATEWAY,
     lookupAccount: GATEWAY,
     getIdentityKey: GATEWAY,
+    setUnidentifiedAccess: GATEWAY,
+    getUnidentifiedAccess: GATEWAY,
   }),
   'message-relay': rules(RelayServiceService, {
     send: GATEWAY,

@@ -25,5 +25,6 @@ export function relaySendRequest(
         content: typeof content === 'string' ? Buffer.from(content) : content,
       },
     ],
+    sealed: false,
   };
 }

@@ -15,6 +15,8 @@ import {
   type RotateDeviceSecretResponse,
   type SetRecoveryCredentialRequest,
   type SetRecoveryCredentialResponse,
+  type SetUnidentifiedAccessRequest,
+  type SetUnidentifiedAccessResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { grpcError, grpcStatusOf, GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
@@ -120,5 +122,18 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
   /** Only ever for the calling device: a certificate naming anyone else would let the caller send as them. */
   async getSenderCertificate(_request: unknown, metadata: Metadata): Promise<GetSenderCertificateResponse> {
     return { certificate: await this.senderCertificates.issue(callerOf(metadata)) };
+  }
+
+  /** Who may send the caller's account sealed messages; the directory checks the key's length. */
+  async setUnidentifiedAccess(
+    request: SetUnidentifiedAccessRequest,
+    metadata: Metadata,
+  ): Promise<SetUnidentifiedAccessResponse> {
+    await this.upstream.directory.setUnidentifiedAccess({
+      accountId: callerOf(metadata).accountId,
+      unidentifiedAccessKey: request.unidentifiedAccessKey,
+      unrestrictedUnidentifiedAccess: request.unrestrictedUnidentifiedAccess,
+    });
+    return {};
   }
 }

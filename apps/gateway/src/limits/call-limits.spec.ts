@@ -11,7 +11,13 @@ import { BackupsController } from '../backups/backups.controller';
 import { KeysController } from '../keys/keys.controller';
 import { MessagingController } from '../messaging/messaging.controller';
 import { VaultController } from '../vault/vault.controller';
-import { CALL_LIMITS, LIMIT_NAMES, REFUSALS, type LimitRule } from './call-limits';
+import {
+  CALL_LIMITS,
+  LIMIT_NAMES,
+  REFUSALS,
+  SEALED_SEND_LIMIT_AFTER_ACCESS,
+  type LimitRule,
+} from './call-limits';
 
 const SERVICES = [
   [AccountServiceService, AccountsController],
@@ -56,6 +62,7 @@ describe('the call limits table', () => {
       '/sotto.gateway.v1.AccountService/RecoverAccount': [
         { limit: 'recover_account_per_source', per: 'source' },
       ],
+      '/sotto.gateway.v1.MessagingService/SendSealed': [{ limit: 'sealed_send_per_source', per: 'source' }],
       '/sotto.gateway.v1.VaultService/StartVaultLogin': [],
       '/sotto.gateway.v1.VaultService/FinishVaultLogin': [],
     });
@@ -63,6 +70,7 @@ describe('the call limits table', () => {
 
   it('uses every limit it names, and says something for each', () => {
     const used = new Set(Object.values(CALL_LIMITS).flatMap((rules) => rules.map((rule) => rule.limit)));
+    used.add(SEALED_SEND_LIMIT_AFTER_ACCESS);
     expect([...used].sort()).toEqual([...LIMIT_NAMES].sort());
     for (const name of LIMIT_NAMES) expect(REFUSALS[name]).toMatch(/^too many /);
   });

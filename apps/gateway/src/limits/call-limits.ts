@@ -19,6 +19,8 @@ export const LIMIT_NAMES = [
   'recover_account_per_source',
   'send_per_device',
   'send_per_destination',
+  'sealed_send_per_source',
+  'sealed_send_per_destination',
   'lookup_username_per_account',
   'lookup_account_per_account',
   'prekey_bundles_per_account',
@@ -64,6 +66,7 @@ export const CALL_LIMITS: { readonly [Path in GatewayPath]: readonly LimitRule[]
   [AccountServiceService.rotateDeviceSecret.path]: OTHER,
   // A client keeps its certificate until shortly before it expires: a day's worth is one call.
   [AccountServiceService.getSenderCertificate.path]: OTHER,
+  [AccountServiceService.setUnidentifiedAccess.path]: OTHER,
   [KeysServiceService.getPreKeyBundle.path]: [{ limit: 'prekey_bundles_per_account', per: 'account' }],
   [KeysServiceService.getPreKeyCount.path]: OTHER,
   [KeysServiceService.uploadPreKeys.path]: OTHER,
@@ -73,6 +76,9 @@ export const CALL_LIMITS: { readonly [Path in GatewayPath]: readonly LimitRule[]
     { limit: 'send_per_destination', per: 'destination' },
   ],
   [MessagingServiceService.connect.path]: [{ limit: 'connect_per_device', per: 'device' }],
+  // Unauthenticated: per address here, and per destination only once the access key is accepted
+  // (SEALED_SEND_LIMIT_AFTER_ACCESS), so that nobody without the key can spend a mailbox's budget.
+  [MessagingServiceService.sendSealed.path]: [{ limit: 'sealed_send_per_source', per: 'source' }],
   [BackupServiceService.createBackupUpload.path]: OTHER,
   [BackupServiceService.uploadBackup.path]: OTHER,
   [BackupServiceService.getBackupUpload.path]: OTHER,
@@ -95,12 +101,17 @@ export const REFUSALS: { readonly [Name in LimitName]: string } = {
   recover_account_per_source: 'too many account recoveries from this address',
   send_per_device: 'too many messages sent from this device',
   send_per_destination: 'too many messages sent to this account',
+  sealed_send_per_source: 'too many sealed messages sent from this address',
+  sealed_send_per_destination: 'too many sealed messages sent to this account',
   lookup_username_per_account: 'too many username lookups by this account',
   lookup_account_per_account: 'too many account lookups by this account',
   prekey_bundles_per_account: 'too many prekey bundles fetched by this account',
   connect_per_device: 'too many connections from this device',
   other_calls_per_device: 'too many calls from this device',
 };
+
+/** SendSealed's limit per destination, taken by the handler once the destination's access key is accepted. */
+export const SEALED_SEND_LIMIT_AFTER_ACCESS: LimitName = 'sealed_send_per_destination';
 
 export const CALL_LIMIT_RATES = Symbol('CALL_LIMIT_RATES');
 export type CallLimitRates = { readonly [Name in LimitName]: RateLimit };
@@ -152,6 +163,12 @@ export class CallLimits {
       }
       taken.push([limit, subject]);
     }
+  }
+
+  /** One limit on its own, for a handler that knows its subject only once it has checked something. */
+  async take(limit: LimitName, subject: string): Promise<void> {
+    const result = await this.limiter.take(limit, subject, this.rates[limit]);
+    if (!result.allowed) throw throttled(REFUSALS[limit], result.retryAfterMs);
   }
 
   private subjectOf(per: Subject, call: LimitedCall): string | undefined {

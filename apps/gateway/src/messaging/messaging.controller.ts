@@ -6,12 +6,15 @@ import {
   type ConnectResponse,
   type SendRequest,
   type SendResponse,
+  type SendSealedRequest,
+  type SendSealedResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { Direct, GrpcService, type GrpcController } from '@sotto/platform/grpc';
-import { callerOf } from '../auth/device-auth.guard';
+import { callerOf, Public } from '../auth/device-auth.guard';
 import { AckQueue } from './ack-queue';
 import { DeliveryStreams, type DeliveryStream, type StreamOutlet } from './delivery-streams';
 import { InboundHolds } from './inbound-holds';
+import { SealedSends } from './sealed-sends';
 import { Sends } from './sends';
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
@@ -34,25 +37,33 @@ function outletOf(call: ConnectCall, end: () => void): StreamOutlet {
 }
 
 /**
- * The public MessagingService: Send, and the per-device Connect stream, on
- * which a connected device also sends. Both are the message path, so both
- * are served directly on grpc-js (@Direct(): authenticated and limited by
+ * The public MessagingService: Send, SendSealed, and the per-device Connect
+ * stream, on which a connected device also sends. All are the message path,
+ * so all are served directly on grpc-js (@Direct(): authenticated and limited by
  * GatewayCallAdmission), without NestJS's per-call RxJS pipeline.
  */
 @Controller()
 @GrpcService(MessagingServiceService)
 export class MessagingController implements GrpcController<
   typeof MessagingServiceService,
-  'send' | 'connect'
+  'send' | 'connect' | 'sendSealed'
 > {
   constructor(
     private readonly sends: Sends,
+    private readonly sealedSends: SealedSends,
     private readonly streams: DeliveryStreams,
   ) {}
 
   @Direct()
   send(request: SendRequest, metadata: Metadata): Promise<SendResponse> {
     return this.sends.send(callerOf(metadata), request);
+  }
+
+  /** No device credential: the destination's access key authorises it (see SealedSends). */
+  @Direct()
+  @Public()
+  sendSealed(request: SendSealedRequest): Promise<SendSealedResponse> {
+    return this.sealedSends.send(request);
   }
 
   /**

@@ -4,6 +4,7 @@ import { DeliveryMetrics } from './delivery-metrics';
 import { DeliveryStreams } from './delivery-streams';
 import { MessagingController } from './messaging.controller';
 import { PresenceHeartbeat } from './presence-heartbeat';
+import { SealedSends } from './sealed-sends';
 import { Sends } from './sends';
 import { StreamSendMetrics } from './stream-send-metrics';
 
@@ -11,6 +12,6 @@ import { StreamSendMetrics } from './stream-send-metrics';
   // Sends on a Connect stream are admitted by Send's own call limits.
   imports: [LimitsModule],
   controllers: [MessagingController],
-  providers: [DeliveryMetrics, DeliveryStreams, PresenceHeartbeat, Sends, StreamSendMetrics],
+  providers: [DeliveryMetrics, DeliveryStreams, PresenceHeartbeat, SealedSends, Sends, StreamSendMetrics],
 })
 export class MessagingModule {}

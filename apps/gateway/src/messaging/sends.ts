@@ -53,6 +53,7 @@ export class Sends {
       ...request,
       sourceAccountId: device.accountId,
       sourceDeviceId: device.deviceId,
+      sealed: false,
     });
   }
 

@@ -24,7 +24,14 @@ export const MAX_ENVELOPE_BYTES = 256 * 1024;
 export const MISMATCHED_DEVICES_TRAILER = 'sotto-mismatched-devices-bin';
 
 /** What a send carries besides its source, which the relay takes from the authenticated caller. */
-export type SendInput = Omit<SendRequest, 'sourceAccountId' | 'sourceDeviceId'>;
+export type SendInput = Omit<SendRequest, 'sourceAccountId' | 'sourceDeviceId' | 'sealed'>;
+
+/**
+ * The source of a sealed send: nobody the server knows. Its envelopes are
+ * logged, queued and delivered with an empty source account and device 0.
+ */
+export const SEALED = 'sealed';
+export type SendSource = DeviceAddress | typeof SEALED;
 
 const ENVELOPE_TYPES: ReadonlySet<EnvelopeType> = new Set([
   EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE,
@@ -65,14 +72,17 @@ export class SendService {
    * has the envelopes: from then on they are durable. Ephemeral envelopes
    * bypass Kafka and the mailboxes and reach only devices online now.
    */
-  async send(source: DeviceAddress, input: SendInput): Promise<SendResponse> {
+  async send(source: SendSource, input: SendInput): Promise<SendResponse> {
     // Checked here, not only by the directory: device lists are read in batches, and one malformed
     // id must not fail the others' sends.
     requireAccountId(input.destinationAccountId, 'destination_account_id');
     if (!/^\d{1,16}$/.test(input.clientTimestampMs))
       throw invalid('client_timestamp_ms: must be a whole number');
     // To itself a sender may send nothing: that only checks it knows all its other devices (for sync).
-    if (input.envelopes.length === 0 && input.destinationAccountId !== source.accountId) {
+    if (
+      input.envelopes.length === 0 &&
+      (source === SEALED || input.destinationAccountId !== source.accountId)
+    ) {
       throw invalid('envelopes: at least one is required');
     }
     const seen = new Set<number>();
@@ -90,6 +100,9 @@ export class SendService {
       }
       seen.add(envelope.destinationDeviceId);
       if (!ENVELOPE_TYPES.has(envelope.type)) throw invalid(`${field}.type: must be a known envelope type`);
+      if (source === SEALED && envelope.type !== EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER) {
+        throw invalid(`${field}.type: a sealed send carries only ENVELOPE_TYPE_UNIDENTIFIED_SENDER`);
+      }
     });
     await this.checkDevices(source, input);
     if (input.envelopes.length === 0) return { guids: [], serverTimestampMs: String(Date.now()) };
@@ -98,8 +111,8 @@ export class SendService {
     const records: Envelope[] = input.envelopes.map((envelope) => ({
       guid: uuidv7(),
       type: envelope.type,
-      sourceAccountId: source.accountId,
-      sourceDeviceId: source.deviceId,
+      sourceAccountId: source === SEALED ? '' : source.accountId,
+      sourceDeviceId: source === SEALED ? 0 : source.deviceId,
       destinationAccountId: input.destinationAccountId,
       destinationDeviceId: envelope.destinationDeviceId,
       clientTimestampMs: input.clientTimestampMs,
@@ -165,7 +178,7 @@ export class SendService {
    * the lists to fix. A disagreement with a cached list is checked again
    * against the directory: only the directory's list refuses a send.
    */
-  private async checkDevices(source: DeviceAddress, input: SendInput): Promise<void> {
+  private async checkDevices(source: SendSource, input: SendInput): Promise<void> {
     const cached = await this.deviceLists.get(input.destinationAccountId);
     let mismatch = mismatchOf(source, input, cached.devices);
     if (mismatch !== undefined && cached.source === 'cache') {
@@ -189,14 +202,15 @@ export class SendService {
 
 /** How the devices a send names differ from the destination's, or undefined when they don't. */
 function mismatchOf(
-  source: DeviceAddress,
+  source: SendSource,
   input: SendInput,
   devices: readonly { deviceId: number; registrationId: number }[],
 ): MismatchedDevices | undefined {
-  const toSelf = input.destinationAccountId === source.accountId;
+  // A sealed sender's own device is not known, so none is left out: sync copies go authenticated.
+  const self = source !== SEALED && input.destinationAccountId === source.accountId ? source : undefined;
   const expected = new Map(
     devices
-      .filter((device) => !(toSelf && device.deviceId === source.deviceId))
+      .filter((device) => device.deviceId !== self?.deviceId)
       .map((device) => [device.deviceId, device.registrationId]),
   );
   const given = new Map(input.envelopes.map((e) => [e.destinationDeviceId, e.destinationRegistrationId]));

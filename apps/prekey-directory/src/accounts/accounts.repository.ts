@@ -22,6 +22,12 @@ export interface NewAccount extends NewDevice {
   readonly identityKey: Uint8Array;
 }
 
+/** Who may send the account sealed messages: holders of `key`, or anyone when `unrestricted`. */
+export interface UnidentifiedAccess {
+  readonly key: Uint8Array | undefined;
+  readonly unrestricted: boolean;
+}
+
 export interface DeviceSummary {
   readonly deviceId: DeviceId;
   readonly registrationId: number;
@@ -95,6 +101,30 @@ export class AccountsRepository {
       [accountId],
     );
     return rows[0]?.identity_key;
+  }
+
+  /** Sets the account's sealed-sender access; false when there is no such account. */
+  async setUnidentifiedAccess(accountId: AccountId, access: UnidentifiedAccess): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      'UPDATE accounts SET unidentified_access_key = $2, unrestricted_unidentified_access = $3 WHERE id = $1',
+      [accountId, access.key === undefined ? null : Buffer.from(access.key), access.unrestricted],
+    );
+    return rowCount === 1;
+  }
+
+  async unidentifiedAccess(accountId: AccountId): Promise<UnidentifiedAccess | undefined> {
+    const { rows } = await this.pool.query<{
+      unidentified_access_key: Buffer | null;
+      unrestricted_unidentified_access: boolean;
+    }>('SELECT unidentified_access_key, unrestricted_unidentified_access FROM accounts WHERE id = $1', [
+      accountId,
+    ]);
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return {
+      key: row.unidentified_access_key ?? undefined,
+      unrestricted: row.unrestricted_unidentified_access,
+    };
   }
 
   async credential(accountId: AccountId, deviceId: DeviceId): Promise<StoredCredential | undefined> {

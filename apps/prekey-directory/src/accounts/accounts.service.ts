@@ -8,6 +8,7 @@ import {
   PRIMARY_DEVICE_ID,
   UsernameTakenError,
   type DeviceSummary,
+  type UnidentifiedAccess,
   type NewDevice,
 } from './accounts.repository';
 import type {
@@ -20,6 +21,9 @@ import { canonicalUsername } from './username';
 
 /** What registering (or recovering onto) a new device says about it. */
 export type RegistrationInput = Pick<RegisterRequest, 'username' | 'identityKey' | 'device'>;
+
+/** Unidentified-access keys are derived from the profile key on the client: 16 bytes. */
+export const UNIDENTIFIED_ACCESS_KEY_BYTES = 16;
 
 /** Recovery credentials are derived from the recovery key on the client: 32 bytes. */
 const RECOVERY_CREDENTIAL_BYTES = 32;
@@ -233,5 +237,29 @@ export class AccountsService {
     const identityKey = await this.accounts.identityKey(accountId);
     if (identityKey === undefined) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
     return identityKey;
+  }
+
+  /**
+   * Stores the key as given (the server cannot check how it was derived);
+   * an empty key clears it.
+   */
+  async setUnidentifiedAccess(accountId: AccountId, key: Uint8Array, unrestricted: boolean): Promise<void> {
+    if (key.length !== 0 && key.length !== UNIDENTIFIED_ACCESS_KEY_BYTES) {
+      throw grpcError(
+        status.INVALID_ARGUMENT,
+        `unidentified_access_key: must be ${UNIDENTIFIED_ACCESS_KEY_BYTES} bytes, or empty to clear it`,
+      );
+    }
+    const set = await this.accounts.setUnidentifiedAccess(accountId, {
+      key: key.length === 0 ? undefined : key,
+      unrestricted,
+    });
+    if (!set) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+  }
+
+  async unidentifiedAccess(accountId: AccountId): Promise<UnidentifiedAccess> {
+    const access = await this.accounts.unidentifiedAccess(accountId);
+    if (access === undefined) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+    return access;
   }
 }

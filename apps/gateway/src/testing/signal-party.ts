@@ -1,0 +1,213 @@
+import {
+  IdentityChange,
+  IdentityKeyStore,
+  KEMPublicKey,
+  KyberPreKeyRecord,
+  KyberPreKeyStore,
+  PreKeyBundle,
+  PreKeyRecord,
+  PreKeyStore,
+  ProtocolAddress,
+  PublicKey,
+  SessionRecord,
+  SessionStore,
+  SignedPreKeyRecord,
+  SignedPreKeyStore,
+  processPreKeyBundle,
+  type PrivateKey,
+} from '@signalapp/libsignal-client';
+import type { GeneratedDeviceKeys } from '@sotto/client-sdk';
+import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/sotto/common/v1/keys';
+
+/*
+ * A device's libsignal state in memory, from the keys it registered with: enough for a test to
+ * encrypt to another device from its bundle and to decrypt what was sent to it, as a real client
+ * does, without a profile on disk.
+ */
+
+const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data);
+
+class MemorySessions extends SessionStore {
+  private readonly records = new Map<string, Uint8Array<ArrayBuffer>>();
+
+  saveSession(name: ProtocolAddress, record: SessionRecord): Promise<void> {
+    this.records.set(name.toString(), record.serialize());
+    return Promise.resolve();
+  }
+
+  getSession(name: ProtocolAddress): Promise<SessionRecord | null> {
+    const data = this.records.get(name.toString());
+    return Promise.resolve(data ? SessionRecord.deserialize(data) : null);
+  }
+
+  async getExistingSessions(addresses: ProtocolAddress[]): Promise<SessionRecord[]> {
+    const records = await Promise.all(addresses.map((address) => this.getSession(address)));
+    return records.filter((record) => record !== null);
+  }
+}
+
+/** Trusts on first use and remembers; a test has no user to ask. */
+class MemoryIdentities extends IdentityKeyStore {
+  private readonly known = new Map<string, PublicKey>();
+
+  constructor(private readonly keys: GeneratedDeviceKeys) {
+    super();
+  }
+
+  getIdentityKey(): Promise<PrivateKey> {
+    return Promise.resolve(this.keys.identity.privateKey);
+  }
+
+  getLocalRegistrationId(): Promise<number> {
+    return Promise.resolve(this.keys.registrationId);
+  }
+
+  saveIdentity(name: ProtocolAddress, key: PublicKey): Promise<IdentityChange> {
+    const before = this.known.get(name.name());
+    this.known.set(name.name(), key);
+    return Promise.resolve(
+      before === undefined || before.equals(key)
+        ? IdentityChange.NewOrUnchanged
+        : IdentityChange.ReplacedExisting,
+    );
+  }
+
+  isTrustedIdentity(name: ProtocolAddress, key: PublicKey): Promise<boolean> {
+    const known = this.known.get(name.name());
+    return Promise.resolve(known === undefined || known.equals(key));
+  }
+
+  getIdentity(name: ProtocolAddress): Promise<PublicKey | null> {
+    return Promise.resolve(this.known.get(name.name()) ?? null);
+  }
+}
+
+class MemoryPreKeys extends PreKeyStore {
+  private readonly records = new Map<number, PreKeyRecord>();
+
+  constructor(keys: GeneratedDeviceKeys) {
+    super();
+    for (const key of keys.oneTimeEc) {
+      this.records.set(key.keyId, PreKeyRecord.new(key.keyId, key.privateKey.getPublicKey(), key.privateKey));
+    }
+  }
+
+  savePreKey(id: number, record: PreKeyRecord): Promise<void> {
+    this.records.set(id, record);
+    return Promise.resolve();
+  }
+
+  getPreKey(id: number): Promise<PreKeyRecord> {
+    const record = this.records.get(id);
+    return record ? Promise.resolve(record) : Promise.reject(new Error(`no one-time prekey ${id}`));
+  }
+
+  removePreKey(id: number): Promise<void> {
+    this.records.delete(id);
+    return Promise.resolve();
+  }
+}
+
+class MemorySignedPreKeys extends SignedPreKeyStore {
+  private readonly record: SignedPreKeyRecord;
+
+  constructor(private readonly keys: GeneratedDeviceKeys) {
+    super();
+    const { keyId, privateKey, signature } = keys.signedPreKey;
+    this.record = SignedPreKeyRecord.new(
+      keyId,
+      Date.now(),
+      privateKey.getPublicKey(),
+      privateKey,
+      bytes(signature),
+    );
+  }
+
+  saveSignedPreKey(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  getSignedPreKey(id: number): Promise<SignedPreKeyRecord> {
+    return id === this.keys.signedPreKey.keyId
+      ? Promise.resolve(this.record)
+      : Promise.reject(new Error(`no signed prekey ${id}`));
+  }
+}
+
+class MemoryKyberPreKeys extends KyberPreKeyStore {
+  private readonly records = new Map<number, KyberPreKeyRecord>();
+
+  constructor(keys: GeneratedDeviceKeys) {
+    super();
+    for (const key of [keys.kyberLastResort, ...keys.oneTimeKyber]) {
+      this.records.set(
+        key.keyId,
+        KyberPreKeyRecord.new(key.keyId, Date.now(), key.keyPair, bytes(key.signature)),
+      );
+    }
+  }
+
+  saveKyberPreKey(id: number, record: KyberPreKeyRecord): Promise<void> {
+    this.records.set(id, record);
+    return Promise.resolve();
+  }
+
+  getKyberPreKey(id: number): Promise<KyberPreKeyRecord> {
+    const record = this.records.get(id);
+    return record ? Promise.resolve(record) : Promise.reject(new Error(`no Kyber prekey ${id}`));
+  }
+
+  markKyberPreKeyUsed(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** One device's stores, from the keys it registered. */
+export class SignalParty {
+  readonly sessions = new MemorySessions();
+  readonly identities: MemoryIdentities;
+  readonly preKeys: MemoryPreKeys;
+  readonly signedPreKeys: MemorySignedPreKeys;
+  readonly kyberPreKeys: MemoryKyberPreKeys;
+
+  readonly address: ProtocolAddress;
+
+  constructor(
+    readonly keys: GeneratedDeviceKeys,
+    readonly accountId: string,
+    readonly deviceId = 1,
+  ) {
+    this.address = ProtocolAddress.new(accountId, deviceId);
+    this.identities = new MemoryIdentities(keys);
+    this.preKeys = new MemoryPreKeys(keys);
+    this.signedPreKeys = new MemorySignedPreKeys(keys);
+    this.kyberPreKeys = new MemoryKyberPreKeys(keys);
+  }
+
+  /** Starts a session with the device of `accountId` that `bundle` (as the gateway answered it) describes. */
+  async startSession(accountId: string, bundle: BundleMessage): Promise<ProtocolAddress> {
+    const { signedPreKey: signed, kyberPreKey: kyber, oneTimePreKey: oneTime } = bundle;
+    if (!signed || !kyber) throw new Error(`an incomplete prekey bundle for ${accountId}`);
+    const address = ProtocolAddress.new(accountId, bundle.deviceId);
+    await processPreKeyBundle(
+      PreKeyBundle.new(
+        bundle.registrationId,
+        bundle.deviceId,
+        oneTime ? oneTime.keyId : null,
+        oneTime ? PublicKey.deserialize(bytes(oneTime.publicKey)) : null,
+        signed.keyId,
+        PublicKey.deserialize(bytes(signed.publicKey)),
+        bytes(signed.signature),
+        PublicKey.deserialize(bytes(bundle.identityKey)),
+        kyber.keyId,
+        KEMPublicKey.deserialize(bytes(kyber.publicKey)),
+        bytes(kyber.signature),
+      ),
+      address,
+      this.address,
+      this.sessions,
+      this.identities,
+    );
+    return address;
+  }
+}
