@@ -18,6 +18,7 @@ import {
   type ConnectResponse,
   type SendRequest,
   type SendResponse,
+  type SendSealedResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -63,6 +64,11 @@ class Messaging implements GrpcController<typeof MessagingServiceService, 'send'
       return Promise.reject(grpcError(status.NOT_FOUND, 'destination_account_id: no such account'));
     }
     return Promise.resolve({ guids: ['g1'], serverTimestampMs: '7' });
+  }
+
+  /** Served through NestJS, and never called here. */
+  sendSealed(): Promise<SendSealedResponse> {
+    return Promise.reject(new Error('not called in this spec'));
   }
 
   @Direct()
