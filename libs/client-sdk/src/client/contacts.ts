@@ -15,6 +15,11 @@ export interface Contacts {
   devices: Record<string, number[]>;
   /** account id -> devices whose session broke: something from them could not be decrypted */
   renew?: Record<string, number[]>;
+  /**
+   * account id -> the profile key (base64) the account's own message last
+   * carried: with it, messages to the account go sealed.
+   */
+  profileKeys?: Record<string, string>;
 }
 
 /** Device ids as contacts.json keeps them: each once, in ascending order. */
@@ -162,6 +167,33 @@ export class ContactBook {
     const contacts = this.read();
     contacts.devices = without(contacts.devices, accountId);
     if (contacts.renew) contacts.renew = without(contacts.renew, accountId);
+    this.save(contacts);
+  }
+
+  /** The contact's profile key, if a message from them (authenticated as theirs) carried one. */
+  profileKeyOf(accountId: string): Uint8Array | undefined {
+    const key = this.read().profileKeys?.[accountId];
+    return key === undefined ? undefined : new Uint8Array(Buffer.from(key, 'base64'));
+  }
+
+  /**
+   * Keeps the profile key a message from the account carried. Only for the
+   * account the server or a valid sealed-sender certificate says sent it:
+   * never this account's own, never one named in a message body.
+   */
+  rememberProfileKey(accountId: string, profileKey: string): void {
+    if (accountId === this.own.accountId) return;
+    const contacts = this.read();
+    if (contacts.profileKeys?.[accountId] === profileKey) return;
+    contacts.profileKeys = { ...contacts.profileKeys, [accountId]: profileKey };
+    this.save(contacts);
+  }
+
+  /** Forgets the contact's profile key (the server refused the access key derived from it). */
+  forgetProfileKey(accountId: string): void {
+    const contacts = this.read();
+    if (contacts.profileKeys?.[accountId] === undefined) return;
+    contacts.profileKeys = without(contacts.profileKeys, accountId);
     this.save(contacts);
   }
 
