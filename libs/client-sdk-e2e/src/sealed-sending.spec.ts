@@ -5,7 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PrivateKey, ServerCertificate } from '@signalapp/libsignal-client';
-import { SottoClient, type ReceivedMessage } from '@sotto/client-sdk';
+import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import { MessagingServiceClient } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import {
+  deriveUnidentifiedAccessKey,
+  gatewayCredentials,
+  sendRequest,
+  SottoClient,
+  unary,
+  type ReceivedMessage,
+} from '@sotto/client-sdk';
 import type { Notice } from '@sotto/client-sdk';
 import { repoRoot, startTestPlatform, startTestService, type TestService } from '@sotto/testing';
 import { storedHolding } from './everything-stored';
@@ -186,6 +195,40 @@ describe('the SDK sends sealed once it has the contact’s profile key', () => {
     expect(bob.history().filter((entry) => entry.kind === 'message' && entry.direction === 'in')).toEqual([]);
     // Acknowledged: it does not come back.
     expect(await drain(bob)).toEqual([]);
+  });
+
+  it('acknowledges a garbage sealed envelope from a stranger holding the key as undecryptable, and reads on', async () => {
+    const alice = await register('alice');
+    const bob = await register('bob');
+    // The stranger learned Bob's profile key, as any contact he wrote to may have.
+    const profileKey = new Uint8Array(
+      Buffer.from((bob.profile.readJson('profile-key.json') as { key: string }).key, 'base64'),
+    );
+    const stranger = new MessagingServiceClient(platform.gateway, gatewayCredentials(platform.gateway));
+    try {
+      const { guids } = await unary(stranger.sendSealed.bind(stranger), {
+        ...sendRequest(bob.accountId, [
+          {
+            destinationDeviceId: 1,
+            destinationRegistrationId: bob.profile.account().registrationId,
+            type: EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+            content: Buffer.from('not a sealed message at all'),
+          },
+        ]),
+        unidentifiedAccessKey: Buffer.from(deriveUnidentifiedAccessKey(profileKey)),
+      });
+      await alice.send(bob.username, 'behind the garbage');
+      const got = await receive(bob, 2);
+      expect(got.notices).toMatchObject([
+        { kind: 'undecryptable', contact: 'an unknown sender', guid: guids[0] },
+      ]);
+      expect(got.messages).toMatchObject([
+        { from: alice.username, text: 'behind the garbage', sealed: false },
+      ]);
+      expect(await drain(bob)).toEqual([]);
+    } finally {
+      stranger.close();
+    }
   });
 
   it('falls back to an authenticated send when the contact’s access key is refused, delivering once', async () => {
