@@ -64,6 +64,29 @@ export function addDevice(contacts: Contacts, accountId: string, deviceId: numbe
 }
 
 /**
+ * Keeps the profile key a message from `sender` carried, unless the sender is
+ * this account (`ownAccountId`): its own key is not a contact's. False when
+ * nothing changed.
+ */
+export function keepProfileKey(
+  contacts: Contacts,
+  ownAccountId: string,
+  sender: string,
+  profileKey: string,
+): boolean {
+  if (sender === ownAccountId || contacts.profileKeys?.[sender] === profileKey) return false;
+  contacts.profileKeys = { ...contacts.profileKeys, [sender]: profileKey };
+  return true;
+}
+
+/** Drops an account's profile key; false when none was kept. */
+export function dropProfileKey(contacts: Contacts, accountId: string): boolean {
+  if (contacts.profileKeys?.[accountId] === undefined) return false;
+  contacts.profileKeys = without(contacts.profileKeys, accountId);
+  return true;
+}
+
+/**
  * The people this device knows: usernames bound to account ids, and the
  * devices of each account this device has sessions with. A binding comes
  * only from the directory, asked by username (to send) or by account id (to
@@ -182,19 +205,14 @@ export class ContactBook {
    * never this account's own, never one named in a message body.
    */
   rememberProfileKey(accountId: string, profileKey: string): void {
-    if (accountId === this.own.accountId) return;
     const contacts = this.read();
-    if (contacts.profileKeys?.[accountId] === profileKey) return;
-    contacts.profileKeys = { ...contacts.profileKeys, [accountId]: profileKey };
-    this.save(contacts);
+    if (keepProfileKey(contacts, this.own.accountId, accountId, profileKey)) this.save(contacts);
   }
 
   /** Forgets the contact's profile key (the server refused the access key derived from it). */
   forgetProfileKey(accountId: string): void {
     const contacts = this.read();
-    if (contacts.profileKeys?.[accountId] === undefined) return;
-    contacts.profileKeys = without(contacts.profileKeys, accountId);
-    this.save(contacts);
+    if (dropProfileKey(contacts, accountId)) this.save(contacts);
   }
 
   /** Notes that the session with a device broke: the next send to the account starts a new one. */
