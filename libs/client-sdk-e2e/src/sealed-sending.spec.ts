@@ -4,10 +4,28 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { PrivateKey, ServerCertificate } from '@signalapp/libsignal-client';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
-import { MessagingServiceClient } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
+  IdentityChange,
+  IdentityKeyPair,
+  IdentityKeyStore,
+  KEMPublicKey,
+  PreKeyBundle,
+  PrivateKey,
+  ProtocolAddress,
+  PublicKey,
+  SessionRecord,
+  SessionStore,
+  ServerCertificate,
+  processPreKeyBundle,
+  sealedSenderEncryptMessage,
+} from '@signalapp/libsignal-client';
+import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import {
+  KeysServiceClient,
+  MessagingServiceClient,
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import {
+  authorizationMetadata,
   deriveUnidentifiedAccessKey,
   gatewayCredentials,
   sendRequest,
@@ -21,6 +39,52 @@ import { storedHolding } from './everything-stored';
 
 const run = promisify(execFile);
 const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
+
+const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data);
+
+/** One session in memory: all an attacker's hand-made sealed message needs. */
+class OneSession extends SessionStore {
+  private record?: Uint8Array<ArrayBuffer>;
+  saveSession(_address: ProtocolAddress, record: SessionRecord): Promise<void> {
+    this.record = record.serialize();
+    return Promise.resolve();
+  }
+  getSession(): Promise<SessionRecord | null> {
+    return Promise.resolve(this.record ? SessionRecord.deserialize(this.record) : null);
+  }
+  async getExistingSessions(): Promise<SessionRecord[]> {
+    const record = await this.getSession();
+    return record ? [record] : [];
+  }
+}
+
+/** An identity store holding a stolen identity key pair and trusting whatever key it is shown. */
+class StolenIdentity extends IdentityKeyStore {
+  private theirs: PublicKey | null = null;
+
+  constructor(
+    private readonly identity: IdentityKeyPair,
+    private readonly registrationId: number,
+  ) {
+    super();
+  }
+  getIdentityKey(): Promise<PrivateKey> {
+    return Promise.resolve(this.identity.privateKey);
+  }
+  getLocalRegistrationId(): Promise<number> {
+    return Promise.resolve(this.registrationId);
+  }
+  saveIdentity(_address: ProtocolAddress, key: PublicKey): Promise<IdentityChange> {
+    this.theirs = key;
+    return Promise.resolve(IdentityChange.NewOrUnchanged);
+  }
+  isTrustedIdentity(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  getIdentity(): Promise<PublicKey | null> {
+    return Promise.resolve(this.theirs);
+  }
+}
 
 /** An account id as text and as the 16 bytes of its UUID: neither may appear where a sealed envelope is kept. */
 function forms(accountId: string): Buffer[] {
@@ -228,6 +292,79 @@ describe('the SDK sends sealed once it has the contact’s profile key', () => {
       expect(await drain(bob)).toEqual([]);
     } finally {
       stranger.close();
+    }
+  });
+
+  it('refuses as undecryptable a sealed message whose valid certificate names the recipient’s own account', async () => {
+    // Whoever copied Bob's profile (keys, credential, profile key) seals a message as Bob, to Bob.
+    const bob = await register('bob');
+    const account = bob.profile.account();
+    const identity = IdentityKeyPair.deserialize(bytes(Buffer.from(account.identityKeyPair, 'base64')));
+    const profileKey = new Uint8Array(
+      Buffer.from((bob.profile.readJson('profile-key.json') as { key: string }).key, 'base64'),
+    );
+    const keys = new KeysServiceClient(platform.gateway, gatewayCredentials(platform.gateway));
+    const messaging = new MessagingServiceClient(platform.gateway, gatewayCredentials(platform.gateway));
+    try {
+      const {
+        bundles: [bundle],
+      } = await unary(
+        keys.getPreKeyBundle.bind(keys),
+        { accountId: account.accountId, deviceId: 1 },
+        { metadata: authorizationMetadata(account) },
+      );
+      const { signedPreKey, kyberPreKey, oneTimePreKey } = bundle;
+      if (!signedPreKey || !kyberPreKey) throw new Error('setup: a bundle without its prekeys');
+      const sessions = new OneSession();
+      const identities = new StolenIdentity(identity, account.registrationId);
+      const address = ProtocolAddress.new(account.accountId, 1);
+      await processPreKeyBundle(
+        PreKeyBundle.new(
+          bundle.registrationId,
+          bundle.deviceId,
+          oneTimePreKey ? oneTimePreKey.keyId : null,
+          oneTimePreKey ? PublicKey.deserialize(bytes(oneTimePreKey.publicKey)) : null,
+          signedPreKey.keyId,
+          PublicKey.deserialize(bytes(signedPreKey.publicKey)),
+          bytes(signedPreKey.signature),
+          PublicKey.deserialize(bytes(bundle.identityKey)),
+          kyberPreKey.keyId,
+          KEMPublicKey.deserialize(bytes(kyberPreKey.publicKey)),
+          bytes(kyberPreKey.signature),
+        ),
+        address,
+        ProtocolAddress.new(account.accountId, 2),
+        sessions,
+        identities,
+      );
+      const content = await sealedSenderEncryptMessage(
+        bytes(Buffer.from(JSON.stringify({ v: 1, text: 'from myself', sentAt: new Date().toISOString() }))),
+        address,
+        await bob.senderCertificate(),
+        sessions,
+        identities,
+      );
+      const { guids } = await unary(messaging.sendSealed.bind(messaging), {
+        ...sendRequest(account.accountId, [
+          {
+            destinationDeviceId: 1,
+            destinationRegistrationId: account.registrationId,
+            type: EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+            content: Buffer.from(content),
+          },
+        ]),
+        unidentifiedAccessKey: Buffer.from(deriveUnidentifiedAccessKey(profileKey)),
+      });
+      const got = await receive(bob);
+      expect(got.messages).toEqual([]);
+      expect(got.notices).toMatchObject([
+        { kind: 'undecryptable', contact: 'an unknown sender', guid: guids[0] },
+      ]);
+      expect(got.notices[0]).toMatchObject({ reason: expect.stringMatching(/self|this account/i) as string });
+      expect(bob.history().filter((entry) => entry.kind === 'message')).toEqual([]);
+    } finally {
+      keys.close();
+      messaging.close();
     }
   });
 
