@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -224,6 +224,25 @@ describe('the SDK sends sealed once it has the contact’s profile key', () => {
       { direction: 'out', text: 'hello alice', sealed: true },
       { direction: 'in', from: alice.username, text: 'sealed now', sealed: true },
     ]);
+  });
+
+  it('gives a profile made before profile keys one on its first send, announced before it is shared', async () => {
+    const bob = await register('bob');
+    const older = await register('carol');
+    // As a profile from before sealed sending: no profile key, no access key on the server.
+    older.profile.remove('profile-key.json');
+    const carol = SottoClient.open({
+      profileDir: older.profile.dir,
+      server: platform.gateway,
+      trustRoot: platform.senderCertificateTrustRoot,
+    });
+    clients.push(carol);
+    expect((await carol.send(bob.username, 'still here')).sealed).toBe(false);
+    expect(existsSync(join(carol.profile.dir, 'profile-key.json'))).toBe(true);
+    await receive(bob);
+    // The key Bob got is the one whose access key the server now holds: his reply goes sealed.
+    expect((await bob.send(carol.username, 'welcome back')).sealed).toBe(true);
+    expect((await receive(carol)).messages).toMatchObject([{ from: bob.username, sealed: true }]);
   });
 
   it('refuses as undecryptable a sealed message whose certificate chains to another trust root', async () => {
