@@ -46,8 +46,16 @@ export class Outbox {
     const name = username.toLowerCase();
     const sentAt = new Date().toISOString();
     const { username: from, accountId } = this.account;
-    const profileKey = Buffer.from(await this.profileKey.current()).toString('base64');
-    const { guids, sealed } = await this.deliver(to, { v: 1, from, text, sentAt, profileKey }, false);
+    // A key the server has not taken yet is not shared: the message goes without it, rather than not at all.
+    const profileKey = await this.profileKey.current().then(
+      (key) => Buffer.from(key).toString('base64'),
+      () => undefined,
+    );
+    const { guids, sealed } = await this.deliver(
+      to,
+      { v: 1, from, text, sentAt, ...(profileKey !== undefined && { profileKey }) },
+      false,
+    );
     this.profile.appendHistory({
       kind: 'message',
       direction: 'out',
