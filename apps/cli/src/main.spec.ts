@@ -237,6 +237,7 @@ describe('a conversation with the sotto command', () => {
         text: 'hello from the terminal',
         sentAt: expect.any(String) as string,
         guid: expect.any(String) as string,
+        sealed: false,
       },
     ]);
     expect(await as(b, 'receive')).toEqual({ code: 0, stdout: '', stderr: '' });

@@ -133,14 +133,18 @@ function formatHistory(entry: HistoryEntry): string {
   return entry.safetyNumberChanged ? `${line} (safety number changed)` : line;
 }
 
-/** What `receive --json` prints for a message: the fields of the first version, and the warning when there is one. */
+/**
+ * What `receive --json` prints for a message: the fields of the first version, whether it came
+ * sealed, and the warning when there is one.
+ */
 function messageJson(message: ReceivedMessage): string {
-  const { from, text, sentAt, guid } = message;
+  const { from, text, sentAt, guid, sealed } = message;
   return JSON.stringify({
     from,
     text,
     sentAt,
     guid,
+    sealed,
     ...(message.safetyNumberChanged && { safetyNumberChanged: true }),
   });
 }
@@ -202,7 +206,7 @@ function program(): Command {
     .option('--wait <seconds>', 'keep listening this long after the queue is drained', seconds, 0)
     .option(
       '--json',
-      'one JSON object per line: {"from","text","sentAt","guid"} for a message (and "safetyNumberChanged": true while a new safety number is not accepted), a notice with its "kind", or {"vaultAttemptFailed":{...}}',
+      'one JSON object per line: {"from","text","sentAt","guid","sealed"} for a message ("sealed": true when it came with sealed sender; "safetyNumberChanged": true while a new safety number is not accepted), a notice with its "kind", or {"vaultAttemptFailed":{...}}',
     )
     .action((options: { wait: number; json?: boolean }) =>
       withClient(async (client) => {

@@ -110,6 +110,7 @@ describe('the sotto command against a spoofed name, a changed key and a jammed q
       text: 'still me',
       sentAt: expect.any(String) as string,
       guid: expect.any(String) as string,
+      sealed: false,
       safetyNumberChanged: true,
     });
 

@@ -20,7 +20,53 @@ export interface StoredPlaces {
 }
 
 /** Every byte the servers keep, to look for plaintext in. */
-export async function everythingStored({ databaseUrl, blobDir }: StoredPlaces): Promise<Buffer> {
+export async function everythingStored(places: StoredPlaces): Promise<Buffer> {
+  return Buffer.concat(await storedPieces(places));
+}
+
+/**
+ * What the servers keep that holds `marker` (e.g. an envelope's GUID), piece
+ * by piece: each Kafka record (key, value and headers), each Redis key (its
+ * name and value), each PostgreSQL row, each blob. To show what is kept of
+ * one envelope, beside everything else.
+ */
+export async function storedHolding(places: StoredPlaces, marker: string): Promise<Buffer[]> {
+  return (await storedPieces(places)).filter((piece) => piece.includes(marker));
+}
+
+/**
+ * A Redis key's contents as stored, uncompressed: one piece per hash field,
+ * list element or set member (each with the key's name), so that what one
+ * envelope in a mailbox holds can be told from what its neighbours hold.
+ */
+async function redisPieces(redis: ReturnType<typeof testRedis>, key: string): Promise<Buffer[]> {
+  const name = Buffer.from(key);
+  const keyed = (parts: Buffer[]) => parts.map((part) => Buffer.concat([name, part]));
+  switch (await redis.type(key)) {
+    case 'hash': {
+      const fields = await redis.hgetallBuffer(key);
+      return keyed(
+        Object.entries(fields).map(([field, value]) => Buffer.concat([Buffer.from(field), value])),
+      );
+    }
+    case 'list':
+      return keyed(await redis.lrangeBuffer(key, 0, -1));
+    case 'set':
+      return keyed(await redis.smembersBuffer(key));
+    case 'zset':
+      return keyed(await redis.zrangeBuffer(key, 0, -1));
+    case 'string': {
+      const value = await redis.getBuffer(key);
+      return value ? keyed([value]) : [];
+    }
+    default: {
+      const dump = await redis.dumpBuffer(key);
+      return dump ? keyed([dump]) : [];
+    }
+  }
+}
+
+async function storedPieces({ databaseUrl, blobDir }: StoredPlaces): Promise<Buffer[]> {
   const chunks: Buffer[] = [];
   const kafka = testKafka({ clientId: 'plaintext-scan' });
   const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
@@ -36,7 +82,13 @@ export async function everythingStored({ databaseUrl, blobDir }: StoredPlaces): 
     if (remaining.size === 0) resolve();
     void consumer.run({
       eachMessage: async ({ partition, message }) => {
-        if (message.value) chunks.push(message.value);
+        const headers = Object.entries(message.headers ?? {}).flatMap(([name, value]) => [
+          Buffer.from(name),
+          ...[value ?? []].flat().map((part) => Buffer.from(part)),
+        ]);
+        chunks.push(
+          Buffer.concat([message.key ?? Buffer.alloc(0), message.value ?? Buffer.alloc(0), ...headers]),
+        );
         if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) remaining.delete(partition);
         if (remaining.size === 0) resolve();
         return Promise.resolve();
@@ -46,10 +98,7 @@ export async function everythingStored({ databaseUrl, blobDir }: StoredPlaces): 
   await consumer.disconnect();
 
   const redis = testRedis();
-  for (const key of await redis.keys('*')) {
-    const dump = await redis.dumpBuffer(key);
-    if (dump) chunks.push(dump);
-  }
+  for (const key of await redis.keys('*')) chunks.push(...(await redisPieces(redis, key)));
   redis.disconnect();
 
   const db = new Client({ connectionString: operatorDatabaseUrl(databaseUrl) });
@@ -65,5 +114,5 @@ export async function everythingStored({ databaseUrl, blobDir }: StoredPlaces): 
   }
   await db.end();
   for (const file of blobDir ? walk(blobDir) : []) chunks.push(readFileSync(file));
-  return Buffer.concat(chunks);
+  return chunks;
 }

@@ -40,6 +40,11 @@ export type HistoryEntry =
       readonly guid?: string;
       /** Received while the sender's new safety number was not yet accepted. */
       readonly safetyNumberChanged?: true;
+      /**
+       * Sent, or received, with sealed sender: the server was not told the
+       * sender. Absent in entries older than sealed sending, and in copies.
+       */
+      readonly sealed?: boolean;
     }
   | Notice;
 

@@ -7,6 +7,8 @@ import {
   VaultServiceClient,
   type SendRequest,
   type SendResponse,
+  type SendSealedRequest,
+  type SendSealedResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { explain } from '../errors';
 import { authorizationMetadata } from './authorization';
@@ -21,6 +23,12 @@ export class GatewayConnection {
   readonly messaging: MessagingServiceClient;
   readonly backups: BackupServiceClient;
   readonly vault: VaultServiceClient;
+  /**
+   * SendSealed goes on a connection of its own, never carrying a credential:
+   * on the credentialed one the server could tie each sealed send to the
+   * device whose calls share it.
+   */
+  private readonly sealed: MessagingServiceClient;
   readonly auth = new Metadata();
   /** The device's open Connect stream, while it has one. */
   private stream?: StreamSender;
@@ -39,6 +47,7 @@ export class GatewayConnection {
     this.messaging = new MessagingServiceClient(server, tls);
     this.backups = new BackupServiceClient(server, tls);
     this.vault = new VaultServiceClient(server, tls);
+    this.sealed = new MessagingServiceClient(server, tls, { 'grpc.use_local_subchannel_pool': 1 });
     this.useSecret(device);
   }
 
@@ -65,6 +74,15 @@ export class GatewayConnection {
     return unary(this.messaging.send.bind(this.messaging), request, { metadata: this.auth });
   }
 
+  /**
+   * Sends sealed envelopes without a credential, authorised by the
+   * destination's unidentified-access key in the request. A failure is the
+   * gRPC error as it came (mismatched devices; UNAUTHENTICATED for a refused key).
+   */
+  sendSealed(request: SendSealedRequest): Promise<SendSealedResponse> {
+    return unary(this.sealed.sendSealed.bind(this.sealed), request);
+  }
+
   /** A failure of a call to this server, in words a person can read. */
   explain(error: unknown): Error {
     return explain(error, this.server);
@@ -80,6 +98,7 @@ export class GatewayConnection {
   }
 
   close(): void {
-    for (const client of [this.accounts, this.keys, this.messaging, this.backups, this.vault]) client.close();
+    for (const client of [this.accounts, this.keys, this.messaging, this.sealed, this.backups, this.vault])
+      client.close();
   }
 }

@@ -1,4 +1,12 @@
-import { addDevice, bindUsername, deviceList, nameOf, type Contacts } from './contacts';
+import {
+  addDevice,
+  bindUsername,
+  deviceList,
+  dropProfileKey,
+  keepProfileKey,
+  nameOf,
+  type Contacts,
+} from './contacts';
 
 const ALICE = '0190a1b2-0000-7000-8000-000000000001';
 const MALLORY = '0190a1b2-0000-7000-8000-000000000009';
@@ -45,5 +53,28 @@ describe('addDevice', () => {
 describe('deviceList', () => {
   it('keeps each device id once, in ascending order', () => {
     expect(deviceList([3, 1, 2, 3, 10])).toEqual([1, 2, 3, 10]);
+  });
+});
+
+describe('profile keys', () => {
+  const BOB = '0190a1b2-0000-7000-8000-000000000002';
+  const key = (fill: number) => Buffer.alloc(32, fill).toString('base64');
+
+  it("keeps the sender's newest key, per sender, and drops it on request", () => {
+    const contacts: Contacts = { byName: {}, devices: {} };
+    expect(keepProfileKey(contacts, BOB, ALICE, key(1))).toBe(true);
+    expect(keepProfileKey(contacts, BOB, ALICE, key(1))).toBe(false);
+    expect(keepProfileKey(contacts, BOB, MALLORY, key(9))).toBe(true);
+    expect(keepProfileKey(contacts, BOB, ALICE, key(2))).toBe(true);
+    expect(contacts.profileKeys).toEqual({ [ALICE]: key(2), [MALLORY]: key(9) });
+    expect(dropProfileKey(contacts, ALICE)).toBe(true);
+    expect(dropProfileKey(contacts, ALICE)).toBe(false);
+    expect(contacts.profileKeys).toEqual({ [MALLORY]: key(9) });
+  });
+
+  it("never keeps a key for this account itself: its own key is not a contact's", () => {
+    const contacts: Contacts = { byName: {}, devices: {} };
+    expect(keepProfileKey(contacts, ALICE, ALICE, key(1))).toBe(false);
+    expect(contacts.profileKeys).toBeUndefined();
   });
 });

@@ -15,6 +15,11 @@ export interface Contacts {
   devices: Record<string, number[]>;
   /** account id -> devices whose session broke: something from them could not be decrypted */
   renew?: Record<string, number[]>;
+  /**
+   * account id -> the profile key (base64) the account's own message last
+   * carried: with it, messages to the account go sealed.
+   */
+  profileKeys?: Record<string, string>;
 }
 
 /** Device ids as contacts.json keeps them: each once, in ascending order. */
@@ -55,6 +60,29 @@ export function addDevice(contacts: Contacts, accountId: string, deviceId: numbe
   const known = contacts.devices[accountId] ?? [];
   if (known.includes(deviceId)) return false;
   contacts.devices[accountId] = deviceList([...known, deviceId]);
+  return true;
+}
+
+/**
+ * Keeps the profile key a message from `sender` carried, unless the sender is
+ * this account (`ownAccountId`): its own key is not a contact's. False when
+ * nothing changed.
+ */
+export function keepProfileKey(
+  contacts: Contacts,
+  ownAccountId: string,
+  sender: string,
+  profileKey: string,
+): boolean {
+  if (sender === ownAccountId || contacts.profileKeys?.[sender] === profileKey) return false;
+  contacts.profileKeys = { ...contacts.profileKeys, [sender]: profileKey };
+  return true;
+}
+
+/** Drops an account's profile key; false when none was kept. */
+export function dropProfileKey(contacts: Contacts, accountId: string): boolean {
+  if (contacts.profileKeys?.[accountId] === undefined) return false;
+  contacts.profileKeys = without(contacts.profileKeys, accountId);
   return true;
 }
 
@@ -163,6 +191,28 @@ export class ContactBook {
     contacts.devices = without(contacts.devices, accountId);
     if (contacts.renew) contacts.renew = without(contacts.renew, accountId);
     this.save(contacts);
+  }
+
+  /** The contact's profile key, if a message from them (authenticated as theirs) carried one. */
+  profileKeyOf(accountId: string): Uint8Array | undefined {
+    const key = this.read().profileKeys?.[accountId];
+    return key === undefined ? undefined : new Uint8Array(Buffer.from(key, 'base64'));
+  }
+
+  /**
+   * Keeps the profile key a message from the account carried. Only for the
+   * account the server or a valid sealed-sender certificate says sent it:
+   * never this account's own, never one named in a message body.
+   */
+  rememberProfileKey(accountId: string, profileKey: string): void {
+    const contacts = this.read();
+    if (keepProfileKey(contacts, this.own.accountId, accountId, profileKey)) this.save(contacts);
+  }
+
+  /** Forgets the contact's profile key (the server refused the access key derived from it). */
+  forgetProfileKey(accountId: string): void {
+    const contacts = this.read();
+    if (dropProfileKey(contacts, accountId)) this.save(contacts);
   }
 
   /** Notes that the session with a device broke: the next send to the account starts a new one. */

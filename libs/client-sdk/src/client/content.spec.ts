@@ -26,6 +26,21 @@ describe('content', () => {
     expect(longer).toHaveLength(short.length);
   });
 
+  it("carries the sender's profile key, and refuses one that is not 32 bytes of base64, naming it", () => {
+    const withKey: Content = { ...message, profileKey: Buffer.alloc(32, 7).toString('base64') };
+    expect(decodeContent(encodeContent(withKey), envelope(ALICE), BOB)).toEqual(withKey);
+    for (const bad of [
+      '',
+      'AAAA',
+      Buffer.alloc(31).toString('base64'),
+      Buffer.alloc(33).toString('base64'),
+    ]) {
+      expect(() =>
+        decodeContent(encodeContent({ ...message, profileKey: bad }), envelope(ALICE), BOB),
+      ).toThrow('envelope guid-1: profileKey: must be base64 of 32 bytes');
+    }
+  });
+
   it("refuses a sync copy from another account: only this account's devices speak for it", () => {
     const forged = encodeContent({ ...message, kind: 'sync', to: 'carol' });
     expect(() => decodeContent(forged, envelope(ALICE), BOB)).toThrow(

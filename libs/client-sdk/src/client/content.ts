@@ -10,7 +10,11 @@ import type { HistoryEntry } from '../profile';
  *
  * `from` is the sender's own claim, still written for clients of the first
  * version. Nothing here reads it: who sent an envelope is what the server
- * authenticated (its source account), named through the directory.
+ * authenticated (its source account, or the sealed-sender certificate), named
+ * through the directory.
+ *
+ * `profileKey` is the sender's profile key (base64 of 32 bytes), as Signal's
+ * DataMessage.profileKey: whoever holds it may send the sender sealed messages.
  */
 export type Content =
   | {
@@ -19,6 +23,7 @@ export type Content =
       readonly from?: string;
       readonly text: string;
       readonly sentAt: string;
+      readonly profileKey?: string;
     }
   | {
       readonly v: 1;
@@ -27,10 +32,14 @@ export type Content =
       readonly to: string;
       readonly text: string;
       readonly sentAt: string;
+      readonly profileKey?: string;
     }
-  | { readonly v: 1; readonly kind: 'typing'; readonly from?: string };
+  | { readonly v: 1; readonly kind: 'typing'; readonly from?: string; readonly profileKey?: string };
 
 const sentAt = z.iso.datetime();
+const profileKey = z.string().optional();
+/** Base64 of 32 bytes, as encodeContent writes a profile key. */
+const PROFILE_KEY_BASE64 = /^[A-Za-z0-9+/]{43}=$/;
 const contentSchema = z.union([
   z.object({
     v: z.literal(1),
@@ -38,6 +47,7 @@ const contentSchema = z.union([
     from: z.string().optional(),
     text: z.string(),
     sentAt,
+    profileKey,
   }),
   z.object({
     v: z.literal(1),
@@ -46,8 +56,9 @@ const contentSchema = z.union([
     to: z.string().min(1),
     text: z.string(),
     sentAt,
+    profileKey,
   }),
-  z.object({ v: z.literal(1), kind: z.literal('typing'), from: z.string().optional() }),
+  z.object({ v: z.literal(1), kind: z.literal('typing'), from: z.string().optional(), profileKey }),
 ]);
 
 /** A decrypted envelope that is not a message this client can read. */
@@ -75,6 +86,9 @@ export function decodeContent(
   const parsed = contentSchema.safeParse(json);
   if (!parsed.success) throw new ContentError(`envelope ${envelope.guid}: not a Sotto message`);
   const content: Content = parsed.data;
+  if (content.profileKey !== undefined && !PROFILE_KEY_BASE64.test(content.profileKey)) {
+    throw new ContentError(`envelope ${envelope.guid}: profileKey: must be base64 of 32 bytes`);
+  }
   if (content.kind === 'sync' && envelope.sourceAccountId !== ownAccountId) {
     throw new ContentError(`envelope ${envelope.guid}: a sync copy from another account`);
   }

@@ -1,6 +1,6 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { ErrorCode, LibSignalErrorBase } from '@signalapp/libsignal-client';
-import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import { ErrorCode, LibSignalErrorBase, type PublicKey } from '@signalapp/libsignal-client';
+import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { ConnectResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import type { AccountFile, Notice, Profile } from '../profile';
 import { StreamSender } from '../stream-sender';
@@ -12,7 +12,11 @@ import type { Notices } from './notices';
 import type { Sessions } from './sessions';
 
 export interface ReceivedMessage {
-  /** The username of the account the server says sent it; never what the message claims. */
+  /**
+   * The username of the account the server says sent it, or, for a sealed
+   * message, the account its validated sender certificate names; never what
+   * the message claims.
+   */
   readonly from: string;
   readonly text: string;
   readonly sentAt: string;
@@ -23,6 +27,8 @@ export interface ReceivedMessage {
    * whose safety number was compared. Nothing is sent to them until `trust`.
    */
   readonly safetyNumberChanged: boolean;
+  /** It came with sealed sender: the server did not learn who sent it. */
+  readonly sealed: boolean;
 }
 
 export interface TypingIndicator {
@@ -48,6 +54,16 @@ export interface ReceiveOptions {
   signal?: AbortSignal;
 }
 
+/** Who sent an envelope, as the server authenticated it or a valid sender certificate names it. */
+interface Sender {
+  readonly accountId: string;
+  readonly deviceId: number;
+  readonly sealed: boolean;
+}
+
+/** The sender of a sealed envelope that could not be opened: nothing about it can be believed. */
+const UNKNOWN_SEALED_SENDER = 'an unknown sender';
+
 /** A replay: libsignal already took this message's key. The session itself is fine. */
 function isReplay(error: unknown): boolean {
   return error instanceof LibSignalErrorBase && error.code === ErrorCode.DuplicatedMessage;
@@ -64,6 +80,8 @@ export class Inbox {
     private readonly account: Pick<AccountFile, 'username' | 'accountId'>,
     /** Uploads more one-time prekeys, when the server says they run low. */
     private readonly refill: () => Promise<void>,
+    /** The pinned sealed-sender trust root; throws when none is pinned, and then no sealed envelope is opened. */
+    private readonly trustRoot: () => PublicKey,
   ) {}
 
   /**
@@ -148,51 +166,78 @@ export class Inbox {
   /**
    * Decrypts and reads an envelope, or says why not. Whatever goes wrong here
    * is the envelope's doing (garbage, truncated, replayed, of a type this
-   * client does not read, from a session this device does not have), so it is
-   * answered, never thrown. A session that fails to decrypt is marked broken:
-   * the next send to that account starts a new one.
+   * client does not read, from a session this device does not have, sealed
+   * under a certificate that does not validate), so it is answered, never
+   * thrown. A session that fails to decrypt is marked broken: the next send
+   * to that account starts a new one.
    */
-  private async read(envelope: Envelope): Promise<{ content: Content } | { failure: string }> {
+  private async read(
+    envelope: Envelope,
+  ): Promise<{ content: Content; sender: Sender } | { failure: string; sender?: Sender }> {
     let plaintext: Uint8Array;
-    try {
-      plaintext = await this.sessions.decrypt(envelope);
-    } catch (error) {
-      if (!isReplay(error)) this.contacts.markBroken(envelope.sourceAccountId, envelope.sourceDeviceId);
-      return { failure: error instanceof Error ? error.message : String(error) };
+    let sender: Sender;
+    if (envelope.type === EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER) {
+      try {
+        const opened = await this.sessions.decryptSealed(envelope, this.trustRoot());
+        plaintext = opened.plaintext;
+        sender = { accountId: opened.accountId, deviceId: opened.deviceId, sealed: true };
+      } catch (error) {
+        // The sender is unknown unless the certificate validated, so no session is marked broken.
+        return { failure: error instanceof Error ? error.message : String(error) };
+      }
+    } else {
+      sender = { accountId: envelope.sourceAccountId, deviceId: envelope.sourceDeviceId, sealed: false };
+      try {
+        plaintext = await this.sessions.decrypt(envelope);
+      } catch (error) {
+        if (!isReplay(error)) this.contacts.markBroken(sender.accountId, sender.deviceId);
+        return { failure: error instanceof Error ? error.message : String(error), sender };
+      }
     }
     try {
-      return { content: decodeContent(plaintext, envelope, this.account.accountId) };
+      const content = decodeContent(
+        plaintext,
+        { guid: envelope.guid, sourceAccountId: sender.accountId },
+        this.account.accountId,
+      );
+      return { content, sender };
     } catch (error) {
-      return { failure: error instanceof Error ? error.message : String(error) };
+      return { failure: error instanceof Error ? error.message : String(error), sender };
     }
   }
 
   /** Remembers which device a contact wrote from, so replies reach every device. */
-  private rememberDevice(envelope: Envelope): void {
+  private rememberDevice(sender: Sender): void {
     // This account's own devices are learned from the server, when a send names them.
-    if (envelope.sourceAccountId === this.account.accountId) return;
-    this.contacts.rememberDevice(envelope.sourceAccountId, envelope.sourceDeviceId);
+    if (sender.accountId === this.account.accountId) return;
+    this.contacts.rememberDevice(sender.accountId, sender.deviceId);
   }
 
   private async acceptEphemeral(envelope: Envelope): Promise<TypingIndicator | undefined> {
-    const from = await this.contacts.senderName(envelope.sourceAccountId);
+    const sealed = envelope.type === EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER;
+    const named = sealed ? undefined : await this.contacts.senderName(envelope.sourceAccountId);
     const read = await this.read(envelope);
     // A typing indicator is not worth a line in history; one that cannot be read is just dropped.
     if (!('content' in read) || read.content.kind !== 'typing') return undefined;
-    this.rememberDevice(envelope);
+    const from = named ?? (await this.contacts.senderName(read.sender.accountId));
+    this.rememberDevice(read.sender);
     return { from };
   }
 
   /** Keeps a queued envelope in history, once: a GUID already handled is dropped unread. */
   private async accept(envelope: Envelope): Promise<ReceivedMessage | undefined> {
     if (this.profile.hasSeen(envelope.guid)) return undefined;
-    // Named first, so that whatever the decryption reports (a changed key) names the contact.
-    const from = await this.contacts.senderName(envelope.sourceAccountId);
+    const sealed = envelope.type === EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER;
+    // Named first, so that whatever the decryption reports (a changed key) names the contact; a
+    // sealed envelope names its sender only once opened.
+    const from = sealed ? undefined : await this.contacts.senderName(envelope.sourceAccountId);
     const read = await this.read(envelope);
     if ('failure' in read) {
       this.notices.record({
         kind: 'undecryptable',
-        contact: from,
+        contact:
+          from ??
+          (read.sender ? await this.contacts.senderName(read.sender.accountId) : UNKNOWN_SEALED_SENDER),
         at: new Date().toISOString(),
         guid: envelope.guid,
         reason: read.failure,
@@ -200,14 +245,29 @@ export class Inbox {
       this.profile.markSeen(envelope.guid);
       return undefined;
     }
-    const { content } = read;
-    if (content.kind !== 'sync' && content.kind !== 'typing') this.rememberDevice(envelope);
-    const entry = receivedEntry(content, envelope.guid, { sender: from, ownUsername: this.account.username });
+    const { content, sender } = read;
+    const name = from ?? (await this.contacts.senderName(sender.accountId));
+    if (content.kind !== 'sync' && content.kind !== 'typing') {
+      this.rememberDevice(sender);
+      if (content.profileKey !== undefined)
+        this.contacts.rememberProfileKey(sender.accountId, content.profileKey);
+    }
+    const entry = receivedEntry(content, envelope.guid, { sender: name, ownUsername: this.account.username });
     const incoming = entry?.direction === 'in';
-    const safetyNumberChanged = incoming && this.sessions.identityChanged(envelope.sourceAccountId);
-    if (entry) this.profile.appendHistory(safetyNumberChanged ? { ...entry, safetyNumberChanged } : entry);
+    const safetyNumberChanged = incoming && this.sessions.identityChanged(sender.accountId);
+    if (entry) {
+      const kept = incoming ? { ...entry, sealed: sender.sealed } : entry;
+      this.profile.appendHistory(safetyNumberChanged ? { ...kept, safetyNumberChanged } : kept);
+    }
     this.profile.markSeen(envelope.guid);
     if (!entry || !incoming) return undefined;
-    return { from, text: entry.text, sentAt: entry.sentAt, guid: envelope.guid, safetyNumberChanged };
+    return {
+      from: name,
+      text: entry.text,
+      sentAt: entry.sentAt,
+      guid: envelope.guid,
+      safetyNumberChanged,
+      sealed: sender.sealed,
+    };
   }
 }

@@ -1,10 +1,16 @@
+import { status, type ServiceError } from '@grpc/grpc-js';
+import type { SenderCertificate } from '@signalapp/libsignal-client';
+import type { OutgoingEnvelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { UntrustedIdentityError } from '../errors';
 import { sendRequest } from '../send-request';
 import type { AccountFile, Profile } from '../profile';
+import { deriveUnidentifiedAccessKey } from '../unidentified-access';
 import type { GatewayConnection } from './connection';
 import type { ContactBook } from './contacts';
 import { encodeContent, type Content } from './content';
 import { mismatchedDevices } from './mismatched-devices';
+import type { ProfileKey } from './profile-key';
+import type { SenderCertificates } from './sender-certificates';
 import type { Sessions } from './sessions';
 
 /** Tries of one send: the first, and one more after each mending of sessions. */
@@ -22,19 +28,34 @@ export class Outbox {
     private readonly sessions: Sessions,
     private readonly profile: Profile,
     private readonly account: Pick<AccountFile, 'username' | 'accountId'>,
+    private readonly profileKey: ProfileKey,
+    private readonly certificates: SenderCertificates,
   ) {}
 
   /**
    * Encrypts the text for every device of the recipient and sends it, then
    * sends a copy to this account's other devices. A copy that cannot be sent
    * does not undo the message, which is already on its way; `synced` says so.
+   * `sealed` says whether it went without naming this account to the server.
    */
-  async send(username: string, text: string): Promise<{ guids: string[]; sentAt: string; synced: boolean }> {
+  async send(
+    username: string,
+    text: string,
+  ): Promise<{ guids: string[]; sentAt: string; synced: boolean; sealed: boolean }> {
     const to = await this.contacts.lookup(username);
     const name = username.toLowerCase();
     const sentAt = new Date().toISOString();
     const { username: from, accountId } = this.account;
-    const guids = await this.deliver(to, { v: 1, from, text, sentAt }, false);
+    // A key the server has not taken yet is not shared: the message goes without it, rather than not at all.
+    const profileKey = await this.profileKey.current().then(
+      (key) => Buffer.from(key).toString('base64'),
+      () => undefined,
+    );
+    const { guids, sealed } = await this.deliver(
+      to,
+      { v: 1, from, text, sentAt, ...(profileKey !== undefined && { profileKey }) },
+      false,
+    );
     this.profile.appendHistory({
       kind: 'message',
       direction: 'out',
@@ -43,6 +64,7 @@ export class Outbox {
       text,
       sentAt,
       guid: guids[0] ?? '',
+      sealed,
     });
     // With no other device known, the server is asked again only now and then: each ask is a round trip.
     const ownDevices = this.contacts.devicesOf(accountId);
@@ -57,11 +79,12 @@ export class Outbox {
         () => false,
       );
     }
-    return { guids, sentAt, synced };
+    return { guids, sentAt, synced, sealed };
   }
 
   /** Tells the contact's devices that are online now that this user is typing; nothing is queued or kept. */
   async sendTyping(username: string): Promise<void> {
+    // Typing goes authenticated (only online devices get it, nothing is kept), so it carries no profile key.
     await this.deliver(
       await this.contacts.lookup(username),
       { v: 1, kind: 'typing', from: this.account.username },
@@ -74,10 +97,18 @@ export class Outbox {
    * itself: its other devices) and sends it. Nothing goes to a contact whose
    * identity key changed until the user accepts it. Broken sessions are
    * started afresh first; when the server says the device list is out of
-   * date, sessions are mended and the content is sent again. It goes on the
+   * date, sessions are mended and the content is sent again.
+   *
+   * A message to a contact whose profile key this device holds goes sealed
+   * (SendSealed, no credential); otherwise, or when the server refuses the
+   * access key (the key is then forgotten), it goes authenticated: on the
    * device's Connect stream while one is open (receive), else by Send.
    */
-  private async deliver(to: string, content: Content, ephemeral: boolean): Promise<string[]> {
+  private async deliver(
+    to: string,
+    content: Content,
+    ephemeral: boolean,
+  ): Promise<{ guids: string[]; sealed: boolean }> {
     if (this.sessions.identityChanged(to)) throw new UntrustedIdentityError(this.contacts.knownName(to));
     await this.sessions.renewBroken(to);
     const plaintext = encodeContent(content);
@@ -85,14 +116,83 @@ export class Outbox {
     // This account's own device list starts empty; the server names the other devices, if any.
     if (!toSelf && this.contacts.devicesOf(to).length === 0) await this.sessions.establish(to);
 
-    for (let attempt = 1; ; attempt++) {
-      const envelopes = await this.sessions.encrypt(to, this.contacts.devicesOf(to), plaintext);
-      try {
-        const { guids } = await this.connection.send(sendRequest(to, envelopes, { ephemeral }));
+    const access = toSelf || ephemeral ? undefined : await this.sealedAccess(to);
+    if (access) {
+      const guids = await this.sendSealed(to, plaintext, access);
+      if (guids) return { guids, sealed: true };
+    }
+    try {
+      const guids = await this.withMending(to, plaintext, undefined, async (envelopes) => {
+        const { guids: sent } = await this.connection.send(sendRequest(to, envelopes, { ephemeral }));
+        return sent;
+      });
+      return { guids, sealed: false };
+    } catch (error) {
+      throw this.connection.explain(error);
+    }
+  }
+
+  /**
+   * What a sealed send to the contact needs: the access key derived from
+   * their profile key, and this device's sender certificate. Undefined when
+   * either is missing: no profile key from them yet (first contact), or no
+   * certificate to be had (no trust root pinned, or the server's does not
+   * validate), and then the message goes authenticated rather than not at all.
+   */
+  private async sealedAccess(
+    to: string,
+  ): Promise<{ accessKey: Uint8Array; certificate: SenderCertificate } | undefined> {
+    const profileKey = this.contacts.profileKeyOf(to);
+    if (!profileKey) return undefined;
+    try {
+      return {
+        accessKey: deriveUnidentifiedAccessKey(profileKey),
+        certificate: await this.certificates.current(),
+      };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The GUIDs of a sealed send, or undefined when the server refused the access key (which is forgotten). */
+  private async sendSealed(
+    to: string,
+    plaintext: Uint8Array<ArrayBuffer>,
+    { accessKey, certificate }: { accessKey: Uint8Array; certificate: SenderCertificate },
+  ): Promise<string[] | undefined> {
+    try {
+      return await this.withMending(to, plaintext, certificate, async (envelopes) => {
+        const { guids } = await this.connection.sendSealed({
+          ...sendRequest(to, envelopes),
+          unidentifiedAccessKey: Buffer.from(accessKey),
+        });
         return guids;
+      });
+    } catch (error) {
+      if ((error as ServiceError).code !== status.UNAUTHENTICATED) throw this.connection.explain(error);
+      this.contacts.forgetProfileKey(to);
+      return undefined;
+    }
+  }
+
+  /**
+   * Encrypts (sealed under the certificate, if given) and sends; when the
+   * server says the device list is out of date, mends the sessions and tries
+   * again. A failure that is not a mismatch is thrown as it came.
+   */
+  private async withMending(
+    to: string,
+    plaintext: Uint8Array<ArrayBuffer>,
+    sealedUnder: SenderCertificate | undefined,
+    send: (envelopes: OutgoingEnvelope[]) => Promise<string[]>,
+  ): Promise<string[]> {
+    for (let attempt = 1; ; attempt++) {
+      const envelopes = await this.sessions.encrypt(to, this.contacts.devicesOf(to), plaintext, sealedUnder);
+      try {
+        return await send(envelopes);
       } catch (error) {
         const mismatch = attempt < SEND_ATTEMPTS ? mismatchedDevices(error) : undefined;
-        if (!mismatch) throw this.connection.explain(error);
+        if (!mismatch) throw error;
         await this.sessions.mend(to, mismatch);
       }
     }

@@ -52,7 +52,8 @@ export class SenderCertificates {
     return certificate;
   }
 
-  private pinnedRoot(): PublicKey {
+  /** The pinned trust root; a SottoError when none is pinned or it is not a key. */
+  pinnedRoot(): PublicKey {
     if (this.trustRoot === undefined) {
       throw new SottoError(
         `no sealed-sender trust root is pinned for ${this.connection.server}: give it with the trust-root option or SOTTO_SENDER_CERTIFICATE_TRUST_ROOT`,

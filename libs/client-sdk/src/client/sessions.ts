@@ -1,5 +1,6 @@
 import {
   CiphertextMessageType,
+  ContentHint,
   Direction,
   ErrorCode,
   KEMPublicKey,
@@ -7,9 +8,13 @@ import {
   PreKeyBundle,
   PreKeySignalMessage,
   ProtocolAddress,
+  type SenderCertificate,
   PublicKey,
   SignalMessage,
+  UnidentifiedSenderMessageContent,
   processPreKeyBundle,
+  sealedSenderDecryptMessage,
+  sealedSenderEncrypt,
   signalDecrypt,
   signalDecryptPreKey,
   signalEncrypt,
@@ -175,20 +180,42 @@ export class Sessions {
     return this.stores.identities.getIdentity(ProtocolAddress.new(accountId, 1));
   }
 
-  /** Encrypts the plaintext once for each of the devices, through its session. */
+  /**
+   * Encrypts the plaintext once for each of the devices, through its session.
+   * With a sender certificate, each message is then sealed (libsignal sealed
+   * sender): only the recipient learns from the certificate inside who sent it.
+   */
   async encrypt(
     accountId: string,
     deviceIds: readonly number[],
     plaintext: Uint8Array<ArrayBuffer>,
+    sealedUnder?: SenderCertificate,
   ): Promise<OutgoingEnvelope[]> {
     const envelopes: OutgoingEnvelope[] = [];
     for (const deviceId of deviceIds) {
       const address = ProtocolAddress.new(accountId, deviceId);
       const ciphertext = await this.encryptOne(plaintext, address);
       const session = await this.stores.sessions.getSession(address);
-      envelopes.push({
+      const destination = {
         destinationDeviceId: deviceId,
         destinationRegistrationId: session?.remoteRegistrationId() ?? 0,
+      };
+      if (sealedUnder) {
+        const content = UnidentifiedSenderMessageContent.new(
+          ciphertext,
+          sealedUnder,
+          ContentHint.Default,
+          null,
+        );
+        envelopes.push({
+          ...destination,
+          type: EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+          content: Buffer.from(await sealedSenderEncrypt(content, address, this.stores.identities)),
+        });
+        continue;
+      }
+      envelopes.push({
+        ...destination,
         type:
           ciphertext.type() === PREKEY_CIPHERTEXT
             ? EnvelopeType.ENVELOPE_TYPE_PREKEY_MESSAGE
@@ -219,6 +246,38 @@ export class Sessions {
       await this.establish(address.name(), [address.deviceId()]);
       return signalEncrypt(plaintext, address, this.local, sessions, identities);
     }
+  }
+
+  /**
+   * Opens a sealed envelope: its certificate must validate against the
+   * trust root at the time the server took the envelope, and must not name
+   * this account (this account's devices never send it sealed). The sender is
+   * the certificate's, which the server signed for the device that asked.
+   */
+  async decryptSealed(
+    envelope: Envelope,
+    trustRoot: PublicKey,
+  ): Promise<{ plaintext: Uint8Array; accountId: string; deviceId: number }> {
+    const { sessions, identities } = this.stores;
+    const opened = await sealedSenderDecryptMessage(
+      bytes(envelope.content),
+      trustRoot,
+      Number(envelope.serverTimestampMs),
+      null,
+      this.local.name(),
+      this.local.deviceId(),
+      sessions,
+      identities,
+      this.stores.preKeys,
+      this.stores.signedPreKeys,
+      this.stores.kyberPreKeys,
+    );
+    if (opened.senderUuid() === this.local.name()) {
+      throw new SottoError(
+        `envelope ${envelope.guid}: a sealed message that claims to come from this account`,
+      );
+    }
+    return { plaintext: opened.message(), accountId: opened.senderUuid(), deviceId: opened.deviceId() };
   }
 
   /** The padded plaintext of an envelope; a prekey message starts the session it arrives on. */

@@ -16,6 +16,7 @@ import { recoverDevice, registerDevice } from './enrolment';
 import { Inbox, type ReceivedMessage, type ReceiveOptions } from './inbox';
 import { Notices } from './notices';
 import { Outbox } from './outbox';
+import { ProfileKey } from './profile-key';
 import { identityKeyPair, refillPreKeys } from './prekeys';
 import { safetyNumber } from './safety-number';
 import { SenderCertificates } from './sender-certificates';
@@ -54,6 +55,7 @@ export class SottoClient {
   private readonly inbox: Inbox;
   private readonly backups: Backups;
   private readonly senderCertificates: SenderCertificates;
+  private readonly profileKey: ProfileKey;
 
   /**
    * `ca`: the CA to verify the gateway with, if not SOTTO_CA's or the system's (see gatewayCredentials).
@@ -82,7 +84,21 @@ export class SottoClient {
     });
     const local = ProtocolAddress.new(account.accountId, account.deviceId);
     this.sessions = new Sessions(this.connection, this.contacts, stores, local);
-    this.outbox = new Outbox(this.connection, this.contacts, this.sessions, profile, account);
+    this.senderCertificates = new SenderCertificates(
+      this.connection,
+      { ...account, identityKey: identityKeyPair(account).publicKey },
+      senderCertificateTrustRoot(server, { trustRoot }),
+    );
+    this.profileKey = new ProfileKey(profile, this.connection);
+    this.outbox = new Outbox(
+      this.connection,
+      this.contacts,
+      this.sessions,
+      profile,
+      account,
+      this.profileKey,
+      this.senderCertificates,
+    );
     this.inbox = new Inbox(
       this.connection,
       this.contacts,
@@ -91,13 +107,9 @@ export class SottoClient {
       this.notices,
       account,
       () => this.refill(),
+      () => this.senderCertificates.pinnedRoot(),
     );
     this.backups = new Backups(this.connection, profile, account.accountId);
-    this.senderCertificates = new SenderCertificates(
-      this.connection,
-      { ...account, identityKey: identityKeyPair(account).publicKey },
-      senderCertificateTrustRoot(server, { trustRoot }),
-    );
   }
 
   get username(): string {
@@ -127,7 +139,11 @@ export class SottoClient {
     } & ClientTrustOptions,
   ): Promise<SottoClient> {
     const { profile, server, account } = await registerDevice(options);
-    return new SottoClient(profile, server, account, options);
+    const client = new SottoClient(profile, server, account, options);
+    // Made now, so that contacts can send sealed from the first reply; if the server does not take its
+    // access key yet, the first send tries again.
+    await client.profileKey.current().catch(() => undefined);
+    return client;
   }
 
   static open(options: { profileDir: string; server: string } & ClientTrustOptions): SottoClient {
@@ -153,11 +169,27 @@ export class SottoClient {
    * Encrypts the text for every device of the recipient and sends it, then
    * sends a copy to this account's other devices. A copy that cannot be sent
    * does not undo the message, which is already on its way; `synced` says so.
+   * It goes sealed (`sealed`: the server is not told who sent it) once a
+   * message from the recipient gave this device their profile key and a
+   * sender certificate validates against the pinned trust root; else, or
+   * when the server refuses the key, authenticated.
    * Throws UntrustedIdentityError, sending nothing, while the recipient's
    * changed safety number is not accepted (`trust`).
    */
-  send(username: string, text: string): Promise<{ guids: string[]; sentAt: string; synced: boolean }> {
+  send(
+    username: string,
+    text: string,
+  ): Promise<{ guids: string[]; sentAt: string; synced: boolean; sealed: boolean }> {
     return this.outbox.send(username, text);
+  }
+
+  /**
+   * Replaces this account's profile key, and with it the access key the
+   * server checks sealed sends against: contacts who hold the old key are
+   * refused and send authenticated until a message from here brings the new one.
+   */
+  rotateProfileKey(): Promise<void> {
+    return this.profileKey.rotate();
   }
 
   /**
@@ -251,6 +283,9 @@ export class SottoClient {
     const { profile, server, account, recoveryKey } = await recoverDevice(options);
     const client = new SottoClient(profile, server, account, options);
     try {
+      // A new profile key: contacts holding the old one fall back to authenticated sends until they hear
+      // from here. If the server does not take its access key yet, the first send tries again.
+      await client.profileKey.rotate().catch(() => undefined);
       const restored = await client.backups.restoreNewest(recoveryKey, options.onProgress);
       return { client, ...restored };
     } catch (error) {
