@@ -8,8 +8,6 @@ import {
   IdentityChange,
   IdentityKeyPair,
   IdentityKeyStore,
-  KEMPublicKey,
-  PreKeyBundle,
   PrivateKey,
   ProtocolAddress,
   PublicKey,
@@ -28,6 +26,7 @@ import {
   authorizationMetadata,
   deriveUnidentifiedAccessKey,
   gatewayCredentials,
+  preKeyBundle,
   sendRequest,
   SottoClient,
   unary,
@@ -332,25 +331,11 @@ describe('the SDK sends sealed once it has the contact’s profile key', () => {
         { accountId: account.accountId, deviceId: 1 },
         { metadata: authorizationMetadata(account) },
       );
-      const { signedPreKey, kyberPreKey, oneTimePreKey } = bundle;
-      if (!signedPreKey || !kyberPreKey) throw new Error('setup: a bundle without its prekeys');
       const sessions = new OneSession();
       const identities = new StolenIdentity(identity, account.registrationId);
       const address = ProtocolAddress.new(account.accountId, 1);
       await processPreKeyBundle(
-        PreKeyBundle.new(
-          bundle.registrationId,
-          bundle.deviceId,
-          oneTimePreKey ? oneTimePreKey.keyId : null,
-          oneTimePreKey ? PublicKey.deserialize(bytes(oneTimePreKey.publicKey)) : null,
-          signedPreKey.keyId,
-          PublicKey.deserialize(bytes(signedPreKey.publicKey)),
-          bytes(signedPreKey.signature),
-          PublicKey.deserialize(bytes(bundle.identityKey)),
-          kyberPreKey.keyId,
-          KEMPublicKey.deserialize(bytes(kyberPreKey.publicKey)),
-          bytes(kyberPreKey.signature),
-        ),
+        preKeyBundle(bundle),
         address,
         ProtocolAddress.new(account.accountId, 2),
         sessions,

@@ -1,10 +1,8 @@
 import {
   IdentityChange,
   IdentityKeyStore,
-  KEMPublicKey,
   KyberPreKeyRecord,
   KyberPreKeyStore,
-  PreKeyBundle,
   PreKeyRecord,
   PreKeyStore,
   ProtocolAddress,
@@ -16,7 +14,7 @@ import {
   processPreKeyBundle,
   type PrivateKey,
 } from '@signalapp/libsignal-client';
-import type { GeneratedDeviceKeys } from '@sotto/client-sdk';
+import { preKeyBundle, type GeneratedDeviceKeys } from '@sotto/client-sdk';
 import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/sotto/common/v1/keys';
 
 /*
@@ -186,28 +184,8 @@ export class SignalParty {
 
   /** Starts a session with the device of `accountId` that `bundle` (as the gateway answered it) describes. */
   async startSession(accountId: string, bundle: BundleMessage): Promise<ProtocolAddress> {
-    const { signedPreKey: signed, kyberPreKey: kyber, oneTimePreKey: oneTime } = bundle;
-    if (!signed || !kyber) throw new Error(`an incomplete prekey bundle for ${accountId}`);
     const address = ProtocolAddress.new(accountId, bundle.deviceId);
-    await processPreKeyBundle(
-      PreKeyBundle.new(
-        bundle.registrationId,
-        bundle.deviceId,
-        oneTime ? oneTime.keyId : null,
-        oneTime ? PublicKey.deserialize(bytes(oneTime.publicKey)) : null,
-        signed.keyId,
-        PublicKey.deserialize(bytes(signed.publicKey)),
-        bytes(signed.signature),
-        PublicKey.deserialize(bytes(bundle.identityKey)),
-        kyber.keyId,
-        KEMPublicKey.deserialize(bytes(kyber.publicKey)),
-        bytes(kyber.signature),
-      ),
-      address,
-      this.address,
-      this.sessions,
-      this.identities,
-    );
+    await processPreKeyBundle(preKeyBundle(bundle), address, this.address, this.sessions, this.identities);
     return address;
   }
 }

@@ -37,7 +37,8 @@ import { sessionRepair } from './mismatched-devices';
 // CiphertextMessage.type() answers a plain number.
 const PREKEY_CIPHERTEXT: number = CiphertextMessageType.PreKey;
 
-function preKeyBundle(bundle: BundleMessage): PreKeyBundle {
+/** A prekey bundle as the gateway answers it, as libsignal takes it; a bundle without its signed or Kyber prekey is refused. */
+export function preKeyBundle(bundle: BundleMessage): PreKeyBundle {
   const { signedPreKey: signed, kyberPreKey: kyber, oneTimePreKey: oneTime } = bundle;
   // Every bundle the server hands out has both; without one no session can be set up.
   if (!signed || !kyber) {
