@@ -390,11 +390,15 @@ export async function measureWire(
     ]);
 
     let storage: StorageReport | undefined;
-    const [offline, storageSender] = devices;
-    if (target.storage !== undefined && offline !== undefined && storageSender !== undefined) {
+    const [storageSender] = devices;
+    if (target.storage !== undefined && storageSender !== undefined) {
       say("measuring bytes per envelope in Kafka and in an offline device's Redis mailbox");
-      // Its stream closed, nothing takes envelopes out of its mailbox.
-      offline.stream?.cancel();
+      // A device registered now, that never connects: nothing takes envelopes out of its
+      // mailbox. (One of the load's devices would do only once its stream is closed and its
+      // last acknowledgements have reached Redis, and nothing says when that is.)
+      const [offline] = await registerDevices(1, target.server, tls);
+      if (offline === undefined) throw new Error('could not register the offline device');
+      offline.messaging.close();
       storage = await measureStorage(
         target.storage,
         { accountId: offline.accountId, deviceId: 1 },
