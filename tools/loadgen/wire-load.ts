@@ -2,7 +2,9 @@
  * The platform as a server, apart from client crypto: --devices registered
  * devices, each on a connection of its own with its Connect stream open,
  * send opaque envelopes of --size random bytes to each other on those
- * streams (or, with --send unary, by the public gateway's unary Send),
+ * streams (or, with --send unary, by the public gateway's unary Send; with
+ * --send sealed, by SendSealed without credentials, each destination's
+ * unidentified-access key authorising it, as clients send between contacts),
  * --in-flight at a time in all, and acknowledge
  * every envelope delivered to them. After an idle spell (what each process
  * uses with nothing sent) and a warm-up, it measures for --duration
@@ -38,12 +40,17 @@ import {
   type SendRequest,
   type SendResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { cpuSeconds, jvmCompilerSeconds } from './cpu';
 import { measureStorage, redisCommandCounts, type StorageReport, type StorageTarget } from './wire-storage';
 import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from './wire-ledger';
 
-/** How devices send: on their Connect stream, as a connected client does, or by the unary Send. */
-export type SendTransport = 'stream' | 'unary';
+/**
+ * How devices send: on their Connect stream, as a connected client does; by the unary Send; or
+ * sealed, by SendSealed on a connection without credentials (as clients send to contacts whose
+ * profile key they hold).
+ */
+export type SendTransport = 'stream' | 'unary' | 'sealed';
 
 export interface WireOptions {
   readonly devices: number;
@@ -161,6 +168,10 @@ export interface Device {
   readonly registrationId: number;
   readonly auth: Metadata;
   readonly messaging: MessagingServiceClient;
+  /** The unidentified-access key the device's account set, with --send sealed. */
+  accessKey?: Buffer;
+  /** Its connection without credentials, for SendSealed, with --send sealed. */
+  sealed?: MessagingServiceClient;
   stream?: ClientDuplexStream<ConnectRequest, ConnectResponse>;
   /** Sends on `stream`. */
   sender?: StreamSender;
@@ -223,6 +234,32 @@ export async function registerDevices(
   return devices;
 }
 
+/**
+ * Gives each device's account a random unidentified-access key (a client derives it from its
+ * profile key), and each device a second connection without credentials to send sealed on.
+ */
+async function setAccessKeys(
+  devices: readonly Device[],
+  server: string,
+  tls: ChannelCredentials,
+): Promise<void> {
+  const accounts = new AccountServiceClient(server, tls);
+  try {
+    for (const device of devices) {
+      const accessKey = randomBytes(16);
+      await unary(
+        accounts.setUnidentifiedAccess.bind(accounts),
+        { unidentifiedAccessKey: accessKey, unrestrictedUnidentifiedAccess: false },
+        { metadata: device.auth, deadlineMs: CALL_DEADLINE_MS },
+      );
+      device.accessKey = accessKey;
+      device.sealed = new MessagingServiceClient(server, tls, { 'grpc.use_local_subchannel_pool': 1 });
+    }
+  } finally {
+    accounts.close();
+  }
+}
+
 export async function measureWire(
   options: WireOptions,
   target: WireTarget,
@@ -240,11 +277,36 @@ export async function measureWire(
         deadlineMs: CALL_DEADLINE_MS,
       });
     }
+    if (transport === 'sealed') {
+      const destination = byAccount.get(request.destinationAccountId);
+      if (device.sealed === undefined || destination?.accessKey === undefined) {
+        throw new Error(`device ${device.index} cannot send sealed to ${request.destinationAccountId}`);
+      }
+      return unary(
+        device.sealed.sendSealed.bind(device.sealed),
+        {
+          destinationAccountId: request.destinationAccountId,
+          clientTimestampMs: request.clientTimestampMs,
+          ephemeral: request.ephemeral,
+          envelopes: request.envelopes.map((envelope) => ({
+            ...envelope,
+            type: EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+          })),
+          unidentifiedAccessKey: destination.accessKey,
+        },
+        { deadlineMs: CALL_DEADLINE_MS },
+      );
+    }
     if (device.sender === undefined) throw new Error(`device ${device.index} has no Connect stream`);
     return device.sender.send(request, { deadlineMs: CALL_DEADLINE_MS });
   };
   say(`registering ${options.devices} devices`);
   const devices = await registerDevices(options.devices, target.server, tls);
+  const byAccount = new Map(devices.map((device) => [device.accountId, device]));
+  if (transport === 'sealed') {
+    say('setting an unidentified-access key for each account');
+    await setAccessKeys(devices, target.server, tls);
+  }
   const filler = randomBytes(options.size);
   const book = new DeliveryLedger(filler);
 
@@ -353,7 +415,7 @@ export async function measureWire(
     });
 
     say(
-      `sending ${options.size}-byte envelopes ${transport === 'stream' ? 'on the Connect streams' : 'by unary Send'}, ${options.inFlight} in flight` +
+      `sending ${options.size}-byte envelopes ${{ stream: 'on the Connect streams', unary: 'by unary Send', sealed: 'sealed, by SendSealed' }[transport]}, ${options.inFlight} in flight` +
         `${options.ratePerSecond === undefined ? '' : ` at most, ${options.ratePerSecond} a second`}: ` +
         `${round(warmupSeconds)} s warm-up, then ${options.durationSeconds} s measured`,
     );
@@ -505,6 +567,7 @@ export async function measureWire(
     for (const device of devices) {
       device.stream?.cancel();
       device.messaging.close();
+      device.sealed?.close();
     }
   }
 }

@@ -128,6 +128,18 @@ describe('the wire load generator', () => {
     expect(report.messagesPerSecond).toBeGreaterThanOrEqual(10);
     expect(report.messagesPerSecond).toBeLessThanOrEqual(48);
   });
+
+  it("sends sealed, as contacts do: no credentials, each destination's access key, every envelope delivered once", async () => {
+    if (platform === undefined) throw new Error('the platform did not start');
+    const report = await measureWire(
+      { devices: 4, inFlight: 16, durationSeconds: 3, size: 200, send: 'sealed' },
+      { server: platform.gateway, ca: testTls().ca, pids: { loadgen: process.pid } },
+      () => undefined,
+    );
+    expect(report).toMatchObject({ send: 'sealed', sendErrors: {}, lost: 0, duplicated: 0, corrupted: 0 });
+    expect(report.confirmed).toBe(report.sent);
+    expect(report.messagesPerSecond).toBeGreaterThan(0);
+  });
 });
 
 describe('npm run loadgen:wire', () => {
@@ -137,7 +149,7 @@ describe('npm run loadgen:wire', () => {
     [['--duration', '0'], '--duration: expected a whole number from 1 to 86400, got 0'],
     [['--size', '4'], '--size: expected a whole number from 8 to 65536, got 4'],
     [['--rate', '0'], '--rate: expected a whole number from 1 to 1000000, got 0'],
-    [['--send', 'websocket'], '--send: expected stream or unary, got websocket'],
+    [['--send', 'websocket'], '--send: expected stream, unary or sealed, got websocket'],
     [['--ca', 'ca.pem'], '--ca: only with --server'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
   ])('refuses %j with one line and exit code 2', (args, message) => {

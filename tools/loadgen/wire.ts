@@ -5,7 +5,7 @@
  * (see measureKafkaCeiling), Sotto's throughput given as a share of it.
  *
  *   npm run loadgen:wire -- [--devices 64] [--in-flight 256] [--duration 30] [--size 200] [--rate N]
- *                           [--send stream|unary] [--warmup S] [--kafka-records 1000000]
+ *                           [--send stream|unary|sealed] [--warmup S] [--kafka-records 1000000]
  *                           [--server HOST:PORT [--ca FILE]] [--json FILE] [--cpu-prof DIR]
  *
  * Without --server it starts its own platform as `npm start` runs it (TLS
@@ -19,7 +19,9 @@
  * fifth of the duration, at most 5), so a broker's JIT compiler has settled;
  * what Kafka's compiler threads spent while measuring is reported apart.
  * Devices send on their Connect streams, as connected clients do;
- * --send unary has them call the unary Send instead, for comparison. With --cpu-prof DIR each service of its own platform writes a V8 CPU
+ * --send unary has them call the unary Send instead, for comparison; --send sealed has them send
+ * as clients send to contacts, by SendSealed without credentials, authorised by each
+ * destination's unidentified-access key. With --cpu-prof DIR each service of its own platform writes a V8 CPU
  * profile (<service>.<time>.cpuprofile) into DIR when it stops.
  */
 import { mkdirSync } from 'node:fs';
@@ -79,7 +81,9 @@ function parseOptions(argv: string[]): Options {
   if (values.ca !== undefined && values.server === undefined) throw new Error('--ca: only with --server');
   if (values.json === '') throw new Error('--json: expected a file name');
   const send = values.send;
-  if (send !== 'stream' && send !== 'unary') throw new Error(`--send: expected stream or unary, got ${send}`);
+  if (send !== 'stream' && send !== 'unary' && send !== 'sealed') {
+    throw new Error(`--send: expected stream, unary or sealed, got ${send}`);
+  }
   return {
     devices,
     inFlight: wholeNumber('in-flight', values['in-flight'], 100_000),
