@@ -37,3 +37,11 @@ export {
   UNIDENTIFIED_ACCESS_KEY_BYTES,
 } from './unidentified-access';
 export { protectRecoveryKey, recoverWithPassword } from './vault-client';
+export {
+  DeviceList,
+  deviceListChanges,
+  nextDeviceList,
+  signDeviceList,
+  verifyDeviceList,
+} from './device-list';
+export { LinkCode, decodeLinkCode, encodeLinkCode, linkFingerprint } from './link-code';
