@@ -314,7 +314,7 @@ function program(): Command {
     .option('--wait <seconds>', 'keep listening this long after the queue is drained', seconds, 0)
     .option(
       '--json',
-      'one JSON object per line: {"from","text","sentAt","guid","sealed"} for a message ("sealed": true when it came with sealed sender; "safetyNumberChanged": true while a new safety number is not accepted), a notice with its "kind", or {"vaultAttemptFailed":{...}}',
+      'one JSON object per line: {"from","text","sentAt","guid","sealed"} for a message ("sealed": true when it came with sealed sender; "safetyNumberChanged": true while a new safety number is not accepted), a notice with its "kind" (e.g. "device-added", with "contact" and "deviceId"), or {"vaultAttemptFailed":{...}}',
     )
     .action((options: { wait: number; json?: boolean }) =>
       withClient(async (client) => {
