@@ -219,7 +219,14 @@ export class Outbox {
       } catch (error) {
         const mismatch = attempt < SEND_ATTEMPTS ? mismatchedDevices(error) : undefined;
         if (!mismatch) throw error;
-        const list = await this.lists.current(to, { refresh: true });
+        const list = await this.lists.current(to, { refresh: true }).catch(async (refused: unknown) => {
+          // A list that does not verify under the trusted key is most often one signed by the account's new
+          // identity key (it was recovered): the bundles tell that, and the user is asked to compare safety numbers.
+          await this.sessions.mend(to, mismatch).catch((error: unknown) => {
+            if (error instanceof UntrustedIdentityError) throw error;
+          });
+          throw refused;
+        });
         const unsigned = mismatch.missingDeviceIds.find(
           (id) => !list.devices.some((device) => device.deviceId === id),
         );
