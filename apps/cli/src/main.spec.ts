@@ -321,9 +321,8 @@ describe('a conversation with the sotto command', () => {
   });
 
   it('says how long to wait when a rate limit refuses it, and sends nothing more', async () => {
-    // A gateway of the same platform with its limits on: four sends an hour from a device. Each
-    // `sotto send` makes two: the message, and its copy for this account's other devices (the
-    // command, a new process each time, asks whether there are any).
+    // A gateway of the same platform with its limits on: two sends an hour from a device. Each
+    // `sotto send` makes one: the account's signed device list names no other device to copy it to.
     const services = platform.services;
     const limited = await startTestService('gateway', {
       PREKEY_DIRECTORY_ADDR: services['prekey-directory'].grpc,
@@ -332,7 +331,7 @@ describe('a conversation with the sotto command', () => {
       BACKUP_STORE_ADDR: services['backup-store'].grpc,
       KEY_VAULT_ADDR: services['key-vault'].grpc,
       SOTTO_RATE_LIMITS: 'on',
-      RATE_LIMIT_SEND_PER_DEVICE: '4/1h',
+      RATE_LIMIT_SEND_PER_DEVICE: '2/1h',
     });
     try {
       const via = (...args: string[]) =>
@@ -345,7 +344,7 @@ describe('a conversation with the sotto command', () => {
         code: 1,
         stdout: '',
         stderr: expect.stringMatching(
-          /^sotto: too many messages sent from this device; try again in (89\d|900) s\n$/,
+          /^sotto: too many messages sent from this device; try again in (179\d|1800) s\n$/,
         ) as string,
       });
       const received = await as(b, 'receive', '--wait', '3', '--json');

@@ -20,6 +20,17 @@ interface GlobalOptions {
 
 const print = (line: string): void => void process.stdout.write(`${line}\n`);
 
+function deviceId(value: string): number {
+  if (!/^\d{1,9}$/.test(value) || Number(value) < 1)
+    throw new InvalidArgumentError('expected a device id, 1 or more');
+  return Number(value);
+}
+
+/** A day as `YYYY-MM-DD`, or "never" for 0. */
+function day(ms: string): string {
+  return Number(ms) === 0 ? 'never' : new Date(Number(ms)).toISOString().slice(0, 10);
+}
+
 function seconds(value: string): number {
   const parsed = Number(value);
   if (!Number.isFinite(parsed) || parsed < 0)
@@ -120,6 +131,10 @@ function describeNotice(notice: Notice): string {
       return `the username ${who} now belongs to another account; what you send to ${who} goes to that account`;
     case 'undecryptable':
       return `a message from ${who} could not be decrypted`;
+    case 'device-added':
+      return `${who} added a device (device ${notice.deviceId}); what you send ${who} reaches it too`;
+    case 'device-removed':
+      return `${who} removed a device (device ${notice.deviceId})`;
   }
 }
 
@@ -189,13 +204,106 @@ function program(): Command {
     });
 
   cli
+    .command('link')
+    .argument('<username>', 'the account this profile becomes a device of')
+    .option('--wait <seconds>', 'how long to wait for a device of the account to approve', seconds, 120)
+    .option('--name <name>', 'what the device is called in `sotto devices`', 'sotto CLI')
+    .description(
+      'make this (new) profile a linked device of an account: prints a link code to approve on a device of it',
+    )
+    .action(async (username: string, options: { wait: number; name: string }) => {
+      const { server, profile, ca } = globals();
+      const client = await SottoClient.link({
+        profileDir: profile,
+        server,
+        ca,
+        username,
+        name: options.name,
+        waitSeconds: options.wait,
+        onCode: ({ code, fingerprint }) => {
+          print(`link code: ${code}`);
+          print(`fingerprint: ${fingerprint}`);
+          print(
+            `on a device of ${username.toLowerCase()}, run \`sotto devices approve <code>\` and check that it shows this fingerprint; waiting up to ${options.wait} s`,
+          );
+        },
+      });
+      client.close();
+      print(`linked as device ${client.deviceId} of ${client.username}; keys are in ${profile}`);
+    });
+
+  const devices = cli
+    .command('devices')
+    .description("this account's devices: list, approve a new one, remove one");
+
+  devices
+    .command('list', { isDefault: true })
+    .option('--json', 'one JSON object per device: {"deviceId","name","linkedAt","lastSeen","current"}')
+    .description('the devices of this account (the default)')
+    .action((options: { json?: boolean }) =>
+      withClient(async (client) => {
+        const { devices: listed, current } = await client.devices();
+        for (const device of listed) {
+          const isCurrent = device.deviceId === current;
+          if (options.json) {
+            print(
+              JSON.stringify({
+                deviceId: device.deviceId,
+                name: device.name,
+                linkedAt: new Date(Number(device.linkedAtMs)).toISOString(),
+                lastSeen: Number(device.lastSeenMs) === 0 ? null : day(device.lastSeenMs),
+                current: isCurrent,
+              }),
+            );
+          } else {
+            print(
+              `${isCurrent ? '*' : ' '} ${device.deviceId}  ${printable(device.name) || '(no name)'}  linked ${day(device.linkedAtMs)}  last seen ${day(device.lastSeenMs)}${isCurrent ? '  (this device)' : ''}`,
+            );
+          }
+        }
+      }),
+    );
+
+  devices
+    .command('approve')
+    .argument('<code>', 'the link code the new device printed')
+    .option('--history', 'also send the new device recent history')
+    .description(
+      "approve a new device: sends it this account's keys and contacts, end to end encrypted; compare the fingerprint first",
+    )
+    .action((code: string, options: { history?: boolean }) =>
+      withClient(async (client) => {
+        const approved = await client.approveLink(code, { history: options.history ?? false });
+        print(`fingerprint: ${approved.fingerprint} (the new device shows the same)`);
+        print(`approved device ${approved.deviceId}`);
+      }),
+    );
+
+  devices
+    .command('remove')
+    .argument('<id>', 'the device to unlink (see `sotto devices`)', deviceId)
+    .description('unlink a device: its credential stops working, and contacts stop encrypting to it')
+    .action((id: number) =>
+      withClient(async (client) => {
+        await client.removeDevice(id);
+        print(`removed device ${id}`);
+      }),
+    );
+
+  cli
     .command('send')
     .argument('<username>', 'who to send to')
     .argument('<text>', 'the message')
     .description('encrypt a message for every device of a user and send it')
     .action((username: string, text: string) =>
       withClient(async (client) => {
-        await client.send(username, text);
+        // A device a contact added (or removed), learned while sending, is told above the result.
+        const stop = client.onNotice((notice) => print(formatNotice(notice)));
+        try {
+          await client.send(username, text);
+        } finally {
+          stop();
+        }
         print(`sent to ${username.toLowerCase()}`);
       }),
     );
@@ -206,7 +314,7 @@ function program(): Command {
     .option('--wait <seconds>', 'keep listening this long after the queue is drained', seconds, 0)
     .option(
       '--json',
-      'one JSON object per line: {"from","text","sentAt","guid","sealed"} for a message ("sealed": true when it came with sealed sender; "safetyNumberChanged": true while a new safety number is not accepted), a notice with its "kind", or {"vaultAttemptFailed":{...}}',
+      'one JSON object per line: {"from","text","sentAt","guid","sealed"} for a message ("sealed": true when it came with sealed sender; "safetyNumberChanged": true while a new safety number is not accepted), a notice with its "kind" (e.g. "device-added", with "contact" and "deviceId"), or {"vaultAttemptFailed":{...}}',
     )
     .action((options: { wait: number; json?: boolean }) =>
       withClient(async (client) => {

@@ -2,7 +2,10 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { RateLimitsModule, RedisModule, redisConnection } from '@sotto/platform/redis';
 import { AccountsController } from './accounts/accounts.controller';
 import { AuthModule } from './auth/auth.module';
+import { SignOuts } from './auth/sign-outs';
 import { BackupsController } from './backups/backups.controller';
+import { DevicesController } from './devices/devices.controller';
+import { LinkWaits } from './devices/link-waits';
 import { GATEWAY_ENV, type GatewayEnv } from './env';
 import { KeysController } from './keys/keys.controller';
 import { LimitsModule } from './limits/limits.module';
@@ -26,13 +29,21 @@ export class AppModule {
         LimitsModule,
         MessagingModule,
       ],
-      controllers: [AccountsController, KeysController, BackupsController, VaultController],
+      controllers: [
+        AccountsController,
+        KeysController,
+        BackupsController,
+        VaultController,
+        DevicesController,
+      ],
       providers: [
         { provide: GATEWAY_ENV, useValue: env },
         Upstream,
         RelayCalls,
         VaultReports,
         SenderCertificateIssuer,
+        SignOuts,
+        LinkWaits,
       ],
       exports: [GATEWAY_ENV, Upstream, RelayCalls, VaultReports],
     };

@@ -67,6 +67,16 @@ export const gatewayEnv = serviceEnvSchema(
     RATE_LIMIT_CONNECT_PER_DEVICE: rate('30/1m'),
     /** Every other authenticated call of one device (prekey counts and uploads, backups, the vault, …). */
     RATE_LIMIT_OTHER_CALLS_PER_DEVICE: rate('120/1m'),
+    /** Link codes (CreateLink) made from one address. */
+    RATE_LIMIT_CREATE_LINK_PER_SOURCE: rate('10/1h'),
+    /** WaitForLink calls from one address: a new device waits in calls of a minute or two. */
+    RATE_LIMIT_WAIT_FOR_LINK_PER_SOURCE: rate('60/1h'),
+    /** CompleteLink calls from one address. */
+    RATE_LIMIT_COMPLETE_LINK_PER_SOURCE: rate('10/1h'),
+    /** Link codes approved by one account, all its devices together. */
+    RATE_LIMIT_APPROVE_LINK_PER_ACCOUNT: rate('10/1h'),
+    /** Signed device lists (GetDeviceList) fetched by one account, whoever's. */
+    RATE_LIMIT_DEVICE_LISTS_PER_ACCOUNT: rate('300/1h'),
     /**
      * Envelopes a device may have unacknowledged on its stream (Signal uses
      * 256); the rest wait in its mailbox until acknowledgements come. At most

@@ -3,7 +3,24 @@ import { status } from '@grpc/grpc-js';
 import type { PreKeyBundle } from '@sotto/contracts/generated/sotto/common/v1/keys';
 import {
   DirectoryServiceService,
+  type ApproveLinkRequest,
+  type ApproveLinkResponse,
   type AuthenticateRequest,
+  type CompleteLinkRequest,
+  type CompleteLinkResponse,
+  type CreateLinkResponse,
+  type GetDeviceListRequest,
+  type GetDeviceListResponse,
+  type GetLinkRequest,
+  type GetLinkResponse,
+  type ListDeviceDetailsRequest,
+  type ListDeviceDetailsResponse,
+  type RecordLastSeenRequest,
+  type RecordLastSeenResponse,
+  type RemoveDeviceRequest,
+  type RemoveDeviceResponse,
+  type SetDeviceListRequest,
+  type SetDeviceListResponse,
   type AuthenticateResponse,
   type GetIdentityKeyRequest,
   type GetIdentityKeyResponse,
@@ -42,6 +59,7 @@ import {
   type GrpcController,
 } from '@sotto/platform/grpc';
 import { AccountsService } from './accounts/accounts.service';
+import { DevicesService } from './devices/devices.service';
 import { PreKeysService } from './prekeys/prekeys.service';
 
 /** The most accounts one ListDevicesBatch call may ask about. */
@@ -54,6 +72,7 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
   constructor(
     private readonly accounts: AccountsService,
     private readonly prekeys: PreKeysService,
+    private readonly devices: DevicesService,
   ) {}
 
   async register(request: RegisterRequest): Promise<RegisterResponse> {
@@ -175,5 +194,80 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
       unidentifiedAccessKey: access.key ?? new Uint8Array(),
       unrestrictedUnidentifiedAccess: access.unrestricted,
     };
+  }
+
+  async createLink(): Promise<CreateLinkResponse> {
+    const link = await this.devices.createLink();
+    return { token: link.token, expiresAtMs: String(link.expiresAt.getTime()) };
+  }
+
+  async getLink(request: GetLinkRequest): Promise<GetLinkResponse> {
+    const link = await this.devices.link(request.token);
+    return {
+      approved: link.approval !== undefined,
+      accountId: link.approval?.accountId ?? '',
+      deviceId: link.approval?.deviceId ?? 0,
+      provisioning: link.approval?.provisioning ?? new Uint8Array(),
+      expiresAtMs: String(link.expiresAt.getTime()),
+    };
+  }
+
+  async approveLink(request: ApproveLinkRequest): Promise<ApproveLinkResponse> {
+    const deviceId = await this.devices.approveLink(
+      requireAccountId(request.accountId, 'account_id'),
+      request.token,
+      request.provisioning,
+    );
+    return { deviceId };
+  }
+
+  completeLink(request: CompleteLinkRequest): Promise<CompleteLinkResponse> {
+    return this.devices.completeLink({
+      token: request.token,
+      device: request.device ?? undefined,
+      deviceList: request.deviceList ?? undefined,
+      name: request.name,
+    });
+  }
+
+  async listDeviceDetails(request: ListDeviceDetailsRequest): Promise<ListDeviceDetailsResponse> {
+    const devices = await this.devices.details(requireAccountId(request.accountId, 'account_id'));
+    return {
+      devices: devices.map((device) => ({
+        deviceId: device.deviceId,
+        name: device.name,
+        linkedAtMs: String(device.linkedAt.getTime()),
+        lastSeenMs: String(device.lastSeen?.getTime() ?? 0),
+      })),
+    };
+  }
+
+  async removeDevice(request: RemoveDeviceRequest): Promise<RemoveDeviceResponse> {
+    await this.devices.removeDevice(
+      requireAccountId(request.accountId, 'account_id'),
+      requireDeviceId(request.deviceId, 'device_id'),
+      request.deviceList ?? undefined,
+    );
+    return {};
+  }
+
+  async setDeviceList(request: SetDeviceListRequest): Promise<SetDeviceListResponse> {
+    await this.devices.setDeviceList(
+      requireAccountId(request.accountId, 'account_id'),
+      request.deviceList ?? undefined,
+    );
+    return {};
+  }
+
+  async getDeviceList(request: GetDeviceListRequest): Promise<GetDeviceListResponse> {
+    return { deviceList: await this.devices.deviceList(requireAccountId(request.accountId, 'account_id')) };
+  }
+
+  async recordLastSeen(request: RecordLastSeenRequest): Promise<RecordLastSeenResponse> {
+    await this.devices.recordLastSeen(
+      requireAccountId(request.accountId, 'account_id'),
+      requireDeviceId(request.deviceId, 'device_id'),
+    );
+    return {};
   }
 }

@@ -18,6 +18,10 @@ export const directoryEnv = serviceEnvSchema(
      * start, and no crowd of requesters can drain a device's keys.
      */
     RATE_LIMIT_ONE_TIME_PREKEYS_PER_DEVICE: rate('50/1d'),
+    /** Devices one account may have, linked ones included (libsignal addresses at most 127). */
+    MAX_DEVICES_PER_ACCOUNT: positiveInt().max(127, { message: 'expected at most 127' }).default(6),
+    /** How long a link code works, from CreateLink to CompleteLink. */
+    LINK_TOKEN_TTL_SECONDS: positiveInt().default(600),
   },
 )
   .and(postgresEnv)

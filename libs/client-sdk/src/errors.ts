@@ -115,3 +115,19 @@ export function explain(error: unknown, server: string): Error {
       return new SottoError(error.details || error.message, error.code, undefined, reasonOf(error));
   }
 }
+
+/**
+ * The server wants a message encrypted to a device the account's own
+ * devices did not sign onto its device list, even after the list was fetched
+ * again: a device added behind the account's back (a "ghost"). Nothing was
+ * sent to the account.
+ */
+export class GhostDeviceError extends SottoError {
+  constructor(
+    readonly username: string,
+    readonly deviceId: number,
+  ) {
+    super(`${username}'s server lists device ${deviceId} that ${username}'s devices did not sign: not sending`);
+    this.name = 'GhostDeviceError';
+  }
+}

@@ -11,10 +11,17 @@ export {
 export { unary, UnaryMethod } from './grpc';
 export { opaqueSendRequest, sendRequest } from './send-request';
 export { StreamSender, serviceErrorOf } from './stream-sender';
-export { SottoClient, ReceivedMessage, ReceiveOptions, TypingIndicator, VaultAttemptReport } from './client';
+export {
+  SottoClient,
+  LinkPrompt,
+  ReceivedMessage,
+  ReceiveOptions,
+  TypingIndicator,
+  VaultAttemptReport,
+} from './client';
 export { authorizationMetadata, DeviceCredentials } from './client/authorization';
 export { preKeyBundle } from './client/sessions';
-export { SottoError, ThrottledError, UntrustedIdentityError } from './errors';
+export { GhostDeviceError, SottoError, ThrottledError, UntrustedIdentityError } from './errors';
 export {
   gatewayCredentials,
   gatewayTrust,
@@ -37,3 +44,11 @@ export {
   UNIDENTIFIED_ACCESS_KEY_BYTES,
 } from './unidentified-access';
 export { protectRecoveryKey, recoverWithPassword } from './vault-client';
+export {
+  DeviceList,
+  deviceListChanges,
+  nextDeviceList,
+  signDeviceList,
+  verifyDeviceList,
+} from './device-list';
+export { LinkCode, decodeLinkCode, encodeLinkCode, linkFingerprint } from './link-code';

@@ -59,6 +59,17 @@ export type Notice =
   | { readonly kind: 'safety-number-accepted'; readonly contact: string; readonly at: string }
   /** The directory says the username now belongs to another account; messages to it go there. */
   | { readonly kind: 'username-moved'; readonly contact: string; readonly at: string }
+  /**
+   * The contact's signed device list gained (or lost) a device: their own
+   * devices signed the change, so it is them, but the user should know that
+   * another device now reads what is sent to them.
+   */
+  | {
+      readonly kind: 'device-added' | 'device-removed';
+      readonly contact: string;
+      readonly at: string;
+      readonly deviceId: number;
+    }
   /** An envelope from the contact that could not be decrypted or read; it was acknowledged and dropped. */
   | {
       readonly kind: 'undecryptable';

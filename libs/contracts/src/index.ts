@@ -29,3 +29,5 @@ export {
   RELAY_BATCH_MAX_CALLS,
   mailboxPageWorstCaseBytes,
 } from './relay-batches';
+export { DEVICE_LIST_SIGNING_CONTEXT, deviceListSigningInput } from './device-list-signing';
+export * as linkApprovals from './channels/link-approvals-v1';

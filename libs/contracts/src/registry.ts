@@ -4,6 +4,7 @@ import { DirectoryServiceService } from './generated/sotto/directory/v1/director
 import {
   AccountServiceService,
   BackupServiceService,
+  DeviceServiceService,
   KeysServiceService,
   MessagingServiceService,
   VaultServiceService,
@@ -49,6 +50,7 @@ export const CONTRACTS = {
     MessagingServiceService,
     BackupServiceService,
     VaultServiceService,
+    DeviceServiceService,
   ]),
   'prekey-directory': contract('sotto.directory.v1', 'sotto/directory/v1/directory.proto', [
     DirectoryServiceService,

@@ -19,11 +19,13 @@ import {
   type GeneratedDeviceKeys,
   generateDeviceKeys,
   publicDeviceKeys,
+  signDeviceList,
   unary,
 } from '@sotto/client-sdk';
 import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   AccountServiceClient,
+  DeviceServiceClient,
   KeysServiceClient,
   MessagingServiceClient,
   type ConnectResponse,
@@ -125,6 +127,27 @@ export class Attacker {
       device: publicDeviceKeys(keys),
     });
     const auth = authorizationMetadata(registered);
+    // Like any client, it signs and publishes its device list, or nobody's client would send to it.
+    const devices = new DeviceServiceClient(gateway, gatewayCredentials());
+    try {
+      await unary(
+        devices.setDeviceList.bind(devices),
+        {
+          deviceList: signDeviceList(
+            {
+              accountId: registered.accountId,
+              version: 1n,
+              devices: [{ deviceId: registered.deviceId, registrationId: keys.registrationId }],
+              signedAtMs: Date.now(),
+            },
+            keys.identity.privateKey,
+          ),
+        },
+        { metadata: auth },
+      );
+    } finally {
+      devices.close();
+    }
     return new Attacker(
       username,
       registered.accountId,

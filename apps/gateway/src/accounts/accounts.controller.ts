@@ -1,4 +1,4 @@
-import { Controller, Logger } from '@nestjs/common';
+import { Controller } from '@nestjs/common';
 import { status, type Metadata } from '@grpc/grpc-js';
 import {
   AccountServiceService,
@@ -21,8 +21,8 @@ import {
 import { grpcError, grpcStatusOf, GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { presentedCredential } from '../auth/authenticator';
-import { CredentialRevocations } from '../auth/credential-revocations';
 import { callerOf, Public } from '../auth/device-auth.guard';
+import { SignOuts } from '../auth/sign-outs';
 import { SenderCertificateIssuer } from '../sender-certificates/sender-certificate-issuer';
 import { Upstream } from '../upstream/upstream';
 
@@ -30,11 +30,9 @@ import { Upstream } from '../upstream/upstream';
 @Controller()
 @GrpcService(AccountServiceService)
 export class AccountsController implements GrpcController<typeof AccountServiceService> {
-  private readonly logger = new Logger(AccountsController.name);
-
   constructor(
     private readonly upstream: Upstream,
-    private readonly revocations: CredentialRevocations,
+    private readonly signOuts: SignOuts,
     private readonly senderCertificates: SenderCertificateIssuer,
   ) {}
 
@@ -55,7 +53,10 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
   @Public()
   async recoverAccount(request: RecoverAccountRequest): Promise<RecoverAccountResponse> {
     const recovered = await this.upstream.directory.recoverAccount(request);
-    await this.signedOut(recovered.accountId as AccountId, recovered.signedOutDeviceIds as DeviceId[]);
+    await this.signOuts.signedOut(
+      recovered.accountId as AccountId,
+      recovered.signedOutDeviceIds as DeviceId[],
+    );
     return {
       accountId: recovered.accountId,
       deviceId: recovered.deviceId,
@@ -97,21 +98,8 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
         ? grpcError(status.UNAUTHENTICATED, 'authorization: unknown device or wrong secret')
         : error;
     }
-    await this.signedOut(caller.accountId, [caller.deviceId]);
+    await this.signOuts.signedOut(caller.accountId, [caller.deviceId]);
     return {};
-  }
-
-  /** After the directory committed: no gateway accepts these devices' old credentials, and their streams end. */
-  private async signedOut(accountId: AccountId, deviceIds: DeviceId[]): Promise<void> {
-    if (deviceIds.length === 0) return;
-    await this.revocations.revoke(accountId, deviceIds);
-    await this.upstream.presence
-      .endStreams({ devices: deviceIds.map((deviceId) => ({ accountId, deviceId })) })
-      .catch((error: unknown) =>
-        this.logger.warn(
-          `could not end the streams of signed-out devices: ${error instanceof Error ? error.message : String(error)}`,
-        ),
-      );
   }
 
   /** Any signed-in device may ask: it is how a client names whoever the server says wrote to it. */

@@ -1,6 +1,7 @@
 import {
   AccountServiceService,
   BackupServiceService,
+  DeviceServiceService,
   KeysServiceService,
   MessagingServiceService,
   VaultServiceService,
@@ -8,6 +9,7 @@ import {
 import { AccountsController } from '../accounts/accounts.controller';
 import { isPublic } from '../auth/device-auth.guard';
 import { BackupsController } from '../backups/backups.controller';
+import { DevicesController } from '../devices/devices.controller';
 import { KeysController } from '../keys/keys.controller';
 import { MessagingController } from '../messaging/messaging.controller';
 import { VaultController } from '../vault/vault.controller';
@@ -25,6 +27,7 @@ const SERVICES = [
   [MessagingServiceService, MessagingController],
   [BackupServiceService, BackupsController],
   [VaultServiceService, VaultController],
+  [DeviceServiceService, DevicesController],
 ] as const;
 
 /** Every public method: its path, whether it is @Public(), and its limits. */
@@ -65,6 +68,9 @@ describe('the call limits table', () => {
       '/sotto.gateway.v1.MessagingService/SendSealed': [{ limit: 'sealed_send_per_source', per: 'source' }],
       '/sotto.gateway.v1.VaultService/StartVaultLogin': [],
       '/sotto.gateway.v1.VaultService/FinishVaultLogin': [],
+      '/sotto.gateway.v1.DeviceService/CreateLink': [{ limit: 'create_link_per_source', per: 'source' }],
+      '/sotto.gateway.v1.DeviceService/WaitForLink': [{ limit: 'wait_for_link_per_source', per: 'source' }],
+      '/sotto.gateway.v1.DeviceService/CompleteLink': [{ limit: 'complete_link_per_source', per: 'source' }],
     });
   });
 

@@ -3,6 +3,7 @@ import type { Metadata } from '@grpc/grpc-js';
 import {
   AccountServiceService,
   BackupServiceService,
+  DeviceServiceService,
   KeysServiceService,
   MessagingServiceService,
   VaultServiceService,
@@ -26,6 +27,11 @@ export const LIMIT_NAMES = [
   'prekey_bundles_per_account',
   'connect_per_device',
   'other_calls_per_device',
+  'create_link_per_source',
+  'wait_for_link_per_source',
+  'complete_link_per_source',
+  'approve_link_per_account',
+  'device_lists_per_account',
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
 
@@ -48,7 +54,8 @@ export type GatewayPath =
   | PathsOf<typeof KeysServiceService>
   | PathsOf<typeof MessagingServiceService>
   | PathsOf<typeof BackupServiceService>
-  | PathsOf<typeof VaultServiceService>;
+  | PathsOf<typeof VaultServiceService>
+  | PathsOf<typeof DeviceServiceService>;
 
 const OTHER: readonly LimitRule[] = [{ limit: 'other_calls_per_device', per: 'device' }];
 
@@ -93,6 +100,17 @@ export const CALL_LIMITS: { readonly [Path in GatewayPath]: readonly LimitRule[]
   [VaultServiceService.finishVaultLogin.path]: [],
   [VaultServiceService.deleteVault.path]: OTHER,
   [VaultServiceService.resetVaultAttempts.path]: OTHER,
+  // Unauthenticated: the token is the proof, so per address; a link code lives minutes, and only a
+  // device of the account can approve it.
+  [DeviceServiceService.createLink.path]: [{ limit: 'create_link_per_source', per: 'source' }],
+  [DeviceServiceService.waitForLink.path]: [{ limit: 'wait_for_link_per_source', per: 'source' }],
+  [DeviceServiceService.completeLink.path]: [{ limit: 'complete_link_per_source', per: 'source' }],
+  [DeviceServiceService.approveLink.path]: [{ limit: 'approve_link_per_account', per: 'account' }],
+  [DeviceServiceService.listDevices.path]: OTHER,
+  [DeviceServiceService.removeDevice.path]: OTHER,
+  [DeviceServiceService.setDeviceList.path]: OTHER,
+  // A sender verifies the list of every account it writes to, as it fetches their prekey bundles.
+  [DeviceServiceService.getDeviceList.path]: [{ limit: 'device_lists_per_account', per: 'account' }],
 };
 
 /** What a refused caller is told, before "; retry in N s". */
@@ -108,6 +126,11 @@ export const REFUSALS: { readonly [Name in LimitName]: string } = {
   prekey_bundles_per_account: 'too many prekey bundles fetched by this account',
   connect_per_device: 'too many connections from this device',
   other_calls_per_device: 'too many calls from this device',
+  create_link_per_source: 'too many link codes made from this address',
+  wait_for_link_per_source: 'too many waits for a link from this address',
+  complete_link_per_source: 'too many links completed from this address',
+  approve_link_per_account: 'too many links approved by this account',
+  device_lists_per_account: 'too many device lists fetched by this account',
 };
 
 /** SendSealed's limit per destination, taken by the handler once the destination's access key is accepted. */

@@ -20,6 +20,11 @@ export function callLimitRates(env: GatewayEnv): CallLimitRates {
     prekey_bundles_per_account: env.RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT,
     connect_per_device: env.RATE_LIMIT_CONNECT_PER_DEVICE,
     other_calls_per_device: env.RATE_LIMIT_OTHER_CALLS_PER_DEVICE,
+    create_link_per_source: env.RATE_LIMIT_CREATE_LINK_PER_SOURCE,
+    wait_for_link_per_source: env.RATE_LIMIT_WAIT_FOR_LINK_PER_SOURCE,
+    complete_link_per_source: env.RATE_LIMIT_COMPLETE_LINK_PER_SOURCE,
+    approve_link_per_account: env.RATE_LIMIT_APPROVE_LINK_PER_ACCOUNT,
+    device_lists_per_account: env.RATE_LIMIT_DEVICE_LISTS_PER_ACCOUNT,
   };
 }
 

@@ -5,6 +5,6 @@ import { DeviceListChanges } from './device-list-changes';
 
 @Module({
   providers: [AccountsRepository, AccountsService, DeviceListChanges],
-  exports: [AccountsRepository, AccountsService],
+  exports: [AccountsRepository, AccountsService, DeviceListChanges],
 })
 export class AccountsModule {}

@@ -40,12 +40,19 @@ export const MAX_DEVICE_ID = 127;
 
 type Queryable = Pick<PoolClient, 'query'>;
 
-async function insertDevice(client: Queryable, accountId: AccountId, deviceId: DeviceId, device: NewDevice) {
+/** Inserts a device and its keys, in the caller's transaction; `name` is shown in device listings. */
+export async function insertDevice(
+  client: Queryable,
+  accountId: AccountId,
+  deviceId: DeviceId,
+  device: NewDevice,
+  name = '',
+) {
   await client.query(
     `INSERT INTO devices (account_id, device_id, registration_id, secret_salt, secret_hash,
        signed_pre_key_id, signed_pre_key, signed_pre_key_signature,
-       kyber_last_resort_key_id, kyber_last_resort_key, kyber_last_resort_signature)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+       kyber_last_resort_key_id, kyber_last_resort_key, kyber_last_resort_signature, name)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
     [
       accountId,
       deviceId,
@@ -58,6 +65,7 @@ async function insertDevice(client: Queryable, accountId: AccountId, deviceId: D
       device.kyberLastResort.keyId,
       device.kyberLastResort.publicKey,
       device.kyberLastResort.signature,
+      name,
     ],
   );
   await insertOneTimeKeys(client, accountId, deviceId, device.keys);
@@ -232,6 +240,13 @@ export class AccountsRepository {
         deviceId + 1,
       ]);
       await insertDevice(client, row.id, deviceId, device);
+      // The stored list was signed by the old identity key: it is withdrawn, its version kept so the
+      // recovered device's list goes above every one anyone has seen. (A link approved by an old
+      // device cannot complete: its keys would have to be signed by the new identity key.)
+      await client.query(
+        `UPDATE device_lists SET content = '', signature = '', updated_at = now() WHERE account_id = $1`,
+        [row.id],
+      );
       return {
         accountId: row.id,
         deviceId,

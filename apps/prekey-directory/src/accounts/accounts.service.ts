@@ -39,7 +39,10 @@ function encodeRecoveryCredential(credential: Uint8Array, field = 'recovery_cred
  * Checks a new device's keys (every signature against the identity key) and
  * makes its secret. Throws INVALID_ARGUMENT naming the first bad field.
  */
-function newDevice(input: RegistrationInput): { device: NewDevice; deviceSecret: string } {
+export function newDevice(input: Pick<RegistrationInput, 'identityKey' | 'device'>): {
+  device: NewDevice;
+  deviceSecret: string;
+} {
   const identity = parseIdentityKey(input.identityKey);
   const device = input.device;
   if (!device) throw grpcError(status.INVALID_ARGUMENT, 'device: is required');

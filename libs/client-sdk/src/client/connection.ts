@@ -2,6 +2,7 @@ import { Metadata, type ChannelCredentials } from '@grpc/grpc-js';
 import {
   AccountServiceClient,
   BackupServiceClient,
+  DeviceServiceClient,
   KeysServiceClient,
   MessagingServiceClient,
   VaultServiceClient,
@@ -23,6 +24,7 @@ export class GatewayConnection {
   readonly messaging: MessagingServiceClient;
   readonly backups: BackupServiceClient;
   readonly vault: VaultServiceClient;
+  readonly devices: DeviceServiceClient;
   /**
    * SendSealed goes on a connection of its own, never carrying a credential:
    * on the credentialed one the server could tie each sealed send to the
@@ -47,6 +49,7 @@ export class GatewayConnection {
     this.messaging = new MessagingServiceClient(server, tls);
     this.backups = new BackupServiceClient(server, tls);
     this.vault = new VaultServiceClient(server, tls);
+    this.devices = new DeviceServiceClient(server, tls);
     this.sealed = new MessagingServiceClient(server, tls, { 'grpc.use_local_subchannel_pool': 1 });
     this.useSecret(device);
   }
@@ -98,7 +101,15 @@ export class GatewayConnection {
   }
 
   close(): void {
-    for (const client of [this.accounts, this.keys, this.messaging, this.sealed, this.backups, this.vault])
+    for (const client of [
+      this.accounts,
+      this.keys,
+      this.messaging,
+      this.sealed,
+      this.backups,
+      this.vault,
+      this.devices,
+    ])
       client.close();
   }
 }

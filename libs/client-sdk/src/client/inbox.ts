@@ -7,6 +7,7 @@ import { StreamSender } from '../stream-sender';
 import { vaultAttemptReportOf, type VaultAttemptReport } from './backups';
 import type { GatewayConnection } from './connection';
 import type { ContactBook } from './contacts';
+import type { DeviceLists } from './device-lists';
 import { decodeContent, receivedEntry, type Content } from './content';
 import type { Notices } from './notices';
 import type { Sessions } from './sessions';
@@ -82,6 +83,7 @@ export class Inbox {
     private readonly refill: () => Promise<void>,
     /** The pinned sealed-sender trust root; throws when none is pinned, and then no sealed envelope is opened. */
     private readonly trustRoot: () => PublicKey,
+    private readonly lists: DeviceLists,
   ) {}
 
   /**
@@ -206,11 +208,14 @@ export class Inbox {
     }
   }
 
-  /** Remembers which device a contact wrote from, so replies reach every device. */
-  private rememberDevice(sender: Sender): void {
-    // This account's own devices are learned from the server, when a send names them.
-    if (sender.accountId === this.account.accountId) return;
+  /**
+   * A device the account's kept list does not name wrote from it: the list
+   * is fetched again (a device the account added is told as a notice).
+   * Its session is kept, but replies go only to devices on the list.
+   */
+  private async rememberDevice(sender: Sender): Promise<void> {
     this.contacts.rememberDevice(sender.accountId, sender.deviceId);
+    await this.lists.heardFrom(sender.accountId, sender.deviceId);
   }
 
   private async acceptEphemeral(envelope: Envelope): Promise<TypingIndicator | undefined> {
@@ -220,7 +225,7 @@ export class Inbox {
     // A typing indicator is not worth a line in history; one that cannot be read is just dropped.
     if (!('content' in read) || read.content.kind !== 'typing') return undefined;
     const from = named ?? (await this.contacts.senderName(read.sender.accountId));
-    this.rememberDevice(read.sender);
+    await this.rememberDevice(read.sender);
     return { from };
   }
 
@@ -247,8 +252,8 @@ export class Inbox {
     }
     const { content, sender } = read;
     const name = from ?? (await this.contacts.senderName(sender.accountId));
+    await this.rememberDevice(sender);
     if (content.kind !== 'sync' && content.kind !== 'typing') {
-      this.rememberDevice(sender);
       if (content.profileKey !== undefined)
         this.contacts.rememberProfileKey(sender.accountId, content.profileKey);
     }

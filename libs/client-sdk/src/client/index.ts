@@ -4,4 +4,5 @@ export {
   type ReceiveOptions,
   type TypingIndicator,
   type VaultAttemptReport,
+  type LinkPrompt,
 } from './sotto-client';

@@ -1,12 +1,13 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import type { SenderCertificate } from '@signalapp/libsignal-client';
 import type { OutgoingEnvelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
-import { UntrustedIdentityError } from '../errors';
+import { GhostDeviceError, SottoError, UntrustedIdentityError } from '../errors';
 import { sendRequest } from '../send-request';
 import type { AccountFile, Profile } from '../profile';
 import { deriveUnidentifiedAccessKey } from '../unidentified-access';
 import type { GatewayConnection } from './connection';
-import type { ContactBook } from './contacts';
+import { deviceList, type ContactBook } from './contacts';
+import type { DeviceLists } from './device-lists';
 import { encodeContent, type Content } from './content';
 import { mismatchedDevices } from './mismatched-devices';
 import type { ProfileKey } from './profile-key';
@@ -27,9 +28,10 @@ export class Outbox {
     private readonly contacts: ContactBook,
     private readonly sessions: Sessions,
     private readonly profile: Profile,
-    private readonly account: Pick<AccountFile, 'username' | 'accountId'>,
+    private readonly account: Pick<AccountFile, 'username' | 'accountId' | 'deviceId'>,
     private readonly profileKey: ProfileKey,
     private readonly certificates: SenderCertificates,
+    private readonly lists: DeviceLists,
   ) {}
 
   /**
@@ -66,18 +68,17 @@ export class Outbox {
       guid: guids[0] ?? '',
       sealed,
     });
-    // With no other device known, the server is asked again only now and then: each ask is a round trip.
-    const ownDevices = this.contacts.devicesOf(accountId);
+    // The account's own list is fetched again now and then, to learn of devices linked since.
+    const recheck = Date.now() - this.ownDevicesCheckedAt >= OWN_DEVICES_RECHECK_MS;
     let synced = true;
-    if (ownDevices.length > 0 || Date.now() - this.ownDevicesCheckedAt >= OWN_DEVICES_RECHECK_MS) {
-      synced = await this.deliver(
-        accountId,
-        { v: 1, kind: 'sync', from, to: name, text, sentAt },
-        false,
-      ).then(
-        () => ((this.ownDevicesCheckedAt = Date.now()), true),
-        () => false,
-      );
+    try {
+      const own = await this.lists.current(accountId, { refresh: recheck });
+      if (recheck) this.ownDevicesCheckedAt = Date.now();
+      if (own.devices.some((device) => device.deviceId !== this.account.deviceId)) {
+        await this.deliver(accountId, { v: 1, kind: 'sync', from, to: name, text, sentAt }, false);
+      }
+    } catch {
+      synced = false;
     }
     return { guids, sentAt, synced, sealed };
   }
@@ -113,8 +114,9 @@ export class Outbox {
     await this.sessions.renewBroken(to);
     const plaintext = encodeContent(content);
     const toSelf = to === this.account.accountId;
-    // This account's own device list starts empty; the server names the other devices, if any.
-    if (!toSelf && this.contacts.devicesOf(to).length === 0) await this.sessions.establish(to);
+    // A first contact: their bundles give the identity key their device list is checked with.
+    if (!toSelf && this.contacts.devicesOf(to).length === 0 && !this.lists.kept(to))
+      await this.sessions.establish(to);
 
     const access = toSelf || ephemeral ? undefined : await this.sealedAccess(to);
     if (access) {
@@ -176,9 +178,33 @@ export class Outbox {
   }
 
   /**
-   * Encrypts (sealed under the certificate, if given) and sends; when the
-   * server says the device list is out of date, mends the sessions and tries
-   * again. A failure that is not a mismatch is thrown as it came.
+   * The devices to encrypt to: those on the account's verified list (for
+   * this account, its other devices), each with a session, started now where
+   * there is none.
+   */
+  private async targets(to: string): Promise<number[]> {
+    const list = await this.lists.current(to);
+    const self = to === this.account.accountId ? this.account.deviceId : undefined;
+    const listed = list.devices.map((device) => device.deviceId).filter((id) => id !== self);
+    const known = this.contacts.devicesOf(to);
+    for (const id of listed.filter((listedId) => !known.includes(listedId))) {
+      // A listed device the server no longer has is not sent to; the server says so if that is wrong.
+      await this.sessions.establish(to, [id]).catch((error: unknown) => {
+        if (!(error instanceof SottoError && error.code === status.NOT_FOUND)) throw error;
+      });
+    }
+    const ready = this.contacts.devicesOf(to);
+    return deviceList(listed.filter((id) => ready.includes(id)));
+  }
+
+  /**
+   * Encrypts (sealed under the certificate, if given) to the devices on the
+   * account's verified list, and sends. When the server says the device list
+   * is out of date, the account's list is fetched again: a device the server
+   * wants that is still not on it was not added by the account, and the send
+   * is refused (GhostDeviceError) with nothing encrypted to it; otherwise the
+   * sessions are mended and the content is sent again. A failure that is not
+   * a mismatch is thrown as it came.
    */
   private async withMending(
     to: string,
@@ -187,12 +213,24 @@ export class Outbox {
     send: (envelopes: OutgoingEnvelope[]) => Promise<string[]>,
   ): Promise<string[]> {
     for (let attempt = 1; ; attempt++) {
-      const envelopes = await this.sessions.encrypt(to, this.contacts.devicesOf(to), plaintext, sealedUnder);
+      const envelopes = await this.sessions.encrypt(to, await this.targets(to), plaintext, sealedUnder);
       try {
         return await send(envelopes);
       } catch (error) {
         const mismatch = attempt < SEND_ATTEMPTS ? mismatchedDevices(error) : undefined;
         if (!mismatch) throw error;
+        const list = await this.lists.current(to, { refresh: true }).catch(async (refused: unknown) => {
+          // A list that does not verify under the trusted key is most often one signed by the account's new
+          // identity key (it was recovered): the bundles tell that, and the user is asked to compare safety numbers.
+          await this.sessions.mend(to, mismatch).catch((error: unknown) => {
+            if (error instanceof UntrustedIdentityError) throw error;
+          });
+          throw refused;
+        });
+        const unsigned = mismatch.missingDeviceIds.find(
+          (id) => !list.devices.some((device) => device.deviceId === id),
+        );
+        if (unsigned !== undefined) throw new GhostDeviceError(this.contacts.knownName(to), unsigned);
         await this.sessions.mend(to, mismatch);
       }
     }

@@ -27,11 +27,12 @@ import {
   type OutgoingEnvelope,
 } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/sotto/common/v1/keys';
-import { SottoError, UntrustedIdentityError } from '../errors';
+import { GhostDeviceError, SottoError, UntrustedIdentityError } from '../errors';
 import type { SignalStores } from '../signal-stores';
 import { bytes } from './bytes';
 import type { GatewayConnection } from './connection';
 import { deviceList, type ContactBook } from './contacts';
+import type { DeviceLists } from './device-lists';
 import { sessionRepair } from './mismatched-devices';
 
 // CiphertextMessage.type() answers a plain number.
@@ -74,9 +75,16 @@ export class Sessions {
     private readonly stores: SignalStores,
     /** This device's own address. */
     private readonly local: ProtocolAddress,
+    private readonly lists: DeviceLists,
   ) {}
 
-  /** Starts sessions from freshly fetched bundles: every device of the account, or the given ones. */
+  /**
+   * Starts sessions from freshly fetched bundles: every device of the
+   * account, or the given ones. Only with devices on the account's verified
+   * list (checked once the bundles' identity key is): a bundle of any other
+   * device is dropped unused, and one whose registration id is not the
+   * listed one is refused, as the server answering for a device it swapped.
+   */
   async establish(accountId: string, deviceIds?: readonly number[]): Promise<void> {
     const targets = deviceIds ?? [0];
     const bundles: BundleMessage[] = [];
@@ -87,14 +95,21 @@ export class Sessions {
       );
       bundles.push(...fetched);
     }
+    const parsed = bundles.map((bundle) => ({ bundle, parsed: preKeyBundle(bundle) }));
+    for (const { bundle, parsed: one } of parsed)
+      await this.checkIdentity(ProtocolAddress.new(accountId, bundle.deviceId), one.identityKey());
+    const listed = (await this.lists.current(accountId)).devices;
     const contacts = this.contacts.read();
     // Fetching every device replaces the list; fetching some adds to it.
     const devices = deviceIds === undefined ? [] : [...(contacts.devices[accountId] ?? [])];
-    for (const bundle of bundles) {
+    for (const { bundle, parsed: one } of parsed) {
+      const onList = listed.find((device) => device.deviceId === bundle.deviceId);
+      if (!onList || (accountId === this.local.name() && bundle.deviceId === this.local.deviceId())) continue;
+      if (onList.registrationId !== bundle.registrationId) {
+        throw new GhostDeviceError(this.contacts.knownName(accountId), bundle.deviceId);
+      }
       const address = ProtocolAddress.new(accountId, bundle.deviceId);
-      const parsed = preKeyBundle(bundle);
-      await this.checkIdentity(address, parsed.identityKey());
-      await processPreKeyBundle(parsed, address, this.local, this.stores.sessions, this.stores.identities);
+      await processPreKeyBundle(one, address, this.local, this.stores.sessions, this.stores.identities);
       devices.push(bundle.deviceId);
     }
     contacts.devices[accountId] = deviceList(devices);
@@ -128,6 +143,7 @@ export class Sessions {
     if (!this.stores.identities.accept(accountId)) return false;
     for (const deviceId of this.contacts.devicesOf(accountId)) await this.archive(accountId, deviceId);
     this.contacts.forgetDevices(accountId);
+    this.lists.forget(accountId);
     return true;
   }
 

@@ -1,19 +1,28 @@
 import { ProtocolAddress, type SenderCertificate } from '@signalapp/libsignal-client';
 import type { BackupVersion, VaultStatus } from '@sotto/contracts/generated/sotto/common/v1/backup';
-import type { GetBackupStatusResponse } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import type {
+  GetBackupStatusResponse,
+  LinkedDevice,
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import { status } from '@grpc/grpc-js';
 import type { BusyWait, TransferProgress } from '../backup-transfer';
+import { nextDeviceList } from '../device-list';
 import { SottoError } from '../errors';
+import { decodeLinkCode, linkFingerprint } from '../link-code';
+import { sealProvisioning } from '../provisioning';
 import { gatewayCredentials, senderCertificateTrustRoot } from '../gateway-trust';
 import { LAST_RESORT_KYBER_ID } from '../keys';
-import { Profile, type AccountFile, type HistoryEntry } from '../profile';
+import { Profile, type AccountFile, type HistoryEntry, type Notice } from '../profile';
 import { parseServerAddress } from '../server';
 import { profileSignalStores } from '../signal-stores';
 import { Backups, type CreatedBackup } from './backups';
 import { GatewayConnection } from './connection';
 import { ContactBook } from './contacts';
+import { DeviceLists } from './device-lists';
 import { rotateDeviceSecret } from './device-secret';
 import { recoverDevice, registerDevice } from './enrolment';
 import { Inbox, type ReceivedMessage, type ReceiveOptions } from './inbox';
+import { collectProvisioning, linkDevice, type LinkPrompt } from './linking';
 import { Notices } from './notices';
 import { Outbox } from './outbox';
 import { ProfileKey } from './profile-key';
@@ -24,6 +33,7 @@ import { Sessions } from './sessions';
 
 export type { ReceivedMessage, ReceiveOptions, TypingIndicator } from './inbox';
 export type { VaultAttemptReport } from './backups';
+export type { LinkPrompt } from './linking';
 
 /** What a client trusts besides its own keys: where the gateway's certificate and the sender certificates chain to. */
 export interface ClientTrustOptions {
@@ -56,6 +66,7 @@ export class SottoClient {
   private readonly backups: Backups;
   private readonly senderCertificates: SenderCertificates;
   private readonly profileKey: ProfileKey;
+  private readonly lists: DeviceLists;
 
   /**
    * `ca`: the CA to verify the gateway with, if not SOTTO_CA's or the system's (see gatewayCredentials).
@@ -82,8 +93,17 @@ export class SottoClient {
           at: new Date().toISOString(),
         }),
     });
+    this.lists = new DeviceLists(
+      profile,
+      this.connection,
+      account,
+      identityKeyPair(account),
+      (accountId) => stores.identities.accepted(accountId),
+      (accountId) => this.contacts.knownName(accountId),
+      this.notices,
+    );
     const local = ProtocolAddress.new(account.accountId, account.deviceId);
-    this.sessions = new Sessions(this.connection, this.contacts, stores, local);
+    this.sessions = new Sessions(this.connection, this.contacts, stores, local, this.lists);
     this.senderCertificates = new SenderCertificates(
       this.connection,
       { ...account, identityKey: identityKeyPair(account).publicKey },
@@ -98,6 +118,7 @@ export class SottoClient {
       account,
       this.profileKey,
       this.senderCertificates,
+      this.lists,
     );
     this.inbox = new Inbox(
       this.connection,
@@ -108,6 +129,7 @@ export class SottoClient {
       account,
       () => this.refill(),
       () => this.senderCertificates.pinnedRoot(),
+      this.lists,
     );
     this.backups = new Backups(this.connection, profile, account.accountId);
   }
@@ -118,6 +140,10 @@ export class SottoClient {
 
   get accountId(): string {
     return this.account.accountId;
+  }
+
+  get deviceId(): number {
+    return this.account.deviceId;
   }
 
   /**
@@ -140,6 +166,8 @@ export class SottoClient {
   ): Promise<SottoClient> {
     const { profile, server, account } = await registerDevice(options);
     const client = new SottoClient(profile, server, account, options);
+    // The account's first list: this device alone. If it does not reach the server now, the next start publishes it.
+    await client.lists.publishAlone(1n).catch(() => undefined);
     // Made now, so that contacts can send sealed from the first reply; if the server does not take its
     // access key yet, the first send tries again.
     await client.profileKey.current().catch(() => undefined);
@@ -160,6 +188,98 @@ export class SottoClient {
     this.connection.close();
   }
 
+  /**
+   * Makes a new profile a linked device of an existing account: shows a
+   * link code (through `onCode`) for a device of the account to approve
+   * (`approveLink`), waits for it, then takes the account's keys, contacts
+   * and device list it sends end to end, makes this device's own keys, and
+   * joins the account's signed device list. `username` is the account the
+   * user means: an approval from another is refused.
+   */
+  static async link(
+    options: {
+      profileDir: string;
+      server: string;
+      username: string;
+      /** Shown in device listings. */
+      name: string;
+      waitSeconds: number;
+      onCode: (prompt: LinkPrompt) => void;
+    } & ClientTrustOptions,
+  ): Promise<SottoClient> {
+    const { profile, server, account } = await linkDevice(options);
+    return new SottoClient(profile, server, account, options);
+  }
+
+  /**
+   * Approves a link code shown by a new device: seals this account's keys,
+   * contacts, current signed device list and, with `history`, recent history
+   * to the key in the code, and hands that to the server, which can't open
+   * it. The new device then signs itself onto the list. `fingerprint` is the
+   * one the new device shows: the user compares them.
+   */
+  async approveLink(
+    code: string,
+    options: { history?: boolean } = {},
+  ): Promise<{ deviceId: number; fingerprint: string }> {
+    const { token, publicKey } = decodeLinkCode(code);
+    await this.lists.current(this.account.accountId, { refresh: true });
+    const list = this.lists.keptSigned(this.account.accountId);
+    if (list === undefined) throw new SottoError('this account has no signed device list yet');
+    const profileKey = await this.profileKey.current().catch(() => undefined);
+    const provisioning = collectProvisioning(
+      this.profile,
+      this.account,
+      list,
+      profileKey,
+      options.history ?? false,
+    );
+    const { deviceId } = await this.connection.call(
+      this.connection.devices.approveLink.bind(this.connection.devices),
+      { token, provisioning: sealProvisioning(provisioning, publicKey, token) },
+    );
+    return { deviceId, fingerprint: linkFingerprint(publicKey) };
+  }
+
+  /** The account's devices as the server lists them (id, name, when linked, last seen to the day). */
+  async devices(): Promise<{ devices: LinkedDevice[]; current: number }> {
+    const { devices } = await this.connection.call(
+      this.connection.devices.listDevices.bind(this.connection.devices),
+      {},
+    );
+    return { devices, current: this.account.deviceId };
+  }
+
+  /**
+   * Unlinks a device of this account: signs the account's list without it
+   * and hands that to the server, which revokes the device's credential and
+   * closes its streams. This device can't remove itself.
+   */
+  async removeDevice(deviceId: number): Promise<void> {
+    if (deviceId === this.account.deviceId) {
+      throw new SottoError(`device ${deviceId} is this device; remove it from another device of the account`);
+    }
+    const current = await this.lists.current(this.account.accountId, { refresh: true });
+    const next = nextDeviceList(current, { remove: deviceId });
+    const signed = this.lists.signOwn(next);
+    try {
+      await this.connection.call(this.connection.devices.removeDevice.bind(this.connection.devices), {
+        deviceId,
+        deviceList: signed,
+      });
+    } catch (error) {
+      if (error instanceof SottoError && error.code === status.NOT_FOUND)
+        throw new SottoError(`the account has no device ${deviceId}`, status.NOT_FOUND);
+      throw error;
+    }
+    this.lists.keepOwn(signed, next.version);
+  }
+
+  /** Tells `listener` of each notice recorded from now on (a device a contact added, a changed safety number); the function returned stops it. */
+  onNotice(listener: (notice: Notice) => void): () => void {
+    return this.notices.listen(listener);
+  }
+
   /** The account id behind a username, remembered once learned. */
   lookup(username: string): Promise<string> {
     return this.contacts.lookup(username);
@@ -176,10 +296,11 @@ export class SottoClient {
    * Throws UntrustedIdentityError, sending nothing, while the recipient's
    * changed safety number is not accepted (`trust`).
    */
-  send(
+  async send(
     username: string,
     text: string,
   ): Promise<{ guids: string[]; sentAt: string; synced: boolean; sealed: boolean }> {
+    await this.lists.ensurePublished();
     return this.outbox.send(username, text);
   }
 
@@ -209,7 +330,8 @@ export class SottoClient {
    * An envelope that cannot be decrypted or read is acknowledged and kept in
    * history as a notice (`onNotice` hears of it), and the queue goes on.
    */
-  receive(options: ReceiveOptions = {}): Promise<ReceivedMessage[]> {
+  async receive(options: ReceiveOptions = {}): Promise<ReceivedMessage[]> {
+    await this.lists.ensurePublished();
     return this.inbox.receive(options);
   }
 
@@ -286,6 +408,9 @@ export class SottoClient {
       // A new profile key: contacts holding the old one fall back to authenticated sends until they hear
       // from here. If the server does not take its access key yet, the first send tries again.
       await client.profileKey.rotate().catch(() => undefined);
+      // The old list was signed by the old identity key; this device alone is the account now, at a version above the
+      // old list's (the time, above any version single steps reach). If it fails, the next start publishes it.
+      await client.lists.publishAlone(BigInt(Date.now())).catch(() => undefined);
       const restored = await client.backups.restoreNewest(recoveryKey, options.onProgress);
       return { client, ...restored };
     } catch (error) {

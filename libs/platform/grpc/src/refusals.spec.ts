@@ -20,6 +20,8 @@ describe('the table of refusals', () => {
       busy: 'RESOURCE_EXHAUSTED',
       'device-list-mismatch': 'FAILED_PRECONDITION',
       'upload-state': 'FAILED_PRECONDITION',
+      'device-limit': 'FAILED_PRECONDITION',
+      'device-list-stale': 'FAILED_PRECONDITION',
       'vault-destroyed': 'FAILED_PRECONDITION',
     });
   });

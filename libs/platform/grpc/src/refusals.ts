@@ -51,6 +51,15 @@ export const REFUSALS = {
     meaning:
       'an upload resumed at the wrong offset, or already complete; read where it stands and go on from there',
   },
+  'device-limit': {
+    code: status.FAILED_PRECONDITION,
+    meaning: 'the account already has the most devices it may have; remove one first',
+  },
+  'device-list-stale': {
+    code: status.FAILED_PRECONDITION,
+    meaning:
+      "a signed device list whose version or devices are not the account's next: fetch the list and the devices, sign again",
+  },
   'vault-destroyed': {
     code: status.FAILED_PRECONDITION,
     meaning: 'the backup key vault took its last wrong password; restore with the recovery key',
