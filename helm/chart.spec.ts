@@ -1033,6 +1033,18 @@ describe('helm/sotto', () => {
     expect(zero.stderr).toContain('perSource');
   });
 
+  it("passes the prekey-directory's device limit and link-code lifetime, and refuses a device limit past 127", () => {
+    // The defaults are the directory's own (apps/prekey-directory/src/env.ts).
+    const names = ['MAX_DEVICES_PER_ACCOUNT', 'LINK_TOKEN_TTL_SECONDS'];
+    const directory = environment(defaults, 'prekey-directory');
+    expect(names.map((name) => value(directory, name))).toEqual(['6', '600']);
+    const custom = render(['prekeyDirectory.maxDevicesPerAccount=3,prekeyDirectory.linkTokenTtlSeconds=120']);
+    expect(names.map((name) => value(environment(custom, 'prekey-directory'), name))).toEqual(['3', '120']);
+    const tooMany = helm(['template', RELEASE, chart, '--set', 'prekeyDirectory.maxDevicesPerAccount=128']);
+    expect(tooMany.status).not.toBe(0);
+    expect(tooMany.stderr).toContain('maxDevicesPerAccount');
+  });
+
   it("passes every rate limit to the service that applies it, with the services' own defaults", () => {
     // The defaults are the services' own (apps/gateway/src/env.ts, apps/prekey-directory/src/env.ts).
     const gatewayLimits = {
@@ -1047,6 +1059,11 @@ describe('helm/sotto', () => {
       RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT: ['prekeyBundlesPerAccount', '200/1h', '100/1h'],
       RATE_LIMIT_CONNECT_PER_DEVICE: ['connectPerDevice', '30/1m', '10/10s'],
       RATE_LIMIT_OTHER_CALLS_PER_DEVICE: ['otherCallsPerDevice', '120/1m', '240/1m'],
+      RATE_LIMIT_CREATE_LINK_PER_SOURCE: ['createLinkPerSource', '10/1h', '5/1h'],
+      RATE_LIMIT_WAIT_FOR_LINK_PER_SOURCE: ['waitForLinkPerSource', '60/1h', '30/1h'],
+      RATE_LIMIT_COMPLETE_LINK_PER_SOURCE: ['completeLinkPerSource', '10/1h', '4/1h'],
+      RATE_LIMIT_APPROVE_LINK_PER_ACCOUNT: ['approveLinkPerAccount', '10/1h', '3/1h'],
+      RATE_LIMIT_DEVICE_LISTS_PER_ACCOUNT: ['deviceListsPerAccount', '300/1h', '600/1h'],
     } as const;
     const directoryLimits = {
       PREKEY_FETCH_LIMIT: ['prekeyFetchesPerRequesterAndTarget', '60', '30'],

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import type { IdentityKeyPair } from '@signalapp/libsignal-client';
 import {
@@ -22,6 +22,7 @@ import {
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
   gatewayCredentials,
+  startTcpProxy,
   startTestPlatform,
   startTestService,
   type Platform,
@@ -77,6 +78,8 @@ const listed = (account: Account, extra: ListedDevice[] = [], without: number[] 
 describe('linked devices and signed device lists, through the public API of two gateways', () => {
   let platform: Platform;
   let second: TestService;
+  // A third, with rate limits on and small buckets, reached from addresses no other test uses.
+  let limited: TestService;
   const clients: { close(): void }[] = [];
   const client = <C extends { close(): void }>(made: C): C => {
     clients.push(made);
@@ -89,13 +92,22 @@ describe('linked devices and signed device lists, through the public API of two 
 
   beforeAll(async () => {
     platform = await startTestPlatform();
-    second = await startTestService('gateway', {
+    const upstream = {
       PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
       MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
       PRESENCE_ADDR: platform.services.presence.grpc,
       BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
       KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
-    });
+    };
+    [second, limited] = await Promise.all([
+      startTestService('gateway', upstream),
+      startTestService('gateway', {
+        ...upstream,
+        SOTTO_RATE_LIMITS: 'on',
+        RATE_LIMIT_CREATE_LINK_PER_SOURCE: '3/1h',
+        RATE_LIMIT_APPROVE_LINK_PER_ACCOUNT: '2/1h',
+      }),
+    ]);
     accounts = client(new AccountServiceClient(platform.gateway, gatewayCredentials()));
     devices = client(new DeviceServiceClient(platform.gateway, gatewayCredentials()));
     messaging = client(new MessagingServiceClient(platform.gateway, gatewayCredentials()));
@@ -104,7 +116,7 @@ describe('linked devices and signed device lists, through the public API of two 
 
   afterAll(async () => {
     clients.forEach((made) => made.close());
-    await second?.stop();
+    await Promise.all([second?.stop(), limited?.stop()]);
     await platform?.stop();
   });
 
@@ -225,6 +237,16 @@ describe('linked devices and signed device lists, through the public API of two 
       expect(Number(device.linkedAtMs)).toBeGreaterThan(approvedAt - 120_000);
       expect(Number(device.linkedAtMs)).toBeLessThanOrEqual(Date.now());
     }
+    expect(listing.devices.map((device) => device.lastSeenMs)).toEqual(['0', '0']);
+    // The new device opens its stream: seen today, kept to the day (midnight UTC).
+    const stream = messaging.connect(authOf(owner, 2));
+    stream.on('error', () => undefined);
+    await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+    stream.end();
+    const seen = await unary(devices.listDevices.bind(devices), {}, { metadata: authOf(owner) });
+    const midnight = new Date();
+    midnight.setUTCHours(0, 0, 0, 0);
+    expect(seen.devices.map((device) => device.lastSeenMs)).toEqual(['0', String(midnight.getTime())]);
 
     // Anyone signed in gets the list exactly as it was signed.
     const stored = await unary(
@@ -577,5 +599,49 @@ describe('linked devices and signed device lists, through the public API of two 
     );
     expect(Buffer.from(stored.deviceList!.content).equals(deviceList.content)).toBe(true);
     expect((await state(owner)).devices).toEqual([[1, '']]);
+  });
+
+  describe('rate limits', () => {
+    /** A client of the limited gateway from a loopback address no other test uses. */
+    async function limitedFromFreshAddress(): Promise<DeviceServiceClient> {
+      const address = `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
+      const proxy = await startTcpProxy(limited.grpc, { from: address });
+      clients.push({ close: () => void proxy.close() });
+      return client(new DeviceServiceClient(proxy.address, gatewayCredentials()));
+    }
+
+    it('refuses a flood of link codes from one address, and not another address', async () => {
+      const flooding = await limitedFromFreshAddress();
+      const create = (at: DeviceServiceClient) => outcome(unary(at.createLink.bind(at), {}));
+      for (let made = 0; made < 3; made += 1) expect(await create(flooding)).toBeUndefined();
+      const refused = await create(flooding);
+      expect(refused?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(refused?.details).toMatch(/^too many link codes made from this address; retry in \d+ s$/);
+      expect(Number(refused?.metadata.get('retry-after-ms')[0])).toBeGreaterThan(0);
+      expect(await create(await limitedFromFreshAddress())).toBeUndefined();
+    });
+
+    it('refuses approvals past the account’s budget', async () => {
+      const owner = await registered();
+      const at = await limitedFromFreshAddress();
+      const approveThere = async () => {
+        const { token } = await unary(at.createLink.bind(at), {});
+        return outcome(
+          unary(
+            at.approveLink.bind(at),
+            { token, provisioning: randomBytes(8) },
+            { metadata: authOf(owner) },
+          ),
+        );
+      };
+      expect(await approveThere()).toBeUndefined();
+      expect(await approveThere()).toBeUndefined();
+      expect(await approveThere()).toMatchObject({
+        code: status.RESOURCE_EXHAUSTED,
+        details: expect.stringMatching(
+          /^too many links approved by this account; retry in \d+ s$/,
+        ) as unknown,
+      });
+    });
   });
 });

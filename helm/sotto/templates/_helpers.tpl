@@ -420,6 +420,10 @@ AUTH_FAILURES_PER_DEVICE: {{ $values.auth.failures.perDevice | int64 | quote }}
 AUTH_FAILURE_WINDOW_SECONDS: {{ $values.auth.failures.windowSeconds | int64 | quote }}
 SENDER_CERTIFICATE_TTL_MS: {{ $values.senderCertificate.ttlMs | int64 | quote }}
 {{- end }}
+{{- if eq $c.name "prekey-directory" }}
+MAX_DEVICES_PER_ACCOUNT: {{ $values.maxDevicesPerAccount | int64 | quote }}
+LINK_TOKEN_TTL_SECONDS: {{ $values.linkTokenTtlSeconds | int64 | quote }}
+{{- end }}
 {{- $limits := $root.Values.rateLimits }}
 {{- if has $c.name (list "gateway" "prekey-directory" "key-vault") }}
 SOTTO_RATE_LIMITS: {{ ternary "on" "off" $limits.enabled | quote }}
@@ -436,6 +440,11 @@ RATE_LIMIT_LOOKUP_ACCOUNT_PER_ACCOUNT: {{ $limits.lookupAccountPerAccount | quot
 RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT: {{ $limits.prekeyBundlesPerAccount | quote }}
 RATE_LIMIT_CONNECT_PER_DEVICE: {{ $limits.connectPerDevice | quote }}
 RATE_LIMIT_OTHER_CALLS_PER_DEVICE: {{ $limits.otherCallsPerDevice | quote }}
+RATE_LIMIT_CREATE_LINK_PER_SOURCE: {{ $limits.createLinkPerSource | quote }}
+RATE_LIMIT_WAIT_FOR_LINK_PER_SOURCE: {{ $limits.waitForLinkPerSource | quote }}
+RATE_LIMIT_COMPLETE_LINK_PER_SOURCE: {{ $limits.completeLinkPerSource | quote }}
+RATE_LIMIT_APPROVE_LINK_PER_ACCOUNT: {{ $limits.approveLinkPerAccount | quote }}
+RATE_LIMIT_DEVICE_LISTS_PER_ACCOUNT: {{ $limits.deviceListsPerAccount | quote }}
 {{- end }}
 {{- if eq $c.name "prekey-directory" }}
 PREKEY_FETCH_LIMIT: {{ $limits.prekeyFetchesPerRequesterAndTarget | int64 | quote }}

@@ -13,6 +13,7 @@ import { Direct, GrpcService, type GrpcController } from '@sotto/platform/grpc';
 import { callerOf, Public } from '../auth/device-auth.guard';
 import { AckQueue } from './ack-queue';
 import { DeliveryStreams, type DeliveryStream, type StreamOutlet } from './delivery-streams';
+import { LastSeen } from './last-seen';
 import { InboundHolds } from './inbound-holds';
 import { SealedSends } from './sealed-sends';
 import { Sends } from './sends';
@@ -52,6 +53,7 @@ export class MessagingController implements GrpcController<
     private readonly sends: Sends,
     private readonly sealedSends: SealedSends,
     private readonly streams: DeliveryStreams,
+    private readonly lastSeen: LastSeen,
   ) {}
 
   @Direct()
@@ -103,8 +105,11 @@ export class MessagingController implements GrpcController<
       call.on('end', () => stream?.close());
       call.on('error', () => stream?.close());
       call.on('cancelled', finish);
-      this.streams
-        .open(device, outlet)
+      // Recorded before the stream opens (a directory write once a day at most), so a device
+      // listing read once the stream answered shows today.
+      this.lastSeen
+        .seen(device)
+        .then(() => this.streams.open(device, outlet))
         .then((opened) => {
           // The call ended while the stream was opening.
           if (over) opened.close();

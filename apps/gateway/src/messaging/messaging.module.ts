@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { LimitsModule } from '../limits/limits.module';
 import { DeliveryMetrics } from './delivery-metrics';
 import { DeliveryStreams } from './delivery-streams';
+import { LastSeen } from './last-seen';
 import { MessagingController } from './messaging.controller';
 import { PresenceHeartbeat } from './presence-heartbeat';
 import { SealedSends } from './sealed-sends';
@@ -12,6 +13,14 @@ import { StreamSendMetrics } from './stream-send-metrics';
   // Sends on a Connect stream are admitted by Send's own call limits.
   imports: [LimitsModule],
   controllers: [MessagingController],
-  providers: [DeliveryMetrics, DeliveryStreams, PresenceHeartbeat, SealedSends, Sends, StreamSendMetrics],
+  providers: [
+    DeliveryMetrics,
+    DeliveryStreams,
+    LastSeen,
+    PresenceHeartbeat,
+    SealedSends,
+    Sends,
+    StreamSendMetrics,
+  ],
 })
 export class MessagingModule {}
