@@ -3,6 +3,7 @@ import { LimitsModule } from '../limits/limits.module';
 import { DeliveryMetrics } from './delivery-metrics';
 import { DeliveryStreams } from './delivery-streams';
 import { MessagingController } from './messaging.controller';
+import { MultiRecipientSends } from './multi-recipient-sends';
 import { PresenceHeartbeat } from './presence-heartbeat';
 import { SealedSends } from './sealed-sends';
 import { Sends } from './sends';
@@ -12,6 +13,14 @@ import { StreamSendMetrics } from './stream-send-metrics';
   // Sends on a Connect stream are admitted by Send's own call limits.
   imports: [LimitsModule],
   controllers: [MessagingController],
-  providers: [DeliveryMetrics, DeliveryStreams, PresenceHeartbeat, SealedSends, Sends, StreamSendMetrics],
+  providers: [
+    DeliveryMetrics,
+    DeliveryStreams,
+    MultiRecipientSends,
+    PresenceHeartbeat,
+    SealedSends,
+    Sends,
+    StreamSendMetrics,
+  ],
 })
 export class MessagingModule {}
