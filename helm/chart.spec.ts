@@ -802,6 +802,22 @@ describe('helm/sotto', () => {
     expect(custom.SENDER_CERTIFICATE_SERVER_CERTIFICATE).toMatchObject(fromSecret('cert', 'sealed'));
     expect(custom.SENDER_CERTIFICATE_SERVER_KEY).toMatchObject(fromSecret('key', 'sealed'));
     expect(value(custom, 'SENDER_CERTIFICATE_TTL_MS')).toBe('3600000');
+    // Group sends' caps: the gateway's own defaults, and what is set.
+    expect([value(env, 'MULTI_RECIPIENT_MAX_RECIPIENTS'), value(env, 'MULTI_RECIPIENT_MAX_BYTES')]).toEqual([
+      '1000',
+      '786432',
+    ]);
+    const group = environment(
+      render(['gateway.multiRecipient.maxRecipients=200,gateway.multiRecipient.maxBytes=100000']),
+      'gateway',
+    );
+    expect([
+      value(group, 'MULTI_RECIPIENT_MAX_RECIPIENTS'),
+      value(group, 'MULTI_RECIPIENT_MAX_BYTES'),
+    ]).toEqual(['200', '100000']);
+    const tooMany = helm(['template', RELEASE, chart, '--set', 'gateway.multiRecipient.maxRecipients=5001']);
+    expect(tooMany.status).not.toBe(0);
+    expect(tooMany.stderr).toContain('maxRecipients');
     const zero = helm(['template', RELEASE, chart, '--set', 'gateway.senderCertificate.ttlMs=0']);
     expect(zero.status).not.toBe(0);
     expect(zero.stderr).toContain('ttlMs');
@@ -1054,6 +1070,12 @@ describe('helm/sotto', () => {
       RATE_LIMIT_SEND_PER_DESTINATION: ['sendPerDestination', '600/1m', '300/30s'],
       RATE_LIMIT_SEALED_SEND_PER_SOURCE: ['sealedSendPerSource', '300/1m', '100/1m'],
       RATE_LIMIT_SEALED_SEND_PER_DESTINATION: ['sealedSendPerDestination', '600/1m', '200/1m'],
+      RATE_LIMIT_MULTI_RECIPIENT_SEND_PER_SOURCE: ['multiRecipientSendPerSource', '120/1m', '60/1m'],
+      RATE_LIMIT_MULTI_RECIPIENT_SEND_PER_DESTINATION: [
+        'multiRecipientSendPerDestination',
+        '1200/1m',
+        '600/1m',
+      ],
       RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT: ['lookupUsernamePerAccount', '100/1h', '50/h'],
       RATE_LIMIT_LOOKUP_ACCOUNT_PER_ACCOUNT: ['lookupAccountPerAccount', '300/1h', '600/1h'],
       RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT: ['prekeyBundlesPerAccount', '200/1h', '100/1h'],

@@ -57,6 +57,10 @@ export const gatewayEnv = serviceEnvSchema(
     RATE_LIMIT_SEALED_SEND_PER_SOURCE: rate('300/1m'),
     /** Sealed sends to one account whose access key was accepted, from everyone together. */
     RATE_LIMIT_SEALED_SEND_PER_DESTINATION: rate('600/1m'),
+    /** Group messages in one upload (SendMultiRecipient) from one address (IPv4, or an IPv6 /64). */
+    RATE_LIMIT_MULTI_RECIPIENT_SEND_PER_SOURCE: rate('120/1m'),
+    /** Group messages to one account whose key was part of an accepted combined key, from everyone together. */
+    RATE_LIMIT_MULTI_RECIPIENT_SEND_PER_DESTINATION: rate('1200/1m'),
     /** Username lookups by one account, all its devices together. */
     RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT: rate('100/1h'),
     /** Account lookups (naming a sender) by one account. */
@@ -104,6 +108,17 @@ export const gatewayEnv = serviceEnvSchema(
     CONNECT_SEND_MAX_IN_FLIGHT: positiveInt().max(10_000, { message: 'expected at most 10000' }).default(256),
     /** Bytes of envelope content of those sends; one send goes even if larger. */
     CONNECT_SEND_MAX_IN_FLIGHT_BYTES: positiveInt().default(4 * 1024 * 1024),
+    /** Most recipients of one SendMultiRecipient (a group's members but the sender); Signal allows 1,000. */
+    MULTI_RECIPIENT_MAX_RECIPIENTS: positiveInt()
+      .max(5000, { message: 'expected at most 5000' })
+      .default(1000),
+    /**
+     * Most bytes of one SendMultiRecipient's message. It is logged to Kafka as one record with its
+     * recipients' devices, under the broker's 1 MiB; at most 900 KiB.
+     */
+    MULTI_RECIPIENT_MAX_BYTES: positiveInt()
+      .max(900 * 1024, { message: 'expected at most 921600' })
+      .default(768 * 1024),
     /** First wait before a failed drain of a connected device is tried again; doubled each time, with jitter. */
     DELIVERY_DRAIN_RETRY_MIN_MS: positiveInt().default(250),
     /** Longest wait between retries of a failed drain. */

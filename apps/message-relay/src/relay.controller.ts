@@ -18,6 +18,8 @@ import {
   type SendBatchResponse,
   type ReadMailboxRequest,
   type ReadMailboxResponse,
+  type SendMultiRecipientRequest,
+  type SendMultiRecipientResponse,
   type SendRequest,
   type SendResponse,
 } from '@sotto/contracts/generated/sotto/relay/v1/relay';
@@ -56,7 +58,7 @@ function device(accountId: string, deviceId: number, prefix: string): DeviceAddr
 @GrpcService(RelayServiceService)
 export class RelayController implements GrpcController<
   typeof RelayServiceService,
-  'sendBatch' | 'readMailboxBatch' | 'ackBatch'
+  'sendBatch' | 'readMailboxBatch' | 'ackBatch' | 'sendMultiRecipient'
 > {
   private readonly logger = new Logger(RelayController.name);
 
@@ -107,6 +109,12 @@ export class RelayController implements GrpcController<
     return {
       deleted: await this.mailboxes.delete(device(request.accountId, request.deviceId, ''), request.guids),
     };
+  }
+
+  /** A group message in one upload; see SendService.sendMultiRecipient. */
+  @Direct()
+  sendMultiRecipient(request: SendMultiRecipientRequest): Promise<SendMultiRecipientResponse> {
+    return this.sender.sendMultiRecipient(request);
   }
 
   @Direct()

@@ -419,6 +419,8 @@ AUTH_FAILURES_PER_SOURCE: {{ $values.auth.failures.perSource | int64 | quote }}
 AUTH_FAILURES_PER_DEVICE: {{ $values.auth.failures.perDevice | int64 | quote }}
 AUTH_FAILURE_WINDOW_SECONDS: {{ $values.auth.failures.windowSeconds | int64 | quote }}
 SENDER_CERTIFICATE_TTL_MS: {{ $values.senderCertificate.ttlMs | int64 | quote }}
+MULTI_RECIPIENT_MAX_RECIPIENTS: {{ $values.multiRecipient.maxRecipients | int64 | quote }}
+MULTI_RECIPIENT_MAX_BYTES: {{ $values.multiRecipient.maxBytes | int64 | quote }}
 {{- end }}
 {{- if eq $c.name "prekey-directory" }}
 MAX_DEVICES_PER_ACCOUNT: {{ $values.maxDevicesPerAccount | int64 | quote }}
@@ -435,6 +437,8 @@ RATE_LIMIT_SEND_PER_DEVICE: {{ $limits.sendPerDevice | quote }}
 RATE_LIMIT_SEND_PER_DESTINATION: {{ $limits.sendPerDestination | quote }}
 RATE_LIMIT_SEALED_SEND_PER_SOURCE: {{ $limits.sealedSendPerSource | quote }}
 RATE_LIMIT_SEALED_SEND_PER_DESTINATION: {{ $limits.sealedSendPerDestination | quote }}
+RATE_LIMIT_MULTI_RECIPIENT_SEND_PER_SOURCE: {{ $limits.multiRecipientSendPerSource | quote }}
+RATE_LIMIT_MULTI_RECIPIENT_SEND_PER_DESTINATION: {{ $limits.multiRecipientSendPerDestination | quote }}
 RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT: {{ $limits.lookupUsernamePerAccount | quote }}
 RATE_LIMIT_LOOKUP_ACCOUNT_PER_ACCOUNT: {{ $limits.lookupAccountPerAccount | quote }}
 RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT: {{ $limits.prekeyBundlesPerAccount | quote }}

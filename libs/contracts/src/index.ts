@@ -1,6 +1,7 @@
 export { PROTO_ROOT, HEALTH_PROTO_PATH, PROTO_LOADER_OPTIONS } from './proto-loader';
 export { ServiceContract, CONTRACTS, ContractName, serviceNameOf } from './registry';
 export * as envelopesTopic from './topics/envelopes-v1';
+export * as multiRecipientTopic from './topics/multi-recipient-v1';
 export * as gatewayEvents from './channels/gateway-events-v1';
 export * as credentialRevocations from './channels/credential-revocations-v1';
 export * as deviceListChanges from './channels/device-list-changes-v1';

@@ -104,6 +104,7 @@ export const TOPOLOGY: Readonly<Record<Exclude<ServiceIdentity, 'gateway'>, Read
     sendBatch: GATEWAY,
     readMailboxBatch: GATEWAY,
     ackBatch: GATEWAY,
+    sendMultiRecipient: GATEWAY,
   }),
   presence: rules(PresenceServiceService, {
     claimStream: GATEWAY,

@@ -22,6 +22,8 @@ export const LIMIT_NAMES = [
   'send_per_destination',
   'sealed_send_per_source',
   'sealed_send_per_destination',
+  'multi_recipient_send_per_source',
+  'multi_recipient_send_per_destination',
   'lookup_username_per_account',
   'lookup_account_per_account',
   'prekey_bundles_per_account',
@@ -86,6 +88,11 @@ export const CALL_LIMITS: { readonly [Path in GatewayPath]: readonly LimitRule[]
   // Unauthenticated: per address here, and per destination only once the access key is accepted
   // (SEALED_SEND_LIMIT_AFTER_ACCESS), so that nobody without the key can spend a mailbox's budget.
   [MessagingServiceService.sendSealed.path]: [{ limit: 'sealed_send_per_source', per: 'source' }],
+  // Likewise: per address here, per recipient once the combined key is accepted
+  // (MULTI_RECIPIENT_LIMIT_AFTER_ACCESS).
+  [MessagingServiceService.sendMultiRecipient.path]: [
+    { limit: 'multi_recipient_send_per_source', per: 'source' },
+  ],
   [BackupServiceService.createBackupUpload.path]: OTHER,
   [BackupServiceService.uploadBackup.path]: OTHER,
   [BackupServiceService.getBackupUpload.path]: OTHER,
@@ -121,6 +128,8 @@ export const REFUSALS: { readonly [Name in LimitName]: string } = {
   send_per_destination: 'too many messages sent to this account',
   sealed_send_per_source: 'too many sealed messages sent from this address',
   sealed_send_per_destination: 'too many sealed messages sent to this account',
+  multi_recipient_send_per_source: 'too many group messages sent from this address',
+  multi_recipient_send_per_destination: 'too many group messages sent to one of the recipients',
   lookup_username_per_account: 'too many username lookups by this account',
   lookup_account_per_account: 'too many account lookups by this account',
   prekey_bundles_per_account: 'too many prekey bundles fetched by this account',
@@ -135,6 +144,9 @@ export const REFUSALS: { readonly [Name in LimitName]: string } = {
 
 /** SendSealed's limit per destination, taken by the handler once the destination's access key is accepted. */
 export const SEALED_SEND_LIMIT_AFTER_ACCESS: LimitName = 'sealed_send_per_destination';
+
+/** SendMultiRecipient's limit per recipient, taken by the handler once the combined access key is accepted. */
+export const MULTI_RECIPIENT_LIMIT_AFTER_ACCESS: LimitName = 'multi_recipient_send_per_destination';
 
 export const CALL_LIMIT_RATES = Symbol('CALL_LIMIT_RATES');
 export type CallLimitRates = { readonly [Name in LimitName]: RateLimit };
@@ -192,6 +204,23 @@ export class CallLimits {
   async take(limit: LimitName, subject: string): Promise<void> {
     const result = await this.limiter.take(limit, subject, this.rates[limit]);
     if (!result.allowed) throw throttled(REFUSALS[limit], result.retryAfterMs);
+  }
+
+  /**
+   * One limit for each of `subjects`, all or none: if any is refused, what
+   * the others took is given back, and the refusal names `which` of them.
+   */
+  async takeEach(limit: LimitName, subjects: readonly string[]): Promise<void> {
+    const rate = this.rates[limit];
+    const results = await Promise.all(subjects.map((subject) => this.limiter.take(limit, subject, rate)));
+    const refused = results.find((result) => !result.allowed);
+    if (refused === undefined || refused.allowed) return;
+    await Promise.all(
+      subjects
+        .filter((_, index) => results[index]?.allowed)
+        .map((subject) => this.limiter.refund(limit, subject, rate)),
+    );
+    throw throttled(REFUSALS[limit], refused.retryAfterMs);
   }
 
   private subjectOf(per: Subject, call: LimitedCall): string | undefined {

@@ -15,6 +15,8 @@ export function callLimitRates(env: GatewayEnv): CallLimitRates {
     send_per_destination: env.RATE_LIMIT_SEND_PER_DESTINATION,
     sealed_send_per_source: env.RATE_LIMIT_SEALED_SEND_PER_SOURCE,
     sealed_send_per_destination: env.RATE_LIMIT_SEALED_SEND_PER_DESTINATION,
+    multi_recipient_send_per_source: env.RATE_LIMIT_MULTI_RECIPIENT_SEND_PER_SOURCE,
+    multi_recipient_send_per_destination: env.RATE_LIMIT_MULTI_RECIPIENT_SEND_PER_DESTINATION,
     lookup_username_per_account: env.RATE_LIMIT_LOOKUP_USERNAME_PER_ACCOUNT,
     lookup_account_per_account: env.RATE_LIMIT_LOOKUP_ACCOUNT_PER_ACCOUNT,
     prekey_bundles_per_account: env.RATE_LIMIT_PREKEY_BUNDLES_PER_ACCOUNT,

@@ -4,6 +4,8 @@ import {
   MessagingServiceService,
   type ConnectRequest,
   type ConnectResponse,
+  type SendMultiRecipientRequest,
+  type SendMultiRecipientResponse,
   type SendRequest,
   type SendResponse,
   type SendSealedRequest,
@@ -15,6 +17,7 @@ import { AckQueue } from './ack-queue';
 import { DeliveryStreams, type DeliveryStream, type StreamOutlet } from './delivery-streams';
 import { LastSeen } from './last-seen';
 import { InboundHolds } from './inbound-holds';
+import { MultiRecipientSends } from './multi-recipient-sends';
 import { SealedSends } from './sealed-sends';
 import { Sends } from './sends';
 
@@ -38,7 +41,7 @@ function outletOf(call: ConnectCall, end: () => void): StreamOutlet {
 }
 
 /**
- * The public MessagingService: Send, SendSealed, and the per-device Connect
+ * The public MessagingService: Send, SendSealed, SendMultiRecipient, and the per-device Connect
  * stream, on which a connected device also sends. All are the message path,
  * so all are served directly on grpc-js (@Direct(): authenticated and limited by
  * GatewayCallAdmission), without NestJS's per-call RxJS pipeline.
@@ -47,11 +50,12 @@ function outletOf(call: ConnectCall, end: () => void): StreamOutlet {
 @GrpcService(MessagingServiceService)
 export class MessagingController implements GrpcController<
   typeof MessagingServiceService,
-  'send' | 'connect' | 'sendSealed'
+  'send' | 'connect' | 'sendSealed' | 'sendMultiRecipient'
 > {
   constructor(
     private readonly sends: Sends,
     private readonly sealedSends: SealedSends,
+    private readonly multiRecipientSends: MultiRecipientSends,
     private readonly streams: DeliveryStreams,
     private readonly lastSeen: LastSeen,
   ) {}
@@ -66,6 +70,13 @@ export class MessagingController implements GrpcController<
   @Public()
   sendSealed(request: SendSealedRequest): Promise<SendSealedResponse> {
     return this.sealedSends.send(request);
+  }
+
+  /** A group message in one upload; the recipients' combined access key authorises it (see MultiRecipientSends). */
+  @Direct()
+  @Public()
+  sendMultiRecipient(request: SendMultiRecipientRequest): Promise<SendMultiRecipientResponse> {
+    return this.multiRecipientSends.send(request);
   }
 
   /**

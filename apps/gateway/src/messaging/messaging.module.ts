@@ -4,6 +4,7 @@ import { DeliveryMetrics } from './delivery-metrics';
 import { DeliveryStreams } from './delivery-streams';
 import { LastSeen } from './last-seen';
 import { MessagingController } from './messaging.controller';
+import { MultiRecipientSends } from './multi-recipient-sends';
 import { PresenceHeartbeat } from './presence-heartbeat';
 import { SealedSends } from './sealed-sends';
 import { Sends } from './sends';
@@ -17,6 +18,7 @@ import { StreamSendMetrics } from './stream-send-metrics';
     DeliveryMetrics,
     DeliveryStreams,
     LastSeen,
+    MultiRecipientSends,
     PresenceHeartbeat,
     SealedSends,
     Sends,

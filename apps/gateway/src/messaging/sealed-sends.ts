@@ -13,7 +13,7 @@ import { RelayCalls } from '../upstream/relay-calls';
 import { Upstream } from '../upstream/upstream';
 
 /** The length of an unidentified-access key, as the directory keeps it. */
-const ACCESS_KEY_BYTES = 16;
+export const ACCESS_KEY_BYTES = 16;
 
 /**
  * Every refusal of the access key says this, whether the key is wrong,

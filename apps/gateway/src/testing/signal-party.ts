@@ -7,12 +7,15 @@ import {
   PreKeyStore,
   ProtocolAddress,
   PublicKey,
+  SenderKeyRecord,
+  SenderKeyStore,
   SessionRecord,
   SessionStore,
   SignedPreKeyRecord,
   SignedPreKeyStore,
   processPreKeyBundle,
   type PrivateKey,
+  type Uuid,
 } from '@signalapp/libsignal-client';
 import { preKeyBundle, type GeneratedDeviceKeys } from '@sotto/client-sdk';
 import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/sotto/common/v1/keys';
@@ -160,6 +163,21 @@ class MemoryKyberPreKeys extends KyberPreKeyStore {
   }
 }
 
+/** Sender keys (groups), by sender address and distribution id. */
+class MemorySenderKeys extends SenderKeyStore {
+  private readonly records = new Map<string, Uint8Array<ArrayBuffer>>();
+
+  saveSenderKey(sender: ProtocolAddress, distributionId: Uuid, record: SenderKeyRecord): Promise<void> {
+    this.records.set(`${sender.toString()}/${distributionId}`, record.serialize());
+    return Promise.resolve();
+  }
+
+  getSenderKey(sender: ProtocolAddress, distributionId: Uuid): Promise<SenderKeyRecord | null> {
+    const data = this.records.get(`${sender.toString()}/${distributionId}`);
+    return Promise.resolve(data ? SenderKeyRecord.deserialize(data) : null);
+  }
+}
+
 /** One device's stores, from the keys it registered. */
 export class SignalParty {
   readonly sessions = new MemorySessions();
@@ -167,6 +185,7 @@ export class SignalParty {
   readonly preKeys: MemoryPreKeys;
   readonly signedPreKeys: MemorySignedPreKeys;
   readonly kyberPreKeys: MemoryKyberPreKeys;
+  readonly senderKeys = new MemorySenderKeys();
 
   readonly address: ProtocolAddress;
 
@@ -182,9 +201,17 @@ export class SignalParty {
     this.kyberPreKeys = new MemoryKyberPreKeys(keys);
   }
 
-  /** Starts a session with the device of `accountId` that `bundle` (as the gateway answered it) describes. */
-  async startSession(accountId: string, bundle: BundleMessage): Promise<ProtocolAddress> {
-    const address = ProtocolAddress.new(accountId, bundle.deviceId);
+  /**
+   * Starts a session with the device of `accountId` that `bundle` (as the
+   * gateway answered it) describes; under another device id, for a test
+   * that plays a sender with a wrong idea of the devices.
+   */
+  async startSession(
+    accountId: string,
+    bundle: BundleMessage,
+    deviceId = bundle.deviceId,
+  ): Promise<ProtocolAddress> {
+    const address = ProtocolAddress.new(accountId, deviceId);
     await processPreKeyBundle(preKeyBundle(bundle), address, this.address, this.sessions, this.identities);
     return address;
   }

@@ -7,6 +7,8 @@ import type {
   ReadMailboxRequest,
   ReadMailboxResponse,
   SendBatchResponse,
+  SendMultiRecipientRequest,
+  SendMultiRecipientResponse,
   SendRequest,
   SendResponse,
 } from '@sotto/contracts/generated/sotto/relay/v1/relay';
@@ -89,9 +91,13 @@ export class RelayCalls {
   private readonly sends: CallBatcher<SendRequest, SendResponse>;
   private readonly reads: CallBatcher<ReadMailboxRequest, ReadMailboxResponse>;
   private readonly acks: CallBatcher<AckRequest, AckResponse>;
+  private readonly relay: Upstream['relay'];
+  private readonly sendTimeoutMs: number;
 
   constructor(upstream: Upstream, @Inject(GATEWAY_ENV) env: GatewayEnv) {
     const relay = upstream.relay;
+    this.relay = relay;
+    this.sendTimeoutMs = env.RELAY_SEND_TIMEOUT_MS;
     const limits = {
       concurrency: env.RELAY_BATCH_CONCURRENCY,
       maxCalls: RELAY_BATCH_MAX_CALLS,
@@ -132,6 +138,23 @@ export class RelayCalls {
    */
   send(request: SendRequest): Promise<SendResponse> {
     return this.sends.call(request);
+  }
+
+  /**
+   * A group message in one upload, on its own call (it may be near a
+   * megabyte, a batch's worth): answered once Kafka holds it, or as Send
+   * is when the relay does not answer within RELAY_SEND_TIMEOUT_MS.
+   */
+  async sendMultiRecipient(request: SendMultiRecipientRequest): Promise<SendMultiRecipientResponse> {
+    let timedOut = false;
+    try {
+      return await this.relay.sendMultiRecipient(request, undefined, {
+        deadline: Date.now() + this.sendTimeoutMs,
+        interceptors: [noticingDeadline(() => (timedOut = true))],
+      });
+    } catch (error) {
+      throw timedOut ? sendTimedOut(this.sendTimeoutMs) : error;
+    }
   }
 
   readMailbox(request: ReadMailboxRequest): Promise<ReadMailboxResponse> {

@@ -6,7 +6,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
-import { envelopesTopic } from '@sotto/contracts';
+import { envelopesTopic, multiRecipientTopic } from '@sotto/contracts';
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { SameTurnBatch } from '@sotto/platform/batching';
 import { KAFKA, countKafkaRequests } from '@sotto/platform/kafka';
@@ -16,6 +16,7 @@ import { RELAY_ENV, type RelayEnv } from '../env';
 import { MailboxStore, type DeviceAddress } from '../mailbox/mailbox.store';
 import { FaultInjection } from './fault-injection';
 import { MailPushes, type RoutedEnvelope } from './mail-pushes';
+import { copiesOf } from './multi-recipient-copies';
 import { OffsetCommits } from './offset-commits';
 import { RoutingMetrics } from './routing-metrics';
 
@@ -31,9 +32,23 @@ interface RoutingItem {
   readonly arrivedAtMs: number;
 }
 
+/** `envelope` on its way into its mailbox, which keeps it as `value`. */
+function routingItem(envelope: Envelope, value: Buffer): RoutingItem {
+  return {
+    device: { accountId: envelope.destinationAccountId, deviceId: envelope.destinationDeviceId },
+    guid: envelope.guid,
+    envelope: value,
+    decoded: envelope,
+    // It arrived when the relay accepted it; its 30 days run from then.
+    arrivedAtMs: Number(envelope.serverTimestampMs),
+  };
+}
+
 /**
  * Reads sotto.envelopes.v1 and writes each envelope into its device's
- * mailbox, then pushes it to the gateway holding the device's stream. Offsets are committed only after
+ * mailbox, then pushes it to the gateway holding the device's stream. A
+ * record of sotto.multi-recipient.v1 is split first, into a sealed envelope
+ * per recipient device, and its batch committed only once every copy is in. Offsets are committed only after
  * the mailbox writes, so a crash anywhere re-reads the batch: delivery is at
  * least once, and the mailbox script makes each retry a no-op per GUID.
  */
@@ -55,7 +70,8 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     private readonly metrics: RoutingMetrics,
     registry: Registry,
   ) {
-    this.partitions = env.ENVELOPE_TOPIC_PARTITIONS;
+    // Both topics have ENVELOPE_TOPIC_PARTITIONS partitions.
+    this.partitions = 2 * env.ENVELOPE_TOPIC_PARTITIONS;
     this.consumer = kafka.consumer({
       groupId: env.KAFKA_CONSUMER_GROUP,
       sessionTimeout: env.KAFKA_SESSION_TIMEOUT_MS,
@@ -75,7 +91,10 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
   async onApplicationBootstrap(): Promise<void> {
     await this.consumer.connect();
     // A new group starts at the beginning: nothing logged before it existed is skipped.
-    await this.consumer.subscribe({ topic: envelopesTopic.TOPIC, fromBeginning: true });
+    await this.consumer.subscribe({
+      topics: [envelopesTopic.TOPIC, multiRecipientTopic.TOPIC],
+      fromBeginning: true,
+    });
     // A consumer that stopped for good (kafkajs restarts it after a retriable crash) would leave
     // this relay answering Sends and routing nothing: it stops the relay, to be started again.
     this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
@@ -110,15 +129,13 @@ export class EnvelopeRouter implements OnApplicationBootstrap, OnApplicationShut
     for (const message of batch.messages) {
       if (!message.value) continue;
       try {
-        const envelope = envelopesTopic.decodeValue(message.value);
-        items.push({
-          device: { accountId: envelope.destinationAccountId, deviceId: envelope.destinationDeviceId },
-          guid: envelope.guid,
-          envelope: message.value,
-          decoded: envelope,
-          // It arrived when the relay accepted it; its 30 days run from then.
-          arrivedAtMs: Number(envelope.serverTimestampMs),
-        });
+        if (batch.topic === multiRecipientTopic.TOPIC) {
+          for (const copy of copiesOf(multiRecipientTopic.decodeValue(message.value))) {
+            items.push(routingItem(copy, envelopesTopic.encodeValue(copy)));
+          }
+        } else {
+          items.push(routingItem(envelopesTopic.decodeValue(message.value), message.value));
+        }
       } catch (error) {
         // A record that is not an envelope can never be delivered; retrying it would stall the partition.
         this.logger.error(

@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import {
+  IdentityChange,
+  IdentityKeyPair,
+  IdentityKeyStore,
+  ProtocolAddress,
+  PublicKey,
+  SenderCertificate,
+  SenderKeyDistributionMessage,
+  SenderKeyRecord,
+  SenderKeyStore,
+  ServerCertificate,
+  SessionRecord,
+  SessionStore,
+  UnidentifiedSenderMessageContent,
+  groupEncrypt,
+  processPreKeyBundle,
+  sealedSenderMultiRecipientEncrypt,
+  type PrivateKey,
+} from '@signalapp/libsignal-client';
+import { generateDeviceKeys, preKeyBundle, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { multiRecipientTopic } from '@sotto/contracts';
+import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import { RelayServiceClient, type QueuedEnvelope } from '@sotto/contracts/generated/sotto/relay/v1/relay';
+import { callerCredentials, createTestCluster, freePort, type TestCluster } from '@sotto/testing';
+
+// The relay's side of a group message in one upload, in the crash tests' way: the relay accepts
+// one record for every copy, and a relay SIGKILLed while routing it, before the mailbox writes
+// or before the offset commit, leaves every copy delivered exactly once after a restart.
+
+const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data);
+
+class Sessions extends SessionStore {
+  private readonly records = new Map<string, Uint8Array<ArrayBuffer>>();
+  saveSession(name: ProtocolAddress, record: SessionRecord): Promise<void> {
+    this.records.set(name.toString(), record.serialize());
+    return Promise.resolve();
+  }
+  getSession(name: ProtocolAddress): Promise<SessionRecord | null> {
+    const data = this.records.get(name.toString());
+    return Promise.resolve(data ? SessionRecord.deserialize(data) : null);
+  }
+  async getExistingSessions(addresses: ProtocolAddress[]): Promise<SessionRecord[]> {
+    const records = await Promise.all(addresses.map((address) => this.getSession(address)));
+    return records.filter((record) => record !== null);
+  }
+}
+
+class Identities extends IdentityKeyStore {
+  private readonly known = new Map<string, PublicKey>();
+  constructor(private readonly identity: IdentityKeyPair) {
+    super();
+  }
+  getIdentityKey(): Promise<PrivateKey> {
+    return Promise.resolve(this.identity.privateKey);
+  }
+  getLocalRegistrationId(): Promise<number> {
+    return Promise.resolve(1);
+  }
+  saveIdentity(name: ProtocolAddress, key: PublicKey): Promise<IdentityChange> {
+    this.known.set(name.name(), key);
+    return Promise.resolve(IdentityChange.NewOrUnchanged);
+  }
+  isTrustedIdentity(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  getIdentity(name: ProtocolAddress): Promise<PublicKey | null> {
+    return Promise.resolve(this.known.get(name.name()) ?? null);
+  }
+}
+
+class SenderKeys extends SenderKeyStore {
+  private readonly records = new Map<string, Uint8Array<ArrayBuffer>>();
+  saveSenderKey(sender: ProtocolAddress, id: string, record: SenderKeyRecord): Promise<void> {
+    this.records.set(`${sender.toString()}/${id}`, record.serialize());
+    return Promise.resolve();
+  }
+  getSenderKey(sender: ProtocolAddress, id: string): Promise<SenderKeyRecord | null> {
+    const data = this.records.get(`${sender.toString()}/${id}`);
+    return Promise.resolve(data ? SenderKeyRecord.deserialize(data) : null);
+  }
+}
+
+describe('multi-recipient sends in the relay', () => {
+  let cluster: TestCluster;
+  let directory: DirectoryServiceClient;
+
+  beforeAll(async () => {
+    cluster = await createTestCluster();
+    await Promise.all([cluster.start('prekey-directory'), cluster.start('presence')]);
+    directory = new DirectoryServiceClient(
+      cluster.addresses['prekey-directory'].grpc,
+      callerCredentials('gateway'),
+    );
+  });
+
+  afterAll(async () => {
+    directory?.close();
+    await cluster?.stop();
+  });
+
+  async function account(): Promise<string> {
+    const keys = generateDeviceKeys(1);
+    const { accountId } = await unary(directory.register.bind(directory), {
+      username: `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
+      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+      device: publicDeviceKeys(keys),
+    });
+    return accountId;
+  }
+
+  async function relay(env: Record<string, string> = {}): Promise<{
+    client: RelayServiceClient;
+    group: string;
+    exited: Promise<number | string>;
+    stop: () => Promise<unknown>;
+  }> {
+    const group = env['KAFKA_CONSUMER_GROUP'] ?? `relay-test-${randomUUID()}`;
+    const service = await cluster.start('message-relay', {
+      KAFKA_CONSUMER_GROUP: group,
+      KAFKA_SESSION_TIMEOUT_MS: '6000',
+      // A port of its own: a relay of an earlier test may still hold the cluster's.
+      GRPC_ADDR: `127.0.0.1:${await freePort()}`,
+      ...env,
+    });
+    return {
+      client: new RelayServiceClient(service.grpc, callerCredentials('gateway')),
+      group,
+      exited: service.exited,
+      stop: () => service.stop(),
+    };
+  }
+
+  /** A real SentMessage from a sender (with a certificate of its own making) to device 1 of each of `recipients`. */
+  async function sentMessage(recipients: string[], text: string): Promise<Buffer> {
+    const identity = IdentityKeyPair.generate();
+    const sessions = new Sessions();
+    const identities = new Identities(identity);
+    const addresses: ProtocolAddress[] = [];
+    const self = ProtocolAddress.new(randomUUID(), 1);
+    for (const accountId of recipients) {
+      const { bundles } = await unary(directory.getPreKeyBundle.bind(directory), {
+        requesterAccountId: accountId,
+        targetAccountId: accountId,
+        targetDeviceId: 1,
+      });
+      const address = ProtocolAddress.new(accountId, 1);
+      await processPreKeyBundle(preKeyBundle(bundles[0]), address, self, sessions, identities);
+      addresses.push(address);
+    }
+    const trustRoot = IdentityKeyPair.generate();
+    const server = IdentityKeyPair.generate();
+    const serverCertificate = ServerCertificate.new(1, server.publicKey, trustRoot.privateKey);
+    const certificate = SenderCertificate.new(
+      self.name(),
+      null,
+      1,
+      identity.publicKey,
+      Date.now() + 60_000,
+      serverCertificate,
+      server.privateKey,
+    );
+    const senderKeys = new SenderKeys();
+    const distributionId = randomUUID();
+    await SenderKeyDistributionMessage.create(self, distributionId, senderKeys);
+    const ciphertext = await groupEncrypt(self, distributionId, senderKeys, bytes(Buffer.from(text)));
+    const content = UnidentifiedSenderMessageContent.new(ciphertext, certificate, 0, null);
+    return Buffer.from(await sealedSenderMultiRecipientEncrypt(content, addresses, identities, sessions));
+  }
+
+  async function mailbox(
+    client: RelayServiceClient,
+    accountId: string,
+    count: number,
+  ): Promise<QueuedEnvelope[]> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const { envelopes } = await unary(client.readMailbox.bind(client), {
+        accountId,
+        deviceId: 1,
+        afterSequence: '0',
+        limit: 100,
+        maxBytes: 0,
+      });
+      if (envelopes.length >= count || Date.now() > deadline) return envelopes;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  it.each(['crash-before-mailbox', 'crash-before-commit'])(
+    'delivers every copy exactly once when the relay is SIGKILLed at %s and restarted',
+    async (point) => {
+      const recipients = await Promise.all([account(), account(), account()]);
+      const messages = [await sentMessage(recipients, 'first'), await sentMessage(recipients, 'second')];
+      const doomed = await relay({ SOTTO_FAULT_INJECTION: point });
+      try {
+        // Kafka acknowledged each before the relay answered.
+        for (const message of messages) {
+          await unary(doomed.client.sendMultiRecipient.bind(doomed.client), {
+            message,
+            clientTimestampMs: String(Date.now()),
+            ephemeral: false,
+          });
+        }
+      } finally {
+        doomed.client.close();
+      }
+      // It dies routing the first record, after answering: only then does another take its place.
+      expect(await doomed.exited).toBe('SIGKILL');
+      const replacement = await relay({ KAFKA_CONSUMER_GROUP: doomed.group });
+      try {
+        for (const accountId of recipients) {
+          const queued = await mailbox(replacement.client, accountId, 2);
+          // Give a redelivered record the chance to show up twice before counting.
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+          const again = await mailbox(replacement.client, accountId, 2);
+          expect(again.map((item) => item.envelope!.guid)).toEqual(queued.map((item) => item.envelope!.guid));
+          expect(again).toHaveLength(2);
+          for (const item of again) {
+            expect(item.envelope).toMatchObject({
+              type: EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+              sourceAccountId: '',
+              sourceDeviceId: 0,
+              destinationAccountId: accountId,
+              destinationDeviceId: 1,
+            });
+          }
+          // Each copy is libsignal's copy of one of the two messages for this recipient, in order.
+          const expected = messages.map((message) => {
+            const parsed = multiRecipientTopic.parseSentMessage(message);
+            if (!parsed.ok) throw new Error(parsed.reason);
+            const mine = parsed.value.recipients.find((r) => r.accountId === accountId)!;
+            return Buffer.from(parsed.value.message.messageForRecipient(mine.recipient));
+          });
+          expect(again.map((item) => Buffer.from(item.envelope!.content))).toEqual(expected);
+        }
+      } finally {
+        replacement.client.close();
+        await replacement.stop();
+      }
+    },
+  );
+
+  it('refuses garbage, naming the field, and accepts nothing', async () => {
+    const { client, stop } = await relay();
+    try {
+      await expect(
+        unary(client.sendMultiRecipient.bind(client), {
+          message: Buffer.from('not a message'),
+          clientTimestampMs: String(Date.now()),
+          ephemeral: false,
+        }),
+      ).rejects.toMatchObject({ details: 'message: is not a sealed-sender multi-recipient message' });
+    } finally {
+      client.close();
+      await stop();
+    }
+  });
+});
