@@ -127,7 +127,9 @@ export class GhostDeviceError extends SottoError {
     readonly username: string,
     readonly deviceId: number,
   ) {
-    super(`${username}'s server lists device ${deviceId} that ${username}'s devices did not sign: not sending`);
+    super(
+      `${username}'s server lists device ${deviceId} that ${username}'s devices did not sign: not sending`,
+    );
     this.name = 'GhostDeviceError';
   }
 }

@@ -18,7 +18,8 @@ import {
   type ConnectResponse,
   type SendRequest,
   type SendResponse,
-  type SendSealedResponse,
+  type SendMultiRecipientResponse,
+  SendSealedResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -68,6 +69,10 @@ class Messaging implements GrpcController<typeof MessagingServiceService, 'send'
 
   /** Served through NestJS, and never called here. */
   sendSealed(): Promise<SendSealedResponse> {
+    return Promise.reject(new Error('not called in this spec'));
+  }
+
+  sendMultiRecipient(): Promise<SendMultiRecipientResponse> {
     return Promise.reject(new Error('not called in this spec'));
   }
 

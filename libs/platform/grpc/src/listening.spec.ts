@@ -7,7 +7,8 @@ import {
   MessagingServiceService,
   type SendRequest,
   type SendResponse,
-  type SendSealedResponse,
+  type SendMultiRecipientResponse,
+  SendSealedResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -35,6 +36,10 @@ class Messaging implements GrpcController<typeof MessagingServiceService, 'send'
 
   /** Served through NestJS, and never called here. */
   sendSealed(): Promise<SendSealedResponse> {
+    return Promise.reject(new Error('not called in this spec'));
+  }
+
+  sendMultiRecipient(): Promise<SendMultiRecipientResponse> {
     return Promise.reject(new Error('not called in this spec'));
   }
 
