@@ -31,6 +31,12 @@ function day(ms: string): string {
   return Number(ms) === 0 ? 'never' : new Date(Number(ms)).toISOString().slice(0, 10);
 }
 
+function sealedSenders(value: string): 'contacts' | 'anyone' {
+  if (value !== 'contacts' && value !== 'anyone')
+    throw new InvalidArgumentError('expected contacts or anyone');
+  return value;
+}
+
 function seconds(value: string): number {
   const parsed = Number(value);
   if (!Number.isFinite(parsed) || parsed < 0)
@@ -385,6 +391,23 @@ function program(): Command {
       withClient(async (client) => {
         await client.rotateSecret();
         print(`rotated the device secret of ${client.username}; the old one no longer works`);
+      }),
+    );
+
+  cli
+    .command('sealed-sender')
+    .argument('<who>', "'contacts' (the default) or 'anyone'", sealedSenders)
+    .description(
+      'who may send you sealed messages, whose sender the server never learns: contacts holding your profile key, or anyone',
+    )
+    .action((who: 'contacts' | 'anyone') =>
+      withClient(async (client) => {
+        await client.acceptSealedFromAnyone(who === 'anyone');
+        print(
+          who === 'anyone'
+            ? `${client.username} accepts sealed messages from anyone`
+            : `${client.username} accepts sealed messages from contacts holding its profile key`,
+        );
       }),
     );
 

@@ -313,6 +313,39 @@ describe('the SDK sends sealed once it has the contact’s profile key', () => {
     }
   });
 
+  it('lets an account take sealed messages from anyone, without its key, only while it says so, and through a new profile key', async () => {
+    const bob = await register('bob');
+    const stranger = new MessagingServiceClient(platform.gateway, gatewayCredentials(platform.gateway));
+    const keyless = () =>
+      unary(stranger.sendSealed.bind(stranger), {
+        ...sendRequest(bob.accountId, [
+          {
+            destinationDeviceId: 1,
+            destinationRegistrationId: bob.profile.account().registrationId,
+            type: EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+            content: Buffer.from('a stranger, sealed'),
+          },
+        ]),
+        unidentifiedAccessKey: Buffer.alloc(0),
+      });
+    const refused = { code: 16, details: 'unidentified_access_key: not accepted for this destination' };
+    try {
+      await expect(keyless()).rejects.toMatchObject(refused);
+      await bob.acceptSealedFromAnyone(true);
+      expect((await keyless()).guids).toHaveLength(1);
+      // A new profile key keeps the choice.
+      await bob.rotateProfileKey();
+      expect((await keyless()).guids).toHaveLength(1);
+      await bob.acceptSealedFromAnyone(false);
+      await expect(keyless()).rejects.toMatchObject(refused);
+      // The two that got in arrive, as undecryptable garbage from an unknown sender.
+      const got = await receive(bob, 2);
+      expect(got.notices.filter((notice) => notice.kind === 'undecryptable')).toHaveLength(2);
+    } finally {
+      stranger.close();
+    }
+  });
+
   it('refuses as undecryptable a sealed message whose valid certificate names the recipient’s own account', async () => {
     // Whoever copied Bob's profile (keys, credential, profile key) seals a message as Bob, to Bob.
     const bob = await register('bob');

@@ -10,6 +10,8 @@ interface ProfileKeyFile {
   /** Base64 of the 32 bytes. */
   readonly key: string;
   readonly accessKeySet: boolean;
+  /** Whether the account accepts sealed messages from anyone, not only from holders of the key (absent: no). */
+  readonly fromAnyone?: boolean;
 }
 
 /**
@@ -31,10 +33,25 @@ export class ProfileKey {
     const file = this.read() ?? this.write(randomBytes(PROFILE_KEY_BYTES), false);
     const key = new Uint8Array(Buffer.from(file.key, 'base64'));
     if (!file.accessKeySet) {
-      await this.announce(key);
-      this.write(key, true);
+      await this.announce(key, file.fromAnyone === true);
+      this.write(key, true, file.fromAnyone);
     }
     return key;
+  }
+
+  /**
+   * Whether strangers may send this account sealed messages: with `true` the
+   * server lets in sealed sends with or without the access key, so anyone who
+   * knows the account id can reach it without saying who they are; with
+   * `false` (the default) only contacts holding the profile key can.
+   */
+  async acceptSealedFromAnyone(fromAnyone: boolean): Promise<void> {
+    const key = new Uint8Array(
+      Buffer.from((this.read() ?? this.write(randomBytes(PROFILE_KEY_BYTES), false)).key, 'base64'),
+    );
+    this.write(key, false, fromAnyone);
+    await this.announce(key, fromAnyone);
+    this.write(key, true, fromAnyone);
   }
 
   /**
@@ -44,17 +61,18 @@ export class ProfileKey {
    */
   async rotate(): Promise<void> {
     const key = randomBytes(PROFILE_KEY_BYTES);
-    this.write(key, false);
-    await this.announce(key);
-    this.write(key, true);
+    const fromAnyone = this.read()?.fromAnyone;
+    this.write(key, false, fromAnyone);
+    await this.announce(key, fromAnyone === true);
+    this.write(key, true, fromAnyone);
   }
 
-  private announce(key: Uint8Array): Promise<unknown> {
+  private announce(key: Uint8Array, fromAnyone: boolean): Promise<unknown> {
     return this.connection.call(
       this.connection.accounts.setUnidentifiedAccess.bind(this.connection.accounts),
       {
         unidentifiedAccessKey: Buffer.from(deriveUnidentifiedAccessKey(key)),
-        unrestrictedUnidentifiedAccess: false,
+        unrestrictedUnidentifiedAccess: fromAnyone,
       },
     );
   }
@@ -66,8 +84,12 @@ export class ProfileKey {
       : undefined;
   }
 
-  private write(key: Uint8Array, accessKeySet: boolean): ProfileKeyFile {
-    const file: ProfileKeyFile = { key: Buffer.from(key).toString('base64'), accessKeySet };
+  private write(key: Uint8Array, accessKeySet: boolean, fromAnyone?: boolean): ProfileKeyFile {
+    const file: ProfileKeyFile = {
+      key: Buffer.from(key).toString('base64'),
+      accessKeySet,
+      ...(fromAnyone === true ? { fromAnyone } : {}),
+    };
     this.profile.writeJson(PROFILE_KEY_FILE, file);
     return file;
   }

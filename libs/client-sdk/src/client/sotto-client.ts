@@ -314,6 +314,15 @@ export class SottoClient {
   }
 
   /**
+   * Whether anyone, not only contacts holding this account's profile key, may
+   * send it sealed messages (the server then cannot tell who they are either).
+   * Off by default: strangers' first messages come authenticated.
+   */
+  acceptSealedFromAnyone(fromAnyone: boolean): Promise<void> {
+    return this.profileKey.acceptSealedFromAnyone(fromAnyone);
+  }
+
+  /**
    * Tells the contact's devices that are online now that this user is
    * typing; nothing is queued or kept. Refused like `send` while the
    * contact's changed safety number is not accepted.
