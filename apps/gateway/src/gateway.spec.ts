@@ -111,6 +111,12 @@ describe('gateway, end to end through the public API', () => {
     expect(open.sort()).toEqual([
       '/sotto.gateway.v1.AccountService/RecoverAccount',
       '/sotto.gateway.v1.AccountService/Register',
+      // The new device of a link: its one-time token is the proof (linking.spec.ts).
+      '/sotto.gateway.v1.DeviceService/CompleteLink',
+      '/sotto.gateway.v1.DeviceService/CreateLink',
+      '/sotto.gateway.v1.DeviceService/WaitForLink',
+      // Authorised by the recipients' combined access keys (multi-recipient.spec.ts).
+      '/sotto.gateway.v1.MessagingService/SendMultiRecipient',
       // Authorised by the destination's access key instead (sealed-sender.spec.ts).
       '/sotto.gateway.v1.MessagingService/SendSealed',
       '/sotto.gateway.v1.VaultService/FinishVaultLogin',

@@ -11,6 +11,7 @@ import {
   opaqueSendRequest,
   publicDeviceKeys,
   serviceErrorOf,
+  signDeviceList,
   SottoClient,
   StreamSender,
   unary,
@@ -18,6 +19,7 @@ import {
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
   ConnectResponse,
+  DeviceServiceClient,
   MessagingServiceClient,
   MessagingServiceService,
   SendRequest,
@@ -616,6 +618,27 @@ describe('sending on the Connect stream, through the public API', () => {
       identityKey: Buffer.from(keys.identity.publicKey.serialize()),
       device: publicDeviceKeys(keys),
     });
+    // The new phone publishes the account's signed device list, as every client does after a recovery.
+    const devices = new DeviceServiceClient(proxy.address, gatewayCredentials());
+    try {
+      await unary(
+        devices.setDeviceList.bind(devices),
+        {
+          deviceList: signDeviceList(
+            {
+              accountId: phone.accountId,
+              version: BigInt(Date.now()),
+              devices: [{ deviceId: phone.deviceId, registrationId: keys.registrationId }],
+              signedAtMs: Date.now(),
+            },
+            keys.identity.privateKey,
+          ),
+        },
+        { metadata: authorizationMetadata(phone) },
+      );
+    } finally {
+      devices.close();
+    }
 
     // With her stream open, alice's sends go on it: refused for the device list, mended, sent again.
     const series = (code: string) => `sotto_gateway_stream_sends_total{grpc_code="${code}"}`;

@@ -17,6 +17,7 @@ import {
   CALL_LIMITS,
   LIMIT_NAMES,
   REFUSALS,
+  MULTI_RECIPIENT_LIMIT_AFTER_ACCESS,
   SEALED_SEND_LIMIT_AFTER_ACCESS,
   type LimitRule,
 } from './call-limits';
@@ -66,6 +67,9 @@ describe('the call limits table', () => {
         { limit: 'recover_account_per_source', per: 'source' },
       ],
       '/sotto.gateway.v1.MessagingService/SendSealed': [{ limit: 'sealed_send_per_source', per: 'source' }],
+      '/sotto.gateway.v1.MessagingService/SendMultiRecipient': [
+        { limit: 'multi_recipient_send_per_source', per: 'source' },
+      ],
       '/sotto.gateway.v1.VaultService/StartVaultLogin': [],
       '/sotto.gateway.v1.VaultService/FinishVaultLogin': [],
       '/sotto.gateway.v1.DeviceService/CreateLink': [{ limit: 'create_link_per_source', per: 'source' }],
@@ -77,6 +81,7 @@ describe('the call limits table', () => {
   it('uses every limit it names, and says something for each', () => {
     const used = new Set(Object.values(CALL_LIMITS).flatMap((rules) => rules.map((rule) => rule.limit)));
     used.add(SEALED_SEND_LIMIT_AFTER_ACCESS);
+    used.add(MULTI_RECIPIENT_LIMIT_AFTER_ACCESS);
     expect([...used].sort()).toEqual([...LIMIT_NAMES].sort());
     for (const name of LIMIT_NAMES) expect(REFUSALS[name]).toMatch(/^too many /);
   });
