@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { ephemeralPortRange, freePort, listeningPortRanges } from './ports';
+import { ephemeralPortRange, FETCH_BLOCKED_PORTS, freePort, listeningPortRanges } from './ports';
 
 describe('freePort', () => {
   it('returns a port that can be bound on 127.0.0.1', async () => {
@@ -44,5 +44,13 @@ describe('freePort', () => {
     expect(listeningPortRanges([1024, 65000])).toEqual([]);
     expect(listeningPortRanges([10000, 64000])).toEqual([]);
     expect(listeningPortRanges([40000, 65535])).toEqual([[10000, 39999]]);
+  });
+
+  it('skips the ports fetch() refuses, where a server would have no readable /metrics', async () => {
+    for (const port of FETCH_BLOCKED_PORTS) {
+      await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toMatchObject({
+        cause: { message: 'bad port' },
+      });
+    }
   });
 });

@@ -48,6 +48,12 @@ export function listeningPortRanges(
   return size >= ENOUGH ? ranges : [];
 }
 
+/**
+ * Ports that fetch() refuses to connect to (the Fetch standard's "bad ports"), which would make
+ * a server's /metrics unreadable from a test: those from LOWEST up, where the choice falls.
+ */
+export const FETCH_BLOCKED_PORTS: ReadonlySet<number> = new Set([10080]);
+
 /** Ports this process handed out lately: a server may not have bound one yet, so it is not handed out again. */
 const handedOut = new Set<number>();
 const HANDED_OUT_KEPT = 4_096;
@@ -81,7 +87,8 @@ export async function freePort(): Promise<number> {
   const ranges = listeningPortRanges();
   for (let attempt = 0; ranges.length > 0 && attempt < 200; attempt++) {
     const port = randomPort(ranges);
-    if (!handedOut.has(port) && (await isPortFree(port))) return remember(port);
+    if (!handedOut.has(port) && !FETCH_BLOCKED_PORTS.has(port) && (await isPortFree(port)))
+      return remember(port);
   }
   for (;;) {
     const port = await kernelPort();
