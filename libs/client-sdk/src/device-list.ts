@@ -1,3 +1,4 @@
+import { deviceListSigningInput } from '@sotto/contracts';
 import type { PrivateKey, PublicKey } from '@signalapp/libsignal-client';
 import {
   DeviceListContent,
@@ -7,9 +8,6 @@ import {
 import { bytes } from './client/bytes';
 import { SottoError } from './errors';
 
-/** What the signature covers before the content, so a device-list signature can't pass for any other. */
-const SIGNATURE_CONTEXT = Buffer.concat([Buffer.from('sotto device list v1', 'utf8'), Buffer.from([0])]);
-
 /** A device list as a client works with it: decoded, its version a bigint. */
 export interface DeviceList {
   readonly accountId: string;
@@ -17,10 +15,6 @@ export interface DeviceList {
   /** By device id ascending, each once. */
   readonly devices: readonly ListedDevice[];
   readonly signedAtMs: number;
-}
-
-function signedBytes(content: Uint8Array): Uint8Array<ArrayBuffer> {
-  return bytes(Buffer.concat([SIGNATURE_CONTEXT, content]));
 }
 
 /** The devices by id ascending; the same id twice is refused. */
@@ -43,7 +37,7 @@ export function signDeviceList(list: DeviceList, identityKey: PrivateKey): Signe
     devices: sortedDevices(list.devices),
     signedAtMs: String(list.signedAtMs),
   }).finish();
-  return { content, signature: identityKey.sign(signedBytes(content)) };
+  return { content, signature: identityKey.sign(deviceListSigningInput(content)) };
 }
 
 /**
@@ -62,7 +56,7 @@ export function verifyDeviceList(
   const who = expected.name ?? expected.accountId;
   let valid = false;
   try {
-    valid = identityKey.verify(signedBytes(signed.content), bytes(signed.signature));
+    valid = identityKey.verify(deviceListSigningInput(signed.content), bytes(signed.signature));
   } catch {
     valid = false;
   }
