@@ -1,10 +1,10 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { Counter, Registry } from 'prom-client';
 import { deviceListChanges } from '@sotto/contracts';
 import type { Device } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { SameTurnBatch } from '@sotto/platform/batching';
-import { grpcError } from '@sotto/platform/grpc';
+import { grpcError, grpcStatusOf } from '@sotto/platform/grpc';
 import { REDIS, subscribe, type Redis, type Subscription } from '@sotto/platform/redis';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { Upstream } from '../upstream/upstream';
@@ -172,7 +172,8 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
       );
       return answers.flat();
     } catch (error) {
-      if ((error as Partial<ServiceError>).code !== status.UNIMPLEMENTED) throw error;
+      // Upstream errors arrive as RpcExceptions (upstreamError): their code is inside.
+      if (grpcStatusOf(error) !== status.UNIMPLEMENTED) throw error;
       // A directory not yet upgraded to the batch call: one call per account, as before it.
       this.batchReads = false;
       this.logger.warn('the directory has no ListDevicesBatch: reading device lists one account at a time');
@@ -185,7 +186,7 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
     try {
       return (await this.upstream.directory.listDevices({ accountId })).devices;
     } catch (error) {
-      if ((error as Partial<ServiceError>).code === status.NOT_FOUND) return undefined;
+      if (grpcStatusOf(error) === status.NOT_FOUND) return undefined;
       throw error;
     }
   }

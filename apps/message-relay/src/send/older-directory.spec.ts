@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  Client,
+  Metadata,
+  Server,
+  ServerCredentials,
+  status,
+  type ServerUnaryCall,
+  type sendUnaryData,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import {
+  DirectoryServiceClient,
+  DirectoryServiceService,
+} from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
+import {
+  callerCredentials,
+  createTestCluster,
+  freePort,
+  identityFiles,
+  metricValue,
+  relaySendRequest,
+  type TestCluster,
+  type TestService,
+} from '@sotto/testing';
+
+// A relay upgraded before its directory: the directory has no ListDevicesBatch yet, so it answers
+// UNIMPLEMENTED as any gRPC server does for a method it does not know. The relay must fall back to
+// one ListDevices per account, keep checking every send against the real device lists, and not
+// retry the batch call on every send.
+
+/** Bytes in, bytes out: the older directory passes requests on without decoding them. */
+const raw = (bytes: Buffer): Buffer => bytes;
+
+interface OlderDirectory {
+  readonly address: string;
+  /** How many calls of each method (its gRPC path's last part) it passed on. */
+  readonly calls: Map<string, number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A directory of the release before ListDevicesBatch: every other method of the
+ * contract is passed on to the real directory (as the relay, over mutual TLS),
+ * and ListDevicesBatch is not registered at all.
+ */
+async function startOlderDirectory(realDirectory: string): Promise<OlderDirectory> {
+  const upstream = new Client(realDirectory, callerCredentials('message-relay'));
+  const calls = new Map<string, number>();
+  const definition = Object.fromEntries(
+    Object.entries(DirectoryServiceService)
+      .filter(([name]) => name !== 'listDevicesBatch')
+      .map(([name, method]) => [
+        name,
+        {
+          ...method,
+          requestSerialize: raw,
+          requestDeserialize: raw,
+          responseSerialize: raw,
+          responseDeserialize: raw,
+        },
+      ]),
+  );
+  const handlers: UntypedServiceImplementation = {};
+  for (const [name, method] of Object.entries(definition)) {
+    handlers[name] = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
+      calls.set(name, (calls.get(name) ?? 0) + 1);
+      upstream.makeUnaryRequest(
+        method.path,
+        raw,
+        raw,
+        call.request,
+        new Metadata(),
+        (error: ServiceError | null, response?: Buffer) =>
+          error ? callback(error) : callback(null, response),
+      );
+    };
+  }
+  const tls = identityFiles('prekey-directory');
+  const server = new Server();
+  server.addService(definition, handlers);
+  const address = `127.0.0.1:${await freePort()}`;
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(
+      address,
+      ServerCredentials.createSsl(
+        readFileSync(tls.ca),
+        [{ private_key: readFileSync(tls.key), cert_chain: readFileSync(tls.cert) }],
+        true,
+      ),
+      (error) => (error ? reject(error) : resolve()),
+    ),
+  );
+  return {
+    address,
+    calls,
+    stop: async () => {
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      upstream.close();
+    },
+  };
+}
+
+interface Account {
+  readonly accountId: string;
+  readonly registrationId: number;
+}
+
+describe('a relay in front of a directory without ListDevicesBatch', () => {
+  let cluster: TestCluster;
+  let directory: DirectoryServiceClient;
+  let older: OlderDirectory;
+  let relayService: TestService;
+  let relay: RelayServiceClient;
+
+  beforeAll(async () => {
+    cluster = await createTestCluster();
+    await Promise.all([cluster.start('prekey-directory'), cluster.start('presence')]);
+    directory = new DirectoryServiceClient(
+      cluster.addresses['prekey-directory'].grpc,
+      callerCredentials('gateway'),
+    );
+    older = await startOlderDirectory(cluster.addresses['prekey-directory'].grpc);
+    relayService = await cluster.start('message-relay', {
+      PREKEY_DIRECTORY_ADDR: older.address,
+      KAFKA_CONSUMER_GROUP: `relay-test-${randomUUID()}`,
+      // Every send asks the directory, so each one goes through the fallback.
+      DEVICE_LIST_CACHE_TTL_MS: '0',
+    });
+    relay = new RelayServiceClient(relayService.grpc, callerCredentials('gateway'));
+  });
+
+  afterAll(async () => {
+    relay?.close();
+    directory?.close();
+    await cluster?.stop();
+    await older?.stop();
+  });
+
+  async function account(): Promise<Account> {
+    const keys = generateDeviceKeys(1);
+    const { accountId } = await unary(directory.register.bind(directory), {
+      username: `o_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
+      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+      device: publicDeviceKeys(keys),
+    });
+    return { accountId, registrationId: keys.registrationId };
+  }
+
+  const directoryCalls = (): Promise<number> =>
+    metricValue(relayService, 'sotto_relay_device_list_directory_calls_total');
+
+  it('checks every send of a batch against the real lists with one ListDevices per account', async () => {
+    const [alice, bob, carol, dave] = await Promise.all([account(), account(), account(), account()]);
+    const callsBefore = await directoryCalls();
+    const { outcomes } = await unary(relay.sendBatch.bind(relay), {
+      sends: [
+        relaySendRequest(alice, bob, 'to bob'),
+        relaySendRequest(alice, carol, 'to carol'),
+        relaySendRequest(alice, { ...dave, registrationId: dave.registrationId + 1 }, 'stale'),
+        relaySendRequest(alice, { accountId: randomUUID(), registrationId: 1 }, 'nobody'),
+      ],
+    });
+    expect(outcomes.map((outcome) => (outcome.ok ? 'ok' : outcome.error?.code))).toEqual([
+      'ok',
+      'ok',
+      status.FAILED_PRECONDITION,
+      status.NOT_FOUND,
+    ]);
+    expect(outcomes[2]?.error?.details).toBe('device list mismatch: missing [], extra [], stale [1]');
+    // The batch call was tried once, refused, and the four accounts were read one by one.
+    expect(older.calls.get('listDevices')).toBe(4);
+    expect(await directoryCalls()).toBe(callsBefore + 1 + 4);
+    const log = readFileSync(relayService.logFile, 'utf8');
+    expect(log).toContain(
+      'the directory has no ListDevicesBatch: reading device lists one account at a time',
+    );
+  });
+
+  it('does not try the batch call again once the directory has refused it', async () => {
+    const [alice, bob, carol] = await Promise.all([account(), account(), account()]);
+    const listDevicesBefore = older.calls.get('listDevices') ?? 0;
+    const callsBefore = await directoryCalls();
+    const { outcomes } = await unary(relay.sendBatch.bind(relay), {
+      sends: [relaySendRequest(alice, bob, 'again'), relaySendRequest(alice, carol, 'and again')],
+    });
+    expect(outcomes.map((outcome) => (outcome.ok ? 'ok' : outcome.error?.code))).toEqual(['ok', 'ok']);
+    expect((older.calls.get('listDevices') ?? 0) - listDevicesBefore).toBe(2);
+    expect(await directoryCalls()).toBe(callsBefore + 2);
+  });
+});
