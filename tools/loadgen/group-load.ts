@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { gatewayCredentials, opaqueSendRequest, unary } from '@sotto/client-sdk';
-import { cpuSeconds } from './cpu';
+import { cpuSeconds, jvmCompilerSeconds } from './cpu';
 import { GroupMember, GroupSender } from './group-crypto';
 import { GroupLedger, type GroupDeliveryCounts } from './group-ledger';
 import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from './wire-ledger';
@@ -71,6 +71,7 @@ export interface OneToOneReport extends DeliveryCounts {
   readonly copiesPerSecond: number;
   readonly latencyMs: Percentiles;
   readonly cpuMicrosPerCopy: CpuPerCopy;
+  readonly serverCpuMicrosPerCopyNet: number;
 }
 
 export interface GroupReport extends GroupDeliveryCounts {
@@ -105,19 +106,27 @@ export interface GroupReport extends GroupDeliveryCounts {
   readonly cpuMicrosPerCopy: CpuPerCopy;
   /** The servers' CPU per group message: per copy × copies per message. */
   readonly serverCpuMicrosPerMessage: number;
+  /** The servers' CPU per copy above idle and without Kafka's JIT compiler threads (see CopyCost). */
+  readonly serverCpuMicrosPerCopyNet: number;
   readonly idleCpuMillicores: Record<string, number>;
   /** Copies decrypted by their recipient, and those whose plaintext was not the message sent. */
   readonly verified?: { readonly copies: number; readonly wrong: number };
   /** The same number of copies, each sent one-to-one, sealed. */
   readonly oneToOne: OneToOneReport;
-  readonly comparison: {
-    readonly serverCpuMicrosPerCopy: { readonly group: number; readonly oneToOne: number };
-    readonly serverCpuMicrosPerMessage: { readonly group: number; readonly oneToOne: number };
-    /** What one group message costs the servers, in one-to-one sends; null when no server is measured. */
-    readonly messageCostInOneToOneSends: number | null;
-    /** A copy of a group message against a one-to-one send (below 1: cheaper); null when no server is measured. */
-    readonly copyCostRatio: number | null;
+  /** The servers' whole CPU in each phase, per copy and per message. */
+  readonly comparison: CostComparison & {
+    /** The same from the servers' CPU above idle and without Kafka's JIT compiler threads (see CopyCost). */
+    readonly net: CostComparison;
   };
+}
+
+export interface CostComparison {
+  readonly serverCpuMicrosPerCopy: { readonly group: number; readonly oneToOne: number };
+  readonly serverCpuMicrosPerMessage: { readonly group: number; readonly oneToOne: number };
+  /** What one group message costs the servers, in one-to-one sends; null when no server is measured. */
+  readonly messageCostInOneToOneSends: number | null;
+  /** A copy of a group message against a one-to-one send (below 1: cheaper); null when no server is measured. */
+  readonly copyCostRatio: number | null;
 }
 
 /** Longest wait, after sending stops, for a further copy to arrive before the rest count as lost. */
@@ -137,27 +146,67 @@ function xor(keys: readonly Uint8Array[]): Buffer {
 
 const deviceName = (device: Device): string => `${device.accountId}.1`;
 
-/** CPU seconds of each process over a window, per delivered copy. */
-function perCopy(
-  before: Record<string, number>,
-  after: Record<string, number>,
-  copies: number,
-): { perProcess: CpuPerCopy; servers: number } {
-  const used = Object.fromEntries(
-    Object.keys(after).map((name) => [name, (after[name] ?? 0) - (before[name] ?? 0)]),
-  );
-  const micros = (seconds: number): number => (copies === 0 ? 0 : round((seconds * 1e6) / copies));
-  const servers = Object.entries(used)
+/** CPU seconds so far of each process, and of the JVMs' JIT compiler threads. */
+interface CpuReading {
+  readonly at: number;
+  readonly used: Record<string, number>;
+  readonly jit: Record<string, number>;
+}
+
+function readCpu(pids: Readonly<Record<string, number>>): CpuReading {
+  return { at: performance.now(), used: cpuSeconds(pids), jit: jvmCompilerSeconds(pids) };
+}
+
+const difference = (before: Record<string, number>, after: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.keys(after).map((name) => [name, (after[name] ?? 0) - (before[name] ?? 0)]));
+
+/** Every process's but this one's. */
+const serversOf = (seconds: Record<string, number>): number =>
+  Object.entries(seconds)
     .filter(([name]) => name !== 'loadgen')
-    .reduce((sum, [, seconds]) => sum + seconds, 0);
-  const all = Object.values(used).reduce((sum, seconds) => sum + seconds, 0);
+    .reduce((sum, [, value]) => sum + value, 0);
+
+interface CopyCost {
+  readonly perProcess: CpuPerCopy;
+  /** The servers' µs per copy. */
+  readonly servers: number;
+  /**
+   * The same less what the servers use idle over as long (`idleServers`, CPU seconds a second)
+   * and less Kafka's JIT compiler threads: a broker compiles for minutes after it starts, and on a
+   * busy machine the idle share is large at low rates; both would be charged to whichever phase
+   * ran first.
+   */
+  readonly net: number;
+}
+
+/** CPU each process spent between two readings, per copy delivered between them. */
+function perCopy(before: CpuReading, after: CpuReading, copies: number, idleServers: number): CopyCost {
+  const used = difference(before.used, after.used);
+  const micros = (seconds: number): number => (copies === 0 ? 0 : round((seconds * 1e6) / copies));
+  const servers = serversOf(used);
+  const seconds = (after.at - before.at) / 1000;
+  const net = servers - idleServers * seconds - serversOf(difference(before.jit, after.jit));
   return {
     perProcess: {
-      ...Object.fromEntries(Object.entries(used).map(([name, seconds]) => [name, micros(seconds)])),
+      ...Object.fromEntries(Object.entries(used).map(([name, value]) => [name, micros(value)])),
       ...(Object.keys(used).length > 1 ? { servers: micros(servers) } : {}),
-      total: micros(all),
+      total: micros(serversOf(used) + (used['loadgen'] ?? 0)),
     },
     servers: micros(servers),
+    net: micros(Math.max(0, net)),
+  };
+}
+
+/** The comparison of two costs per copy, for messages of `copiesPerMessage` copies. */
+function compare(group: number, oneToOne: number, copiesPerMessage: number): CostComparison {
+  return {
+    serverCpuMicrosPerCopy: { group, oneToOne },
+    serverCpuMicrosPerMessage: {
+      group: round(group * copiesPerMessage),
+      oneToOne: round(oneToOne * copiesPerMessage),
+    },
+    messageCostInOneToOneSends: oneToOne === 0 ? null : round((group * copiesPerMessage) / oneToOne, 2),
+    copyCostRatio: oneToOne === 0 ? null : round(group / oneToOne, 3),
   };
 }
 
@@ -285,11 +334,12 @@ export async function measureGroup(
       ]);
 
     say(`${round(warmupSeconds)} s idle, every stream open`);
-    const idleBefore = cpuSeconds(target.pids);
-    const idleStarted = performance.now();
+    const idleBefore = readCpu(target.pids);
     await wait(warmupSeconds);
-    const idleSeconds = (performance.now() - idleStarted) / 1000;
-    const idleAfter = cpuSeconds(target.pids);
+    const idleAfter = readCpu(target.pids);
+    const idleSeconds = (idleAfter.at - idleBefore.at) / 1000;
+    const idleUsed = difference(idleBefore.used, idleAfter.used);
+    const idleServers = serversOf(idleUsed) / idleSeconds;
 
     // The group messages: --in-flight loops, each taking the next upload of the pool.
     let sending = true;
@@ -343,13 +393,13 @@ export async function measureGroup(
     if (exhausted)
       throw new Error(`--messages: the ${poolSize} built ran out during the warm-up; build more`);
     const loadAverage = loadavg()[0] ?? 0;
-    const groupCpuBefore = cpuSeconds(target.pids);
-    const groupStarted = performance.now();
+    const groupCpuBefore = readCpu(target.pids);
     measuring = true;
     await Promise.race([wait(options.durationSeconds), ranOut]);
     measuring = false;
-    const measuredSeconds = (performance.now() - groupStarted) / 1000;
-    const groupCpu = perCopy(groupCpuBefore, cpuSeconds(target.pids), measuredCopies);
+    const groupCpuAfter = readCpu(target.pids);
+    const measuredSeconds = (groupCpuAfter.at - groupCpuBefore.at) / 1000;
+    const groupCpu = perCopy(groupCpuBefore, groupCpuAfter, measuredCopies, idleServers);
     sending = false;
     if (exhausted) say(`the ${poolSize} messages built ran out after ${round(measuredSeconds)} s measured`);
     say('group messages stopped; waiting for every copy to be delivered');
@@ -394,27 +444,20 @@ export async function measureGroup(
         `${round(warmupSeconds)} s warm-up, then until ${oneToOneTarget} are delivered`,
     );
     await wait(warmupSeconds);
-    const oneCpuBefore = cpuSeconds(target.pids);
-    const oneStarted = performance.now();
+    const oneCpuBefore = readCpu(target.pids);
     measuring = true;
     // As long as the group messages took, ten times over, at the most: a slower platform is reported, not waited for.
     await Promise.race([reached, wait(Math.max(10, 10 * measuredSeconds))]);
     measuring = false;
-    const oneSeconds = (performance.now() - oneStarted) / 1000;
-    const oneCpu = perCopy(oneCpuBefore, cpuSeconds(target.pids), oneToOneMeasured);
+    const oneCpuAfter = readCpu(target.pids);
+    const oneSeconds = (oneCpuAfter.at - oneCpuBefore.at) / 1000;
+    const oneCpu = perCopy(oneCpuBefore, oneCpuAfter, oneToOneMeasured, idleServers);
     oneToOneSending = false;
     say('one-to-one sends stopped; waiting for everything sent to be delivered');
     await Promise.race([Promise.all(oneToOneSenders), failed]);
     await drained(() => book.complete, book.whenComplete());
 
-    const idleUsed = Object.fromEntries(
-      Object.keys(idleAfter).map((name) => [name, (idleAfter[name] ?? 0) - (idleBefore[name] ?? 0)]),
-    );
     const millicores = (seconds: number): number => Math.round((seconds * 1000) / idleSeconds);
-    const serversIdle = Object.entries(idleUsed)
-      .filter(([name]) => name !== 'loadgen')
-      .reduce((sum, [, seconds]) => sum + seconds, 0);
-    const groupPerMessage = round(groupCpu.servers * copiesPerMessage);
     return {
       members: memberCount,
       senders: senderCount,
@@ -440,10 +483,11 @@ export async function measureGroup(
       machine: { cores: availableParallelism(), loadAverage: round(loadAverage, 2) },
       ...groupCounts,
       cpuMicrosPerCopy: groupCpu.perProcess,
-      serverCpuMicrosPerMessage: groupPerMessage,
+      serverCpuMicrosPerMessage: round(groupCpu.servers * copiesPerMessage),
+      serverCpuMicrosPerCopyNet: groupCpu.net,
       idleCpuMillicores: {
         ...Object.fromEntries(Object.entries(idleUsed).map(([name, seconds]) => [name, millicores(seconds)])),
-        ...(Object.keys(idleUsed).length > 1 ? { servers: millicores(serversIdle) } : {}),
+        ...(Object.keys(idleUsed).length > 1 ? { servers: millicores(serversOf(idleUsed)) } : {}),
       },
       ...(options.verify === true ? { verified } : {}),
       oneToOne: {
@@ -456,15 +500,11 @@ export async function measureGroup(
         latencyMs: percentiles(oneToOneLatencies),
         ...book.counts(),
         cpuMicrosPerCopy: oneCpu.perProcess,
+        serverCpuMicrosPerCopyNet: oneCpu.net,
       },
       comparison: {
-        serverCpuMicrosPerCopy: { group: groupCpu.servers, oneToOne: oneCpu.servers },
-        serverCpuMicrosPerMessage: {
-          group: groupPerMessage,
-          oneToOne: round(oneCpu.servers * copiesPerMessage),
-        },
-        messageCostInOneToOneSends: oneCpu.servers === 0 ? null : round(groupPerMessage / oneCpu.servers, 2),
-        copyCostRatio: oneCpu.servers === 0 ? null : round(groupCpu.servers / oneCpu.servers, 3),
+        ...compare(groupCpu.servers, oneCpu.servers, copiesPerMessage),
+        net: compare(groupCpu.net, oneCpu.net, copiesPerMessage),
       },
     };
   } finally {

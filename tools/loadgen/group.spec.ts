@@ -96,7 +96,16 @@ describe('the wire load generator with --group', () => {
       },
       messageCostInOneToOneSends: expect.closeTo(report.serverCpuMicrosPerMessage / oneToOne, 1),
       copyCostRatio: expect.closeTo(servers / oneToOne, 2),
+      net: expect.objectContaining({
+        serverCpuMicrosPerCopy: {
+          group: report.serverCpuMicrosPerCopyNet,
+          oneToOne: report.oneToOne.serverCpuMicrosPerCopyNet,
+        },
+      }),
     });
+    // Above idle and without Kafka's JIT is less than all of it.
+    expect(report.serverCpuMicrosPerCopyNet).toBeLessThanOrEqual(servers);
+    expect(report.oneToOne.serverCpuMicrosPerCopyNet).toBeLessThanOrEqual(oneToOne);
   });
 
   it('runs as npm run loadgen:wire -- --group N and writes the report under `group`', async () => {

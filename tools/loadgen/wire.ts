@@ -185,8 +185,13 @@ async function runGroup(
       `${comparison.serverCpuMicrosPerMessage.oneToOne} µs as ${group.copiesPerMessage} sends`,
   );
   say(
+    `above idle and without Kafka's JIT: ${comparison.net.serverCpuMicrosPerCopy.group} µs per copy in a group message, ` +
+      `${comparison.net.serverCpuMicrosPerCopy.oneToOne} µs one-to-one`,
+  );
+  say(
     `one ${group.members}-member message costs the server ${comparison.messageCostInOneToOneSends ?? '–'}× a one-to-one send ` +
-      `(machine load average ${group.machine.loadAverage} on ${group.machine.cores} cores)`,
+      `(${comparison.net.messageCostInOneToOneSends ?? '–'}× above idle and without Kafka's JIT; ` +
+      `machine load average ${group.machine.loadAverage} on ${group.machine.cores} cores)`,
   );
   return { group };
 }
