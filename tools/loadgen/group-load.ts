@@ -287,7 +287,7 @@ export async function measureGroup(
       lastDelivery = now;
       const message = ledger.uploadOf(envelope.content);
       if (message !== undefined || oneToOne.book === undefined) {
-        copyBytes ||= envelope.content.length;
+        if (message !== undefined) copyBytes ||= envelope.content.length;
         const latency = ledger.delivered(message, deviceName(device), now);
         if (measuring && latency !== undefined) {
           groupLatencies.push(latency);
