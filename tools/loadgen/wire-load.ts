@@ -31,6 +31,7 @@ import {
   publicDeviceKeys,
   StreamSender,
   unary,
+  type GeneratedDeviceKeys,
 } from '@sotto/client-sdk';
 import {
   AccountServiceClient,
@@ -40,7 +41,7 @@ import {
   type SendRequest,
   type SendResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import { EnvelopeType, type Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { cpuSeconds, jvmCompilerSeconds } from './cpu';
 import { measureStorage, redisCommandCounts, type StorageReport, type StorageTarget } from './wire-storage';
 import { DeliveryLedger, envelopeContent, SEQUENCE_BYTES, type DeliveryCounts } from './wire-ledger';
@@ -93,7 +94,7 @@ async function kafkaRequests(relayMetrics: readonly string[]): Promise<Map<strin
   return counts;
 }
 
-interface Percentiles {
+export interface Percentiles {
   readonly p50: number;
   readonly p95: number;
   readonly p99: number;
@@ -167,6 +168,8 @@ export interface Device {
   readonly accountId: string;
   readonly registrationId: number;
   readonly auth: Metadata;
+  /** The keys it registered with, private ones included (the group mode decrypts with them). */
+  readonly keys: GeneratedDeviceKeys;
   readonly messaging: MessagingServiceClient;
   /** The unidentified-access key the device's account set, with --send sealed. */
   accessKey?: Buffer;
@@ -177,9 +180,9 @@ export interface Device {
   sender?: StreamSender;
 }
 
-const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
+export const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
 
-function percentiles(values: readonly number[]): Percentiles {
+export function percentiles(values: readonly number[]): Percentiles {
   const sorted = Float64Array.from(values).sort();
   const at = (p: number): number =>
     round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0);
@@ -222,6 +225,7 @@ export async function registerDevices(
             accountId: registered.accountId,
             registrationId: keys.registrationId,
             auth,
+            keys,
             // A connection per device, as phones have: grpc-js would otherwise share one.
             messaging: new MessagingServiceClient(server, tls, { 'grpc.use_local_subchannel_pool': 1 }),
           };
@@ -238,7 +242,7 @@ export async function registerDevices(
  * Gives each device's account a random unidentified-access key (a client derives it from its
  * profile key), and each device a second connection without credentials to send sealed on.
  */
-async function setAccessKeys(
+export async function setAccessKeys(
   devices: readonly Device[],
   server: string,
   tls: ChannelCredentials,
@@ -260,6 +264,79 @@ async function setAccessKeys(
   }
 }
 
+/**
+ * `request` (to `destination`) sent by `device` as clients send to contacts: by SendSealed on its
+ * connection without credentials, the destination's unidentified-access key authorising it.
+ */
+export function sendSealed(device: Device, destination: Device, request: SendRequest): Promise<SendResponse> {
+  if (device.sealed === undefined || destination.accessKey === undefined) {
+    throw new Error(`device ${device.index} cannot send sealed to ${destination.accountId}`);
+  }
+  return unary(
+    device.sealed.sendSealed.bind(device.sealed),
+    {
+      destinationAccountId: request.destinationAccountId,
+      clientTimestampMs: request.clientTimestampMs,
+      ephemeral: request.ephemeral,
+      envelopes: request.envelopes.map((envelope) => ({
+        ...envelope,
+        type: EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+      })),
+      unidentifiedAccessKey: destination.accessKey,
+    },
+    { deadlineMs: CALL_DEADLINE_MS },
+  );
+}
+
+/**
+ * Opens each device's Connect stream (with a StreamSender on it), hands every envelope delivered
+ * to `delivered` and acknowledges it, in batches of what one turn of the event loop received.
+ * `ready` resolves once every stream has reported its queue empty; `failed` rejects when a
+ * stream fails or a device is displaced (never resolves).
+ */
+export function openConnectStreams(
+  devices: readonly Device[],
+  delivered: (device: Device, envelope: Envelope) => void,
+): { ready: Promise<void>; failed: Promise<never> } {
+  let streamFailure: Error | undefined;
+  let failStreams!: (error: Error) => void;
+  const failed = new Promise<never>((_, reject) => (failStreams = reject));
+  failed.catch(() => undefined);
+  const ready = Promise.all(
+    devices.map(
+      (device) =>
+        new Promise<void>((resolve, reject) => {
+          const stream = device.messaging.connect(device.auth);
+          device.stream = stream;
+          device.sender = new StreamSender(stream);
+          let acks: string[] = [];
+          const flush = (): void => {
+            stream.write({ ack: { guids: acks } });
+            acks = [];
+          };
+          stream.on('data', (message: ConnectResponse) => {
+            if (message.envelope !== undefined) {
+              delivered(device, message.envelope);
+              if (acks.length === 0) setImmediate(flush);
+              acks.push(message.envelope.guid);
+            } else if (message.queueEmpty !== undefined) {
+              resolve();
+            } else if (message.displaced !== undefined) {
+              reject(new Error(`device ${device.index}: displaced by another Connect`));
+            }
+          });
+          stream.on('error', (error: Error) => {
+            if (codeName(error) === 'CANCELLED') return;
+            streamFailure ??= new Error(`device ${device.index}'s Connect stream failed: ${error.message}`);
+            reject(streamFailure);
+            failStreams(streamFailure);
+          });
+        }),
+    ),
+  ).then(() => undefined);
+  return { ready, failed };
+}
+
 export async function measureWire(
   options: WireOptions,
   target: WireTarget,
@@ -279,23 +356,8 @@ export async function measureWire(
     }
     if (transport === 'sealed') {
       const destination = byAccount.get(request.destinationAccountId);
-      if (device.sealed === undefined || destination?.accessKey === undefined) {
-        throw new Error(`device ${device.index} cannot send sealed to ${request.destinationAccountId}`);
-      }
-      return unary(
-        device.sealed.sendSealed.bind(device.sealed),
-        {
-          destinationAccountId: request.destinationAccountId,
-          clientTimestampMs: request.clientTimestampMs,
-          ephemeral: request.ephemeral,
-          envelopes: request.envelopes.map((envelope) => ({
-            ...envelope,
-            type: EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
-          })),
-          unidentifiedAccessKey: destination.accessKey,
-        },
-        { deadlineMs: CALL_DEADLINE_MS },
-      );
+      if (destination === undefined) throw new Error(`no device of ${request.destinationAccountId}`);
+      return sendSealed(device, destination, request);
     }
     if (device.sender === undefined) throw new Error(`device ${device.index} has no Connect stream`);
     return device.sender.send(request, { deadlineMs: CALL_DEADLINE_MS });
@@ -315,52 +377,20 @@ export async function measureWire(
   const answerTimes: number[] = [];
   let measuredDeliveries = 0;
   let lastDelivery = performance.now();
-  let streamFailure: Error | undefined;
-  let failStreams!: (error: Error) => void;
-  const streamFailed = new Promise<never>((_, reject) => (failStreams = reject));
-  streamFailed.catch(() => undefined);
 
   try {
     say(`opening ${options.devices} Connect streams`);
-    await Promise.all(
-      devices.map(
-        (device) =>
-          new Promise<void>((resolve, reject) => {
-            const stream = device.messaging.connect(device.auth);
-            device.stream = stream;
-            device.sender = new StreamSender(stream);
-            let acks: string[] = [];
-            const flush = (): void => {
-              // Acknowledged in batches, each what one turn of the event loop received.
-              stream.write({ ack: { guids: acks } });
-              acks = [];
-            };
-            stream.on('data', (message: ConnectResponse) => {
-              if (message.envelope !== undefined) {
-                const now = performance.now();
-                lastDelivery = now;
-                const latency = book.delivered(message.envelope.guid, message.envelope.content, now);
-                if (measuring && latency !== undefined) {
-                  latencies.push(latency);
-                  measuredDeliveries++;
-                }
-                if (acks.length === 0) setImmediate(flush);
-                acks.push(message.envelope.guid);
-              } else if (message.queueEmpty !== undefined) {
-                resolve();
-              } else if (message.displaced !== undefined) {
-                reject(new Error(`device ${device.index}: displaced by another Connect`));
-              }
-            });
-            stream.on('error', (error: Error) => {
-              if (codeName(error) === 'CANCELLED') return;
-              streamFailure ??= new Error(`device ${device.index}'s Connect stream failed: ${error.message}`);
-              reject(streamFailure);
-              failStreams(streamFailure);
-            });
-          }),
-      ),
-    );
+    const streams = openConnectStreams(devices, (_, envelope) => {
+      const now = performance.now();
+      lastDelivery = now;
+      const latency = book.delivered(envelope.guid, envelope.content, now);
+      if (measuring && latency !== undefined) {
+        latencies.push(latency);
+        measuredDeliveries++;
+      }
+    });
+    const streamFailed = streams.failed;
+    await streams.ready;
 
     const wait = (seconds: number): Promise<void> =>
       Promise.race([new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000)), streamFailed]);

@@ -7,6 +7,8 @@
  *   npm run loadgen:wire -- [--devices 64] [--in-flight 256] [--duration 30] [--size 200] [--rate N]
  *                           [--send stream|unary|sealed] [--warmup S] [--kafka-records 1000000]
  *                           [--server HOST:PORT [--ca FILE]] [--json FILE] [--cpu-prof DIR]
+ *   npm run loadgen:wire -- --group N [--senders 4] [--messages M] [--in-flight 8] [--duration 30] [--size 200]
+ *                           [--verify] [--warmup S] [--server HOST:PORT [--ca FILE]] [--json FILE]
  *
  * Without --server it starts its own platform as `npm start` runs it (TLS
  * everywhere, rate limits off) and measures the CPU of every process; against
@@ -23,6 +25,13 @@
  * as clients send to contacts, by SendSealed without credentials, authorised by each
  * destination's unidentified-access key. With --cpu-prof DIR each service of its own platform writes a V8 CPU
  * profile (<service>.<time>.cpuprofile) into DIR when it stops.
+ *
+ * With --group N it measures group messages instead (see measureGroup): N members, --senders of
+ * them sending each message as one SendMultiRecipient upload to the other N−1, --in-flight
+ * uploads at a time, from --messages uploads built with libsignal before the load; then as many
+ * copies sent one-to-one, sealed, and the server's CPU per copy and per message of both side by
+ * side, under the report's `group` key. --verify has every recipient decrypt its copies and check
+ * them (client crypto on the load generator's cores: for small runs). No Kafka ceiling then.
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -30,6 +39,7 @@ import { parseArgs } from 'node:util';
 import { operatorTls } from '@sotto/stack';
 import { measureKafkaCeiling, type KafkaCeiling } from './kafka-ceiling';
 import { runLoad, wholeNumber, type OwnPlatform } from './own-platform';
+import { measureGroup } from './group-load';
 import { measureWire, type SendTransport } from './wire-load';
 
 interface Options {
@@ -44,7 +54,16 @@ interface Options {
   readonly server?: string;
   readonly ca?: string;
   readonly jsonFile?: string;
+  /** Members of the group, in group mode. */
+  readonly group?: number;
+  readonly senders?: number;
+  readonly messages?: number;
+  readonly verify: boolean;
 }
+
+/** Most members of a group: the gateway takes up to 1,000 recipients in one upload (MULTI_RECIPIENT_MAX_RECIPIENTS). */
+const MAX_GROUP_MEMBERS = 1001;
+const GROUP_IN_FLIGHT = 8;
 
 const say = (line: string): void => void process.stderr.write(`[loadgen:wire] ${line}\n`);
 
@@ -53,7 +72,7 @@ function parseOptions(argv: string[]): Options {
     args: argv,
     options: {
       devices: { type: 'string', default: '64' },
-      'in-flight': { type: 'string', default: '256' },
+      'in-flight': { type: 'string' },
       duration: { type: 'string', default: '30' },
       size: { type: 'string', default: '200' },
       rate: { type: 'string' },
@@ -64,8 +83,22 @@ function parseOptions(argv: string[]): Options {
       ca: { type: 'string' },
       json: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      group: { type: 'string' },
+      senders: { type: 'string' },
+      messages: { type: 'string' },
+      verify: { type: 'boolean', default: false },
     },
   });
+  const group = values.group === undefined ? undefined : Number(values.group);
+  if (group !== undefined && !(Number.isInteger(group) && group >= 2 && group <= MAX_GROUP_MEMBERS)) {
+    throw new Error(`--group: expected a whole number from 2 to ${MAX_GROUP_MEMBERS}, got ${values.group}`);
+  }
+  if (group !== undefined && values.rate !== undefined) throw new Error('--rate: not with --group');
+  for (const option of ['senders', 'messages', 'verify'] as const) {
+    if (group === undefined && values[option] !== undefined && values[option] !== false) {
+      throw new Error(`--${option}: only with --group`);
+    }
+  }
   const profileDir = values['cpu-prof'];
   if (profileDir !== undefined) {
     if (values.server !== undefined) throw new Error('--cpu-prof: only without --server');
@@ -86,7 +119,12 @@ function parseOptions(argv: string[]): Options {
   }
   return {
     devices,
-    inFlight: wholeNumber('in-flight', values['in-flight'], 100_000),
+    inFlight:
+      values['in-flight'] === undefined
+        ? group === undefined
+          ? 256
+          : GROUP_IN_FLIGHT
+        : wholeNumber('in-flight', values['in-flight'], 100_000),
     durationSeconds: wholeNumber('duration', values.duration, 24 * 3600),
     size,
     ...(values.rate === undefined ? {} : { ratePerSecond: wholeNumber('rate', values.rate, 1_000_000) }),
@@ -96,7 +134,66 @@ function parseOptions(argv: string[]): Options {
     server: values.server,
     ca: values.ca,
     jsonFile: values.json,
+    group,
+    ...(values.senders === undefined
+      ? {}
+      : { senders: wholeNumber('senders', values.senders, MAX_GROUP_MEMBERS) }),
+    ...(values.messages === undefined
+      ? {}
+      : { messages: wholeNumber('messages', values.messages, 1_000_000) }),
+    verify: values.verify,
   };
+}
+
+/** The group mode's run: the report under `group`, and a few lines on stderr. */
+async function runGroup(
+  options: Options & { readonly group: number },
+  server: string,
+  pids: Record<string, number>,
+  ca: string | undefined,
+): Promise<object> {
+  const group = await measureGroup(
+    {
+      members: options.group,
+      senders: options.senders,
+      inFlight: options.inFlight,
+      durationSeconds: options.durationSeconds,
+      size: options.size,
+      messages: options.messages,
+      warmupSeconds: options.warmupSeconds,
+      verify: options.verify,
+    },
+    { server, ca, pids },
+    say,
+  );
+  const { oneToOne, comparison } = group;
+  say(
+    `groups of ${group.members}: ${group.uploadsPerSecond} uploads/s, ${group.copiesPerSecond} copies/s delivered, ` +
+      `upload→copy p50/p95/p99 ${group.latencyMs.p50}/${group.latencyMs.p95}/${group.latencyMs.p99} ms; ` +
+      `${group.lost} lost, ${group.duplicated} duplicated of ${group.expectedCopies} copies of ${group.accepted} uploads` +
+      (group.verified === undefined
+        ? ''
+        : `; ${group.verified.copies} decrypted, ${group.verified.wrong} wrong`),
+  );
+  say(
+    `one-to-one (sealed): ${oneToOne.copiesPerSecond} copies/s, p50/p95/p99 ${oneToOne.latencyMs.p50}/${oneToOne.latencyMs.p95}/${oneToOne.latencyMs.p99} ms; ` +
+      `${oneToOne.lost} lost, ${oneToOne.duplicated} duplicated of ${oneToOne.confirmed}`,
+  );
+  say(
+    `server CPU per copy: ${comparison.serverCpuMicrosPerCopy.group} µs in a group message, ${comparison.serverCpuMicrosPerCopy.oneToOne} µs one-to-one; ` +
+      `per message of ${group.copiesPerMessage} copies: ${comparison.serverCpuMicrosPerMessage.group} µs as one upload, ` +
+      `${comparison.serverCpuMicrosPerMessage.oneToOne} µs as ${group.copiesPerMessage} sends`,
+  );
+  say(
+    `above idle and without Kafka's JIT: ${comparison.net.serverCpuMicrosPerCopy.group} µs per copy in a group message, ` +
+      `${comparison.net.serverCpuMicrosPerCopy.oneToOne} µs one-to-one`,
+  );
+  say(
+    `one ${group.members}-member message costs the server ${comparison.messageCostInOneToOneSends ?? '–'}× a one-to-one send ` +
+      `(${comparison.net.messageCostInOneToOneSends ?? '–'}× above idle and without Kafka's JIT; ` +
+      `machine load average ${group.machine.loadAverage} on ${group.machine.cores} cores)`,
+  );
+  return { group };
 }
 
 async function run(
@@ -106,6 +203,7 @@ async function run(
   ca: string | undefined,
   own: OwnPlatform | undefined,
 ): Promise<object> {
+  if (options.group !== undefined) return runGroup({ ...options, group: options.group }, server, pids, ca);
   const storageTls = own === undefined ? undefined : operatorTls(own.infra.tls);
   const withTls = (server: 'kafka' | 'redis'): typeof storageTls =>
     own?.infra.storageTls?.includes(server) === true ? storageTls : undefined;
