@@ -26,6 +26,8 @@ import {
   type GetIdentityKeyResponse,
   type GetUnidentifiedAccessRequest,
   type GetUnidentifiedAccessResponse,
+  type GetUnidentifiedAccessBatchRequest,
+  type GetUnidentifiedAccessBatchResponse,
   type GetPreKeyBundleRequest,
   type GetPreKeyBundleResponse,
   type GetPreKeyCountRequest,
@@ -58,12 +60,24 @@ import {
   requireDeviceId,
   type GrpcController,
 } from '@sotto/platform/grpc';
+import type { AccountId } from '@sotto/platform/ids';
 import { AccountsService } from './accounts/accounts.service';
 import { DevicesService } from './devices/devices.service';
 import { PreKeysService } from './prekeys/prekeys.service';
 
 /** The most accounts one ListDevicesBatch call may ask about. */
 export const MAX_BATCH_ACCOUNTS = 1000;
+
+/** A batch call's account ids, checked: at most MAX_BATCH_ACCOUNTS, each an account id. */
+function requireBatch(ids: readonly string[]): AccountId[] {
+  if (ids.length > MAX_BATCH_ACCOUNTS) {
+    throw grpcError(
+      status.INVALID_ARGUMENT,
+      `account_ids: ${ids.length} accounts is over the limit of ${MAX_BATCH_ACCOUNTS} a call`,
+    );
+  }
+  return ids.map((id, index) => requireAccountId(id, `account_ids[${index}]`));
+}
 
 /** gRPC in, gRPC out: the DirectoryService contract mapped onto the accounts and prekeys features. */
 @Controller()
@@ -94,14 +108,7 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
   }
 
   async listDevicesBatch(request: ListDevicesBatchRequest): Promise<ListDevicesBatchResponse> {
-    if (request.accountIds.length > MAX_BATCH_ACCOUNTS) {
-      throw grpcError(
-        status.INVALID_ARGUMENT,
-        `account_ids: ${request.accountIds.length} accounts is over the limit of ${MAX_BATCH_ACCOUNTS} a call`,
-      );
-    }
-    const accountIds = request.accountIds.map((id, index) => requireAccountId(id, `account_ids[${index}]`));
-    return { accounts: await this.accounts.devicesOfAccounts(accountIds) };
+    return { accounts: await this.accounts.devicesOfAccounts(requireBatch(request.accountIds)) };
   }
 
   async getPreKeyBundle(request: GetPreKeyBundleRequest): Promise<GetPreKeyBundleResponse> {
@@ -193,6 +200,21 @@ export class DirectoryController implements GrpcController<typeof DirectoryServi
     return {
       unidentifiedAccessKey: access.key ?? new Uint8Array(),
       unrestrictedUnidentifiedAccess: access.unrestricted,
+    };
+  }
+
+  async getUnidentifiedAccessBatch(
+    request: GetUnidentifiedAccessBatchRequest,
+  ): Promise<GetUnidentifiedAccessBatchResponse> {
+    const accountIds = requireBatch(request.accountIds);
+    const access = await this.accounts.unidentifiedAccessOfAccounts(accountIds);
+    return {
+      accounts: accountIds.map((accountId, index) => ({
+        accountId,
+        found: access[index] !== undefined,
+        unidentifiedAccessKey: access[index]?.key ?? new Uint8Array(),
+        unrestrictedUnidentifiedAccess: access[index]?.unrestricted ?? false,
+      })),
     };
   }
 

@@ -705,5 +705,63 @@ describe('prekey-directory', () => {
         details: 'account_id: is not an account id',
       });
     });
+
+    describe('GetUnidentifiedAccessBatch', () => {
+      const batch = (accountIds: string[]) =>
+        unary(client.getUnidentifiedAccessBatch.bind(client), { accountIds });
+
+      it('answers each account as GetUnidentifiedAccess does, in the order asked, repeats included, the unknown as not found', async () => {
+        const [keyed, open, bare] = await Promise.all([
+          register(username(), generateDeviceKeys(1)),
+          register(username(), generateDeviceKeys(1)),
+          register(username(), generateDeviceKeys(1)),
+        ]);
+        const key = randomBytes(16);
+        await set(keyed.accountId, key);
+        await set(open.accountId, randomBytes(16), true);
+        const nobody = randomUUID();
+        const asked = [open.accountId, nobody, keyed.accountId, bare.accountId, keyed.accountId];
+        const { accounts } = await batch(asked);
+        expect(accounts.map((account) => [account.accountId, account.found])).toEqual(
+          asked.map((accountId) => [accountId, accountId !== nobody]),
+        );
+        for (const [index, accountId] of asked.entries()) {
+          if (accountId === nobody) continue;
+          const { accountId: _, found: __, ...each } = accounts[index]!;
+          expect(each).toEqual(await access(accountId));
+        }
+        expect(accounts[1]).toEqual({
+          accountId: nobody,
+          found: false,
+          unidentifiedAccessKey: Buffer.alloc(0),
+          unrestrictedUnidentifiedAccess: false,
+        });
+        expect(accounts[2]!.unidentifiedAccessKey).toEqual(key);
+        expect(await batch([])).toEqual({ accounts: [] });
+      });
+
+      it('refuses the whole call for one malformed id or more than 1,000 accounts, naming which', async () => {
+        const alice = await register(username(), generateDeviceKeys(1));
+        expect(await refusal(batch([alice.accountId, "x' OR 1=1 --"]))).toEqual({
+          code: status.INVALID_ARGUMENT,
+          details: 'account_ids[1]: is not an account id',
+        });
+        expect(await refusal(batch(Array.from({ length: 1001 }, () => alice.accountId)))).toEqual({
+          code: status.INVALID_ARGUMENT,
+          details: 'account_ids: 1001 accounts is over the limit of 1000 a call',
+        });
+      });
+
+      it("is the gateway's alone: the relay may not read access keys", async () => {
+        const relay = new DirectoryServiceClient(service.grpc, callerCredentials('message-relay'));
+        try {
+          expect(
+            (await refusal(unary(relay.getUnidentifiedAccessBatch.bind(relay), { accountIds: [] }))).code,
+          ).toBe(status.PERMISSION_DENIED);
+        } finally {
+          relay.close();
+        }
+      });
+    });
   });
 });

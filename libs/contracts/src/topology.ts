@@ -87,6 +87,7 @@ export const TOPOLOGY: Readonly<Record<Exclude<ServiceIdentity, 'gateway'>, Read
     getIdentityKey: GATEWAY,
     setUnidentifiedAccess: GATEWAY,
     getUnidentifiedAccess: GATEWAY,
+    getUnidentifiedAccessBatch: GATEWAY,
     createLink: GATEWAY,
     getLink: GATEWAY,
     approveLink: GATEWAY,

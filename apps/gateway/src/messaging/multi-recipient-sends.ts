@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { multiRecipientTopic } from '@sotto/contracts';
 import type {
@@ -13,6 +13,15 @@ import { CallLimits, MULTI_RECIPIENT_LIMIT_AFTER_ACCESS } from '../limits/call-l
 import { RelayCalls } from '../upstream/relay-calls';
 import { Upstream } from '../upstream/upstream';
 import { ACCESS_KEY_BYTES, SEALED_SEND_REFUSED } from './sealed-sends';
+
+/** The most recipients whose access keys one directory call reads (the directory's own limit). */
+const DIRECTORY_BATCH_ACCOUNTS = 1000;
+
+/** A recipient's access as the directory keeps it. */
+interface Access {
+  readonly unidentifiedAccessKey: Uint8Array;
+  readonly unrestrictedUnidentifiedAccess: boolean;
+}
 
 /** One answer for a wrong combined key, an unknown recipient and a missing key alike, as SendSealed's. */
 function refused(): Error {
@@ -34,6 +43,10 @@ function refused(): Error {
  */
 @Injectable()
 export class MultiRecipientSends {
+  private readonly logger = new Logger(MultiRecipientSends.name);
+  /** False once the directory has answered that it has no GetUnidentifiedAccessBatch. */
+  private batchReads = true;
+
   constructor(
     private readonly upstream: Upstream,
     private readonly relay: RelayCalls,
@@ -78,16 +91,7 @@ export class MultiRecipientSends {
 
   /** Passes when the XOR of the recipients' keys is `combined`, compared in constant time. */
   private async authorize(recipients: readonly string[], combined: Uint8Array): Promise<void> {
-    const keys = await Promise.all(
-      recipients.map(async (accountId) => {
-        try {
-          return await this.upstream.directory.getUnidentifiedAccess({ accountId });
-        } catch (error) {
-          if (grpcStatusOf(error) === status.NOT_FOUND) return undefined;
-          throw error;
-        }
-      }),
-    );
+    const keys = await this.accessOf(recipients);
     const expected = Buffer.alloc(ACCESS_KEY_BYTES);
     let complete = true;
     for (const access of keys) {
@@ -99,5 +103,53 @@ export class MultiRecipientSends {
     // Compared even when a recipient is missing, so the time taken does not tell which refusal it is.
     const matches = timingSafeEqual(expected, combined);
     if (!complete || !matches) throw refused();
+  }
+
+  /**
+   * The recipients' access, in their order (undefined for an account that
+   * does not exist): one directory call per MAX_BATCH_ACCOUNTS recipients,
+   * or one call each from a directory older than GetUnidentifiedAccessBatch.
+   */
+  private async accessOf(recipients: readonly string[]): Promise<(Access | undefined)[]> {
+    if (this.batchReads) {
+      try {
+        const chunks: string[][] = [];
+        for (let from = 0; from < recipients.length; from += DIRECTORY_BATCH_ACCOUNTS) {
+          chunks.push(recipients.slice(from, from + DIRECTORY_BATCH_ACCOUNTS));
+        }
+        const answers = await Promise.all(
+          chunks.map(async (accountIds) => {
+            const { accounts } = await this.upstream.directory.getUnidentifiedAccessBatch({ accountIds });
+            if (
+              accounts.length !== accountIds.length ||
+              accounts.some((a, i) => a.accountId !== accountIds[i])
+            ) {
+              throw grpcError(
+                status.INTERNAL,
+                `the directory answered ${accounts.length} access keys for ${accountIds.length} accounts, not in their order`,
+              );
+            }
+            return accounts.map((account) => (account.found ? account : undefined));
+          }),
+        );
+        return answers.flat();
+      } catch (error) {
+        if (grpcStatusOf(error) !== status.UNIMPLEMENTED) throw error;
+        this.batchReads = false;
+        this.logger.warn(
+          'the directory has no GetUnidentifiedAccessBatch: reading access keys one account at a time',
+        );
+      }
+    }
+    return Promise.all(
+      recipients.map(async (accountId) => {
+        try {
+          return await this.upstream.directory.getUnidentifiedAccess({ accountId });
+        } catch (error) {
+          if (grpcStatusOf(error) === status.NOT_FOUND) return undefined;
+          throw error;
+        }
+      }),
+    );
   }
 }

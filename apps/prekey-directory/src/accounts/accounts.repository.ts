@@ -135,6 +135,29 @@ export class AccountsRepository {
     };
   }
 
+  /** The access of each of these accounts that exists, in one query. */
+  async unidentifiedAccessOfAccounts(
+    accountIds: readonly AccountId[],
+  ): Promise<Map<AccountId, UnidentifiedAccess>> {
+    const found = new Map<AccountId, UnidentifiedAccess>();
+    if (accountIds.length === 0) return found;
+    const { rows } = await this.pool.query<{
+      id: AccountId;
+      unidentified_access_key: Buffer | null;
+      unrestricted_unidentified_access: boolean;
+    }>(
+      'SELECT id, unidentified_access_key, unrestricted_unidentified_access FROM accounts WHERE id = ANY($1::uuid[])',
+      [[...new Set(accountIds)]],
+    );
+    for (const row of rows) {
+      found.set(row.id, {
+        key: row.unidentified_access_key ?? undefined,
+        unrestricted: row.unrestricted_unidentified_access,
+      });
+    }
+    return found;
+  }
+
   async credential(accountId: AccountId, deviceId: DeviceId): Promise<StoredCredential | undefined> {
     const { rows } = await this.pool.query<{ secret_salt: Buffer; secret_hash: Buffer }>(
       'SELECT secret_salt, secret_hash FROM devices WHERE account_id = $1 AND device_id = $2',

@@ -265,4 +265,12 @@ export class AccountsService {
     if (access === undefined) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
     return access;
   }
+
+  /** The access of each account, in their order; undefined for an account that does not exist. */
+  async unidentifiedAccessOfAccounts(
+    accountIds: readonly AccountId[],
+  ): Promise<(UnidentifiedAccess | undefined)[]> {
+    const access = await this.accounts.unidentifiedAccessOfAccounts(accountIds);
+    return accountIds.map((accountId) => access.get(accountId));
+  }
 }
