@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import {
   ProtocolAddress,
@@ -25,6 +26,7 @@ import {
   MultiRecipientMismatch,
   type Envelope,
 } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import { DirectoryServiceService } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import {
   AccountServiceClient,
   KeysServiceClient,
@@ -35,6 +37,7 @@ import { postgresClientConfig } from '@sotto/platform/postgres';
 import {
   gatewayCredentials,
   identityFiles,
+  startOlderService,
   startTcpProxy,
   startTestPlatform,
   startTestService,
@@ -604,5 +607,52 @@ describe('group messages in one upload (SendMultiRecipient), through the public 
       (await drain(bob.devices[0])).map(async (copy) => (await open(bob.devices[0], copy)).text),
     );
     expect(texts).toEqual(['one', 'two']);
+  });
+
+  it('checks the combined key one account at a time against a directory without GetUnidentifiedAccessBatch', async () => {
+    // A directory of the release before the batch read, mid-upgrade, behind a gateway of its own.
+    const older = await startOlderService({
+      identity: 'prekey-directory',
+      definition: DirectoryServiceService,
+      target: platform.services['prekey-directory'].grpc,
+      caller: 'gateway',
+      without: ['getUnidentifiedAccessBatch'],
+    });
+    const gateway = await startTestService('gateway', {
+      PREKEY_DIRECTORY_ADDR: older.address,
+      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
+      PRESENCE_ADDR: platform.services.presence.grpc,
+      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
+      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
+    });
+    try {
+      const [alice, bob, carol] = await Promise.all([person(), person(), person()]);
+      const sender = alice.devices[0];
+      const addresses = [...(await sessionsTo(sender, bob)), ...(await sessionsTo(sender, carol))];
+      const { distributionId } = await group(sender, [bob, carol]);
+      const wrong = await sentMessage(sender, distributionId, addresses, 'guessed');
+      expect(
+        (await outcome(sendMulti(await anonymousClient(gateway.grpc), request(wrong, bob.accessKey))))?.code,
+      ).toBe(status.UNAUTHENTICATED);
+      const right = await sentMessage(sender, distributionId, addresses, 'through the older directory');
+      await sendMulti(
+        await anonymousClient(gateway.grpc),
+        request(right, xor([bob.accessKey, carol.accessKey])),
+      );
+      for (const member of [bob, carol]) {
+        const copies = await drain(member.devices[0]);
+        expect(
+          await Promise.all(copies.map(async (copy) => (await open(member.devices[0], copy)).text)),
+        ).toEqual(['through the older directory']);
+      }
+      // Each send asked for both keys one at a time: the batch call was refused once and not tried again.
+      expect(older.calls.get('getUnidentifiedAccess')).toBe(4);
+      expect(readFileSync(gateway.logFile, 'utf8')).toContain(
+        'the directory has no GetUnidentifiedAccessBatch: reading access keys one account at a time',
+      );
+    } finally {
+      await gateway.stop();
+      await older.stop();
+    }
   });
 });

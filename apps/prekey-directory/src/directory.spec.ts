@@ -727,7 +727,7 @@ describe('prekey-directory', () => {
         );
         for (const [index, accountId] of asked.entries()) {
           if (accountId === nobody) continue;
-          const { accountId: _, found: __, ...each } = accounts[index]!;
+          const { accountId: _, found: __, ...each } = accounts[index];
           expect(each).toEqual(await access(accountId));
         }
         expect(accounts[1]).toEqual({
@@ -736,7 +736,7 @@ describe('prekey-directory', () => {
           unidentifiedAccessKey: Buffer.alloc(0),
           unrestrictedUnidentifiedAccess: false,
         });
-        expect(accounts[2]!.unidentifiedAccessKey).toEqual(key);
+        expect(accounts[2].unidentifiedAccessKey).toEqual(key);
         expect(await batch([])).toEqual({ accounts: [] });
       });
 

@@ -49,3 +49,4 @@ export {
   type MetricSamples,
   type MetricsEndpoint,
 } from './metrics';
+export { startOlderService, type OlderService } from './older-service';

@@ -1,16 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import {
-  Client,
-  Metadata,
-  Server,
-  ServerCredentials,
-  status,
-  type ServerUnaryCall,
-  type sendUnaryData,
-  type ServiceError,
-  type UntypedServiceImplementation,
-} from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import {
   DirectoryServiceClient,
@@ -20,10 +10,10 @@ import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/re
 import {
   callerCredentials,
   createTestCluster,
-  freePort,
-  identityFiles,
   metricValue,
   relaySendRequest,
+  startOlderService,
+  type OlderService,
   type TestCluster,
   type TestService,
 } from '@sotto/testing';
@@ -33,78 +23,6 @@ import {
 // one ListDevices per account, keep checking every send against the real device lists, and not
 // retry the batch call on every send.
 
-/** Bytes in, bytes out: the older directory passes requests on without decoding them. */
-const raw = (bytes: Buffer): Buffer => bytes;
-
-interface OlderDirectory {
-  readonly address: string;
-  /** How many calls of each method (its gRPC path's last part) it passed on. */
-  readonly calls: Map<string, number>;
-  stop(): Promise<void>;
-}
-
-/**
- * A directory of the release before ListDevicesBatch: every other method of the
- * contract is passed on to the real directory (as the relay, over mutual TLS),
- * and ListDevicesBatch is not registered at all.
- */
-async function startOlderDirectory(realDirectory: string): Promise<OlderDirectory> {
-  const upstream = new Client(realDirectory, callerCredentials('message-relay'));
-  const calls = new Map<string, number>();
-  const definition = Object.fromEntries(
-    Object.entries(DirectoryServiceService)
-      .filter(([name]) => name !== 'listDevicesBatch')
-      .map(([name, method]) => [
-        name,
-        {
-          ...method,
-          requestSerialize: raw,
-          requestDeserialize: raw,
-          responseSerialize: raw,
-          responseDeserialize: raw,
-        },
-      ]),
-  );
-  const handlers: UntypedServiceImplementation = {};
-  for (const [name, method] of Object.entries(definition)) {
-    handlers[name] = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
-      calls.set(name, (calls.get(name) ?? 0) + 1);
-      upstream.makeUnaryRequest(
-        method.path,
-        raw,
-        raw,
-        call.request,
-        new Metadata(),
-        (error: ServiceError | null, response?: Buffer) =>
-          error ? callback(error) : callback(null, response),
-      );
-    };
-  }
-  const tls = identityFiles('prekey-directory');
-  const server = new Server();
-  server.addService(definition, handlers);
-  const address = `127.0.0.1:${await freePort()}`;
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(
-      address,
-      ServerCredentials.createSsl(
-        readFileSync(tls.ca),
-        [{ private_key: readFileSync(tls.key), cert_chain: readFileSync(tls.cert) }],
-        true,
-      ),
-      (error) => (error ? reject(error) : resolve()),
-    ),
-  );
-  return {
-    address,
-    calls,
-    stop: async () => {
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      upstream.close();
-    },
-  };
-}
-
 interface Account {
   readonly accountId: string;
   readonly registrationId: number;
@@ -113,7 +31,7 @@ interface Account {
 describe('a relay in front of a directory without ListDevicesBatch', () => {
   let cluster: TestCluster;
   let directory: DirectoryServiceClient;
-  let older: OlderDirectory;
+  let older: OlderService;
   let relayService: TestService;
   let relay: RelayServiceClient;
 
@@ -124,7 +42,13 @@ describe('a relay in front of a directory without ListDevicesBatch', () => {
       cluster.addresses['prekey-directory'].grpc,
       callerCredentials('gateway'),
     );
-    older = await startOlderDirectory(cluster.addresses['prekey-directory'].grpc);
+    older = await startOlderService({
+      identity: 'prekey-directory',
+      definition: DirectoryServiceService,
+      target: cluster.addresses['prekey-directory'].grpc,
+      caller: 'message-relay',
+      without: ['listDevicesBatch'],
+    });
     relayService = await cluster.start('message-relay', {
       PREKEY_DIRECTORY_ADDR: older.address,
       KAFKA_CONSUMER_GROUP: `relay-test-${randomUUID()}`,
