@@ -49,3 +49,6 @@ export {
   type MetricSamples,
   type MetricsEndpoint,
 } from './metrics';
+export { outcome } from './outcome';
+export { MemoryIdentityStore, MemorySenderKeyStore, MemorySessionStore } from './signal-stores';
+export { topicRecords, type TopicRecord } from './kafka-records';
