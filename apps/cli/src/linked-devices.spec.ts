@@ -4,8 +4,22 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { operatorDatabaseUrl, repoRoot, startTestPlatform, testRedis, type Platform } from '@sotto/testing';
-import { sotto, succeeded, type Run } from './testing/sotto';
+import { authorizationMetadata } from '@sotto/client-sdk';
+import { envelopesTopic } from '@sotto/contracts';
+import {
+  MessagingServiceClient,
+  type ConnectResponse,
+} from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
+import {
+  gatewayCredentials,
+  operatorDatabaseUrl,
+  repoRoot,
+  startTestPlatform,
+  testRedis,
+  topicRecords,
+  type Platform,
+} from '@sotto/testing';
+import { sottoWith, succeeded, type Run } from './testing/sotto';
 
 const bin = join(repoRoot(), 'apps/cli/bin/sotto.js');
 const lines = (stdout: string): string[] => stdout.trimEnd().split('\n');
@@ -22,13 +36,47 @@ describe('linked devices with the sotto command', () => {
   const profiles = mkdtempSync(join(tmpdir(), 'sotto-cli-devices-'));
   const tag = randomUUID().replace(/-/g, '').slice(0, 8);
   const name = (who: string) => `${who}_${tag}`;
+  // The platform's sealed-sender trust root is pinned: contacts who hold each other's profile keys send sealed.
+  const env = () => ({ SOTTO_SENDER_CERTIFICATE_TRUST_ROOT: platform.senderCertificateTrustRoot });
   const as = (who: string, ...args: string[]) =>
-    sotto('', '--server', platform.gateway, '--profile', join(profiles, who), ...args);
+    sottoWith(env(), '', '--server', platform.gateway, '--profile', join(profiles, who), ...args);
   const accountOf = (who: string) =>
     JSON.parse(readFileSync(join(profiles, who, 'account.json'), 'utf8')) as {
       accountId: string;
       deviceId: number;
+      deviceSecret: string;
     };
+
+  /** The devices of `accountId` that the envelope topic holds envelopes for, by their number. */
+  const envelopesInKafkaFor = async (accountId: string): Promise<Map<number, number>> => {
+    const counts = new Map<number, number>();
+    for (const record of await topicRecords(envelopesTopic.TOPIC)) {
+      const envelope = envelopesTopic.decodeValue(record.value);
+      if (envelope.destinationAccountId !== accountId) continue;
+      counts.set(envelope.destinationDeviceId, (counts.get(envelope.destinationDeviceId) ?? 0) + 1);
+    }
+    return counts;
+  };
+
+  /** What a device's Connect stream delivers before it says its queue is empty. */
+  const drainedBy = async (device: { accountId: string; deviceId: number; deviceSecret: string }) => {
+    const messaging = new MessagingServiceClient(platform.gateway, gatewayCredentials());
+    try {
+      const stream = messaging.connect(authorizationMetadata(device));
+      const delivered: ConnectResponse[] = [];
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (message: ConnectResponse) => {
+          if (message.queueEmpty) resolve();
+          else delivered.push(message);
+        });
+        stream.on('error', reject);
+      });
+      stream.cancel();
+      return delivered;
+    } finally {
+      messaging.close();
+    }
+  };
 
   /** Starts `sotto link` for a new profile and resolves once it printed its code. */
   const startLink = (who: string, account: string, ...args: string[]): Promise<Linking> =>
@@ -36,7 +84,7 @@ describe('linked devices with the sotto command', () => {
       const child = spawn(
         process.execPath,
         [bin, '--server', platform.gateway, '--profile', join(profiles, who), 'link', account, ...args],
-        { cwd: repoRoot() },
+        { cwd: repoRoot(), env: { ...process.env, ...env() } },
       );
       let stdout = '';
       let stderr = '';
@@ -158,7 +206,7 @@ describe('linked devices with the sotto command', () => {
     ]);
   });
 
-  it('refuses to encrypt to a device the server added behind the account’s back; the real devices are fine once it is gone', async () => {
+  it('refuses to encrypt to a device the server added behind the account’s back, sealed or not: nothing for it in Kafka, its mailbox or its stream; the real devices are fine once it is gone', async () => {
     const bob = accountOf('bob');
     // The server side adds device 7 to Bob's account with keys that check out (device 1's, signed by Bob's identity
     // key), a registration id of its own, and no place on the list Bob's devices signed.
@@ -173,28 +221,51 @@ describe('linked devices with the sotto command', () => {
         [bob.accountId],
       ),
     );
-    const refused = await as('alice', 'send', name('bob'), 'for the ghost?');
-    expect(refused).toEqual({
+    const ghostRefused = {
       code: 1,
       stdout: '',
       stderr: `sotto: ${name('bob')}'s server lists device 7 that ${name('bob')}'s devices did not sign: not sending\n`,
-    });
-    // Nothing reached the ghost's mailbox, nor Bob's real devices.
+    };
+    expect(await as('alice', 'send', name('bob'), 'for the ghost?')).toEqual(ghostRefused);
+    // Carol and Bob have written to each other: her client seals by default, and refuses the same.
+    expect(await as('carol', 'send', name('bob'), 'sealed, for the ghost?')).toEqual(ghostRefused);
+
+    // Nothing for the ghost in the envelope log (which does hold Bob's real devices' envelopes), nor in
+    // its mailbox; nothing reached Bob's real devices either.
+    const inKafka = await envelopesInKafkaFor(bob.accountId);
+    expect(inKafka.get(1)).toBeGreaterThan(0);
+    expect(inKafka.has(7)).toBe(false);
     const redis = testRedis();
     try {
       expect(await redis.keys(`sotto:mailbox:{${bob.accountId}:7}*`)).toEqual([]);
     } finally {
       redis.disconnect();
     }
+    // The ghost holds device 1's credential (its row was copied): its stream opens and has nothing for it.
+    expect(await drainedBy({ ...bob, deviceId: 7 })).toEqual([]);
     expect(await succeeded(as('bob', 'receive'))).toBe('');
-    expect(await succeeded(as('alice', 'history', name('bob')))).not.toContain('for the ghost?');
+    for (const sender of ['alice', 'carol'])
+      expect(await succeeded(as(sender, 'history', name('bob')))).not.toContain('for the ghost?');
 
     await withDatabase((db) =>
       db.query('DELETE FROM directory.devices WHERE account_id = $1 AND device_id = 7', [bob.accountId]),
     );
     await succeeded(as('alice', 'send', name('bob'), 'after the ghost'));
-    for (const device of ['bob', 'bob2'])
-      expect(await succeeded(as(device, 'receive'))).toContain(`${name('alice')}: after the ghost`);
+    await succeeded(as('carol', 'send', name('bob'), 'sealed, after the ghost'));
+    for (const device of ['bob', 'bob2']) {
+      const received = lines(await succeeded(as(device, 'receive', '--json'))).map(
+        (line) => JSON.parse(line) as Record<string, unknown>,
+      );
+      expect(received).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ from: name('alice'), text: 'after the ghost' }),
+          // Carol's path was the sealed one all along.
+          expect.objectContaining({ from: name('carol'), text: 'sealed, after the ghost', sealed: true }),
+        ]),
+      );
+    }
+    // Still nothing was ever sent to device 7.
+    expect((await envelopesInKafkaFor(bob.accountId)).has(7)).toBe(false);
   });
 
   it('removes the second device: it can no longer receive, and contacts stop encrypting to it', async () => {

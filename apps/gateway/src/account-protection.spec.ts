@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type ClientDuplexStream } from '@grpc/grpc-js';
 import type { Redis } from 'ioredis';
 import { authorizationMetadata, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import {
@@ -12,6 +12,7 @@ import {
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
   gatewayCredentials,
+  outcome,
   startTcpProxy,
   startTestPlatform,
   startTestService,
@@ -33,13 +34,6 @@ const authOf = (device: Pick<Device, 'accountId' | 'deviceId' | 'secret'>): Meta
   authorizationMetadata({ ...device, deviceSecret: device.secret });
 
 const newSecret = (): string => randomBytes(32).toString('base64url');
-
-/** The error a call ended with, or undefined if it succeeded. */
-const outcome = (call: Promise<unknown>): Promise<ServiceError | undefined> =>
-  call.then(
-    () => undefined,
-    (error: unknown) => error as ServiceError,
-  );
 
 /**
  * Calls `attempt` back to back until it is refused, and says how long that

@@ -22,6 +22,7 @@ import {
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
   gatewayCredentials,
+  outcome,
   startTcpProxy,
   startTestPlatform,
   startTestService,
@@ -35,19 +36,13 @@ import {
 /** An account as its devices know it: the shared identity key, its devices and the list's version. */
 interface Account {
   identity: IdentityKeyPair;
+  username: string;
   accountId: string;
   devices: Map<number, { registrationId: number; auth: Metadata }>;
   version: number;
 }
 
 const newName = (): string => `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-
-/** The error a call ended with, or undefined if it succeeded. */
-const outcome = (call: Promise<unknown>): Promise<ServiceError | undefined> =>
-  call.then(
-    () => undefined,
-    (error: unknown) => error as ServiceError,
-  );
 
 /** A list of these devices, signed by `identity` the way the account's devices sign one. */
 function signedList(
@@ -123,13 +118,15 @@ describe('linked devices and signed device lists, through the public API of two 
   /** Registers an account and publishes its first list, as a client does right after Register. */
   async function registered(): Promise<Account> {
     const keys = generateDeviceKeys(5);
+    const username = newName();
     const made = await unary(accounts.register.bind(accounts), {
-      username: newName(),
+      username,
       identityKey: Buffer.from(keys.identity.publicKey.serialize()),
       device: publicDeviceKeys(keys),
     });
     const account: Account = {
       identity: keys.identity,
+      username,
       accountId: made.accountId,
       devices: new Map([
         [made.deviceId, { registrationId: keys.registrationId, auth: authorizationMetadata(made) }],
@@ -599,6 +596,70 @@ describe('linked devices and signed device lists, through the public API of two 
     );
     expect(Buffer.from(stored.deviceList!.content).equals(deviceList.content)).toBe(true);
     expect((await state(owner)).devices).toEqual([[1, '']]);
+  });
+
+  it('lets no link made before a recovery live on: an old approval is neither waited on nor completed, old devices approve nothing', async () => {
+    const owner = await registered();
+    const credential = randomBytes(32);
+    await unary(
+      accounts.setRecoveryCredential.bind(accounts),
+      { recoveryCredential: credential, currentRecoveryCredential: Buffer.alloc(0) },
+      { metadata: authOf(owner) },
+    );
+    // Before the recovery: device 1 approves one code (its provisioning waits for the new device)
+    // and another code is made, not yet approved.
+    const approved = await createLink();
+    const { deviceId: reserved } = await approve(owner, approved.token);
+    const pending = await createLink();
+
+    const keys = generateDeviceKeys(5);
+    const recovered = await unary(accounts.recoverAccount.bind(accounts), {
+      username: owner.username,
+      recoveryCredential: credential,
+      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
+      device: publicDeviceKeys(keys),
+    });
+    const stale = authOf(owner);
+    owner.identity = keys.identity;
+    owner.devices = new Map([
+      [recovered.deviceId, { registrationId: keys.registrationId, auth: authorizationMetadata(recovered) }],
+    ]);
+    const now = authOf(owner, recovered.deviceId);
+    // The recovered device has not published its list yet: none is served, and its one device is listed.
+    const unchanged = async () => {
+      expect(
+        await outcome(
+          unary(devices.getDeviceList.bind(devices), { accountId: owner.accountId }, { metadata: now }),
+        ),
+      ).toMatchObject({ code: status.NOT_FOUND });
+      const listing = await unary(devices.listDevices.bind(devices), {}, { metadata: now });
+      expect(listing.devices.map((device) => device.deviceId)).toEqual([recovered.deviceId]);
+    };
+    await unchanged();
+
+    // The approved code is gone: nothing to wait for, on either gateway, and no completion, not even
+    // one whose keys and list the account's new identity key signed.
+    for (const at of [devices, devicesThere]) {
+      expect(
+        await outcome(unary(at.waitForLink.bind(at), { token: approved.token }, { deadlineMs: 5_000 })),
+      ).toMatchObject({ code: status.NOT_FOUND, details: 'token: unknown, expired or already used' });
+    }
+    const { request } = completion(owner, approved.token, reserved);
+    expect(await outcome(unary(devices.completeLink.bind(devices), request))).toMatchObject({
+      code: status.NOT_FOUND,
+      details: 'token: unknown, expired or already used',
+    });
+    // The signed-out device approves nothing.
+    expect(
+      await outcome(
+        unary(
+          devices.approveLink.bind(devices),
+          { token: pending.token, provisioning: randomBytes(64) },
+          { metadata: stale },
+        ),
+      ),
+    ).toMatchObject({ code: status.UNAUTHENTICATED });
+    await unchanged();
   });
 
   describe('rate limits', () => {

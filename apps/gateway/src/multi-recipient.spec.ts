@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import {
   ProtocolAddress,
   PublicKey,
@@ -37,12 +37,13 @@ import { postgresClientConfig } from '@sotto/platform/postgres';
 import {
   gatewayCredentials,
   identityFiles,
+  outcome,
   startOlderService,
   startTcpProxy,
   startTestPlatform,
   startTestService,
-  testKafka,
   testRedis,
+  topicRecords,
   type Platform,
   type TestService,
 } from '@sotto/testing';
@@ -75,43 +76,9 @@ const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data
 const freshAddress = (): string => `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
 const newName = (): string => `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
 
-const outcome = (call: Promise<unknown>): Promise<ServiceError | undefined> =>
-  call.then(
-    () => undefined,
-    (error: unknown) => error as ServiceError,
-  );
-
 /** An account id as text and as the 16 bytes of its UUID. */
 function forms(accountId: string): Buffer[] {
   return [Buffer.from(accountId), Buffer.from(accountId.replace(/-/g, ''), 'hex')];
-}
-
-/** Every record (value and key) of `topic`, from the beginning. */
-async function kafkaRecords(topic: string): Promise<{ key: Buffer; value: Buffer }[]> {
-  const kafka = testKafka({ clientId: 'multi-recipient-scan' });
-  const admin = kafka.admin();
-  const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
-  await Promise.all([admin.connect(), consumer.connect()]);
-  const offsets = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
-  const remaining = new Map(
-    offsets.filter((o) => o.high !== o.low).map((o) => [o.partition, BigInt(o.high)]),
-  );
-  const records: { key: Buffer; value: Buffer }[] = [];
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await new Promise<void>((resolve) => {
-    if (remaining.size === 0) resolve();
-    void consumer.run({
-      eachMessage: ({ partition, message }) => {
-        records.push({ key: message.key ?? Buffer.alloc(0), value: message.value ?? Buffer.alloc(0) });
-        if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) remaining.delete(partition);
-        if (remaining.size === 0) resolve();
-        return Promise.resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  return records;
 }
 
 /** The raw DUMP of every Redis key that holds `guid`. */
@@ -139,7 +106,7 @@ function xor(keys: readonly Uint8Array[]): Buffer {
 async function recordsOf(message: Uint8Array): Promise<number> {
   const digest = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
   const wanted = digest(message);
-  return (await kafkaRecords(multiRecipientTopic.TOPIC)).filter(
+  return (await topicRecords(multiRecipientTopic.TOPIC)).filter(
     (record) => digest(multiRecipientTopic.decodeValue(record.value).message) === wanted,
   ).length;
 }
@@ -407,14 +374,14 @@ describe('group messages in one upload (SendMultiRecipient), through the public 
 
     // Kafka: one record, on the multi-recipient topic, naming no sender; no copy on the envelope topic.
     expect(await recordsOf(message)).toBe(1);
-    const record = (await kafkaRecords(multiRecipientTopic.TOPIC)).find((r) =>
+    const record = (await topicRecords(multiRecipientTopic.TOPIC)).find((r) =>
       Buffer.from(multiRecipientTopic.decodeValue(r.value).message).equals(message),
     )!;
     for (const form of forms(alice.accountId)) {
       expect([record.key, record.value].some((part) => part.includes(form))).toBe(false);
     }
     const guids = [...delivered.values()].map((copy) => copy.guid);
-    const envelopeRecords = await kafkaRecords(envelopesTopic.TOPIC);
+    const envelopeRecords = await topicRecords(envelopesTopic.TOPIC);
     expect(envelopeRecords.filter((r) => guids.some((g) => r.value.includes(g)))).toEqual([]);
   });
 
@@ -426,7 +393,7 @@ describe('group messages in one upload (SendMultiRecipient), through the public 
     const message = await sentMessage(sender, distributionId, addresses, 'queued');
     const client = await anonymousClient(platform.gateway);
     await sendMulti(client, request(message, xor([bob.accessKey, carol.accessKey])));
-    const record = (await kafkaRecords(multiRecipientTopic.TOPIC))
+    const record = (await topicRecords(multiRecipientTopic.TOPIC))
       .map((r) => multiRecipientTopic.decodeValue(r.value))
       .find((r) => Buffer.from(r.message).equals(message))!;
     for (const device of [...bob.devices, ...carol.devices]) {

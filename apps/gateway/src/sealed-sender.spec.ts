@@ -1,6 +1,6 @@
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import {
   ProtocolAddress,
   PublicKey,
@@ -31,11 +31,12 @@ import {
 import {
   gatewayCredentials,
   metricsText,
+  outcome,
   startTcpProxy,
   startTestPlatform,
   startTestService,
-  testKafka,
   testRedis,
+  topicRecords,
   type Platform,
   type TestService,
 } from '@sotto/testing';
@@ -60,48 +61,9 @@ const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data
 const freshAddress = (): string => `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
 const newName = (): string => `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
 
-/** The error a call ended with, or undefined if it succeeded. */
-const outcome = (call: Promise<unknown>): Promise<ServiceError | undefined> =>
-  call.then(
-    () => undefined,
-    (error: unknown) => error as ServiceError,
-  );
-
 /** An account id as text and as the 16 bytes of its UUID: neither may appear where a sealed envelope is kept. */
 function forms(accountId: string): Buffer[] {
   return [Buffer.from(accountId), Buffer.from(accountId.replace(/-/g, ''), 'hex')];
-}
-
-/** Every record of the envelope topic (value, key and headers), from the beginning. */
-async function kafkaRecords(): Promise<{ key: Buffer; value: Buffer; headers: Buffer }[]> {
-  const kafka = testKafka({ clientId: 'sealed-sender-scan' });
-  const admin = kafka.admin();
-  const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
-  await Promise.all([admin.connect(), consumer.connect()]);
-  const offsets = await admin.fetchTopicOffsets(envelopesTopic.TOPIC);
-  await admin.disconnect();
-  const remaining = new Map(
-    offsets.filter((o) => o.high !== o.low).map((o) => [o.partition, BigInt(o.high)]),
-  );
-  const records: { key: Buffer; value: Buffer; headers: Buffer }[] = [];
-  await consumer.subscribe({ topic: envelopesTopic.TOPIC, fromBeginning: true });
-  await new Promise<void>((resolve) => {
-    if (remaining.size === 0) resolve();
-    void consumer.run({
-      eachMessage: ({ partition, message }) => {
-        records.push({
-          key: message.key ?? Buffer.alloc(0),
-          value: message.value ?? Buffer.alloc(0),
-          headers: Buffer.from(JSON.stringify(message.headers ?? {})),
-        });
-        if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) remaining.delete(partition);
-        if (remaining.size === 0) resolve();
-        return Promise.resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  return records;
 }
 
 /** The raw DUMP of every Redis key that holds `guid`. */
@@ -290,7 +252,9 @@ describe('sealed sends, through the public API', () => {
     expect([opened.senderUuid(), opened.deviceId()]).toEqual([alice.accountId, 1]);
 
     // Kafka: the record of this envelope, key, value and headers, holds nothing of Alice.
-    const logged = (await kafkaRecords()).filter((record) => record.value.includes(guids[0]));
+    const logged = (await topicRecords(envelopesTopic.TOPIC)).filter((record) =>
+      record.value.includes(guids[0]),
+    );
     expect(logged).toHaveLength(1);
     const record = logged[0];
     expect(envelopesTopic.decodeValue(record.value)).toMatchObject({
@@ -298,7 +262,8 @@ describe('sealed sends, through the public API', () => {
       sourceDeviceId: 0,
     });
     for (const form of forms(alice.accountId)) {
-      expect([record.key, record.value, record.headers].some((part) => part.includes(form))).toBe(false);
+      const headers = Object.entries(record.headers).flatMap(([name, value]) => [Buffer.from(name), value]);
+      expect([record.key, record.value, ...headers].some((part) => part.includes(form))).toBe(false);
     }
     // Redis: whatever still holds the envelope (Bob acknowledged it, so perhaps nothing) holds nothing of Alice.
     for (const dump of await redisHolding(guids[0])) {
@@ -363,7 +328,9 @@ describe('sealed sends, through the public API', () => {
     // The right key still works, and it is all Bob gets.
     const { guids } = await sendSealed(client, request(bob, [opaque(bob, 'let in')], bobsKey));
     expect((await drain(bob)).map((envelope) => envelope.guid)).toEqual(guids);
-    expect((await kafkaRecords()).some((record) => record.value.includes(marker))).toBe(false);
+    expect((await topicRecords(envelopesTopic.TOPIC)).some((record) => record.value.includes(marker))).toBe(
+      false,
+    );
   });
 
   it('refuses envelopes that are not sealed, and malformed keys and destinations, naming the field', async () => {
@@ -402,7 +369,9 @@ describe('sealed sends, through the public API', () => {
       });
     }
     expect(await drain(bob)).toEqual([]);
-    expect((await kafkaRecords()).some((record) => record.value.includes(marker))).toBe(false);
+    expect((await topicRecords(envelopesTopic.TOPIC)).some((record) => record.value.includes(marker))).toBe(
+      false,
+    );
   });
 
   it("sets only the caller's own access: a bad key or no credential changes nothing, a new key replaces the old", async () => {
@@ -462,7 +431,9 @@ describe('sealed sends, through the public API', () => {
         sourceDeviceId: 0,
         content: Buffer.from(marker),
       });
-      expect((await kafkaRecords()).some((record) => record.value.includes(marker))).toBe(false);
+      expect((await topicRecords(envelopesTopic.TOPIC)).some((record) => record.value.includes(marker))).toBe(
+        false,
+      );
     } finally {
       inbox.call.end();
     }

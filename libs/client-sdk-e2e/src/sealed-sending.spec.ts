@@ -5,14 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  IdentityChange,
   IdentityKeyPair,
-  IdentityKeyStore,
   PrivateKey,
   ProtocolAddress,
-  PublicKey,
-  SessionRecord,
-  SessionStore,
   ServerCertificate,
   processPreKeyBundle,
   sealedSenderEncryptMessage,
@@ -33,57 +28,20 @@ import {
   type ReceivedMessage,
 } from '@sotto/client-sdk';
 import type { Notice } from '@sotto/client-sdk';
-import { repoRoot, startTestPlatform, startTestService, type TestService } from '@sotto/testing';
+import {
+  MemoryIdentityStore,
+  MemorySessionStore,
+  repoRoot,
+  startTestPlatform,
+  startTestService,
+  type TestService,
+} from '@sotto/testing';
 import { storedHolding } from './everything-stored';
 
 const run = promisify(execFile);
 const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 
 const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data);
-
-/** One session in memory: all an attacker's hand-made sealed message needs. */
-class OneSession extends SessionStore {
-  private record?: Uint8Array<ArrayBuffer>;
-  saveSession(_address: ProtocolAddress, record: SessionRecord): Promise<void> {
-    this.record = record.serialize();
-    return Promise.resolve();
-  }
-  getSession(): Promise<SessionRecord | null> {
-    return Promise.resolve(this.record ? SessionRecord.deserialize(this.record) : null);
-  }
-  async getExistingSessions(): Promise<SessionRecord[]> {
-    const record = await this.getSession();
-    return record ? [record] : [];
-  }
-}
-
-/** An identity store holding a stolen identity key pair and trusting whatever key it is shown. */
-class StolenIdentity extends IdentityKeyStore {
-  private theirs: PublicKey | null = null;
-
-  constructor(
-    private readonly identity: IdentityKeyPair,
-    private readonly registrationId: number,
-  ) {
-    super();
-  }
-  getIdentityKey(): Promise<PrivateKey> {
-    return Promise.resolve(this.identity.privateKey);
-  }
-  getLocalRegistrationId(): Promise<number> {
-    return Promise.resolve(this.registrationId);
-  }
-  saveIdentity(_address: ProtocolAddress, key: PublicKey): Promise<IdentityChange> {
-    this.theirs = key;
-    return Promise.resolve(IdentityChange.NewOrUnchanged);
-  }
-  isTrustedIdentity(): Promise<boolean> {
-    return Promise.resolve(true);
-  }
-  getIdentity(): Promise<PublicKey | null> {
-    return Promise.resolve(this.theirs);
-  }
-}
 
 /** An account id as text and as the 16 bytes of its UUID: neither may appear where a sealed envelope is kept. */
 function forms(accountId: string): Buffer[] {
@@ -364,8 +322,9 @@ describe('the SDK sends sealed once it has the contact’s profile key', () => {
         { accountId: account.accountId, deviceId: 1 },
         { metadata: authorizationMetadata(account) },
       );
-      const sessions = new OneSession();
-      const identities = new StolenIdentity(identity, account.registrationId);
+      const sessions = new MemorySessionStore();
+      // The stolen identity key pair, trusting whatever key it is shown.
+      const identities = new MemoryIdentityStore(identity.privateKey, account.registrationId, 'any');
       const address = ProtocolAddress.new(account.accountId, 1);
       await processPreKeyBundle(
         preKeyBundle(bundle),

@@ -50,3 +50,6 @@ export {
   type MetricsEndpoint,
 } from './metrics';
 export { startOlderService, type OlderService } from './older-service';
+export { outcome } from './outcome';
+export { MemoryIdentityStore, MemorySenderKeyStore, MemorySessionStore } from './signal-stores';
+export { topicRecords, type TopicRecord } from './kafka-records';

@@ -1,18 +1,13 @@
 import { Metadata } from '@grpc/grpc-js';
-import { gatewayCredentials } from '@sotto/testing';
+import { gatewayCredentials, MemoryIdentityStore, MemorySessionStore } from '@sotto/testing';
 import {
   CiphertextMessageType,
-  IdentityChange,
-  IdentityKeyStore,
   KEMPublicKey,
   PreKeyBundle,
   ProtocolAddress,
   PublicKey,
-  SessionRecord,
-  SessionStore,
   processPreKeyBundle,
   signalEncrypt,
-  type PrivateKey,
 } from '@signalapp/libsignal-client';
 import {
   authorizationMetadata,
@@ -37,52 +32,6 @@ import {
  * memory, and send whatever bytes they like, under their own credentials.
  */
 
-class MemorySessions extends SessionStore {
-  private readonly records = new Map<string, Uint8Array<ArrayBuffer>>();
-
-  saveSession(name: ProtocolAddress, record: SessionRecord): Promise<void> {
-    this.records.set(name.toString(), record.serialize());
-    return Promise.resolve();
-  }
-
-  getSession(name: ProtocolAddress): Promise<SessionRecord | null> {
-    const data = this.records.get(name.toString());
-    return Promise.resolve(data ? SessionRecord.deserialize(data) : null);
-  }
-
-  async getExistingSessions(addresses: ProtocolAddress[]): Promise<SessionRecord[]> {
-    const records = await Promise.all(addresses.map((address) => this.getSession(address)));
-    return records.filter((record) => record !== null);
-  }
-}
-
-/** Trusts every key: the attacker has nobody to be careful about. */
-class TrustingIdentities extends IdentityKeyStore {
-  constructor(private readonly keys: GeneratedDeviceKeys) {
-    super();
-  }
-
-  getIdentityKey(): Promise<PrivateKey> {
-    return Promise.resolve(this.keys.identity.privateKey);
-  }
-
-  getLocalRegistrationId(): Promise<number> {
-    return Promise.resolve(this.keys.registrationId);
-  }
-
-  saveIdentity(): Promise<IdentityChange> {
-    return Promise.resolve(IdentityChange.NewOrUnchanged);
-  }
-
-  isTrustedIdentity(): Promise<boolean> {
-    return Promise.resolve(true);
-  }
-
-  getIdentity(): Promise<PublicKey | null> {
-    return Promise.resolve(null);
-  }
-}
-
 /** A victim's first device, as the attacker addresses it. */
 export interface Target {
   readonly accountId: string;
@@ -101,8 +50,8 @@ export function sottoPlaintext(json: string): Uint8Array<ArrayBuffer> {
 }
 
 export class Attacker {
-  private readonly sessions = new MemorySessions();
-  private readonly identities: TrustingIdentities;
+  private readonly sessions = new MemorySessionStore();
+  private readonly identities: MemoryIdentityStore;
   private readonly local: ProtocolAddress;
 
   private constructor(
@@ -114,7 +63,8 @@ export class Attacker {
     private readonly keysService: KeysServiceClient,
     private readonly messaging: MessagingServiceClient,
   ) {
-    this.identities = new TrustingIdentities(keys);
+    // Trusts every key: the attacker has nobody to be careful about.
+    this.identities = new MemoryIdentityStore(keys.identity.privateKey, keys.registrationId, 'any');
     this.local = ProtocolAddress.new(accountId, 1);
   }
 

@@ -12,8 +12,20 @@ export interface Run {
 
 /** Runs the real `sotto` command with `input` on its standard input (closed at once when empty). */
 export function sotto(input: string, ...args: string[]): Promise<Run> {
+  return sottoWith({}, input, ...args);
+}
+
+/** `sotto`, with these variables added to its environment (e.g. a pinned sealed-sender trust root). */
+export function sottoWith(
+  env: Readonly<Record<string, string>>,
+  input: string,
+  ...args: string[]
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: repoRoot() });
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: repoRoot(),
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

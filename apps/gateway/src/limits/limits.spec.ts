@@ -23,6 +23,7 @@ import {
   gatewayCredentials,
   metricsText,
   metricValue,
+  outcome,
   startTcpProxy,
   startTestPlatform,
   startTestService,
@@ -61,13 +62,6 @@ const HOUR = 3_600_000;
 /** A loopback address no other test uses, so per-address buckets in the shared Redis start full. */
 const freshAddress = (): string => `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
 const newName = (): string => `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-
-/** The error a call ended with, or undefined if it succeeded. */
-const outcome = (call: Promise<unknown>): Promise<ServiceError | undefined> =>
-  call.then(
-    () => undefined,
-    (error: unknown) => error as ServiceError,
-  );
 
 /**
  * A refusal as every limit answers: RESOURCE_EXHAUSTED, "<what>; retry in N s", and the wait in

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import {
+  outcome,
   startPrivateRedis,
   startTestPlatform,
   startTestService,
@@ -20,13 +21,6 @@ const DEADLINE_MS = 5_000;
 const UNAVAILABLE_DETAILS = /^rate limits are unavailable \(Redis .+\); try again$/;
 
 const newName = (): string => `r_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-
-/** The error a call ended with, or undefined if it succeeded. */
-const outcome = (call: Promise<unknown>): Promise<ServiceError | undefined> =>
-  call.then(
-    () => undefined,
-    (error: unknown) => error as ServiceError,
-  );
 
 describe('rate-limited calls while the gateway’s Redis is down', () => {
   let platform: Platform;

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { status, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import { status, type Metadata } from '@grpc/grpc-js';
 import { PrivateKey, PublicKey, SenderCertificate, ServerCertificate } from '@signalapp/libsignal-client';
 import { authorizationMetadata, generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { parseEnvironment } from '@sotto/platform/config';
 import { AccountServiceClient } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
   gatewayCredentials,
+  outcome,
   runServiceToExit,
   startTestPlatform,
   startTestService,
@@ -43,13 +44,6 @@ function senderKeys(): { root: PrivateKey; variables: Record<string, string> } {
     },
   };
 }
-
-/** The error a call ended with, or undefined if it succeeded. */
-const outcome = (call: Promise<unknown>): Promise<ServiceError | undefined> =>
-  call.then(
-    () => undefined,
-    (error: unknown) => error as ServiceError,
-  );
 
 describe('sender certificates, through the public API', () => {
   let platform: Platform;

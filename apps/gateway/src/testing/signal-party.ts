@@ -1,24 +1,16 @@
 import {
-  IdentityChange,
-  IdentityKeyStore,
   KyberPreKeyRecord,
   KyberPreKeyStore,
   PreKeyRecord,
   PreKeyStore,
   ProtocolAddress,
-  PublicKey,
-  SenderKeyRecord,
-  SenderKeyStore,
-  SessionRecord,
-  SessionStore,
   SignedPreKeyRecord,
   SignedPreKeyStore,
   processPreKeyBundle,
-  type PrivateKey,
-  type Uuid,
 } from '@signalapp/libsignal-client';
 import { preKeyBundle, type GeneratedDeviceKeys } from '@sotto/client-sdk';
 import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/sotto/common/v1/keys';
+import { MemoryIdentityStore, MemorySenderKeyStore, MemorySessionStore } from '@sotto/testing';
 
 /*
  * A device's libsignal state in memory, from the keys it registered with: enough for a test to
@@ -27,61 +19,6 @@ import type { PreKeyBundle as BundleMessage } from '@sotto/contracts/generated/s
  */
 
 const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data);
-
-class MemorySessions extends SessionStore {
-  private readonly records = new Map<string, Uint8Array<ArrayBuffer>>();
-
-  saveSession(name: ProtocolAddress, record: SessionRecord): Promise<void> {
-    this.records.set(name.toString(), record.serialize());
-    return Promise.resolve();
-  }
-
-  getSession(name: ProtocolAddress): Promise<SessionRecord | null> {
-    const data = this.records.get(name.toString());
-    return Promise.resolve(data ? SessionRecord.deserialize(data) : null);
-  }
-
-  async getExistingSessions(addresses: ProtocolAddress[]): Promise<SessionRecord[]> {
-    const records = await Promise.all(addresses.map((address) => this.getSession(address)));
-    return records.filter((record) => record !== null);
-  }
-}
-
-/** Trusts on first use and remembers; a test has no user to ask. */
-class MemoryIdentities extends IdentityKeyStore {
-  private readonly known = new Map<string, PublicKey>();
-
-  constructor(private readonly keys: GeneratedDeviceKeys) {
-    super();
-  }
-
-  getIdentityKey(): Promise<PrivateKey> {
-    return Promise.resolve(this.keys.identity.privateKey);
-  }
-
-  getLocalRegistrationId(): Promise<number> {
-    return Promise.resolve(this.keys.registrationId);
-  }
-
-  saveIdentity(name: ProtocolAddress, key: PublicKey): Promise<IdentityChange> {
-    const before = this.known.get(name.name());
-    this.known.set(name.name(), key);
-    return Promise.resolve(
-      before === undefined || before.equals(key)
-        ? IdentityChange.NewOrUnchanged
-        : IdentityChange.ReplacedExisting,
-    );
-  }
-
-  isTrustedIdentity(name: ProtocolAddress, key: PublicKey): Promise<boolean> {
-    const known = this.known.get(name.name());
-    return Promise.resolve(known === undefined || known.equals(key));
-  }
-
-  getIdentity(name: ProtocolAddress): Promise<PublicKey | null> {
-    return Promise.resolve(this.known.get(name.name()) ?? null);
-  }
-}
 
 class MemoryPreKeys extends PreKeyStore {
   private readonly records = new Map<number, PreKeyRecord>();
@@ -163,29 +100,14 @@ class MemoryKyberPreKeys extends KyberPreKeyStore {
   }
 }
 
-/** Sender keys (groups), by sender address and distribution id. */
-class MemorySenderKeys extends SenderKeyStore {
-  private readonly records = new Map<string, Uint8Array<ArrayBuffer>>();
-
-  saveSenderKey(sender: ProtocolAddress, distributionId: Uuid, record: SenderKeyRecord): Promise<void> {
-    this.records.set(`${sender.toString()}/${distributionId}`, record.serialize());
-    return Promise.resolve();
-  }
-
-  getSenderKey(sender: ProtocolAddress, distributionId: Uuid): Promise<SenderKeyRecord | null> {
-    const data = this.records.get(`${sender.toString()}/${distributionId}`);
-    return Promise.resolve(data ? SenderKeyRecord.deserialize(data) : null);
-  }
-}
-
 /** One device's stores, from the keys it registered. */
 export class SignalParty {
-  readonly sessions = new MemorySessions();
-  readonly identities: MemoryIdentities;
+  readonly sessions = new MemorySessionStore();
+  readonly identities: MemoryIdentityStore;
   readonly preKeys: MemoryPreKeys;
   readonly signedPreKeys: MemorySignedPreKeys;
   readonly kyberPreKeys: MemoryKyberPreKeys;
-  readonly senderKeys = new MemorySenderKeys();
+  readonly senderKeys = new MemorySenderKeyStore();
 
   readonly address: ProtocolAddress;
 
@@ -195,7 +117,7 @@ export class SignalParty {
     readonly deviceId = 1,
   ) {
     this.address = ProtocolAddress.new(accountId, deviceId);
-    this.identities = new MemoryIdentities(keys);
+    this.identities = new MemoryIdentityStore(keys.identity.privateKey, keys.registrationId);
     this.preKeys = new MemoryPreKeys(keys);
     this.signedPreKeys = new MemorySignedPreKeys(keys);
     this.kyberPreKeys = new MemoryKyberPreKeys(keys);

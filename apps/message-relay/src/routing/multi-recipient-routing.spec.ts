@@ -1,86 +1,35 @@
 import { randomUUID } from 'node:crypto';
 import {
-  IdentityChange,
   IdentityKeyPair,
-  IdentityKeyStore,
   ProtocolAddress,
-  PublicKey,
   SenderCertificate,
   SenderKeyDistributionMessage,
-  SenderKeyRecord,
-  SenderKeyStore,
   ServerCertificate,
-  SessionRecord,
-  SessionStore,
   UnidentifiedSenderMessageContent,
   groupEncrypt,
   processPreKeyBundle,
   sealedSenderMultiRecipientEncrypt,
-  type PrivateKey,
 } from '@signalapp/libsignal-client';
 import { generateDeviceKeys, preKeyBundle, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { multiRecipientTopic } from '@sotto/contracts';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { RelayServiceClient, type QueuedEnvelope } from '@sotto/contracts/generated/sotto/relay/v1/relay';
-import { callerCredentials, createTestCluster, freePort, type TestCluster } from '@sotto/testing';
+import {
+  callerCredentials,
+  createTestCluster,
+  freePort,
+  MemoryIdentityStore,
+  MemorySenderKeyStore,
+  MemorySessionStore,
+  type TestCluster,
+} from '@sotto/testing';
 
 // The relay's side of a group message in one upload, in the crash tests' way: the relay accepts
 // one record for every copy, and a relay SIGKILLed while routing it, before the mailbox writes
 // or before the offset commit, leaves every copy delivered exactly once after a restart.
 
 const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data);
-
-class Sessions extends SessionStore {
-  private readonly records = new Map<string, Uint8Array<ArrayBuffer>>();
-  saveSession(name: ProtocolAddress, record: SessionRecord): Promise<void> {
-    this.records.set(name.toString(), record.serialize());
-    return Promise.resolve();
-  }
-  getSession(name: ProtocolAddress): Promise<SessionRecord | null> {
-    const data = this.records.get(name.toString());
-    return Promise.resolve(data ? SessionRecord.deserialize(data) : null);
-  }
-  async getExistingSessions(addresses: ProtocolAddress[]): Promise<SessionRecord[]> {
-    const records = await Promise.all(addresses.map((address) => this.getSession(address)));
-    return records.filter((record) => record !== null);
-  }
-}
-
-class Identities extends IdentityKeyStore {
-  private readonly known = new Map<string, PublicKey>();
-  constructor(private readonly identity: IdentityKeyPair) {
-    super();
-  }
-  getIdentityKey(): Promise<PrivateKey> {
-    return Promise.resolve(this.identity.privateKey);
-  }
-  getLocalRegistrationId(): Promise<number> {
-    return Promise.resolve(1);
-  }
-  saveIdentity(name: ProtocolAddress, key: PublicKey): Promise<IdentityChange> {
-    this.known.set(name.name(), key);
-    return Promise.resolve(IdentityChange.NewOrUnchanged);
-  }
-  isTrustedIdentity(): Promise<boolean> {
-    return Promise.resolve(true);
-  }
-  getIdentity(name: ProtocolAddress): Promise<PublicKey | null> {
-    return Promise.resolve(this.known.get(name.name()) ?? null);
-  }
-}
-
-class SenderKeys extends SenderKeyStore {
-  private readonly records = new Map<string, Uint8Array<ArrayBuffer>>();
-  saveSenderKey(sender: ProtocolAddress, id: string, record: SenderKeyRecord): Promise<void> {
-    this.records.set(`${sender.toString()}/${id}`, record.serialize());
-    return Promise.resolve();
-  }
-  getSenderKey(sender: ProtocolAddress, id: string): Promise<SenderKeyRecord | null> {
-    const data = this.records.get(`${sender.toString()}/${id}`);
-    return Promise.resolve(data ? SenderKeyRecord.deserialize(data) : null);
-  }
-}
 
 describe('multi-recipient sends in the relay', () => {
   let cluster: TestCluster;
@@ -135,8 +84,8 @@ describe('multi-recipient sends in the relay', () => {
   /** A real SentMessage from a sender (with a certificate of its own making) to device 1 of each of `recipients`. */
   async function sentMessage(recipients: string[], text: string): Promise<Buffer> {
     const identity = IdentityKeyPair.generate();
-    const sessions = new Sessions();
-    const identities = new Identities(identity);
+    const sessions = new MemorySessionStore();
+    const identities = new MemoryIdentityStore(identity.privateKey, 1, 'any');
     const addresses: ProtocolAddress[] = [];
     const self = ProtocolAddress.new(randomUUID(), 1);
     for (const accountId of recipients) {
@@ -161,7 +110,7 @@ describe('multi-recipient sends in the relay', () => {
       serverCertificate,
       server.privateKey,
     );
-    const senderKeys = new SenderKeys();
+    const senderKeys = new MemorySenderKeyStore();
     const distributionId = randomUUID();
     await SenderKeyDistributionMessage.create(self, distributionId, senderKeys);
     const ciphertext = await groupEncrypt(self, distributionId, senderKeys, bytes(Buffer.from(text)));

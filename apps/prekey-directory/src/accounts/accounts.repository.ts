@@ -226,7 +226,8 @@ export class AccountsRepository {
 
   /**
    * Account recovery, in one transaction with the account row locked: checks
-   * the credential, signs out every device (their keys go with them), takes
+   * the credential, signs out every device (their keys and the links they
+   * approved go with them), takes
    * the new identity key and makes the new device the primary one under a
    * device id never used by the account before (cycling within libsignal's
    * 1 to 127). Undefined when the username or the credential is wrong.
@@ -264,12 +265,14 @@ export class AccountsRepository {
       ]);
       await insertDevice(client, row.id, deviceId, device);
       // The stored list was signed by the old identity key: it is withdrawn, its version kept so the
-      // recovered device's list goes above every one anyone has seen. (A link approved by an old
-      // device cannot complete: its keys would have to be signed by the new identity key.)
+      // recovered device's list goes above every one anyone has seen.
       await client.query(
         `UPDATE device_lists SET content = '', signature = '', updated_at = now() WHERE account_id = $1`,
         [row.id],
       );
+      // Links the old devices approved go with them: their provisioning (what an old device sealed
+      // for the new one) is no longer handed out, and no device joins on an old device's word.
+      await client.query('DELETE FROM link_tokens WHERE account_id = $1', [row.id]);
       return {
         accountId: row.id,
         deviceId,

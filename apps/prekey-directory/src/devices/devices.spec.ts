@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { IdentityKeyPair } from '@signalapp/libsignal-client';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { deviceListSigningInput } from '@sotto/contracts';
@@ -10,16 +10,10 @@ import {
   type SignedDeviceList,
 } from '@sotto/contracts/generated/sotto/common/v1/device_list';
 import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
-import { callerCredentials, startTestService, type TestService } from '@sotto/testing';
+import { callerCredentials, outcome, startTestService, type TestService } from '@sotto/testing';
 
 // The directory's side of linked devices, called as the gateway calls it: tokens that expire,
 // recovery and the stored list's version, and changes of one account racing each other.
-
-const outcome = (call: Promise<unknown>): Promise<ServiceError | undefined> =>
-  call.then(
-    () => undefined,
-    (error: unknown) => error as ServiceError,
-  );
 
 function signedList(
   identity: IdentityKeyPair,
