@@ -33,8 +33,13 @@ import {
   type ReceivedMessage,
 } from '@sotto/client-sdk';
 import type { Notice } from '@sotto/client-sdk';
-import { repoRoot, startTestPlatform, startTestService, type TestService } from '@sotto/testing';
-import { storedHolding } from './everything-stored';
+import {
+  storedHolding,
+  repoRoot,
+  startTestPlatform,
+  startTestService,
+  type TestService,
+} from '@sotto/testing';
 
 const run = promisify(execFile);
 const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');

@@ -18,7 +18,7 @@ const DAVE = '0190f1d2-7a3b-7c4d-8e5f-d1b2c3d4e5f6';
 
 describe('group state', () => {
   const keys = { [ALICE]: IdentityKeyPair.generate(), [BOB]: IdentityKeyPair.generate() };
-  const keyOf = (id: string) => keys[id]?.publicKey ?? null;
+  const keyOf = (id: string) => (id === ALICE || id === BOB ? keys[id].publicKey : null);
   const id = newGroupId();
   const created: GroupState = {
     id,
@@ -86,6 +86,22 @@ describe('group state', () => {
         refused: "the signature does not verify under the signer's identity key",
       });
     }
+  });
+
+  it('takes a member back only from an admin it knew, at a higher version', () => {
+    const sign = (state: GroupState, by = ALICE) =>
+      signGroupState(state, by, by === ALICE ? keys[ALICE].privateKey : keys[BOB].privateKey);
+    const removed = { ...created, members: [ALICE, BOB], version: 2 };
+    const back = { ...created, version: 3 };
+    expect(checkGroupUpdate(removed, sign(back), asCarol)).toEqual({ accepted: sign(back).state });
+    // Bob names himself admin of the group Carol was in: she does not take it from him.
+    const bobs = { ...back, admins: [ALICE, BOB] };
+    expect(checkGroupUpdate(removed, sign(bobs, BOB), asCarol)).toEqual({
+      refused: 'signed by someone who is not an admin',
+    });
+    expect(checkGroupUpdate(removed, sign({ ...back, version: 2 }), asCarol)).toEqual({
+      refused: 'version 2, not above 2',
+    });
   });
 
   it('refuses malformed states and groups that do not name this account or exceed the limit', () => {

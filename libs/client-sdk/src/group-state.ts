@@ -144,7 +144,8 @@ export function groupChange(before: GroupState | undefined, after: GroupState): 
  * - for a known group this device is in: signed by a current admin, at the
  *   current version + 1;
  * - otherwise (a group it joins): naming this device's account as a member,
- *   signed by one of the admins it names, above any version held before.
+ *   signed by one of the admins it names; for a group this device was in
+ *   before, also by one of the admins it knew then, above that version.
  * Anything else is refused with the reason, and the group stays as it was.
  */
 export function checkGroupUpdate(
@@ -167,7 +168,10 @@ export function checkGroupUpdate(
       return { refused: `version ${state.version}, where ${current.version + 1} comes next` };
   } else {
     if (!state.members.includes(context.ownAccountId)) return { refused: 'does not name this account' };
-    if (!state.admins.includes(update.signer)) return { refused: 'signed by someone who is not an admin' };
+    // A group this device was in: only an admin it knew may bring it back, not whoever names himself one.
+    const admins = current?.admins ?? state.admins;
+    if (!admins.includes(update.signer) || !state.admins.includes(update.signer))
+      return { refused: 'signed by someone who is not an admin' };
     if (current !== undefined && state.version <= current.version)
       return { refused: `version ${state.version}, not above ${current.version}` };
   }

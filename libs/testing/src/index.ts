@@ -49,3 +49,4 @@ export {
   type MetricSamples,
   type MetricsEndpoint,
 } from './metrics';
+export { everythingStored, storedHolding, walk, type StoredPlaces } from './everything-stored';
