@@ -12,8 +12,16 @@ export interface Run {
 
 /** Runs the real `sotto` command with `input` on its standard input (closed at once when empty). */
 export function sotto(input: string, ...args: string[]): Promise<Run> {
+  return sottoWith({}, input, ...args);
+}
+
+/** As `sotto`, with these environment variables set besides this process's. */
+export function sottoWith(env: Record<string, string>, input: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: repoRoot() });
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: repoRoot(),
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
