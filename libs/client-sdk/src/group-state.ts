@@ -19,6 +19,9 @@ export function maxGroupMembers(env: NodeJS.ProcessEnv = process.env): number {
   return Number(value);
 }
 
+/** Where a profile keeps its groups (the client's Groups, and backups, read it). */
+export const GROUPS_FILE = 'groups.json';
+
 /** A group's id: 16 random bytes, written as 32 lowercase hex digits. */
 export const GROUP_ID = /^[0-9a-f]{32}$/;
 

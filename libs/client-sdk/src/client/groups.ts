@@ -17,7 +17,7 @@ import { SottoError } from '../errors';
 import {
   checkGroupUpdate,
   groupChange,
-  groupStateSchema,
+  GROUPS_FILE,
   MAX_GROUP_TITLE,
   maxGroupMembers,
   newGroupId,
@@ -39,7 +39,6 @@ import type { Outbox } from './outbox';
 import type { ProfileKey } from './profile-key';
 import type { SenderCertificates } from './sender-certificates';
 
-const GROUPS_FILE = 'groups.json';
 const PENDING_FILE = 'group-pending.json';
 /** Tries of one group send: the first, and one more after each mending of sessions. */
 const SEND_ATTEMPTS = 3;
@@ -735,21 +734,4 @@ export class Groups {
     const id = this.record(parseGroupId(idText)).state.id;
     return this.profile.history().filter((entry) => 'group' in entry && entry.group === id);
   }
-}
-
-/** The groups in a profile, as a backup carries them: each group's state. */
-export function groupStatesOf(profile: Profile): GroupState[] {
-  const file = profile.readJson(GROUPS_FILE) as GroupsFile | undefined;
-  return Object.values(file?.groups ?? {}).map((record) => record.state);
-}
-
-/**
- * Puts restored groups into a new profile: their states only. The old
- * device's sender keys stay behind; this device makes its own, and members
- * send theirs again once their sessions with it are new.
- */
-export function restoreGroups(profile: Profile, states: readonly GroupState[]): void {
-  const groups: Record<string, GroupRecord> = {};
-  for (const state of states) groups[state.id] = { state: groupStateSchema.parse(state) };
-  profile.writeJson(GROUPS_FILE, { groups, received: {} } satisfies GroupsFile);
 }
