@@ -52,10 +52,14 @@ describe('group conversations with the sotto command', () => {
   const name = (who: string) => `${who}_${tag}`;
   const people = ['alice', 'bob', 'carol', 'dave'];
   // The sealed-sender trust root pinned, as a deployment's clients have it: group messages go sealed.
-  const trusting = (env: Record<string, string>, who: string, ...args: string[]) =>
+  const trusting = (
+    { env = {}, input = '' }: { env?: Record<string, string>; input?: string },
+    who: string,
+    ...args: string[]
+  ) =>
     sottoWith(
       { SOTTO_SENDER_CERTIFICATE_TRUST_ROOT: platform.senderCertificateTrustRoot, ...env },
-      '',
+      input,
       '--server',
       platform.gateway,
       '--profile',
@@ -277,7 +281,8 @@ describe('group conversations with the sotto command', () => {
     const stored = await everythingStored({ databaseUrl: platform.databaseUrl });
     for (const text of [probe, 'says hi', 'carol is gone', 'welcome dave', 'climbing'])
       expect(stored.includes(Buffer.from(text))).toBe(false);
-    expect(texts(await receive('bob'))).toContain(`${name('alice')}: ${probe}`);
+    for (const who of ['bob', 'dave'])
+      expect(texts(await receive(who))).toContain(`${name('alice')}: ${probe}`);
   });
 
   it('answers unknown groups, bad ids, strangers and oversized groups in one line', async () => {
@@ -303,7 +308,8 @@ describe('group conversations with the sotto command', () => {
       stderr: `sotto: unknown user nobody_${tag}\n`,
     });
     // A smaller limit, as SOTTO_MAX_GROUP_MEMBERS sets it.
-    const limited = (...args: string[]) => trusting({ SOTTO_MAX_GROUP_MEMBERS: '3' }, 'alice', ...args);
+    const limited = (...args: string[]) =>
+      trusting({ env: { SOTTO_MAX_GROUP_MEMBERS: '3' } }, 'alice', ...args);
     const refused = {
       code: 1,
       stdout: '',
@@ -314,5 +320,53 @@ describe('group conversations with the sotto command', () => {
     );
     expect(await limited('group', 'add', group, name('carol'))).toEqual(refused);
     expect(await members('alice', group)).not.toContain(name('carol'));
+  });
+
+  it('a group survives backup and restore: still listed, and messages flow both ways', async () => {
+    const made = await succeeded(as('alice', 'backup', 'create'));
+    const recoveryKey = lines(made).at(-1) ?? '';
+    expect(recoveryKey).toMatch(/^[0-9a-z]{64}$/);
+    const restored = await trusting(
+      { input: `${recoveryKey}\n` },
+      'alice-phone',
+      'backup',
+      'restore',
+      name('alice'),
+      '--recovery-key-stdin',
+    );
+    expect(restored).toMatchObject({ code: 0, stderr: '' });
+    expect(json(await succeeded(as('alice-phone', 'group', 'list', '--json')))).toEqual([
+      expect.objectContaining({ id: group, title: 'climbing', member: true }),
+    ]);
+    expect(await succeeded(as('alice-phone', 'history', '--group', group))).toContain('welcome dave');
+    // The restored device has a new identity key: nothing goes to the group until a member accepts it; then
+    // their sessions start afresh, and their sender keys go to the new device.
+    expect(await as('dave', 'group', 'send', group, 'welcome back alice')).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining(
+        `the safety number with ${name('alice')} changed, so nothing was sent`,
+      ) as string,
+    });
+    await succeeded(as('dave', 'trust', name('alice')));
+    await succeeded(as('dave', 'group', 'send', group, 'welcome back alice'));
+    expect(texts(await receive('alice-phone'))).toEqual([`${name('dave')}: welcome back alice`]);
+    await succeeded(as('alice-phone', 'group', 'send', group, 'restored and here'));
+    expect(texts(await receive('dave'))).toEqual([`${name('alice')}: restored and here`]);
+  });
+
+  it('a member who leaves is told to everyone and gets nothing afterwards', async () => {
+    expect(await as('dave', 'group', 'leave', group)).toEqual({
+      code: 0,
+      stdout: `left group ${group}\n`,
+      stderr: '',
+    });
+    expect(changes(await receive('alice-phone'))).toEqual([`${name('dave')} left`]);
+    expect(await members('alice-phone', group)).not.toContain(name('dave'));
+    await succeeded(as('alice-phone', 'group', 'send', group, 'dave is gone'));
+    expect(await receive('dave')).toEqual([]);
+    expect(await as('dave', 'group', 'send', group, 'still here?')).toMatchObject({
+      code: 1,
+      stderr: `sotto: you are not a member of group ${group}\n`,
+    });
   });
 });
