@@ -1,13 +1,22 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { multiRecipientTopic } from '@sotto/contracts';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
-import { everythingStored, startTestPlatform, testKafka, testRedis, type Platform } from '@sotto/testing';
+import {
+  everythingStored,
+  repoRoot,
+  startTestPlatform,
+  testKafka,
+  testRedis,
+  type Platform,
+} from '@sotto/testing';
 import { Attacker, sottoPlaintext } from './testing/attacker';
 import { sottoWith, succeeded } from './testing/sotto';
 
+const bin = join(repoRoot(), 'apps/cli/bin/sotto.js');
 const lines = (stdout: string): string[] => (stdout.trim() === '' ? [] : stdout.trimEnd().split('\n'));
 const json = (stdout: string): Record<string, unknown>[] =>
   lines(stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -368,5 +377,58 @@ describe('group conversations with the sotto command', () => {
       code: 1,
       stderr: `sotto: you are not a member of group ${group}\n`,
     });
+  });
+
+  it('a device linked later gets the group and its messages, the sender mending its sessions on the mismatch', async () => {
+    // Bob's client learns of Alice's new safety number on his first send and accepts it.
+    expect(await as('bob', 'group', 'send', group, 'bob back')).toMatchObject({ code: 1 });
+    await succeeded(as('bob', 'trust', name('alice')));
+    await succeeded(as('bob', 'group', 'send', group, 'bob back'));
+    // Sent one by one to Alice's new device (Bob has no access key of hers yet), with his profile key.
+    expect(texts(await receive('alice-phone'))).toContain(`${name('bob')}: bob back`);
+
+    const linking = spawn(
+      process.execPath,
+      [
+        bin,
+        '--server',
+        platform.gateway,
+        '--profile',
+        join(profiles, 'bob2'),
+        'link',
+        name('bob'),
+        '--wait',
+        '60',
+      ],
+      {
+        cwd: repoRoot(),
+        env: { ...process.env, SOTTO_SENDER_CERTIFICATE_TRUST_ROOT: platform.senderCertificateTrustRoot },
+      },
+    );
+    let printed = '';
+    const linked = new Promise<number | null>((resolve) => linking.once('close', resolve));
+    const code = await new Promise<string>((resolve, reject) => {
+      linking.stdout.on('data', (chunk: Buffer) => {
+        printed += chunk.toString();
+        const found = /^link code: (\S+)$/m.exec(printed)?.[1];
+        if (found) resolve(found);
+      });
+      void linked.then(() => reject(new Error(`link ended before printing a code: ${printed}`)));
+    });
+    await succeeded(as('bob', 'devices', 'approve', code));
+    expect(await linked).toBe(0);
+    expect(json(await succeeded(as('bob2', 'group', 'list', '--json')))).toEqual([
+      expect.objectContaining({ id: group, member: true }),
+    ]);
+
+    // Alice's kept list of Bob's devices predates the link: the server answers the upload with the missing
+    // device, and her client fetches Bob's signed list, starts a session, hands it her sender key, and sends again.
+    expect(await as('alice-phone', 'group', 'send', group, 'to both of bob')).toEqual({
+      code: 0,
+      stdout: `sent to group ${group}\n`,
+      stderr: '',
+    });
+    for (const device of ['bob', 'bob2'])
+      expect(texts(await receive(device))).toContain(`${name('alice')}: to both of bob`);
   });
 });

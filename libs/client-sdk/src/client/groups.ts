@@ -290,10 +290,7 @@ export class Groups {
 
   /** Sends content pairwise to each account (this one: its other devices), with this account's profile key. */
   private async toEach(accountIds: readonly string[], content: GroupContent): Promise<void> {
-    const profileKey = await this.profileKey.current().then(
-      (key) => Buffer.from(key).toString('base64'),
-      () => undefined,
-    );
+    const profileKey = await this.sharedProfileKey();
     const failed: string[] = [];
     for (const accountId of accountIds) {
       try {
@@ -309,6 +306,18 @@ export class Groups {
     }
     if (failed.length > 0)
       throw new SottoError(`the group change is made, but not sent to ${failed.join(', ')}`);
+  }
+
+  /**
+   * This account's profile key (base64), carried by everything groups send
+   * pairwise, so that members can include this account in their uploads;
+   * undefined while the server has not taken its access key.
+   */
+  private sharedProfileKey(): Promise<string | undefined> {
+    return this.profileKey.current().then(
+      (key) => Buffer.from(key).toString('base64'),
+      () => undefined,
+    );
   }
 
   private dropMember(id: string, accountId: string): void {
@@ -449,14 +458,17 @@ export class Groups {
         }
       }
     }
-    for (const accountId of pairwise)
+    const profileKey = pairwise.length > 0 ? await this.sharedProfileKey() : undefined;
+    for (const accountId of pairwise) {
       await this.outbox.deliverContent(accountId, {
         v: 1,
         kind: 'group-text',
         group: state.id,
         text,
         sentAt,
+        ...(profileKey !== undefined && { profileKey }),
       });
+    }
     this.profile.appendHistory({
       kind: 'message',
       direction: 'out',
