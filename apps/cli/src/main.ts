@@ -123,7 +123,8 @@ function formatVaultTries(vault: {
 }
 
 function formatMessage(message: ReceivedMessage): string {
-  return `[${message.sentAt}] ${message.from}: ${printable(message.text)}`;
+  const where = message.group === undefined ? '' : ` (group ${message.group})`;
+  return `[${message.sentAt}] ${message.from}${where}: ${printable(message.text)}`;
 }
 
 function describeNotice(notice: Notice): string {
@@ -141,6 +142,10 @@ function describeNotice(notice: Notice): string {
       return `${who} added a device (device ${notice.deviceId}); what you send ${who} reaches it too`;
     case 'device-removed':
       return `${who} removed a device (device ${notice.deviceId})`;
+    case 'group-changed':
+      return `group ${notice.group}: ${printable(notice.change)}`;
+    case 'group-update-refused':
+      return `group ${notice.group}: refused a change sent by ${who} (${notice.reason}); the group is unchanged`;
   }
 }
 
@@ -150,7 +155,8 @@ function formatNotice(notice: Notice): string {
 
 function formatHistory(entry: HistoryEntry): string {
   if (entry.kind !== 'message') return formatNotice(entry);
-  const line = `[${entry.sentAt}] ${entry.from} → ${printable(entry.to)}: ${printable(entry.text)}`;
+  const to = entry.group === undefined ? printable(entry.to) : `group ${entry.group}`;
+  const line = `[${entry.sentAt}] ${entry.from} → ${to}: ${printable(entry.text)}`;
   return entry.safetyNumberChanged ? `${line} (safety number changed)` : line;
 }
 
@@ -161,6 +167,7 @@ function formatHistory(entry: HistoryEntry): string {
 function messageJson(message: ReceivedMessage): string {
   const { from, text, sentAt, guid, sealed } = message;
   return JSON.stringify({
+    ...(message.group !== undefined && { group: message.group }),
     from,
     text,
     sentAt,
@@ -320,7 +327,7 @@ function program(): Command {
     .option('--wait <seconds>', 'keep listening this long after the queue is drained', seconds, 0)
     .option(
       '--json',
-      'one JSON object per line: {"from","text","sentAt","guid","sealed"} for a message ("sealed": true when it came with sealed sender; "safetyNumberChanged": true while a new safety number is not accepted), a notice with its "kind" (e.g. "device-added", with "contact" and "deviceId"), or {"vaultAttemptFailed":{...}}',
+      'one JSON object per line: {"from","text","sentAt","guid","sealed"} for a message ("group": its id, for a group message; "sealed": true when it came with sealed sender; "safetyNumberChanged": true while a new safety number is not accepted), a notice with its "kind" (e.g. "device-added", with "contact" and "deviceId"), or {"vaultAttemptFailed":{...}}',
     )
     .action((options: { wait: number; json?: boolean }) =>
       withClient(async (client) => {
@@ -362,13 +369,119 @@ function program(): Command {
   cli
     .command('history')
     .argument('[username]', 'only the conversation with this user')
+    .option('--group <id>', "only this group's messages and changes")
     .option('--json', 'one JSON object per line')
     .description('the local conversation, sent and received, oldest first')
-    .action((username: string | undefined, options: { json?: boolean }) =>
+    .action((username: string | undefined, options: { json?: boolean; group?: string }) =>
       withClient((client) => {
-        for (const entry of client.history(username))
-          print(options.json ? JSON.stringify(entry) : formatHistory(entry));
+        if (username !== undefined && options.group !== undefined)
+          throw new Error('give a username or --group, not both');
+        const entries =
+          options.group === undefined ? client.history(username) : client.groupHistory(options.group);
+        for (const entry of entries) print(options.json ? JSON.stringify(entry) : formatHistory(entry));
         return Promise.resolve();
+      }),
+    );
+
+  const group = cli
+    .command('group')
+    .description('group conversations: membership signed by admins, messages sealed in one upload');
+
+  group
+    .command('create')
+    .argument('<title>', "the group's title")
+    .argument('<usernames...>', 'the first members besides you')
+    .description('make a group with you as its admin; prints `group <id>`')
+    .action((title: string, usernames: string[]) =>
+      withClient(async (client) => {
+        print(`group ${await client.createGroup(title, usernames)}`);
+      }),
+    );
+
+  group
+    .command('add')
+    .argument('<id>', 'the group')
+    .argument('<usernames...>', 'who to add')
+    .description('(admins) add members; they read what is sent from now on')
+    .action((id: string, usernames: string[]) =>
+      withClient(async (client) => {
+        await client.addToGroup(id, usernames);
+        print(`added ${usernames.map((name) => name.toLowerCase()).join(', ')} to group ${id.toLowerCase()}`);
+      }),
+    );
+
+  group
+    .command('remove')
+    .argument('<id>', 'the group')
+    .argument('<usernames...>', 'who to remove')
+    .description('(admins) remove members; what is sent from now on is under new keys they never get')
+    .action((id: string, usernames: string[]) =>
+      withClient(async (client) => {
+        await client.removeFromGroup(id, usernames);
+        print(
+          `removed ${usernames.map((name) => name.toLowerCase()).join(', ')} from group ${id.toLowerCase()}`,
+        );
+      }),
+    );
+
+  group
+    .command('leave')
+    .argument('<id>', 'the group')
+    .description('leave a group; its members are told')
+    .action((id: string) =>
+      withClient(async (client) => {
+        await client.leaveGroup(id);
+        print(`left group ${id.toLowerCase()}`);
+      }),
+    );
+
+  group
+    .command('list')
+    .option('--json', 'one JSON object per group: {"id","title","version","member","members":[usernames]}')
+    .description('the groups this device knows')
+    .action((options: { json?: boolean }) =>
+      withClient(async (client) => {
+        for (const listed of await client.listGroups()) {
+          const names = listed.members.map((member) => member.username);
+          if (options.json) {
+            const { id, title, version, member } = listed;
+            print(JSON.stringify({ id, title, version, member, members: names }));
+          } else {
+            const count = `${names.length} member${names.length === 1 ? '' : 's'}`;
+            print(
+              `${listed.id}  ${printable(listed.title)}  ${count}${listed.member ? '' : '  (you are not a member)'}`,
+            );
+          }
+        }
+      }),
+    );
+
+  group
+    .command('members')
+    .argument('<id>', 'the group')
+    .option('--json', 'one JSON object per member: {"username","accountId","admin"}')
+    .description("a group's members, as its admins signed them")
+    .action((id: string, options: { json?: boolean }) =>
+      withClient(async (client) => {
+        for (const member of await client.groupMembers(id))
+          print(
+            options.json ? JSON.stringify(member) : `${member.username}${member.admin ? '  (admin)' : ''}`,
+          );
+      }),
+    );
+
+  group
+    .command('send')
+    .argument('<id>', 'the group')
+    .argument('<text>', 'the message')
+    .description('encrypt a message once for the group and send it to every member in one upload')
+    .action((id: string, text: string) =>
+      withClient(async (client) => {
+        const { pairwise, why } = await client.sendToGroup(id, text);
+        // Members this device can't include in the one upload get it one by one, sealed where possible.
+        const oneByOne =
+          pairwise > 0 ? ` (${pairwise} member${pairwise === 1 ? '' : 's'} one by one: ${why ?? ''})` : '';
+        print(`sent to group ${id.toLowerCase()}${oneByOne}`);
       }),
     );
 

@@ -3,8 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SottoClient, UntrustedIdentityError } from '@sotto/client-sdk';
-import { startTestPlatform } from '@sotto/testing';
-import { everythingStored, walk } from './everything-stored';
+import { everythingStored, walk, startTestPlatform } from '@sotto/testing';
 
 /** Listens until `count` messages arrived (routing is asynchronous), then stops. */
 async function receiveCount(client: SottoClient, count: number) {

@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IdentityKeyPair } from '@signalapp/libsignal-client';
 import { SottoClient, type TypingIndicator } from '@sotto/client-sdk';
-import { startTestPlatform } from '@sotto/testing';
-import { everythingStored, walk } from './everything-stored';
+import { everythingStored, walk, startTestPlatform } from '@sotto/testing';
 
 describe('SottoClient, end to end', () => {
   let platform: Awaited<ReturnType<typeof startTestPlatform>>;

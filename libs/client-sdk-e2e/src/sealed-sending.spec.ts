@@ -31,12 +31,12 @@ import type { Notice } from '@sotto/client-sdk';
 import {
   MemoryIdentityStore,
   MemorySessionStore,
+  storedHolding,
   repoRoot,
   startTestPlatform,
   startTestService,
   type TestService,
 } from '@sotto/testing';
-import { storedHolding } from './everything-stored';
 
 const run = promisify(execFile);
 const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');

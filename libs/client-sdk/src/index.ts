@@ -18,6 +18,8 @@ export {
   ReceiveOptions,
   TypingIndicator,
   VaultAttemptReport,
+  GroupMember,
+  GroupSummary,
 } from './client';
 export { authorizationMetadata, DeviceCredentials } from './client/authorization';
 export { preKeyBundle } from './client/sessions';
@@ -51,4 +53,11 @@ export {
   signDeviceList,
   verifyDeviceList,
 } from './device-list';
+export {
+  GroupState,
+  SignedGroupState,
+  DEFAULT_MAX_GROUP_MEMBERS,
+  groupStateSigningInput,
+  signGroupState,
+} from './group-state';
 export { LinkCode, decodeLinkCode, encodeLinkCode, linkFingerprint } from './link-code';

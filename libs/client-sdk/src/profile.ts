@@ -45,6 +45,8 @@ export type HistoryEntry =
        * sender. Absent in entries older than sealed sending, and in copies.
        */
       readonly sealed?: boolean;
+      /** A group message: the group's id (`to` is the id too). */
+      readonly group?: string;
     }
   | Notice;
 
@@ -69,6 +71,25 @@ export type Notice =
       readonly contact: string;
       readonly at: string;
       readonly deviceId: number;
+    }
+  /**
+   * A group changed, as an admin signed it or as a member left: `change` in
+   * words ("alice added carol", "bob left"); `contact` is who did it.
+   */
+  | {
+      readonly kind: 'group-changed';
+      readonly contact: string;
+      readonly at: string;
+      readonly group: string;
+      readonly change: string;
+    }
+  /** A group update that this device refused (not signed by a current admin, wrong version, ...): nothing changed. */
+  | {
+      readonly kind: 'group-update-refused';
+      readonly contact: string;
+      readonly at: string;
+      readonly group: string;
+      readonly reason: string;
     }
   /** An envelope from the contact that could not be decrypted or read; it was acknowledged and dropped. */
   | {

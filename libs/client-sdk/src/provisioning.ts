@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { bytes } from './client/bytes';
 import { decodeSignedDeviceList, verifyDeviceList, type DeviceList } from './device-list';
 import { SottoError } from './errors';
+import { groupStateSchema, type GroupState } from './group-state';
 import type { HistoryEntry } from './profile';
 
 /** The `info` of libsignal's seal: what the sealed bytes are for, so they open as nothing else. */
@@ -43,6 +44,8 @@ export interface Provisioning {
   };
   /** Recent history, oldest first, when the user chose to send it. */
   readonly history?: readonly HistoryEntry[];
+  /** The groups the account is in, as the approving device holds them (states only; sender keys are per device). */
+  readonly groups?: readonly GroupState[];
 }
 
 const base64 = z.base64();
@@ -60,6 +63,7 @@ const provisioningSchema = z.object({
     deviceLists: z.record(z.string(), z.object({ list: base64, highest: z.string().regex(/^\d{1,20}$/) })),
   }),
   history: z.array(z.looseObject({ kind: z.string() })).optional(),
+  groups: z.array(groupStateSchema).optional(),
 });
 
 /** Seals the provisioning to the new device's key, bound to its link token (libsignal PublicKey.seal). */

@@ -10,6 +10,8 @@ import {
   PrivateKey,
   ProtocolAddress,
   PublicKey,
+  SenderKeyRecord,
+  SenderKeyStore,
   SessionRecord,
   SessionStore,
   SignedPreKeyRecord,
@@ -206,6 +208,30 @@ export class ProfileKyberPreKeyStore extends KyberPreKeyStore {
   }
 }
 
+/**
+ * Sender keys (groups): this device's own, one per group distribution, and
+ * those other members' devices sent it, by sender address and distribution id.
+ */
+export class ProfileSenderKeyStore extends SenderKeyStore {
+  constructor(private readonly profile: Profile) {
+    super();
+  }
+
+  private file(sender: ProtocolAddress, distributionId: string): string {
+    return `sender-keys/${sender.name()}.${sender.deviceId()}.${distributionId}`;
+  }
+
+  saveSenderKey(sender: ProtocolAddress, distributionId: string, record: SenderKeyRecord): Promise<void> {
+    this.profile.write(this.file(sender, distributionId), record.serialize());
+    return Promise.resolve();
+  }
+
+  getSenderKey(sender: ProtocolAddress, distributionId: string): Promise<SenderKeyRecord | null> {
+    const data = this.profile.read(this.file(sender, distributionId));
+    return Promise.resolve(data ? SenderKeyRecord.deserialize(bytes(data)) : null);
+  }
+}
+
 /** A device's libsignal stores, all kept in its profile. */
 export interface SignalStores {
   readonly sessions: ProfileSessionStore;
@@ -213,6 +239,7 @@ export interface SignalStores {
   readonly preKeys: ProfilePreKeyStore;
   readonly signedPreKeys: ProfileSignedPreKeyStore;
   readonly kyberPreKeys: ProfileKyberPreKeyStore;
+  readonly senderKeys: ProfileSenderKeyStore;
 }
 
 export function profileSignalStores(options: {
@@ -235,5 +262,6 @@ export function profileSignalStores(options: {
     preKeys: new ProfilePreKeyStore(profile),
     signedPreKeys: new ProfileSignedPreKeyStore(profile),
     kyberPreKeys: new ProfileKyberPreKeyStore(profile, options.lastResortKyberId),
+    senderKeys: new ProfileSenderKeyStore(profile),
   };
 }

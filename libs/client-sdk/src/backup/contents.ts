@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { groupStateSchema, type GroupState } from '../group-state';
 import { BackupError } from './backup-error';
 
 /**
@@ -29,6 +30,12 @@ export interface BackupContents {
   readonly account: BackupAccount;
   readonly contacts: readonly BackupContact[];
   /**
+   * The groups the account is or was in, as this device held them (absent in
+   * backups from before groups). Sender keys are device-level and stay: the
+   * restored device makes its own, and members send theirs to it again.
+   */
+  readonly groups?: readonly GroupState[];
+  /**
    * The history as the profile keeps it: history.jsonl's bytes, one JSON
    * entry per line, oldest first, in chunks of any size. Carried byte for
    * byte, never parsed, so entries of any kind survive and hundreds of
@@ -52,6 +59,7 @@ const manifestSchema = z.object({
       identityKey: base64.optional(),
     }),
   ),
+  groups: z.array(groupStateSchema).optional(),
 });
 
 /** The first record of a backup: the account and its contacts, without the history. */
@@ -69,6 +77,7 @@ export function encodeManifest(manifest: BackupManifest): string {
       usernames: contact.usernames,
       ...(contact.identityKey && { identityKey: toBase64(contact.identityKey) }),
     })),
+    ...(manifest.groups !== undefined && manifest.groups.length > 0 && { groups: manifest.groups }),
   });
 }
 

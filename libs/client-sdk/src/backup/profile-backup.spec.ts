@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Fingerprint, IdentityKeyPair, PublicKey } from '@signalapp/libsignal-client';
+import { newGroupId, type GroupState } from '../group-state';
 import { Profile } from '../profile';
 import { BackupError } from './backup-error';
 import { openBackupFile } from './open-backup';
@@ -32,10 +33,25 @@ describe('backing up a profile and restoring it on a new device', () => {
   let sample: SampleProfile;
   let restored: Profile;
   let summary: RestoreSummary;
+  let group: GroupState;
   const newIdentity = Buffer.from(IdentityKeyPair.generate().serialize()).toString('base64');
 
   beforeAll(async () => {
     sample = await createSampleProfile(join(work, 'old-phone'), 2_000);
+    group = {
+      id: newGroupId(),
+      title: 'climbing',
+      members: [sample.account.accountId, ...sample.contacts.map((contact) => contact.accountId)].sort(),
+      admins: [sample.account.accountId],
+      version: 3,
+    };
+    // A group with this device's sender key and one a member sent it: device-level, like sessions.
+    const distributionId = '8f5c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f';
+    sample.profile.writeJson('groups.json', {
+      groups: { [group.id]: { state: group, own: { distributionId, sentTo: ['x.1'] } } },
+      received: { [group.id]: { 'x.1': [distributionId] } },
+    });
+    sample.profile.write(`sender-keys/${sample.account.accountId}.1.${distributionId}`, 'own sender key');
     const keys = deriveBackupFileKeys(typedKey, sample.account.accountId);
     await writeBackupFile(join(work, 'backup.bak'), collectBackup(sample.profile), keys);
 
@@ -101,13 +117,28 @@ describe('backing up a profile and restoring it on a new device', () => {
     expect(restored.read(`identities/${withoutSession.accountId}`)).toBeUndefined();
   });
 
-  it('carries nothing of the old device: no sessions, prekeys, seen GUIDs or secret', () => {
+  it('keeps the groups, as states only: the new device makes its own sender keys', () => {
+    expect(restored.readJson('groups.json')).toEqual({
+      groups: { [group.id]: { state: group } },
+      received: {},
+    });
+  });
+
+  it('carries nothing of the old device: no sessions, prekeys, sender keys, seen GUIDs or secret', () => {
     expect(readdirSync(sample.profile.dir)).toEqual(
-      expect.arrayContaining(['sessions', 'prekeys', 'signed-prekeys', 'kyber-prekeys', 'seen-guids.log']),
+      expect.arrayContaining([
+        'sessions',
+        'prekeys',
+        'signed-prekeys',
+        'kyber-prekeys',
+        'sender-keys',
+        'seen-guids.log',
+      ]),
     );
     expect(readdirSync(restored.dir).sort()).toEqual([
       'account.json',
       'contacts.json',
+      'groups.json',
       'history.jsonl',
       'identities',
     ]);

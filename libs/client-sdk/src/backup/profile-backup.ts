@@ -9,6 +9,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { GROUPS_FILE, type GroupState } from '../group-state';
 import { Profile, type AccountFile } from '../profile';
 import { BackupError } from './backup-error';
 import type { OpenedBackup } from './open-backup';
@@ -68,12 +69,19 @@ async function* readHistory(path: string): AsyncGenerator<Buffer> {
   for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) yield chunk as Buffer;
 }
 
+/** The part of groups.json a backup carries: each group's state. */
+interface GroupsFile {
+  groups?: Record<string, { state: GroupState }>;
+}
+
 /** What a backup of this profile holds; the history is read lazily, as the backup is written. */
 export function collectBackup(profile: Profile): BackupContents {
   const account = profile.account();
+  const groups = Object.values((profile.readJson(GROUPS_FILE) as GroupsFile | undefined)?.groups ?? {});
   return {
     account: { username: account.username, accountId: account.accountId },
     contacts: collectContacts(profile),
+    groups: groups.map((group) => group.state),
     history: readHistory(join(profile.dir, HISTORY)),
   };
 }
@@ -142,6 +150,9 @@ export async function restoreProfile(profile: Profile, backup: OpenedBackup): Pr
   }
   // No devices: sessions did not travel, so the client sets up new ones on first use.
   profile.writeJson(CONTACTS, { byName, devices: {} });
+  // Group states only: this device makes its own sender keys, and members send theirs to it again.
+  const groups = Object.fromEntries((backup.groups ?? []).map((state) => [state.id, { state }]));
+  profile.writeJson(GROUPS_FILE, { groups, received: {} });
   renameSync(staging, join(profile.dir, HISTORY));
   return { historyEntries: count.entries, contacts: backup.contacts.length };
 }

@@ -15,8 +15,8 @@ export interface BackupFileDigest {
 }
 
 async function* records(contents: BackupContents): AsyncGenerator<Buffer> {
-  const { account, contacts } = contents;
-  yield encodeFrame(FrameType.Manifest, encodeManifest({ account, contacts }));
+  const { account, contacts, groups } = contents;
+  yield encodeFrame(FrameType.Manifest, encodeManifest({ account, contacts, ...(groups && { groups }) }));
   for await (const lines of wholeLines(contents.history)) yield encodeFrame(FrameType.History, lines);
 }
 

@@ -10,6 +10,8 @@ import {
   type SendResponse,
   type SendSealedRequest,
   type SendSealedResponse,
+  type SendMultiRecipientRequest,
+  type SendMultiRecipientResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { explain } from '../errors';
 import { authorizationMetadata } from './authorization';
@@ -84,6 +86,15 @@ export class GatewayConnection {
    */
   sendSealed(request: SendSealedRequest): Promise<SendSealedResponse> {
     return unary(this.sealed.sendSealed.bind(this.sealed), request);
+  }
+
+  /**
+   * Sends one multi-recipient sealed message, without a credential (on the
+   * sealed connection), authorised by the recipients' combined access keys.
+   * A failure is the gRPC error as it came (the per-recipient mismatch trailer).
+   */
+  sendMultiRecipient(request: SendMultiRecipientRequest): Promise<SendMultiRecipientResponse> {
+    return unary(this.sealed.sendMultiRecipient.bind(this.sealed), request);
   }
 
   /** A failure of a call to this server, in words a person can read. */

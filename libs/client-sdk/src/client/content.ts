@@ -1,5 +1,6 @@
 import type { Envelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { z } from 'zod';
+import { GROUP_ID, signedGroupStateSchema, type SignedGroupState } from '../group-state';
 import { pad, unpad } from '../padding';
 import type { HistoryEntry } from '../profile';
 
@@ -34,7 +35,52 @@ export type Content =
       readonly sentAt: string;
       readonly profileKey?: string;
     }
-  | { readonly v: 1; readonly kind: 'typing'; readonly from?: string; readonly profileKey?: string };
+  | { readonly v: 1; readonly kind: 'typing'; readonly from?: string; readonly profileKey?: string }
+  | GroupContent;
+
+/**
+ * What groups add, over the pairwise sessions: an admin's signed new state
+ * (`group-update`), a member leaving (`group-leave`, only ever for its
+ * sender), this device's sender key for a group (`sender-key`: a libsignal
+ * SenderKeyDistributionMessage, base64), and a group message sent pairwise
+ * to a member whose access key this device lacks (`group-text`). The
+ * `group-message` is what a sender key encrypts, sent once to the group.
+ */
+export type GroupContent =
+  | {
+      readonly v: 1;
+      readonly kind: 'group-update';
+      readonly update: SignedGroupState;
+      readonly profileKey?: string;
+    }
+  | { readonly v: 1; readonly kind: 'group-leave'; readonly group: string; readonly profileKey?: string }
+  | {
+      readonly v: 1;
+      readonly kind: 'sender-key';
+      readonly group: string;
+      readonly distribution: string;
+      readonly profileKey?: string;
+    }
+  | {
+      readonly v: 1;
+      readonly kind: 'group-text' | 'group-message';
+      readonly group: string;
+      readonly text: string;
+      readonly sentAt: string;
+      readonly profileKey?: string;
+    };
+
+const GROUP_KINDS: ReadonlySet<string> = new Set([
+  'group-update',
+  'group-leave',
+  'sender-key',
+  'group-text',
+  'group-message',
+]);
+
+export function isGroupContent(content: Content): content is GroupContent {
+  return content.kind !== undefined && GROUP_KINDS.has(content.kind);
+}
 
 const sentAt = z.iso.datetime();
 const profileKey = z.string().optional();
@@ -59,6 +105,28 @@ const contentSchema = z.union([
     profileKey,
   }),
   z.object({ v: z.literal(1), kind: z.literal('typing'), from: z.string().optional(), profileKey }),
+  z.object({ v: z.literal(1), kind: z.literal('group-update'), update: signedGroupStateSchema, profileKey }),
+  z.object({
+    v: z.literal(1),
+    kind: z.literal('group-leave'),
+    group: z.string().regex(GROUP_ID),
+    profileKey,
+  }),
+  z.object({
+    v: z.literal(1),
+    kind: z.literal('sender-key'),
+    group: z.string().regex(GROUP_ID),
+    distribution: z.base64().min(1),
+    profileKey,
+  }),
+  z.object({
+    v: z.literal(1),
+    kind: z.enum(['group-text', 'group-message']),
+    group: z.string().regex(GROUP_ID),
+    text: z.string(),
+    sentAt,
+    profileKey,
+  }),
 ]);
 
 /** A decrypted envelope that is not a message this client can read. */
@@ -112,7 +180,7 @@ export function receivedEntry(
   guid: string,
   parties: Parties,
 ): Extract<HistoryEntry, { kind: 'message' }> | undefined {
-  if (content.kind === 'typing') return undefined;
+  if (content.kind === 'typing' || isGroupContent(content)) return undefined;
   const { text, sentAt } = content;
   return content.kind === 'sync'
     ? { kind: 'message', direction: 'out', from: parties.ownUsername, to: content.to, text, sentAt, guid }

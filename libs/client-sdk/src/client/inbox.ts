@@ -8,7 +8,8 @@ import { vaultAttemptReportOf, type VaultAttemptReport } from './backups';
 import type { GatewayConnection } from './connection';
 import type { ContactBook } from './contacts';
 import type { DeviceLists } from './device-lists';
-import { decodeContent, receivedEntry, type Content } from './content';
+import { decodeContent, isGroupContent, receivedEntry, type Content } from './content';
+import type { Groups } from './groups';
 import type { Notices } from './notices';
 import type { Sessions } from './sessions';
 
@@ -30,6 +31,8 @@ export interface ReceivedMessage {
   readonly safetyNumberChanged: boolean;
   /** It came with sealed sender: the server did not learn who sent it. */
   readonly sealed: boolean;
+  /** A group message: the group's id. */
+  readonly group?: string;
 }
 
 export interface TypingIndicator {
@@ -84,6 +87,7 @@ export class Inbox {
     /** The pinned sealed-sender trust root; throws when none is pinned, and then no sealed envelope is opened. */
     private readonly trustRoot: () => PublicKey,
     private readonly lists: DeviceLists,
+    private readonly groups: Groups,
   ) {}
 
   /**
@@ -125,9 +129,9 @@ export class Inbox {
               const typing = await this.acceptEphemeral(message.envelope);
               if (typing) options.onTyping?.(typing);
             } else if (message.envelope) {
-              const result = await this.accept(message.envelope);
+              const results = await this.accept(message.envelope);
               call.write({ ack: { guids: [message.envelope.guid] } });
-              if (result) {
+              for (const result of results) {
                 received.push(result);
                 options.onMessage?.(result);
               }
@@ -175,14 +179,19 @@ export class Inbox {
    */
   private async read(
     envelope: Envelope,
-  ): Promise<{ content: Content; sender: Sender } | { failure: string; sender?: Sender }> {
+  ): Promise<
+    | { content: Content; sender: Sender }
+    | { senderKeyMessage: Uint8Array<ArrayBuffer>; sender: Sender }
+    | { failure: string; sender?: Sender }
+  > {
     let plaintext: Uint8Array;
     let sender: Sender;
     if (envelope.type === EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER) {
       try {
         const opened = await this.sessions.decryptSealed(envelope, this.trustRoot());
-        plaintext = opened.plaintext;
         sender = { accountId: opened.accountId, deviceId: opened.deviceId, sealed: true };
+        if ('senderKeyMessage' in opened) return { senderKeyMessage: opened.senderKeyMessage, sender };
+        plaintext = opened.plaintext;
       } catch (error) {
         // The sender is unknown unless the certificate validated, so no session is marked broken.
         return { failure: error instanceof Error ? error.message : String(error) };
@@ -229,9 +238,13 @@ export class Inbox {
     return { from };
   }
 
-  /** Keeps a queued envelope in history, once: a GUID already handled is dropped unread. */
-  private async accept(envelope: Envelope): Promise<ReceivedMessage | undefined> {
-    if (this.profile.hasSeen(envelope.guid)) return undefined;
+  /**
+   * Keeps a queued envelope in history, once: a GUID already handled is
+   * dropped unread. What it makes readable is returned: its message, or, for
+   * a group's sender key, the group messages that waited for it.
+   */
+  private async accept(envelope: Envelope): Promise<ReceivedMessage[]> {
+    if (this.profile.hasSeen(envelope.guid)) return [];
     const sealed = envelope.type === EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER;
     // Named first, so that whatever the decryption reports (a changed key) names the contact; a
     // sealed envelope names its sender only once opened.
@@ -248,14 +261,20 @@ export class Inbox {
         reason: read.failure,
       });
       this.profile.markSeen(envelope.guid);
-      return undefined;
+      return [];
     }
+    if ('senderKeyMessage' in read) return this.acceptGroupMessage(envelope, read);
     const { content, sender } = read;
     const name = from ?? (await this.contacts.senderName(sender.accountId));
     await this.rememberDevice(sender);
     if (content.kind !== 'sync' && content.kind !== 'typing') {
       if (content.profileKey !== undefined)
         this.contacts.rememberProfileKey(sender.accountId, content.profileKey);
+    }
+    if (isGroupContent(content)) {
+      const results = await this.groups.receive(content, sender, envelope.guid);
+      this.profile.markSeen(envelope.guid);
+      return results;
     }
     const entry = receivedEntry(content, envelope.guid, { sender: name, ownUsername: this.account.username });
     const incoming = entry?.direction === 'in';
@@ -265,14 +284,40 @@ export class Inbox {
       this.profile.appendHistory(safetyNumberChanged ? { ...kept, safetyNumberChanged } : kept);
     }
     this.profile.markSeen(envelope.guid);
-    if (!entry || !incoming) return undefined;
-    return {
-      from: name,
-      text: entry.text,
-      sentAt: entry.sentAt,
-      guid: envelope.guid,
-      safetyNumberChanged,
-      sealed: sender.sealed,
-    };
+    if (!entry || !incoming) return [];
+    return [
+      {
+        from: name,
+        text: entry.text,
+        sentAt: entry.sentAt,
+        guid: envelope.guid,
+        safetyNumberChanged,
+        sealed: sender.sealed,
+      },
+    ];
+  }
+
+  /**
+   * A group message under a sender key: read now, or kept by the group until
+   * the sender's key arrives. One that can't be read is noted, as any envelope.
+   */
+  private async acceptGroupMessage(
+    envelope: Envelope,
+    { senderKeyMessage, sender }: { senderKeyMessage: Uint8Array<ArrayBuffer>; sender: Sender },
+  ): Promise<ReceivedMessage[]> {
+    let message: ReceivedMessage | undefined;
+    try {
+      message = await this.groups.open(senderKeyMessage, sender, envelope.guid);
+    } catch (error) {
+      this.notices.record({
+        kind: 'undecryptable',
+        contact: await this.contacts.senderName(sender.accountId),
+        at: new Date().toISOString(),
+        guid: envelope.guid,
+        reason: error instanceof Error ? error.message : String(error),
+      });
+    }
+    this.profile.markSeen(envelope.guid);
+    return message ? [message] : [];
   }
 }

@@ -5,4 +5,6 @@ export {
   type TypingIndicator,
   type VaultAttemptReport,
   type LinkPrompt,
+  type GroupMember,
+  type GroupSummary,
 } from './sotto-client';

@@ -5,6 +5,7 @@ import { PrivateKey } from '@signalapp/libsignal-client';
 import { DeviceServiceClient } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { encodeSignedDeviceList, nextDeviceList, signDeviceList } from '../device-list';
 import { explain, SottoError } from '../errors';
+import { GROUPS_FILE, type GroupState } from '../group-state';
 import { gatewayCredentials } from '../gateway-trust';
 import { unary } from '../grpc';
 import { generateDeviceKeys, publicDeviceKeys } from '../keys';
@@ -48,6 +49,10 @@ export function collectProvisioning(
     if (key && accountId !== account.accountId) identities[accountId] = key.toString('base64');
   }
   const lists = (profile.readJson(DEVICE_LISTS_FILE) as Record<string, KeptDeviceList> | undefined) ?? {};
+  const groups = Object.values(
+    (profile.readJson(GROUPS_FILE) as { groups?: Record<string, { state: GroupState }> } | undefined)
+      ?.groups ?? {},
+  ).map((group) => group.state);
   const provisioning: Provisioning = {
     v: 1,
     accountId: account.accountId,
@@ -61,6 +66,7 @@ export function collectProvisioning(
       profileKeys: contacts.profileKeys ?? {},
       deviceLists: Object.fromEntries(Object.entries(lists).filter(([id]) => id !== account.accountId)),
     },
+    ...(groups.length > 0 && { groups }),
   };
   if (!withHistory) return provisioning;
   // The newest entries that fit, oldest first.
@@ -196,4 +202,7 @@ function saveProvisioning(
     profile.writeJson('profile-key.json', { key: provisioning.profileKey, accessKeySet: true });
   }
   for (const entry of provisioning.history ?? []) profile.appendHistory(entry);
+  // The groups' states; this device makes its own sender keys, and members send it theirs.
+  const groups = Object.fromEntries((provisioning.groups ?? []).map((state) => [state.id, { state }]));
+  profile.writeJson(GROUPS_FILE, { groups, received: {} });
 }

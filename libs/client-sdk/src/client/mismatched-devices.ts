@@ -1,5 +1,8 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { MismatchedDevices } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import {
+  MismatchedDevices,
+  MultiRecipientMismatch,
+} from '@sotto/contracts/generated/sotto/common/v1/envelope';
 
 /** The trailer in which the relay names the devices a refused send got wrong. */
 export const MISMATCHED_DEVICES_TRAILER = 'sotto-mismatched-devices-bin';
@@ -10,6 +13,17 @@ export function mismatchedDevices(error: unknown): MismatchedDevices | undefined
   if ((error as ServiceError).code !== status.FAILED_PRECONDITION || !Buffer.isBuffer(trailer))
     return undefined;
   return MismatchedDevices.decode(trailer);
+}
+
+/** The trailer in which the relay names, per recipient, the devices a refused multi-recipient send got wrong. */
+export const MULTI_RECIPIENT_MISMATCH_TRAILER = 'sotto-multi-recipient-mismatch-bin';
+
+/** Each recipient's wrong devices, when that is why the server refused a multi-recipient send; otherwise undefined. */
+export function multiRecipientMismatch(error: unknown): MultiRecipientMismatch | undefined {
+  const trailer = (error as ServiceError).metadata?.get(MULTI_RECIPIENT_MISMATCH_TRAILER)[0];
+  if ((error as ServiceError).code !== status.FAILED_PRECONDITION || !Buffer.isBuffer(trailer))
+    return undefined;
+  return MultiRecipientMismatch.decode(trailer);
 }
 
 /** How an account's sessions are mended before a refused send is tried again. */

@@ -1,6 +1,9 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import type { SenderCertificate } from '@signalapp/libsignal-client';
-import type { OutgoingEnvelope } from '@sotto/contracts/generated/sotto/common/v1/envelope';
+import type {
+  MismatchedDevices,
+  OutgoingEnvelope,
+} from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import { GhostDeviceError, SottoError, UntrustedIdentityError } from '../errors';
 import { sendRequest } from '../send-request';
 import type { AccountFile, Profile } from '../profile';
@@ -178,11 +181,21 @@ export class Outbox {
   }
 
   /**
+   * Sends any content to every device of the account (for this account: its
+   * other devices), as messages go: sealed where this device holds the
+   * account's profile key, sessions mended on a mismatch. Group updates and
+   * sender keys travel this way. The GUIDs of the send.
+   */
+  async deliverContent(to: string, content: Content): Promise<string[]> {
+    return (await this.deliver(to, content, false)).guids;
+  }
+
+  /**
    * The devices to encrypt to: those on the account's verified list (for
    * this account, its other devices), each with a session, started now where
    * there is none.
    */
-  private async targets(to: string): Promise<number[]> {
+  async targets(to: string): Promise<number[]> {
     const list = await this.lists.current(to);
     const self = to === this.account.accountId ? this.account.deviceId : undefined;
     const listed = list.devices.map((device) => device.deviceId).filter((id) => id !== self);
@@ -219,20 +232,30 @@ export class Outbox {
       } catch (error) {
         const mismatch = attempt < SEND_ATTEMPTS ? mismatchedDevices(error) : undefined;
         if (!mismatch) throw error;
-        const list = await this.lists.current(to, { refresh: true }).catch(async (refused: unknown) => {
-          // A list that does not verify under the trusted key is most often one signed by the account's new
-          // identity key (it was recovered): the bundles tell that, and the user is asked to compare safety numbers.
-          await this.sessions.mend(to, mismatch).catch((error: unknown) => {
-            if (error instanceof UntrustedIdentityError) throw error;
-          });
-          throw refused;
-        });
-        const unsigned = mismatch.missingDeviceIds.find(
-          (id) => !list.devices.some((device) => device.deviceId === id),
-        );
-        if (unsigned !== undefined) throw new GhostDeviceError(this.contacts.knownName(to), unsigned);
-        await this.sessions.mend(to, mismatch);
+        await this.repair(to, mismatch);
       }
     }
+  }
+
+  /**
+   * Mends the sessions with the account's devices after the server said a
+   * send got them wrong: the account's list is fetched again, and a device
+   * the server wants that is still not on it was not added by the account
+   * (GhostDeviceError, nothing encrypted to it).
+   */
+  async repair(to: string, mismatch: MismatchedDevices): Promise<void> {
+    const list = await this.lists.current(to, { refresh: true }).catch(async (refused: unknown) => {
+      // A list that does not verify under the trusted key is most often one signed by the account's new
+      // identity key (it was recovered): the bundles tell that, and the user is asked to compare safety numbers.
+      await this.sessions.mend(to, mismatch).catch((error: unknown) => {
+        if (error instanceof UntrustedIdentityError) throw error;
+      });
+      throw refused;
+    });
+    const unsigned = mismatch.missingDeviceIds.find(
+      (id) => !list.devices.some((device) => device.deviceId === id),
+    );
+    if (unsigned !== undefined) throw new GhostDeviceError(this.contacts.knownName(to), unsigned);
+    await this.sessions.mend(to, mismatch);
   }
 }

@@ -14,6 +14,7 @@ import {
   UnidentifiedSenderMessageContent,
   processPreKeyBundle,
   sealedSenderDecryptMessage,
+  sealedSenderDecryptToUsmc,
   sealedSenderEncrypt,
   signalDecrypt,
   signalDecryptPreKey,
@@ -37,6 +38,16 @@ import { sessionRepair } from './mismatched-devices';
 
 // CiphertextMessage.type() answers a plain number.
 const PREKEY_CIPHERTEXT: number = CiphertextMessageType.PreKey;
+const SENDER_KEY_CIPHERTEXT: number = CiphertextMessageType.SenderKey;
+
+/** A sealed envelope opened: pairwise plaintext, or a group's sender-key message still to decrypt with the group's key. */
+export type OpenedSealed =
+  | { readonly plaintext: Uint8Array; readonly accountId: string; readonly deviceId: number }
+  | {
+      readonly senderKeyMessage: Uint8Array<ArrayBuffer>;
+      readonly accountId: string;
+      readonly deviceId: number;
+    };
 
 /** A prekey bundle as the gateway answers it, as libsignal takes it; a bundle without its signed or Kyber prekey is refused. */
 export function preKeyBundle(bundle: BundleMessage): PreKeyBundle {
@@ -267,15 +278,26 @@ export class Sessions {
 
   /**
    * Opens a sealed envelope: its certificate must validate against the
-   * trust root at the time the server took the envelope, and must not name
-   * this account (this account's devices never send it sealed). The sender is
+   * trust root at the time the server took the envelope. A pairwise message
+   * must not name this account (its devices never send it one sealed); a
+   * group's sender-key message may come from this account's other devices,
+   * and is handed back for the group's sender key to decrypt. The sender is
    * the certificate's, which the server signed for the device that asked.
    */
-  async decryptSealed(
-    envelope: Envelope,
-    trustRoot: PublicKey,
-  ): Promise<{ plaintext: Uint8Array; accountId: string; deviceId: number }> {
+  async decryptSealed(envelope: Envelope, trustRoot: PublicKey): Promise<OpenedSealed> {
     const { sessions, identities } = this.stores;
+    const usmc = await sealedSenderDecryptToUsmc(bytes(envelope.content), identities);
+    if (usmc.msgType() === SENDER_KEY_CIPHERTEXT) {
+      const certificate = usmc.senderCertificate();
+      if (!certificate.validate(trustRoot, Number(envelope.serverTimestampMs))) {
+        throw new SottoError(`envelope ${envelope.guid}: its sender certificate does not validate`);
+      }
+      return {
+        senderKeyMessage: usmc.contents(),
+        accountId: certificate.senderUuid(),
+        deviceId: certificate.senderDeviceId(),
+      };
+    }
     const opened = await sealedSenderDecryptMessage(
       bytes(envelope.content),
       trustRoot,

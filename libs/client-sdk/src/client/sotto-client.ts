@@ -17,6 +17,7 @@ import { parseServerAddress } from '../server';
 import { profileSignalStores } from '../signal-stores';
 import { Backups, type CreatedBackup } from './backups';
 import { GatewayConnection } from './connection';
+import { Groups, type GroupMember, type GroupSummary } from './groups';
 import { ContactBook } from './contacts';
 import { DeviceLists } from './device-lists';
 import { rotateDeviceSecret } from './device-secret';
@@ -34,6 +35,7 @@ import { Sessions } from './sessions';
 export type { ReceivedMessage, ReceiveOptions, TypingIndicator } from './inbox';
 export type { VaultAttemptReport } from './backups';
 export type { LinkPrompt } from './linking';
+export type { GroupMember, GroupSummary } from './groups';
 
 /** What a client trusts besides its own keys: where the gateway's certificate and the sender certificates chain to. */
 export interface ClientTrustOptions {
@@ -67,6 +69,7 @@ export class SottoClient {
   private readonly senderCertificates: SenderCertificates;
   private readonly profileKey: ProfileKey;
   private readonly lists: DeviceLists;
+  private readonly groups: Groups;
 
   /**
    * `ca`: the CA to verify the gateway with, if not SOTTO_CA's or the system's (see gatewayCredentials).
@@ -120,6 +123,18 @@ export class SottoClient {
       this.senderCertificates,
       this.lists,
     );
+    this.groups = new Groups(
+      profile,
+      this.connection,
+      account,
+      identityKeyPair(account),
+      stores,
+      this.contacts,
+      this.outbox,
+      this.profileKey,
+      this.senderCertificates,
+      this.notices,
+    );
     this.inbox = new Inbox(
       this.connection,
       this.contacts,
@@ -130,6 +145,7 @@ export class SottoClient {
       () => this.refill(),
       () => this.senderCertificates.pinnedRoot(),
       this.lists,
+      this.groups,
     );
     this.backups = new Backups(this.connection, profile, account.accountId);
   }
@@ -344,6 +360,60 @@ export class SottoClient {
     return this.inbox.receive(options);
   }
 
+  /**
+   * Makes a group of this user (its admin) and the users named, and sends
+   * each of them the state signed with this account's identity key. Returns
+   * the group's id. Refused beyond the member limit (SOTTO_MAX_GROUP_MEMBERS).
+   */
+  async createGroup(title: string, usernames: readonly string[]): Promise<string> {
+    await this.lists.ensurePublished();
+    return this.groups.create(title, usernames);
+  }
+
+  /** An admin adds members: the next version, signed, goes to every member. */
+  async addToGroup(id: string, usernames: readonly string[]): Promise<void> {
+    await this.lists.ensurePublished();
+    return this.groups.add(id, usernames);
+  }
+
+  /** An admin removes members; every member's next message uses a new sender key the removed can't read. */
+  async removeFromGroup(id: string, usernames: readonly string[]): Promise<void> {
+    await this.lists.ensurePublished();
+    return this.groups.remove(id, usernames);
+  }
+
+  /** This user leaves the group; the members are told. */
+  async leaveGroup(id: string): Promise<void> {
+    await this.lists.ensurePublished();
+    return this.groups.leave(id);
+  }
+
+  /** The groups this device knows, with their members; `member` is false for one left or removed from. */
+  listGroups(): Promise<GroupSummary[]> {
+    return this.groups.list();
+  }
+
+  groupMembers(id: string): Promise<GroupMember[]> {
+    return this.groups.members(id);
+  }
+
+  /**
+   * Sends the text to the group: encrypted once with this device's sender
+   * key, sealed once for every member device, in one upload (see Groups.send).
+   */
+  async sendToGroup(
+    id: string,
+    text: string,
+  ): Promise<{ sentAt: string; uploads: number; pairwise: number; why?: string }> {
+    await this.lists.ensurePublished();
+    return this.groups.send(id, text);
+  }
+
+  /** The group's messages and changes, oldest first. */
+  groupHistory(id: string): HistoryEntry[] {
+    return this.groups.history(id);
+  }
+
   /** Uploads a new batch of one-time keys, keeping the private halves here. */
   refill(): Promise<void> {
     return refillPreKeys(this.profile, this.connection);
@@ -451,6 +521,8 @@ export class SottoClient {
     const accountId = await this.lookup(username);
     const changed = await this.sessions.trust(accountId);
     if (changed) {
+      // New sessions: the contact's devices get this device's sender keys again.
+      this.groups.forgetDistributedTo(accountId);
       this.notices.record({
         kind: 'safety-number-accepted',
         contact: this.contacts.knownName(accountId),

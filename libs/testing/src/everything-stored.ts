@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { operatorDatabaseUrl, testKafka, testRedis } from '@sotto/testing';
+import { envelopesTopic, multiRecipientTopic } from '@sotto/contracts';
+import { operatorDatabaseUrl, testKafka, testRedis } from './storage';
 
 export function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -11,7 +12,8 @@ export function walk(dir: string): string[] {
 }
 
 /**
- * Where the servers keep things: the test harness's Kafka and Redis, the
+ * Where the servers keep things: the test harness's Kafka (both envelope
+ * topics: one-to-one envelopes and multi-recipient group messages) and Redis, the
  * platform's database on its PostgreSQL, and a backup blob directory.
  */
 export interface StoredPlaces {
@@ -66,18 +68,24 @@ async function redisPieces(redis: ReturnType<typeof testRedis>, key: string): Pr
   }
 }
 
-async function storedPieces({ databaseUrl, blobDir }: StoredPlaces): Promise<Buffer[]> {
+/** Each record of the topic from the beginning: key, value and headers. */
+async function kafkaPieces(topic: string): Promise<Buffer[]> {
   const chunks: Buffer[] = [];
   const kafka = testKafka({ clientId: 'plaintext-scan' });
   const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
   const admin = kafka.admin();
   await Promise.all([consumer.connect(), admin.connect()]);
-  const offsets = await admin.fetchTopicOffsets('sotto.envelopes.v1');
+  const topics = await admin.listTopics();
+  if (!topics.includes(topic)) {
+    await Promise.all([consumer.disconnect(), admin.disconnect()]);
+    return [];
+  }
+  const offsets = await admin.fetchTopicOffsets(topic);
   const remaining = new Map(
     offsets.filter((o) => o.high !== o.low).map((o) => [o.partition, BigInt(o.high)]),
   );
   await admin.disconnect();
-  await consumer.subscribe({ topic: 'sotto.envelopes.v1', fromBeginning: true });
+  await consumer.subscribe({ topic, fromBeginning: true });
   await new Promise<void>((resolve) => {
     if (remaining.size === 0) resolve();
     void consumer.run({
@@ -96,6 +104,13 @@ async function storedPieces({ databaseUrl, blobDir }: StoredPlaces): Promise<Buf
     });
   });
   await consumer.disconnect();
+  return chunks;
+}
+
+async function storedPieces({ databaseUrl, blobDir }: StoredPlaces): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  for (const topic of [envelopesTopic.TOPIC, multiRecipientTopic.TOPIC])
+    chunks.push(...(await kafkaPieces(topic)));
 
   const redis = testRedis();
   for (const key of await redis.keys('*')) chunks.push(...(await redisPieces(redis, key)));
