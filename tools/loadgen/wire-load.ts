@@ -491,6 +491,11 @@ export async function measureWire(
       const [offline] = await registerDevices(1, target.server, tls);
       if (offline === undefined) throw new Error('could not register the offline device');
       offline.messaging.close();
+      if (transport === 'sealed') {
+        // Sealed sends to it need its access key, as to any load device.
+        await setAccessKeys([offline], target.server, tls);
+        byAccount.set(offline.accountId, offline);
+      }
       storage = await measureStorage(
         target.storage,
         { accountId: offline.accountId, deviceId: 1 },
@@ -507,6 +512,7 @@ export async function measureWire(
           );
         },
       );
+      offline.sealed?.close();
       say(
         `${storage.kafkaBytesPerRecord} bytes per record in Kafka's log, ${storage.redisBytesPerQueuedEnvelope} bytes of Redis per queued envelope`,
       );
