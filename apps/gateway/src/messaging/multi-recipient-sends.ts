@@ -6,7 +6,7 @@ import type {
   SendMultiRecipientRequest,
   SendMultiRecipientResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { grpcError, grpcStatusOf, refuse } from '@sotto/platform/grpc';
+import { BatchedReads, grpcError, grpcStatusOf, refuse } from '@sotto/platform/grpc';
 import { parseAccountId } from '@sotto/platform/ids';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
 import { CallLimits, MULTI_RECIPIENT_LIMIT_AFTER_ACCESS } from '../limits/call-limits';
@@ -44,8 +44,32 @@ function refused(): Error {
 @Injectable()
 export class MultiRecipientSends {
   private readonly logger = new Logger(MultiRecipientSends.name);
-  /** False once the directory has answered that it has no GetUnidentifiedAccessBatch. */
-  private batchReads = true;
+  /** GetUnidentifiedAccessBatch, or one GetUnidentifiedAccess per account from an older directory. */
+  private readonly accessReads = new BatchedReads<
+    Access & { readonly accountId: string; readonly found: boolean }
+  >({
+    what: 'access keys',
+    chunk: DIRECTORY_BATCH_ACCOUNTS,
+    batch: async (accountIds) =>
+      (await this.upstream.directory.getUnidentifiedAccessBatch({ accountIds })).accounts,
+    one: async (accountId) => {
+      try {
+        return {
+          accountId,
+          found: true,
+          ...(await this.upstream.directory.getUnidentifiedAccess({ accountId })),
+        };
+      } catch (error) {
+        if (grpcStatusOf(error) === status.NOT_FOUND) return undefined;
+        throw error;
+      }
+    },
+    found: (account) => account.found,
+    onFallback: () =>
+      this.logger.warn(
+        'the directory has no GetUnidentifiedAccessBatch: reading access keys one account at a time',
+      ),
+  });
 
   constructor(
     private readonly upstream: Upstream,
@@ -105,51 +129,8 @@ export class MultiRecipientSends {
     if (!complete || !matches) throw refused();
   }
 
-  /**
-   * The recipients' access, in their order (undefined for an account that
-   * does not exist): one directory call per MAX_BATCH_ACCOUNTS recipients,
-   * or one call each from a directory older than GetUnidentifiedAccessBatch.
-   */
-  private async accessOf(recipients: readonly string[]): Promise<(Access | undefined)[]> {
-    if (this.batchReads) {
-      try {
-        const chunks: string[][] = [];
-        for (let from = 0; from < recipients.length; from += DIRECTORY_BATCH_ACCOUNTS) {
-          chunks.push(recipients.slice(from, from + DIRECTORY_BATCH_ACCOUNTS));
-        }
-        const answers = await Promise.all(
-          chunks.map(async (accountIds) => {
-            const { accounts } = await this.upstream.directory.getUnidentifiedAccessBatch({ accountIds });
-            if (
-              accounts.length !== accountIds.length ||
-              accounts.some((a, i) => a.accountId !== accountIds[i])
-            ) {
-              throw grpcError(
-                status.INTERNAL,
-                `the directory answered ${accounts.length} access keys for ${accountIds.length} accounts, not in their order`,
-              );
-            }
-            return accounts.map((account) => (account.found ? account : undefined));
-          }),
-        );
-        return answers.flat();
-      } catch (error) {
-        if (grpcStatusOf(error) !== status.UNIMPLEMENTED) throw error;
-        this.batchReads = false;
-        this.logger.warn(
-          'the directory has no GetUnidentifiedAccessBatch: reading access keys one account at a time',
-        );
-      }
-    }
-    return Promise.all(
-      recipients.map(async (accountId) => {
-        try {
-          return await this.upstream.directory.getUnidentifiedAccess({ accountId });
-        } catch (error) {
-          if (grpcStatusOf(error) === status.NOT_FOUND) return undefined;
-          throw error;
-        }
-      }),
-    );
+  /** The recipients' access, in their order (undefined for an account that does not exist). */
+  private accessOf(recipients: readonly string[]): Promise<(Access | undefined)[]> {
+    return this.accessReads.read(recipients);
   }
 }

@@ -2,9 +2,9 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { status } from '@grpc/grpc-js';
 import { Counter, Registry } from 'prom-client';
 import { deviceListChanges } from '@sotto/contracts';
-import type { Device } from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import type { AccountDevices, Device } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { SameTurnBatch } from '@sotto/platform/batching';
-import { grpcError, grpcStatusOf } from '@sotto/platform/grpc';
+import { BatchedReads, grpcError, grpcStatusOf } from '@sotto/platform/grpc';
 import { REDIS, subscribe, type Redis, type Subscription } from '@sotto/platform/redis';
 import { RELAY_ENV, type RelayEnv } from '../env';
 import { Upstream } from '../upstream/upstream';
@@ -56,8 +56,25 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
   private readonly directoryCalls: Counter;
   /** The accounts whose lists are read in one turn, read in one call; undefined for an unknown account. */
   private readonly reads = new SameTurnBatch((accountIds: string[]) => this.readMany(accountIds));
-  /** False once the directory has answered that it has no ListDevicesBatch (it is older than this relay). */
-  private batchReads = true;
+  /** ListDevicesBatch, or one ListDevices per account from a directory older than this relay. */
+  private readonly batchedReads = new BatchedReads<AccountDevices>({
+    what: 'device lists',
+    chunk: DIRECTORY_BATCH_ACCOUNTS,
+    batch: async (accountIds) => (await this.upstream.directory.listDevicesBatch({ accountIds })).accounts,
+    one: async (accountId) => {
+      try {
+        const { devices } = await this.upstream.directory.listDevices({ accountId });
+        return { accountId, found: true, devices };
+      } catch (error) {
+        if (grpcStatusOf(error) === status.NOT_FOUND) return undefined;
+        throw error;
+      }
+    },
+    found: (account) => account.found,
+    onFallback: () =>
+      this.logger.warn('the directory has no ListDevicesBatch: reading device lists one account at a time'),
+    onCall: () => this.directoryCalls.inc(),
+  });
   private readonly ttlMs: number;
   private readonly maxAccounts: number;
   /** False while the invalidations may be missed: every lookup goes to the directory. */
@@ -151,44 +168,7 @@ export class DeviceLists implements OnModuleInit, OnApplicationShutdown {
 
   /** The lists of these accounts from the directory, in their order: undefined where none exists. */
   private async readMany(accountIds: readonly string[]): Promise<(readonly Device[] | undefined)[]> {
-    if (!this.batchReads) return Promise.all(accountIds.map((accountId) => this.readOne(accountId)));
-    const chunks: string[][] = [];
-    for (let from = 0; from < accountIds.length; from += DIRECTORY_BATCH_ACCOUNTS) {
-      chunks.push(accountIds.slice(from, from + DIRECTORY_BATCH_ACCOUNTS));
-    }
-    try {
-      const answers = await Promise.all(
-        chunks.map(async (chunk) => {
-          this.directoryCalls.inc();
-          const { accounts } = await this.upstream.directory.listDevicesBatch({ accountIds: chunk });
-          if (accounts.length !== chunk.length || accounts.some((a, i) => a.accountId !== chunk[i])) {
-            throw grpcError(
-              status.INTERNAL,
-              `the directory answered ${accounts.length} device lists for ${chunk.length} accounts, not in their order`,
-            );
-          }
-          return accounts.map((account) => (account.found ? account.devices : undefined));
-        }),
-      );
-      return answers.flat();
-    } catch (error) {
-      // Upstream errors arrive as RpcExceptions (upstreamError): their code is inside.
-      if (grpcStatusOf(error) !== status.UNIMPLEMENTED) throw error;
-      // A directory not yet upgraded to the batch call: one call per account, as before it.
-      this.batchReads = false;
-      this.logger.warn('the directory has no ListDevicesBatch: reading device lists one account at a time');
-      return Promise.all(accountIds.map((accountId) => this.readOne(accountId)));
-    }
-  }
-
-  private async readOne(accountId: string): Promise<readonly Device[] | undefined> {
-    this.directoryCalls.inc();
-    try {
-      return (await this.upstream.directory.listDevices({ accountId })).devices;
-    } catch (error) {
-      if (grpcStatusOf(error) === status.NOT_FOUND) return undefined;
-      throw error;
-    }
+    return (await this.batchedReads.read(accountIds)).map((account) => account?.devices);
   }
 
   private store(accountId: string, devices: readonly Device[]): void {

@@ -37,6 +37,7 @@ export { createUpstreamClient, upstreamError, UpstreamClient, UpstreamClients } 
 export { addressBucket, peerAddress } from './client-address';
 export { checkOwnCertificate, serverCredentials, topologyInterceptor, Refusal, ServerTls } from './tls';
 export { useServiceIdentity } from './upstream';
+export { BatchedReads } from './batched-reads';
 export {
   answerEach,
   AnsweredCall,
