@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { envelopesTopic, multiRecipientTopic } from '@sotto/contracts';
-import { operatorDatabaseUrl, testKafka, testRedis } from './storage';
+import { topicRecords } from './kafka-records';
+import { operatorDatabaseUrl, testRedis } from './storage';
 
 export function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -68,43 +68,15 @@ async function redisPieces(redis: ReturnType<typeof testRedis>, key: string): Pr
   }
 }
 
-/** Each record of the topic from the beginning: key, value and headers. */
+/** Each record of the topic from the beginning: key, value and headers (names and values). */
 async function kafkaPieces(topic: string): Promise<Buffer[]> {
-  const chunks: Buffer[] = [];
-  const kafka = testKafka({ clientId: 'plaintext-scan' });
-  const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
-  const admin = kafka.admin();
-  await Promise.all([consumer.connect(), admin.connect()]);
-  const topics = await admin.listTopics();
-  if (!topics.includes(topic)) {
-    await Promise.all([consumer.disconnect(), admin.disconnect()]);
-    return [];
-  }
-  const offsets = await admin.fetchTopicOffsets(topic);
-  const remaining = new Map(
-    offsets.filter((o) => o.high !== o.low).map((o) => [o.partition, BigInt(o.high)]),
+  return (await topicRecords(topic)).map((record) =>
+    Buffer.concat([
+      record.key,
+      record.value,
+      ...Object.entries(record.headers).flatMap(([name, value]) => [Buffer.from(name), value]),
+    ]),
   );
-  await admin.disconnect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await new Promise<void>((resolve) => {
-    if (remaining.size === 0) resolve();
-    void consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        const headers = Object.entries(message.headers ?? {}).flatMap(([name, value]) => [
-          Buffer.from(name),
-          ...[value ?? []].flat().map((part) => Buffer.from(part)),
-        ]);
-        chunks.push(
-          Buffer.concat([message.key ?? Buffer.alloc(0), message.value ?? Buffer.alloc(0), ...headers]),
-        );
-        if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) remaining.delete(partition);
-        if (remaining.size === 0) resolve();
-        return Promise.resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  return chunks;
 }
 
 async function storedPieces({ databaseUrl, blobDir }: StoredPlaces): Promise<Buffer[]> {

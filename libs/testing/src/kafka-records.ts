@@ -19,6 +19,8 @@ export async function topicRecords(topic: string): Promise<TopicRecord[]> {
   const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
   await Promise.all([admin.connect(), consumer.connect()]);
   try {
+    // A topic not made yet holds nothing.
+    if (!(await admin.listTopics()).includes(topic)) return [];
     const offsets = await admin.fetchTopicOffsets(topic);
     const remaining = new Map(
       offsets.filter((o) => o.high !== o.low).map((o) => [o.partition, BigInt(o.high)]),
