@@ -83,33 +83,53 @@ export class Pkcs11Token {
     this.session = this.login();
   }
 
-  /** Loads the library, finds the token by label and logs in; errors name the variable at fault. */
-  static open(settings: HsmSettings): Pkcs11Token {
+  /**
+   * Loads the library, finds the token by label and logs in; errors name the variable at fault.
+   * A token that is not among the library's tokens is looked for again `lookups` times in all,
+   * `lookupWaitMs` apart, with the library initialised afresh each time: SoftHSM2's file store
+   * lists a token as absent while another process is rewriting its files (making a key, another
+   * token being initialised beside it), and a network HSM may answer before its tokens are up.
+   */
+  static open(settings: HsmSettings, lookups = 5, lookupWaitMs = 200): Pkcs11Token {
     const module = new pkcs11.PKCS11();
     try {
       module.load(settings.modulePath);
     } catch (error) {
       throw new HsmConfigError(`PKCS11_MODULE: cannot load ${settings.modulePath}: ${message(error)}`);
     }
-    try {
-      module.C_Initialize();
-    } catch (error) {
-      throw new HsmConfigError(`PKCS11_MODULE: C_Initialize failed: ${message(error)}`);
-    }
-    try {
-      const slots = module.C_GetSlotList(true).map((slot) => ({ slot, info: module.C_GetTokenInfo(slot) }));
-      const initialized = slots.filter(({ info }) => (info.flags & pkcs11.CKF_TOKEN_INITIALIZED) !== 0);
-      const found = initialized.find(({ info }) => info.label.trimEnd() === settings.tokenLabel);
-      if (!found) {
-        const labels = initialized.map(({ info }) => JSON.stringify(info.label.trimEnd())).join(', ');
+    for (let lookup = 1; ; lookup++) {
+      try {
+        module.C_Initialize();
+      } catch (error) {
+        throw new HsmConfigError(`PKCS11_MODULE: C_Initialize failed: ${message(error)}`);
+      }
+      let labels: string[];
+      try {
+        // A slot whose token can't be read now (being initialised, its files being rewritten) is
+        // not the one: looked for again on the next look.
+        const slots = module.C_GetSlotList(true).flatMap((slot) => {
+          try {
+            return [{ slot, info: module.C_GetTokenInfo(slot) }];
+          } catch {
+            return [];
+          }
+        });
+        const initialized = slots.filter(({ info }) => (info.flags & pkcs11.CKF_TOKEN_INITIALIZED) !== 0);
+        const found = initialized.find(({ info }) => info.label.trimEnd() === settings.tokenLabel);
+        if (found) return new Pkcs11Token(module, found.slot, settings);
+        labels = initialized.map(({ info }) => JSON.stringify(info.label.trimEnd()));
+      } catch (error) {
+        module.C_Finalize();
+        throw error;
+      }
+      module.C_Finalize();
+      if (lookup >= lookups) {
         throw new HsmConfigError(
-          `PKCS11_TOKEN_LABEL: no token labelled "${settings.tokenLabel}" (tokens: ${labels || 'none'})`,
+          `PKCS11_TOKEN_LABEL: no token labelled "${settings.tokenLabel}" (tokens: ${labels.join(', ') || 'none'})`,
         );
       }
-      return new Pkcs11Token(module, found.slot, settings);
-    } catch (error) {
-      module.C_Finalize();
-      throw error;
+      // Synchronous, as every call on the token is; this runs once, while the vault starts.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, lookupWaitMs);
     }
   }
 
