@@ -431,4 +431,34 @@ describe('group conversations with the sotto command', () => {
     for (const device of ['bob', 'bob2'])
       expect(texts(await receive(device))).toContain(`${name('alice')}: to both of bob`);
   });
+
+  it("the last admin's leave hands the group to another member, who can change it", async () => {
+    const created = await succeeded(as('bob', 'group', 'create', 'handover', name('alice')));
+    const handover = /^group ([0-9a-f]{32})$/m.exec(created)?.[1] ?? '';
+    expect(handover).not.toBe('');
+    await receive('alice-phone');
+    expect(await as('bob', 'group', 'leave', handover)).toEqual({
+      code: 0,
+      stdout: `left group ${handover}; ${name('alice')} is its admin now\n`,
+      stderr: '',
+    });
+    expect(changes(await receive('alice-phone'))).toEqual([
+      `${name('bob')} left`,
+      `${name('alice')} is now an admin`,
+    ]);
+    expect(await members('alice-phone', handover)).toEqual([name('alice')]);
+    // Bob's other device knows it left with him.
+    await receive('bob2');
+    expect(json(await succeeded(as('bob2', 'group', 'list', '--json')))).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id: handover, member: false })]),
+    );
+    // The new admin's changes are taken by a member joining now.
+    await succeeded(as('alice-phone', 'group', 'add', handover, name('dave')));
+    expect(changes(await receive('dave'))).toEqual([`${name('alice')} added ${name('dave')}`]);
+    expect(await members('dave', handover)).toEqual(expect.arrayContaining([name('alice'), name('dave')]));
+    expect(await as('bob', 'group', 'send', handover, 'still here?')).toMatchObject({
+      code: 1,
+      stderr: `sotto: you are not a member of group ${handover}\n`,
+    });
+  });
 });

@@ -430,8 +430,10 @@ function program(): Command {
     .description('leave a group; its members are told')
     .action((id: string) =>
       withClient(async (client) => {
-        await client.leaveGroup(id);
-        print(`left group ${id.toLowerCase()}`);
+        const { newAdmin } = await client.leaveGroup(id);
+        print(
+          `left group ${id.toLowerCase()}${newAdmin === undefined ? '' : `; ${newAdmin} is its admin now`}`,
+        );
       }),
     );
 

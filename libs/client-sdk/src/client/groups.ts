@@ -273,9 +273,26 @@ export class Groups {
     await this.toEach(recipients, { v: 1, kind: 'group-update', update: signed });
   }
 
-  /** This account leaves the group: every member is told, and this device forgets its sender key for it. */
-  async leave(idText: string): Promise<void> {
+  /**
+   * This account leaves the group: every member is told, and this device
+   * forgets its sender key for it. The group's last admin can't leave it
+   * without one: its leave is a signed update (the next version, without this
+   * account) that makes the first of the other members, in id order, the
+   * admin; that member's username is returned.
+   */
+  async leave(idText: string): Promise<{ newAdmin?: string }> {
     const { state } = this.joined(idText);
+    const others = state.members.filter((id) => id !== this.account.accountId);
+    if (others.length > 0 && state.admins.every((id) => id === this.account.accountId)) {
+      const newAdmin = [...others].sort()[0];
+      await this.publish(state, {
+        ...state,
+        members: others,
+        admins: [newAdmin],
+        version: state.version + 1,
+      });
+      return { newAdmin: this.contacts.knownName(newAdmin) };
+    }
     this.dropMember(state.id, this.account.accountId);
     this.rotate(state.id);
     this.notices.record({
@@ -286,6 +303,7 @@ export class Groups {
       change: `${this.account.username} left`,
     });
     await this.toEach(state.members, { v: 1, kind: 'group-leave', group: state.id });
+    return {};
   }
 
   /** Sends content pairwise to each account (this one: its other devices), with this account's profile key. */
@@ -370,8 +388,14 @@ export class Groups {
     } else {
       const change = groupChange(before, after);
       for (const name of await names(change.added)) lines.push(`${who} added ${name}`);
-      for (const name of await names(change.removed)) lines.push(`${who} removed ${name}`);
+      for (const name of await names(change.removed.filter((id) => id !== actor)))
+        lines.push(`${who} removed ${name}`);
+      if (change.removed.includes(actor)) lines.push(`${who} left`);
       if (change.title !== undefined) lines.push(`${who} renamed the group “${change.title}”`);
+      const madeAdmin = after.admins.filter(
+        (id) => !before.admins.includes(id) && before.members.includes(id),
+      );
+      for (const name of await names(madeAdmin)) lines.push(`${name} is now an admin`);
     }
     for (const line of lines)
       this.notices.record({ kind: 'group-changed', contact: who, at, group: after.id, change: line });

@@ -382,8 +382,8 @@ export class SottoClient {
     return this.groups.remove(id, usernames);
   }
 
-  /** This user leaves the group; the members are told. */
-  async leaveGroup(id: string): Promise<void> {
+  /** This user leaves the group; the members are told. When it was the last admin, who is admin now. */
+  async leaveGroup(id: string): Promise<{ newAdmin?: string }> {
     await this.lists.ensurePublished();
     return this.groups.leave(id);
   }
