@@ -1049,6 +1049,19 @@ describe('helm/sotto', () => {
     expect(zero.stderr).toContain('perSource');
   });
 
+  it("passes the gateway's unidentified-access cache, 0 (off) included", () => {
+    // The defaults are the gateway's own (apps/gateway/src/env.ts).
+    const names = ['UNIDENTIFIED_ACCESS_CACHE_TTL_MS', 'UNIDENTIFIED_ACCESS_CACHE_MAX_ACCOUNTS'];
+    expect(names.map((name) => value(environment(defaults, 'gateway'), name))).toEqual(['30000', '100000']);
+    const custom = render([
+      'gateway.unidentifiedAccess.cacheTtlMs=0,gateway.unidentifiedAccess.cacheMaxAccounts=500',
+    ]);
+    expect(names.map((name) => value(environment(custom, 'gateway'), name))).toEqual(['0', '500']);
+    const negative = helm(['template', RELEASE, chart, '--set', 'gateway.unidentifiedAccess.cacheTtlMs=-1']);
+    expect(negative.status).not.toBe(0);
+    expect(negative.stderr).toContain('cacheTtlMs');
+  });
+
   it("passes the prekey-directory's device limit and link-code lifetime, and refuses a device limit past 127", () => {
     // The defaults are the directory's own (apps/prekey-directory/src/env.ts).
     const names = ['MAX_DEVICES_PER_ACCOUNT', 'LINK_TOKEN_TTL_SECONDS'];

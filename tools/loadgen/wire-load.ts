@@ -75,6 +75,23 @@ export interface WireTarget {
   readonly storage?: StorageTarget;
   /** Where the relays serve /metrics, when known: their Kafka requests per message are counted. */
   readonly relayMetrics?: readonly string[];
+  /** Where the directories serve /metrics, when known: the calls they answered per message are counted. */
+  readonly directoryMetrics?: readonly string[];
+}
+
+/** The directories' answered gRPC calls (sotto_grpc_server_handled_total), summed over directories and codes, by method. */
+async function directoryCalls(directoryMetrics: readonly string[]): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const address of directoryMetrics) {
+    const text = await (await fetch(`http://${address}/metrics`)).text();
+    for (const line of text.split('\n')) {
+      const match = /^sotto_grpc_server_handled_total\{([^}]*)\} (\S+)$/.exec(line);
+      if (!match?.[1] || match[2] === undefined) continue;
+      const method = /grpc_method="(?:[^".]*\.)?([^"]*)"/.exec(match[1])?.[1] ?? '?';
+      counts.set(method, (counts.get(method) ?? 0) + Number(match[2]));
+    }
+  }
+  return counts;
 }
 
 /** The relays' sotto_kafka_requests_total, summed over relays, by "client api" (say, "producer Produce"). */
@@ -150,6 +167,11 @@ export interface WireReport extends DeliveryCounts {
    * measured seconds, by client and API ("producer Produce", "consumer Fetch", …).
    */
   readonly kafkaRequestsPerThousandMessages?: Record<string, number>;
+  /**
+   * Calls the directory answered per 1,000 envelopes delivered in the measured seconds, by method
+   * ("authenticate", "getUnidentifiedAccessBatch", …), most first.
+   */
+  readonly directoryCallsPerThousandMessages?: Record<string, number>;
   /**
    * Redis commands per 1,000 delivered messages, by name, most first (commands that scripts run
    * are counted too, under their own names, besides the EVALSHA that ran them).
@@ -452,6 +474,7 @@ export async function measureWire(
     await wait(warmupSeconds);
     const loadAverage = loadavg()[0] ?? 0;
     const requestsBefore = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
+    const directoryBefore = target.directoryMetrics && (await directoryCalls(target.directoryMetrics));
     const redisBefore = target.storage && (await redisCommandCounts(target.storage));
     const cpuBefore = cpuSeconds(target.pids);
     const jitBefore = jvmCompilerSeconds(target.pids);
@@ -463,6 +486,7 @@ export async function measureWire(
     const cpuAfter = cpuSeconds(target.pids);
     const jitAfter = jvmCompilerSeconds(target.pids);
     const requestsAfter = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
+    const directoryAfter = target.directoryMetrics && (await directoryCalls(target.directoryMetrics));
     const redisAfter = target.storage && (await redisCommandCounts(target.storage));
     sending = false;
 
@@ -582,6 +606,19 @@ export async function measureWire(
                 key,
                 round(((count - (requestsBefore.get(key) ?? 0)) * 1000) / measuredDeliveries, 1),
               ]),
+            ),
+          }
+        : {}),
+      ...(directoryBefore && directoryAfter && measuredDeliveries > 0
+        ? {
+            directoryCallsPerThousandMessages: Object.fromEntries(
+              [...directoryAfter]
+                .map(([method, calls]): [string, number] => [
+                  method,
+                  round(((calls - (directoryBefore.get(method) ?? 0)) * 1000) / measuredDeliveries, 1),
+                ])
+                .filter(([, perThousand]) => perThousand > 0)
+                .sort(([, a], [, b]) => b - a),
             ),
           }
         : {}),

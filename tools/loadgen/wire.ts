@@ -213,7 +213,12 @@ async function run(
       server,
       ca,
       pids,
-      ...(own === undefined ? {} : { relayMetrics: [own.platform.services['message-relay'].metrics] }),
+      ...(own === undefined
+        ? {}
+        : {
+            relayMetrics: [own.platform.services['message-relay'].metrics],
+            directoryMetrics: [own.platform.services['prekey-directory'].metrics],
+          }),
       // Bytes per queued envelope are read from one Redis server; not measured on a cluster.
       ...(own?.infra.redisUrl === undefined
         ? {}
@@ -237,6 +242,12 @@ async function run(
       `${sotto.lost} lost, ${sotto.duplicated} duplicated of ${sotto.confirmed} sent ` +
       `(machine load average ${sotto.machine.loadAverage} on ${sotto.machine.cores} cores)`,
   );
+  if (sotto.directoryCallsPerThousandMessages !== undefined) {
+    const calls = Object.entries(sotto.directoryCallsPerThousandMessages);
+    say(
+      `directory calls per 1,000 messages: ${calls.length === 0 ? 'none' : calls.map(([method, count]) => `${count} ${method}`).join(', ')}`,
+    );
+  }
   let kafkaCeiling: (KafkaCeiling & { sottoShare: number }) | { skipped: string };
   if (own === undefined) {
     kafkaCeiling = { skipped: 'against --server the broker is not known' };

@@ -11,6 +11,7 @@ import { KeysController } from './keys/keys.controller';
 import { LimitsModule } from './limits/limits.module';
 import { MessagingModule } from './messaging/messaging.module';
 import { SenderCertificateIssuer } from './sender-certificates/sender-certificate-issuer';
+import { UnidentifiedAccess } from './unidentified-access/unidentified-access';
 import { RelayCalls } from './upstream/relay-calls';
 import { Upstream } from './upstream/upstream';
 import { VaultController } from './vault/vault.controller';
@@ -44,8 +45,9 @@ export class AppModule {
         SenderCertificateIssuer,
         SignOuts,
         LinkWaits,
+        UnidentifiedAccess,
       ],
-      exports: [GATEWAY_ENV, Upstream, RelayCalls, VaultReports],
+      exports: [GATEWAY_ENV, Upstream, RelayCalls, VaultReports, UnidentifiedAccess],
     };
   }
 }

@@ -2,28 +2,28 @@ import { EnvironmentError, parseEnvironment } from '@sotto/platform/config';
 import { identityFiles, makeSenderCertificateKeys, senderCertificateVariables } from '@sotto/testing';
 import { gatewayEnv } from './env';
 
-describe('gatewayEnv: RELAY_SEND_TIMEOUT_MS', () => {
-  const files = identityFiles('gateway');
-  const base = {
-    GRPC_TLS_CA: files.ca,
-    GRPC_TLS_CERT: files.cert,
-    GRPC_TLS_KEY: files.key,
-    REDIS_URL: 'redis://cache:6379',
-    ...senderCertificateVariables(makeSenderCertificateKeys()),
-  };
+const files = identityFiles('gateway');
+const base = {
+  GRPC_TLS_CA: files.ca,
+  GRPC_TLS_CERT: files.cert,
+  GRPC_TLS_KEY: files.key,
+  REDIS_URL: 'redis://cache:6379',
+  ...senderCertificateVariables(makeSenderCertificateKeys()),
+};
 
-  function problemsOf(env: Record<string, string>): Record<string, string> {
-    try {
-      parseEnvironment(gatewayEnv, { ...base, ...env });
-    } catch (error) {
-      if (error instanceof EnvironmentError) {
-        return Object.fromEntries(error.problems.map((p) => [p.variable, p.message]));
-      }
-      throw error;
+function problemsOf(env: Record<string, string>): Record<string, string> {
+  try {
+    parseEnvironment(gatewayEnv, { ...base, ...env });
+  } catch (error) {
+    if (error instanceof EnvironmentError) {
+      return Object.fromEntries(error.problems.map((p) => [p.variable, p.message]));
     }
-    return {};
+    throw error;
   }
+  return {};
+}
 
+describe('gatewayEnv: RELAY_SEND_TIMEOUT_MS', () => {
   it('gives the relay 10 s to answer a batch of Sends unless told otherwise', () => {
     expect(parseEnvironment(gatewayEnv, base).RELAY_SEND_TIMEOUT_MS).toBe(10_000);
     expect(
@@ -39,5 +39,28 @@ describe('gatewayEnv: RELAY_SEND_TIMEOUT_MS', () => {
     ['300001', 'expected at most 300000'],
   ])('refuses %s, naming the variable', (value, message) => {
     expect(problemsOf({ RELAY_SEND_TIMEOUT_MS: value })).toEqual({ RELAY_SEND_TIMEOUT_MS: message });
+  });
+});
+
+describe('gatewayEnv: the unidentified-access cache', () => {
+  it('caches for 30 s and at most 100,000 accounts unless told otherwise, and 0 turns it off', () => {
+    const defaults = parseEnvironment(gatewayEnv, base);
+    expect([
+      defaults.UNIDENTIFIED_ACCESS_CACHE_TTL_MS,
+      defaults.UNIDENTIFIED_ACCESS_CACHE_MAX_ACCOUNTS,
+    ]).toEqual([30_000, 100_000]);
+    expect(
+      parseEnvironment(gatewayEnv, { ...base, UNIDENTIFIED_ACCESS_CACHE_TTL_MS: '0' })
+        .UNIDENTIFIED_ACCESS_CACHE_TTL_MS,
+    ).toBe(0);
+  });
+
+  it('refuses a time to live below 0 and no room at all, naming the variables', () => {
+    expect(
+      problemsOf({ UNIDENTIFIED_ACCESS_CACHE_TTL_MS: '-1', UNIDENTIFIED_ACCESS_CACHE_MAX_ACCOUNTS: '0' }),
+    ).toEqual({
+      UNIDENTIFIED_ACCESS_CACHE_TTL_MS: 'expected 0 or more',
+      UNIDENTIFIED_ACCESS_CACHE_MAX_ACCOUNTS: 'expected a number greater than 0',
+    });
   });
 });

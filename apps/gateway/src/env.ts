@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { hostPort, positiveInt, rate, rateLimitsSwitch } from '@sotto/platform/config';
+import { hostPort, nonNegativeInt, positiveInt, rate, rateLimitsSwitch } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 import { redisEnv } from '@sotto/platform/redis';
 import { senderCertificateEnv } from './sender-certificates/sender-certificate-env';
@@ -36,6 +36,15 @@ export const gatewayEnv = serviceEnvSchema(
     AUTH_CACHE_TTL_MS: positiveInt().default(30_000),
     /** Most authentications remembered at once; the oldest go first. */
     AUTH_CACHE_MAX_ENTRIES: positiveInt().default(100_000),
+    /**
+     * How long the gateway trusts its cached copy of an account's unidentified access (its key, and
+     * whether anyone may send it sealed messages), in ms; 0: no cache, every sealed send asks the
+     * directory. The directory's change notices drop entries as they happen; this bounds how long a
+     * lost one lets an old key (or a send with no key) in.
+     */
+    UNIDENTIFIED_ACCESS_CACHE_TTL_MS: nonNegativeInt().default(30_000),
+    /** Most accounts whose access the gateway caches (least recently used go first); ~250 bytes each. */
+    UNIDENTIFIED_ACCESS_CACHE_MAX_ACCOUNTS: positiveInt().default(100_000),
     /** Failed authentications one address (an IPv6 /64) may make per window before it is refused. */
     AUTH_FAILURES_PER_SOURCE: positiveInt().default(20),
     /** Failed authentications of one device per window, from anywhere, before each address gets only one more. */

@@ -38,6 +38,7 @@ import {
   gatewayCredentials,
   identityFiles,
   outcome,
+  scrapeMetrics,
   startOlderService,
   startTcpProxy,
   startTestPlatform,
@@ -576,6 +577,79 @@ describe('group messages in one upload (SendMultiRecipient), through the public 
     expect(texts).toEqual(['one', 'two']);
   });
 
+  it("reads only the recipients' access the gateway has not cached, in one directory call, and refuses a key changed since at once", async () => {
+    const [alice, bob, carol, dave] = await Promise.all([person(), person(), person(), person()]);
+    const sender = alice.devices[0];
+    const [bobs, carols, daves] = [
+      await sessionsTo(sender, bob),
+      await sessionsTo(sender, carol),
+      await sessionsTo(sender, dave),
+    ];
+    const { distributionId } = await group(sender, [bob, carol, dave]);
+    const client = await anonymousClient(platform.gateway);
+    /** How the gateway came by recipients' access, and the directory's reads of access, so far. */
+    const counts = async () => {
+      const gateway = await scrapeMetrics(platform.services.gateway);
+      const directory = await scrapeMetrics(platform.services['prekey-directory']);
+      const lookups = (source: string) =>
+        gateway.get(`sotto_gateway_unidentified_access_lookups_total{source="${source}"}`) ?? 0;
+      return {
+        cache: lookups('cache'),
+        directory: lookups('directory'),
+        reads: [...directory]
+          .filter(([name]) =>
+            /^sotto_grpc_server_handled_total\{.*grpc_method="DirectoryController\.getUnidentifiedAccess(Batch)?"/.test(
+              name,
+            ),
+          )
+          .reduce((sum, [, value]) => sum + value, 0),
+      };
+    };
+    const since = async (before: Awaited<ReturnType<typeof counts>>) => {
+      const now = await counts();
+      return {
+        cache: now.cache - before.cache,
+        directory: now.directory - before.directory,
+        reads: now.reads - before.reads,
+      };
+    };
+
+    // Bob and Carol: neither cached, both read in one call.
+    let before = await counts();
+    const toTwo = await sentMessage(sender, distributionId, [...bobs, ...carols], 'to two');
+    await sendMulti(client, request(toTwo, xor([bob.accessKey, carol.accessKey])));
+    expect(await since(before)).toEqual({ cache: 0, directory: 2, reads: 1 });
+
+    // Dave joins: only his access is read.
+    before = await counts();
+    const toThree = await sentMessage(sender, distributionId, [...bobs, ...carols, ...daves], 'to three');
+    await sendMulti(client, request(toThree, xor([bob.accessKey, carol.accessKey, dave.accessKey])));
+    expect(await since(before)).toEqual({ cache: 2, directory: 1, reads: 1 });
+
+    // Carol changes her key: a combined key made with her old one is refused at once, and only
+    // her access is read again.
+    const carolsNewKey = deriveUnidentifiedAccessKey(randomBytes(32));
+    await unary(
+      accounts.setUnidentifiedAccess.bind(accounts),
+      { unidentifiedAccessKey: Buffer.from(carolsNewKey), unrestrictedUnidentifiedAccess: false },
+      { metadata: carol.devices[0].auth },
+    );
+    before = await counts();
+    const stale = await sentMessage(sender, distributionId, [...bobs, ...carols, ...daves], 'stale key');
+    const refused = await outcome(
+      sendMulti(client, request(stale, xor([bob.accessKey, carol.accessKey, dave.accessKey]))),
+    );
+    expect({ code: refused?.code, details: refused?.details }).toEqual({
+      code: status.UNAUTHENTICATED,
+      details: SEALED_SEND_REFUSED,
+    });
+    expect(await since(before)).toEqual({ cache: 2, directory: 1, reads: 1 });
+    const fresh = await sentMessage(sender, distributionId, [...bobs, ...carols, ...daves], 'new key');
+    await sendMulti(client, request(fresh, xor([bob.accessKey, carolsNewKey, dave.accessKey])));
+    expect(await recordsOf(stale)).toBe(0);
+    expect(await recordsOf(fresh)).toBe(1);
+  });
+
   it('checks the combined key one account at a time against a directory without GetUnidentifiedAccessBatch', async () => {
     // A directory of the release before the batch read, mid-upgrade, behind a gateway of its own.
     const older = await startOlderService({
@@ -591,6 +665,8 @@ describe('group messages in one upload (SendMultiRecipient), through the public 
       PRESENCE_ADDR: platform.services.presence.grpc,
       BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
       KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
+      // Every send reads the keys, so that the second shows the batch call is not tried again.
+      UNIDENTIFIED_ACCESS_CACHE_TTL_MS: '0',
     });
     try {
       const [alice, bob, carol] = await Promise.all([person(), person(), person()]);

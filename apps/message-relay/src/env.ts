@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { hostPort, positiveInt } from '@sotto/platform/config';
+import { hostPort, nonNegativeInt, positiveInt } from '@sotto/platform/config';
 import { serviceEnvSchema } from '@sotto/platform/grpc';
 import { kafkaEnv } from '@sotto/platform/kafka';
 import { redisEnv, WRITE_DURABILITY_LEVELS } from '@sotto/platform/redis';
@@ -68,22 +68,14 @@ export const relayEnv = serviceEnvSchema(
      * every Send asks the directory). The directory's change messages drop entries as they happen;
      * this bounds what a lost one costs.
      */
-    DEVICE_LIST_CACHE_TTL_MS: z.coerce
-      .number({ message: 'expected a whole number' })
-      .int({ message: 'expected a whole number' })
-      .min(0, { message: 'expected 0 or more' })
-      .default(60_000),
+    DEVICE_LIST_CACHE_TTL_MS: nonNegativeInt().default(60_000),
     /** Most accounts whose device lists the relay caches (least recently used go first); ~300 bytes each. */
     DEVICE_LIST_CACHE_MAX_ACCOUNTS: positiveInt().default(100_000),
     /**
      * How long a mailbox's usage, as Redis gave it to a Send, stands in for asking again while the
      * mailbox is below half its caps (ms; 0: every Send asks). Past half, every Send asks.
      */
-    MAILBOX_ROOM_CACHE_MS: z.coerce
-      .number({ message: 'expected a whole number' })
-      .int({ message: 'expected a whole number' })
-      .min(0, { message: 'expected 0 or more' })
-      .default(1000),
+    MAILBOX_ROOM_CACHE_MS: nonNegativeInt().default(1000),
     /** Most mailboxes whose usage the relay remembers (the oldest answers go first); ~150 bytes each. */
     MAILBOX_ROOM_CACHE_MAX_MAILBOXES: positiveInt().default(100_000),
     /** Test-only: crash at a named point of routing (crash-before-mailbox, crash-before-commit). */

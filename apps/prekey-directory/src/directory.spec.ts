@@ -8,8 +8,11 @@ import {
   publicDeviceKeys,
   unary,
 } from '@sotto/client-sdk';
+import { unidentifiedAccessChanges } from '@sotto/contracts';
 import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
-import { callerCredentials, startTestService, type TestService } from '@sotto/testing';
+import { subscribe } from '@sotto/platform/redis';
+import { callerCredentials, startTestService, testRedis, type TestService } from '@sotto/testing';
+import type { Redis } from 'ioredis';
 
 function username(): string {
   return `user_${randomUUID().slice(0, 8)}`;
@@ -29,6 +32,7 @@ describe('prekey-directory', () => {
   let service: TestService;
   let limited: TestService;
   let client: DirectoryServiceClient;
+  let redis: Redis;
 
   beforeAll(async () => {
     [service, limited] = await Promise.all([
@@ -36,10 +40,12 @@ describe('prekey-directory', () => {
       startTestService('prekey-directory', { SOTTO_RATE_LIMITS: 'on', PREKEY_FETCH_LIMIT: '3' }),
     ]);
     client = new DirectoryServiceClient(service.grpc, callerCredentials('gateway'));
+    redis = testRedis();
   });
 
   afterAll(async () => {
     client?.close();
+    redis?.disconnect();
     await Promise.all([service?.stop(), limited?.stop()]);
   });
 
@@ -704,6 +710,68 @@ describe('prekey-directory', () => {
         code: status.INVALID_ARGUMENT,
         details: 'account_id: is not an account id',
       });
+    });
+
+    it('tells the gateways of every change it stored, once it is readable, and of nothing it refused', async () => {
+      const heard: { accountId: string; access: unknown }[] = [];
+      const waiters = new Map<string, () => void>();
+      const subscription = await subscribe(redis, unidentifiedAccessChanges.CHANNEL, {
+        name: 'sotto-directory-spec-access-changes',
+        onMessage: (payload) => {
+          const { accountId } = unidentifiedAccessChanges.decode(payload);
+          const waiter = waiters.get(accountId);
+          if (waiter === undefined) return;
+          // What a gateway that dropped its copy reads next: the change, already committed.
+          void access(accountId).then((now) => {
+            heard.push({ accountId, access: now });
+            waiter();
+          });
+        },
+      });
+      /** Runs `change` and waits for the next notice naming `accountId`. */
+      const notice = async (accountId: string, change: () => Promise<unknown>): Promise<void> => {
+        const arrived = new Promise<void>((resolve) => waiters.set(accountId, resolve));
+        await change();
+        await arrived;
+      };
+      try {
+        const [bob, carol] = await Promise.all([
+          register(username(), generateDeviceKeys(1)),
+          register(username(), generateDeviceKeys(1)),
+        ]);
+        const [first, second] = [randomBytes(16), randomBytes(16)];
+        await notice(bob.accountId, () => set(bob.accountId, first));
+        await notice(bob.accountId, () => set(bob.accountId, first, true));
+        // Refused changes: a key of the wrong length, and an account that does not exist.
+        await refusal(set(bob.accountId, randomBytes(15), true));
+        const nobody = randomUUID();
+        waiters.set(nobody, () => undefined);
+        await refusal(set(nobody, second));
+        // Then an unrestricted account restricted again, and another's key cleared. Notices from one
+        // directory arrive in the order it published them: a refused change that had published would be heard by now.
+        await notice(bob.accountId, () => set(bob.accountId, second));
+        await notice(carol.accountId, () => set(carol.accountId, new Uint8Array()));
+        expect(heard).toEqual([
+          {
+            accountId: bob.accountId,
+            access: { unidentifiedAccessKey: first, unrestrictedUnidentifiedAccess: false },
+          },
+          {
+            accountId: bob.accountId,
+            access: { unidentifiedAccessKey: first, unrestrictedUnidentifiedAccess: true },
+          },
+          {
+            accountId: bob.accountId,
+            access: { unidentifiedAccessKey: second, unrestrictedUnidentifiedAccess: false },
+          },
+          {
+            accountId: carol.accountId,
+            access: { unidentifiedAccessKey: Buffer.alloc(0), unrestrictedUnidentifiedAccess: false },
+          },
+        ]);
+      } finally {
+        await subscription.close();
+      }
     });
 
     describe('GetUnidentifiedAccessBatch', () => {

@@ -419,6 +419,8 @@ AUTH_FAILURES_PER_SOURCE: {{ $values.auth.failures.perSource | int64 | quote }}
 AUTH_FAILURES_PER_DEVICE: {{ $values.auth.failures.perDevice | int64 | quote }}
 AUTH_FAILURE_WINDOW_SECONDS: {{ $values.auth.failures.windowSeconds | int64 | quote }}
 SENDER_CERTIFICATE_TTL_MS: {{ $values.senderCertificate.ttlMs | int64 | quote }}
+UNIDENTIFIED_ACCESS_CACHE_TTL_MS: {{ $values.unidentifiedAccess.cacheTtlMs | int64 | quote }}
+UNIDENTIFIED_ACCESS_CACHE_MAX_ACCOUNTS: {{ $values.unidentifiedAccess.cacheMaxAccounts | int64 | quote }}
 MULTI_RECIPIENT_MAX_RECIPIENTS: {{ $values.multiRecipient.maxRecipients | int64 | quote }}
 MULTI_RECIPIENT_MAX_BYTES: {{ $values.multiRecipient.maxBytes | int64 | quote }}
 {{- end }}

@@ -9,8 +9,10 @@ import {
   PROTO_LOADER_OPTIONS,
   PROTO_ROOT,
   credentialRevocations,
+  deviceListChanges,
   envelopesTopic,
   serviceNameOf,
+  unidentifiedAccessChanges,
 } from './index';
 import { EnvelopeType } from './generated/sotto/common/v1/envelope';
 
@@ -140,5 +142,13 @@ describe('contracts', () => {
     const revocation = { accountId: '01890a5d-ac96-774b-bcce-b302099a8057', deviceIds: [1, 3] };
     expect(credentialRevocations.decode(credentialRevocations.encode(revocation))).toEqual(revocation);
     expect(credentialRevocations.CHANNEL).toBe('sotto:credential-revocations:v1');
+  });
+
+  it('unidentified-access changes round-trip through protobuf on their one channel', () => {
+    const change = { accountId: '01890a5d-ac96-774b-bcce-b302099a8057' };
+    expect(unidentifiedAccessChanges.decode(unidentifiedAccessChanges.encode(change))).toEqual(change);
+    expect(unidentifiedAccessChanges.CHANNEL).toBe('sotto:unidentified-access-changes:v1');
+    // Its own channel: relays do not hear the gateways' notices, nor gateways the relays'.
+    expect(unidentifiedAccessChanges.CHANNEL).not.toBe(deviceListChanges.CHANNEL);
   });
 });

@@ -5,6 +5,7 @@ export * as multiRecipientTopic from './topics/multi-recipient-v1';
 export * as gatewayEvents from './channels/gateway-events-v1';
 export * as credentialRevocations from './channels/credential-revocations-v1';
 export * as deviceListChanges from './channels/device-list-changes-v1';
+export * as unidentifiedAccessChanges from './channels/unidentified-access-changes-v1';
 export * as presenceRegistry from './registries/presence-registry-v1';
 export { checkHealth, waitForServing, ServingStatus } from './health-client';
 export { tlsFailure } from './health-client';

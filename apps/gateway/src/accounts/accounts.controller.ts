@@ -24,6 +24,7 @@ import { presentedCredential } from '../auth/authenticator';
 import { callerOf, Public } from '../auth/device-auth.guard';
 import { SignOuts } from '../auth/sign-outs';
 import { SenderCertificateIssuer } from '../sender-certificates/sender-certificate-issuer';
+import { UnidentifiedAccess } from '../unidentified-access/unidentified-access';
 import { Upstream } from '../upstream/upstream';
 
 /** The public AccountService: registration and recovery are open, everything else needs a device credential. */
@@ -34,6 +35,7 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
     private readonly upstream: Upstream,
     private readonly signOuts: SignOuts,
     private readonly senderCertificates: SenderCertificateIssuer,
+    private readonly unidentifiedAccess: UnidentifiedAccess,
   ) {}
 
   @Public()
@@ -117,8 +119,7 @@ export class AccountsController implements GrpcController<typeof AccountServiceS
     request: SetUnidentifiedAccessRequest,
     metadata: Metadata,
   ): Promise<SetUnidentifiedAccessResponse> {
-    await this.upstream.directory.setUnidentifiedAccess({
-      accountId: callerOf(metadata).accountId,
+    await this.unidentifiedAccess.set(callerOf(metadata).accountId, {
       unidentifiedAccessKey: request.unidentifiedAccessKey,
       unrestrictedUnidentifiedAccess: request.unrestrictedUnidentifiedAccess,
     });

@@ -1,27 +1,18 @@
 import { timingSafeEqual } from 'node:crypto';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { multiRecipientTopic } from '@sotto/contracts';
 import type {
   SendMultiRecipientRequest,
   SendMultiRecipientResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { BatchedReads, grpcError, grpcStatusOf, refuse } from '@sotto/platform/grpc';
+import { grpcError, refuse } from '@sotto/platform/grpc';
 import { parseAccountId } from '@sotto/platform/ids';
 import { GATEWAY_ENV, type GatewayEnv } from '../env';
 import { CallLimits, MULTI_RECIPIENT_LIMIT_AFTER_ACCESS } from '../limits/call-limits';
+import { UnidentifiedAccess } from '../unidentified-access/unidentified-access';
 import { RelayCalls } from '../upstream/relay-calls';
-import { Upstream } from '../upstream/upstream';
 import { ACCESS_KEY_BYTES, SEALED_SEND_REFUSED } from './sealed-sends';
-
-/** The most recipients whose access keys one directory call reads (the directory's own limit). */
-const DIRECTORY_BATCH_ACCOUNTS = 1000;
-
-/** A recipient's access as the directory keeps it. */
-interface Access {
-  readonly unidentifiedAccessKey: Uint8Array;
-  readonly unrestrictedUnidentifiedAccess: boolean;
-}
 
 /** One answer for a wrong combined key, an unknown recipient and a missing key alike, as SendSealed's. */
 function refused(): Error {
@@ -43,36 +34,8 @@ function refused(): Error {
  */
 @Injectable()
 export class MultiRecipientSends {
-  private readonly logger = new Logger(MultiRecipientSends.name);
-  /** GetUnidentifiedAccessBatch, or one GetUnidentifiedAccess per account from an older directory. */
-  private readonly accessReads = new BatchedReads<
-    Access & { readonly accountId: string; readonly found: boolean }
-  >({
-    what: 'access keys',
-    chunk: DIRECTORY_BATCH_ACCOUNTS,
-    batch: async (accountIds) =>
-      (await this.upstream.directory.getUnidentifiedAccessBatch({ accountIds })).accounts,
-    one: async (accountId) => {
-      try {
-        return {
-          accountId,
-          found: true,
-          ...(await this.upstream.directory.getUnidentifiedAccess({ accountId })),
-        };
-      } catch (error) {
-        if (grpcStatusOf(error) === status.NOT_FOUND) return undefined;
-        throw error;
-      }
-    },
-    found: (account) => account.found,
-    onFallback: () =>
-      this.logger.warn(
-        'the directory has no GetUnidentifiedAccessBatch: reading access keys one account at a time',
-      ),
-  });
-
   constructor(
-    private readonly upstream: Upstream,
+    private readonly access: UnidentifiedAccess,
     private readonly relay: RelayCalls,
     private readonly limits: CallLimits,
     @Inject(GATEWAY_ENV) private readonly env: GatewayEnv,
@@ -115,7 +78,7 @@ export class MultiRecipientSends {
 
   /** Passes when the XOR of the recipients' keys is `combined`, compared in constant time. */
   private async authorize(recipients: readonly string[], combined: Uint8Array): Promise<void> {
-    const keys = await this.accessOf(recipients);
+    const keys = await this.access.of(recipients);
     const expected = Buffer.alloc(ACCESS_KEY_BYTES);
     let complete = true;
     for (const access of keys) {
@@ -127,10 +90,5 @@ export class MultiRecipientSends {
     // Compared even when a recipient is missing, so the time taken does not tell which refusal it is.
     const matches = timingSafeEqual(expected, combined);
     if (!complete || !matches) throw refused();
-  }
-
-  /** The recipients' access, in their order (undefined for an account that does not exist). */
-  private accessOf(recipients: readonly string[]): Promise<(Access | undefined)[]> {
-    return this.accessReads.read(recipients);
   }
 }

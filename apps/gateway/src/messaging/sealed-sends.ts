@@ -6,11 +6,11 @@ import type {
   SendSealedRequest,
   SendSealedResponse,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
-import { grpcError, grpcStatusOf, requireAccountId } from '@sotto/platform/grpc';
+import { grpcError, requireAccountId } from '@sotto/platform/grpc';
 import type { AccountId } from '@sotto/platform/ids';
 import { CallLimits, SEALED_SEND_LIMIT_AFTER_ACCESS } from '../limits/call-limits';
+import { UnidentifiedAccess } from '../unidentified-access/unidentified-access';
 import { RelayCalls } from '../upstream/relay-calls';
-import { Upstream } from '../upstream/upstream';
 
 /** The length of an unidentified-access key, as the directory keeps it. */
 export const ACCESS_KEY_BYTES = 16;
@@ -42,7 +42,7 @@ function refused(): Error {
 @Injectable()
 export class SealedSends {
   constructor(
-    private readonly upstream: Upstream,
+    private readonly access: UnidentifiedAccess,
     private readonly relay: RelayCalls,
     private readonly limits: CallLimits,
   ) {}
@@ -79,14 +79,14 @@ export class SealedSends {
     return { guids, serverTimestampMs };
   }
 
-  /** Passes when the destination accepts sealed messages from anyone or `key` is its key, compared in constant time. */
+  /**
+   * Passes when the destination accepts sealed messages from anyone or `key`
+   * is its key, compared in constant time, against its access as this
+   * gateway has it cached (or reads it).
+   */
   private async authorize(destination: AccountId, key: Uint8Array): Promise<void> {
-    let access;
-    try {
-      access = await this.upstream.directory.getUnidentifiedAccess({ accountId: destination });
-    } catch (error) {
-      throw grpcStatusOf(error) === status.NOT_FOUND ? refused() : error;
-    }
+    const [access] = await this.access.of([destination]);
+    if (access === undefined) throw refused();
     if (access.unrestrictedUnidentifiedAccess) return;
     const stored = access.unidentifiedAccessKey;
     if (key.length !== ACCESS_KEY_BYTES || stored.length !== ACCESS_KEY_BYTES) throw refused();

@@ -15,7 +15,7 @@ import type {
   RecoverAccountRequest,
   RegisterRequest,
 } from '@sotto/contracts/generated/sotto/directory/v1/directory';
-import { DeviceListChanges } from './device-list-changes';
+import { DeviceListChanges, UnidentifiedAccessChanges } from './account-changes';
 import { hashDeviceSecret, isDeviceSecret, newDeviceSecret, verifyDeviceSecret } from './credentials';
 import { canonicalUsername } from './username';
 
@@ -85,6 +85,7 @@ export class AccountsService {
   constructor(
     private readonly accounts: AccountsRepository,
     private readonly deviceLists: DeviceListChanges,
+    private readonly accessChanges: UnidentifiedAccessChanges,
   ) {}
 
   /**
@@ -244,7 +245,10 @@ export class AccountsService {
 
   /**
    * Stores the key as given (the server cannot check how it was derived);
-   * an empty key clears it.
+   * an empty key clears it. Gateways are told once it is stored. Nothing else
+   * changes what unidentifiedAccess answers for an existing account: recovery
+   * leaves the access as it was (a client without the old profile key sets a
+   * new key here), and accounts are never deleted.
    */
   async setUnidentifiedAccess(accountId: AccountId, key: Uint8Array, unrestricted: boolean): Promise<void> {
     if (key.length !== 0 && key.length !== UNIDENTIFIED_ACCESS_KEY_BYTES) {
@@ -258,6 +262,7 @@ export class AccountsService {
       unrestricted,
     });
     if (!set) throw grpcError(status.NOT_FOUND, 'account_id: no such account');
+    await this.accessChanges.changed(accountId);
   }
 
   async unidentifiedAccess(accountId: AccountId): Promise<UnidentifiedAccess> {

@@ -6,7 +6,7 @@ import type { DeviceKeys } from '@sotto/contracts/generated/sotto/common/v1/keys
 import { grpcError, refuse } from '@sotto/platform/grpc';
 import type { AccountId, DeviceId } from '@sotto/platform/ids';
 import { newDevice } from '../accounts/accounts.service';
-import { DeviceListChanges } from '../accounts/device-list-changes';
+import { DeviceListChanges } from '../accounts/account-changes';
 import { verifyDeviceList } from './device-list-check';
 import {
   DeviceChangeRefused,

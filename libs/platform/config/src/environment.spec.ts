@@ -1,11 +1,21 @@
 import { z } from 'zod';
-import { EnvironmentError, commaList, hostPort, logLevel, parseEnvironment, positiveInt, url } from './index';
+import {
+  EnvironmentError,
+  commaList,
+  hostPort,
+  logLevel,
+  nonNegativeInt,
+  parseEnvironment,
+  positiveInt,
+  url,
+} from './index';
 
 const schema = z.object({
   GRPC_ADDR: hostPort().default('127.0.0.1:7401'),
   DATABASE_URL: url(['postgres', 'postgresql']),
   KAFKA_BROKERS: commaList(),
   POOL_SIZE: positiveInt().default(10),
+  CACHE_TTL_MS: nonNegativeInt().default(1000),
   LOG_LEVEL: logLevel().default('info'),
 });
 
@@ -34,8 +44,17 @@ describe('parseEnvironment', () => {
       DATABASE_URL: 'postgres://u@127.0.0.1:5432/db',
       KAFKA_BROKERS: ['127.0.0.1:9092', '127.0.0.1:9093'],
       POOL_SIZE: 10,
+      CACHE_TTL_MS: 1000,
       LOG_LEVEL: 'info',
     });
+  });
+
+  it('takes 0 where a setting may be off, and refuses what is not a whole number of 0 or more', () => {
+    const base = { DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', KAFKA_BROKERS: '127.0.0.1:9092' };
+    expect(parseEnvironment(schema, { ...base, CACHE_TTL_MS: '0' }).CACHE_TTL_MS).toBe(0);
+    expect(problemsOf({ ...base, CACHE_TTL_MS: '-1' })).toEqual({ CACHE_TTL_MS: 'expected 0 or more' });
+    expect(problemsOf({ ...base, CACHE_TTL_MS: '1.5' })).toEqual({ CACHE_TTL_MS: 'expected a whole number' });
+    expect(problemsOf({ ...base, CACHE_TTL_MS: '5s' })).toEqual({ CACHE_TTL_MS: 'expected a whole number' });
   });
 
   it('names every bad variable at once', () => {

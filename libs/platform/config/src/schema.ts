@@ -39,6 +39,14 @@ export function positiveInt() {
     .positive({ message: 'expected a number greater than 0' });
 }
 
+/** A whole number, 0 included: for settings where 0 turns something off, such as a cache's time to live. */
+export function nonNegativeInt() {
+  return z.coerce
+    .number({ message: 'expected a whole number' })
+    .int({ message: 'expected a whole number' })
+    .min(0, { message: 'expected 0 or more' });
+}
+
 /** A comma-separated list of host:port, as KAFKA_BROKERS is written. */
 export function commaList() {
   return z

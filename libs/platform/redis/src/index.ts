@@ -14,6 +14,7 @@ export { RateLimiter, type RateLimit, type RateLimitResult, type RateLimiterOpti
 export { RateLimitsModule } from './rate-limits.module';
 export { groupBySlot, keySlot, pipelineEach, SLOTS, whileAvailable } from './slots';
 export { publish, publishEach, subscribe, type SubscribeOptions, type Subscription } from './pubsub';
+export { InvalidatedCache, type CacheSource, type InvalidatedCacheOptions } from './invalidated-cache';
 export { defineScripts, RedisScript, type ScriptArgument } from './scripts';
 export {
   hasWaitAof,
