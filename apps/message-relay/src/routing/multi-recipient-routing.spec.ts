@@ -10,20 +10,25 @@ import {
   processPreKeyBundle,
   sealedSenderMultiRecipientEncrypt,
 } from '@signalapp/libsignal-client';
-import { generateDeviceKeys, preKeyBundle, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { preKeyBundle, unary } from '@sotto/client-sdk';
 import { multiRecipientTopic } from '@sotto/contracts';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
-import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
-import { RelayServiceClient, type QueuedEnvelope } from '@sotto/contracts/generated/sotto/relay/v1/relay';
+import type { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import {
   callerCredentials,
-  createTestCluster,
   freePort,
   MemoryIdentityStore,
   MemorySenderKeyStore,
   MemorySessionStore,
   type TestCluster,
 } from '@sotto/testing';
+import {
+  mailboxHolding,
+  registerAtDirectory,
+  startRelayNeighbours,
+  type DirectoryAccount,
+} from '../testing/relay-neighbours';
 
 // The relay's side of a group message in one upload, in the crash tests' way: the relay accepts
 // one record for every copy, and a relay SIGKILLed while routing it, before the mailbox writes
@@ -36,12 +41,7 @@ describe('multi-recipient sends in the relay', () => {
   let directory: DirectoryServiceClient;
 
   beforeAll(async () => {
-    cluster = await createTestCluster();
-    await Promise.all([cluster.start('prekey-directory'), cluster.start('presence')]);
-    directory = new DirectoryServiceClient(
-      cluster.addresses['prekey-directory'].grpc,
-      callerCredentials('gateway'),
-    );
+    ({ cluster, directory } = await startRelayNeighbours());
   });
 
   afterAll(async () => {
@@ -49,15 +49,7 @@ describe('multi-recipient sends in the relay', () => {
     await cluster?.stop();
   });
 
-  async function account(): Promise<string> {
-    const keys = generateDeviceKeys(1);
-    const { accountId } = await unary(directory.register.bind(directory), {
-      username: `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
-      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
-      device: publicDeviceKeys(keys),
-    });
-    return accountId;
-  }
+  const account = (): Promise<DirectoryAccount> => registerAtDirectory(directory);
 
   async function relay(env: Record<string, string> = {}): Promise<{
     client: RelayServiceClient;
@@ -79,6 +71,15 @@ describe('multi-recipient sends in the relay', () => {
       exited: service.exited,
       stop: () => service.stop(),
     };
+  }
+
+  /** libsignal's copy of `message` for `accountId`, as routing puts it into each of its devices' mailboxes. */
+  function copyFor(message: Buffer, accountId: string): Buffer {
+    const parsed = multiRecipientTopic.parseSentMessage(message);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const recipient = parsed.value.recipients.find((r) => r.accountId === accountId);
+    if (recipient === undefined) throw new Error(`${accountId} is not a recipient`);
+    return Buffer.from(parsed.value.message.messageForRecipient(recipient.recipient));
   }
 
   /** A real SentMessage from a sender (with a certificate of its own making) to device 1 of each of `recipients`. */
@@ -118,29 +119,10 @@ describe('multi-recipient sends in the relay', () => {
     return Buffer.from(await sealedSenderMultiRecipientEncrypt(content, addresses, identities, sessions));
   }
 
-  async function mailbox(
-    client: RelayServiceClient,
-    accountId: string,
-    count: number,
-  ): Promise<QueuedEnvelope[]> {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const { envelopes } = await unary(client.readMailbox.bind(client), {
-        accountId,
-        deviceId: 1,
-        afterSequence: '0',
-        limit: 100,
-        maxBytes: 0,
-      });
-      if (envelopes.length >= count || Date.now() > deadline) return envelopes;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-
   it.each(['crash-before-mailbox', 'crash-before-commit'])(
     'delivers every copy exactly once when the relay is SIGKILLed at %s and restarted',
     async (point) => {
-      const recipients = await Promise.all([account(), account(), account()]);
+      const recipients = (await Promise.all([account(), account(), account()])).map((who) => who.accountId);
       const messages = [await sentMessage(recipients, 'first'), await sentMessage(recipients, 'second')];
       const doomed = await relay({ SOTTO_FAULT_INJECTION: point });
       try {
@@ -160,10 +142,10 @@ describe('multi-recipient sends in the relay', () => {
       const replacement = await relay({ KAFKA_CONSUMER_GROUP: doomed.group });
       try {
         for (const accountId of recipients) {
-          const queued = await mailbox(replacement.client, accountId, 2);
+          const queued = await mailboxHolding(replacement.client, accountId, 2);
           // Give a redelivered record the chance to show up twice before counting.
           await new Promise((resolve) => setTimeout(resolve, 1_000));
-          const again = await mailbox(replacement.client, accountId, 2);
+          const again = await mailboxHolding(replacement.client, accountId, 2);
           expect(again.map((item) => item.envelope!.guid)).toEqual(queued.map((item) => item.envelope!.guid));
           expect(again).toHaveLength(2);
           for (const item of again) {
@@ -176,13 +158,9 @@ describe('multi-recipient sends in the relay', () => {
             });
           }
           // Each copy is libsignal's copy of one of the two messages for this recipient, in order.
-          const expected = messages.map((message) => {
-            const parsed = multiRecipientTopic.parseSentMessage(message);
-            if (!parsed.ok) throw new Error(parsed.reason);
-            const mine = parsed.value.recipients.find((r) => r.accountId === accountId)!;
-            return Buffer.from(parsed.value.message.messageForRecipient(mine.recipient));
-          });
-          expect(again.map((item) => Buffer.from(item.envelope!.content))).toEqual(expected);
+          expect(again.map((item) => Buffer.from(item.envelope!.content))).toEqual(
+            messages.map((message) => copyFor(message, accountId)),
+          );
         }
       } finally {
         replacement.client.close();
