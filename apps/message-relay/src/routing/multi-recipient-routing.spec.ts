@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
 import {
   IdentityKeyPair,
   ProtocolAddress,
@@ -14,17 +15,21 @@ import { preKeyBundle, unary } from '@sotto/client-sdk';
 import { multiRecipientTopic } from '@sotto/contracts';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import type { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
-import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
+import { RelayServiceClient, type QueuedEnvelope } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import {
   callerCredentials,
   freePort,
   MemoryIdentityStore,
   MemorySenderKeyStore,
   MemorySessionStore,
+  outcome,
+  relaySendRequest,
+  topicRecords,
   type TestCluster,
 } from '@sotto/testing';
 import {
   mailboxHolding,
+  mailboxOf,
   registerAtDirectory,
   startRelayNeighbours,
   type DirectoryAccount,
@@ -32,7 +37,8 @@ import {
 
 // The relay's side of a group message in one upload, in the crash tests' way: the relay accepts
 // one record for every copy, and a relay SIGKILLed while routing it, before the mailbox writes
-// or before the offset commit, leaves every copy delivered exactly once after a restart.
+// or before the offset commit, leaves every copy delivered exactly once after a restart. A copy
+// for a full mailbox refuses the whole message, as Send refuses: every copy or none.
 
 const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data);
 
@@ -168,6 +174,84 @@ describe('multi-recipient sends in the relay', () => {
       }
     },
   );
+
+  it('refuses a message whole while one recipient’s mailbox is full, and delivers it once to each when sent again with room', async () => {
+    const cap = 3;
+    const [sender, bob, carol, dave] = await Promise.all([account(), account(), account(), account()]);
+    const recipients = [bob, carol, dave];
+    const { client, stop } = await relay({ MAILBOX_MAX_ENVELOPES: String(cap) });
+    try {
+      const send = (to: DirectoryAccount, text: string) =>
+        unary(client.send.bind(client), relaySendRequest(sender, to, text));
+      const guids = (queued: QueuedEnvelope[]) => queued.map((item) => item.envelope!.guid);
+      // Bob and Dave hold a message each; Carol's mailbox is at its cap.
+      await send(bob, 'for bob');
+      await send(dave, 'for dave');
+      for (let i = 0; i < cap; i++) await send(carol, `for carol ${i}`);
+      const held = new Map<DirectoryAccount, string[]>();
+      for (const [who, count] of [
+        [bob, 1],
+        [carol, cap],
+        [dave, 1],
+      ] as const) {
+        held.set(who, guids(await mailboxHolding(client, who.accountId, count)));
+        expect(held.get(who)).toHaveLength(count);
+      }
+
+      const message = await sentMessage(
+        recipients.map((who) => who.accountId),
+        'to the group',
+      );
+      const request = { message, clientTimestampMs: String(Date.now()), ephemeral: false };
+      const logged = async () =>
+        (await topicRecords(multiRecipientTopic.TOPIC)).filter((record) =>
+          Buffer.from(multiRecipientTopic.decodeValue(record.value).message).equals(message),
+        ).length;
+      // Refused, naming whose mailbox is full, and refused again while it stays full.
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        const refused = await outcome(unary(client.sendMultiRecipient.bind(client), request));
+        expect(refused).toMatchObject({
+          code: status.RESOURCE_EXHAUSTED,
+          details: expect.stringMatching(
+            new RegExp(
+              `^mailbox full: device 1 of recipient ${carol.accountId} holds ${cap} undelivered envelopes \\(\\d+ bytes\\), at its cap of ${cap} envelopes; nothing was sent$`,
+            ),
+          ) as string,
+        });
+        expect(refused?.metadata.get('sotto-refusal')).toEqual(['mailbox-full']);
+      }
+      // Nothing half-written: Kafka has no record of it, and every mailbox holds what it held, nothing dropped.
+      expect(await logged()).toBe(0);
+      for (const who of recipients)
+        expect(guids(await mailboxOf(client, who.accountId))).toEqual(held.get(who));
+
+      // Carol reads one of hers: room for one. The same message sent again is one record, one copy for each.
+      const [read, ...unread] = held.get(carol)!;
+      expect(
+        await unary(client.ack.bind(client), { accountId: carol.accountId, deviceId: 1, guids: [read] }),
+      ).toEqual({ deleted: 1 });
+      held.set(carol, unread);
+      await unary(client.sendMultiRecipient.bind(client), request);
+      expect(await logged()).toBe(1);
+      for (const who of recipients) {
+        const before = held.get(who)!;
+        const queued = await mailboxHolding(client, who.accountId, before.length + 1);
+        expect(guids(queued).slice(0, before.length)).toEqual(before);
+        expect(queued).toHaveLength(before.length + 1);
+        const copy = queued[before.length];
+        expect(copy.envelope).toMatchObject({
+          type: EnvelopeType.ENVELOPE_TYPE_UNIDENTIFIED_SENDER,
+          sourceAccountId: '',
+          destinationAccountId: who.accountId,
+          destinationDeviceId: 1,
+        });
+        expect(Buffer.from(copy.envelope!.content)).toEqual(copyFor(message, who.accountId));
+      }
+    } finally {
+      client.close();
+      await stop();
+    }
+  });
 
   it('refuses garbage, naming the field, and accepts nothing', async () => {
     const { client, stop } = await relay();
