@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { multiRecipientTopic } from '@sotto/contracts';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
+  accountIdForms,
   everythingStored,
+  redisStored,
   repoRoot,
   startTestPlatform,
-  testKafka,
-  testRedis,
+  topicRecords,
   type Platform,
 } from '@sotto/testing';
 import { Attacker, sottoPlaintext } from './testing/attacker';
@@ -20,39 +21,6 @@ const bin = join(repoRoot(), 'apps/cli/bin/sotto.js');
 const lines = (stdout: string): string[] => (stdout.trim() === '' ? [] : stdout.trimEnd().split('\n'));
 const json = (stdout: string): Record<string, unknown>[] =>
   lines(stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
-
-/** An account id as text and as the 16 bytes of its UUID. */
-function forms(accountId: string): Buffer[] {
-  return [Buffer.from(accountId), Buffer.from(accountId.replace(/-/g, ''), 'hex')];
-}
-
-/** Every record (key and value) of the multi-recipient topic. */
-async function multiRecipientRecords(): Promise<{ key: Buffer; value: Buffer }[]> {
-  const kafka = testKafka({ clientId: 'groups-scan' });
-  const admin = kafka.admin();
-  const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
-  await Promise.all([admin.connect(), consumer.connect()]);
-  const offsets = await admin.fetchTopicOffsets(multiRecipientTopic.TOPIC);
-  await admin.disconnect();
-  const remaining = new Map(
-    offsets.filter((o) => o.high !== o.low).map((o) => [o.partition, BigInt(o.high)]),
-  );
-  const records: { key: Buffer; value: Buffer }[] = [];
-  await consumer.subscribe({ topic: multiRecipientTopic.TOPIC, fromBeginning: true });
-  await new Promise<void>((resolve) => {
-    if (remaining.size === 0) resolve();
-    void consumer.run({
-      eachMessage: ({ partition, message }) => {
-        records.push({ key: message.key ?? Buffer.alloc(0), value: message.value ?? Buffer.alloc(0) });
-        if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) remaining.delete(partition);
-        if (remaining.size === 0) resolve();
-        return Promise.resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  return records;
-}
 
 describe('group conversations with the sotto command', () => {
   let platform: Platform & { databaseUrl: string };
@@ -264,27 +232,20 @@ describe('group conversations with the sotto command', () => {
     await succeeded(as('alice', 'group', 'send', group, probe));
     const alice = accountOf('alice');
     // Before anyone receives: the copies sit in Bob's and Dave's mailboxes, naming no sender.
-    const redis = testRedis();
-    try {
-      for (const who of ['bob', 'dave']) {
-        const keys = await redis.keys(`sotto:mailbox:{${accountOf(who)}:1}*`);
-        expect(keys.length).toBeGreaterThan(0);
-        for (const key of keys) {
-          const dump = await redis.dumpBuffer(key);
-          for (const form of forms(alice)) expect(dump?.includes(form)).toBe(false);
-        }
-      }
-    } finally {
-      redis.disconnect();
+    for (const who of ['bob', 'dave']) {
+      const pieces = await redisStored(`sotto:mailbox:{${accountOf(who)}:1}*`);
+      expect(pieces.length).toBeGreaterThan(0);
+      for (const piece of pieces)
+        for (const form of accountIdForms(alice)) expect(piece.includes(form)).toBe(false);
     }
     // Kafka: Alice's messages to the group are records keyed by the recipients, naming no sender.
     const recipients = [accountOf('bob'), accountOf('dave')];
-    const hers = (await multiRecipientRecords()).filter((record) =>
+    const hers = (await topicRecords(multiRecipientTopic.TOPIC)).filter((record) =>
       record.key.equals(multiRecipientTopic.encodeKey(recipients)),
     );
     expect(hers.length).toBeGreaterThan(0);
     for (const record of hers)
-      for (const form of forms(alice))
+      for (const form of accountIdForms(alice))
         expect(record.key.includes(form) || record.value.includes(form)).toBe(false);
 
     const stored = await everythingStored({ databaseUrl: platform.databaseUrl });
