@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,15 +8,13 @@ import {
   accountIdForms,
   everythingStored,
   redisStored,
-  repoRoot,
   startTestPlatform,
   topicRecords,
   type Platform,
 } from '@sotto/testing';
 import { Attacker, sottoPlaintext } from './testing/attacker';
-import { sottoWith, succeeded } from './testing/sotto';
+import { sottoLinking, sottoWith, succeeded } from './testing/sotto';
 
-const bin = join(repoRoot(), 'apps/cli/bin/sotto.js');
 const lines = (stdout: string): string[] => (stdout.trim() === '' ? [] : stdout.trimEnd().split('\n'));
 const json = (stdout: string): Record<string, unknown>[] =>
   lines(stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -348,10 +345,9 @@ describe('group conversations with the sotto command', () => {
     // Sent one by one to Alice's new device (Bob has no access key of hers yet), with his profile key.
     expect(texts(await receive('alice-phone'))).toContain(`${name('bob')}: bob back`);
 
-    const linking = spawn(
-      process.execPath,
-      [
-        bin,
+    const linking = await sottoLinking(
+      { SOTTO_SENDER_CERTIFICATE_TRUST_ROOT: platform.senderCertificateTrustRoot },
+      ...[
         '--server',
         platform.gateway,
         '--profile',
@@ -361,23 +357,9 @@ describe('group conversations with the sotto command', () => {
         '--wait',
         '60',
       ],
-      {
-        cwd: repoRoot(),
-        env: { ...process.env, SOTTO_SENDER_CERTIFICATE_TRUST_ROOT: platform.senderCertificateTrustRoot },
-      },
     );
-    let printed = '';
-    const linked = new Promise<number | null>((resolve) => linking.once('close', resolve));
-    const code = await new Promise<string>((resolve, reject) => {
-      linking.stdout.on('data', (chunk: Buffer) => {
-        printed += chunk.toString();
-        const found = /^link code: (\S+)$/m.exec(printed)?.[1];
-        if (found) resolve(found);
-      });
-      void linked.then(() => reject(new Error(`link ended before printing a code: ${printed}`)));
-    });
-    await succeeded(as('bob', 'devices', 'approve', code));
-    expect(await linked).toBe(0);
+    await succeeded(as('bob', 'devices', 'approve', linking.code));
+    await succeeded(linking.done);
     expect(json(await succeeded(as('bob2', 'group', 'list', '--json')))).toEqual([
       expect.objectContaining({ id: group, member: true }),
     ]);
