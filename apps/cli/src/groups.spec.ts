@@ -374,4 +374,40 @@ describe('group conversations with the sotto command', () => {
     for (const device of ['bob', 'bob2'])
       expect(texts(await receive(device))).toContain(`${name('alice')}: to both of bob`);
   });
+
+  it("a member's message reaches the member's other device, which reads it and keeps it as the member's", async () => {
+    const entries = async (who: string, text: string) =>
+      json(await succeeded(as(who, 'history', '--group', group, '--json'))).filter(
+        (entry) => entry['text'] === text,
+      );
+    for (const [device, other] of [
+      ['bob2', 'bob'],
+      ['bob', 'bob2'],
+    ] as const) {
+      const text = `from ${device} ${tag}`;
+      // One upload to the other members: nobody is sent to one by one.
+      expect(await as(device, 'group', 'send', group, text)).toEqual({
+        code: 0,
+        stdout: `sent to group ${group}\n`,
+        stderr: '',
+      });
+      expect(texts(await receive('alice-phone'))).toEqual([`${name('bob')}: ${text}`]);
+      // The other device reads its copy: nothing to show as received (Bob sent it), nothing it could not read.
+      expect(await receive(other)).toEqual([]);
+      const [sent] = await entries(device, text);
+      expect(sent).toMatchObject({ direction: 'out', from: name('bob'), group });
+      expect(await entries(other, text)).toEqual([
+        expect.objectContaining({
+          kind: 'message',
+          direction: 'out',
+          from: name('bob'),
+          group,
+          sentAt: sent?.['sentAt'],
+        }),
+      ]);
+      expect(await succeeded(as(other, 'history', '--group', group))).toContain(
+        `${name('bob')} → group ${group}: ${text}`,
+      );
+    }
+  });
 });
