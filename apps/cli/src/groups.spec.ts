@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,53 +5,19 @@ import { join } from 'node:path';
 import { multiRecipientTopic } from '@sotto/contracts';
 import { EnvelopeType } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
+  accountIdForms,
   everythingStored,
-  repoRoot,
+  redisStored,
   startTestPlatform,
-  testKafka,
-  testRedis,
+  topicRecords,
   type Platform,
 } from '@sotto/testing';
 import { Attacker, sottoPlaintext } from './testing/attacker';
-import { sottoWith, succeeded } from './testing/sotto';
+import { sottoLinking, sottoWith, succeeded } from './testing/sotto';
 
-const bin = join(repoRoot(), 'apps/cli/bin/sotto.js');
 const lines = (stdout: string): string[] => (stdout.trim() === '' ? [] : stdout.trimEnd().split('\n'));
 const json = (stdout: string): Record<string, unknown>[] =>
   lines(stdout).map((line) => JSON.parse(line) as Record<string, unknown>);
-
-/** An account id as text and as the 16 bytes of its UUID. */
-function forms(accountId: string): Buffer[] {
-  return [Buffer.from(accountId), Buffer.from(accountId.replace(/-/g, ''), 'hex')];
-}
-
-/** Every record (key and value) of the multi-recipient topic. */
-async function multiRecipientRecords(): Promise<{ key: Buffer; value: Buffer }[]> {
-  const kafka = testKafka({ clientId: 'groups-scan' });
-  const admin = kafka.admin();
-  const consumer = kafka.consumer({ groupId: `scan-${randomUUID()}` });
-  await Promise.all([admin.connect(), consumer.connect()]);
-  const offsets = await admin.fetchTopicOffsets(multiRecipientTopic.TOPIC);
-  await admin.disconnect();
-  const remaining = new Map(
-    offsets.filter((o) => o.high !== o.low).map((o) => [o.partition, BigInt(o.high)]),
-  );
-  const records: { key: Buffer; value: Buffer }[] = [];
-  await consumer.subscribe({ topic: multiRecipientTopic.TOPIC, fromBeginning: true });
-  await new Promise<void>((resolve) => {
-    if (remaining.size === 0) resolve();
-    void consumer.run({
-      eachMessage: ({ partition, message }) => {
-        records.push({ key: message.key ?? Buffer.alloc(0), value: message.value ?? Buffer.alloc(0) });
-        if (BigInt(message.offset) + 1n >= (remaining.get(partition) ?? 0n)) remaining.delete(partition);
-        if (remaining.size === 0) resolve();
-        return Promise.resolve();
-      },
-    });
-  });
-  await consumer.disconnect();
-  return records;
-}
 
 describe('group conversations with the sotto command', () => {
   let platform: Platform & { databaseUrl: string };
@@ -264,27 +229,20 @@ describe('group conversations with the sotto command', () => {
     await succeeded(as('alice', 'group', 'send', group, probe));
     const alice = accountOf('alice');
     // Before anyone receives: the copies sit in Bob's and Dave's mailboxes, naming no sender.
-    const redis = testRedis();
-    try {
-      for (const who of ['bob', 'dave']) {
-        const keys = await redis.keys(`sotto:mailbox:{${accountOf(who)}:1}*`);
-        expect(keys.length).toBeGreaterThan(0);
-        for (const key of keys) {
-          const dump = await redis.dumpBuffer(key);
-          for (const form of forms(alice)) expect(dump?.includes(form)).toBe(false);
-        }
-      }
-    } finally {
-      redis.disconnect();
+    for (const who of ['bob', 'dave']) {
+      const pieces = await redisStored(`sotto:mailbox:{${accountOf(who)}:1}*`);
+      expect(pieces.length).toBeGreaterThan(0);
+      for (const piece of pieces)
+        for (const form of accountIdForms(alice)) expect(piece.includes(form)).toBe(false);
     }
     // Kafka: Alice's messages to the group are records keyed by the recipients, naming no sender.
     const recipients = [accountOf('bob'), accountOf('dave')];
-    const hers = (await multiRecipientRecords()).filter((record) =>
+    const hers = (await topicRecords(multiRecipientTopic.TOPIC)).filter((record) =>
       record.key.equals(multiRecipientTopic.encodeKey(recipients)),
     );
     expect(hers.length).toBeGreaterThan(0);
     for (const record of hers)
-      for (const form of forms(alice))
+      for (const form of accountIdForms(alice))
         expect(record.key.includes(form) || record.value.includes(form)).toBe(false);
 
     const stored = await everythingStored({ databaseUrl: platform.databaseUrl });
@@ -387,10 +345,9 @@ describe('group conversations with the sotto command', () => {
     // Sent one by one to Alice's new device (Bob has no access key of hers yet), with his profile key.
     expect(texts(await receive('alice-phone'))).toContain(`${name('bob')}: bob back`);
 
-    const linking = spawn(
-      process.execPath,
-      [
-        bin,
+    const linking = await sottoLinking(
+      { SOTTO_SENDER_CERTIFICATE_TRUST_ROOT: platform.senderCertificateTrustRoot },
+      ...[
         '--server',
         platform.gateway,
         '--profile',
@@ -400,23 +357,9 @@ describe('group conversations with the sotto command', () => {
         '--wait',
         '60',
       ],
-      {
-        cwd: repoRoot(),
-        env: { ...process.env, SOTTO_SENDER_CERTIFICATE_TRUST_ROOT: platform.senderCertificateTrustRoot },
-      },
     );
-    let printed = '';
-    const linked = new Promise<number | null>((resolve) => linking.once('close', resolve));
-    const code = await new Promise<string>((resolve, reject) => {
-      linking.stdout.on('data', (chunk: Buffer) => {
-        printed += chunk.toString();
-        const found = /^link code: (\S+)$/m.exec(printed)?.[1];
-        if (found) resolve(found);
-      });
-      void linked.then(() => reject(new Error(`link ended before printing a code: ${printed}`)));
-    });
-    await succeeded(as('bob', 'devices', 'approve', code));
-    expect(await linked).toBe(0);
+    await succeeded(as('bob', 'devices', 'approve', linking.code));
+    await succeeded(linking.done);
     expect(json(await succeeded(as('bob2', 'group', 'list', '--json')))).toEqual([
       expect.objectContaining({ id: group, member: true }),
     ]);
@@ -430,6 +373,42 @@ describe('group conversations with the sotto command', () => {
     });
     for (const device of ['bob', 'bob2'])
       expect(texts(await receive(device))).toContain(`${name('alice')}: to both of bob`);
+  });
+
+  it("a member's message reaches the member's other device, which reads it and keeps it as the member's", async () => {
+    const entries = async (who: string, text: string) =>
+      json(await succeeded(as(who, 'history', '--group', group, '--json'))).filter(
+        (entry) => entry['text'] === text,
+      );
+    for (const [device, other] of [
+      ['bob2', 'bob'],
+      ['bob', 'bob2'],
+    ] as const) {
+      const text = `from ${device} ${tag}`;
+      // One upload to the other members: nobody is sent to one by one.
+      expect(await as(device, 'group', 'send', group, text)).toEqual({
+        code: 0,
+        stdout: `sent to group ${group}\n`,
+        stderr: '',
+      });
+      expect(texts(await receive('alice-phone'))).toEqual([`${name('bob')}: ${text}`]);
+      // The other device reads its copy: nothing to show as received (Bob sent it), nothing it could not read.
+      expect(await receive(other)).toEqual([]);
+      const [sent] = await entries(device, text);
+      expect(sent).toMatchObject({ direction: 'out', from: name('bob'), group });
+      expect(await entries(other, text)).toEqual([
+        expect.objectContaining({
+          kind: 'message',
+          direction: 'out',
+          from: name('bob'),
+          group,
+          sentAt: sent?.['sentAt'],
+        }),
+      ]);
+      expect(await succeeded(as(other, 'history', '--group', group))).toContain(
+        `${name('bob')} → group ${group}: ${text}`,
+      );
+    }
   });
 
   it("the last admin's leave hands the group to another member, who can change it", async () => {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,23 +12,14 @@ import {
 import {
   gatewayCredentials,
   operatorDatabaseUrl,
-  repoRoot,
   startTestPlatform,
   testRedis,
   topicRecords,
   type Platform,
 } from '@sotto/testing';
-import { sottoWith, succeeded, type Run } from './testing/sotto';
+import { sottoLinking, sottoWith, succeeded, type Linking } from './testing/sotto';
 
-const bin = join(repoRoot(), 'apps/cli/bin/sotto.js');
 const lines = (stdout: string): string[] => stdout.trimEnd().split('\n');
-
-/** A `sotto link` running in the background: its link code and fingerprint once printed, and how it ended. */
-interface Linking {
-  readonly code: string;
-  readonly fingerprint: string;
-  readonly done: Promise<Run>;
-}
 
 describe('linked devices with the sotto command', () => {
   let platform: Platform & { databaseUrl: string };
@@ -80,30 +70,16 @@ describe('linked devices with the sotto command', () => {
 
   /** Starts `sotto link` for a new profile and resolves once it printed its code. */
   const startLink = (who: string, account: string, ...args: string[]): Promise<Linking> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [bin, '--server', platform.gateway, '--profile', join(profiles, who), 'link', account, ...args],
-        { cwd: repoRoot(), env: { ...process.env, ...env() } },
-      );
-      let stdout = '';
-      let stderr = '';
-      const done = new Promise<Run>((settle) =>
-        child.once('close', (code) => settle({ code, stdout, stderr })),
-      );
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        const code = /^link code: (\S+)$/m.exec(stdout)?.[1];
-        const fingerprint = /^fingerprint: ([\d ]+)$/m.exec(stdout)?.[1];
-        if (code && fingerprint) resolve({ code, fingerprint, done });
-      });
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.once('error', reject);
-      void done.then((run) =>
-        reject(new Error(`link ended before printing a code: ${run.stdout}${run.stderr}`)),
-      );
-      child.stdin.end();
-    });
+    sottoLinking(
+      env(),
+      '--server',
+      platform.gateway,
+      '--profile',
+      join(profiles, who),
+      'link',
+      account,
+      ...args,
+    );
 
   /** Links a new profile as a device of `account`, approved from `approver`; the id it got. */
   const link = async (who: string, account: string, approver: string): Promise<number> => {

@@ -35,15 +35,16 @@ import {
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import { postgresClientConfig } from '@sotto/platform/postgres';
 import {
+  accountIdForms,
   gatewayCredentials,
   identityFiles,
   outcome,
+  redisHolding,
   scrapeMetrics,
   startOlderService,
   startTcpProxy,
   startTestPlatform,
   startTestService,
-  testRedis,
   topicRecords,
   type Platform,
   type TestService,
@@ -76,26 +77,6 @@ interface Person {
 const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data);
 const freshAddress = (): string => `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
 const newName = (): string => `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-
-/** An account id as text and as the 16 bytes of its UUID. */
-function forms(accountId: string): Buffer[] {
-  return [Buffer.from(accountId), Buffer.from(accountId.replace(/-/g, ''), 'hex')];
-}
-
-/** The raw DUMP of every Redis key that holds `guid`. */
-async function redisHolding(guid: string): Promise<Buffer[]> {
-  const redis = testRedis();
-  try {
-    const dumps: Buffer[] = [];
-    for (const key of await redis.keys('*')) {
-      const dump = await redis.dumpBuffer(key);
-      if (dump?.includes(guid)) dumps.push(Buffer.concat([Buffer.from(key), dump]));
-    }
-    return dumps;
-  } finally {
-    redis.disconnect();
-  }
-}
 
 function xor(keys: readonly Uint8Array[]): Buffer {
   const combined = Buffer.alloc(16);
@@ -328,8 +309,8 @@ describe('group messages in one upload (SendMultiRecipient), through the public 
   /** Waits (routing is asynchronous) until `device`'s mailbox in Redis holds `guid`. */
   async function queued(guid: string): Promise<Buffer[]> {
     for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
-      const dumps = await redisHolding(guid);
-      if (dumps.length > 0) return dumps;
+      const pieces = await redisHolding(guid);
+      if (pieces.length > 0) return pieces;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     return [];
@@ -378,7 +359,7 @@ describe('group messages in one upload (SendMultiRecipient), through the public 
     const record = (await topicRecords(multiRecipientTopic.TOPIC)).find((r) =>
       Buffer.from(multiRecipientTopic.decodeValue(r.value).message).equals(message),
     )!;
-    for (const form of forms(alice.accountId)) {
+    for (const form of accountIdForms(alice.accountId)) {
       expect([record.key, record.value].some((part) => part.includes(form))).toBe(false);
     }
     const guids = [...delivered.values()].map((copy) => copy.guid);
@@ -399,10 +380,10 @@ describe('group messages in one upload (SendMultiRecipient), through the public 
       .find((r) => Buffer.from(r.message).equals(message))!;
     for (const device of [...bob.devices, ...carol.devices]) {
       const copyGuid = multiRecipientTopic.copyGuid(record.guid, device.accountId, device.deviceId);
-      const dumps = await queued(copyGuid);
-      expect(dumps.length).toBeGreaterThan(0);
-      for (const dump of dumps)
-        for (const form of forms(alice.accountId)) expect(dump.includes(form)).toBe(false);
+      const pieces = await queued(copyGuid);
+      expect(pieces.length).toBeGreaterThan(0);
+      for (const piece of pieces)
+        for (const form of accountIdForms(alice.accountId)) expect(piece.includes(form)).toBe(false);
       expect((await drain(device)).map((copy) => copy.guid)).toEqual([copyGuid]);
     }
   });

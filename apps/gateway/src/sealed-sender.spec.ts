@@ -29,13 +29,14 @@ import {
   type SendSealedRequest,
 } from '@sotto/contracts/generated/sotto/gateway/v1/gateway';
 import {
+  accountIdForms,
   gatewayCredentials,
   metricsText,
   outcome,
+  redisHolding,
   startTcpProxy,
   startTestPlatform,
   startTestService,
-  testRedis,
   topicRecords,
   type Platform,
   type TestService,
@@ -60,26 +61,6 @@ const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data
 /** A loopback address no other test uses, so per-address buckets in the shared Redis start full. */
 const freshAddress = (): string => `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
 const newName = (): string => `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-
-/** An account id as text and as the 16 bytes of its UUID: neither may appear where a sealed envelope is kept. */
-function forms(accountId: string): Buffer[] {
-  return [Buffer.from(accountId), Buffer.from(accountId.replace(/-/g, ''), 'hex')];
-}
-
-/** The raw DUMP of every Redis key that holds `guid`. */
-async function redisHolding(guid: string): Promise<Buffer[]> {
-  const redis = testRedis();
-  try {
-    const dumps: Buffer[] = [];
-    for (const key of await redis.keys('*')) {
-      const dump = await redis.dumpBuffer(key);
-      if (dump?.includes(guid)) dumps.push(Buffer.concat([Buffer.from(key), dump]));
-    }
-    return dumps;
-  } finally {
-    redis.disconnect();
-  }
-}
 
 describe('sealed sends, through the public API', () => {
   let platform: Platform & { databaseUrl: string };
@@ -261,13 +242,13 @@ describe('sealed sends, through the public API', () => {
       sourceAccountId: '',
       sourceDeviceId: 0,
     });
-    for (const form of forms(alice.accountId)) {
+    for (const form of accountIdForms(alice.accountId)) {
       const headers = Object.entries(record.headers).flatMap(([name, value]) => [Buffer.from(name), value]);
       expect([record.key, record.value, ...headers].some((part) => part.includes(form))).toBe(false);
     }
     // Redis: whatever still holds the envelope (Bob acknowledged it, so perhaps nothing) holds nothing of Alice.
-    for (const dump of await redisHolding(guids[0])) {
-      for (const form of forms(alice.accountId)) expect(dump.includes(form)).toBe(false);
+    for (const piece of await redisHolding(guids[0])) {
+      for (const form of accountIdForms(alice.accountId)) expect(piece.includes(form)).toBe(false);
     }
     // Nor do the relay's log and metrics: it never heard of Alice.
     const relay = platform.services['message-relay'];
@@ -285,14 +266,14 @@ describe('sealed sends, through the public API', () => {
       request(bob, [await sealedEnvelope(alice, bob, 'queued')], accessKey),
     );
     // The relay routes from Kafka into the mailbox on its own time: wait until Redis holds it.
-    let dumps: Buffer[] = [];
-    for (const deadline = Date.now() + 30_000; dumps.length === 0 && Date.now() < deadline;) {
-      dumps = await redisHolding(guids[0]);
-      if (dumps.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    let pieces: Buffer[] = [];
+    for (const deadline = Date.now() + 30_000; pieces.length === 0 && Date.now() < deadline;) {
+      pieces = await redisHolding(guids[0]);
+      if (pieces.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    expect(dumps.length).toBeGreaterThan(0);
-    for (const dump of dumps) {
-      for (const form of forms(alice.accountId)) expect(dump.includes(form)).toBe(false);
+    expect(pieces.length).toBeGreaterThan(0);
+    for (const piece of pieces) {
+      for (const form of accountIdForms(alice.accountId)) expect(piece.includes(form)).toBe(false);
     }
     expect((await drain(bob)).map((envelope) => envelope.guid)).toEqual(guids);
   });

@@ -2,18 +2,23 @@ import { randomUUID } from 'node:crypto';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import { EnvelopeType, MismatchedDevices } from '@sotto/contracts/generated/sotto/common/v1/envelope';
-import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import type { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { RelayServiceClient, type QueuedEnvelope } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import { postgresClientConfig } from '@sotto/platform/postgres';
 import {
   callerCredentials,
-  createTestCluster,
   freePort,
   identityFiles,
   relaySendRequest,
   type TestCluster,
 } from '@sotto/testing';
 import { Pool } from 'pg';
+import {
+  mailboxHolding,
+  registerAtDirectory,
+  startRelayNeighbours,
+  type DirectoryAccount,
+} from './testing/relay-neighbours';
 
 interface Account {
   accountId: string;
@@ -25,12 +30,7 @@ describe('message-relay', () => {
   let directory: DirectoryServiceClient;
 
   beforeAll(async () => {
-    cluster = await createTestCluster();
-    await Promise.all([cluster.start('prekey-directory'), cluster.start('presence')]);
-    directory = new DirectoryServiceClient(
-      cluster.addresses['prekey-directory'].grpc,
-      callerCredentials('gateway'),
-    );
+    ({ cluster, directory } = await startRelayNeighbours());
   });
 
   afterAll(async () => {
@@ -38,16 +38,7 @@ describe('message-relay', () => {
     await cluster?.stop();
   });
 
-  async function account(): Promise<Account & { username: string }> {
-    const keys = generateDeviceKeys(1);
-    const username = `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-    const { accountId } = await unary(directory.register.bind(directory), {
-      username,
-      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
-      device: publicDeviceKeys(keys),
-    });
-    return { accountId, registrationId: keys.registrationId, username };
-  }
+  const account = (): Promise<DirectoryAccount> => registerAtDirectory(directory);
 
   /** A relay of its own consumer group, so what it routes is only what this test waits for. */
   async function relay(
@@ -73,20 +64,8 @@ describe('message-relay', () => {
   ) => unary(client.send.bind(client), { ...relaySendRequest(from, to, text), ...overrides });
 
   /** Reads the mailbox until it holds `count` envelopes; routing is asynchronous by design. */
-  async function mailbox(client: RelayServiceClient, of: Account, count: number): Promise<QueuedEnvelope[]> {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const { envelopes } = await unary(client.readMailbox.bind(client), {
-        accountId: of.accountId,
-        deviceId: 1,
-        afterSequence: '0',
-        limit: 100,
-        maxBytes: 0,
-      });
-      if (envelopes.length >= count || Date.now() > deadline) return envelopes;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
+  const mailbox = (client: RelayServiceClient, of: Account, count: number): Promise<QueuedEnvelope[]> =>
+    mailboxHolding(client, of.accountId, count);
 
   it('logs, routes into the mailbox in order, and deletes on acknowledgement', async () => {
     const { client } = await relay();

@@ -29,12 +29,13 @@ import {
 } from '@sotto/client-sdk';
 import type { Notice } from '@sotto/client-sdk';
 import {
+  accountIdForms,
   MemoryIdentityStore,
   MemorySessionStore,
-  storedHolding,
   repoRoot,
   startTestPlatform,
   startTestService,
+  storedHolding,
   type TestService,
 } from '@sotto/testing';
 
@@ -42,11 +43,6 @@ const run = promisify(execFile);
 const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 
 const bytes = (data: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(data);
-
-/** An account id as text and as the 16 bytes of its UUID: neither may appear where a sealed envelope is kept. */
-function forms(accountId: string): Buffer[] {
-  return [Buffer.from(accountId), Buffer.from(accountId.replace(/-/g, ''), 'hex')];
-}
 
 describe('the SDK sends sealed once it has the contact’s profile key', () => {
   let platform: Awaited<ReturnType<typeof startTestPlatform>>;
@@ -140,7 +136,7 @@ describe('the SDK sends sealed once it has the contact’s profile key', () => {
       const pieces = await storedHolding({ databaseUrl: platform.databaseUrl }, guid);
       expect(pieces.length).toBeGreaterThan(0);
       for (const piece of pieces)
-        for (const form of forms(sender))
+        for (const form of accountIdForms(sender))
           expect(piece.toString('latin1')).not.toContain(form.toString('latin1'));
     }
     // Bob's mailbox is among them: the envelope waits there for him, with no sender.

@@ -68,6 +68,43 @@ async function redisPieces(redis: ReturnType<typeof testRedis>, key: string): Pr
   }
 }
 
+/**
+ * Each piece of what Redis keeps under the keys matching `pattern` (every
+ * key by default), as `redisPieces` reads it: uncompressed, unlike DUMP,
+ * whose compression could hide what a probe looks for.
+ */
+export async function redisStored(pattern = '*'): Promise<Buffer[]> {
+  const redis = testRedis();
+  try {
+    const pieces: Buffer[] = [];
+    for (const key of await redis.keys(pattern)) pieces.push(...(await redisPieces(redis, key)));
+    return pieces;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** What Redis keeps that holds `marker` (e.g. an envelope's GUID), piece by piece. */
+export async function redisHolding(marker: string): Promise<Buffer[]> {
+  return (await redisStored()).filter((piece) => piece.includes(marker));
+}
+
+/**
+ * The ways an account id can be written down, to look for in what the
+ * servers keep where it must not be: its text, lower and upper case, with
+ * and without dashes; its 16 bytes; and those bytes in base64 and base64url.
+ * The base64 forms leave out the last character, which encodes bits of
+ * whatever follows the bytes when they stand within longer data.
+ */
+export function accountIdForms(accountId: string): Buffer[] {
+  const hex = accountId.replace(/-/g, '');
+  const raw = Buffer.from(hex, 'hex');
+  if (raw.length !== 16) throw new Error(`not an account id: ${accountId}`);
+  const texts = [accountId, hex].flatMap((text) => [text.toLowerCase(), text.toUpperCase()]);
+  const base64 = [raw.toString('base64'), raw.toString('base64url')].map((text) => text.slice(0, 21));
+  return [...new Set([...texts, ...base64])].map((text) => Buffer.from(text)).concat(raw);
+}
+
 /** Each record of the topic from the beginning: key, value and headers (names and values). */
 async function kafkaPieces(topic: string): Promise<Buffer[]> {
   return (await topicRecords(topic)).map((record) =>
@@ -84,9 +121,7 @@ async function storedPieces({ databaseUrl, blobDir }: StoredPlaces): Promise<Buf
   for (const topic of [envelopesTopic.TOPIC, multiRecipientTopic.TOPIC])
     chunks.push(...(await kafkaPieces(topic)));
 
-  const redis = testRedis();
-  for (const key of await redis.keys('*')) chunks.push(...(await redisPieces(redis, key)));
-  redis.disconnect();
+  chunks.push(...(await redisStored()));
 
   const db = new Client({ connectionString: operatorDatabaseUrl(databaseUrl) });
   await db.connect();

@@ -53,4 +53,12 @@ export { startOlderService, type OlderService } from './older-service';
 export { outcome } from './outcome';
 export { MemoryIdentityStore, MemorySenderKeyStore, MemorySessionStore } from './signal-stores';
 export { topicRecords, type TopicRecord } from './kafka-records';
-export { everythingStored, storedHolding, walk, type StoredPlaces } from './everything-stored';
+export {
+  accountIdForms,
+  everythingStored,
+  redisHolding,
+  redisStored,
+  storedHolding,
+  walk,
+  type StoredPlaces,
+} from './everything-stored';

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Partitioners, type Admin } from 'kafkajs';
-import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { unary } from '@sotto/client-sdk';
 import { envelopesTopic } from '@sotto/contracts';
-import { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
+import type { DirectoryServiceClient } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import { keySlot } from '@sotto/platform/redis';
 import {
   callerCredentials,
-  createTestCluster,
   metricUntil,
   metricValue,
   relaySendRequest,
@@ -17,6 +16,12 @@ import {
   type TestCluster,
   type TestService,
 } from '@sotto/testing';
+import {
+  mailboxOf,
+  registerAtDirectory,
+  startRelayNeighbours,
+  type DirectoryAccount,
+} from '../testing/relay-neighbours';
 
 interface Account {
   readonly accountId: string;
@@ -57,8 +62,7 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
 
   beforeAll(async () => {
     redis = await startPrivateRedisCluster();
-    cluster = await createTestCluster();
-    await Promise.all([cluster.start('prekey-directory'), cluster.start('presence')]);
+    ({ cluster, directory } = await startRelayNeighbours());
     relay = await cluster.start('message-relay', {
       ...redis.env,
       REDIS_URL: undefined,
@@ -69,10 +73,6 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
       MAILBOX_DURABILITY_TIMEOUT_MS: '300',
     });
     client = new RelayServiceClient(relay.grpc, callerCredentials('gateway'));
-    directory = new DirectoryServiceClient(
-      cluster.addresses['prekey-directory'].grpc,
-      callerCredentials('gateway'),
-    );
     admin = testKafka({ clientId: 'durable-routing-spec' }).admin();
     await admin.connect();
   });
@@ -85,15 +85,7 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
     await redis?.stop();
   });
 
-  async function account(): Promise<Account> {
-    const keys = generateDeviceKeys(1);
-    const { accountId } = await unary(directory.register.bind(directory), {
-      username: `u_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
-      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
-      device: publicDeviceKeys(keys),
-    });
-    return { accountId, registrationId: keys.registrationId };
-  }
+  const account = (): Promise<DirectoryAccount> => registerAtDirectory(directory);
 
   async function send(from: Account, to: Account, text: string): Promise<string> {
     const { guids } = await unary(client.send.bind(client), relaySendRequest(from, to, text));
@@ -102,16 +94,8 @@ describe('routing with MAILBOX_DURABILITY=replica', () => {
     return guid;
   }
 
-  async function queued(of: Account): Promise<string[]> {
-    const { envelopes } = await unary(client.readMailbox.bind(client), {
-      accountId: of.accountId,
-      deviceId: 1,
-      afterSequence: '0',
-      limit: 100,
-      maxBytes: 0,
-    });
-    return envelopes.map((item) => item.envelope?.guid ?? '');
-  }
+  const queued = async (of: Account): Promise<string[]> =>
+    (await mailboxOf(client, of.accountId)).map((item) => item.envelope?.guid ?? '');
 
   /** The partition an account's envelopes go to, as the relay's producer picks it. */
   async function partitionOf(account: Account): Promise<number> {

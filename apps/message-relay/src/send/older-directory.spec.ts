@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
-import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
+import { unary } from '@sotto/client-sdk';
 import {
-  DirectoryServiceClient,
   DirectoryServiceService,
+  type DirectoryServiceClient,
 } from '@sotto/contracts/generated/sotto/directory/v1/directory';
 import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import {
   callerCredentials,
-  createTestCluster,
   metricValue,
   relaySendRequest,
   startOlderService,
@@ -17,16 +16,16 @@ import {
   type TestCluster,
   type TestService,
 } from '@sotto/testing';
+import {
+  registerAtDirectory,
+  startRelayNeighbours,
+  type DirectoryAccount,
+} from '../testing/relay-neighbours';
 
 // A relay upgraded before its directory: the directory has no ListDevicesBatch yet, so it answers
 // UNIMPLEMENTED as any gRPC server does for a method it does not know. The relay must fall back to
 // one ListDevices per account, keep checking every send against the real device lists, and not
 // retry the batch call on every send.
-
-interface Account {
-  readonly accountId: string;
-  readonly registrationId: number;
-}
 
 describe('a relay in front of a directory without ListDevicesBatch', () => {
   let cluster: TestCluster;
@@ -36,12 +35,7 @@ describe('a relay in front of a directory without ListDevicesBatch', () => {
   let relay: RelayServiceClient;
 
   beforeAll(async () => {
-    cluster = await createTestCluster();
-    await Promise.all([cluster.start('prekey-directory'), cluster.start('presence')]);
-    directory = new DirectoryServiceClient(
-      cluster.addresses['prekey-directory'].grpc,
-      callerCredentials('gateway'),
-    );
+    ({ cluster, directory } = await startRelayNeighbours());
     older = await startOlderService({
       identity: 'prekey-directory',
       definition: DirectoryServiceService,
@@ -65,15 +59,7 @@ describe('a relay in front of a directory without ListDevicesBatch', () => {
     await older?.stop();
   });
 
-  async function account(): Promise<Account> {
-    const keys = generateDeviceKeys(1);
-    const { accountId } = await unary(directory.register.bind(directory), {
-      username: `o_${randomUUID().replace(/-/g, '').slice(0, 12)}`,
-      identityKey: Buffer.from(keys.identity.publicKey.serialize()),
-      device: publicDeviceKeys(keys),
-    });
-    return { accountId, registrationId: keys.registrationId };
-  }
+  const account = (): Promise<DirectoryAccount> => registerAtDirectory(directory);
 
   const directoryCalls = (): Promise<number> =>
     metricValue(relayService, 'sotto_relay_device_list_directory_calls_total');

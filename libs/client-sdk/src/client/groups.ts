@@ -403,13 +403,16 @@ export class Groups {
 
   /**
    * Sends the text to the group: encrypted once with this device's sender key
-   * and sealed once for every device of every member on their verified device
-   * lists (this account's other devices too), in one SendMultiRecipient
-   * authorised by the members' combined access keys. A device that has not
-   * had this device's sender key gets it pairwise first. Members whose access
-   * key this device lacks (no message from them yet), or every member when
-   * the server refuses the combined key or no sender certificate is to be
-   * had, get the text pairwise instead, sealed where possible.
+   * and sealed once for every device of every other member on their verified
+   * device lists, in one SendMultiRecipient authorised by the members'
+   * combined access keys. A device that has not had this device's sender key
+   * gets it pairwise first. Members whose access key this device lacks (no
+   * message from them yet), or every member when the server refuses the
+   * combined key or no sender certificate is to be had, get the text pairwise
+   * instead, sealed where possible. This account's other devices get a copy
+   * as a one-to-one message's copy goes, authenticated: a sealed upload
+   * names no sender, so the server would count this device among the
+   * account's devices the upload leaves out, and refuse it.
    */
   async send(
     idText: string,
@@ -417,7 +420,7 @@ export class Groups {
   ): Promise<{ sentAt: string; uploads: number; pairwise: number; why?: string }> {
     const { state } = this.joined(idText);
     const sentAt = new Date().toISOString();
-    const recipients = state.members;
+    const recipients = state.members.filter((id) => id !== this.account.accountId);
     const distributionId = this.ownDistribution(state.id);
     // Made before the message is encrypted: a device given it can read this message and those after.
     const distribution = await SenderKeyDistributionMessage.create(
@@ -436,7 +439,7 @@ export class Groups {
       why = `no sender certificate (${(error as Error).message})`;
       return undefined;
     });
-    let pairwise: string[] = recipients.filter((id) => id !== this.account.accountId);
+    let pairwise: string[] = recipients;
     let uploads = 0;
     if (certificate) {
       const usmc = UnidentifiedSenderMessageContent.new(
@@ -468,7 +471,7 @@ export class Groups {
         } catch (error) {
           if ((error as ServiceError).code === status.UNAUTHENTICATED) {
             // Some member's key is out of date, and the server can't say whose: everyone gets it pairwise.
-            pairwise = recipients.filter((id) => id !== this.account.accountId);
+            pairwise = recipients;
             why = 'the server refused the combined access key';
             break;
           }
@@ -493,6 +496,7 @@ export class Groups {
         ...(profileKey !== undefined && { profileKey }),
       });
     }
+    await this.outbox.toOwnDevices({ v: 1, kind: 'group-text', group: state.id, text, sentAt });
     this.profile.appendHistory({
       kind: 'message',
       direction: 'out',
@@ -520,9 +524,9 @@ export class Groups {
 
   /**
    * The devices to seal the group message to, and the access keys that
-   * authorise it: every device on each member's verified list (this
-   * account's other devices), after giving those that lack it this device's
-   * sender key. Members with no access key known here are left `without`.
+   * authorise it: every device on each member's verified list, after giving
+   * those that lack it this device's sender key. Members with no access key
+   * known here are left `without`.
    */
   private async prepare(
     id: string,
@@ -533,10 +537,9 @@ export class Groups {
     const accessKeys: Uint8Array[] = [];
     const without: string[] = [];
     for (const accountId of recipients) {
-      const self = accountId === this.account.accountId;
       const devices = await this.outbox.targets(accountId);
       if (devices.length === 0) continue;
-      const profileKey = self ? await this.profileKey.current() : this.contacts.profileKeyOf(accountId);
+      const profileKey = this.contacts.profileKeyOf(accountId);
       if (!profileKey) {
         without.push(accountId);
         continue;

@@ -50,7 +50,7 @@ export class Outbox {
     const to = await this.contacts.lookup(username);
     const name = username.toLowerCase();
     const sentAt = new Date().toISOString();
-    const { username: from, accountId } = this.account;
+    const { username: from } = this.account;
     // A key the server has not taken yet is not shared: the message goes without it, rather than not at all.
     const profileKey = await this.profileKey.current().then(
       (key) => Buffer.from(key).toString('base64'),
@@ -71,19 +71,29 @@ export class Outbox {
       guid: guids[0] ?? '',
       sealed,
     });
+    const synced = await this.toOwnDevices({ v: 1, kind: 'sync', from, to: name, text, sentAt });
+    return { guids, sentAt, synced, sealed };
+  }
+
+  /**
+   * Sends the content to this account's other devices, if it has any, as a
+   * copy of what this device sent: authenticated, since the server checks a
+   * send to the sender's own account against its other devices only when it
+   * knows the sender. False when the copy could not be sent.
+   */
+  async toOwnDevices(content: Content): Promise<boolean> {
+    const { accountId, deviceId } = this.account;
     // The account's own list is fetched again now and then, to learn of devices linked since.
     const recheck = Date.now() - this.ownDevicesCheckedAt >= OWN_DEVICES_RECHECK_MS;
-    let synced = true;
     try {
       const own = await this.lists.current(accountId, { refresh: recheck });
       if (recheck) this.ownDevicesCheckedAt = Date.now();
-      if (own.devices.some((device) => device.deviceId !== this.account.deviceId)) {
-        await this.deliver(accountId, { v: 1, kind: 'sync', from, to: name, text, sentAt }, false);
-      }
+      if (own.devices.some((device) => device.deviceId !== deviceId))
+        await this.deliver(accountId, content, false);
+      return true;
     } catch {
-      synced = false;
+      return false;
     }
-    return { guids, sentAt, synced, sealed };
   }
 
   /** Tells the contact's devices that are online now that this user is typing; nothing is queued or kept. */
