@@ -77,7 +77,7 @@ export class Pkcs11Token {
 
   private constructor(
     private readonly module: pkcs11.PKCS11,
-    private readonly slot: Buffer,
+    private slot: Buffer,
     private readonly settings: HsmSettings,
   ) {
     this.session = this.login();
@@ -97,6 +97,22 @@ export class Pkcs11Token {
     } catch (error) {
       throw new HsmConfigError(`PKCS11_MODULE: cannot load ${settings.modulePath}: ${message(error)}`);
     }
+    const slot = Pkcs11Token.initialise(module, settings, lookups, lookupWaitMs);
+    try {
+      return new Pkcs11Token(module, slot, settings);
+    } catch (error) {
+      module.C_Finalize();
+      throw error;
+    }
+  }
+
+  /** Initialises the loaded library and finds the token's slot, as `open` says; left initialised only when found. */
+  private static initialise(
+    module: pkcs11.PKCS11,
+    settings: HsmSettings,
+    lookups: number,
+    lookupWaitMs: number,
+  ): Buffer {
     for (let lookup = 1; ; lookup++) {
       try {
         module.C_Initialize();
@@ -116,7 +132,7 @@ export class Pkcs11Token {
         });
         const initialized = slots.filter(({ info }) => (info.flags & pkcs11.CKF_TOKEN_INITIALIZED) !== 0);
         const found = initialized.find(({ info }) => info.label.trimEnd() === settings.tokenLabel);
-        if (found) return new Pkcs11Token(module, found.slot, settings);
+        if (found) return found.slot;
         labels = initialized.map(({ info }) => JSON.stringify(info.label.trimEnd()));
       } catch (error) {
         module.C_Finalize();
@@ -128,9 +144,27 @@ export class Pkcs11Token {
           `PKCS11_TOKEN_LABEL: no token labelled "${settings.tokenLabel}" (tokens: ${labels.join(', ') || 'none'})`,
         );
       }
-      // Synchronous, as every call on the token is; this runs once, while the vault starts.
+      // Synchronous, as every call on the token is; this runs while the vault starts.
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, lookupWaitMs);
     }
+  }
+
+  /**
+   * Reads the token afresh: the library initialised again, a new session, no handle kept. A key
+   * that another process made since this one started may not be among the objects a SoftHSM2
+   * process listed (its file store notices other writers by a generation count that two writers
+   * can leave at the same value), nor yet on every node of a clustered HSM.
+   */
+  reload(): void {
+    try {
+      this.module.C_CloseSession(this.session);
+    } catch {
+      // gone already
+    }
+    this.module.C_Finalize();
+    this.handles.clear();
+    this.slot = Pkcs11Token.initialise(this.module, this.settings, 5, 200);
+    this.session = this.login();
   }
 
   private login(): Buffer {

@@ -5,6 +5,9 @@ import type { ServerSetupStore } from './server-setup.store';
 
 export const SERVER_SETUP_CONTEXT = 'sotto.vault.v1/opaque-server-setup';
 
+const KEY_LOOKS = 5;
+const KEY_LOOK_WAIT_MS = 200;
+
 /**
  * The deployment's OPAQUE server setup, unsealed by the HSM, and the sealer
  * for everything else the vault stores. The first replica to start generates
@@ -35,6 +38,16 @@ export async function loadServerSetup(
     );
   }
   const key = { label: stored.keyLabel, id: stored.keyId };
+  // A replica racing this one may have made the key the row names after this process listed the
+  // token's objects: look again, on the token read afresh, before calling it missing.
+  for (
+    let look = 1;
+    look < KEY_LOOKS && !token.findKeys(key.label).some(({ id }) => id.equals(key.id));
+    look++
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, KEY_LOOK_WAIT_MS));
+    token.reload();
+  }
   if (!token.isLockedDown(key)) {
     throw new HsmConfigError(
       `PKCS11_KEY_LABEL: key "${keyLabel}" can leave the HSM (extractable or not sensitive); the vault refuses it`,
