@@ -13,9 +13,9 @@ import {
 import {
   gatewayCredentials,
   outcome,
+  startGatewayFor,
   startTcpProxy,
   startTestPlatform,
-  startTestService,
   testInfra,
   testRedis,
   type Platform,
@@ -94,22 +94,14 @@ describe('account protection, through the public API of several gateways', () =>
 
   beforeAll(async () => {
     platform = await startTestPlatform();
-    const upstream = {
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
-    };
     redis = testRedis();
     const redisUrl = new URL(testInfra().redisUrl);
     secondRedis = await startTcpProxy(`${redisUrl.hostname}:${redisUrl.port}`);
     const proxiedRedis = new URL(testInfra().redisUrl);
     proxiedRedis.port = secondRedis.address.split(':')[1] ?? '';
     [second, limited] = await Promise.all([
-      startTestService('gateway', { ...upstream, REDIS_URL: proxiedRedis.toString(), GATEWAY_ID: secondId }),
-      startTestService('gateway', {
-        ...upstream,
+      startGatewayFor(platform, { REDIS_URL: proxiedRedis.toString(), GATEWAY_ID: secondId }),
+      startGatewayFor(platform, {
         SOTTO_RATE_LIMITS: 'on',
         AUTH_FAILURES_PER_SOURCE: '6',
         AUTH_FAILURES_PER_DEVICE: '8',

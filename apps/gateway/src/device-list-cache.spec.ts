@@ -13,8 +13,7 @@ import type { SendResponse } from '@sotto/contracts/generated/sotto/gateway/v1/g
 import {
   redisClientNamed,
   scrapeMetrics,
-  startPrivateRedis,
-  startTestPlatform,
+  startPlatformOnPrivateRedis,
   testRedis,
   type Platform,
   type PrivateRedis,
@@ -50,16 +49,8 @@ describe("the relay's device-list cache, played against through the public API",
 
   beforeAll(async () => {
     // A Redis of this test's own: taking the relay's channel down must not touch other suites.
-    redis = await startPrivateRedis();
+    ({ platform, redis } = await startPlatformOnPrivateRedis());
     admin = testRedis(redis.url);
-    const onPrivateRedis = { REDIS_URL: redis.url };
-    platform = await startTestPlatform({
-      gateway: onPrivateRedis,
-      'prekey-directory': onPrivateRedis,
-      'message-relay': onPrivateRedis,
-      presence: onPrivateRedis,
-      'key-vault': onPrivateRedis,
-    });
     api = new PublicApi(platform.gateway);
   });
 

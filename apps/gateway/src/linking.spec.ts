@@ -23,9 +23,9 @@ import {
 import {
   gatewayCredentials,
   outcome,
+  startGatewayFor,
   startTcpProxy,
   startTestPlatform,
-  startTestService,
   type Platform,
   type TestService,
 } from '@sotto/testing';
@@ -87,17 +87,9 @@ describe('linked devices and signed device lists, through the public API of two 
 
   beforeAll(async () => {
     platform = await startTestPlatform();
-    const upstream = {
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
-    };
     [second, limited] = await Promise.all([
-      startTestService('gateway', upstream),
-      startTestService('gateway', {
-        ...upstream,
+      startGatewayFor(platform),
+      startGatewayFor(platform, {
         SOTTO_RATE_LIMITS: 'on',
         RATE_LIMIT_CREATE_LINK_PER_SOURCE: '3/1h',
         RATE_LIMIT_APPROVE_LINK_PER_ACCOUNT: '2/1h',

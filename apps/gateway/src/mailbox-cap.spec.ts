@@ -5,8 +5,7 @@ import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/re
 import type { Redis } from 'ioredis';
 import {
   callerCredentials,
-  startPrivateRedis,
-  startTestPlatform,
+  startPlatformOnPrivateRedis,
   testRedis,
   type Platform,
   type PrivateRedis,
@@ -30,21 +29,14 @@ describe('a full mailbox', () => {
 
   beforeAll(async () => {
     // A Redis of this test's own: its command counts are this platform's alone.
-    redis = await startPrivateRedis();
-    admin = testRedis(redis.url);
-    const onPrivateRedis = { REDIS_URL: redis.url };
-    platform = await startTestPlatform({
-      gateway: onPrivateRedis,
-      'prekey-directory': onPrivateRedis,
+    ({ platform, redis } = await startPlatformOnPrivateRedis({
       'message-relay': {
-        ...onPrivateRedis,
         MAILBOX_MAX_ENVELOPES: String(MAX_ENVELOPES),
         MAILBOX_MAX_BYTES: String(MAX_BYTES),
         MAILBOX_ROOM_CACHE_MS: '60000',
       },
-      presence: onPrivateRedis,
-      'key-vault': onPrivateRedis,
-    });
+    }));
+    admin = testRedis(redis.url);
     api = new PublicApi(platform.gateway);
     relay = new RelayServiceClient(platform.services['message-relay'].grpc, callerCredentials('gateway'));
   });

@@ -41,6 +41,7 @@ import {
   outcome,
   redisHolding,
   scrapeMetrics,
+  startGatewayFor,
   startOlderService,
   startTcpProxy,
   startTestPlatform,
@@ -115,12 +116,7 @@ describe('group messages in one upload (SendMultiRecipient), through the public 
       ...postgresClientConfig(platform.databaseUrl, identityFiles('prekey-directory')),
       max: 1,
     });
-    limited = await startTestService('gateway', {
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
+    limited = await startGatewayFor(platform, {
       SOTTO_RATE_LIMITS: 'on',
       MULTI_RECIPIENT_MAX_RECIPIENTS: '2',
       // Periods of an hour: nothing refills while a test runs.

@@ -34,9 +34,9 @@ import {
   metricsText,
   outcome,
   redisHolding,
+  startGatewayFor,
   startTcpProxy,
   startTestPlatform,
-  startTestService,
   topicRecords,
   type Platform,
   type TestService,
@@ -79,12 +79,7 @@ describe('sealed sends, through the public API', () => {
     keys = new KeysServiceClient(platform.gateway, gatewayCredentials());
     messaging = new MessagingServiceClient(platform.gateway, gatewayCredentials());
     closers.push(accounts, keys, messaging);
-    limited = await startTestService('gateway', {
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
+    limited = await startGatewayFor(platform, {
       SOTTO_RATE_LIMITS: 'on',
       // Periods of an hour: nothing refills while a test runs.
       RATE_LIMIT_SEALED_SEND_PER_SOURCE: '5/1h',

@@ -32,9 +32,9 @@ import {
   gatewayCredentials,
   metricUntil,
   metricValue as metric,
+  startGatewayFor,
   startTcpProxy,
   startTestPlatform,
-  startTestService,
   type Platform,
   type TcpProxy,
   type TestService,
@@ -119,16 +119,10 @@ describe('sending on the Connect stream, through the public API', () => {
     });
     relayProxy = await startTcpProxy(platform.services['message-relay'].grpc);
     hurriedRelay = await startTcpProxy(platform.services['message-relay'].grpc);
-    const upstream = {
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
-      CONNECT_SEND_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
-    };
+    const upstream = { CONNECT_SEND_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT) };
     [stalling, hurried] = await Promise.all([
-      startTestService('gateway', { ...upstream, MESSAGE_RELAY_ADDR: relayProxy.address }),
-      startTestService('gateway', {
+      startGatewayFor(platform, { ...upstream, MESSAGE_RELAY_ADDR: relayProxy.address }),
+      startGatewayFor(platform, {
         ...upstream,
         MESSAGE_RELAY_ADDR: hurriedRelay.address,
         RELAY_SEND_TIMEOUT_MS: String(SEND_TIMEOUT_MS),

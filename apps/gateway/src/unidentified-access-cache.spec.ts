@@ -8,9 +8,8 @@ import {
   metricsText,
   redisClientNamed,
   scrapeMetrics,
-  startPrivateRedis,
-  startTestPlatform,
-  startTestService,
+  startGatewayFor,
+  startPlatformOnPrivateRedis,
   testRedis,
   type Platform,
   type PrivateRedis,
@@ -52,28 +51,13 @@ describe("the gateway's unidentified-access cache, played against through the pu
 
   beforeAll(async () => {
     // A Redis of this test's own: taking the gateways' channel down must not touch other suites.
-    redis = await startPrivateRedis();
+    ({ platform, redis } = await startPlatformOnPrivateRedis());
     admin = testRedis(redis.url);
     const onPrivateRedis = { REDIS_URL: redis.url };
-    platform = await startTestPlatform({
-      gateway: onPrivateRedis,
-      'prekey-directory': onPrivateRedis,
-      'message-relay': onPrivateRedis,
-      presence: onPrivateRedis,
-      'key-vault': onPrivateRedis,
-    });
-    const upstream = {
-      ...onPrivateRedis,
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
-    };
     [secondGateway, uncachedGateway] = await Promise.all([
-      startTestService('gateway', { ...upstream, GATEWAY_ID: SECOND_GATEWAY }),
-      startTestService('gateway', {
-        ...upstream,
+      startGatewayFor(platform, { ...onPrivateRedis, GATEWAY_ID: SECOND_GATEWAY }),
+      startGatewayFor(platform, {
+        ...onPrivateRedis,
         GATEWAY_ID: UNCACHED_GATEWAY,
         UNIDENTIFIED_ACCESS_CACHE_TTL_MS: '0',
       }),

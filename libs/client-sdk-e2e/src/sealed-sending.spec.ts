@@ -33,8 +33,8 @@ import {
   MemoryIdentityStore,
   MemorySessionStore,
   repoRoot,
+  startGatewayFor,
   startTestPlatform,
-  startTestService,
   storedHolding,
   type TestService,
 } from '@sotto/testing';
@@ -202,12 +202,7 @@ describe('the SDK sends sealed once it has the contact’s profile key', () => {
     // A gateway signing sender certificates under a root of its own, in front of the same services.
     const root = PrivateKey.generate();
     const server = PrivateKey.generate();
-    const rogue = await startTestService('gateway', {
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
+    const rogue = await startGatewayFor(platform, {
       SENDER_CERTIFICATE_SERVER_CERTIFICATE: base64(
         ServerCertificate.new(7, server.getPublicKey(), root).serialize(),
       ),

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PrivateKey, PublicKey, ServerCertificate } from '@signalapp/libsignal-client';
 import { SottoClient } from '@sotto/client-sdk';
-import { startTestPlatform, startTestService, type TestService } from '@sotto/testing';
+import { startGatewayFor, startTestPlatform, type TestService } from '@sotto/testing';
 
 const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 
@@ -68,12 +68,7 @@ describe('sender certificates in the SDK: fetched, checked against the pinned ro
   it('fetches a new certificate once the one it holds is close to expiring', async () => {
     const root = PrivateKey.generate();
     const server = PrivateKey.generate();
-    const gateway = await startTestService('gateway', {
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
+    const gateway = await startGatewayFor(platform, {
       SENDER_CERTIFICATE_SERVER_CERTIFICATE: base64(
         ServerCertificate.new(2, server.getPublicKey(), root).serialize(),
       ),

@@ -5,8 +5,11 @@ export { listServicesByReflection } from './reflection-client';
 export { describeServiceBoot, runServiceToExit } from './service-boot';
 export {
   createTestCluster,
+  startGatewayFor,
+  startPlatformOnPrivateRedis,
   startTestService,
   startTestPlatform,
+  upstreamOf,
   TestCluster,
   TestService,
   testLogDir,

@@ -18,6 +18,7 @@ import {
 } from '@sotto/stack';
 import { createTestDatabase } from './database';
 import { testInfra } from './infra';
+import { startPrivateRedis, type PrivateRedis } from './storage';
 
 export type TestService = ServiceProcess;
 
@@ -94,6 +95,50 @@ export async function startTestPlatform(
     env: everyService(LIMITS_OFF, env),
   });
   return Object.assign(platform, { databaseUrl: infra.databaseUrl, backupBlobDir });
+}
+
+/** The services that keep state or channels in Redis, each given REDIS_URL by `startPlatformOnPrivateRedis`. */
+const REDIS_SERVICES = ['gateway', 'prekey-directory', 'message-relay', 'presence', 'key-vault'] as const;
+
+/**
+ * All six services as `startTestPlatform` runs them, but on a Redis of the test's own
+ * (`startPrivateRedis`), which the test may stop without touching other suites and whose
+ * command counts are this platform's alone; `env` adds variables to some services.
+ */
+export async function startPlatformOnPrivateRedis(
+  env: PlatformOptions['env'] = {},
+): Promise<{ platform: Platform & { databaseUrl: string; backupBlobDir: string }; redis: PrivateRedis }> {
+  const redis = await startPrivateRedis();
+  const onPrivateRedis: Partial<Record<ServiceName, Readonly<Record<string, string>>>> = { ...env };
+  for (const name of REDIS_SERVICES) onPrivateRedis[name] = { ...env[name], REDIS_URL: redis.url };
+  try {
+    return { platform: await startTestPlatform(onPrivateRedis), redis };
+  } catch (error) {
+    await redis.stop();
+    throw error;
+  }
+}
+
+/** What a gateway needs to stand in front of the platform's services: their addresses. */
+export function upstreamOf(platform: Platform): Record<string, string> {
+  return {
+    PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
+    MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
+    PRESENCE_ADDR: platform.services.presence.grpc,
+    BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
+    KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
+  };
+}
+
+/**
+ * Another gateway in front of the platform's services, as one more replica would be, with
+ * sealed-sender keys of its own and `env` on top (which may override an upstream address).
+ */
+export function startGatewayFor(
+  platform: Platform,
+  env: Readonly<Record<string, string | undefined>> = {},
+): Promise<TestService> {
+  return startTestService('gateway', { ...upstreamOf(platform), ...env });
 }
 
 export interface TestCluster {

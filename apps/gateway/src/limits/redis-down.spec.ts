@@ -3,9 +3,9 @@ import { status } from '@grpc/grpc-js';
 import { generateDeviceKeys, publicDeviceKeys, unary } from '@sotto/client-sdk';
 import {
   outcome,
+  startGatewayFor,
   startPrivateRedis,
   startTestPlatform,
-  startTestService,
   type Platform,
   type PrivateRedis,
   type TestService,
@@ -34,15 +34,7 @@ describe('rate-limited calls while the gateway’s Redis is down', () => {
     platform = await startTestPlatform();
     redis = await startPrivateRedis();
     // A gateway with its limits on (at their defaults), whose Redis is the test's own.
-    gateway = await startTestService('gateway', {
-      SOTTO_RATE_LIMITS: 'on',
-      REDIS_URL: redis.url,
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
-    });
+    gateway = await startGatewayFor(platform, { SOTTO_RATE_LIMITS: 'on', REDIS_URL: redis.url });
     api = new PublicApi(gateway.grpc);
     const named = async (): Promise<Device & { username: string }> => {
       const username = newName();

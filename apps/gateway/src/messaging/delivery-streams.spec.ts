@@ -16,9 +16,9 @@ import {
   metricValue,
   relaySendRequest,
   scrapeMetrics,
+  startGatewayFor,
   startTcpProxy,
   startTestPlatform,
-  startTestService,
   testRedis,
   type Platform,
   type TcpProxy,
@@ -57,18 +57,10 @@ describe('delivery streams: flow control, bounded memory and drains that fail', 
 
   beforeAll(async () => {
     platform = await startTestPlatform();
-    const upstream = {
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
-    };
     relayProxy = await startTcpProxy(platform.services['message-relay'].grpc);
     [quiet, cutOff] = await Promise.all([
-      startTestService('gateway', upstream),
-      startTestService('gateway', {
-        ...upstream,
+      startGatewayFor(platform),
+      startGatewayFor(platform, {
         MESSAGE_RELAY_ADDR: relayProxy.address,
         DELIVERY_DRAIN_RETRY_MIN_MS: '200',
         DELIVERY_DRAIN_RETRY_MAX_MS: '1000',

@@ -9,8 +9,8 @@ import {
   gatewayCredentials,
   outcome,
   runServiceToExit,
+  startGatewayFor,
   startTestPlatform,
-  startTestService,
   testInfra,
   type Platform,
   type TestService,
@@ -66,14 +66,7 @@ describe('sender certificates, through the public API', () => {
 
   /** Another gateway in front of the platform's services, with `env` on top. */
   async function gatewayWith(env: Record<string, string>): Promise<AccountServiceClient> {
-    const service = await startTestService('gateway', {
-      PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
-      MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
-      PRESENCE_ADDR: platform.services.presence.grpc,
-      BACKUP_STORE_ADDR: platform.services['backup-store'].grpc,
-      KEY_VAULT_ADDR: platform.services['key-vault'].grpc,
-      ...env,
-    });
+    const service = await startGatewayFor(platform, env);
     const client = new AccountServiceClient(service.grpc, gatewayCredentials());
     extra.push({ service, client });
     return client;
