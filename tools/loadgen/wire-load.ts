@@ -599,42 +599,19 @@ export async function measureWire(
           }
         : {}),
       ...(storage === undefined ? {} : { storage }),
-      ...(requestsBefore && requestsAfter && measuredDeliveries > 0
-        ? {
-            kafkaRequestsPerThousandMessages: Object.fromEntries(
-              [...requestsAfter].map(([key, count]) => [
-                key,
-                round(((count - (requestsBefore.get(key) ?? 0)) * 1000) / measuredDeliveries, 1),
-              ]),
-            ),
-          }
-        : {}),
-      ...(directoryBefore && directoryAfter && measuredDeliveries > 0
-        ? {
-            directoryCallsPerThousandMessages: Object.fromEntries(
-              [...directoryAfter]
-                .map(([method, calls]): [string, number] => [
-                  method,
-                  round(((calls - (directoryBefore.get(method) ?? 0)) * 1000) / measuredDeliveries, 1),
-                ])
-                .filter(([, perThousand]) => perThousand > 0)
-                .sort(([, a], [, b]) => b - a),
-            ),
-          }
-        : {}),
-      ...(redisBefore && redisAfter && measuredDeliveries > 0
-        ? {
-            redisCommandsPerThousandMessages: Object.fromEntries(
-              [...redisAfter]
-                .map(([name, calls]): [string, number] => [
-                  name,
-                  round(((calls - (redisBefore.get(name) ?? 0)) * 1000) / measuredDeliveries, 1),
-                ])
-                .filter(([, perThousand]) => perThousand > 0)
-                .sort(([, a], [, b]) => b - a),
-            ),
-          }
-        : {}),
+      ...perThousandMessages(
+        'kafkaRequestsPerThousandMessages',
+        requestsBefore,
+        requestsAfter,
+        measuredDeliveries,
+      ),
+      ...perThousandMessages(
+        'directoryCallsPerThousandMessages',
+        directoryBefore,
+        directoryAfter,
+        measuredDeliveries,
+      ),
+      ...perThousandMessages('redisCommandsPerThousandMessages', redisBefore, redisAfter, measuredDeliveries),
     };
   } finally {
     for (const device of devices) {
@@ -643,4 +620,26 @@ export async function measureWire(
       device.sealed?.close();
     }
   }
+}
+
+/**
+ * `{ [key]: counts }`: how much each count grew between two readings, per 1,000 delivered messages,
+ * largest first, leaving out those that did not grow; `{}` when either reading is missing or nothing
+ * was delivered.
+ */
+function perThousandMessages<K extends string>(
+  key: K,
+  before: ReadonlyMap<string, number> | undefined,
+  after: ReadonlyMap<string, number> | undefined,
+  delivered: number,
+): Partial<Record<K, Record<string, number>>> {
+  if (before === undefined || after === undefined || delivered <= 0) return {};
+  const grown = [...after]
+    .map(([name, count]): [string, number] => [
+      name,
+      round(((count - (before.get(name) ?? 0)) * 1000) / delivered, 1),
+    ])
+    .filter(([, perThousand]) => perThousand > 0)
+    .sort(([, a], [, b]) => b - a);
+  return { [key]: Object.fromEntries(grown) } as Partial<Record<K, Record<string, number>>>;
 }
