@@ -1,15 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { PublicKey } from '@signalapp/libsignal-client';
 import { unary } from '@sotto/client-sdk';
-import { RelayServiceClient } from '@sotto/contracts/generated/sotto/relay/v1/relay';
+import { RelayServiceClient, type QueuedEnvelope } from '@sotto/contracts/generated/sotto/relay/v1/relay';
 import type { Redis } from 'ioredis';
 import {
   callerCredentials,
+  outcome,
   startPlatformOnPrivateRedis,
   testRedis,
   type Platform,
   type PrivateRedis,
 } from '@sotto/testing';
+import { GroupMessages, multiRecipientRequest, recordsOf, xor } from './testing/group-messages';
 import { PublicApi, type Device } from './testing/public-api';
 
 const MAX_ENVELOPES = 5;
@@ -55,17 +58,23 @@ describe('a full mailbox', () => {
     return Number(/^cmdstat_zcard:calls=(\d+)/m.exec(stats)?.[1] ?? 0);
   }
 
+  /** What the device's mailbox (device 1's) holds now, read from the relay without delivering it. */
+  async function mailbox(device: Device): Promise<QueuedEnvelope[]> {
+    const { envelopes } = await unary(relay.readMailbox.bind(relay), {
+      accountId: device.accountId,
+      deviceId: 1,
+      afterSequence: '0',
+      limit: 100,
+      maxBytes: 0,
+    });
+    return envelopes;
+  }
+
   /** Waits until the device's mailbox holds `count` envelopes: routing into it is asynchronous. */
   async function routed(device: Device, count: number): Promise<void> {
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const { envelopes } = await unary(relay.readMailbox.bind(relay), {
-        accountId: device.accountId,
-        deviceId: 1,
-        afterSequence: '0',
-        limit: 100,
-        maxBytes: 0,
-      });
+      const envelopes = await mailbox(device);
       if (envelopes.length === count) return;
       if (Date.now() > deadline) throw new Error(`the mailbox holds ${envelopes.length}, not ${count}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -131,5 +140,75 @@ describe('a full mailbox', () => {
     expect(reads.slice(1).map((count, index) => count - (reads[index] ?? 0))).toEqual([1, 0, 1]);
     await routed(bob, 3);
     expect(await api.drain(bob)).toEqual(['one', 'two', 'three']);
+  });
+
+  it('refuses a group message whole while one member’s mailbox is full, naming that member, and delivers it once to each after that member reads', async () => {
+    const trustRoot = PublicKey.deserialize(
+      new Uint8Array(Buffer.from(platform.senderCertificateTrustRoot, 'base64')),
+    );
+    const groups = new GroupMessages(platform.gateway, trustRoot);
+    try {
+      const [alice, bob, carol, mallory] = await Promise.all([
+        groups.person(),
+        groups.person(),
+        groups.person(),
+        api.register(),
+      ]);
+      const [sender, bobs, carols] = [alice.devices[0], bob.devices[0], carol.devices[0]];
+      // Bob's mailbox filled to its cap by ordinary sends; Carol's empty.
+      const flood: string[] = [];
+      for (let i = 0; i < MAX_ENVELOPES; i++) {
+        await api.send(mallory, bobs, `spam ${i}`);
+        flood.push(`spam ${i}`);
+      }
+      await routed(bobs, MAX_ENVELOPES);
+      const held = (await mailbox(bobs)).map((queued) => queued.envelope?.guid);
+
+      const addresses = [
+        ...(await groups.sessionsTo(sender, bob)),
+        ...(await groups.sessionsTo(sender, carol)),
+      ];
+      const { distributionId } = await groups.group(sender, [bob, carol]);
+      const message = await groups.sentMessage(sender, distributionId, addresses, 'to the group');
+      const upload = multiRecipientRequest(message, xor([bob.accessKey, carol.accessKey]));
+      const sendMulti = () => unary(groups.messaging.sendMultiRecipient.bind(groups.messaging), upload);
+
+      // Refused, naming Bob's device as the full one, and again while it stays full.
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        const refused = await outcome(sendMulti());
+        expect({ code: refused?.code, details: refused?.details }).toEqual({
+          code: status.RESOURCE_EXHAUSTED,
+          details: expect.stringMatching(
+            new RegExp(
+              `^mailbox full: device 1 of recipient ${bob.accountId} holds ${MAX_ENVELOPES} undelivered envelopes \\(\\d+ bytes\\), at its cap of ${MAX_ENVELOPES} envelopes; nothing was sent$`,
+            ),
+          ) as string,
+        });
+        expect(refused?.metadata.get('sotto-refusal')).toEqual(['mailbox-full']);
+      }
+      // Nothing half-sent: no record in Kafka, Carol has nothing, Bob's mailbox is what it was.
+      expect(await recordsOf(message)).toBe(0);
+      expect(await mailbox(carols)).toEqual([]);
+      expect(await groups.drain(carols)).toEqual([]);
+      expect((await mailbox(bobs)).map((queued) => queued.envelope?.guid)).toEqual(held);
+
+      // Bob reads his mail, all of it and in order; the same upload is then accepted, one copy each.
+      expect(await api.drain(bobs)).toEqual(flood);
+      await routed(bobs, 0);
+      await sendMulti();
+      expect(await recordsOf(message)).toBe(1);
+      for (const device of [bobs, carols]) {
+        await routed(device, 1);
+        const copies = await groups.drain(device);
+        expect(copies).toHaveLength(1);
+        expect(await groups.open(device, copies[0])).toEqual({
+          text: 'to the group',
+          sender: alice.accountId,
+          senderDevice: 1,
+        });
+      }
+    } finally {
+      groups.close();
+    }
   });
 });
