@@ -7,6 +7,9 @@ import { MailboxStore, type DeviceAddress } from './mailbox.store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const TTL_MS = 30 * DAY_MS;
+/** How long a mailbox's keys live after their expiry was pushed back: 30 days and a 32nd. */
+const KEY_TTL_MS = TTL_MS + TTL_MS / 32;
+const KEYS = ['queue', 'messages', 'sequence', 'arrivals', 'bytes'] as const;
 
 describe('MailboxStore against Redis', () => {
   let redis: Redis;
@@ -112,21 +115,53 @@ describe('MailboxStore against Redis', () => {
     expect(await expiredCount()).toBe(2);
   });
 
-  it('drops an envelope that arrives already past its 30 days, and keeps the keys no longer than that', async () => {
+  /** The remaining TTL of each of the device's five mailbox keys, in milliseconds. */
+  const keyTtls = (): Promise<number[]> =>
+    Promise.all(
+      KEYS.map((key) => redis.pttl(`sotto:mailbox:{${device.accountId}:${device.deviceId}}:${key}`)),
+    );
+  /** Sets every one of the device's mailbox keys to expire in `ms`, as if that much of their TTL were left. */
+  const ageKeys = (ms: number): Promise<unknown> =>
+    Promise.all(
+      KEYS.map((key) => redis.pexpire(`sotto:mailbox:{${device.accountId}:${device.deviceId}}:${key}`, ms)),
+    );
+
+  it('drops an envelope that arrives already past its 30 days, and keeps the keys at most a 32nd longer than that', async () => {
     const [sequence] = await store.insertMany([
       { device, guid: 'stale', envelope: Buffer.from('old'), arrivedAtMs: now - TTL_MS - 1 },
     ]);
     expect(sequence).toBe(0);
     expect(await store.usage([device])).toEqual([{ envelopes: 0, bytes: 0 }]);
     await queue([10]);
-    const ttls = await Promise.all(
-      ['queue', 'messages', 'sequence', 'arrivals', 'bytes'].map((key) =>
-        redis.pttl(`sotto:mailbox:{${device.accountId}:${device.deviceId}}:${key}`),
-      ),
-    );
-    for (const ttl of ttls) {
-      expect(ttl).toBeGreaterThan(TTL_MS - 60_000);
-      expect(ttl).toBeLessThanOrEqual(TTL_MS);
+    for (const ttl of await keyTtls()) {
+      expect(ttl).toBeGreaterThan(KEY_TTL_MS - 60_000);
+      expect(ttl).toBeLessThanOrEqual(KEY_TTL_MS);
     }
+  });
+
+  it('never lets the keys expire before the newest envelope, pushing their expiry back once it falls below 30 days', async () => {
+    await queue([10]);
+    // Well within the margin: later mail leaves the expiry where it is.
+    await ageKeys(TTL_MS + 60_000);
+    await queue([10], 'second');
+    for (const ttl of await keyTtls()) expect(ttl).toBeLessThanOrEqual(TTL_MS + 60_000);
+    // Below 30 days left, so the newest envelope would outlive its keys: all five are pushed back.
+    await ageKeys(TTL_MS - 60_000);
+    await queue([10], 'third');
+    for (const ttl of await keyTtls()) expect(ttl).toBeGreaterThan(KEY_TTL_MS - 60_000);
+    expect(await store.usage([device])).toEqual([{ envelopes: 3, bytes: 30 }]);
+  });
+
+  it('gives a mailbox drained and written to again its expiry anew, whatever its counters had left', async () => {
+    const guids = await queue([10, 10]);
+    expect(await store.delete(device, guids)).toBe(2);
+    // The queue, messages and arrivals are gone with their last envelope; the counters stay.
+    await ageKeys(TTL_MS + 60_000);
+    await queue([10], 'again');
+    const ttls = await keyTtls();
+    expect(ttls).toHaveLength(5);
+    for (const ttl of ttls) expect(ttl).toBeGreaterThan(KEY_TTL_MS - 60_000);
+    const page = await store.read(device, 2, 10, 1_000_000);
+    expect(page.items.map((item) => [item.guid, item.sequence])).toEqual([['again-0000', 3]]);
   });
 });

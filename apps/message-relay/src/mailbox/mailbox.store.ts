@@ -45,7 +45,7 @@ export const MAILBOX_OPTIONS = Symbol('MAILBOX_OPTIONS');
 // arrival time), KEYS[5] bytes (the messages' total size). PRUNE is their common prologue: it
 // drops envelopes whose own 30 days are over (at most 1000 a call, so no call runs long; the
 // rest go on the next), keeping the byte count true. A mailbox's keys expire only when nothing
-// has arrived for as long as an envelope lives, so an idle one costs nothing.
+// has arrived for as long as an envelope lives (and a margin, below), so an idle one costs nothing.
 const PRUNE = `
 local function prune(cutoff)
   local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', cutoff, 'LIMIT', 0, 1000)
@@ -61,7 +61,12 @@ local function prune(cutoff)
 end
 `;
 
-// ARGV: guid, envelope, arrival (ms), expiry cutoff (now - envelope TTL), key TTL (ms).
+// ARGV: guid, envelope, arrival (ms), expiry cutoff (now - envelope TTL), key TTL (ms), the least
+// key TTL an arrival may leave (ms; the envelope TTL). The key TTL is the envelope TTL and a margin,
+// and the five keys' expiry is pushed back only once the queue's has fallen below the envelope
+// TTL, so a busy mailbox refreshes it about once per margin, not five PEXPIREs (each replicated and
+// written to the AOF) per envelope. The five are always refreshed together, and a queue made anew
+// (a mailbox drained, then written to) has no TTL, so the queue's stands for all of them.
 // Returns {sequence, expired}: the envelope's sequence (0 when it arrived so long ago that it
 // has already expired, and is dropped), and how many older envelopes expired meanwhile.
 // Inserting a GUID that is already queued changes nothing and returns its sequence:
@@ -77,7 +82,9 @@ redis.call('ZADD', KEYS[1], sequence, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('INCRBY', KEYS[5], #ARGV[2])
-for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) then
+  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+end
 return {sequence, expired}
 `,
   5,
@@ -159,12 +166,18 @@ export class MailboxStore implements OnApplicationShutdown {
    */
   private readonly routing: Redis;
   private readonly durability: WriteDurability;
+  /**
+   * How long a mailbox's keys live after their expiry was last pushed back: the envelope TTL and a
+   * 32nd of it (about 22 hours of 30 days), the margin within which an insert leaves it alone.
+   */
+  private readonly keyTtlMs: number;
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     private readonly metrics: MailboxMetrics,
     @Inject(MAILBOX_OPTIONS) private readonly options: MailboxOptions,
   ) {
+    this.keyTtlMs = options.envelopeTtlMs + Math.ceil(options.envelopeTtlMs / 32);
     const policy = options.durability ?? { level: 'none', replicas: 0, timeoutMs: 0 };
     this.routing = policy.level === 'none' ? redis : redis.duplicate();
     // A duplicate starts with no scripts: define them all before it runs anything (see defineScripts).
@@ -225,6 +238,7 @@ export class MailboxStore implements OnApplicationShutdown {
           Buffer.from(item.envelope.buffer, item.envelope.byteOffset, item.envelope.byteLength),
           item.arrivedAtMs,
           cutoff,
+          this.keyTtlMs,
           this.options.envelopeTtlMs,
         ]);
       },
