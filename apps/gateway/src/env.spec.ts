@@ -64,3 +64,24 @@ describe('gatewayEnv: the unidentified-access cache', () => {
     });
   });
 });
+
+describe('gatewayEnv: GATEWAY_HEAP_GROWING_PERCENT', () => {
+  it("leaves the heap's growth to V8 unless told otherwise, and takes a percentage up to 300", () => {
+    expect(parseEnvironment(gatewayEnv, base).GATEWAY_HEAP_GROWING_PERCENT).toBe(0);
+    expect(
+      parseEnvironment(gatewayEnv, { ...base, GATEWAY_HEAP_GROWING_PERCENT: '25' })
+        .GATEWAY_HEAP_GROWING_PERCENT,
+    ).toBe(25);
+  });
+
+  it.each([
+    ['-1', 'expected 0 or more'],
+    ['12.5', 'expected a whole number'],
+    ['25%', 'expected a whole number'],
+    ['301', 'expected at most 300'],
+  ])('refuses %s, naming the variable', (value, message) => {
+    expect(problemsOf({ GATEWAY_HEAP_GROWING_PERCENT: value })).toEqual({
+      GATEWAY_HEAP_GROWING_PERCENT: message,
+    });
+  });
+});

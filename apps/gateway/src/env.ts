@@ -45,6 +45,13 @@ export const gatewayEnv = serviceEnvSchema(
     UNIDENTIFIED_ACCESS_CACHE_TTL_MS: nonNegativeInt().default(30_000),
     /** Most accounts whose access the gateway caches (least recently used go first); ~250 bytes each. */
     UNIDENTIFIED_ACCESS_CACHE_MAX_ACCOUNTS: positiveInt().default(100_000),
+    /**
+     * How far V8 may grow the old generation past what its last full collection kept, in percent
+     * (V8's --heap-growing-percent, which NODE_OPTIONS does not take); 0: V8's own growth, up to four
+     * times when the process allocates fast. Lower keeps less memory committed per held stream and
+     * collects more often: docs/capacity.md measures both.
+     */
+    GATEWAY_HEAP_GROWING_PERCENT: nonNegativeInt().max(300, { message: 'expected at most 300' }).default(0),
     /** Failed authentications one address (an IPv6 /64) may make per window before it is refused. */
     AUTH_FAILURES_PER_SOURCE: positiveInt().default(20),
     /** Failed authentications of one device per window, from anywhere, before each address gets only one more. */
