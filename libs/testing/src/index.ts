@@ -9,7 +9,6 @@ export {
   startPlatformOnPrivateRedis,
   startTestService,
   startTestPlatform,
-  upstreamOf,
   TestCluster,
   TestService,
   testLogDir,

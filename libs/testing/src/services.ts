@@ -79,12 +79,15 @@ export async function startTestPlatform(
   options: {
     /** Run the services on this Redis Cluster (e.g. startPrivateRedisCluster's nodes) instead of the harness's Redis. */
     readonly redisClusterNodes?: readonly string[];
+    /** Run the services on this Redis (e.g. startPrivateRedis's) instead of the harness's. */
+    readonly redisUrl?: string;
   } = {},
 ): Promise<Platform & { databaseUrl: string; backupBlobDir: string }> {
   const infra = {
     ...testInfra(),
     databaseUrl: await createTestDatabase(),
     ...(options.redisClusterNodes === undefined ? {} : { redisClusterNodes: options.redisClusterNodes }),
+    ...(options.redisUrl === undefined ? {} : { redisUrl: options.redisUrl }),
   };
   const dir = mkdtempSync(join(testInfra().workDir, 'platform-'));
   const backupBlobDir = join(dir, 'blobs');
@@ -97,9 +100,6 @@ export async function startTestPlatform(
   return Object.assign(platform, { databaseUrl: infra.databaseUrl, backupBlobDir });
 }
 
-/** The services that keep state or channels in Redis, each given REDIS_URL by `startPlatformOnPrivateRedis`. */
-const REDIS_SERVICES = ['gateway', 'prekey-directory', 'message-relay', 'presence', 'key-vault'] as const;
-
 /**
  * All six services as `startTestPlatform` runs them, but on a Redis of the test's own
  * (`startPrivateRedis`), which the test may stop without touching other suites and whose
@@ -109,10 +109,8 @@ export async function startPlatformOnPrivateRedis(
   env: PlatformOptions['env'] = {},
 ): Promise<{ platform: Platform & { databaseUrl: string; backupBlobDir: string }; redis: PrivateRedis }> {
   const redis = await startPrivateRedis();
-  const onPrivateRedis: Partial<Record<ServiceName, Readonly<Record<string, string>>>> = { ...env };
-  for (const name of REDIS_SERVICES) onPrivateRedis[name] = { ...env[name], REDIS_URL: redis.url };
   try {
-    return { platform: await startTestPlatform(onPrivateRedis), redis };
+    return { platform: await startTestPlatform(env, { redisUrl: redis.url }), redis };
   } catch (error) {
     await redis.stop();
     throw error;
@@ -120,7 +118,7 @@ export async function startPlatformOnPrivateRedis(
 }
 
 /** What a gateway needs to stand in front of the platform's services: their addresses. */
-export function upstreamOf(platform: Platform): Record<string, string> {
+function upstreamOf(platform: Platform): Record<string, string> {
   return {
     PREKEY_DIRECTORY_ADDR: platform.services['prekey-directory'].grpc,
     MESSAGE_RELAY_ADDR: platform.services['message-relay'].grpc,
