@@ -27,10 +27,22 @@ describe('the streams measurement', () => {
       youngGenerationUsedBytes: 41000000,
       heapCommittedBytes: 200000000,
       externalBytes: 3500000,
+      heapTrims: 0,
+      heapTrimPauseSeconds: 0,
     });
     expect(() =>
       parseGatewayMemory(METRICS.replace(/^.*space_size_used_bytes\{space="new".*$/m, '')),
     ).toThrow(`sotto_nodejs_heap_space_size_used_bytes{space="new"} is not among the gateway's metrics`);
+  });
+
+  it("reads the gateway's heap trims and their pauses when it has them", () => {
+    const trimmed = [
+      METRICS,
+      'sotto_gateway_heap_trims_total{service="gateway"} 2',
+      'sotto_gateway_heap_trim_seconds_sum{service="gateway"} 1.25',
+      'sotto_gateway_heap_trim_seconds_count{service="gateway"} 2',
+    ].join('\n');
+    expect(parseGatewayMemory(trimmed)).toMatchObject({ heapTrims: 2, heapTrimPauseSeconds: 1.25 });
   });
 
   it('names the series a /metrics page lacks', () => {

@@ -62,6 +62,9 @@ export interface GatewayMemory {
   readonly heapCommittedBytes: number;
   /** Memory V8 accounts for outside its heap: Buffers' and ArrayBuffers' backing stores. */
   readonly externalBytes: number;
+  /** Heap trims the gateway has run (GATEWAY_HEAP_TRIM_MIB), and for how long they paused it in all; 0 from a gateway without them. */
+  readonly heapTrims: number;
+  readonly heapTrimPauseSeconds: number;
 }
 
 interface Percentiles {
@@ -100,6 +103,9 @@ export interface StreamsReport {
     readonly nativeBytesPerStream: number;
     /** The RSS before the streams, with the young generation as large as it grew with them: the process's fixed cost. */
     readonly emptyRssBytes: number;
+    /** Heap trims between the two samples (the streams opening and held), and their pauses in all. */
+    readonly heapTrims: number;
+    readonly heapTrimPauseSeconds: number;
   };
   readonly delivery: {
     readonly sample: number;
@@ -140,10 +146,14 @@ export async function pool<T>(
 
 /** The gateway's resident memory and heap in use, from the Prometheus text at `metrics`. */
 export function parseGatewayMemory(text: string): GatewayMemory {
-  const value = (name: string): number => {
+  const sample = (name: string): number | undefined => {
     const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-    if (match?.[1] === undefined) throw new Error(`${name} is not among the gateway's metrics`);
-    return Number(match[1]);
+    return match?.[1] === undefined ? undefined : Number(match[1]);
+  };
+  const value = (name: string): number => {
+    const found = sample(name);
+    if (found === undefined) throw new Error(`${name} is not among the gateway's metrics`);
+    return found;
   };
   const newSpace = (name: string): number => {
     const match = new RegExp(`^${name}\\{[^}]*space="new"[^}]*\\} (\\S+)$`, 'm').exec(text);
@@ -157,6 +167,8 @@ export function parseGatewayMemory(text: string): GatewayMemory {
     youngGenerationUsedBytes: newSpace('sotto_nodejs_heap_space_size_used_bytes'),
     heapCommittedBytes: value('sotto_nodejs_heap_size_total_bytes'),
     externalBytes: value('sotto_nodejs_external_memory_bytes'),
+    heapTrims: sample('sotto_gateway_heap_trims_total') ?? 0,
+    heapTrimPauseSeconds: sample('sotto_gateway_heap_trim_seconds_sum') ?? 0,
   };
 }
 
@@ -404,6 +416,10 @@ export async function measureStreams(
                 before.rssBytes -
                 before.youngGenerationBytes +
                 Math.max(before.youngGenerationBytes, withStreams.youngGenerationBytes),
+              heapTrims: withStreams.heapTrims - before.heapTrims,
+              heapTrimPauseSeconds: Number(
+                (withStreams.heapTrimPauseSeconds - before.heapTrimPauseSeconds).toFixed(3),
+              ),
             },
           }
         : {}),

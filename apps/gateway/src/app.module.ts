@@ -7,6 +7,7 @@ import { BackupsController } from './backups/backups.controller';
 import { DevicesController } from './devices/devices.controller';
 import { LinkWaits } from './devices/link-waits';
 import { GATEWAY_ENV, type GatewayEnv } from './env';
+import { HeapTrim } from './heap-trim';
 import { KeysController } from './keys/keys.controller';
 import { LimitsModule } from './limits/limits.module';
 import { MessagingModule } from './messaging/messaging.module';
@@ -39,6 +40,7 @@ export class AppModule {
       ],
       providers: [
         { provide: GATEWAY_ENV, useValue: env },
+        HeapTrim,
         Upstream,
         RelayCalls,
         VaultReports,

@@ -85,3 +85,22 @@ describe('gatewayEnv: GATEWAY_HEAP_GROWING_PERCENT', () => {
     });
   });
 });
+
+describe('gatewayEnv: GATEWAY_HEAP_TRIM_MIB and GATEWAY_HEAP_TRIM_QUIET_MS', () => {
+  it('trims past 64 MiB of growth after 10 s of quiet unless told otherwise; 0 MiB is never', () => {
+    const env = parseEnvironment(gatewayEnv, base);
+    expect([env.GATEWAY_HEAP_TRIM_MIB, env.GATEWAY_HEAP_TRIM_QUIET_MS]).toEqual([64, 10_000]);
+    expect(parseEnvironment(gatewayEnv, { ...base, GATEWAY_HEAP_TRIM_MIB: '0' }).GATEWAY_HEAP_TRIM_MIB).toBe(
+      0,
+    );
+  });
+
+  it.each([
+    ['GATEWAY_HEAP_TRIM_MIB', '-1', 'expected 0 or more'],
+    ['GATEWAY_HEAP_TRIM_MIB', '64MiB', 'expected a whole number'],
+    ['GATEWAY_HEAP_TRIM_QUIET_MS', '0', 'expected a number greater than 0'],
+    ['GATEWAY_HEAP_TRIM_QUIET_MS', '1.5', 'expected a whole number'],
+  ])('refuses %s=%s, naming the variable', (variable, value, message) => {
+    expect(problemsOf({ [variable]: value })).toEqual({ [variable]: message });
+  });
+});
