@@ -77,6 +77,18 @@ export interface WireTarget {
   readonly relayMetrics?: readonly string[];
   /** Where the directories serve /metrics, when known: the calls they answered per message are counted. */
   readonly directoryMetrics?: readonly string[];
+  /** Where the gateways serve /metrics, when known: their heap trims during the idle spell and the measurement are counted. */
+  readonly gatewayMetrics?: readonly string[];
+}
+
+/** The gateways' heap trims so far (sotto_gateway_heap_trims_total), summed; 0 from a gateway without them. */
+async function heapTrims(gatewayMetrics: readonly string[]): Promise<number> {
+  let trims = 0;
+  for (const address of gatewayMetrics) {
+    const text = await (await fetch(`http://${address}/metrics`)).text();
+    trims += Number(/^sotto_gateway_heap_trims_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
+  }
+  return trims;
 }
 
 /** The directories' answered gRPC calls (sotto_grpc_server_handled_total), summed over directories and codes, by method. */
@@ -177,6 +189,11 @@ export interface WireReport extends DeliveryCounts {
    * are counted too, under their own names, besides the EVALSHA that ran them).
    */
   readonly redisCommandsPerThousandMessages?: Record<string, number>;
+  /**
+   * Heap trims the gateways ran from the idle spell's start to the measurement's end: each pauses
+   * its gateway, and a quiet gateway alone trims, so under load this is 0.
+   */
+  readonly gatewayHeapTrims?: number;
 }
 
 /** Longest wait, after sending stops, for a further envelope to arrive before the rest count as lost. */
@@ -419,6 +436,7 @@ export async function measureWire(
     const warmupSeconds = options.warmupSeconds ?? Math.min(5, options.durationSeconds / 5);
     // What the processes spend with every stream open and nothing sent, to tell the per-message cost from the fixed one.
     say(`${round(warmupSeconds)} s idle, every stream open`);
+    const trimsBefore = target.gatewayMetrics && (await heapTrims(target.gatewayMetrics));
     const idleBefore = cpuSeconds(target.pids);
     const idleStarted = performance.now();
     await wait(warmupSeconds);
@@ -488,6 +506,7 @@ export async function measureWire(
     const requestsAfter = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
     const directoryAfter = target.directoryMetrics && (await directoryCalls(target.directoryMetrics));
     const redisAfter = target.storage && (await redisCommandCounts(target.storage));
+    const trimsAfter = target.gatewayMetrics && (await heapTrims(target.gatewayMetrics));
     sending = false;
 
     say('sending stopped; waiting for everything sent to be delivered');
@@ -612,6 +631,9 @@ export async function measureWire(
         measuredDeliveries,
       ),
       ...perThousandMessages('redisCommandsPerThousandMessages', redisBefore, redisAfter, measuredDeliveries),
+      ...(trimsBefore === undefined || trimsAfter === undefined
+        ? {}
+        : { gatewayHeapTrims: trimsAfter - trimsBefore }),
     };
   } finally {
     for (const device of devices) {

@@ -218,6 +218,7 @@ async function run(
         : {
             relayMetrics: [own.platform.services['message-relay'].metrics],
             directoryMetrics: [own.platform.services['prekey-directory'].metrics],
+            gatewayMetrics: [own.platform.services.gateway.metrics],
           }),
       // Bytes per queued envelope are read from one Redis server; not measured on a cluster.
       ...(own?.infra.redisUrl === undefined
@@ -247,6 +248,9 @@ async function run(
     say(
       `directory calls per 1,000 messages: ${calls.length === 0 ? 'none' : calls.map(([method, count]) => `${count} ${method}`).join(', ')}`,
     );
+  }
+  if (sotto.gatewayHeapTrims !== undefined) {
+    say(`gateway heap trims from the idle spell to the measurement's end: ${sotto.gatewayHeapTrims}`);
   }
   let kafkaCeiling: (KafkaCeiling & { sottoShare: number }) | { skipped: string };
   if (own === undefined) {
