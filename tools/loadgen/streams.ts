@@ -82,8 +82,8 @@ export interface StreamsReport {
   /** Streams that ended or failed while held; 0 is the expectation. */
   readonly streamsLost: number;
   /**
-   * Thousandths of a core the gateway used holding the streams (heartbeats, keepalives), over the
-   * hold's second half, when measured.
+   * Thousandths of a core the gateway used holding the streams (heartbeats, keepalives), after its
+   * heap trim, when measured.
    */
   readonly gatewayIdleMillicores?: number;
   readonly gatewayMemory?: {
@@ -106,7 +106,7 @@ export interface StreamsReport {
     readonly nativeBytesPerStream: number;
     /** The RSS before the streams, with the young generation as large as it grew with them: the process's fixed cost. */
     readonly emptyRssBytes: number;
-    /** Heap trims between the two samples (the streams opening and held), and their pauses in all. */
+    /** Heap trims between the two samples (after the streams opened), and their pauses in all. */
     readonly heapTrims: number;
     readonly heapTrimPauseSeconds: number;
   };
@@ -173,6 +173,28 @@ export function parseGatewayMemory(text: string): GatewayMemory {
     heapTrims: sample('sotto_gateway_heap_trims_total') ?? 0,
     heapTrimPauseSeconds: sample('sotto_gateway_heap_trim_seconds_sum') ?? 0,
   };
+}
+
+/** How long a gateway that trims its heap (GATEWAY_HEAP_TRIM_QUIET_MS, 10 s by default) is given to do so. */
+const TRIM_WAIT_MS = 30_000;
+
+/**
+ * Waits, up to TRIM_WAIT_MS, for the gateway to trim its heap once quiet, reading its trims once a
+ * second (a read is work on its event loop). A gateway with trims off, or whose heap did not grow
+ * enough, does not: the wait then ends, saying so.
+ */
+async function trimmedOnceQuiet(metrics: string, say: (line: string) => void): Promise<void> {
+  const trims = async (): Promise<number> => (await gatewayMemory(metrics)).heapTrims;
+  const start = await trims();
+  const deadline = performance.now() + TRIM_WAIT_MS;
+  while (performance.now() < deadline) {
+    await delay(1000);
+    if ((await trims()) > start) {
+      say('the gateway trimmed its heap');
+      return;
+    }
+  }
+  say(`the gateway did not trim its heap within ${TRIM_WAIT_MS / 1000} s`);
 }
 
 async function gatewayMemory(metrics: string): Promise<GatewayMemory> {
@@ -315,6 +337,8 @@ export async function measureStreams(
       }
       say('heap snapshot written');
     };
+    // Registering grew the gateway's heap with garbage; a gateway that trims gives it back once quiet.
+    if (target.gatewayMetrics !== undefined) await trimmedOnceQuiet(target.gatewayMetrics, say);
     const before =
       target.gatewayMetrics === undefined ? undefined : await settledMemory(target.gatewayMetrics);
     await snapshot();
@@ -337,19 +361,16 @@ export async function measureStreams(
     );
     const gateway: Record<string, number> =
       target.gatewayPid === undefined ? {} : { gateway: target.gatewayPid };
-    const heldStarted = performance.now();
-    // The gateway's CPU is measured over the hold's second half: in the first, once quiet, it
-    // trims the heap the streams' opening grew (GATEWAY_HEAP_TRIM_QUIET_MS after, 10 s by default),
-    // a one-off that heapTrimPauseSeconds reports, not the cost of holding streams.
-    await new Promise((resolve) => setTimeout(resolve, (options.holdSeconds * 1000) / 2));
+    // Opening them grew it too: its trim is a one-off, not the cost of holding streams.
+    if (target.gatewayMetrics !== undefined) await trimmedOnceQuiet(target.gatewayMetrics, say);
     const cpuBefore = cpuSeconds(gateway)['gateway'];
-    const idleStarted = performance.now();
-    await new Promise((resolve) => setTimeout(resolve, (options.holdSeconds * 1000) / 2));
+    const heldStarted = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, options.holdSeconds * 1000));
     const cpuAfter = cpuSeconds(gateway)['gateway'];
     const gatewayIdleMillicores =
       cpuBefore === undefined || cpuAfter === undefined
         ? undefined
-        : Math.round(((cpuAfter - cpuBefore) * 1e6) / (performance.now() - idleStarted));
+        : Math.round(((cpuAfter - cpuBefore) * 1e6) / (performance.now() - heldStarted));
     const withStreams =
       target.gatewayMetrics === undefined ? undefined : await settledMemory(target.gatewayMetrics);
     const heldSeconds = (performance.now() - heldStarted) / 1000;

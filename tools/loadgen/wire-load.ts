@@ -85,7 +85,9 @@ export interface WireTarget {
 async function heapTrims(gatewayMetrics: readonly string[]): Promise<number> {
   let trims = 0;
   for (const address of gatewayMetrics) {
-    const text = await (await fetch(`http://${address}/metrics`)).text();
+    const response = await fetch(`http://${address}/metrics`);
+    if (!response.ok) throw new Error(`http://${address}/metrics answered ${response.status}`);
+    const text = await response.text();
     trims += Number(/^sotto_gateway_heap_trims_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
   }
   return trims;

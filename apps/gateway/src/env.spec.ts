@@ -100,6 +100,8 @@ describe('gatewayEnv: GATEWAY_HEAP_TRIM_MIB and GATEWAY_HEAP_TRIM_QUIET_MS', () 
     ['GATEWAY_HEAP_TRIM_MIB', '64MiB', 'expected a whole number'],
     ['GATEWAY_HEAP_TRIM_QUIET_MS', '0', 'expected a number greater than 0'],
     ['GATEWAY_HEAP_TRIM_QUIET_MS', '1.5', 'expected a whole number'],
+    ['GATEWAY_HEAP_TRIM_QUIET_MS', '999', 'expected at least 1000'],
+    ['GATEWAY_HEAP_TRIM_QUIET_MS', '600001', 'expected at most 600000'],
   ])('refuses %s=%s, naming the variable', (variable, value, message) => {
     expect(problemsOf({ [variable]: value })).toEqual({ [variable]: message });
   });

@@ -54,13 +54,17 @@ export const gatewayEnv = serviceEnvSchema(
     GATEWAY_HEAP_GROWING_PERCENT: nonNegativeInt().max(300, { message: 'expected at most 300' }).default(0),
     /**
      * A quiet gateway gives back the memory its heap grew to while streams opened or a burst passed:
-     * once its event loop has been under a tenth busy for GATEWAY_HEAP_TRIM_QUIET_MS, and V8's old
-     * generation has grown this many MiB (and by half) past what the last trim kept, it runs one full
-     * collection that compacts the heap. 0: never. The trim pauses the gateway in proportion to what
-     * it keeps (docs/capacity.md measures it).
+     * once its event loop has been under 5% busy for GATEWAY_HEAP_TRIM_QUIET_MS (and over the last
+     * second), and V8's old generation has grown this many MiB (and by half) past what the last trim
+     * left committed, it runs one full collection that compacts the heap. 0: never. The trim pauses
+     * the gateway in proportion to what it keeps (docs/capacity.md measures it).
      */
     GATEWAY_HEAP_TRIM_MIB: nonNegativeInt().default(64),
-    GATEWAY_HEAP_TRIM_QUIET_MS: positiveInt().default(10_000),
+    /** The gateway looks once a second, so less than a second means nothing. */
+    GATEWAY_HEAP_TRIM_QUIET_MS: positiveInt()
+      .min(1_000, { message: 'expected at least 1000' })
+      .max(600_000, { message: 'expected at most 600000' })
+      .default(10_000),
     /** Failed authentications one address (an IPv6 /64) may make per window before it is refused. */
     AUTH_FAILURES_PER_SOURCE: positiveInt().default(20),
     /** Failed authentications of one device per window, from anywhere, before each address gets only one more. */

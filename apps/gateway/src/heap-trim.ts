@@ -20,75 +20,100 @@ import { GATEWAY_ENV, type GatewayEnv } from './env';
  * little to hold up.
  */
 
-/** Below this share of its time busy, the event loop counts as quiet. */
-export const QUIET_UTILIZATION = 0.1;
+/**
+ * Below this share of its time busy, over the whole quiet window and over the last second, the
+ * event loop counts as quiet: at the ~150 µs of gateway CPU a message costs under load, a few
+ * hundred messages a second at most, and not a burst that began within the last second.
+ */
+export const QUIET_UTILIZATION = 0.05;
 /** How often the gateway looks at its event loop and its heap. */
 const LOOK_EVERY_MS = 1_000;
-/** After a trim, V8 collects again once the old generation is this much larger than what was kept. */
+/** After a trim, V8 collects again once the old generation is this much larger than what was kept (unless GATEWAY_HEAP_GROWING_PERCENT says less). */
 const HEADROOM_PERCENT = 100;
 const MIB = 1024 * 1024;
 
 export interface HeapTrimRule {
-  /** How far the old generation must have grown past what the last trim kept; it must also have grown by half. */
+  /** How far the old generation must have grown past what the last trim left committed; it must also have grown by half. */
   readonly minGrowthBytes: number;
   /** How long the event loop must have been quiet. */
   readonly quietMs: number;
 }
 
+/** How busy the event loop was over a stretch of time (0 to 1), and how long that stretch is. */
+export interface LoopBusy {
+  readonly coveredMs: number;
+  readonly utilization: number;
+}
+
 /** When to trim, from what the gateway sees each time it looks; without a heap, so that tests can drive it. */
 export class HeapTrimPolicy {
+  /** What the last trim left committed; before the first, nothing, so a gateway that grew GATEWAY_HEAP_TRIM_MIB trims. */
   private keptBytes = 0;
 
   constructor(private readonly rule: HeapTrimRule) {}
 
   /**
-   * One look: for how long, up to now, the gateway has been watching its event loop since it
-   * started or last trimmed (`watchedMs`), how busy the loop was over the last `quietMs` of that
-   * (0 to 1), and how many bytes the old generation has committed. True when it is time to trim.
+   * One look: how busy the loop was over the quiet window (which covers `coveredMs` of it so far)
+   * and over the last look's interval, and how many bytes the old generation has committed. True
+   * when it is time to trim.
    */
-  shouldTrim(watchedMs: number, utilization: number, committedBytes: number): boolean {
+  shouldTrim(window: LoopBusy, lastInterval: LoopBusy, committedBytes: number): boolean {
     return (
-      watchedMs >= this.rule.quietMs &&
-      utilization < QUIET_UTILIZATION &&
+      window.coveredMs >= this.rule.quietMs &&
+      window.utilization < QUIET_UTILIZATION &&
+      lastInterval.utilization < QUIET_UTILIZATION &&
       committedBytes - this.keptBytes >= Math.max(this.rule.minGrowthBytes, this.keptBytes / 2)
     );
   }
 
-  /** A trim kept this many bytes. */
-  trimmed(keptBytes: number): void {
-    this.keptBytes = keptBytes;
+  /**
+   * A trim left this many bytes committed: the next needs growth past it, so a trim that gave
+   * little back is not repeated at every quiet window.
+   */
+  trimmed(committedBytes: number): void {
+    this.keptBytes = committedBytes;
   }
 }
 
+/** How busy the loop was between two snapshots of its utilization, the later first. */
+function busyBetween(
+  later: { atMs: number; utilization: EventLoopUtilization },
+  earlier: { atMs: number; utilization: EventLoopUtilization },
+): LoopBusy {
+  const active = later.utilization.active - earlier.utilization.active;
+  const idle = later.utilization.idle - earlier.utilization.idle;
+  return {
+    coveredMs: later.atMs - earlier.atMs,
+    utilization: active + idle > 0 ? active / (active + idle) : 0,
+  };
+}
+
 /**
- * How busy the event loop was over the last `windowMs`, from a snapshot of its utilization taken
- * at each look: one busy second (a round of heartbeats) in a quiet window does not make it busy.
+ * How busy the event loop was over the last `windowMs`, and over the last look's interval, from
+ * snapshots of its utilization (`performance.eventLoopUtilization()`) taken at each look: one busy
+ * second (a round of heartbeats) in a quiet window does not make the window busy.
  */
 export class LoopUtilizationWindow {
   private readonly snapshots: { atMs: number; utilization: EventLoopUtilization }[] = [];
 
   constructor(private readonly windowMs: number) {}
 
-  /** Starts afresh: what happened before does not count. */
-  restart(): void {
+  /** Starts afresh from this snapshot: what happened before does not count. */
+  restart(atMs: number, utilization: EventLoopUtilization): void {
     this.snapshots.length = 0;
-    this.record();
+    this.snapshots.push({ atMs, utilization });
   }
 
-  /** Takes a snapshot; answers how long the window now covers and how busy the loop was over it. */
-  record(): { coveredMs: number; utilization: number } {
-    const atMs = performance.now();
-    const utilization = performance.eventLoopUtilization();
-    this.snapshots.push({ atMs, utilization });
+  /** Adds a snapshot; answers how busy the loop was over the window (as far as it is covered yet) and since the last snapshot. */
+  record(atMs: number, utilization: EventLoopUtilization): { window: LoopBusy; lastInterval: LoopBusy } {
+    const now = { atMs, utilization };
+    const previous = this.snapshots[this.snapshots.length - 1] ?? now;
+    this.snapshots.push(now);
     // Keep the newest snapshot at least windowMs old, so that the window is covered once it can be.
     while (this.snapshots.length > 1 && (this.snapshots[1]?.atMs ?? atMs) <= atMs - this.windowMs) {
       this.snapshots.shift();
     }
-    const oldest = this.snapshots[0] ?? { atMs, utilization };
-    return {
-      coveredMs: atMs - oldest.atMs,
-      utilization: performance.eventLoopUtilization(utilization, oldest.utilization).utilization,
-    };
+    return { window: busyBetween(now, this.snapshots[0] ?? now), lastInterval: busyBetween(now, previous) };
   }
 }
 
@@ -107,20 +132,30 @@ export function oldGeneration(): { committedBytes: number; usedBytes: number } {
 let fullCollection: (() => void) | undefined;
 
 /**
+ * V8's gc(), from a context made after it is exposed (the process's own global stays as it was).
+ * Resolved as the gateway starts, so that a V8 without it fails then and not at the first trim.
+ */
+export function exposeFullCollection(): void {
+  if (fullCollection !== undefined) return;
+  setFlagsFromString('--expose-gc');
+  const gc: unknown = runInNewContext('gc');
+  if (typeof gc !== 'function')
+    throw new Error('V8 did not expose gc(): GATEWAY_HEAP_TRIM_MIB=0 turns heap trims off');
+  fullCollection = gc as () => void;
+}
+
+/**
  * Collects the whole heap at once, compacting every page of the old generation, and has V8 let
  * it grow by `headroomPercent` of what it kept before the next full collection; then puts V8's
  * growth back to `growingPercent` (0: its own). Blocks until done.
  */
 export function collectAndCompact(headroomPercent: number, growingPercent: number): void {
-  if (fullCollection === undefined) {
-    // V8's gc(), in a context made after it is exposed; the gateway's own global stays as it was.
-    setFlagsFromString('--expose-gc');
-    fullCollection = runInNewContext('gc') as () => void;
-  }
+  exposeFullCollection();
+  const collect = fullCollection as () => void;
   setFlagsFromString('--compact-on-every-full-gc');
   setFlagsFromString(`--heap-growing-percent=${headroomPercent}`);
   try {
-    fullCollection();
+    collect();
   } finally {
     setFlagsFromString('--no-compact-on-every-full-gc');
     setFlagsFromString(`--heap-growing-percent=${growingPercent}`);
@@ -153,29 +188,31 @@ export class HeapTrim implements OnModuleInit, OnApplicationShutdown {
     this.pauses = new Histogram({
       name: 'sotto_gateway_heap_trim_seconds',
       help: 'How long each heap trim paused the gateway.',
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     });
   }
 
   onModuleInit(): void {
     if (this.env.GATEWAY_HEAP_TRIM_MIB === 0) return;
-    this.loop.restart();
+    exposeFullCollection();
+    this.loop.restart(performance.now(), performance.eventLoopUtilization());
     this.timer = setInterval(() => this.look(), LOOK_EVERY_MS).unref();
   }
 
   private look(): void {
-    const { coveredMs, utilization } = this.loop.record();
+    const { window, lastInterval } = this.loop.record(performance.now(), performance.eventLoopUtilization());
     const before = oldGeneration();
-    if (!this.policy.shouldTrim(coveredMs, utilization, before.committedBytes)) return;
+    if (!this.policy.shouldTrim(window, lastInterval, before.committedBytes)) return;
 
     const started = performance.now();
-    collectAndCompact(HEADROOM_PERCENT, this.env.GATEWAY_HEAP_GROWING_PERCENT);
+    const growing = this.env.GATEWAY_HEAP_GROWING_PERCENT;
+    collectAndCompact(growing > 0 ? Math.min(growing, HEADROOM_PERCENT) : HEADROOM_PERCENT, growing);
     const pausedMs = performance.now() - started;
     const after = oldGeneration();
-    this.policy.trimmed(after.usedBytes);
+    this.policy.trimmed(after.committedBytes);
     // The trim's own pause is not the gateway's work; quiet is counted afresh after it.
-    this.loop.restart();
+    this.loop.restart(performance.now(), performance.eventLoopUtilization());
     this.trims.inc();
     this.pauses.observe(pausedMs / 1000);
     this.logger.log(
