@@ -458,6 +458,8 @@ export async function measureGroup(
     await drained(() => book.complete, book.whenComplete());
 
     const millicores = (seconds: number): number => Math.round((seconds * 1000) / idleSeconds);
+    // The rates from the seconds as reported, so that the report's own figures agree.
+    const reportedSeconds = round(measuredSeconds, 3);
     return {
       members: memberCount,
       senders: senderCount,
@@ -473,11 +475,11 @@ export async function measureGroup(
         exhausted,
       },
       warmupSeconds: round(warmupSeconds),
-      measuredSeconds: round(measuredSeconds, 3),
+      measuredSeconds: reportedSeconds,
       measuredUploads,
       measuredCopies,
-      uploadsPerSecond: round(measuredUploads / measuredSeconds),
-      copiesPerSecond: Math.round(measuredCopies / measuredSeconds),
+      uploadsPerSecond: round(measuredUploads / reportedSeconds),
+      copiesPerSecond: Math.round(measuredCopies / reportedSeconds),
       latencyMs: percentiles(groupLatencies),
       uploadAnsweredMs: percentiles(answerTimes),
       machine: { cores: availableParallelism(), loadAverage: round(loadAverage, 2) },

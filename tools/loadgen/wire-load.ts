@@ -581,6 +581,8 @@ export async function measureWire(
       Object.entries(between(jitBefore, jitAfter)).filter(([, seconds]) => seconds > 0),
     );
     const millicores = (seconds: number): number => Math.round((seconds * 1000) / idleSeconds);
+    // The rates from the seconds as reported, so that the report's own figures agree.
+    const reportedSeconds = round(measuredSeconds, 3);
     return {
       devices: options.devices,
       inFlight: options.inFlight,
@@ -588,9 +590,9 @@ export async function measureWire(
       envelopeBytes: options.size,
       ...(options.ratePerSecond === undefined ? {} : { ratePerSecond: options.ratePerSecond }),
       warmupSeconds: round(warmupSeconds),
-      measuredSeconds: round(measuredSeconds, 3),
+      measuredSeconds: reportedSeconds,
       measuredDeliveries,
-      messagesPerSecond: Math.round(measuredDeliveries / measuredSeconds),
+      messagesPerSecond: Math.round(measuredDeliveries / reportedSeconds),
       latencyMs: percentiles(latencies),
       sendAnsweredMs: percentiles(answerTimes),
       machine: { cores: availableParallelism(), loadAverage: round(loadAverage, 2) },
