@@ -63,7 +63,14 @@ describe('startKafkaCluster', () => {
       try {
         expect((await admin.describeCluster()).brokers.map((b) => b.nodeId).sort()).toEqual([1, 2, 3]);
         // The brokers' defaults are a production cluster's: three replicas, two in sync for a write.
-        await admin.createTopics({ waitForLeaders: true, topics: [{ topic: TOPIC, numPartitions: 3 }] });
+        await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 3 }] });
+        // Not createTopics' waitForLeaders: a broker the controller has not told yet answers that it does
+        // not host the topic, which kafkajs does not retry there.
+        await until(async () => {
+          const partitions =
+            (await admin.fetchTopicMetadata({ topics: [TOPIC] })).topics[0]?.partitions ?? [];
+          return partitions.length === 3 && partitions.every((partition) => partition.leader >= 0);
+        }, 'every partition of the new topic did not get a leader');
         const configs = await admin.describeConfigs({
           includeSynonyms: false,
           resources: [{ type: ConfigResourceTypes.TOPIC, name: TOPIC, configNames: ['min.insync.replicas'] }],
