@@ -170,7 +170,7 @@ export function parseGatewayMemory(text: string): GatewayMemory {
     youngGenerationUsedBytes: newSpace('sotto_nodejs_heap_space_size_used_bytes'),
     heapCommittedBytes: value('sotto_nodejs_heap_size_total_bytes'),
     externalBytes: value('sotto_nodejs_external_memory_bytes'),
-    heapTrims: sample('sotto_gateway_heap_trims_total') ?? 0,
+    heapTrims: sample('sotto_gateway_heap_trim_seconds_count') ?? 0,
     heapTrimPauseSeconds: sample('sotto_gateway_heap_trim_seconds_sum') ?? 0,
   };
 }

@@ -81,14 +81,14 @@ export interface WireTarget {
   readonly gatewayMetrics?: readonly string[];
 }
 
-/** The gateways' heap trims so far (sotto_gateway_heap_trims_total), summed; 0 from a gateway without them. */
+/** The gateways' heap trims so far (sotto_gateway_heap_trim_seconds_count), summed; 0 from a gateway without them. */
 async function heapTrims(gatewayMetrics: readonly string[]): Promise<number> {
   let trims = 0;
   for (const address of gatewayMetrics) {
     const response = await fetch(`http://${address}/metrics`);
     if (!response.ok) throw new Error(`http://${address}/metrics answered ${response.status}`);
     const text = await response.text();
-    trims += Number(/^sotto_gateway_heap_trims_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
+    trims += Number(/^sotto_gateway_heap_trim_seconds_count(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
   }
   return trims;
 }

@@ -134,16 +134,16 @@ describe('a gateway trims its heap once quiet', () => {
     const inbox = bobs.connect(bob);
     try {
       expect(await inbox.untilEmpty()).toEqual([]);
-      expect(await metricValue(gateway, 'sotto_gateway_heap_trims_total')).toBe(0);
+      expect(await metricValue(gateway, 'sotto_gateway_heap_trim_seconds_count')).toBe(0);
 
       // Starting it grew its heap far past the 1 MiB asked for; once quiet for 10 s, it trims.
       // Read once a second: reading /metrics is work on the gateway's event loop.
       const deadline = Date.now() + 40_000;
-      while ((await metricValue(gateway, 'sotto_gateway_heap_trims_total')) < 1) {
+      while ((await metricValue(gateway, 'sotto_gateway_heap_trim_seconds_count')) < 1) {
         if (Date.now() > deadline) throw new Error('the gateway did not trim within 40 s of quiet');
         await new Promise((resolve) => setTimeout(resolve, 1_000));
       }
-      expect(await metricValue(gateway, 'sotto_gateway_heap_trim_seconds_count')).toBe(1);
+      expect(await metricValue(gateway, 'sotto_gateway_heap_trim_seconds_sum')).toBeGreaterThan(0);
 
       await api.send(alice, bob, 'after the trim');
       const message = await inbox.next();
@@ -167,7 +167,7 @@ describe('GATEWAY_HEAP_TRIM_MIB=0', () => {
     try {
       // Started, its old generation is far past 1 MiB: with GATEWAY_HEAP_TRIM_MIB=1 it would trim within 2 s.
       await new Promise((resolve) => setTimeout(resolve, 4_000));
-      expect(await metricValue(gateway, 'sotto_gateway_heap_trims_total')).toBe(0);
+      expect(await metricValue(gateway, 'sotto_gateway_heap_trim_seconds_count')).toBe(0);
     } finally {
       await gateway.stop();
     }

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Histogram, Registry } from 'prom-client';
 import { GATEWAY_ENV, type GatewayEnv } from './env';
 
 /**
@@ -166,7 +166,6 @@ export function collectAndCompact(headroomPercent: number, growingPercent: numbe
 export class HeapTrim implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(HeapTrim.name);
   private readonly policy: HeapTrimPolicy;
-  private readonly trims: Counter;
   private readonly pauses: Histogram;
   private readonly loop: LoopUtilizationWindow;
   private timer: NodeJS.Timeout | undefined;
@@ -180,14 +179,9 @@ export class HeapTrim implements OnModuleInit, OnApplicationShutdown {
       quietMs: env.GATEWAY_HEAP_TRIM_QUIET_MS,
     });
     this.loop = new LoopUtilizationWindow(env.GATEWAY_HEAP_TRIM_QUIET_MS);
-    this.trims = new Counter({
-      name: 'sotto_gateway_heap_trims_total',
-      help: 'Full, compacting collections the gateway ran while quiet to give back the memory its heap had grown to (GATEWAY_HEAP_TRIM_MIB).',
-      registers: [registry],
-    });
     this.pauses = new Histogram({
       name: 'sotto_gateway_heap_trim_seconds',
-      help: 'How long each heap trim paused the gateway.',
+      help: 'Heap trims (full, compacting collections the gateway ran while quiet to give back the memory its heap had grown to; GATEWAY_HEAP_TRIM_MIB) and how long each paused the gateway; _count counts them.',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     });
@@ -213,7 +207,6 @@ export class HeapTrim implements OnModuleInit, OnApplicationShutdown {
     this.policy.trimmed(after.committedBytes);
     // The trim's own pause is not the gateway's work; quiet is counted afresh after it.
     this.loop.restart(performance.now(), performance.eventLoopUtilization());
-    this.trims.inc();
     this.pauses.observe(pausedMs / 1000);
     this.logger.log(
       `heap trimmed while quiet: the old generation had ${Math.round(before.committedBytes / MIB)} MiB committed, ` +
