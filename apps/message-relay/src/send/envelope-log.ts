@@ -21,10 +21,22 @@ const ENVELOPE_OVERHEAD_BYTES = 160;
 const MAX_PRODUCE_ATTEMPTS = 3;
 
 /** A record on its way to Kafka: an envelope, or a multi-recipient send whole. */
-interface LogRecord {
+export interface LogRecord {
   readonly topic: string;
   readonly key: Buffer;
   readonly value: Buffer;
+}
+
+/**
+ * A multi-recipient send as its one Kafka record, encoded once: the caller
+ * checks the encoded size against the record limit and appends these bytes.
+ */
+export function multiRecipientLogRecord(record: MultiRecipientRecord): LogRecord {
+  return {
+    topic: multiRecipientTopic.TOPIC,
+    key: multiRecipientTopic.encodeKey(record.recipients.map((recipient) => recipient.accountId)),
+    value: multiRecipientTopic.encodeValue(record),
+  };
 }
 
 /**
@@ -108,15 +120,12 @@ export class EnvelopeLog implements OnModuleInit, OnApplicationShutdown {
     );
   }
 
-  /** Resolves once Kafka has acknowledged the record: every copy of the send at once. */
-  appendMultiRecipient(record: MultiRecipientRecord): Promise<void> {
-    return this.commits.add([
-      {
-        topic: multiRecipientTopic.TOPIC,
-        key: multiRecipientTopic.encodeKey(record.recipients.map((recipient) => recipient.accountId)),
-        value: multiRecipientTopic.encodeValue(record),
-      },
-    ]);
+  /**
+   * Resolves once Kafka has acknowledged the record (from multiRecipientLogRecord):
+   * every copy of the send at once.
+   */
+  appendMultiRecipient(record: LogRecord): Promise<void> {
+    return this.commits.add([record]);
   }
 
   /**

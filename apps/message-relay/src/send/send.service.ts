@@ -8,7 +8,6 @@ import {
   type Envelope,
 } from '@sotto/contracts/generated/sotto/common/v1/envelope';
 import {
-  MultiRecipientRecord,
   type SendMultiRecipientRequest,
   type SendMultiRecipientResponse,
   type SendRequest,
@@ -23,7 +22,7 @@ import { FaultInjection } from '../routing/fault-injection';
 import { sealedCopy } from '../routing/multi-recipient-copies';
 import { Upstream } from '../upstream/upstream';
 import { DeviceLists } from './device-lists';
-import { EnvelopeLog } from './envelope-log';
+import { EnvelopeLog, multiRecipientLogRecord } from './envelope-log';
 import { MailboxRoom } from './mailbox-room';
 import { uuidv7 } from './uuidv7';
 
@@ -326,7 +325,8 @@ export class SendService {
         deviceIds: devices.map((device) => device.deviceId),
       })),
     };
-    const recordBytes = MultiRecipientRecord.encode(record).finish().length;
+    const logRecord = multiRecipientLogRecord(record);
+    const recordBytes = logRecord.value.length;
     if (recordBytes > MAX_MULTI_RECIPIENT_RECORD_BYTES) {
       throw refuse(
         'too-large',
@@ -335,7 +335,7 @@ export class SendService {
     }
     await this.checkRoom(copies, (device) => `of recipient ${device.accountId}`);
     this.faults.accepted(copies.map((copy) => copy.guid));
-    await this.log.appendMultiRecipient(record);
+    await this.log.appendMultiRecipient(logRecord);
     return { serverTimestampMs };
   }
 }
