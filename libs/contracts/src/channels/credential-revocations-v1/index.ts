@@ -1,4 +1,5 @@
 import { CredentialRevocation } from '../../generated/sotto/gateway/v1/credential_revocation';
+import { encodeToBuffer } from '../../wire-encoding';
 
 /**
  * Redis pub/sub among gateways: one channel for the whole deployment,
@@ -13,7 +14,7 @@ export const CHANNEL = 'sotto:credential-revocations:v1';
 export type Event = CredentialRevocation;
 
 export function encode(event: CredentialRevocation): Buffer {
-  return Buffer.from(CredentialRevocation.encode(event).finish());
+  return encodeToBuffer(CredentialRevocation, event);
 }
 
 export function decode(bytes: Uint8Array): CredentialRevocation {

@@ -1,4 +1,5 @@
 import { DeviceListChange } from '../../generated/sotto/directory/v1/device_list_change';
+import { encodeToBuffer } from '../../wire-encoding';
 
 /**
  * Redis pub/sub from the directory to the relays: one channel for the whole
@@ -13,7 +14,7 @@ export const CHANNEL = 'sotto:device-list-changes:v1';
 export type Event = DeviceListChange;
 
 export function encode(event: DeviceListChange): Buffer {
-  return Buffer.from(DeviceListChange.encode(event).finish());
+  return encodeToBuffer(DeviceListChange, event);
 }
 
 export function decode(bytes: Uint8Array): DeviceListChange {

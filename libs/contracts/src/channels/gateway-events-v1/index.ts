@@ -1,4 +1,5 @@
 import { GatewayEvent } from '../../generated/sotto/presence/v1/presence';
+import { encodeToBuffer } from '../../wire-encoding';
 
 /**
  * Redis pub/sub from presence to gateways: one channel per gateway instance,
@@ -12,7 +13,7 @@ export function channel(gatewayId: string): string {
 export type Event = GatewayEvent;
 
 export function encode(event: GatewayEvent): Buffer {
-  return Buffer.from(GatewayEvent.encode(event).finish());
+  return encodeToBuffer(GatewayEvent, event);
 }
 
 export function decode(bytes: Uint8Array): GatewayEvent {

@@ -1,4 +1,5 @@
 import { UnidentifiedAccessChange } from '../../generated/sotto/directory/v1/unidentified_access_change';
+import { encodeToBuffer } from '../../wire-encoding';
 
 /**
  * Redis pub/sub from the directory to the gateways: one channel for the whole
@@ -14,7 +15,7 @@ export const CHANNEL = 'sotto:unidentified-access-changes:v1';
 export type Event = UnidentifiedAccessChange;
 
 export function encode(event: UnidentifiedAccessChange): Buffer {
-  return Buffer.from(UnidentifiedAccessChange.encode(event).finish());
+  return encodeToBuffer(UnidentifiedAccessChange, event);
 }
 
 export function decode(bytes: Uint8Array): UnidentifiedAccessChange {

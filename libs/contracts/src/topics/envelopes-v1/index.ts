@@ -1,4 +1,5 @@
 import { Envelope } from '../../generated/sotto/common/v1/envelope';
+import { encodeToBuffer } from '../../wire-encoding';
 
 /**
  * The envelope log. Every accepted envelope is one record, keyed by the
@@ -16,7 +17,7 @@ export function encodeKey(recipientAccountId: string): Buffer {
 }
 
 export function encodeValue(envelope: Envelope): Buffer {
-  return Buffer.from(Envelope.encode(envelope).finish());
+  return encodeToBuffer(Envelope, envelope);
 }
 
 export function decodeValue(bytes: Uint8Array): Envelope {

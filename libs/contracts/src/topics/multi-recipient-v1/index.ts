@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { MultiRecipientRecord } from '../../generated/sotto/relay/v1/relay';
+import { encodeToBuffer } from '../../wire-encoding';
 
 /**
  * Multi-recipient sends (group messages in one upload). Every accepted send
@@ -25,7 +26,7 @@ export function encodeKey(recipientAccountIds: readonly string[]): Buffer {
 }
 
 export function encodeValue(record: MultiRecipientRecord): Buffer {
-  return Buffer.from(MultiRecipientRecord.encode(record).finish());
+  return encodeToBuffer(MultiRecipientRecord, record);
 }
 
 export function decodeValue(bytes: Uint8Array): MultiRecipientRecord {
