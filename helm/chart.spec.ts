@@ -1565,7 +1565,7 @@ describe('helm/sotto', () => {
         expect(defaultsNotes).toContain('Redis 6379, PostgreSQL 5432');
         expect(defaultsNotes).not.toContain('KEDA');
         const productionNotes = notes([], [PRODUCTION]);
-        expect(productionNotes).toContain('KEDA scales the message-relay from 64 to 256 pods');
+        expect(productionNotes).toContain('KEDA scales the message-relay from 60 to 256 pods');
         expect(productionNotes).toContain('its egress NetworkPolicy allows 443');
         expect(notes(['networkPolicy.egress.enabled=false'])).not.toContain('Egress is restricted');
       });
@@ -1933,9 +1933,18 @@ describe('helm/sotto', () => {
           expect(resources?.requests).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
           expect(resources?.limits).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
         }
-        // The gateway holds 20,000 streams at the measured 48.4 KiB each plus its 320 MiB empty
-        // process: 1,266 MiB, within its request.
-        expect(container(production, 'gateway').resources?.requests?.memory).toBe('1408Mi');
+        // The gateway holds 20,000 streams at the measured 14,589 B each plus its 350 MiB empty
+        // process at its memory target (75%) of its request, and a pod before its heap trim (26,898 B
+        // a stream, 424 MiB empty) within its limit.
+        const MiB = 1024 * 1024;
+        const bytes = (quantity: string | undefined): number => {
+          const match = /^(\d+)(Mi|Gi)$/.exec(quantity ?? '');
+          if (!match) throw new Error(`not a Mi or Gi quantity: ${quantity}`);
+          return Number(match[1]) * (match[2] === 'Gi' ? 1024 * MiB : MiB);
+        };
+        const { requests, limits } = container(production, 'gateway').resources ?? {};
+        expect(20_000 * 14_589 + 350 * MiB).toBeLessThanOrEqual(0.75 * bytes(requests?.memory));
+        expect(20_000 * 26_898 + 424 * MiB).toBeLessThanOrEqual(bytes(limits?.memory));
       });
 
       it('turns TLS, the rate limits, egress policies and the alerts on', () => {
@@ -1958,8 +1967,9 @@ describe('helm/sotto', () => {
       it('says where each number comes from', () => {
         const text = readFileSync(PRODUCTION, 'utf8');
         for (const figure of [
-          '3,600 µs',
+          '423 µs',
           '400 µs',
+          '14,589 B',
           '20 KiB',
           'one relay consumer per partition',
           'min.insync.replicas',
