@@ -73,7 +73,7 @@ export interface WireTarget {
   readonly pids: Readonly<Record<string, number>>;
   /** Kafka and Redis under the platform, when known: their bytes per envelope are measured after the load. */
   readonly storage?: StorageTarget;
-  /** Where the relays serve /metrics, when known: their Kafka requests per message are counted. */
+  /** Where the relays serve /metrics, when known: their Kafka requests and the calls they answered per message are counted. */
   readonly relayMetrics?: readonly string[];
   /** Where the directories serve /metrics, when known: the calls they answered per message are counted. */
   readonly directoryMetrics?: readonly string[];
@@ -93,10 +93,10 @@ async function heapTrims(gatewayMetrics: readonly string[]): Promise<number> {
   return trims;
 }
 
-/** The directories' answered gRPC calls (sotto_grpc_server_handled_total), summed over directories and codes, by method. */
-async function directoryCalls(directoryMetrics: readonly string[]): Promise<Map<string, number>> {
+/** The gRPC calls services answered (sotto_grpc_server_handled_total), summed over the services and codes, by method. */
+async function answeredCalls(metrics: readonly string[]): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  for (const address of directoryMetrics) {
+  for (const address of metrics) {
     const text = await (await fetch(`http://${address}/metrics`)).text();
     for (const line of text.split('\n')) {
       const match = /^sotto_grpc_server_handled_total\{([^}]*)\} (\S+)$/.exec(line);
@@ -186,6 +186,11 @@ export interface WireReport extends DeliveryCounts {
    * ("authenticate", "getUnidentifiedAccessBatch", …), most first.
    */
   readonly directoryCallsPerThousandMessages?: Record<string, number>;
+  /**
+   * Calls the relay answered per 1,000 envelopes delivered in the measured seconds, by method
+   * ("sendBatch", "ackBatch", …), most first: each is a unary call from a gateway, whatever it carries.
+   */
+  readonly relayCallsPerThousandMessages?: Record<string, number>;
   /**
    * Redis commands per 1,000 delivered messages, by name, most first (commands that scripts run
    * are counted too, under their own names, besides the EVALSHA that ran them).
@@ -494,7 +499,8 @@ export async function measureWire(
     await wait(warmupSeconds);
     const loadAverage = loadavg()[0] ?? 0;
     const requestsBefore = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
-    const directoryBefore = target.directoryMetrics && (await directoryCalls(target.directoryMetrics));
+    const directoryBefore = target.directoryMetrics && (await answeredCalls(target.directoryMetrics));
+    const relayCallsBefore = target.relayMetrics && (await answeredCalls(target.relayMetrics));
     const redisBefore = target.storage && (await redisCommandCounts(target.storage));
     const cpuBefore = cpuSeconds(target.pids);
     const jitBefore = jvmCompilerSeconds(target.pids);
@@ -506,7 +512,8 @@ export async function measureWire(
     const cpuAfter = cpuSeconds(target.pids);
     const jitAfter = jvmCompilerSeconds(target.pids);
     const requestsAfter = target.relayMetrics && (await kafkaRequests(target.relayMetrics));
-    const directoryAfter = target.directoryMetrics && (await directoryCalls(target.directoryMetrics));
+    const directoryAfter = target.directoryMetrics && (await answeredCalls(target.directoryMetrics));
+    const relayCallsAfter = target.relayMetrics && (await answeredCalls(target.relayMetrics));
     const redisAfter = target.storage && (await redisCommandCounts(target.storage));
     const trimsAfter = target.gatewayMetrics && (await heapTrims(target.gatewayMetrics));
     sending = false;
@@ -632,6 +639,12 @@ export async function measureWire(
         'directoryCallsPerThousandMessages',
         directoryBefore,
         directoryAfter,
+        measuredDeliveries,
+      ),
+      ...perThousandMessages(
+        'relayCallsPerThousandMessages',
+        relayCallsBefore,
+        relayCallsAfter,
         measuredDeliveries,
       ),
       ...perThousandMessages('redisCommandsPerThousandMessages', redisBefore, redisAfter, measuredDeliveries),

@@ -35,6 +35,7 @@ describe('the wire load generator', () => {
         server: platform.gateway,
         ca: testTls().ca,
         pids,
+        relayMetrics: [platform.services['message-relay'].metrics],
         storage: {
           kafkaBrokers: infra.kafkaBrokers,
           redisUrl: infra.redisUrl,
@@ -81,6 +82,13 @@ describe('the wire load generator', () => {
     const { servers, total, loadgen } = report.cpuMicrosPerMessage;
     expect(servers).toBeGreaterThan(0);
     expect(total).toBeCloseTo((servers ?? 0) + (loadgen ?? 0), 0);
+
+    // The gateway's unary calls to the relay behind the stream's sends and acknowledgements, each
+    // carrying several: fewer calls than messages.
+    const relayCalls = report.relayCallsPerThousandMessages ?? {};
+    expect(relayCalls['sendBatch']).toBeGreaterThan(0);
+    expect(relayCalls['ackBatch']).toBeGreaterThan(0);
+    expect(Object.values(relayCalls).every((perThousand) => perThousand <= 2000)).toBe(true);
 
     // What an envelope costs the storage: at least its 200 bytes in Kafka's log and in a mailbox, and not ten times that.
     expect(report.storage?.queuedEnvelopes).toBe(1000);

@@ -249,6 +249,12 @@ async function run(
       `directory calls per 1,000 messages: ${calls.length === 0 ? 'none' : calls.map(([method, count]) => `${count} ${method}`).join(', ')}`,
     );
   }
+  if (sotto.relayCallsPerThousandMessages !== undefined) {
+    const calls = Object.entries(sotto.relayCallsPerThousandMessages);
+    say(
+      `relay calls per 1,000 messages: ${calls.length === 0 ? 'none' : calls.map(([method, count]) => `${count} ${method}`).join(', ')}`,
+    );
+  }
   if (sotto.gatewayHeapTrims !== undefined) {
     say(`gateway heap trims from the idle spell to the measurement's end: ${sotto.gatewayHeapTrims}`);
   }
