@@ -42,6 +42,26 @@ describe('gatewayEnv: RELAY_SEND_TIMEOUT_MS', () => {
   });
 });
 
+describe('gatewayEnv: batch calls to the relay', () => {
+  it('keeps 4 batches of Sends and reads in flight and 1 of acknowledgements unless told otherwise', () => {
+    const env = parseEnvironment(gatewayEnv, base);
+    expect([env.RELAY_BATCH_CONCURRENCY, env.RELAY_ACK_BATCH_CONCURRENCY]).toEqual([4, 1]);
+    expect(
+      parseEnvironment(gatewayEnv, { ...base, RELAY_ACK_BATCH_CONCURRENCY: '8' }).RELAY_ACK_BATCH_CONCURRENCY,
+    ).toBe(8);
+  });
+
+  it.each([
+    ['0', 'expected a number greater than 0'],
+    ['1.5', 'expected a whole number'],
+    ['65', 'expected at most 64'],
+  ])('refuses %s acknowledgement batches in flight, naming the variable', (value, message) => {
+    expect(problemsOf({ RELAY_ACK_BATCH_CONCURRENCY: value })).toEqual({
+      RELAY_ACK_BATCH_CONCURRENCY: message,
+    });
+  });
+});
+
 describe('gatewayEnv: the unidentified-access cache', () => {
   it('caches for 30 s and at most 100,000 accounts unless told otherwise, and 0 turns it off', () => {
     const defaults = parseEnvironment(gatewayEnv, base);

@@ -122,6 +122,12 @@ export const gatewayEnv = serviceEnvSchema(
      */
     RELAY_BATCH_CONCURRENCY: positiveInt().max(64, { message: 'expected at most 64' }).default(4),
     /**
+     * AckBatch calls the gateway keeps in flight to the relays, in place of RELAY_BATCH_CONCURRENCY:
+     * nobody waits for them (a stream's window opens as its device acknowledges), so one at a time
+     * lets each carry more acknowledgements, in fewer calls and fewer mailbox deletes.
+     */
+    RELAY_ACK_BATCH_CONCURRENCY: positiveInt().max(64, { message: 'expected at most 64' }).default(1),
+    /**
      * How long the relay has to answer a SendBatch; past it each Send in the batch fails with
      * DEADLINE_EXCEEDED, so a relay that hangs does not hold devices' sends (and their streams'
      * send budgets) for good. At most 5 minutes: a longer wait is no deadline.

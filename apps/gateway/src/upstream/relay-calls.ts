@@ -80,8 +80,9 @@ async function sendBatch(
 /**
  * The relay's Send, ReadMailbox and Ack as this gateway's devices make them,
  * gathered into SendBatch, ReadMailboxBatch and AckBatch calls: while
- * RELAY_BATCH_CONCURRENCY batches of a kind are in flight, the calls made
- * meanwhile wait and go together in the next (see CallBatcher). Each call
+ * RELAY_BATCH_CONCURRENCY batches of a kind (RELAY_ACK_BATCH_CONCURRENCY of
+ * acknowledgements) are in flight, the calls made meanwhile wait and go
+ * together in the next (see CallBatcher). Each call
  * gets its own answer, errors included, exactly as the unary call gave it.
  * Every batch has a deadline, so a relay that hangs holds no device's calls
  * (nor a stream's send budget) for long.
@@ -127,7 +128,11 @@ export class RelayCalls {
           (await relay.ackBatch({ acks }, undefined, { deadline: Date.now() + ACK_TIMEOUT_MS })).outcomes,
         ),
       // A GUID is 36 characters; an acknowledgement carries at most 1000.
-      { ...limits, sizeOf: (ack) => 64 + 40 * ack.guids.length },
+      {
+        ...limits,
+        concurrency: env.RELAY_ACK_BATCH_CONCURRENCY,
+        sizeOf: (ack) => 64 + 40 * ack.guids.length,
+      },
     );
   }
 
