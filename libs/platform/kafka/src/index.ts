@@ -9,3 +9,4 @@ export {
 } from './topics';
 export type { Kafka, Producer, Consumer, Admin } from 'kafkajs';
 export { countKafkaRequests } from './request-metrics';
+export { repairRequestQueue } from './request-queue';

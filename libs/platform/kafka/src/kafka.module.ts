@@ -2,6 +2,7 @@ import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown 
 import { Kafka, logLevel, type Admin, type KafkaConfig, type LogEntry } from 'kafkajs';
 import { Readiness } from '@sotto/platform/health';
 import { clientTlsOptions, type ClientTlsFiles } from '@sotto/platform/tls';
+import { repairRequestQueue } from './request-queue';
 
 export const KAFKA = Symbol('KAFKA');
 const KAFKA_ADMIN = Symbol('KAFKA_ADMIN');
@@ -57,8 +58,9 @@ export class KafkaModule {
       providers: [
         {
           provide: KAFKA,
-          useFactory: (): Kafka =>
-            new Kafka({
+          useFactory: (): Kafka => {
+            repairRequestQueue();
+            return new Kafka({
               clientId: options.clientId,
               ...kafkaClientConfig(options),
               logLevel: logLevel.WARN,
@@ -66,7 +68,8 @@ export class KafkaModule {
               // Rides out a broker's loss: its partitions get new leaders once the controller fences
               // it (a broker session timeout, 9 s by default), and until then every retry fails.
               retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 5000 },
-            }),
+            });
+          },
         },
         {
           provide: KAFKA_ADMIN,
