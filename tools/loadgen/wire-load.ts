@@ -62,7 +62,12 @@ export interface WireOptions {
   readonly ratePerSecond?: number;
   /** 'stream' unless told otherwise. */
   readonly send?: SendTransport;
-  /** Seconds of load before the measurement starts (and of the idle spell before it); unset: a fifth of the duration, at most 5. */
+  /**
+   * Seconds of load before the measurement starts; unset: twice the duration, at most 60. A broker's
+   * JIT compiler spends minutes compiling the paths the load takes (and V8 the services'), a one-off
+   * cost a server in service has long paid. The idle spell before it lasts a fifth of the
+   * duration, at most 5 s.
+   */
   readonly warmupSeconds?: number;
 }
 
@@ -440,13 +445,14 @@ export async function measureWire(
 
     const wait = (seconds: number): Promise<void> =>
       Promise.race([new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000)), streamFailed]);
-    const warmupSeconds = options.warmupSeconds ?? Math.min(5, options.durationSeconds / 5);
+    const idleSpellSeconds = Math.min(5, options.durationSeconds / 5);
+    const warmupSeconds = options.warmupSeconds ?? Math.min(60, 2 * options.durationSeconds);
     // What the processes spend with every stream open and nothing sent, to tell the per-message cost from the fixed one.
-    say(`${round(warmupSeconds)} s idle, every stream open`);
+    say(`${round(idleSpellSeconds)} s idle, every stream open`);
     const trimsBefore = target.gatewayMetrics && (await heapTrims(target.gatewayMetrics));
     const idleBefore = cpuSeconds(target.pids);
     const idleStarted = performance.now();
-    await wait(warmupSeconds);
+    await wait(idleSpellSeconds);
     const idleSeconds = (performance.now() - idleStarted) / 1000;
     const idleAfter = cpuSeconds(target.pids);
     let sending = true;

@@ -30,7 +30,7 @@ describe('the wire load generator', () => {
     const withTls = (server: 'kafka' | 'redis'): typeof operator | undefined =>
       (infra.storageTls ?? []).includes(server) ? operator : undefined;
     const report = await measureWire(
-      { devices: 4, inFlight: 16, durationSeconds: 3, size: 200 },
+      { devices: 4, inFlight: 16, durationSeconds: 3, size: 200, warmupSeconds: 1 },
       {
         server: platform.gateway,
         ca: testTls().ca,
@@ -120,7 +120,15 @@ describe('the wire load generator', () => {
   it('paces Sends to --rate: the measured rate stays at it, everything delivered once (by unary Send)', async () => {
     if (platform === undefined) throw new Error('the platform did not start');
     const report = await measureWire(
-      { devices: 4, inFlight: 64, durationSeconds: 3, size: 200, ratePerSecond: 40, send: 'unary' },
+      {
+        devices: 4,
+        inFlight: 64,
+        durationSeconds: 3,
+        size: 200,
+        ratePerSecond: 40,
+        send: 'unary',
+        warmupSeconds: 1,
+      },
       { server: platform.gateway, ca: testTls().ca, pids: { loadgen: process.pid } },
       () => undefined,
     );
@@ -140,7 +148,7 @@ describe('the wire load generator', () => {
   it("sends sealed, as contacts do: no credentials, each destination's access key, every envelope delivered once", async () => {
     if (platform === undefined) throw new Error('the platform did not start');
     const report = await measureWire(
-      { devices: 4, inFlight: 16, durationSeconds: 3, size: 200, send: 'sealed' },
+      { devices: 4, inFlight: 16, durationSeconds: 3, size: 200, send: 'sealed', warmupSeconds: 1 },
       { server: platform.gateway, ca: testTls().ca, pids: { loadgen: process.pid } },
       () => undefined,
     );

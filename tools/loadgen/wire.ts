@@ -17,9 +17,11 @@
  * With --rate N the senders start at most N Sends a second between them
  * (open loop, for latency at a given load); without it each sends its next
  * as soon as its last is answered (closed loop, for the most the platform
- * does). --warmup S runs the load S seconds before measuring (default: a
- * fifth of the duration, at most 5), so a broker's JIT compiler has settled;
- * what Kafka's compiler threads spent while measuring is reported apart.
+ * does). --warmup S runs the load S seconds before measuring (default:
+ * twice the duration, at most 60), so the broker's JIT compiler (and V8's in
+ * the services) has compiled the paths the load takes, as in a server in
+ * service; what Kafka's compiler threads spent while measuring is reported
+ * apart all the same.
  * Devices send on their Connect streams, as connected clients do;
  * --send unary has them call the unary Send instead, for comparison; --send sealed has them send
  * as clients send to contacts, by SendSealed without credentials, authorised by each
