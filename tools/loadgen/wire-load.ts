@@ -6,12 +6,12 @@
  * --send sealed, by SendSealed without credentials, each destination's
  * unidentified-access key authorising it, as clients send between contacts),
  * --in-flight at a time in all, and acknowledge
- * every envelope delivered to them. After an idle spell (what each process
- * uses with nothing sent) and a warm-up, it measures for --duration
- * seconds: envelopes delivered per second, send→delivered latency, and the
- * CPU each process spent per delivered envelope; then it stops sending,
- * waits for everything sent to arrive, and counts what was lost or
- * delivered twice (see DeliveryLedger).
+ * every envelope delivered to them. After a warm-up, it measures for
+ * --duration seconds: envelopes delivered per second, send→delivered
+ * latency, and the CPU each process spent per delivered envelope; then it
+ * stops sending, waits for everything sent to arrive, counts what was lost
+ * or delivered twice (see DeliveryLedger), and measures an idle spell (what
+ * each process uses with every stream open and nothing sent).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
@@ -65,7 +65,7 @@ export interface WireOptions {
   /**
    * Seconds of load before the measurement starts; unset: twice the duration, at most 60. A broker's
    * JIT compiler spends minutes compiling the paths the load takes (and V8 the services'), a one-off
-   * cost a server in service has long paid. The idle spell before it lasts a fifth of the
+   * cost a server in service has long paid. The idle spell, after the load, lasts a fifth of the
    * duration, at most 5 s.
    */
   readonly warmupSeconds?: number;
@@ -82,7 +82,7 @@ export interface WireTarget {
   readonly relayMetrics?: readonly string[];
   /** Where the directories serve /metrics, when known: the calls they answered per message are counted. */
   readonly directoryMetrics?: readonly string[];
-  /** Where the gateways serve /metrics, when known: their heap trims during the idle spell and the measurement are counted. */
+  /** Where the gateways serve /metrics, when known: their heap trims during the warm-up and the measurement are counted. */
   readonly gatewayMetrics?: readonly string[];
 }
 
@@ -202,7 +202,7 @@ export interface WireReport extends DeliveryCounts {
    */
   readonly redisCommandsPerThousandMessages?: Record<string, number>;
   /**
-   * Heap trims the gateways ran from the idle spell's start to the measurement's end: each pauses
+   * Heap trims the gateways ran from the warm-up's start to the measurement's end: each pauses
    * its gateway, and a quiet gateway alone trims, so under load this is 0.
    */
   readonly gatewayHeapTrims?: number;
@@ -447,14 +447,7 @@ export async function measureWire(
       Promise.race([new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000)), streamFailed]);
     const idleSpellSeconds = Math.min(5, options.durationSeconds / 5);
     const warmupSeconds = options.warmupSeconds ?? Math.min(60, 2 * options.durationSeconds);
-    // What the processes spend with every stream open and nothing sent, to tell the per-message cost from the fixed one.
-    say(`${round(idleSpellSeconds)} s idle, every stream open`);
     const trimsBefore = target.gatewayMetrics && (await heapTrims(target.gatewayMetrics));
-    const idleBefore = cpuSeconds(target.pids);
-    const idleStarted = performance.now();
-    await wait(idleSpellSeconds);
-    const idleSeconds = (performance.now() - idleStarted) / 1000;
-    const idleAfter = cpuSeconds(target.pids);
     let sending = true;
     const sendOne = async (sender: Device, sequenceOffset: number): Promise<void> => {
       const destination =
@@ -538,6 +531,17 @@ export async function measureWire(
         }, 250);
       }),
     ]);
+
+    // What the processes spend with every stream open and nothing sent, to tell the per-message cost
+    // from the fixed one: measured warm, after the load (and a second for its last acknowledgements),
+    // as a server in service idles. Just after start a broker is still compiling its start-up paths.
+    await wait(1);
+    say(`${round(idleSpellSeconds)} s idle, every stream open`);
+    const idleBefore = cpuSeconds(target.pids);
+    const idleStarted = performance.now();
+    await wait(idleSpellSeconds);
+    const idleSeconds = (performance.now() - idleStarted) / 1000;
+    const idleAfter = cpuSeconds(target.pids);
 
     let storage: StorageReport | undefined;
     const [storageSender] = devices;
