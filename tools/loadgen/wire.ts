@@ -258,7 +258,7 @@ async function run(
     );
   }
   if (sotto.gatewayHeapTrims !== undefined) {
-    say(`gateway heap trims from the idle spell to the measurement's end: ${sotto.gatewayHeapTrims}`);
+    say(`gateway heap trims from the warm-up's start to the measurement's end: ${sotto.gatewayHeapTrims}`);
   }
   let kafkaCeiling: (KafkaCeiling & { sottoShare: number }) | { skipped: string };
   if (own === undefined) {
