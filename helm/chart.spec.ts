@@ -1967,7 +1967,7 @@ describe('helm/sotto', () => {
       it('says where each number comes from', () => {
         const text = readFileSync(PRODUCTION, 'utf8');
         for (const figure of [
-          '423 µs',
+          '375 µs',
           '400 µs',
           '14,589 B',
           '20 KiB',
