@@ -21,7 +21,8 @@
  * twice the duration, at most 60), so the broker's JIT compiler (and V8's in
  * the services) has compiled the paths the load takes, as in a server in
  * service; what Kafka's compiler threads spent while measuring is reported
- * apart all the same.
+ * apart all the same. (With --group the default is a fifth of the duration,
+ * at most 5.)
  * Devices send on their Connect streams, as connected clients do;
  * --send unary has them call the unary Send instead, for comparison; --send sealed has them send
  * as clients send to contacts, by SendSealed without credentials, authorised by each
