@@ -63,9 +63,9 @@ describe('startKafkaCluster', () => {
       try {
         expect((await admin.describeCluster()).brokers.map((b) => b.nodeId).sort()).toEqual([1, 2, 3]);
         // The brokers' defaults are a production cluster's: three replicas, two in sync for a write.
-        await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 3 }] });
-        // Not createTopics' waitForLeaders: a broker the controller has not told yet answers that it does
-        // not host the topic, which kafkajs does not retry there.
+        // Not createTopics' waitForLeaders (on unless turned off): a broker the controller has not told
+        // yet answers that it does not host the topic, which kafkajs does not retry there.
+        await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 3 }], waitForLeaders: false });
         await until(async () => {
           const partitions =
             (await admin.fetchTopicMetadata({ topics: [TOPIC] })).topics[0]?.partitions ?? [];
