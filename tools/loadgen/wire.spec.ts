@@ -148,11 +148,19 @@ describe('the wire load generator', () => {
   it("sends sealed, as contacts do: no credentials, each destination's access key, every envelope delivered once", async () => {
     if (platform === undefined) throw new Error('the platform did not start');
     const report = await measureWire(
-      { devices: 4, inFlight: 16, durationSeconds: 3, size: 200, send: 'sealed', warmupSeconds: 1 },
+      // The default warm-up: twice the duration (at most 60 s).
+      { devices: 4, inFlight: 16, durationSeconds: 3, size: 200, send: 'sealed' },
       { server: platform.gateway, ca: testTls().ca, pids: { loadgen: process.pid } },
       () => undefined,
     );
-    expect(report).toMatchObject({ send: 'sealed', sendErrors: {}, lost: 0, duplicated: 0, corrupted: 0 });
+    expect(report).toMatchObject({
+      send: 'sealed',
+      warmupSeconds: 6,
+      sendErrors: {},
+      lost: 0,
+      duplicated: 0,
+      corrupted: 0,
+    });
     expect(report.confirmed).toBe(report.sent);
     expect(report.messagesPerSecond).toBeGreaterThan(0);
   });

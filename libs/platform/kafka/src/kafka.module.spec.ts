@@ -11,6 +11,7 @@ import {
   testTls,
 } from '@sotto/testing';
 import { KafkaModule, ensureTopic, topicMinInsyncReplicas, type KafkaConnection } from './index';
+import { RequestQueue } from './request-queue';
 
 /** The platform's Kafka client, as the relay starts it. */
 async function start(connection: KafkaConnection) {
@@ -38,6 +39,22 @@ describe('KafkaModule', () => {
       expect(metadata.topics[0]?.partitions).toHaveLength(3);
       await admin.deleteTopics({ topics: [topic] });
     } finally {
+      await moduleRef.close();
+    }
+  });
+
+  it("keeps an idle client's request queues from checking themselves every millisecond (kafkajs's timer, repaired)", async () => {
+    const moduleRef = await start({ brokers: testInfra().kafkaBrokers, tls: relay });
+    const checks = jest.spyOn(RequestQueue.prototype, 'checkPendingRequests');
+    try {
+      // The admin client is connected (the module waits for it) and has nothing to ask.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      checks.mockClear();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Unrepaired, each connection checks about once a millisecond: 439 in this half second.
+      expect(checks.mock.calls.length).toBeLessThan(10);
+    } finally {
+      checks.mockRestore();
       await moduleRef.close();
     }
   });

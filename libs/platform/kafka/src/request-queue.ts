@@ -12,19 +12,32 @@
  * answer or timeout checks the queue itself, so nothing waits unseen.
  */
 
-// kafkajs has no types for its internals; this is the part used here.
-interface RequestQueueInternals {
+/** The part of kafkajs's RequestQueue that the repair and its spec use. */
+export interface KafkajsRequestQueue {
   pending: unknown[];
+  inflight: Map<number, unknown>;
   throttledUntil: number;
   throttleCheckTimeoutId: ReturnType<typeof setTimeout> | null;
   checkPendingRequests(): void;
   scheduleCheckPendingRequests(): void;
+  push(request: object): void;
+  maybeThrottle(clientSideThrottleTimeMs: number): void;
+  fulfillRequest(response: { correlationId: number; payload: Buffer; size: number }): void;
+  destroy(): void;
 }
+
+/** kafkajs's own RequestQueue class, the one its connections make. */
+export const RequestQueue =
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a kafkajs internal: the package's exports and types stop at its public API
+  require('kafkajs/src/network/requestQueue') as {
+    new (options: object): KafkajsRequestQueue;
+    prototype: KafkajsRequestQueue;
+  };
 
 /** kafkajs's own interval for re-checking a queue that waits on its in-flight limit. */
 const CHECK_PENDING_REQUESTS_INTERVAL_MS = 10;
 
-function scheduleCheckPendingRequests(this: RequestQueueInternals): void {
+function scheduleCheckPendingRequests(this: KafkajsRequestQueue): void {
   if (this.throttleCheckTimeoutId !== null || this.pending.length === 0) return;
   const untilUnthrottled = this.throttledUntil - Date.now();
   this.throttleCheckTimeoutId = setTimeout(
@@ -36,20 +49,12 @@ function scheduleCheckPendingRequests(this: RequestQueueInternals): void {
   );
 }
 
-let repaired = false;
-
-/** Applies the repair once per process, before or after connections exist (it replaces a prototype method). */
+/** Applies the repair, before or after connections exist (it replaces a prototype method); again is harmless. */
 export function repairRequestQueue(): void {
-  if (repaired) return;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const RequestQueue = require('kafkajs/src/network/requestQueue') as {
-    prototype: RequestQueueInternals;
-  };
   if (typeof RequestQueue.prototype.scheduleCheckPendingRequests !== 'function') {
     throw new Error(
       'kafkajs RequestQueue has no scheduleCheckPendingRequests: review the repair for this version',
     );
   }
   RequestQueue.prototype.scheduleCheckPendingRequests = scheduleCheckPendingRequests;
-  repaired = true;
 }
