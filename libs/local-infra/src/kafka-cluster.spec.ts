@@ -71,11 +71,19 @@ describe('startKafkaCluster', () => {
             (await admin.fetchTopicMetadata({ topics: [TOPIC] })).topics[0]?.partitions ?? [];
           return partitions.length === 3 && partitions.every((partition) => partition.leader >= 0);
         }, 'every partition of the new topic did not get a leader');
-        const configs = await admin.describeConfigs({
-          includeSynonyms: false,
-          resources: [{ type: ConfigResourceTypes.TOPIC, name: TOPIC, configNames: ['min.insync.replicas'] }],
-        });
-        expect(configs.resources[0]?.configEntries[0]?.configValue).toBe('2');
+        // DescribeConfigs goes to any broker, and one may still not know the topic the others lead.
+        let minInsyncReplicas: string | undefined;
+        await until(async () => {
+          const configs = await admin.describeConfigs({
+            includeSynonyms: false,
+            resources: [
+              { type: ConfigResourceTypes.TOPIC, name: TOPIC, configNames: ['min.insync.replicas'] },
+            ],
+          });
+          minInsyncReplicas = configs.resources[0]?.configEntries[0]?.configValue;
+          return true;
+        }, 'no broker described the new topic');
+        expect(minInsyncReplicas).toBe('2');
         const metadata = await admin.fetchTopicMetadata({ topics: [TOPIC] });
         for (const partition of metadata.topics[0]?.partitions ?? [])
           expect(partition.replicas).toHaveLength(3);
