@@ -14,10 +14,20 @@ async function fullyInSync(admin: Admin): Promise<boolean> {
   return partitions.length > 0 && partitions.every((p) => p.isr.length === p.replicas.length);
 }
 
+/** Tries `check` until it answers true, for 120 s; failing, says what it last threw. */
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 120_000;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what} within 120 s`);
+  let lastError: unknown;
+  while (
+    !(await check().catch((error: unknown) => {
+      lastError = error;
+      return false;
+    }))
+  ) {
+    if (Date.now() > deadline) {
+      const said = lastError instanceof Error ? ` (last: ${lastError.message})` : '';
+      throw new Error(`${what} within 120 s${said}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
