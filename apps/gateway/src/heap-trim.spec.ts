@@ -82,11 +82,10 @@ describe('LoopUtilizationWindow', () => {
 
 describe('collectAndCompact', () => {
   it("gives back the old generation's pages that only garbage was keeping", () => {
-    // What the test process holds already, compacted, so that what follows is measured against it.
+    // Garbage the test process already holds goes first, so that it does not count below.
     collectAndCompact(100, 0);
-    const base = oldGeneration();
     // Small objects that live long enough to reach the old generation, then nine in ten dropped:
-    // every page keeps a tenth, so a collection that only sweeps gives back almost nothing.
+    // every page keeps a tenth, so a collection that only sweeps gives back almost no pages.
     const kept: object[] = [];
     let all: object[] = [];
     for (let round = 0; round < 6; round++) {
@@ -101,14 +100,15 @@ describe('collectAndCompact', () => {
 
     const after = oldGeneration();
     expect(kept).toHaveLength(240_000);
-    const grown = (of: { committedBytes: number; usedBytes: number }) => ({
-      committed: of.committedBytes - base.committedBytes,
-      used: of.usedBytes - base.usedBytes,
-    });
-    // What the old generation uses is what is live, and it has committed little more than that.
-    expect(grown(after).used).toBeLessThan(grown(before).used / 2);
-    expect(grown(after).committed).toBeLessThan(grown(before).committed / 2);
-    expect(grown(after).committed).toBeLessThan(grown(after).used * 1.5 + 16 * MIB);
+    // Measured against the moment before, not against the process's start: a jest worker may
+    // still let go of what earlier suites left it between the two, which would skew a baseline.
+    const freedUsed = before.usedBytes - after.usedBytes;
+    const freedCommitted = before.committedBytes - after.committedBytes;
+    // About 185 MiB of the 2.4 million objects were garbage.
+    expect(freedUsed).toBeGreaterThan(100 * MIB);
+    // A sweep alone frees the objects but keeps their pages: about 20 of those 185 MiB come back.
+    // Compacted, the pages the survivors left come back with them.
+    expect(freedCommitted).toBeGreaterThan(freedUsed * 0.8);
   });
 });
 
